@@ -1,0 +1,383 @@
+"""The ``churnguard`` command: one sub-command per verb, each a thin shell over the library.
+
+Exit codes (DESIGN.md): 0 success, 2 bad usage or bad input (the message names file, row, column
+and reason), 1 anything else.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sys
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from churnguard import __version__
+from churnguard.config import ConfigError
+from churnguard.durations import parse_date, parse_days
+from churnguard.project import CONFIG_FILENAME, Project, init_project, resolve_project_dir
+from churnguard.store import StoreError
+
+EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
+
+# Progress and tables go to stderr so that stdout stays clean for scripts.
+console = Console(stderr=True, highlight=False)
+
+
+class BadInput(click.ClickException):
+    """Bad usage or bad input: exit code 2 with the message as given."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+# -- shared options and helpers ------------------------------------------------------------------
+def project_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--project",
+        "project_dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        help="Project folder (churnguard.toml + churnguard.duckdb). "
+        "Default: $CHURNGUARD_PROJECT, else the current folder.",
+    )(command)
+
+
+def load_project(project_dir: Path | None) -> Project:
+    root = resolve_project_dir(project_dir)
+    if not (root / CONFIG_FILENAME).exists():
+        raise BadInput(f"{root}: not a churnguard project (no {CONFIG_FILENAME}); run `churnguard init {root}`")
+    return Project.load(root)
+
+
+def days_option(*names: str, default: str | None, help: str) -> Callable[..., Any]:
+    def convert(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+        if value is None:
+            return None
+        try:
+            return parse_days(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
+
+    return click.option(*names, default=default, callback=convert, help=help, show_default=True)
+
+
+def date_callback(ctx: click.Context, param: click.Parameter, value: str | None) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return parse_date(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@contextmanager
+def day_progress(label: str) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar fed by ``callback(done, total)``."""
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task(label, total=None)
+
+        def update(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        yield update
+
+
+@contextmanager
+def stage_spinner(label: str) -> Iterator[Callable[[str], None]]:
+    """A spinner whose text follows the stage messages of a long operation."""
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+        console=console, transient=True,
+    ) as progress:
+        task = progress.add_task(label, total=None)
+        yield lambda message: progress.update(task, description=f"{label}: {message}")
+
+
+# -- the command group ---------------------------------------------------------------------------
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="churnguard")
+def cli() -> None:
+    """churnguard: predict which customers of an online shop are about to stop buying, say why,
+    and decide what to do about it.
+
+    Every command works on a project folder (churnguard.toml + churnguard.duckdb) given by
+    --project, $CHURNGUARD_PROJECT, or the current folder. Start with `churnguard demo`, or
+    `churnguard init DIR` followed by `churnguard ingest events FILE`.
+    """
+
+
+@cli.command()
+@click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
+def init(directory: Path | None) -> None:
+    """Create a project in DIRECTORY (default: $CHURNGUARD_PROJECT or the current folder).
+
+    Writes churnguard.toml with the default settings and creates the embedded store. An existing
+    project is left untouched.
+    """
+    root = resolve_project_dir(directory)
+    project, created = init_project(root)
+    verb = "Created" if created else "Already a project:"
+    click.echo(f"{verb} {project.root} ({CONFIG_FILENAME}, {project.store_path.name})")
+
+
+@cli.command()
+@click.option("--users", "n_users", type=click.IntRange(min=1), default=10_000, show_default=True,
+              help="Number of customers.")
+@click.option("--days", type=click.IntRange(min=1), default=365, show_default=True,
+              help="Length of the simulated period in days.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed; same seed, same data.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder to write events, users, items, campaigns and the ground truth to.")
+@click.option("--scenario", default="default", show_default=True,
+              help="'default', or 'sequence' (the order of events carries signal that totals miss).")
+@click.option("--start", default="2025-01-01", show_default=True, callback=date_callback,
+              help="First simulated day (YYYY-MM-DD).")
+@days_option("--horizon", default="90d", help="Churn horizon used for the ground truth.")
+def simulate(n_users: int, days: int, seed: int, out_dir: Path, scenario: str, start: dt.date,
+             horizon: int) -> None:
+    """Simulate an online shop with known ground truth.
+
+    Writes events.parquet, users.parquet, items.parquet and campaigns.parquet (the historical
+    randomised campaigns) in the data contracts' format, and truth/ with each customer's true
+    churn probability and true action effects at every cutoff (every 30 days from day 90).
+    """
+    from churnguard.simulate import simulate as run_simulation
+
+    try:
+        with day_progress(f"Simulating {n_users:,} customers") as update:
+            result = run_simulation(n_users=n_users, days=days, seed=seed, out_dir=out_dir,
+                                    scenario=scenario, start=start, horizon_days=horizon,
+                                    progress=update)
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
+    click.echo(
+        f"Simulated {result.n_users:,} customers, {result.n_events:,} events over {days} days "
+        f"(scenario {result.scenario}, seed {result.seed}) into {result.out_dir}"
+    )
+
+
+# -- ingest --------------------------------------------------------------------------------------
+@cli.group()
+def ingest() -> None:
+    """Load files into the store: validated, normalised to UTC, de-duplicated, all or nothing.
+
+    \b
+    churnguard ingest events orders.csv --map user_id=customer --map ts=order_date --default-type order
+    churnguard ingest users customers.parquet
+    churnguard ingest quarantine            (rows kept aside by --on-error quarantine)
+    """
+
+
+def _ingest_command(kind: str, summary: str) -> click.Command:
+    @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+    @click.option("--map", "mappings", multiple=True, metavar="DST=SRC",
+                  help="Use the file's column SRC as the contract column DST (repeatable).")
+    @click.option("--format", "fmt", type=click.Choice(["auto", "csv", "parquet", "jsonl"]),
+                  default="auto", show_default=True, help="File format; auto goes by extension.")
+    @click.option("--on-error", type=click.Choice(["reject", "skip", "quarantine"]), default="reject",
+                  show_default=True,
+                  help="reject: a bad row changes nothing; skip: load the good rows; "
+                  "quarantine: load the good rows and keep the bad ones with their reasons.")
+    @click.option("--delimiter", default=None, help="CSV delimiter (default: detected).")
+    @click.option("--encoding", default="utf-8", show_default=True, help="CSV text encoding.")
+    @project_option
+    def command(files: tuple[Path, ...], mappings: tuple[str, ...], fmt: str, on_error: str,
+                delimiter: str | None, encoding: str, project_dir: Path | None,
+                default_type: str | None = None) -> None:
+        _run_ingest(kind=kind, files=files, mappings=mappings, fmt=fmt, on_error=on_error,
+                    delimiter=delimiter, encoding=encoding, project_dir=project_dir,
+                    default_type=default_type)
+
+    if kind == "events":
+        command = click.option("--default-type", default=None,
+                               help="Event type for files without a type column (e.g. 'order' "
+                               "for an orders export).")(command)
+    command.__doc__ = summary
+    return click.command(name=kind)(command)
+
+
+def _run_ingest(*, kind: str, files: tuple[Path, ...], mappings: tuple[str, ...], fmt: str,
+                on_error: str, delimiter: str | None, encoding: str, project_dir: Path | None,
+                default_type: str | None) -> None:
+    from churnguard.ingest import IngestError, ingest_files, parse_mapping
+
+    project = load_project(project_dir)
+    try:
+        mapping = parse_mapping(mappings)
+        with project.open_store() as store, stage_spinner(f"Ingesting {kind}") as update:
+            report = ingest_files(store, kind=kind, files=files, mapping=mapping,
+                                  default_type=default_type, fmt=fmt, on_error=on_error,
+                                  config=project.config.ingest, delimiter=delimiter,
+                                  encoding=encoding, progress=update)
+    except IngestError as exc:
+        raise BadInput(str(exc)) from None
+    click.echo(
+        f"{kind}: read {report.rows_read:,} rows from {len(report.files)} file(s); "
+        f"added {report.rows_added:,}, updated {report.rows_updated:,}, "
+        f"duplicates {report.rows_duplicate:,}, bad {report.rows_bad:,} (batch {report.batch_id})"
+    )
+    if report.rows_bad:
+        where = "kept in quarantine" if on_error == "quarantine" else "skipped"
+        console.print(f"[yellow]{report.rows_bad:,} bad rows {where}; first problems:[/yellow]")
+        for problem in report.problems[:5]:
+            console.print(f"  {problem}")
+
+
+_INGEST_KINDS = {
+    "events": "Ingest event files (user_id, ts, type, and optional event_id, item_id, category, "
+    "amount, quantity, text, rating, channel, session_id).",
+    "users": "Ingest customer files (user_id, optional signup_ts; other columns become attributes).",
+    "items": "Ingest catalogue files (item_id, optional category, price, title; other columns "
+    "become attributes).",
+    "campaigns": "Ingest campaign assignments (user_id, campaign_id, action, assigned_at, "
+    "is_control, optional cost, channel).",
+    "labels": "Ingest supplied churn labels (user_id, as_of, churned); they replace the churn rule.",
+}
+for _kind, _summary in _INGEST_KINDS.items():
+    ingest.add_command(_ingest_command(_kind, _summary))
+
+
+@ingest.command(name="quarantine")
+@click.option("--batch", "batch_id", default=None, help="Only rows of this ingest batch.")
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@project_option
+def ingest_quarantine(batch_id: str | None, limit: int, project_dir: Path | None) -> None:
+    """List rows kept aside by `--on-error quarantine`, with file, row, column and reason."""
+    from churnguard.ingest import list_quarantine
+
+    project = load_project(project_dir)
+    with project.open_store(read_only=True) as store:
+        rows = list_quarantine(store, batch_id=batch_id, limit=limit)
+    if not rows:
+        click.echo("No quarantined rows.")
+        return
+    table = Table("batch", "kind", "file", "row", "column", "reason")
+    for row in rows:
+        table.add_row(str(row["batch_id"])[:12], row["kind"], Path(row["file"]).name,
+                      str(row["row_number"]), str(row["column_name"]), row["reason"])
+    Console(highlight=False).print(table)
+
+
+# -- status and demo -----------------------------------------------------------------------------
+@cli.command()
+@project_option
+def status(project_dir: Path | None) -> None:
+    """Summarise the project's store: rows per table, events per type, time span, batches."""
+    project = load_project(project_dir)
+    with project.open_store(read_only=True) as store:
+        _print_store_summary(store, project)
+
+
+def _print_store_summary(store: Any, project: Project) -> None:
+    out = Console(highlight=False)
+    counts = store.table_counts()
+    summary = store.event_summary()
+    table = Table("table", "rows", title=f"Store {project.store_path}")
+    for name, n in counts.items():
+        table.add_row(name, f"{n:,}")
+    out.print(table)
+    if summary["first_ts"] is not None:
+        out.print(f"Events from {summary['first_ts']:%Y-%m-%d} to {summary['last_ts']:%Y-%m-%d} UTC, "
+                  f"{summary['users_with_events']:,} customers with events")
+        types = Table("event type", "events")
+        for event_type, n in summary["by_type"].items():
+            types.add_row(event_type, f"{n:,}")
+        out.print(types)
+
+
+@cli.command()
+@click.option("--users", "n_users", type=click.IntRange(min=100), default=20_000, show_default=True,
+              help="Customers in the simulated shop.")
+@click.option("--days", type=click.IntRange(min=120), default=730, show_default=True,
+              help="Days of simulated history.")
+@click.option("--seed", type=int, default=7, show_default=True)
+@project_option
+def demo(n_users: int, days: int, seed: int, project_dir: Path | None) -> None:
+    """Run the main job end to end on a simulated shop in the embedded store.
+
+    Simulates a shop into PROJECT/data (the default project is ./demo-project when run by
+    `make demo`), creates the project, ingests every file, and prints a summary of the store.
+    Rerunning is safe: the same seed gives the same data and ingestion adds nothing twice.
+    """
+    from churnguard.ingest import IngestError, ingest_files
+    from churnguard.simulate import simulate as run_simulation
+
+    root = resolve_project_dir(project_dir)
+    data_dir = root / "data"
+    console.print(f"[bold]1/3[/bold] Simulating a shop of {n_users:,} customers over {days} days")
+    with day_progress("Simulating") as update:
+        result = run_simulation(n_users=n_users, days=days, seed=seed, out_dir=data_dir,
+                                progress=update)
+    console.print(f"      {result.n_events:,} events written to {data_dir}")
+    console.print(f"[bold]2/3[/bold] Creating the project in {root}")
+    project, _ = init_project(root)
+    console.print("[bold]3/3[/bold] Ingesting into the embedded store")
+    try:
+        with project.open_store() as store:
+            for kind in ("items", "users", "events", "campaigns"):
+                with stage_spinner(f"Ingesting {kind}") as update:
+                    report = ingest_files(store, kind=kind, files=[result.paths[kind]],
+                                          config=project.config.ingest, progress=update)
+                console.print(f"      {kind}: {report.rows_added:,} added, "
+                              f"{report.rows_duplicate:,} already there")
+            _print_store_summary(store, project)
+    except IngestError as exc:  # the simulator's own files must always be valid
+        raise RuntimeError(f"the simulated data failed validation: {exc}") from exc
+    click.echo(f"Project ready in {root}; simulated ground truth in {data_dir / 'truth'}")
+
+
+# -- entry point ---------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI and map failures to the documented exit codes."""
+    try:
+        cli.main(args=argv, prog_name="churnguard", standalone_mode=False)
+    except click.exceptions.Abort:
+        console.print("Aborted.")
+        return EXIT_FAILURE
+    except click.ClickException as exc:  # BadInput and click's own usage errors (exit code 2)
+        exc.show()
+        return exc.exit_code
+    except ConfigError as exc:
+        console.print(f"Error: {exc}", markup=False)
+        return EXIT_BAD_INPUT
+    except StoreError as exc:
+        console.print(f"Error: {exc}", markup=False)
+        return EXIT_FAILURE
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except Exception as exc:  # anything unexpected: a short message, the traceback on request
+        console.print(f"Error: {type(exc).__name__}: {exc}", markup=False)
+        if os.environ.get("CHURNGUARD_DEBUG", "") not in ("", "0"):
+            traceback.print_exc()
+        else:
+            console.print("Set CHURNGUARD_DEBUG=1 for the full traceback.")
+        return EXIT_FAILURE
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

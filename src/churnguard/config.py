@@ -1,0 +1,79 @@
+"""Configuration objects (pydantic): what to do, kept apart from the code that does it.
+
+A project's ``churnguard.toml`` is one :class:`ProjectConfig`; every section has defaults, so an
+empty file is a valid project.
+
+>>> ProjectConfig().churn.horizon_days
+90
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import tomli_w
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+
+class _Section(BaseModel):
+    # A typo in churnguard.toml must fail loudly, not be ignored.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ChurnDefinition(_Section):
+    """At cutoff T the population is every user with an activity event in [T - lookback, T); a
+    user is churned when no activity event falls in [T, T + horizon)."""
+
+    activity: tuple[str, ...] = ("order",)
+    lookback_days: int = Field(365, gt=0)
+    horizon_days: int = Field(90, gt=0)
+
+    @field_validator("activity")
+    @classmethod
+    def _activity_not_empty(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value or any(not v.strip() for v in value):
+            raise ValueError("activity must name at least one event type, e.g. ['order']")
+        return value
+
+
+class IngestConfig(_Section):
+    """How raw files are normalised before they are stored."""
+
+    # Replace user ids by a keyed hash (HMAC-SHA256) on every table, so the store never holds
+    # the shop's own customer ids. The key comes from the environment, never from this file.
+    pseudonymise: bool = False
+    pseudonym_key_env: str = "CHURNGUARD_PSEUDONYM_KEY"
+    # Remove e-mail addresses and phone numbers from free text (reviews, tickets) before storing.
+    scrub_text: bool = True
+    # The zone that timestamps without an offset are in.
+    timezone: str = "UTC"
+
+
+class ProjectConfig(_Section):
+    churn: ChurnDefinition = ChurnDefinition()
+    ingest: IngestConfig = IngestConfig()
+
+
+class ConfigError(ValueError):
+    """churnguard.toml is missing, unreadable or invalid."""
+
+
+def load_config(path: Path) -> ProjectConfig:
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: not found; run `churnguard init` to create a project") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    try:
+        return ProjectConfig.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"{path}: {problems}") from exc
+
+
+def dump_config(config: ProjectConfig) -> str:
+    return tomli_w.dumps(config.model_dump(mode="json"))

@@ -1,0 +1,51 @@
+"""A project is a folder holding churnguard.toml (configuration) and churnguard.duckdb (the store)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from churnguard.config import ProjectConfig, dump_config, load_config
+from churnguard.store import STORE_FILENAME, Store
+
+CONFIG_FILENAME = "churnguard.toml"
+PROJECT_ENV = "CHURNGUARD_PROJECT"
+
+
+def resolve_project_dir(option: str | Path | None) -> Path:
+    """--project, else $CHURNGUARD_PROJECT, else the current folder."""
+    return Path(option or os.environ.get(PROJECT_ENV) or ".").resolve()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Project:
+    root: Path
+    config: ProjectConfig
+
+    @property
+    def store_path(self) -> Path:
+        return self.root / STORE_FILENAME
+
+    @classmethod
+    def load(cls, root: Path) -> Project:
+        return cls(root=root, config=load_config(root / CONFIG_FILENAME))
+
+    def open_store(self, *, read_only: bool = False) -> Store:
+        return Store.open(self.store_path, read_only=read_only)
+
+
+def init_project(root: Path, *, config: ProjectConfig | None = None) -> tuple[Project, bool]:
+    """Create the folder, churnguard.toml and the store; an existing project is left as it is.
+
+    Returns the project and whether anything was created.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    config_path = root / CONFIG_FILENAME
+    created = not config_path.exists()
+    if created:
+        config_path.write_text(dump_config(config or ProjectConfig()), encoding="utf-8")
+    project = Project.load(root)
+    with project.open_store():
+        pass
+    return project, created
