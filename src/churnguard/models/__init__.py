@@ -1,0 +1,1 @@
+"""Churn models. Each follows the scikit-learn estimator contract described in DESIGN.md."""

@@ -1,0 +1,315 @@
+"""The data contracts: which columns each kind of input has, their types and allowed values.
+
+This module is the one place that says what a valid row is. For each column type it also builds
+the DuckDB SQL that turns a raw value into the stored value and, for a bad value, a sentence that
+says what is wrong; ingestion runs those expressions set-based over whole files.
+
+>>> CONTRACTS["events"].required
+('user_id', 'ts', 'type')
+>>> CONTRACTS["campaigns"].key
+('campaign_id', 'user_id')
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+KINDS = ("events", "users", "items", "campaigns", "labels")
+FORMATS = ("auto", "csv", "parquet", "jsonl")
+ON_ERROR = ("reject", "skip", "quarantine")
+
+# Event types that later stages give a meaning to; any other non-empty type is accepted too.
+KNOWN_EVENT_TYPES = (
+    "view", "search", "cart_add", "cart_remove", "order", "return", "review",
+    "support_ticket", "ticket_resolved", "coupon_redeem", "login", "visit",
+)  # fmt: skip
+
+BOOLEAN_TRUE = ("true", "1", "yes")
+BOOLEAN_FALSE = ("false", "0", "no")
+
+TIMESTAMP_HINT = "use ISO-8601, e.g. 2024-01-31, 2024-01-31 14:05:00 or 2024-01-31T14:05:00+01:00"
+
+
+class ColumnType(StrEnum):
+    ID = "id"  # text, trimmed; a required id must not be empty
+    TEXT = "text"  # text, trimmed; empty means missing
+    FREE_TEXT = "free_text"  # text kept as written (reviews, tickets); empty means missing
+    EVENT_TYPE = "event_type"  # text, trimmed and lower-cased
+    TIMESTAMP = "timestamp"  # stored as naive UTC
+    NUMBER = "number"  # finite double
+    RATING = "rating"  # whole number 1..5
+    BOOLEAN = "boolean"  # true/false, 1/0, yes/no
+
+
+@dataclass(frozen=True, kw_only=True)
+class Column:
+    name: str
+    type: ColumnType
+    required: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class Contract:
+    """What one kind of input file holds and where it is stored."""
+
+    kind: str
+    table: str
+    columns: tuple[Column, ...]
+    # Rows with the same key are one entity: a repeat is a duplicate or an update. Events have no
+    # key; they are identified by event_id (given, else a content hash) and only ever appended.
+    key: tuple[str, ...] = ()
+    # Users and items keep unknown extra columns as attributes in this long table.
+    attributes_table: str | None = None
+
+    @property
+    def required(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns if c.required)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    def column(self, name: str) -> Column:
+        return next(c for c in self.columns if c.name == name)
+
+
+def _c(name: str, type_: ColumnType, required: bool = False) -> Column:
+    return Column(name=name, type=type_, required=required)
+
+
+T = ColumnType
+CONTRACTS: dict[str, Contract] = {
+    "events": Contract(
+        kind="events",
+        table="events",
+        columns=(
+            _c("user_id", T.ID, True),
+            _c("ts", T.TIMESTAMP, True),
+            _c("type", T.EVENT_TYPE, True),
+            _c("event_id", T.ID),
+            _c("item_id", T.ID),
+            _c("category", T.TEXT),
+            _c("amount", T.NUMBER),
+            _c("quantity", T.NUMBER),
+            _c("text", T.FREE_TEXT),
+            _c("rating", T.RATING),
+            _c("channel", T.TEXT),
+            _c("session_id", T.ID),
+        ),
+    ),
+    "users": Contract(
+        kind="users",
+        table="users",
+        columns=(_c("user_id", T.ID, True), _c("signup_ts", T.TIMESTAMP)),
+        key=("user_id",),
+        attributes_table="user_attributes",
+    ),
+    "items": Contract(
+        kind="items",
+        table="items",
+        columns=(
+            _c("item_id", T.ID, True),
+            _c("category", T.TEXT),
+            _c("price", T.NUMBER),
+            _c("title", T.FREE_TEXT),
+        ),
+        key=("item_id",),
+        attributes_table="item_attributes",
+    ),
+    "campaigns": Contract(
+        kind="campaigns",
+        table="campaigns",
+        columns=(
+            _c("user_id", T.ID, True),
+            _c("campaign_id", T.ID, True),
+            _c("action", T.TEXT, True),
+            _c("assigned_at", T.TIMESTAMP, True),
+            _c("is_control", T.BOOLEAN, True),
+            _c("cost", T.NUMBER),
+            _c("channel", T.TEXT),
+        ),
+        key=("campaign_id", "user_id"),
+    ),
+    "labels": Contract(
+        kind="labels",
+        table="labels",
+        columns=(
+            _c("user_id", T.ID, True),
+            _c("as_of", T.TIMESTAMP, True),
+            _c("churned", T.BOOLEAN, True),
+        ),
+        key=("user_id", "as_of"),
+    ),
+}
+
+# The columns of events that make up its content hash, in a fixed order (never reorder: the hash
+# is the identity of events loaded without an event_id).
+EVENT_HASH_COLUMNS = (
+    "user_id", "ts", "type", "item_id", "category", "amount", "quantity", "text", "rating",
+    "channel", "session_id",
+)  # fmt: skip
+
+
+# -- SQL for one column ----------------------------------------------------------------------------
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def quote_literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+_STRING_TYPES = ("VARCHAR", "JSON")
+_NATIVE_TIMESTAMP_TYPES = ("TIMESTAMP", "TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS", "DATE")
+
+
+def _shown(text_sql: str) -> str:
+    """The raw value quoted for an error message, cut short when long."""
+    return (
+        f"'''' || CASE WHEN length({text_sql}) > 60 THEN left({text_sql}, 57) || '...' "
+        f"ELSE {text_sql} END || ''''"
+    )
+
+
+def _has_offset(text_sql: str) -> str:
+    # An offset or zone follows the time part: 'Z', '+01:00', '-0800', ' UTC', ' Europe/Berlin'.
+    # The date part is skipped so the '-' of '2024-01-31' does not count.
+    return f"regexp_matches(substr({text_sql}, 11), '[zZ]$|[+-][0-9]|[A-Za-z]{{2,}}')"
+
+
+@dataclass(frozen=True)
+class ColumnSql:
+    """SQL for one contract column over one source column.
+
+    ``value`` is the stored value (NULL when missing or bad); ``error`` is NULL for a good value and
+    otherwise a sentence saying what is wrong; ``naive`` (timestamps read from text only) is true
+    for a value that carries no UTC offset, so a file mixing both kinds can be found.
+    """
+
+    value: str
+    error: str
+    naive: str | None = None
+
+
+def column_sql(
+    column: Column,
+    source: str | None,
+    source_type: str | None,
+    *,
+    timezone: str = "UTC",
+    naive_is_error: str | None = None,
+    default: str | None = None,
+) -> ColumnSql:
+    """Build the SQL that validates and normalises ``column`` read from ``source``.
+
+    ``source`` is a quoted column reference (None when the file lacks the column); ``source_type``
+    its DuckDB type. Naive timestamps are taken to be in ``timezone``; when ``naive_is_error`` is
+    given, a naive timestamp is bad and that is the reason. ``default`` (a SQL literal) fills a
+    missing value.
+    """
+    if source is None:
+        value = default or "NULL"
+        if column.required and default is None:
+            # Ingestion reports a missing required column before it builds any SQL.
+            raise ValueError(f"required column {column.name!r} has no source")
+        return ColumnSql(value=f"CAST({value} AS {_stored_type(column.type)})", error="NULL")
+
+    base_type = (source_type or "VARCHAR").upper()
+    is_text = base_type in _STRING_TYPES
+    text = f"NULLIF(trim(CAST({source} AS VARCHAR)), '')"
+    # Text must be trimmed before it can be judged empty; a typed Parquet column is empty when NULL.
+    absent = f"{text} IS NULL" if is_text else f"{source} IS NULL"
+    shown = _shown(text)
+    naive = None
+    t = column.type
+
+    if t in (T.ID, T.TEXT, T.EVENT_TYPE, T.FREE_TEXT):
+        if t is T.FREE_TEXT:
+            value = f"CASE WHEN {text} IS NULL THEN NULL ELSE CAST({source} AS VARCHAR) END"
+        elif t is T.EVENT_TYPE:
+            value = f"lower({text})"
+        else:
+            value = text
+        if default is not None:
+            value = f"coalesce({value}, {default})"
+            absent = "false"
+        bad = "NULL"
+    elif t is T.TIMESTAMP:
+        value, bad, naive = _timestamp_sql(source, base_type, text, timezone, naive_is_error)
+    elif t is T.NUMBER:
+        number = f"TRY_CAST({text} AS DOUBLE)" if is_text else f"TRY_CAST({source} AS DOUBLE)"
+        bad = (
+            f"CASE WHEN {absent} THEN NULL "
+            f"WHEN {number} IS NULL THEN {shown} || ' is not a number' "
+            f"WHEN NOT isfinite({number}) THEN {shown} || ' is not a finite number' END"
+        )
+        value = f"CASE WHEN isfinite({number}) THEN {number} END"
+    elif t is T.RATING:
+        number = f"TRY_CAST({text} AS DOUBLE)" if is_text else f"TRY_CAST({source} AS DOUBLE)"
+        ok = f"({number} BETWEEN 1 AND 5 AND {number} = floor({number}))"
+        bad = (
+            f"CASE WHEN {absent} THEN NULL WHEN NOT coalesce({ok}, false) THEN "
+            f"{shown} || ' is not a rating; ratings are whole numbers from 1 to 5' END"
+        )
+        value = f"CASE WHEN {ok} THEN CAST({number} AS TINYINT) END"
+    elif t is T.BOOLEAN:
+        if base_type == "BOOLEAN":
+            value = source
+        elif not is_text:
+            value = f"CASE WHEN {source} = 1 THEN true WHEN {source} = 0 THEN false END"
+        else:
+            low = f"lower({text})"
+            trues = ", ".join(quote_literal(v) for v in BOOLEAN_TRUE)
+            falses = ", ".join(quote_literal(v) for v in BOOLEAN_FALSE)
+            value = f"CASE WHEN {low} IN ({trues}) THEN true WHEN {low} IN ({falses}) THEN false END"
+        bad = (
+            f"CASE WHEN NOT ({absent}) AND ({value}) IS NULL THEN {shown} || "
+            f"' is not a yes/no value; use true/false, 1/0 or yes/no' END"
+        )
+    else:  # pragma: no cover - every ColumnType is handled above
+        raise AssertionError(t)
+
+    if column.required:
+        empty_reason = quote_literal(f"is empty; every row needs a {column.name}")
+        bad = f"CASE WHEN {absent} THEN {empty_reason} ELSE {bad} END"
+    return ColumnSql(value=value, error=bad, naive=naive)
+
+
+def _timestamp_sql(
+    source: str, base_type: str, text: str, timezone: str, naive_is_error: str | None
+) -> tuple[str, str, str | None]:
+    def from_local(naive_sql: str) -> str:
+        if timezone.upper() == "UTC":
+            return naive_sql
+        return f"timezone('UTC', timezone({quote_literal(timezone)}, {naive_sql}))"
+
+    if base_type in _NATIVE_TIMESTAMP_TYPES:
+        return from_local(f"CAST({source} AS TIMESTAMP)"), "NULL", None
+    if base_type.startswith("TIMESTAMP WITH TIME ZONE") or base_type == "TIMESTAMPTZ":
+        return f"timezone('UTC', {source})", "NULL", None
+
+    has_offset = _has_offset(text)
+    naive = f"({text} IS NOT NULL AND NOT {has_offset})"
+    value = (
+        f"CASE WHEN {text} IS NULL THEN NULL "
+        f"WHEN {has_offset} THEN timezone('UTC', TRY_CAST({text} AS TIMESTAMPTZ)) "
+        f"ELSE {from_local(f'TRY_CAST({text} AS TIMESTAMP)')} END"
+    )
+    bad = (
+        f"CASE WHEN {text} IS NOT NULL AND ({value}) IS NULL THEN "
+        f"'cannot parse ' || {_shown(text)} || ' as a timestamp; {TIMESTAMP_HINT}' "
+    )
+    if naive_is_error is not None:
+        bad += f"WHEN {naive} THEN {_shown(text)} || ' ' || {quote_literal(naive_is_error)} "
+    bad += "END"
+    return value, bad, naive
+
+
+def _stored_type(t: ColumnType) -> str:
+    return {
+        T.TIMESTAMP: "TIMESTAMP",
+        T.NUMBER: "DOUBLE",
+        T.RATING: "TINYINT",
+        T.BOOLEAN: "BOOLEAN",
+    }.get(t, "VARCHAR")

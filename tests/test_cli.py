@@ -1,0 +1,156 @@
+"""The command-line contract of DESIGN.md: verbs, --help, exit codes, messages."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+
+from churnguard.cli import cli, main
+from churnguard.store import Store
+
+
+def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(args)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def all_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    found = []
+    for name, command in group.commands.items():
+        found.append((*prefix, name))
+        if isinstance(command, click.Group):
+            found.extend(all_commands(command, (*prefix, name)))
+    return found
+
+
+@pytest.mark.parametrize("path", all_commands(cli), ids=" ".join)
+def test_every_command_has_help(path: tuple[str, ...], capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run([*path, "--help"], capsys)
+    assert code == 0
+    assert out.startswith("Usage: churnguard " + " ".join(path))
+    # The summary line under Usage explains the command, not just lists options.
+    assert len(out.split("\n\n")[1].strip()) > 20
+
+
+def test_the_documented_verbs_exist() -> None:
+    commands = set(all_commands(cli))
+    for path in [("init",), ("simulate",), ("demo",), ("status",), ("ingest", "events"),
+                 ("ingest", "users"), ("ingest", "items"), ("ingest", "campaigns"),
+                 ("ingest", "labels"), ("ingest", "quarantine")]:
+        assert path in commands
+
+
+def test_init_creates_config_and_store_and_is_idempotent(tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["init", str(tmp_path / "shop")], capsys)
+    assert code == 0 and out.startswith("Created")
+    assert (tmp_path / "shop" / "churnguard.toml").exists()
+    with Store.open(tmp_path / "shop" / "churnguard.duckdb") as store:
+        assert store.table_counts()["events"] == 0
+    code, out, _ = run(["init", str(tmp_path / "shop")], capsys)
+    assert code == 0 and out.startswith("Already a project")
+
+
+def test_project_from_environment(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CHURNGUARD_PROJECT", str(tmp_path / "envshop"))
+    assert run(["init"], capsys)[0] == 0
+    assert (tmp_path / "envshop" / "churnguard.toml").exists()
+
+
+def test_command_outside_a_project_exits_2_and_says_how_to_fix(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(["status", "--project", str(tmp_path)], capsys)
+    assert code == 2
+    assert "not a churnguard project" in err and "churnguard init" in err
+
+
+def test_usage_error_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(["simulate", "--users", "0", "--out", "x"], capsys)
+    assert code == 2
+    assert "--users" in err
+
+
+def test_bad_duration_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(["simulate", "--out", str(tmp_path), "--horizon", "ninety"], capsys)
+    assert code == 2
+    assert "'ninety' is not a duration" in err
+
+
+def test_unknown_scenario_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(["simulate", "--users", "10", "--days", "5", "--out", str(tmp_path),
+                        "--scenario", "nope"], capsys)
+    assert code == 2
+    assert "nope" in err and "default" in err
+
+
+def test_invalid_config_exits_2_naming_the_setting(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    run(["init", str(tmp_path)], capsys)
+    (tmp_path / "churnguard.toml").write_text("[churn]\nhorizon_days = -3\n")
+    code, _, err = run(["status", "--project", str(tmp_path)], capsys)
+    assert code == 2
+    assert "churn.horizon_days" in err
+
+
+def test_bad_input_file_exits_2_with_file_row_column(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    run(["init", str(tmp_path)], capsys)
+    bad = tmp_path / "events.csv"
+    bad.write_text("user_id,ts,type\nu1,2026-01-01,order\nu2,not-a-date,order\n")
+    code, _, err = run(["ingest", "events", str(bad), "--project", str(tmp_path)], capsys)
+    assert code == 2
+    assert "events.csv" in err and "row 2" in err and "'ts'" in err
+    with Store.open(tmp_path / "churnguard.duckdb", read_only=True) as store:
+        assert store.table_counts()["events"] == 0
+
+
+def test_ingest_then_status(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run(["init", str(tmp_path)], capsys)
+    good = tmp_path / "orders.csv"
+    good.write_text("customer,day,total\nu1,2026-01-01,10.5\nu2,2026-01-02,3\n")
+    args = ["ingest", "events", str(good), "--map", "user_id=customer", "--map", "ts=day",
+            "--map", "amount=total", "--default-type", "order", "--project", str(tmp_path)]
+    code, out, _ = run(args, capsys)
+    assert code == 0 and "added 2" in out
+    code, out, _ = run(args, capsys)
+    assert code == 0 and "added 0" in out and "duplicates 2" in out
+    code, out, _ = run(["status", "--project", str(tmp_path)], capsys)
+    assert code == 0
+    assert "order" in out and "2026-01-01" in out
+
+
+def test_console_script_exit_code_reaches_the_shell(tmp_path: Path) -> None:
+    """The installed entry point turns main()'s return value into the process exit status."""
+    script = Path(sys.executable).with_name("churnguard")
+    proc = subprocess.run([str(script), "status", "--project", str(tmp_path)],
+                          capture_output=True, text=True, env={**os.environ, "NO_COLOR": "1"})
+    assert proc.returncode == 2
+    assert "not a churnguard project" in proc.stderr
+
+
+@pytest.mark.e2e
+def test_demo_end_to_end_small(tmp_path: Path) -> None:
+    """The main job, as `make demo` runs it, at small size, through the installed script."""
+    script = Path(sys.executable).with_name("churnguard")
+    project = tmp_path / "demo"
+    args = [str(script), "demo", "--users", "400", "--days", "200", "--project", str(project)]
+    first = subprocess.run(args, capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr
+    assert "Project ready" in first.stdout
+    with Store.open(project / "churnguard.duckdb", read_only=True) as store:
+        counts = store.table_counts()
+        orders = store.con.execute("SELECT count(*) FROM events WHERE type = 'order'").fetchone()[0]
+    assert counts["users"] == 400
+    assert counts["items"] > 0 and counts["campaigns"] > 0 and orders > 0
+    # A second run regenerates the same data and adds nothing.
+    second = subprocess.run(args, capture_output=True, text=True)
+    assert second.returncode == 0, second.stderr
+    with Store.open(project / "churnguard.duckdb", read_only=True) as store:
+        assert store.table_counts()["events"] == counts["events"]

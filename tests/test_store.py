@@ -1,0 +1,88 @@
+"""The store: migrations applied once and recorded, newer schemas refused, transactions atomic."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from churnguard.store import DATA_TABLES, MIGRATIONS, SCHEMA_VERSION, Store, StoreError
+
+
+def test_new_store_applies_every_migration_once_and_records_it(tmp_path: Path) -> None:
+    path = tmp_path / "churnguard.duckdb"
+    with Store.open(path) as store:
+        assert store.schema_version() == SCHEMA_VERSION
+        rows = store.con.execute(
+            "SELECT version, description FROM schema_migrations ORDER BY version"
+        ).fetchall()
+        assert rows == [(m.version, m.description) for m in MIGRATIONS]
+        assert set(store.table_counts()) == set(DATA_TABLES)
+        assert all(n == 0 for n in store.table_counts().values())
+
+
+def test_reopening_is_a_no_op(tmp_path: Path) -> None:
+    path = tmp_path / "churnguard.duckdb"
+    with Store.open(path) as store:
+        store.con.execute(
+            "INSERT INTO users VALUES ('u1', NULL, 'b1')"
+        )
+    with Store.open(path) as store:
+        assert store.migrate() == []
+        assert store.con.execute("SELECT count(*) FROM schema_migrations").fetchone() == (
+            len(MIGRATIONS),
+        )
+        assert store.con.execute("SELECT user_id FROM users").fetchall() == [("u1",)]
+
+
+def test_store_with_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "churnguard.duckdb"
+    with Store.open(path) as store:
+        store.con.execute(
+            "INSERT INTO schema_migrations VALUES (?, 'from the future', now()::TIMESTAMP)",
+            [SCHEMA_VERSION + 1],
+        )
+    for read_only in (False, True):
+        with pytest.raises(StoreError) as info:
+            Store.open(path, read_only=read_only)
+        assert str(info.value) == (
+            f"{path}: the store has schema version {SCHEMA_VERSION + 1}, newer than this "
+            f"churnguard understands ({SCHEMA_VERSION}); upgrade churnguard"
+        )
+
+
+def test_read_only_open_of_a_missing_store_says_run_init(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="no store here; run `churnguard init` first"):
+        Store.open(tmp_path / "nope.duckdb", read_only=True)
+
+
+def test_transaction_rolls_back_on_error(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "churnguard.duckdb") as store:
+        with pytest.raises(RuntimeError, match="boom"):
+            with store.transaction() as con:
+                con.execute("INSERT INTO users VALUES ('u1', NULL, 'b1')")
+                con.execute("INSERT INTO items VALUES ('i1', NULL, NULL, NULL, 'b1')")
+                raise RuntimeError("boom")
+        assert store.table_counts()["users"] == 0
+        assert store.table_counts()["items"] == 0
+        with store.transaction() as con:
+            con.execute("INSERT INTO users VALUES ('u1', NULL, 'b1')")
+        assert store.table_counts()["users"] == 1
+
+
+def test_transaction_rolls_back_on_a_failed_statement(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "churnguard.duckdb") as store:
+        store.con.execute("INSERT INTO users VALUES ('u1', NULL, 'b0')")
+        with pytest.raises(Exception, match="(?i)constraint|duplicate key"):
+            with store.transaction() as con:
+                con.execute("INSERT INTO users VALUES ('u2', NULL, 'b1')")
+                con.execute("INSERT INTO users VALUES ('u1', NULL, 'b1')")  # primary key clash
+        assert store.con.execute("SELECT user_id FROM users").fetchall() == [("u1",)]
+
+
+def test_in_memory_store_is_migrated() -> None:
+    store = Store.in_memory()
+    try:
+        assert store.schema_version() == SCHEMA_VERSION
+    finally:
+        store.close()
