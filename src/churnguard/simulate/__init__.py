@@ -1,0 +1,13 @@
+"""Synthetic shop with exact ground truth: demo data and the yardstick for tests.
+
+``simulate(n_users=..., days=..., seed=..., out_dir=...)`` writes events, users, items and
+historical campaigns as Parquet, plus ``truth/`` tables whose churn probabilities and action
+effects are exact (forward recursion over the hidden alive/dormant chain, see ``truth.py``).
+Scenarios are documented in ``scenarios.py``; the dynamics in ``process.py``.
+"""
+
+from churnguard.simulate.process import ACTIONS
+from churnguard.simulate.runner import SimulationResult, default_cutoffs, simulate
+from churnguard.simulate.scenarios import SCENARIOS
+
+__all__ = ["ACTIONS", "SCENARIOS", "SimulationResult", "default_cutoffs", "simulate"]

@@ -1,0 +1,274 @@
+"""The event log: what the day loop records, and the vectorised pass that turns it into events.
+
+The day loop records only what the dynamics decide (visits with their order flag, orders with
+their experience, tickets opening and resolving). Browsing detail (views, searches, cart adds and
+removes, logins), reviews and returns do not feed back into the hidden state, so they are drawn
+afterwards in one vectorised pass over all records; this keeps the day loop small.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from churnguard.simulate.catalog import CATEGORIES, Catalog, draw_items
+from churnguard.simulate.population import BARGAIN, Population
+from churnguard.simulate.process import OrderExperience
+from churnguard.simulate.text import (
+    DELIVERY,
+    PRICE,
+    QUALITY,
+    SERVICE,
+    pick_templates,
+    template_table,
+    with_contact,
+)
+
+EVENT_TYPES: tuple[str, ...] = (
+    "visit", "login", "view", "search", "cart_add", "cart_remove", "order", "return", "review",
+    "support_ticket", "ticket_resolved", "coupon_redeem",
+)
+(VISIT, LOGIN, VIEW, SEARCH, CART_ADD, CART_REMOVE, ORDER, RETURN, REVIEW, TICKET, RESOLVED,
+ COUPON) = range(len(EVENT_TYPES))
+# Tickets arrive by e-mail, chat or phone; support answers by e-mail, outreach by phone.
+EVENT_CHANNELS: tuple[str, ...] = ("web", "app", "email", "chat", "phone")
+PII_SHARE = 0.05
+DAY = 86_400
+MICROS = 1_000_000
+
+
+@dataclass
+class DayLog:
+    """Per-day records appended by the day loop (lists of arrays, concatenated at the end)."""
+
+    _visit: list[tuple] = field(default_factory=list)
+    _order: list[tuple] = field(default_factory=list)
+    _opened: list[tuple] = field(default_factory=list)
+    _resolved: list[tuple] = field(default_factory=list)
+
+    def visits(self, *, day: int, users: np.ndarray, ordered: np.ndarray) -> None:
+        self._visit.append((np.full(users.size, day, np.int32), users, ordered))
+
+    def orders(self, *, day: int, users: np.ndarray, item: np.ndarray, category: np.ndarray,
+               quantity: np.ndarray, amount: np.ndarray, experience: OrderExperience,
+               coupon: np.ndarray) -> None:
+        self._order.append((np.full(users.size, day, np.int32), users, item, category, quantity,
+                            amount, experience.delay, experience.late, experience.defective,
+                            coupon))
+
+    def opened(self, *, day: int, users: np.ndarray, topic: np.ndarray) -> None:
+        self._opened.append((np.full(users.size, day, np.int32), users, topic))
+
+    def resolved(self, *, day: int, users: np.ndarray, via_outreach: bool) -> None:
+        self._resolved.append((np.full(users.size, day, np.int32), users,
+                               np.full(users.size, via_outreach)))
+
+
+def _cat(parts: list[tuple], dtypes: tuple[type, ...]) -> list[np.ndarray]:
+    """Concatenate per-day records field by field; typed empty arrays when nothing happened."""
+    if not parts:
+        return [np.zeros(0, dtype=t) for t in dtypes]
+    return [np.concatenate([p[j] for p in parts]).astype(t, copy=False)
+            for j, t in enumerate(dtypes)]
+
+
+@dataclass
+class _Columns:
+    """Event columns being assembled; -1 / NaN mark missing values."""
+
+    user: list = field(default_factory=list)
+    sec: list = field(default_factory=list)
+    kind: list = field(default_factory=list)
+    item: list = field(default_factory=list)
+    amount: list = field(default_factory=list)
+    quantity: list = field(default_factory=list)
+    text: list = field(default_factory=list)
+    rating: list = field(default_factory=list)
+    channel: list = field(default_factory=list)
+    session: list = field(default_factory=list)
+
+    def add(self, *, user, sec, kind, item=None, amount=None, quantity=None, text=None,
+            rating=None, channel, session=None) -> None:
+        m = user.shape[0]
+
+        def fill(v, default, dtype):
+            return np.full(m, default, dtype) if v is None else np.asarray(v, dtype)
+
+        self.user.append(user.astype(np.int64))
+        self.sec.append(sec.astype(np.int64))
+        self.kind.append(np.full(m, kind, np.int8))
+        self.item.append(fill(item, -1, np.int64))
+        self.amount.append(fill(amount, np.nan, np.float64))
+        self.quantity.append(fill(quantity, -1, np.int32))
+        self.text.append(fill(text, -1, np.int64))
+        self.rating.append(fill(rating, -1, np.int8))
+        self.channel.append(fill(channel, 0, np.int8))
+        self.session.append(fill(session, -1, np.int64))
+
+
+def _expand(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For per-parent counts, return (parent index, rank within parent) of each child."""
+    parent = np.repeat(np.arange(counts.shape[0]), counts)
+    starts = np.cumsum(counts) - counts
+    return parent, np.arange(parent.shape[0]) - starts[parent]
+
+
+def build_events(*, rng: np.random.Generator, log: DayLog, population: Population,
+                 catalog: Catalog, start: dt.date, days: int) -> pa.Table:
+    """Turn the day log into the events table, sorted by (ts, user_id), with unique event ids."""
+    v_day, v_user, v_ordered = _cat(log._visit, (np.int32, np.int64, bool))
+    (o_day, o_user, o_item, o_cat, o_qty, o_amount, o_delay, o_late, o_defect,
+     o_coupon) = _cat(log._order, (np.int32, np.int64, np.int64, np.int16, np.int64, np.float64,
+                                 np.int32, bool, bool, np.float64))
+    t_day, t_user, t_topic = _cat(log._opened, (np.int32, np.int64, np.int8))
+    r_day, r_user, r_outreach = _cat(log._resolved, (np.int32, np.int64, bool))
+    texts, tindex = template_table()
+    zh = population.language_zh
+    device = population.device
+    cols = _Columns()
+    n_v = v_user.shape[0]
+
+    # Sessions: start near the preferred hour, never before the signup moment.
+    hour = np.clip(population.preferred_hour[v_user] + rng.normal(0, 1.2, n_v), 0.0, 22.5)
+    t0 = v_day.astype(np.int64) * DAY + (hour * 3600).astype(np.int64)
+    signup_sec = population.traits.signup_day[v_user].astype(np.int64) * DAY \
+        + population.signup_second[v_user]
+    t0 = np.maximum(t0, signup_sec + 60)
+    session = np.arange(n_v)
+    chan = device[v_user]
+
+    def at(pos: np.ndarray, parent: np.ndarray) -> np.ndarray:
+        # 45 s per position plus < 40 s jitter keeps the order of events inside a session.
+        return t0[parent] + pos * 45 + rng.integers(0, 40, parent.shape[0])
+
+    def pref_items(users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        cat = np.sum(population.pref_cum[users] < rng.random(users.shape[0])[:, None], axis=1)
+        return draw_items(rng=rng, catalog=catalog, category=cat.astype(np.int16)), cat
+
+    cols.add(user=v_user, sec=at(np.zeros(n_v, np.int64), session), kind=VISIT, channel=chan,
+             session=session)
+    login = rng.random(n_v) < np.where(chan == 1, 0.7, 0.35)
+    p = np.flatnonzero(login)
+    cols.add(user=v_user[p], sec=at(np.ones(p.size, np.int64), p), kind=LOGIN, channel=chan[p],
+             session=p)
+    parent, rank = _expand(rng.binomial(2, 0.35, n_v))
+    _, cat = pref_items(v_user[parent])
+    query = pick_templates(rng=rng, index=tindex, kind="search", topic=cat,
+                           positive=np.ones(parent.size, bool), zh=zh[v_user[parent]])
+    cols.add(user=v_user[parent], sec=at(2 + rank, parent), kind=SEARCH, text=query,
+             channel=chan[parent], session=parent)
+    parent, rank = _expand(np.minimum(1 + rng.poisson(2.0 + 1.5 * v_ordered), 15))
+    item, _ = pref_items(v_user[parent])
+    cols.add(user=v_user[parent], sec=at(4 + rank, parent), kind=VIEW, item=item,
+             channel=chan[parent], session=parent)
+
+    # Orders map one-to-one, in order, onto the visits flagged as ordered (both logged per day
+    # in increasing customer order).
+    o_session = np.flatnonzero(v_ordered)
+    extra = rng.random(n_v) < np.where(v_ordered, 0.2, 0.3)
+    parent, rank = _expand(extra.astype(np.int64))
+    item, _ = pref_items(v_user[parent])
+    cols.add(user=v_user[parent], sec=at(20 + rank, parent), kind=CART_ADD, item=item,
+             quantity=np.ones(parent.size), channel=chan[parent], session=parent)
+    removed = parent[rng.random(parent.size) < 0.45]
+    cols.add(user=v_user[removed], sec=at(np.full(removed.size, 23), removed), kind=CART_REMOVE,
+             item=item[np.searchsorted(parent, removed)], quantity=np.ones(removed.size),
+             channel=chan[removed], session=removed)
+    cols.add(user=o_user, sec=at(np.full(o_user.size, 21), o_session), kind=CART_ADD, item=o_item,
+             quantity=o_qty, channel=chan[o_session], session=o_session)
+    o_sec = at(np.full(o_user.size, 26), o_session)
+    cols.add(user=o_user, sec=o_sec, kind=ORDER, item=o_item, amount=o_amount, quantity=o_qty,
+             channel=chan[o_session], session=o_session)
+    c = np.flatnonzero(o_coupon > 0)
+    cols.add(user=o_user[c], sec=o_sec[c] + 1, kind=COUPON, item=o_item[c],
+             amount=np.round(o_coupon[c] * o_amount[c], 2), channel=chan[o_session[c]],
+             session=o_session[c])
+
+    # Reviews follow the experience: topic and sentiment, rating, language.
+    bad = o_late | o_defect
+    n_o = o_user.shape[0]
+    reviewed = rng.random(n_o) < np.where(bad, 0.4, 0.15)
+    r = np.flatnonzero(reviewed)
+    good_topic = rng.choice([DELIVERY, QUALITY, PRICE, SERVICE], size=n_o, p=[0.3, 0.4, 0.2, 0.1])
+    good_topic = np.where((population.traits.segment[o_user] == BARGAIN) & (rng.random(n_o) < 0.5),
+                          PRICE, good_topic)
+    topic = np.where(o_defect, QUALITY, np.where(o_late, DELIVERY, good_topic))
+    rating_bad = rng.choice([1, 2, 3, 4], size=n_o, p=[0.4, 0.33, 0.19, 0.08])
+    rating_good = rng.choice([2, 3, 4, 5], size=n_o, p=[0.03, 0.1, 0.35, 0.52])
+    rating = np.where(bad, rating_bad, rating_good)
+    text = pick_templates(rng=rng, index=tindex, kind="review", topic=topic[r],
+                          positive=rating[r] >= 4, zh=zh[o_user[r]])
+    r_sec = (o_day[r].astype(np.int64) + o_delay[r] + rng.integers(1, 5, r.size)) * DAY \
+        + rng.integers(8 * 3600, 23 * 3600, r.size)
+    cols.add(user=o_user[r], sec=r_sec, kind=REVIEW, item=o_item[r], text=text, rating=rating[r],
+             channel=device[o_user[r]])
+
+    # Returns: defective items mostly; otherwise the customer's return propensity.
+    ret = rng.random(n_o) < np.where(o_defect, 0.7, population.return_propensity[o_user])
+    r = np.flatnonzero(ret)
+    ret_sec = (o_day[r].astype(np.int64) + o_delay[r] + rng.integers(2, 11, r.size)) * DAY \
+        + rng.integers(8 * 3600, 23 * 3600, r.size)
+    cols.add(user=o_user[r], sec=ret_sec, kind=RETURN, item=o_item[r], amount=o_amount[r],
+             quantity=o_qty[r], channel=device[o_user[r]])
+
+    # Tickets and their resolution; a few texts carry contact details.
+    text = pick_templates(rng=rng, index=tindex, kind="ticket", topic=t_topic.astype(np.int64),
+                          positive=np.zeros(t_user.size, bool), zh=zh[t_user])
+    pii = np.flatnonzero(rng.random(t_user.size) < PII_SHARE)
+    texts_pii = with_contact(rng=rng, base=[texts[j] for j in text[pii].tolist()],
+                             zh=zh[t_user[pii]])
+    text[pii] = len(texts) + np.arange(pii.size)
+    texts = texts + texts_pii
+    cols.add(user=t_user, sec=t_day.astype(np.int64) * DAY + rng.integers(8 * 3600, 22 * 3600,
+                                                                          t_user.size),
+             kind=TICKET, text=text, channel=rng.integers(2, 5, t_user.size))
+    cols.add(user=r_user, sec=r_day.astype(np.int64) * DAY + 23 * 3600
+             + rng.integers(0, 3600, r_user.size), kind=RESOLVED,
+             channel=np.where(r_outreach, 4, 2))
+    return _to_table(cols=cols, texts=texts, population=population, catalog=catalog,
+                     start=start, days=days)
+
+
+def _to_table(*, cols: _Columns, texts: list[str], population: Population, catalog: Catalog,
+              start: dt.date, days: int) -> pa.Table:
+    c = {k: np.concatenate(getattr(cols, k)) for k in cols.__dataclass_fields__}
+    keep = (c["sec"] >= 0) & (c["sec"] < days * DAY)
+    c = {k: v[keep] for k, v in c.items()}
+    # Sort by (ts, user); generation order breaks remaining ties so the result is deterministic.
+    order = np.lexsort((np.arange(c["sec"].size), c["user"], c["sec"]))
+    c = {k: v[order] for k, v in c.items()}
+    n = c["sec"].size
+    epoch = int(dt.datetime(start.year, start.month, start.day, tzinfo=dt.UTC).timestamp())
+    ts = pa.array((epoch + c["sec"]) * MICROS, pa.int64()).cast(pa.timestamp("us", tz="UTC"))
+    user_ids = pa.array([f"u{j:07d}" for j in range(population.traits.n)])
+    has_item = c["item"] >= 0
+    item_idx = np.where(has_item, c["item"], 0)
+
+    def decode(indices: np.ndarray, dictionary: pa.Array, mask: np.ndarray | None = None):
+        arr = pa.DictionaryArray.from_arrays(pa.array(indices, pa.int32(), mask=mask), dictionary)
+        return arr.dictionary_decode()
+
+    ids = pc.binary_join_element_wise(
+        "e", pc.utf8_lpad(pc.cast(pa.array(np.arange(n)), pa.string()), width=9, padding="0"), "")
+    sessions = pc.binary_join_element_wise(
+        "s", pc.utf8_lpad(pc.cast(pa.array(c["session"]), pa.string()), width=8, padding="0"), "")
+    sessions = pc.if_else(pa.array(c["session"] >= 0), sessions, pa.scalar(None, pa.string()))
+    return pa.table({
+        "event_id": ids,
+        "user_id": decode(c["user"], user_ids),
+        "ts": ts,
+        "type": decode(c["kind"], pa.array(EVENT_TYPES)),
+        "item_id": decode(item_idx, pa.array(catalog.item_id), ~has_item),
+        "category": decode(catalog.category[item_idx].astype(np.int64), pa.array(CATEGORIES),
+                           ~has_item),
+        "amount": pa.array(c["amount"], pa.float64(), mask=np.isnan(c["amount"])),
+        "quantity": pa.array(c["quantity"], pa.int32(), mask=c["quantity"] < 0),
+        "text": decode(np.maximum(c["text"], 0), pa.array(texts, pa.string()), c["text"] < 0),
+        "rating": pa.array(c["rating"], pa.int8(), mask=c["rating"] < 0),
+        "channel": decode(c["channel"], pa.array(EVENT_CHANNELS)),
+        "session_id": sessions,
+    })

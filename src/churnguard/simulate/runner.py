@@ -1,0 +1,181 @@
+"""``simulate``: run the shop day by day over arrays of all customers and write the files."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from churnguard.simulate.catalog import draw_catalog, draw_items
+from churnguard.simulate.events import DayLog, build_events
+from churnguard.simulate.population import REGION_LATE_RISK, draw_population
+from churnguard.simulate.process import (
+    CONTROL,
+    World,
+    advance_day,
+    apply_campaigns,
+    apply_orders,
+    campaign_days,
+    day_rates,
+    draw_experience,
+    State,
+    initial_state,
+    take_state,
+)
+from churnguard.simulate.scenarios import scenario_params
+from churnguard.simulate.truth import CutoffTruth, campaign_truth, cutoff_truth
+from churnguard.simulate.writer import CampaignLog, write_outputs
+
+# Dormant customers still drop by now and then without buying.
+DORMANT_VISIT = 0.004
+
+
+@dataclass(frozen=True, kw_only=True)
+class SimulationResult:
+    """What ``simulate`` wrote: the folder, each file's path, row counts and the run's identity."""
+
+    out_dir: Path
+    paths: dict[str, Path]
+    n_users: int
+    n_events: int
+    n_items: int
+    n_campaign_rows: int
+    scenario: str
+    seed: int
+    cutoffs: tuple[dt.date, ...]
+
+
+def default_cutoffs(*, start: dt.date, days: int) -> list[dt.date]:
+    """Every 30 days from start + 90 days up to and including start + days."""
+    return [start + dt.timedelta(days=d) for d in range(90, days + 1, 30)]
+
+
+def _validate(*, n_users: int, days: int, horizon_days: int, start: dt.date,
+              cutoffs: list[dt.date]) -> None:
+    if not isinstance(n_users, int | np.integer) or n_users < 1:
+        raise ValueError(f"n_users must be an integer >= 1, got {n_users!r}")
+    if not isinstance(days, int | np.integer) or days < 1:
+        raise ValueError(f"days must be an integer >= 1, got {days!r}")
+    if not isinstance(horizon_days, int | np.integer) or horizon_days < 1:
+        raise ValueError(f"horizon_days must be an integer >= 1, got {horizon_days!r}")
+    if not isinstance(start, dt.date) or isinstance(start, dt.datetime):
+        raise ValueError(f"start must be a datetime.date, got {start!r}")
+    end = start + dt.timedelta(days=days)
+    for c in cutoffs:
+        if not isinstance(c, dt.date) or isinstance(c, dt.datetime) or not start < c <= end:
+            raise ValueError(f"cutoff {c!r} must be a date in ({start}, {end}] "
+                             f"(after the start, at most start + days)")
+
+
+def simulate(*, n_users: int, days: int, seed: int, out_dir: str | Path,
+             scenario: str = "default", start: dt.date = dt.date(2025, 1, 1),
+             horizon_days: int = 90, cutoffs: list[dt.date] | None = None,
+             progress: Callable[[int, int], None] | None = None) -> SimulationResult:
+    """Simulate ``n_users`` customers for ``days`` days from ``start`` and write Parquet files.
+
+    Same seed, same arguments: byte-identical Parquet content. ``progress(done_days, days)`` is
+    called once per simulated day. Truth is exact (see ``truth.py``).
+
+    >>> import tempfile
+    >>> r = simulate(n_users=50, days=100, seed=1, out_dir=tempfile.mkdtemp())
+    >>> r.n_users, r.cutoffs[0].isoformat()
+    (50, '2025-04-01')
+    """
+    params = scenario_params(name=scenario)
+    cutoffs = sorted(set(cutoffs)) if cutoffs is not None else default_cutoffs(start=start,
+                                                                              days=days)
+    _validate(n_users=n_users, days=days, horizon_days=horizon_days, start=start, cutoffs=cutoffs)
+    out_dir = Path(out_dir)
+    n_users, days = int(n_users), int(days)
+
+    streams = np.random.SeedSequence(seed).spawn(4)
+    rng_pop, rng_catalog, rng_days, rng_events = (np.random.default_rng(s) for s in streams)
+    world = World(params=params, start=start, campaign_days=campaign_days(days=days))
+    catalog = draw_catalog(rng=rng_catalog)
+    population = draw_population(rng=rng_pop, n_users=n_users, days=days,
+                                 n_campaigns=len(world.campaign_days))
+    traits = population.traits
+    state = initial_state(population=population)
+    late_risk = REGION_LATE_RISK[population.region]
+    cutoff_days = {(c - start).days: c for c in cutoffs}
+
+    log = DayLog()
+    campaigns = CampaignLog()
+    truths: list[tuple[dt.date, CutoffTruth]] = []
+    # A cutoff at start + days is evaluated on the state at the start of that (unsimulated) day.
+    for day in range(days + 1):
+        advance_day(traits=traits, state=state, world=world, day=day)
+        if day < days:
+            # Before the campaign: its cs_outreach also sets resolution days to today.
+            _record_tickets(log=log, state=state, day=day)
+        if day in world.campaign_days:
+            before = take_state(state=state, index=np.arange(n_users))
+        applied = apply_campaigns(traits=traits, state=state, world=world, day=day)
+        if applied is not None:
+            targeted, arm, resolved = applied
+            users = np.flatnonzero(targeted)
+            p_none, p_action = campaign_truth(traits=traits, state=before, world=world, day=day,
+                                              horizon=horizon_days, users=users, arm=arm[users])
+            rows = campaigns.add(day=day, campaign=world.campaign_days.index(day), users=users,
+                                 arm=arm[users], p_none=p_none, p_action=p_action)
+            treated = arm[users] != CONTROL
+            state.iv_row[users[treated]] = rows[treated]
+            log.resolved(day=day, users=np.nonzero(resolved)[1], via_outreach=True)
+        if day in cutoff_days:
+            users = np.flatnonzero(traits.signup_day < day)
+            truths.append((cutoff_days[day], cutoff_truth(
+                traits=traits, state=state, world=world, day=day, horizon=horizon_days,
+                users=users)))
+        if day == days:
+            break
+        p, q, c = day_rates(traits=traits, state=state, world=world, day=day)
+        u = rng_days.random(n_users)
+        alive = state.alive
+        v = np.minimum(p * traits.visit_ratio, 1.0)
+        visit = np.where(alive, u < v, (u < DORMANT_VISIT) & (traits.signup_day <= day))
+        order = alive & (u < p)
+        log.visits(day=day, users=np.flatnonzero(visit), ordered=order[visit])
+        idx = np.flatnonzero(order)
+        if idx.size:
+            experience = draw_experience(rng=rng_days, day=day, late_risk=late_risk[idx])
+            pref = population.pref_cum[idx]
+            category = np.sum(pref < rng_days.random(idx.size)[:, None], axis=1).astype(np.int16)
+            item = draw_items(rng=rng_days, catalog=catalog, category=category)
+            quantity = 1 + rng_days.poisson(0.3, idx.size)
+            price = catalog.price[item] * (1.0 + params.price_increase * (day >= params.price_day))
+            amount = np.round(price * quantity, 2)
+            coupon_row = state.iv_row[idx].copy()
+            _, redeemed = apply_orders(state=state, world=world, day=day, idx=idx,
+                                              experience=experience)
+            campaigns.redeem(rows=coupon_row[redeemed > 0],
+                             cost=np.round(redeemed[redeemed > 0] * amount[redeemed > 0], 2))
+            log.orders(day=day, users=idx, item=item, category=category, quantity=quantity,
+                       amount=amount, experience=experience, coupon=redeemed)
+        w = rng_days.random(n_users)
+        state.alive = np.where(alive, w >= q, w < c)
+        if progress is not None:
+            progress(day + 1, days)
+
+    events = build_events(rng=rng_events, log=log, population=population, catalog=catalog,
+                          start=start, days=days)
+    paths = write_outputs(
+        out_dir=out_dir, seed=seed, scenario=scenario, start=start, days=days,
+        horizon_days=horizon_days, cutoffs=cutoffs, population=population, catalog=catalog,
+        events=events, campaigns=campaigns, truths=truths, world=world,
+    )
+    return SimulationResult(
+        out_dir=out_dir, paths=paths, n_users=n_users, n_events=events.num_rows,
+        n_items=catalog.n_items, n_campaign_rows=campaigns.n_rows, scenario=scenario,
+        seed=seed, cutoffs=tuple(cutoffs),
+    )
+
+
+def _record_tickets(*, log: DayLog, state: State, day: int) -> None:
+    """Log tickets opening and resolving today, before today's orders may reuse a slot."""
+    slot, who = np.nonzero(state.t_open == day)
+    log.opened(day=day, users=who, topic=state.t_topic[slot, who])
+    slot, who = np.nonzero((state.t_resolve == day) & (state.t_open < day))
+    log.resolved(day=day, users=who, via_outreach=False)

@@ -1,0 +1,208 @@
+"""Writing the simulated shop: Parquet tables (UTC microsecond timestamps), truth and manifest.
+
+Every file is written to a temporary name and renamed into place, so a crash never leaves a
+half-written table behind.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from churnguard.simulate.catalog import CATEGORIES, Catalog, expected_basket
+from churnguard.simulate.population import (
+    CHANNELS,
+    MEMBERSHIP,
+    REGIONS,
+    SEGMENTS,
+    Population,
+)
+from churnguard.simulate.process import ACTIONS, CONTROL, CS_OUTREACH, RECOMMENDATION, World
+from churnguard.simulate.truth import CutoffTruth
+
+TRUTH_METHOD = (
+    "Truth is exact: P(no order in [T, T+H)) is computed by a forward recursion over the hidden "
+    "alive/dormant Markov chain along the state path that is deterministic given the state at T "
+    "and no order (the same day-step code as the simulation), so it carries no Monte Carlo error."
+)
+FIXED_COSTS = {"recommendation": 0.05, "cs_outreach": 4.0}
+CAMPAIGN_HOUR = 9
+_TS = pa.timestamp("us", tz="UTC")
+
+
+@dataclass
+class CampaignLog:
+    """Rows of the historical campaigns, their truth and the coupon costs paid on redemption."""
+
+    _parts: list[tuple] = field(default_factory=list)
+    _redeemed: list[tuple] = field(default_factory=list)
+    n_rows: int = 0
+
+    def add(self, *, day: int, campaign: int, users: np.ndarray, arm: np.ndarray,
+            p_none: np.ndarray, p_action: np.ndarray) -> np.ndarray:
+        rows = self.n_rows + np.arange(users.size, dtype=np.int64)
+        self._parts.append((np.full(users.size, day, np.int32), np.full(users.size, campaign,
+                                                                        np.int32),
+                            users, arm, p_none, p_action))
+        self.n_rows += users.size
+        return rows
+
+    def redeem(self, *, rows: np.ndarray, cost: np.ndarray) -> None:
+        self._redeemed.append((rows, cost))
+
+    def columns(self) -> tuple[np.ndarray, ...]:
+        if not self._parts:
+            empty = np.zeros(0)
+            return (empty.astype(np.int32),) * 2 + (empty.astype(np.int64), empty.astype(np.int8),
+                                                     empty, empty, empty)
+        day, camp, users, arm, p_none, p_action = (np.concatenate(x) for x in zip(*self._parts))
+        cost = np.zeros(self.n_rows)
+        for rows, c in self._redeemed:
+            np.add.at(cost, rows, c)
+        return day, camp, users, arm, p_none, p_action, cost
+
+
+def _ts(*, start: dt.date, seconds: np.ndarray) -> pa.Array:
+    epoch = int(dt.datetime(start.year, start.month, start.day, tzinfo=dt.UTC).timestamp())
+    return pa.array((epoch + seconds.astype(np.int64)) * 1_000_000, pa.int64()).cast(_TS)
+
+
+def _write(table: pa.Table, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    pq.write_table(table, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def action_costs(*, catalog: Catalog) -> dict[str, float]:
+    """Cost per contact: fixed for recommendation and outreach; k% of the expected basket for a
+    k% coupon, paid only when it is redeemed."""
+    basket = expected_basket(catalog=catalog)
+    costs = dict(FIXED_COSTS)
+    for name in ACTIONS:
+        if name.startswith("coupon_"):
+            costs[name] = round(int(name.split("_")[1]) / 100 * basket, 4)
+    return {name: costs[name] for name in ACTIONS}
+
+
+def write_outputs(*, out_dir: Path, seed: int, scenario: str, start: dt.date, days: int,
+                  horizon_days: int, cutoffs: list[dt.date], population: Population,
+                  catalog: Catalog, events: pa.Table, campaigns: CampaignLog,
+                  truths: list[tuple[dt.date, CutoffTruth]], world: World) -> dict[str, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tr = population.traits
+    n = tr.n
+    user_ids = np.array([f"u{j:07d}" for j in range(n)])
+    paths: dict[str, Path] = {}
+    paths["events"] = _write(events, out_dir / "events.parquet")
+
+    signup_sec = tr.signup_day.astype(np.int64) * 86_400 + population.signup_second
+    paths["users"] = _write(pa.table({
+        "user_id": user_ids,
+        "signup_ts": _ts(start=start, seconds=signup_sec),
+        "region": np.array(REGIONS)[population.region],
+        "membership_level": np.array(MEMBERSHIP)[population.membership],
+        "acquisition_channel": np.array(CHANNELS)[population.acquisition],
+        "language": np.where(population.language_zh, "zh", "en"),
+        "contact_ok": tr.contact_ok,
+        "email_ok": population.email_ok,
+    }), out_dir / "users.parquet")
+
+    paths["items"] = _write(pa.table({
+        "item_id": catalog.item_id,
+        "category": np.array(CATEGORIES)[catalog.category],
+        "price": catalog.price,
+        "title": catalog.title,
+    }), out_dir / "items.parquet")
+
+    day, camp, users, arm, p_none, p_action, cost = campaigns.columns()
+    is_control = arm == CONTROL
+    action = np.where(is_control, "none", np.array(ACTIONS)[np.maximum(arm, 0)])
+    fixed = np.where(arm == RECOMMENDATION, FIXED_COSTS["recommendation"],
+                     np.where(arm == CS_OUTREACH, FIXED_COSTS["cs_outreach"], 0.0))
+    campaign_ids = np.array([f"cmp{j + 1:02d}-{start + dt.timedelta(days=d)}"
+                             for j, d in enumerate(world.campaign_days)])
+    channel = np.where(arm == CS_OUTREACH, "phone",
+                       np.where(population.email_ok[users], "email", "app"))
+    paths["campaigns"] = _write(pa.table({
+        "user_id": user_ids[users],
+        "campaign_id": campaign_ids[camp] if camp.size else np.zeros(0, str),
+        "action": action,
+        "assigned_at": _ts(start=start, seconds=day.astype(np.int64) * 86_400
+                           + CAMPAIGN_HOUR * 3600),
+        "is_control": is_control,
+        "cost": np.round(fixed + cost, 2),
+        "channel": pa.array(channel, pa.string(), mask=is_control),
+    }), out_dir / "campaigns.parquet")
+    paths["truth_campaigns"] = _write(pa.table({
+        "user_id": user_ids[users],
+        "campaign_id": campaign_ids[camp] if camp.size else np.zeros(0, str),
+        "action": action,
+        "is_control": is_control,
+        "p_churn_none": p_none,
+        "p_churn_action": p_action,
+        "effect": p_action - p_none,
+    }), out_dir / "truth" / "campaigns.parquet")
+
+    parts = []
+    for cutoff, t in truths:
+        seconds = np.full(t.users.size, (cutoff - start).days * 86_400, np.int64)
+        cols = {
+            "user_id": pa.array(user_ids[t.users]),
+            "cutoff": _ts(start=start, seconds=seconds),
+            "p_churn": pa.array(t.p_churn),
+            "alive": pa.array(t.alive),
+            "segment": pa.array(np.array(SEGMENTS)[tr.segment[t.users]]),
+        }
+        cols.update({f"effect_{a}": pa.array(t.effects[a]) for a in ACTIONS})
+        parts.append(pa.table(cols))
+    churn_schema = pa.schema([("user_id", pa.string()), ("cutoff", _TS), ("p_churn", pa.float64()),
+                              ("alive", pa.bool_()), ("segment", pa.string())]
+                             + [(f"effect_{a}", pa.float64()) for a in ACTIONS])
+    churn = pa.concat_tables(parts) if parts else churn_schema.empty_table()
+    paths["truth_churn"] = _write(churn, out_dir / "truth" / "churn.parquet")
+
+    paths["truth_users"] = _write(pa.table({
+        "user_id": user_ids,
+        "segment": np.array(SEGMENTS)[tr.segment],
+        "price_sensitivity": tr.price_sensitivity,
+        "category_breadth": tr.breadth,
+        "base_order_rate": tr.base_rate,
+        "baseline_satisfaction": tr.baseline,
+        "return_propensity": population.return_propensity,
+    }), out_dir / "truth" / "users.parquet")
+
+    manifest = {
+        "seed": seed,
+        "scenario": scenario,
+        "n_users": n,
+        "days": days,
+        "start": start.isoformat(),
+        "end": (start + dt.timedelta(days=days)).isoformat(),
+        "end_exclusive": True,
+        "horizon_days": horizon_days,
+        "cutoffs": [c.isoformat() for c in cutoffs],
+        "campaign_days": [(start + dt.timedelta(days=d)).isoformat() for d in world.campaign_days],
+        "actions": list(ACTIONS),
+        "action_costs": action_costs(catalog=catalog),
+        "action_cost_note": "coupon costs are k% of the basket, paid only on redemption",
+        "expected_basket": round(expected_basket(catalog=catalog), 4),
+        "counts": {"n_users": n, "n_events": events.num_rows, "n_items": catalog.n_items,
+                   "n_campaign_rows": campaigns.n_rows},
+        "truth_method": TRUTH_METHOD,
+        "files": {k: str(v.relative_to(out_dir)) for k, v in paths.items()},
+    }
+    path = out_dir / "manifest.json"
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    paths["manifest"] = path
+    return paths
