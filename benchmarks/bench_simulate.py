@@ -15,6 +15,9 @@ from pathlib import Path
 
 from churnguard.simulate import simulate
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results import write_section  # noqa: E402
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
@@ -34,6 +37,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"simulate users={args.users} days={args.days} scenario={args.scenario}: "
           f"{seconds:.1f} s, peak RSS {peak_mib:.0f} MiB, events={result.n_events:,}, "
           f"campaign rows={result.n_campaign_rows:,}")
+    body = (
+        "## Simulator (issue 2)\n\n| customers | days | scenario | events | seconds | peak RSS MiB |\n"
+        "|---|---|---|---|---|---|\n"
+        f"| {args.users:,} | {args.days} | {args.scenario} | {result.n_events:,} | {seconds:.1f} "
+        f"| {peak_mib:,.0f} |\n\nTarget: 100,000 customers × 365 days in under 2 minutes on 2 cores."
+    )
+    write_section("simulate", body, command="python benchmarks/bench_simulate.py "
+                  f"--users {args.users} --days {args.days} --scenario {args.scenario}")
     return 0
 
 

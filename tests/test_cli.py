@@ -154,3 +154,14 @@ def test_demo_end_to_end_small(tmp_path: Path) -> None:
     assert second.returncode == 0, second.stderr
     with Store.open(project / "churnguard.duckdb", read_only=True) as store:
         assert store.table_counts()["events"] == counts["events"]
+
+
+def test_mixed_time_zones_rejected_in_a_new_project(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """A project made by `init` has no ingest.timezone, so a half-local export is refused."""
+    run(["init", str(tmp_path)], capsys)
+    mixed = tmp_path / "events.csv"
+    mixed.write_text("user_id,ts,type\nu1,2026-01-01T10:00:00+08:00,order\nu2,2026-01-01 10:00,order\n")
+    code, _, err = run(["ingest", "events", str(mixed), "--project", str(tmp_path)], capsys)
+    assert code == 2
+    assert "row 2" in err and "'ts'" in err and "ingest.timezone" in err

@@ -86,3 +86,14 @@ def test_in_memory_store_is_migrated() -> None:
         assert store.schema_version() == SCHEMA_VERSION
     finally:
         store.close()
+
+
+def test_new_project_settings_are_the_defaults_and_explained(tmp_path):
+    from churnguard.config import ProjectConfig, load_config
+    from churnguard.project import init_project
+
+    project, created = init_project(tmp_path / "p")
+    assert created
+    assert load_config(project.root / "churnguard.toml") == ProjectConfig()
+    text = (project.root / "churnguard.toml").read_text()
+    assert "# timezone =" in text and "lookback_days = 365" in text

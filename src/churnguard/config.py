@@ -46,8 +46,14 @@ class IngestConfig(_Section):
     pseudonym_key_env: str = "CHURNGUARD_PSEUDONYM_KEY"
     # Remove e-mail addresses and phone numbers from free text (reviews, tickets) before storing.
     scrub_text: bool = True
-    # The zone that timestamps without an offset are in.
-    timezone: str = "UTC"
+    # The zone that timestamps without an offset are in. Unset: they are read as UTC, but a file
+    # that mixes timestamps with and without an offset is rejected as ambiguous.
+    timezone: str | None = None
+
+    @property
+    def naive_timezone(self) -> str:
+        """The zone naive timestamps are read in."""
+        return self.timezone or "UTC"
 
 
 class ProjectConfig(_Section):
@@ -76,4 +82,22 @@ def load_config(path: Path) -> ProjectConfig:
 
 
 def dump_config(config: ProjectConfig) -> str:
-    return tomli_w.dumps(config.model_dump(mode="json"))
+    return tomli_w.dumps(config.model_dump(mode="json", exclude_none=True))
+
+
+# What `churnguard init` writes: the defaults, spelled out and explained.
+NEW_PROJECT_TOML = """\
+# churnguard project settings; docs/commands.md explains each one.
+
+[churn]
+activity = ["order"]   # event types that count as activity
+lookback_days = 365    # population at cutoff T: activity in [T - lookback, T)
+horizon_days = 90      # churned: no activity in [T, T + horizon)
+
+[ingest]
+pseudonymise = false   # replace user ids by HMAC-SHA256(key, id); the key is read from the
+pseudonym_key_env = "CHURNGUARD_PSEUDONYM_KEY"   # environment variable named here
+scrub_text = true      # remove e-mail addresses and phone numbers from free text
+# timezone = "Europe/Berlin"   # zone of timestamps written without an offset (unset: UTC, and a
+                               # file mixing timestamps with and without offsets is rejected)
+"""

@@ -11,8 +11,8 @@ Decisions worth knowing:
 * Timestamps are stored as naive UTC. A value with an offset ('Z', '+01:00', ' Europe/Berlin') is
   converted; a value without one (including a bare date) is read in ``IngestConfig.timezone``.
   A text column that mixes both kinds within one file is ambiguous (was the export half local?):
-  the naive rows are then bad, unless the user set ``timezone`` explicitly in the configuration
-  (``"timezone" in config.model_fields_set``), which says how to read them.
+  the naive rows are then bad, unless the user set ``ingest.timezone`` in the configuration,
+  which says how to read them.
 * A file with a header and no data rows is not an error: nothing changes and the report says so.
   A call that reads no rows at all records no batch. A 0-byte file is an error.
 * Events without an event_id get ``md5`` of their normalised contract columns (see
@@ -268,7 +268,7 @@ def ingest_files(
                 f"its columns are {', '.join(contract.names)}"
             )
     encoding = _normalise_encoding(encoding)
-    _check_timezone(store, config.timezone)
+    _check_timezone(store, config.naive_timezone)
     pseudonym = _pseudonym_key(config) if config.pseudonymise else None
     say = progress or (lambda message: None)
 
@@ -293,11 +293,10 @@ def ingest_files(
                 attribute_columns += [a for a in plan.attributes if a not in attribute_columns]
                 notes += plan.notes
                 say(f"validating {display}")
-                stage = _stage(con, contract, source, plan, config, pseudonym, default_type, index)
+                stage, n_rows, n_bad, n_distinct = _stage(
+                    con, contract, source, plan, config, pseudonym, default_type, index
+                )
                 source.tables.append(stage)
-                n_rows, n_bad = con.execute(
-                    f"SELECT count(*), count({_ERR}) FROM {stage}"
-                ).fetchone()
                 totals.read += n_rows
                 if n_rows == 0:
                     notes.append(f"{display} has a header but no data rows; nothing to load")
@@ -315,7 +314,7 @@ def ingest_files(
                 if contract.key:
                     _upsert(con, contract, stage, plan, batch_id, totals)
                 else:
-                    _append_events(con, stage, batch_id, totals)
+                    _append_events(con, stage, batch_id, totals, n_rows - n_bad, n_distinct)
                 if n_bad and on_error == "quarantine":
                     _quarantine(con, kind, stage, source, batch_id)
             finally:
@@ -395,8 +394,10 @@ def _pseudonym_key(config: IngestConfig) -> bytes:
 
 def _drop(con: duckdb.DuckDBPyConnection, name: str) -> None:
     """Drop a temp table or view of ours (a failed DROP would abort the transaction)."""
-    kind = "VIEW" if name.startswith("__cg_src_") else "TABLE"
-    con.execute(f"DROP {kind} IF EXISTS {name}")
+    is_view = con.execute(
+        "SELECT count(*) FROM duckdb_views() WHERE temporary AND view_name = ?", [name]
+    ).fetchone()[0]
+    con.execute(f"DROP {'VIEW' if is_view else 'TABLE'} IF EXISTS {name}")
 
 
 # -- reading ---------------------------------------------------------------------------------------
@@ -702,8 +703,11 @@ def _stage(
     pseudonym: bytes | None,
     default_type: str | None,
     index: int,
-) -> str:
-    """Materialise the file's typed rows with their first error: one pass, one temp table."""
+) -> tuple[str, int, int, int | None]:
+    """The file's typed rows with their first error, as a temp table or view.
+
+    Returns its name, the number of rows, of bad rows, and (events) of distinct good event ids.
+    """
     naive_is_error = _mixed_timezone_columns(con, contract, source, plan, config)
     values: dict[str, str] = {}
     errors: list[tuple[str, str]] = []
@@ -727,7 +731,7 @@ def _stage(
             column,
             ref,
             source.columns.get(src) if src is not None else None,
-            timezone=config.timezone,
+            timezone=config.naive_timezone,
             naive_is_error=naive_is_error.get(column.name),
             default=default,
         )
@@ -770,13 +774,26 @@ def _stage(
         )
         select = f"SELECT * REPLACE ({event_id} AS event_id) FROM ({select})"
     try:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {stage} AS {select}")
+        if contract.kind == "events":
+            # Events are the big table: one counting pass (which also tells whether the file
+            # repeats event ids), then the insert reads the file again through a view. A clean
+            # file is never materialised; only one with bad rows is, for the error report.
+            n_rows, n_bad, n_distinct = con.execute(
+                f"SELECT count(*), count({_ERR}), count(DISTINCT event_id) FILTER ({_ERR} IS NULL) "
+                f"FROM ({select})"
+            ).fetchone()
+            kind = "TABLE" if n_bad else "VIEW"
+            con.execute(f"CREATE OR REPLACE TEMP {kind} {stage} AS {select}")
+        else:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {stage} AS {select}")
+            n_rows, n_bad = con.execute(f"SELECT count(*), count({_ERR}) FROM {stage}").fetchone()
+            n_distinct = None
     except (duckdb.IOException, duckdb.InvalidInputException) as exc:
         # Parquet is read lazily, so a corrupt file can first fail here.
         if source.fmt != "parquet":
             raise
         raise _read_error(exc, source.path, source.display, source.fmt, "utf-8") from exc
-    return stage
+    return stage, n_rows, n_bad, n_distinct
 
 
 def _mixed_timezone_columns(
@@ -787,7 +804,7 @@ def _mixed_timezone_columns(
     config: IngestConfig,
 ) -> dict[str, str]:
     """Text timestamp columns whose file mixes naive and offset values, when that is an error."""
-    if "timezone" in config.model_fields_set:
+    if config.timezone is not None:
         return {}
     checks = []
     for column in contract.columns:
@@ -921,17 +938,39 @@ def _rejection(rejected: list[tuple[str, int, list[Problem]]]) -> IngestError:
 _EVENT_COLUMNS = CONTRACTS["events"].names
 
 
-def _append_events(con: duckdb.DuckDBPyConnection, stage: str, batch_id: str, totals: _Totals) -> None:
+def _append_events(
+    con: duckdb.DuckDBPyConnection,
+    stage: str,
+    batch_id: str,
+    totals: _Totals,
+    good: int,
+    distinct: int,
+) -> None:
     """Append new events: anti-join on event_id against the store, first occurrence in the file."""
     columns = ", ".join(quote_ident(c) for c in _EVENT_COLUMNS)
-    good = con.execute(f"SELECT count(*) FROM {stage} WHERE {_ERR} IS NULL").fetchone()[0]
-    (added,) = con.execute(
-        f"INSERT INTO events ({columns}, batch_id) "
-        f"SELECT {columns}, ? FROM {stage} s "
-        f"WHERE {_ERR} IS NULL AND NOT EXISTS (SELECT 1 FROM events e WHERE e.event_id = s.event_id) "
-        f"QUALIFY row_number() OVER (PARTITION BY s.event_id ORDER BY s.{_ROW}) = 1",
-        [batch_id],
-    ).fetchone()
+    repeats = ""
+    if distinct < good:  # the file repeats some event ids: keep each one's first row only
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {stage}_repeats AS SELECT event_id, min({_ROW}) AS first_row "
+            f"FROM {stage} WHERE {_ERR} IS NULL GROUP BY event_id HAVING count(*) > 1"
+        )
+        repeats = (
+            f"AND NOT EXISTS (SELECT 1 FROM {stage}_repeats d "
+            f"WHERE d.event_id = s.event_id AND d.first_row <> s.{_ROW})"
+        )
+    # Row order in the table means nothing; letting DuckDB write out of order saves memory.
+    con.execute("SET preserve_insertion_order = false")
+    try:
+        (added,) = con.execute(
+            f"INSERT INTO events ({columns}, batch_id) "
+            f"SELECT {columns}, ? FROM {stage} s WHERE s.{_ERR} IS NULL "
+            f"AND NOT EXISTS (SELECT 1 FROM events e WHERE e.event_id = s.event_id) {repeats}",
+            [batch_id],
+        ).fetchone()
+    finally:
+        con.execute("RESET preserve_insertion_order")
+        if repeats:
+            con.execute(f"DROP TABLE IF EXISTS {stage}_repeats")
     totals.added += added
     totals.duplicate += good - added
 

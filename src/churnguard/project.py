@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from churnguard.config import ProjectConfig, dump_config, load_config
+from churnguard.config import NEW_PROJECT_TOML, ProjectConfig, dump_config, load_config
 from churnguard.store import STORE_FILENAME, Store
 
 CONFIG_FILENAME = "churnguard.toml"
@@ -44,7 +44,8 @@ def init_project(root: Path, *, config: ProjectConfig | None = None) -> tuple[Pr
     config_path = root / CONFIG_FILENAME
     created = not config_path.exists()
     if created:
-        config_path.write_text(dump_config(config or ProjectConfig()), encoding="utf-8")
+        text = NEW_PROJECT_TOML if config is None else dump_config(config)
+        config_path.write_text(text, encoding="utf-8")
     project = Project.load(root)
     with project.open_store():
         pass
