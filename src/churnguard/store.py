@@ -194,10 +194,10 @@ class Store:
     def schema_version(self) -> int:
         exists = self.con.execute(
             "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_migrations'"
-        ).fetchone()[0]
+        ).fetchall()[0][0]
         if not exists:
             return 0
-        return self.con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()[0]
+        return self.con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchall()[0][0]
 
     def _check_version(self) -> int:
         version = self.schema_version()
@@ -243,15 +243,16 @@ class Store:
     # -- inspection -----------------------------------------------------------------------------
     def table_counts(self) -> dict[str, int]:
         return {
-            table: self.con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            table: self.con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
             for table in DATA_TABLES
         }
 
     def event_summary(self) -> dict[str, object]:
         """Users, events per type and the time span covered by the events table."""
+        # fetchall, not fetchone: DuckDB leaves a fetchone() result open, which blocks register().
         n_users, first, last = self.con.execute(
             "SELECT count(DISTINCT user_id), min(ts), max(ts) FROM events"
-        ).fetchone()
+        ).fetchall()[0]
         by_type = dict(
             self.con.execute(
                 "SELECT type, count(*) FROM events GROUP BY type ORDER BY count(*) DESC"
