@@ -165,3 +165,22 @@ def test_mixed_time_zones_rejected_in_a_new_project(tmp_path: Path,
     code, _, err = run(["ingest", "events", str(mixed), "--project", str(tmp_path)], capsys)
     assert code == 2
     assert "row 2" in err and "'ts'" in err and "ingest.timezone" in err
+
+
+def test_churn_preview_prints_population_and_rate(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    run(["init", str(tmp_path)], capsys)
+    orders = tmp_path / "orders.csv"
+    # u1 orders every month; u2 orders once in January and never again.
+    rows = ["user_id,ts"] + [f"u1,2025-{m:02d}-01" for m in range(1, 13)] + ["u2,2025-01-15"]
+    orders.write_text("\n".join(rows) + "\n")
+    run(["ingest", "events", str(orders), "--default-type", "order", "--project", str(tmp_path)],
+        capsys)
+    code, out, _ = run(["churn", "preview", "--horizon", "60d", "--project", str(tmp_path)], capsys)
+    assert code == 0
+    assert "no order within 60 days" in out
+    # At the observable cutoffs after mid-March both customers are in the population and u2
+    # has churned: a rate of 50.0%.
+    assert "50.0%" in out
+    code, _, err = run(["churn", "preview", "--horizon", "soon", "--project", str(tmp_path)], capsys)
+    assert code == 2 and "'soon' is not a duration" in err

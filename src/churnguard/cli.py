@@ -29,7 +29,9 @@ from rich.progress import (
 from rich.table import Table
 
 from churnguard import __version__
-from churnguard.config import ConfigError
+from pydantic import ValidationError
+
+from churnguard.config import ChurnDefinition, ConfigError
 from churnguard.durations import parse_date, parse_days
 from churnguard.project import CONFIG_FILENAME, Project, init_project, resolve_project_dir
 from churnguard.store import StoreError
@@ -280,6 +282,71 @@ def ingest_quarantine(batch_id: str | None, limit: int, project_dir: Path | None
         table.add_row(str(row["batch_id"])[:12], row["kind"], Path(row["file"]).name,
                       str(row["row_number"]), str(row["column_name"]), row["reason"])
     Console(highlight=False).print(table)
+
+
+# -- churn definition ----------------------------------------------------------------------------
+def definition_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--activity/--lookback/--horizon, overriding the project's [churn] settings."""
+    command = days_option("--horizon", default=None,
+                          help="Churn horizon, e.g. 90d (default: churnguard.toml).")(command)
+    command = days_option("--lookback", default=None,
+                          help="Population lookback, e.g. 365d (default: churnguard.toml).")(command)
+    return click.option("--activity", default=None, metavar="TYPE[,TYPE]",
+                        help="Event types that count as activity (default: churnguard.toml, "
+                        "usually 'order').")(command)
+
+
+def churn_definition(project: Project, activity: str | None, lookback: int | None,
+                     horizon: int | None) -> ChurnDefinition:
+    base = project.config.churn
+    changes: dict[str, Any] = {}
+    if activity is not None:
+        changes["activity"] = tuple(a.strip() for a in activity.split(",") if a.strip())
+    if lookback is not None:
+        changes["lookback_days"] = lookback
+    if horizon is not None:
+        changes["horizon_days"] = horizon
+    try:
+        return ChurnDefinition.model_validate({**base.model_dump(), **changes})
+    except ValidationError as exc:
+        raise BadInput(f"bad churn definition: {exc.errors()[0]['msg']}") from None
+
+
+@cli.group()
+def churn() -> None:
+    """Look at what a churn definition means before training on it."""
+
+
+@churn.command(name="preview")
+@definition_options
+@project_option
+def churn_preview_command(activity: str | None, lookback: int | None, horizon: int | None,
+                          project_dir: Path | None) -> None:
+    """Per cutoff: the population, how many churned, the churn rate, and whether labels are known.
+
+    A customer is in the population at cutoff T when they have an activity event in
+    [T - lookback, T), and churned when they have none in [T, T + horizon). Cutoffs run every
+    30 days; the newest ones cannot be labelled yet (their horizon is in the future).
+    """
+    from churnguard.labels import LabelError, churn_preview
+
+    project = load_project(project_dir)
+    definition = churn_definition(project, activity, lookback, horizon)
+    with project.open_store(read_only=True) as store:
+        try:
+            rows = churn_preview(store, definition=definition)
+        except LabelError as exc:
+            raise BadInput(str(exc)) from None
+    table = Table("cutoff", "population", "churned", "churn rate", "labels",
+                  title=f"Churn = no {'/'.join(definition.activity)} within "
+                  f"{definition.horizon_days} days; population = "
+                  f"{'/'.join(definition.activity)} in the previous {definition.lookback_days} days")
+    for row in rows:
+        table.add_row(f"{row.cutoff:%Y-%m-%d}", f"{row.population:,}",
+                      "—" if row.churned is None else f"{row.churned:,}",
+                      "—" if row.churn_rate is None else f"{row.churn_rate:.1%}",
+                      row.note)
+    Console(highlight=False, width=140).print(table)
 
 
 # -- status and demo -----------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import tomllib
 from pathlib import Path
 
 import tomli_w
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 
 class _Section(BaseModel):
@@ -56,9 +56,33 @@ class IngestConfig(_Section):
         return self.timezone or "UTC"
 
 
+class ScoringConfig(_Section):
+    """Risk tiers from the calibrated churn probability: high >= high, medium >= medium."""
+
+    high: float = Field(0.7, gt=0, le=1)
+    medium: float = Field(0.4, gt=0, le=1)
+    lang: str = "en"
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ScoringConfig:
+        if self.medium > self.high:
+            raise ValueError(f"medium ({self.medium}) must not exceed high ({self.high})")
+        if self.lang not in ("en", "zh"):
+            raise ValueError(f"lang must be 'en' or 'zh', not {self.lang!r}")
+        return self
+
+
+class SimulationConfig(_Section):
+    """Set by `churnguard demo`: where the simulator's ground truth lies, for the oracle."""
+
+    truth: str | None = None
+
+
 class ProjectConfig(_Section):
     churn: ChurnDefinition = ChurnDefinition()
     ingest: IngestConfig = IngestConfig()
+    scoring: ScoringConfig = ScoringConfig()
+    simulation: SimulationConfig = SimulationConfig()
 
 
 class ConfigError(ValueError):
@@ -100,4 +124,9 @@ pseudonym_key_env = "CHURNGUARD_PSEUDONYM_KEY"   # environment variable named he
 scrub_text = true      # remove e-mail addresses and phone numbers from free text
 # timezone = "Europe/Berlin"   # zone of timestamps written without an offset (unset: UTC, and a
                                # file mixing timestamps with and without offsets is rejected)
+
+[scoring]
+high = 0.7             # risk tier 'high' from this churn probability up
+medium = 0.4           # 'medium' from this one up; below it 'low'
+lang = "en"            # language of the reasons: en or zh
 """

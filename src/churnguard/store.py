@@ -8,7 +8,7 @@ ingest batch that added (or last changed) the row.
 >>> with tempfile.TemporaryDirectory() as d:
 ...     with Store.open(pathlib.Path(d) / "churnguard.duckdb") as store:
 ...         store.schema_version()
-1
+2
 """
 
 from __future__ import annotations
@@ -123,6 +123,62 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
 )
 
+MIGRATIONS += (
+    Migration(
+        version=2,
+        description="model registry, aliases with history, scores, backtest runs",
+        sql="""
+        CREATE TABLE models (
+            version     VARCHAR PRIMARY KEY,
+            name        VARCHAR NOT NULL,
+            created_at  TIMESTAMP NOT NULL,
+            config      VARCHAR NOT NULL,
+            data_window VARCHAR NOT NULL,
+            metrics     VARCHAR NOT NULL,
+            features    VARCHAR NOT NULL,
+            artifact    BLOB NOT NULL
+        );
+        CREATE TABLE model_aliases (
+            alias      VARCHAR PRIMARY KEY,
+            version    VARCHAR NOT NULL,
+            updated_at TIMESTAMP NOT NULL
+        );
+        CREATE TABLE model_alias_history (
+            alias            VARCHAR NOT NULL,
+            version          VARCHAR NOT NULL,
+            previous_version VARCHAR,
+            changed_at       TIMESTAMP NOT NULL,
+            reason           VARCHAR NOT NULL
+        );
+        CREATE TABLE scores (
+            user_id       VARCHAR NOT NULL,
+            as_of         TIMESTAMP NOT NULL,
+            model_version VARCHAR NOT NULL,
+            p_churn       DOUBLE NOT NULL,
+            risk_tier     VARCHAR NOT NULL,
+            reason_1      VARCHAR,
+            reason_2      VARCHAR,
+            reason_3      VARCHAR,
+            lang          VARCHAR NOT NULL,
+            scored_at     TIMESTAMP NOT NULL,
+            PRIMARY KEY (user_id, as_of, model_version)
+        );
+        CREATE TABLE backtests (
+            run_id     VARCHAR PRIMARY KEY,
+            created_at TIMESTAMP NOT NULL,
+            result     VARCHAR NOT NULL
+        );
+        CREATE TABLE backtest_predictions (
+            run_id  VARCHAR NOT NULL,
+            model   VARCHAR NOT NULL,
+            user_id VARCHAR NOT NULL,
+            y_true  BOOLEAN NOT NULL,
+            p_churn DOUBLE NOT NULL
+        );
+        """,
+    ),
+)
+
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
 # Tables ingestion writes, in the order a summary lists them.
@@ -136,6 +192,9 @@ DATA_TABLES = (
     "labels",
     "quarantine",
     "ingest_batches",
+    "models",
+    "scores",
+    "backtests",
 )
 
 
