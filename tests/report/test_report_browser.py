@@ -1,0 +1,34 @@
+"""The report in a real headless Chromium: no errors, no network, every chart drawn."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from browser import artifact_path, chromium_page
+
+from churnguard.report import ReportData, render_report
+
+
+@pytest.mark.browser
+def test_report_renders_in_chromium(report_data: ReportData, tmp_path: Path) -> None:
+    path = render_report(report_data, tmp_path / "report.html")
+    with chromium_page() as browser:
+        page = browser.page
+        page.goto(path.as_uri(), wait_until="load")
+        assert page.title() == "Churn report — demo-project"
+        boxes = page.eval_on_selector_all(
+            "svg", "els => els.map(e => { const r = e.getBoundingClientRect();"
+                   " return [e.getAttribute('aria-label'), r.width, r.height]; })")
+        headings = page.eval_on_selector_all("h2", "els => els.map(e => e.textContent)")
+        reason_cells = page.eval_on_selector_all(
+            "table.customers td", "els => els.map(e => e.textContent)")
+        page.screenshot(path=str(artifact_path("report.png")), full_page=True)
+        assert browser.problems() == []
+    assert len(boxes) >= 6
+    assert [label for label, w, h in boxes if not (w > 100 and h > 100)] == []
+    assert len(headings) == 10 and headings[-1] == "10. Top at-risk customers"
+    # The escaped reason reads as the literal text, not as bold markup.
+    assert "Basket value fell <b>sharply</b> & stayed low" in reason_cells
+    assert "最近 90 天没有下单" in reason_cells
+    assert artifact_path("report.png").stat().st_size > 50_000
