@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["bench_simulate.py", "bench_ingest.py", "bench_features.py"]
+BENCHMARKS = ["bench_simulate.py", "bench_ingest.py", "bench_features.py", "bench_models.py"]
 
 
 def main() -> int:

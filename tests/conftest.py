@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
+from churnguard.config import ChurnDefinition
+from churnguard.ingest import ingest_files
+from churnguard.simulate import simulate
 from churnguard.store import Store
 
 
@@ -14,3 +19,34 @@ def store(tmp_path: Path):
     """A fresh file-backed store in a temporary folder."""
     with Store.open(tmp_path / "churnguard.duckdb", threads=2) as s:
         yield s
+
+
+@dataclass(frozen=True)
+class SimulatedShop:
+    """A simulated shop ingested into a store, with the simulator's truth (read-only in tests)."""
+
+    store: Store
+    truth: pd.DataFrame
+    sim_dir: Path
+    definition: ChurnDefinition
+
+
+def ingest_simulation(store: Store, sim_dir: Path) -> None:
+    for kind in ("events", "users", "items", "campaigns"):
+        ingest_files(store, kind=kind, files=[sim_dir / f"{kind}.parquet"])
+
+
+@pytest.fixture(scope="session")
+def simulated_shop(tmp_path_factory: pytest.TempPathFactory):
+    """3,000 customers over 400 days of the default scenario (seed 7), ingested once per session.
+
+    Tests must not write to this store; copy the simulation into their own store instead
+    (``ingest_simulation``)."""
+    folder = tmp_path_factory.mktemp("simulated_shop")
+    simulate(n_users=3000, days=400, seed=7, out_dir=folder / "sim")
+    with Store.open(folder / "churnguard.duckdb", threads=2) as s:
+        ingest_simulation(s, folder / "sim")
+        truth = pd.read_parquet(folder / "sim" / "truth" / "churn.parquet",
+                                columns=["user_id", "cutoff", "p_churn"])
+        yield SimulatedShop(store=s, truth=truth, sim_dir=folder / "sim",
+                            definition=ChurnDefinition())

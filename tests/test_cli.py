@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import click
+import pandas as pd
 import pytest
 
 from churnguard.cli import cli, main
@@ -137,18 +139,37 @@ def test_console_script_exit_code_reaches_the_shell(tmp_path: Path) -> None:
 
 @pytest.mark.e2e
 def test_demo_end_to_end_small(tmp_path: Path) -> None:
-    """The main job, as `make demo` runs it, at small size, through the installed script."""
+    """The main job, as `make demo` runs it, at small size, through the installed script:
+    simulate → ingest → backtest → train → score with reasons → report."""
     script = Path(sys.executable).with_name("churnguard")
     project = tmp_path / "demo"
-    args = [str(script), "demo", "--users", "400", "--days", "200", "--project", str(project)]
+    args = [str(script), "demo", "--users", "1500", "--days", "420", "--project", str(project)]
     first = subprocess.run(args, capture_output=True, text=True)
     assert first.returncode == 0, first.stderr
     assert "Project ready" in first.stdout
     with Store.open(project / "churnguard.duckdb", read_only=True) as store:
         counts = store.table_counts()
-        orders = store.con.execute("SELECT count(*) FROM events WHERE type = 'order'").fetchone()[0]
-    assert counts["users"] == 400
+        orders = store.con.execute("SELECT count(*) FROM events WHERE type = 'order'").fetchall()[0][0]
+    assert counts["users"] == 1500
     assert counts["items"] > 0 and counts["campaigns"] > 0 and orders > 0
+    assert counts["models"] == 1 and counts["backtests"] == 1
+
+    document = json.loads((project / "backtest.json").read_text())
+    names = [m["name"] for m in document["models"]]
+    assert names == ["recency", "btyd", "gbdt", "oracle"]
+    by_name = {m["name"]: m for m in document["models"]}
+    # The oracle knows the truth: no model may beat it by more than noise.
+    assert by_name["oracle"]["roc_auc"] >= max(by_name[n]["roc_auc"] for n in names) - 0.01
+
+    scores = pd.read_csv(project / "scores.csv", keep_default_na=False)
+    assert list(scores.columns) == ["user_id", "p_churn", "risk_tier", "reason_1", "reason_2",
+                                    "reason_3", "model_version"]
+    assert scores["p_churn"].between(0, 1).all()
+    assert set(scores["risk_tier"]) <= {"high", "medium", "low"}
+    assert (scores["reason_1"] != "").mean() > 0.9
+    html = (project / "report.html").read_text(encoding="utf-8")
+    assert "<svg" in html and "http://" not in html and "https://" not in html
+
     # A second run regenerates the same data and adds nothing.
     second = subprocess.run(args, capture_output=True, text=True)
     assert second.returncode == 0, second.stderr

@@ -349,6 +349,264 @@ def churn_preview_command(activity: str | None, lookback: int | None, horizon: i
     Console(highlight=False, width=140).print(table)
 
 
+# -- models: train, backtest, score, explain, report ----------------------------------------------
+def _truth(project: Project) -> Any:
+    """The simulator's truth for the oracle, when the project says where it is."""
+    import pandas as pd
+
+    if not project.config.simulation.truth:
+        return None
+    path = (project.root / project.config.simulation.truth).resolve()
+    if not path.exists():
+        raise BadInput(f"simulation.truth in {CONFIG_FILENAME} names {path}, which does not exist")
+    return pd.read_parquet(path, columns=["user_id", "cutoff", "p_churn"])
+
+
+def _model_names(value: str) -> tuple[str, ...]:
+    from churnguard.evaluate import MODEL_FACTORIES
+
+    names = tuple(v.strip() for v in value.split(",") if v.strip())
+    unknown = [n for n in names if n not in MODEL_FACTORIES]
+    if unknown or not names:
+        raise BadInput(f"--models: unknown model {unknown[0] if unknown else value!r}; "
+                       f"known: {', '.join(MODEL_FACTORIES)}")
+    return names
+
+
+def _train_cutoffs(value: str) -> int | list[dt.date]:
+    if value.strip().isdigit():
+        return int(value)
+    try:
+        return [parse_date(v) for v in value.split(",") if v.strip()]
+    except ValueError as exc:
+        raise BadInput(f"--train-cutoffs: {exc}; give a number K or dates D1,D2,...") from None
+
+
+@cli.command()
+@click.option("--models", "models", default="gbdt", show_default=True,
+              help="The model to train: gbdt, btyd or recency.")
+@click.option("--as-of", default=None, callback=date_callback,
+              help="Train as if today were this date (default: on all the data).")
+@click.option("--train-cutoffs", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Training cutoffs (30 days apart) before the validation cutoff.")
+@click.option("--promote/--no-promote", default=None,
+              help="Make it the champion that `score` uses (default: only if there is none).")
+@definition_options
+@project_option
+def train(models: str, as_of: dt.date | None, train_cutoffs: int, promote: bool | None,
+          activity: str | None, lookback: int | None, horizon: int | None,
+          project_dir: Path | None) -> None:
+    """Train a churn model on the newest labelled cutoffs and register it in the store.
+
+    The newest cutoff whose horizon the data covers is the validation cutoff (early stopping and
+    calibration); the training cutoffs lie 30, 60, ... days before it. Run `churnguard
+    backtest` for an honest, out-of-time measure of the same recipe.
+    """
+    from churnguard.evaluate import BacktestError
+    from churnguard.training import train_model
+
+    project = load_project(project_dir)
+    definition = churn_definition(project, activity, lookback, horizon)
+    (name,) = _model_names(models)[:1]
+    with project.open_store() as store, stage_spinner(f"Training {name}") as update:
+        try:
+            trained = train_model(store, definition=definition, model=name, as_of=as_of,
+                                  train_cutoffs=train_cutoffs, promote=promote, progress=update)
+        except BacktestError as exc:
+            raise BadInput(str(exc)) from None
+    auc = trained.validation_metrics.get("roc_auc")
+    click.echo(f"Trained {trained.version} on {trained.n_train:,} rows "
+               f"(cutoffs {', '.join(f'{c:%Y-%m-%d}' for c in trained.train_cutoffs)}; validation "
+               f"{trained.validation_cutoff:%Y-%m-%d}, ROC-AUC {auc:.3f} in-sample)"
+               + ("; it is now the champion" if trained.promoted else ""))
+
+
+def _print_leaderboard(document: dict[str, Any], chosen: str | None = None) -> None:
+    table = Table("model", "ROC-AUC", "PR-AUC", "Brier", "ECE", "lift@10%", "recall@10%",
+                  title=f"Out-of-time backtest: test cutoff {document['test_cutoff']}, "
+                  f"{document['n_test']:,} customers, churn rate {document['base_rate']:.1%}")
+
+    def fmt(value: Any) -> str:
+        return "—" if value is None else f"{value:.3f}"
+
+    for row in sorted(document["models"], key=lambda r: -(r["roc_auc"] or 0)):
+        name = row["name"] + (" (truth)" if row["name"] == "oracle" else "")
+        table.add_row(name, fmt(row["roc_auc"]), fmt(row["pr_auc"]), fmt(row["brier"]),
+                      fmt(row["ece"]), fmt(row["lift_at_10"]), fmt(row["recall_at_10"]),
+                      style="bold" if row["name"] == chosen else None)
+    Console(highlight=False).print(table)
+    gaps = document.get("oracle_auc_gap")
+    if gaps:
+        Console(highlight=False).print(
+            "Gap to the oracle's ROC-AUC: "
+            + ", ".join(f"{k} {v:+.3f}" for k, v in gaps.items() if v is not None))
+
+
+@cli.command()
+@days_option("--horizon", default=None, help="Churn horizon, e.g. 90d (default: churnguard.toml).")
+@click.option("--test-cutoff", default=None, callback=date_callback,
+              help="Cutoff to test on (default: the newest whose horizon is observed).")
+@click.option("--train-cutoffs", "train_cutoffs", default="3", show_default=True,
+              metavar="K|D1,D2,...",
+              help="K training cutoffs 30 days apart before the validation cutoff, or the dates "
+              "(the newest is the validation cutoff).")
+@click.option("--models", default="recency,btyd,gbdt", show_default=True,
+              help="Comma-separated models to compare.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the leaderboard as JSON here.")
+@project_option
+def backtest(horizon: int | None, test_cutoff: dt.date | None, train_cutoffs: str, models: str,
+             json_path: Path | None, project_dir: Path | None) -> None:
+    """Measure models out of time: fit on earlier cutoffs, test on a later one.
+
+    Training cutoffs are those whose horizon ends on or before the test cutoff; the newest of
+    them is the validation cutoff. The leaderboard lists every model, and on simulated data
+    (simulation.truth in churnguard.toml) the oracle that knows the true churn probabilities.
+    """
+    from churnguard.evaluate import BacktestError, backtest as run_backtest
+    from churnguard.reporting import save_backtest
+
+    project = load_project(project_dir)
+    definition = churn_definition(project, None, None, horizon)
+    names = _model_names(models)
+    cutoffs = _train_cutoffs(train_cutoffs)
+    truth = _truth(project)
+    with project.open_store() as store:
+        try:
+            with stage_spinner("Backtest") as update:
+                result = run_backtest(store, definition=definition, test_cutoff=test_cutoff,
+                                      train_cutoffs=cutoffs, models=names, truth=truth,
+                                      progress=update)
+        except BacktestError as exc:
+            raise BadInput(str(exc)) from None
+        run_id = save_backtest(store, result)
+    document = result.to_dict()
+    _print_leaderboard(document)
+    if json_path is not None:
+        result.to_json(json_path)
+    click.echo(f"Backtest {run_id}: test cutoff {document['test_cutoff']}, "
+               f"{document['n_test']:,} customers" + (f"; JSON in {json_path}" if json_path else ""))
+
+
+@cli.command()
+@click.option("--as-of", default=None, callback=date_callback,
+              help="Score as of this date (default: just after the last event).")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the scores to FILE.csv or FILE.parquet.")
+@click.option("--lang", type=click.Choice(["en", "zh"]), default=None,
+              help="Language of the reasons (default: scoring.lang in churnguard.toml).")
+@definition_options
+@project_option
+def score(as_of: dt.date | None, out_path: Path | None, lang: str | None, activity: str | None,
+          lookback: int | None, horizon: int | None, project_dir: Path | None) -> None:
+    """Score every customer in the population with the champion model, with three reasons each.
+
+    Columns: user_id, p_churn (calibrated probability of churning within the horizon),
+    risk_tier (high/medium/low by scoring.high and scoring.medium), reason_1..reason_3,
+    model_version. The scores are also kept in the store.
+    """
+    from churnguard.scoring import ScoringError, score_customers
+
+    if out_path is not None and out_path.suffix.lower() not in (".csv", ".parquet"):
+        raise BadInput(f"--out {out_path}: write .csv or .parquet")
+    project = load_project(project_dir)
+    definition = churn_definition(project, activity, lookback, horizon)
+    with project.open_store() as store, stage_spinner("Scoring") as update:
+        try:
+            result = score_customers(store, definition=definition, tiers=project.config.scoring,
+                                     as_of=as_of, lang=lang, progress=update)
+        except ScoringError as exc:
+            raise BadInput(str(exc)) from None
+    frame = result.scores
+    if out_path is not None:
+        _write_table(frame, out_path)
+    tiers = frame["risk_tier"].value_counts()
+    click.echo(f"Scored {len(frame):,} customers as of {result.as_of:%Y-%m-%d} with "
+               f"{result.model_version}: {tiers.get('high', 0):,} high, "
+               f"{tiers.get('medium', 0):,} medium, {tiers.get('low', 0):,} low risk"
+               + (f"; written to {out_path}" if out_path else ""))
+
+
+def _write_table(frame: Any, path: Path) -> None:
+    """Write atomically: a half-written export is never left behind."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    if path.suffix.lower() == ".parquet":
+        frame.to_parquet(tmp, index=False)
+    else:
+        frame.to_csv(tmp, index=False)
+    os.replace(tmp, path)
+
+
+@cli.command()
+@click.argument("user_id")
+@click.option("--as-of", default=None, callback=date_callback,
+              help="Explain as of this date (default: just after the last event).")
+@click.option("--lang", type=click.Choice(["en", "zh"]), default=None,
+              help="Language of the reasons (default: scoring.lang in churnguard.toml).")
+@project_option
+def explain(user_id: str, as_of: dt.date | None, lang: str | None, project_dir: Path | None) -> None:
+    """Why the champion model thinks USER_ID may leave: probability, tier and reasons."""
+    from churnguard.scoring import ScoringError, explain_customer
+
+    project = load_project(project_dir)
+    with project.open_store(read_only=True) as store:
+        try:
+            result = explain_customer(store, user_id, definition=project.config.churn,
+                                      tiers=project.config.scoring, as_of=as_of, lang=lang)
+        except ScoringError as exc:
+            raise BadInput(str(exc)) from None
+    click.echo(f"{result.user_id}: P(churn within {project.config.churn.horizon_days} days) = "
+               f"{result.p_churn:.1%} ({result.risk_tier} risk) as of {result.as_of:%Y-%m-%d}, "
+               f"model {result.model_version}")
+    for k, sentence in enumerate(result.reasons, 1):
+        click.echo(f"  {k}. {sentence}")
+    if not result.reasons:
+        click.echo("  No feature pushes this customer toward churn.")
+
+
+@cli.command()
+@click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path("report.html"), show_default=True, help="HTML file to write.")
+@project_option
+def report(out_path: Path, project_dir: Path | None) -> None:
+    """Write a self-contained HTML report (opens offline): leaderboard, curves, calibration,
+    gains, score distribution, feature importance, churn by segment, the definition preview
+    and the customers most at risk with their reasons."""
+    from churnguard.report import render_report
+    from churnguard.reporting import ReportError, build_report_data
+
+    project = load_project(project_dir)
+    with project.open_store(read_only=True) as store:
+        try:
+            data = build_report_data(store, title=f"Churn report — {project.root.name}",
+                                     definition=project.config.churn)
+        except ReportError as exc:
+            raise BadInput(str(exc)) from None
+    path = render_report(data, out_path)
+    click.echo(f"Report written to {path}")
+
+
+@cli.command(name="models")
+@project_option
+def models_command(project_dir: Path | None) -> None:
+    """List the registered model versions; the champion is marked."""
+    from churnguard.registry import CHAMPION, alias_version, list_models
+
+    project = load_project(project_dir)
+    with project.open_store(read_only=True) as store:
+        versions, champion = list_models(store), alias_version(store, CHAMPION)
+    if not versions:
+        click.echo("No models yet; run `churnguard train`.")
+        return
+    table = Table("version", "model", "created (UTC)", "validation cutoff", "champion")
+    for v in versions:
+        table.add_row(v.version, v.name, f"{v.created_at:%Y-%m-%d %H:%M}",
+                      str(v.data_window.get("validation_cutoff", "")),
+                      "★" if v.version == champion else "")
+    Console(highlight=False).print(table)
+
+
 # -- status and demo -----------------------------------------------------------------------------
 @cli.command()
 @project_option
@@ -379,42 +637,95 @@ def _print_store_summary(store: Any, project: Project) -> None:
 @cli.command()
 @click.option("--users", "n_users", type=click.IntRange(min=100), default=20_000, show_default=True,
               help="Customers in the simulated shop.")
-@click.option("--days", type=click.IntRange(min=120), default=730, show_default=True,
-              help="Days of simulated history.")
+@click.option("--days", type=click.IntRange(min=400), default=730, show_default=True,
+              help="Days of simulated history (at least 400: three training cutoffs, validation "
+              "and test, each with a 90-day horizon).")
 @click.option("--seed", type=int, default=7, show_default=True)
 @project_option
 def demo(n_users: int, days: int, seed: int, project_dir: Path | None) -> None:
     """Run the main job end to end on a simulated shop in the embedded store.
 
-    Simulates a shop into PROJECT/data (the default project is ./demo-project when run by
-    `make demo`), creates the project, ingests every file, and prints a summary of the store.
-    Rerunning is safe: the same seed gives the same data and ingestion adds nothing twice.
+    Simulates a shop into PROJECT/data (the project is ./demo-project when run by `make demo`),
+    creates the project, ingests every file, backtests recency, BTYD and gradient-boosted trees
+    out of time against the simulator's oracle, trains the champion, scores every customer with
+    reasons and writes the HTML report. Rerunning is safe: the same seed gives the same data and
+    ingestion adds nothing twice.
     """
+    from churnguard.evaluate import backtest as run_backtest
     from churnguard.ingest import IngestError, ingest_files
+    from churnguard.report import render_report
+    from churnguard.reporting import build_report_data, save_backtest
+    from churnguard.scoring import score_customers
     from churnguard.simulate import simulate as run_simulation
+    from churnguard.training import train_model
 
     root = resolve_project_dir(project_dir)
     data_dir = root / "data"
-    console.print(f"[bold]1/3[/bold] Simulating a shop of {n_users:,} customers over {days} days")
+    steps = 7
+
+    def step(k: int, text: str) -> None:
+        console.print(f"[bold]{k}/{steps}[/bold] {text}")
+
+    step(1, f"Simulating a shop of {n_users:,} customers over {days} days")
     with day_progress("Simulating") as update:
         result = run_simulation(n_users=n_users, days=days, seed=seed, out_dir=data_dir,
                                 progress=update)
     console.print(f"      {result.n_events:,} events written to {data_dir}")
-    console.print(f"[bold]2/3[/bold] Creating the project in {root}")
+    step(2, f"Creating the project in {root}")
     project, _ = init_project(root)
-    console.print("[bold]3/3[/bold] Ingesting into the embedded store")
-    try:
-        with project.open_store() as store:
+    _point_at_truth(project, result.paths["truth_churn"])
+    project = Project.load(root)
+    step(3, "Ingesting into the embedded store")
+    with project.open_store() as store:
+        try:
             for kind in ("items", "users", "events", "campaigns"):
                 with stage_spinner(f"Ingesting {kind}") as update:
                     report = ingest_files(store, kind=kind, files=[result.paths[kind]],
                                           config=project.config.ingest, progress=update)
                 console.print(f"      {kind}: {report.rows_added:,} added, "
                               f"{report.rows_duplicate:,} already there")
-            _print_store_summary(store, project)
-    except IngestError as exc:  # the simulator's own files must always be valid
-        raise RuntimeError(f"the simulated data failed validation: {exc}") from exc
+        except IngestError as exc:  # the simulator's own files must always be valid
+            raise RuntimeError(f"the simulated data failed validation: {exc}") from exc
+        definition = project.config.churn
+        step(4, "Backtesting out of time: recency rule, BTYD, gradient-boosted trees, oracle")
+        with stage_spinner("Backtest") as update:
+            measured = run_backtest(store, definition=definition, truth=_truth(project),
+                                    progress=update)
+        save_backtest(store, measured)
+        measured.to_json(root / "backtest.json")
+        _print_leaderboard(measured.to_dict(), chosen="gbdt")
+        step(5, "Training the champion on the newest cutoffs")
+        with stage_spinner("Training gbdt") as update:
+            trained = train_model(store, definition=definition, model="gbdt", promote=True,
+                                  progress=update)
+        console.print(f"      {trained.version}")
+        step(6, "Scoring every customer in the population, with reasons")
+        with stage_spinner("Scoring") as update:
+            scored = score_customers(store, definition=definition, tiers=project.config.scoring,
+                                     progress=update)
+        _write_table(scored.scores, root / "scores.csv")
+        tiers = scored.scores["risk_tier"].value_counts()
+        console.print(f"      {len(scored.scores):,} customers: {tiers.get('high', 0):,} high, "
+                      f"{tiers.get('medium', 0):,} medium, {tiers.get('low', 0):,} low risk")
+        top = scored.scores.iloc[0]
+        console.print(f"      most at risk: {top['user_id']} ({top['p_churn']:.0%}): "
+                      f"{top['reason_1']}", markup=False)
+        step(7, "Writing the report")
+        data = build_report_data(store, title=f"Churn report — {root.name}", definition=definition)
+    render_report(data, root / "report.html")
+    click.echo(f"Scores: {root / 'scores.csv'}")
+    click.echo(f"Report: {root / 'report.html'}")
     click.echo(f"Project ready in {root}; simulated ground truth in {data_dir / 'truth'}")
+
+
+def _point_at_truth(project: Project, truth: Path) -> None:
+    """Record in churnguard.toml where the simulator's truth is, so backtests add the oracle."""
+    config_path = project.root / CONFIG_FILENAME
+    text = config_path.read_text(encoding="utf-8")
+    if "[simulation]" not in text:
+        relative = os.path.relpath(truth, project.root)
+        config_path.write_text(text.rstrip() + f'\n\n[simulation]\ntruth = "{relative}"\n',
+                               encoding="utf-8")
 
 
 # -- entry point ---------------------------------------------------------------------------------

@@ -103,6 +103,11 @@ class ChurnModel(abc.ABC):
     def explain(self, snapshot: Snapshot) -> pd.DataFrame:
         raise NotImplementedError(f"{type(self).__name__} gives no per-customer contributions")
 
+    def explanation_values(self, snapshot: Snapshot) -> pd.DataFrame:
+        """The values behind :meth:`explain`'s columns, for reason sentences (default: the
+        snapshot's features; models that derive inputs of their own add them)."""
+        return snapshot.features
+
     # -- helpers shared by every model -----------------------------------------------------------
     def get_params(self) -> dict[str, Any]:
         return {k: v for k, v in vars(self).items() if not k.endswith("_") and not k.startswith("_")}

@@ -1,0 +1,187 @@
+"""Scoring every customer in the population with the champion model, with reasons.
+
+``score`` rows (DESIGN.md): user_id, p_churn (calibrated probability), risk_tier, reason_1..3
+(sentences), model_version. They are also kept in the store's ``scores`` table, one set per
+(as_of, model version), so the report and later campaigns read what was actually scored.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from churnguard.config import ChurnDefinition, ScoringConfig
+from churnguard.explain import reason_context, reasons
+from churnguard.features import build_features
+from churnguard.labels import LabelError, population_and_labels, scoring_cutoff, to_cutoff
+from churnguard.models.base import ChurnModel, Snapshot
+from churnguard.registry import CHAMPION, RegistryError, alias_version, get_model_version, load_model
+from churnguard.snapshots import build_snapshot, order_histories
+from churnguard.store import Store
+
+SCORE_COLUMNS = ["user_id", "p_churn", "risk_tier", "reason_1", "reason_2", "reason_3",
+                 "model_version"]
+
+
+class ScoringError(ValueError):
+    """Nothing to score with or nothing to score (with what to do about it)."""
+
+
+def risk_tiers(p: np.ndarray, tiers: ScoringConfig) -> np.ndarray:
+    """'high' from ``tiers.high`` up, 'medium' from ``tiers.medium`` up, else 'low'.
+
+    >>> risk_tiers(np.array([0.9, 0.5, 0.1]), ScoringConfig()).tolist()
+    ['high', 'medium', 'low']
+    """
+    return np.where(p >= tiers.high, "high", np.where(p >= tiers.medium, "medium", "low"))
+
+
+def champion(store: Store, version: str | None = None) -> tuple[str, ChurnModel]:
+    """The model version to score with (the champion unless one is named) and the model."""
+    if version is None:
+        version = alias_version(store, CHAMPION)
+        if version is None:
+            raise ScoringError("no model has been trained yet; run `churnguard train` first")
+    try:
+        return version, load_model(store, version)
+    except RegistryError as exc:
+        raise ScoringError(str(exc)) from None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScoreResult:
+    as_of: dt.datetime
+    model_version: str
+    scores: pd.DataFrame  # SCORE_COLUMNS, highest risk first
+
+
+def _snapshot(store: Store, definition: ChurnDefinition, as_of: dt.datetime,
+              model_version: str) -> Snapshot:
+    features = get_model_version(store, model_version).features
+    return build_snapshot(store, definition=definition, cutoffs=[as_of], features=features,
+                          with_labels=False)
+
+
+def _one(store: Store, definition: ChurnDefinition, population: pd.DataFrame,
+         features: list[str]) -> Snapshot:
+    """The snapshot of given (user_id, cutoff) rows only."""
+    frame = build_features(store, population, definition=definition, features=features)
+    frame.attrs = {}
+    return Snapshot(features=frame, orders=order_histories(store, population, definition=definition),
+                    horizon_days=definition.horizon_days)
+
+
+def _with_reasons(store: Store, model: ChurnModel, snapshot: Snapshot, lang: str) -> pd.DataFrame:
+    try:
+        contributions = model.explain(snapshot)
+    except NotImplementedError:
+        empty = pd.DataFrame(index=snapshot.index)
+        for k in (1, 2, 3):
+            empty[f"reason_{k}"] = ""
+        return empty
+    population = snapshot.index.to_frame(index=False)
+    context = reason_context(store, population)
+    return reasons(contributions, model.explanation_values(snapshot), lang=lang, context=context)
+
+
+def score_customers(store: Store, *, definition: ChurnDefinition, tiers: ScoringConfig,
+                    as_of: object = None, lang: str | None = None, version: str | None = None,
+                    save: bool = True,
+                    progress: Callable[[str], None] | None = None) -> ScoreResult:
+    """Score the population at ``as_of`` (default: just after the last event)."""
+    say = progress or (lambda message: None)
+    lang = lang or tiers.lang
+    when = scoring_cutoff(store) if as_of is None else to_cutoff(as_of)
+    version, model = champion(store, version)
+    say(f"building features at {when:%Y-%m-%d}")
+    snapshot = _snapshot(store, definition, when, version)
+    if len(snapshot) == 0:
+        raise ScoringError(f"nobody is in the population at {when:%Y-%m-%d} (no "
+                           f"{'/'.join(definition.activity)} in the previous "
+                           f"{definition.lookback_days} days)")
+    say(f"scoring {len(snapshot):,} customers with {version}")
+    p = model.predict_proba(snapshot)
+    say("explaining")
+    why = _with_reasons(store, model, snapshot, lang)
+    frame = pd.DataFrame({
+        "user_id": snapshot.index.get_level_values(0).astype(str),
+        "p_churn": p,
+        "risk_tier": risk_tiers(p, tiers),
+        "reason_1": why["reason_1"].to_numpy(),
+        "reason_2": why["reason_2"].to_numpy(),
+        "reason_3": why["reason_3"].to_numpy(),
+        "model_version": version,
+    }).sort_values(["p_churn", "user_id"], ascending=[False, True], kind="stable")
+    frame = frame.reset_index(drop=True)[SCORE_COLUMNS]
+    if save:
+        _save_scores(store, frame, when, lang)
+    return ScoreResult(as_of=when, model_version=version, scores=frame)
+
+
+def _save_scores(store: Store, frame: pd.DataFrame, as_of: dt.datetime, lang: str) -> None:
+    rows = frame.assign(as_of=as_of, lang=lang,
+                        scored_at=dt.datetime.now(dt.UTC).replace(tzinfo=None))
+    store.con.register("__cg_scores", rows)
+    try:
+        with store.transaction() as con:
+            con.execute("DELETE FROM scores WHERE as_of = ? AND model_version = ?",
+                        [as_of, frame["model_version"].iloc[0]])
+            con.execute(
+                "INSERT INTO scores (user_id, as_of, model_version, p_churn, risk_tier, reason_1, "
+                "reason_2, reason_3, lang, scored_at) SELECT user_id, as_of, model_version, "
+                "p_churn, risk_tier, reason_1, reason_2, reason_3, lang, scored_at "
+                "FROM __cg_scores")
+    finally:
+        store.con.unregister("__cg_scores")
+
+
+@dataclass(frozen=True, kw_only=True)
+class CustomerExplanation:
+    user_id: str
+    as_of: dt.datetime
+    model_version: str
+    p_churn: float
+    risk_tier: str
+    reasons: list[str]
+    contributions: pd.Series  # the largest contributions toward churn, log-odds
+
+
+def explain_customer(store: Store, user_id: str, *, definition: ChurnDefinition,
+                     tiers: ScoringConfig, as_of: object = None, lang: str | None = None,
+                     version: str | None = None) -> CustomerExplanation:
+    """One customer's churn probability, tier and reasons at ``as_of``."""
+    lang = lang or tiers.lang
+    when = scoring_cutoff(store) if as_of is None else to_cutoff(as_of)
+    version, model = champion(store, version)
+    population = population_and_labels(store, definition=definition, cutoffs=[when])
+    mine = population[population["user_id"] == str(user_id)]
+    if mine.empty:
+        known = store.con.execute("SELECT count(*) FROM events WHERE user_id = ?",
+                                  [str(user_id)]).fetchall()[0][0]
+        if not known:
+            raise ScoringError(f"no customer {user_id!r} in the store")
+        raise ScoringError(
+            f"customer {user_id!r} is not in the population at {when:%Y-%m-%d}: no "
+            f"{'/'.join(definition.activity)} in the previous {definition.lookback_days} days, "
+            "so by the churn definition they have already churned")
+    snapshot = _one(store, definition, mine[["user_id", "cutoff"]],
+                    get_model_version(store, version).features)
+    p = float(model.predict_proba(snapshot)[0])
+    why = _with_reasons(store, model, snapshot, lang)
+    sentences = [s for s in (why.iloc[0][f"reason_{k}"] for k in (1, 2, 3)) if s]
+    try:
+        row = model.explain(snapshot).iloc[0].drop("bias", errors="ignore")
+        top = row[row > 0].sort_values(ascending=False).head(8)
+    except NotImplementedError:
+        top = pd.Series(dtype=float)
+    return CustomerExplanation(user_id=str(user_id), as_of=when, model_version=version,
+                               p_churn=p, risk_tier=str(risk_tiers(np.array([p]), tiers)[0]),
+                               reasons=sentences, contributions=top)
+
+
+__all__ = ["SCORE_COLUMNS", "CustomerExplanation", "LabelError", "ScoreResult", "ScoringError",
+           "champion", "explain_customer", "risk_tiers", "score_customers"]

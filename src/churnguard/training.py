@@ -1,0 +1,106 @@
+"""Training the production model: fit on the newest labelled cutoffs, register, promote.
+
+The newest cutoff whose horizon the data fully covers is the validation cutoff (early stopping
+and calibration); the ``train_cutoffs`` cutoffs before it, 30 days apart, are for fitting — the
+same arrangement the backtest measures, moved forward to the present.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from churnguard.config import ChurnDefinition
+from churnguard.evaluate import CUTOFF_SPACING_DAYS, MODEL_FACTORIES, BacktestError, metrics
+from churnguard.labels import _event_span, cutoff_grid, to_cutoff
+from churnguard.registry import CHAMPION, alias_version, register_model, set_alias
+from churnguard.snapshots import build_snapshot
+from churnguard.store import Store
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainedModel:
+    version: str
+    name: str
+    train_cutoffs: list[dt.datetime]
+    validation_cutoff: dt.datetime
+    n_train: int
+    n_validation: int
+    validation_metrics: dict[str, float | None]
+    promoted: bool
+
+
+def training_cutoffs(store: Store, *, definition: ChurnDefinition, as_of: object = None,
+                     train_cutoffs: int = 3) -> tuple[list[dt.datetime], dt.datetime]:
+    """(training cutoffs oldest first, validation cutoff) for a model used from ``as_of`` on."""
+    if train_cutoffs < 1:
+        raise BacktestError(f"train_cutoffs must be at least 1, got {train_cutoffs}")
+    horizon = dt.timedelta(days=definition.horizon_days)
+    first, last = _event_span(store)
+    if last is None:
+        raise BacktestError("the store has no events; ingest events first")
+    if as_of is None:
+        grid = cutoff_grid(store, definition=definition, count=1, min_history_days=0)
+        if not grid:
+            raise BacktestError(
+                f"the events span {first:%Y-%m-%d} to {last:%Y-%m-%d}: no cutoff has a fully "
+                f"observed {definition.horizon_days}-day horizon yet; ingest more history or "
+                "use a shorter horizon")
+        validation = grid[-1]
+    else:
+        validation = to_cutoff(as_of) - horizon
+        if validation + horizon > last + dt.timedelta(days=1):
+            raise BacktestError(f"--as-of {to_cutoff(as_of):%Y-%m-%d} is after the data ends "
+                                f"({last:%Y-%m-%d}); leave it out to train on all the data")
+    fit = [validation - dt.timedelta(days=CUTOFF_SPACING_DAYS * i)
+           for i in range(train_cutoffs, 0, -1)]
+    if fit[0] < first + dt.timedelta(days=min(definition.lookback_days, 90)):
+        raise BacktestError(
+            f"not enough history for {train_cutoffs} training cutoff(s) before the validation "
+            f"cutoff {validation:%Y-%m-%d}: the events start {first:%Y-%m-%d}; use fewer "
+            "training cutoffs (--train-cutoffs) or ingest more history")
+    return fit, validation
+
+
+def train_model(store: Store, *, definition: ChurnDefinition, model: str = "gbdt",
+                as_of: object = None, train_cutoffs: int = 3, promote: bool | None = None,
+                progress: Callable[[str], None] | None = None) -> TrainedModel:
+    """Fit ``model`` on the newest labelled cutoffs and register it as a new version.
+
+    ``promote``: True makes it the champion; None (default) makes it the champion only when
+    there is none yet; False never.
+    """
+    say = progress or (lambda message: None)
+    if model not in MODEL_FACTORIES:
+        raise BacktestError(f"unknown model {model!r}; known: {', '.join(MODEL_FACTORIES)}")
+    fit_cutoffs, validation = training_cutoffs(store, definition=definition, as_of=as_of,
+                                               train_cutoffs=train_cutoffs)
+    say(f"building snapshots at {len(fit_cutoffs) + 1} cutoffs")
+    snapshot = build_snapshot(store, definition=definition, cutoffs=[*fit_cutoffs, validation])
+    cutoffs = snapshot.index.get_level_values(1)
+    is_validation = np.asarray(cutoffs == pd.Timestamp(validation))
+    train, valid = snapshot.subset(~is_validation), snapshot.subset(is_validation)
+    say(f"fitting {model} on {len(train):,} rows (validation {len(valid):,})")
+    estimator = MODEL_FACTORIES[model]().fit(train, validation=valid)
+    # In-sample for calibration, so optimistic; the honest figure is the backtest's.
+    measured = metrics(model, valid.y(), estimator.predict_proba(valid)).to_dict()
+    measured.pop("name", None)
+    features = list(getattr(estimator, "snapshot_features_", list(train.features.columns)))
+    version = register_model(
+        store, estimator, name=model,
+        config={"model": estimator.get_params(), "definition": definition.model_dump(mode="json")},
+        data_window={"train_cutoffs": [f"{c:%Y-%m-%d}" for c in fit_cutoffs],
+                     "validation_cutoff": f"{validation:%Y-%m-%d}",
+                     "n_train": len(train), "n_validation": len(valid)},
+        metrics={"validation": measured}, features=features)
+    promoted = bool(promote) or (promote is None and alias_version(store, CHAMPION) is None)
+    if promoted:
+        set_alias(store, CHAMPION, version,
+                  reason="first model" if promote is None else "promoted at training")
+    return TrainedModel(version=version, name=model, train_cutoffs=fit_cutoffs,
+                        validation_cutoff=validation, n_train=len(train), n_validation=len(valid),
+                        validation_metrics=measured, promoted=promoted)

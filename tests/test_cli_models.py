@@ -1,0 +1,121 @@
+"""The prediction verbs of the CLI contract: train, backtest, score, explain, report, models."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from churnguard.cli import main
+from churnguard.simulate import simulate
+
+
+def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(args)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project holding a small simulated shop (1,200 customers, 420 days), no models yet."""
+    root = tmp_path_factory.mktemp("shop")
+    sim = simulate(n_users=1200, days=420, seed=3, out_dir=root / "data")
+    assert main(["init", str(root)]) == 0
+    with (root / "churnguard.toml").open("a") as fh:
+        fh.write('\n[simulation]\ntruth = "data/truth/churn.parquet"\n')
+    for kind in ("items", "users", "events", "campaigns"):
+        assert main(["ingest", kind, str(sim.paths[kind]), "--project", str(root)]) == 0
+    return root
+
+
+def test_score_before_training_says_what_to_do(project: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(["score", "--project", str(project)], capsys)
+    assert code == 2
+    assert "no model has been trained yet; run `churnguard train` first" in err
+
+
+def test_report_before_backtest_says_what_to_do(project: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(["report", "--project", str(project), "--out",
+                        str(project / "r.html")], capsys)
+    assert code == 2
+    assert "run `churnguard backtest` first" in err
+
+
+def test_backtest_json_has_the_documented_shape(project: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    out_json = project / "bt.json"
+    code, out, _ = run(["backtest", "--models", "recency,gbdt", "--train-cutoffs", "2",
+                        "--json", str(out_json), "--project", str(project)], capsys)
+    assert code == 0, out
+    document = json.loads(out_json.read_text())
+    assert {"horizon_days", "test_cutoff", "train_cutoffs", "n_test", "base_rate",
+            "models"} <= set(document)
+    assert document["horizon_days"] == 90 and len(document["train_cutoffs"]) == 2
+    assert [m["name"] for m in document["models"]] == ["recency", "gbdt", "oracle"]
+    for row in document["models"]:
+        assert set(row) == {"name", "roc_auc", "pr_auc", "brier", "ece", "lift_at_10",
+                            "recall_at_10"}
+    # Out of time: every training horizon ends on or before the test cutoff.
+    test = pd.Timestamp(document["test_cutoff"])
+    assert all(pd.Timestamp(c) + pd.Timedelta(days=90) <= test for c in document["train_cutoffs"])
+    assert "oracle (truth)" in out
+
+
+def test_backtest_rejects_unknown_model_and_impossible_cutoff(
+        project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(["backtest", "--models", "gbdt,magic", "--project", str(project)], capsys)
+    assert code == 2 and "unknown model 'magic'" in err
+    code, _, err = run(["backtest", "--test-cutoff", "2026-12-01", "--project", str(project)],
+                       capsys)
+    assert code == 2 and "labels are not known" in err
+
+
+def test_train_score_explain_report(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["train", "--project", str(project)], capsys)
+    assert code == 0 and "it is now the champion" in out
+
+    code, out, _ = run(["models", "--project", str(project)], capsys)
+    assert code == 0 and "★" in out
+
+    scores_path = project / "scores.parquet"
+    code, out, _ = run(["score", "--out", str(scores_path), "--project", str(project)], capsys)
+    assert code == 0, out
+    scores = pd.read_parquet(scores_path)
+    assert list(scores.columns) == ["user_id", "p_churn", "risk_tier", "reason_1", "reason_2",
+                                    "reason_3", "model_version"]
+    assert scores["p_churn"].is_monotonic_decreasing
+    assert scores["model_version"].nunique() == 1
+    tiers = scores["risk_tier"].to_numpy()
+    p = scores["p_churn"].to_numpy()
+    assert ((p >= 0.7) == (tiers == "high")).all() and ((p < 0.4) == (tiers == "low")).all()
+    assert (scores["reason_1"] != "").mean() > 0.9
+
+    riskiest = scores["user_id"].iloc[0]
+    code, out, _ = run(["explain", riskiest, "--project", str(project)], capsys)
+    assert code == 0
+    assert out.startswith(f"{riskiest}: P(churn within 90 days) = ")
+    assert scores["reason_1"].iloc[0] in out
+    code, out_zh, _ = run(["explain", riskiest, "--lang", "zh", "--project", str(project)], capsys)
+    assert code == 0
+    assert any("\u4e00" <= ch <= "\u9fff" for ch in out_zh)  # Chinese reasons
+
+    code, _, err = run(["explain", "nobody-like-this", "--project", str(project)], capsys)
+    assert code == 2 and "no customer 'nobody-like-this' in the store" in err
+
+    report = project / "report.html"
+    code, out, _ = run(["report", "--out", str(report), "--project", str(project)], capsys)
+    assert code == 0
+    html = report.read_text(encoding="utf-8")
+    assert "gbdt" in html and "oracle" in html and riskiest in html
+
+
+def test_score_rejects_an_unknown_output_format(project: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(["score", "--out", str(project / "s.xlsx"), "--project", str(project)],
+                       capsys)
+    assert code == 2 and "write .csv or .parquet" in err
