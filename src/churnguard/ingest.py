@@ -293,7 +293,7 @@ def ingest_files(
                 attribute_columns += [a for a in plan.attributes if a not in attribute_columns]
                 notes += plan.notes
                 say(f"validating {display}")
-                stage, n_rows, n_bad, n_distinct = _stage(
+                stage, n_rows, n_bad = _stage(
                     con, contract, source, plan, config, pseudonym, default_type, index
                 )
                 source.tables.append(stage)
@@ -314,7 +314,7 @@ def ingest_files(
                 if contract.key:
                     _upsert(con, contract, stage, plan, batch_id, totals)
                 else:
-                    _append_events(con, stage, batch_id, totals, n_rows - n_bad, n_distinct)
+                    _append_events(con, stage, batch_id, totals, n_rows - n_bad, clean=n_bad == 0)
                 if n_bad and on_error == "quarantine":
                     _quarantine(con, kind, stage, source, batch_id)
             finally:
@@ -703,11 +703,10 @@ def _stage(
     pseudonym: bytes | None,
     default_type: str | None,
     index: int,
-) -> tuple[str, int, int, int | None]:
+) -> tuple[str, int, int]:
     """The file's typed rows with their first error, as a temp table or view.
 
-    Returns its name, the number of rows, of bad rows, and (events) a lower bound on the number
-    of distinct good event ids (equal to the good rows exactly when no id repeats).
+    Returns its name, the number of rows and the number of bad rows.
     """
     naive_is_error = _mixed_timezone_columns(con, contract, source, plan, config)
     values: dict[str, str] = {}
@@ -776,28 +775,22 @@ def _stage(
         select = f"SELECT * REPLACE ({event_id} AS event_id) FROM ({select})"
     try:
         if contract.kind == "events":
-            # Events are the big table: one counting pass (which also tells whether the file
-            # repeats event ids), then the insert reads the file again through a view. A clean
-            # file is never materialised; only one with bad rows is, for the error report.
-            # Distinct 64-bit hashes of the ids are cheaper to count than the ids, and as many
-            # distinct hashes as rows proves the ids distinct; fewer (a repeat, or a collision)
-            # sends the insert down the exact de-duplicating path.
-            n_rows, n_bad, n_distinct = con.execute(
-                f"SELECT count(*), count({_ERR}), "
-                f"count(DISTINCT hash(event_id)) FILTER ({_ERR} IS NULL) FROM ({select})"
-            ).fetchone()
+            # Events are the big table: one counting pass, then the insert reads the file again
+            # through a view. A clean file is never materialised; only one with bad rows is,
+            # for the error report.
+            n_rows, n_bad = con.execute(
+                f"SELECT count(*), count({_ERR}) FROM ({select})").fetchone()
             kind = "TABLE" if n_bad else "VIEW"
             con.execute(f"CREATE OR REPLACE TEMP {kind} {stage} AS {select}")
         else:
             con.execute(f"CREATE OR REPLACE TEMP TABLE {stage} AS {select}")
             n_rows, n_bad = con.execute(f"SELECT count(*), count({_ERR}) FROM {stage}").fetchone()
-            n_distinct = None
     except (duckdb.IOException, duckdb.InvalidInputException) as exc:
         # Parquet is read lazily, so a corrupt file can first fail here.
         if source.fmt != "parquet":
             raise
         raise _read_error(exc, source.path, source.display, source.fmt, "utf-8") from exc
-    return stage, n_rows, n_bad, n_distinct
+    return stage, n_rows, n_bad
 
 
 def _mixed_timezone_columns(
@@ -948,35 +941,71 @@ def _append_events(
     batch_id: str,
     totals: _Totals,
     good: int,
-    distinct: int,
+    *,
+    clean: bool = False,
 ) -> None:
-    """Append new events: anti-join on event_id against the store, first occurrence in the file."""
+    """Append the new events: not already stored (by event_id), first occurrence in the file.
+
+    ``clean``: the file has no bad rows, so the error columns need not be computed again.
+
+    Into an empty table every good row is new, and only repeats within the file need finding.
+    Otherwise the rows not yet stored are set aside first (one anti-join), so a file that was
+    loaded before costs one pass and writes nothing, and repeats are looked for among the new
+    rows only.
+    """
     columns = ", ".join(quote_ident(c) for c in _EVENT_COLUMNS)
-    repeats = ""
-    if distinct < good:  # the file repeats some event ids: keep each one's first row only
+    good_rows = "TRUE" if clean else f"{_ERR} IS NULL"
+    (stored,) = con.execute("SELECT count(*) FROM (SELECT 1 FROM events LIMIT 1)").fetchone()
+    source = stage
+    if stored:
+        source = f"{stage}_new"
         con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {stage}_repeats AS SELECT event_id, min({_ROW}) AS first_row "
-            f"FROM {stage} WHERE {_ERR} IS NULL GROUP BY event_id HAVING count(*) > 1"
+            f"CREATE OR REPLACE TEMP TABLE {source} AS SELECT {_ROW}, {columns} FROM {stage} s "
+            f"WHERE {good_rows} AND NOT EXISTS (SELECT 1 FROM events e WHERE e.event_id = s.event_id)"
         )
-        repeats = (
-            f"AND NOT EXISTS (SELECT 1 FROM {stage}_repeats d "
-            f"WHERE d.event_id = s.event_id AND d.first_row <> s.{_ROW})"
+        good_rows = "TRUE"
+    try:
+        (fresh,) = con.execute(f"SELECT count(*) FROM {source} WHERE {good_rows}").fetchone() \
+            if stored else (good,)
+        if fresh == 0:
+            added = 0
+        else:
+            added = _insert_first_occurrences(con, source, good_rows, columns, batch_id, fresh)
+    finally:
+        if stored:
+            _drop(con, source)
+    totals.added += added
+    totals.duplicate += good - added
+
+
+def _insert_first_occurrences(con: duckdb.DuckDBPyConnection, source: str, good_rows: str,
+                              columns: str, batch_id: str, rows: int) -> int:
+    # As many distinct 64-bit hashes of the ids as rows proves the ids distinct, and hashes
+    # are cheaper to count than strings; fewer (a repeat, or a collision) takes the exact path.
+    (distinct,) = con.execute(
+        f"SELECT count(DISTINCT hash(event_id)) FROM {source} WHERE {good_rows}").fetchone()
+    repeats = ""
+    if distinct < rows:
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {source}_repeats AS SELECT event_id, "
+            f"min({_ROW}) AS first_row FROM {source} WHERE {good_rows} GROUP BY event_id "
+            "HAVING count(*) > 1"
         )
+        repeats = (f"AND NOT EXISTS (SELECT 1 FROM {source}_repeats d "
+                   f"WHERE d.event_id = s.event_id AND d.first_row <> s.{_ROW})")
     # Row order in the table means nothing; letting DuckDB write out of order saves memory.
     con.execute("SET preserve_insertion_order = false")
     try:
         (added,) = con.execute(
             f"INSERT INTO events ({columns}, batch_id) "
-            f"SELECT {columns}, ? FROM {stage} s WHERE s.{_ERR} IS NULL "
-            f"AND NOT EXISTS (SELECT 1 FROM events e WHERE e.event_id = s.event_id) {repeats}",
+            f"SELECT {columns}, ? FROM {source} s WHERE {good_rows} {repeats}",
             [batch_id],
         ).fetchone()
     finally:
         con.execute("RESET preserve_insertion_order")
         if repeats:
-            con.execute(f"DROP TABLE IF EXISTS {stage}_repeats")
-    totals.added += added
-    totals.duplicate += good - added
+            con.execute(f"DROP TABLE IF EXISTS {source}_repeats")
+    return added
 
 
 def _upsert(
