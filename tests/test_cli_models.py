@@ -119,3 +119,36 @@ def test_score_rejects_an_unknown_output_format(project: Path,
     code, _, err = run(["score", "--out", str(project / "s.xlsx"), "--project", str(project)],
                        capsys)
     assert code == 2 and "write .csv or .parquet" in err
+
+
+@pytest.mark.e2e
+def test_plain_order_export_runs_end_to_end_and_says_what_it_skipped(
+        project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A shop with only customer id, date and amount still gets a backtest, scores and reasons."""
+    events = pd.read_parquet(project / "data" / "events.parquet",
+                             columns=["user_id", "ts", "type", "amount"])
+    orders = events[events["type"] == "order"].drop(columns="type")
+    export = tmp_path / "orders.csv"
+    orders.rename(columns={"user_id": "customer", "ts": "order_date", "amount": "total"}).to_csv(
+        export, index=False)
+    shop = tmp_path / "plain"
+    assert run(["init", str(shop)], capsys)[0] == 0
+    code, out, _ = run(["ingest", "events", str(export), "--map", "user_id=customer",
+                        "--map", "ts=order_date", "--map", "amount=total",
+                        "--default-type", "order", "--project", str(shop)], capsys)
+    assert code == 0 and f"added {len(orders):,}" in out
+
+    code, out, err = run(["backtest", "--project", str(shop)], capsys)
+    assert code == 0, err
+    assert "Feature groups not computed" in err and "browsing" in err and "'review'" in err
+    code, _, err = run(["train", "--project", str(shop)], capsys)
+    assert code == 0, err
+    scores_path = tmp_path / "plain_scores.csv"
+    code, _, err = run(["score", "--out", str(scores_path), "--project", str(shop)], capsys)
+    assert code == 0, err
+    scores = pd.read_csv(scores_path, keep_default_na=False)
+    assert len(scores) > 100 and scores["p_churn"].between(0, 1).all()
+    assert (scores["reason_1"] != "").mean() > 0.9
+    code, _, err = run(["report", "--out", str(tmp_path / "plain.html"), "--project", str(shop)],
+                       capsys)
+    assert code == 0, err

@@ -414,11 +414,22 @@ def train(models: str, as_of: dt.date | None, train_cutoffs: int, promote: bool 
                                   train_cutoffs=train_cutoffs, promote=promote, progress=update)
         except BacktestError as exc:
             raise BadInput(str(exc)) from None
+        _print_skipped_groups(store)
     auc = trained.validation_metrics.get("roc_auc")
     click.echo(f"Trained {trained.version} on {trained.n_train:,} rows "
                f"(cutoffs {', '.join(f'{c:%Y-%m-%d}' for c in trained.train_cutoffs)}; validation "
                f"{trained.validation_cutoff:%Y-%m-%d}, ROC-AUC {auc:.3f} in-sample)"
                + ("; it is now the champion" if trained.promoted else ""))
+
+
+def _print_skipped_groups(store: Any) -> None:
+    """Say which feature groups the data could not support (e.g. an orders-only export)."""
+    from churnguard.features import feature_groups_available
+
+    missing = [g for g in feature_groups_available(store) if not g.available]
+    if missing:
+        console.print("Feature groups not computed: "
+                      + "; ".join(f"{g.group} ({g.reason})" for g in missing), markup=False)
 
 
 def _print_leaderboard(document: dict[str, Any], chosen: str | None = None) -> None:
@@ -480,6 +491,7 @@ def backtest(horizon: int | None, test_cutoff: dt.date | None, train_cutoffs: st
         except BacktestError as exc:
             raise BadInput(str(exc)) from None
         run_id = save_backtest(store, result)
+        _print_skipped_groups(store)
     document = result.to_dict()
     _print_leaderboard(document)
     if json_path is not None:

@@ -767,19 +767,21 @@ def _stage(
     else:
         outer += [f"CAST(NULL AS VARCHAR) AS {_ERR_COL}", f"CAST(NULL AS VARCHAR) AS {_ERR}"]
     select = f"SELECT {', '.join(outer)} FROM (SELECT {', '.join(inner)} FROM {source.view})"
-    if contract.kind == "events":
-        hashed = _event_hash_sql({name: quote_ident(name) for name in EVENT_HASH_COLUMNS})
-        event_id = (
-            f"coalesce(event_id, {hashed})" if "event_id" in plan.sources else hashed
-        )
-        select = f"SELECT * REPLACE ({event_id} AS event_id) FROM ({select})"
     try:
         if contract.kind == "events":
             # Events are the big table: one counting pass, then the insert reads the file again
             # through a view. A clean file is never materialised; only one with bad rows is,
-            # for the error report.
-            n_rows, n_bad = con.execute(
-                f"SELECT count(*), count({_ERR}) FROM ({select})").fetchone()
+            # for the error report. Rows without an event_id get the content hash; when every
+            # row has one, the view leaves the hash out (computing it costs ~1.5 s per 10M rows).
+            given = "event_id" in plan.sources
+            n_rows, n_bad, n_without_id = con.execute(
+                f"SELECT count(*), count({_ERR}), "
+                f"{'count(*) FILTER (event_id IS NULL)' if given else 'count(*)'} FROM ({select})"
+            ).fetchone()
+            if n_without_id:
+                hashed = _event_hash_sql({name: quote_ident(name) for name in EVENT_HASH_COLUMNS})
+                event_id = f"coalesce(event_id, {hashed})" if given else hashed
+                select = f"SELECT * REPLACE ({event_id} AS event_id) FROM ({select})"
             kind = "TABLE" if n_bad else "VIEW"
             con.execute(f"CREATE OR REPLACE TEMP {kind} {stage} AS {select}")
         else:
@@ -970,7 +972,7 @@ def _append_events(
         if fresh == 0:
             added = 0
         else:
-            added = _insert_first_occurrences(con, source, good_rows, columns, batch_id, fresh)
+            added = _insert_first_occurrences(con, source, good_rows, columns, batch_id)
     finally:
         if stored:
             _drop(con, source)
@@ -979,13 +981,14 @@ def _append_events(
 
 
 def _insert_first_occurrences(con: duckdb.DuckDBPyConnection, source: str, good_rows: str,
-                              columns: str, batch_id: str, rows: int) -> int:
-    # As many distinct 64-bit hashes of the ids as rows proves the ids distinct, and hashes
-    # are cheaper to count than strings; fewer (a repeat, or a collision) takes the exact path.
-    (distinct,) = con.execute(
-        f"SELECT count(DISTINCT hash(event_id)) FROM {source} WHERE {good_rows}").fetchone()
+                              columns: str, batch_id: str) -> int:
+    # Distinct 64-bit hashes of the ids prove the ids distinct, and sorting 8-byte hashes in
+    # numpy is 3x faster than DuckDB's distinct count over the strings (0.4 s for 10M); an equal
+    # pair (a repeat, or a collision) takes the exact path below.
+    hashes = con.execute(f"SELECT hash(event_id) AS h FROM {source} WHERE {good_rows}").fetchnumpy()["h"]
+    hashes.sort()
     repeats = ""
-    if distinct < rows:
+    if bool((hashes[1:] == hashes[:-1]).any()):
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE {source}_repeats AS SELECT event_id, "
             f"min({_ROW}) AS first_row FROM {source} WHERE {good_rows} GROUP BY event_id "
