@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
+import numpy as np
 
 from churnguard.config import IngestConfig
 from churnguard.schema import (
@@ -293,7 +294,7 @@ def ingest_files(
                 attribute_columns += [a for a in plan.attributes if a not in attribute_columns]
                 notes += plan.notes
                 say(f"validating {display}")
-                stage, n_rows, n_bad = _stage(
+                stage, n_rows, n_bad, repeats = _stage(
                     con, contract, source, plan, config, pseudonym, default_type, index
                 )
                 source.tables.append(stage)
@@ -314,7 +315,8 @@ def ingest_files(
                 if contract.key:
                     _upsert(con, contract, stage, plan, batch_id, totals)
                 else:
-                    _append_events(con, stage, batch_id, totals, n_rows - n_bad, clean=n_bad == 0)
+                    _append_events(con, stage, batch_id, totals, n_rows - n_bad, clean=n_bad == 0,
+                                   repeats=repeats)
                 if n_bad and on_error == "quarantine":
                     _quarantine(con, kind, stage, source, batch_id)
             finally:
@@ -703,10 +705,11 @@ def _stage(
     pseudonym: bytes | None,
     default_type: str | None,
     index: int,
-) -> tuple[str, int, int]:
+) -> tuple[str, int, int, bool | None]:
     """The file's typed rows with their first error, as a temp table or view.
 
-    Returns its name, the number of rows and the number of bad rows.
+    Returns its name, the number of rows, the number of bad rows, and (events into an empty
+    table) whether any good rows may share an event id (None: not looked at yet).
     """
     naive_is_error = _mixed_timezone_columns(con, contract, source, plan, config)
     values: dict[str, str] = {}
@@ -767,6 +770,7 @@ def _stage(
     else:
         outer += [f"CAST(NULL AS VARCHAR) AS {_ERR_COL}", f"CAST(NULL AS VARCHAR) AS {_ERR}"]
     select = f"SELECT {', '.join(outer)} FROM (SELECT {', '.join(inner)} FROM {source.view})"
+    repeats: bool | None = None
     try:
         if contract.kind == "events":
             # Events are the big table: one counting pass, then the insert reads the file again
@@ -774,10 +778,24 @@ def _stage(
             # for the error report. Rows without an event_id get the content hash; when every
             # row has one, the view leaves the hash out (computing it costs ~1.5 s per 10M rows).
             given = "event_id" in plan.sources
-            n_rows, n_bad, n_without_id = con.execute(
-                f"SELECT count(*), count({_ERR}), "
-                f"{'count(*) FILTER (event_id IS NULL)' if given else 'count(*)'} FROM ({select})"
-            ).fetchone()
+            (stored,) = con.execute("SELECT count(*) FROM (SELECT 1 FROM events LIMIT 1)").fetchone()
+            if given and not stored:
+                # Into an empty table the same pass can also tell whether ids repeat (see
+                # _repeats_among), which saves reading the file once more.
+                arrays = con.execute(
+                    f"SELECT hash(event_id) AS h, {_ERR} IS NULL AS ok, event_id IS NULL AS no_id "
+                    f"FROM ({select})").fetchnumpy()
+                ok = np.asarray(arrays["ok"], dtype=bool)
+                n_rows, n_bad = len(ok), int((~ok).sum())
+                n_without_id = int((np.asarray(arrays["no_id"], dtype=bool) & ok).sum())
+                if not n_without_id:
+                    repeats = _repeats_among(np.asarray(arrays["h"])[ok])
+            else:
+                n_rows, n_bad, n_without_id = con.execute(
+                    f"SELECT count(*), count({_ERR}), "
+                    f"{'count(*) FILTER (event_id IS NULL)' if given else 'count(*)'} "
+                    f"FROM ({select})"
+                ).fetchone()
             if n_without_id:
                 hashed = _event_hash_sql({name: quote_ident(name) for name in EVENT_HASH_COLUMNS})
                 event_id = f"coalesce(event_id, {hashed})" if given else hashed
@@ -792,7 +810,7 @@ def _stage(
         if source.fmt != "parquet":
             raise
         raise _read_error(exc, source.path, source.display, source.fmt, "utf-8") from exc
-    return stage, n_rows, n_bad
+    return stage, n_rows, n_bad, repeats
 
 
 def _mixed_timezone_columns(
@@ -945,10 +963,12 @@ def _append_events(
     good: int,
     *,
     clean: bool = False,
+    repeats: bool | None = None,
 ) -> None:
     """Append the new events: not already stored (by event_id), first occurrence in the file.
 
     ``clean``: the file has no bad rows, so the error columns need not be computed again.
+    ``repeats``: whether good rows may share an id, when already known (None: find out).
 
     Into an empty table every good row is new, and only repeats within the file need finding.
     Otherwise the rows not yet stored are set aside first (one anti-join), so a file that was
@@ -972,7 +992,8 @@ def _append_events(
         if fresh == 0:
             added = 0
         else:
-            added = _insert_first_occurrences(con, source, good_rows, columns, batch_id)
+            added = _insert_first_occurrences(con, source, good_rows, columns, batch_id,
+                                              repeats=None if stored else repeats)
     finally:
         if stored:
             _drop(con, source)
@@ -980,33 +1001,45 @@ def _append_events(
     totals.duplicate += good - added
 
 
+def _repeats_among(hashes: np.ndarray) -> bool:
+    """Whether any two of these 64-bit id hashes are equal (a repeated id, or a collision).
+
+    Distinct hashes prove the ids distinct; sorting 8-byte hashes in numpy is 3x faster than
+    DuckDB's distinct count over the id strings (0.4 s for 10M). An equal pair sends the caller
+    down the exact path, which groups the ids themselves.
+
+    >>> _repeats_among(np.array([3, 1, 2], dtype=np.uint64)), _repeats_among(np.array([1, 1]))
+    (False, True)
+    """
+    hashes = np.sort(hashes)
+    return bool((hashes[1:] == hashes[:-1]).any())
+
+
 def _insert_first_occurrences(con: duckdb.DuckDBPyConnection, source: str, good_rows: str,
-                              columns: str, batch_id: str) -> int:
-    # Distinct 64-bit hashes of the ids prove the ids distinct, and sorting 8-byte hashes in
-    # numpy is 3x faster than DuckDB's distinct count over the strings (0.4 s for 10M); an equal
-    # pair (a repeat, or a collision) takes the exact path below.
-    hashes = con.execute(f"SELECT hash(event_id) AS h FROM {source} WHERE {good_rows}").fetchnumpy()["h"]
-    hashes.sort()
-    repeats = ""
-    if bool((hashes[1:] == hashes[:-1]).any()):
+                              columns: str, batch_id: str, *, repeats: bool | None = None) -> int:
+    if repeats is None:
+        repeats = _repeats_among(con.execute(
+            f"SELECT hash(event_id) AS h FROM {source} WHERE {good_rows}").fetchnumpy()["h"])
+    exclude = ""
+    if repeats:
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE {source}_repeats AS SELECT event_id, "
             f"min({_ROW}) AS first_row FROM {source} WHERE {good_rows} GROUP BY event_id "
             "HAVING count(*) > 1"
         )
-        repeats = (f"AND NOT EXISTS (SELECT 1 FROM {source}_repeats d "
+        exclude = (f"AND NOT EXISTS (SELECT 1 FROM {source}_repeats d "
                    f"WHERE d.event_id = s.event_id AND d.first_row <> s.{_ROW})")
     # Row order in the table means nothing; letting DuckDB write out of order saves memory.
     con.execute("SET preserve_insertion_order = false")
     try:
         (added,) = con.execute(
             f"INSERT INTO events ({columns}, batch_id) "
-            f"SELECT {columns}, ? FROM {source} s WHERE {good_rows} {repeats}",
+            f"SELECT {columns}, ? FROM {source} s WHERE {good_rows} {exclude}",
             [batch_id],
         ).fetchone()
     finally:
         con.execute("RESET preserve_insertion_order")
-        if repeats:
+        if exclude:
             con.execute(f"DROP TABLE IF EXISTS {source}_repeats")
     return added
 
