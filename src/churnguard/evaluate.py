@@ -213,6 +213,18 @@ def _day(value: dt.datetime) -> str:
     return value.strftime("%Y-%m-%d") if value.time() == dt.time(0) else value.isoformat()
 
 
+def newest_labelled_cutoff(store: Store, *, definition: ChurnDefinition) -> dt.datetime:
+    """The newest midnight whose whole horizon the data covers (its labels are known)."""
+    grid = cutoff_grid(store, definition=definition, count=1, min_history_days=0)
+    if not grid:
+        first, last = _event_span(store)
+        raise BacktestError(
+            f"the events span {first:%Y-%m-%d} to {last:%Y-%m-%d}: no cutoff has a fully "
+            f"observed {definition.horizon_days}-day horizon; ingest more history or use a "
+            "shorter horizon")
+    return grid[-1]
+
+
 def backtest_cutoffs(
     store: Store,
     *,
@@ -235,13 +247,7 @@ def backtest_cutoffs(
     if last is None:
         raise BacktestError("the store has no events; ingest events first")
     if test_cutoff is None:
-        grid = cutoff_grid(store, definition=definition, count=1, min_history_days=0)
-        if not grid:
-            raise BacktestError(
-                f"the events span {first:%Y-%m-%d} to {last:%Y-%m-%d}: no cutoff has a fully "
-                f"observed {definition.horizon_days}-day horizon; ingest more history or use a "
-                "shorter horizon")
-        test = grid[-1]
+        test = newest_labelled_cutoff(store, definition=definition)
         if candidates is not None:
             earlier = sorted(to_cutoff(c) for c in candidates if to_cutoff(c) <= test)
             if not earlier:

@@ -15,8 +15,14 @@ import numpy as np
 import pandas as pd
 
 from churnguard.config import ChurnDefinition
-from churnguard.evaluate import CUTOFF_SPACING_DAYS, MODEL_FACTORIES, BacktestError, metrics
-from churnguard.labels import _event_span, cutoff_grid, to_cutoff
+from churnguard.evaluate import (
+    CUTOFF_SPACING_DAYS,
+    MODEL_FACTORIES,
+    BacktestError,
+    metrics,
+    newest_labelled_cutoff,
+)
+from churnguard.labels import _event_span, to_cutoff
 from churnguard.registry import CHAMPION, alias_version, register_model, set_alias
 from churnguard.snapshots import build_snapshot
 from churnguard.store import Store
@@ -44,13 +50,7 @@ def training_cutoffs(store: Store, *, definition: ChurnDefinition, as_of: object
     if last is None:
         raise BacktestError("the store has no events; ingest events first")
     if as_of is None:
-        grid = cutoff_grid(store, definition=definition, count=1, min_history_days=0)
-        if not grid:
-            raise BacktestError(
-                f"the events span {first:%Y-%m-%d} to {last:%Y-%m-%d}: no cutoff has a fully "
-                f"observed {definition.horizon_days}-day horizon yet; ingest more history or "
-                "use a shorter horizon")
-        validation = grid[-1]
+        validation = newest_labelled_cutoff(store, definition=definition)
     else:
         validation = to_cutoff(as_of) - horizon
         if validation + horizon > last + dt.timedelta(days=1):
