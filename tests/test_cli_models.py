@@ -152,3 +152,10 @@ def test_plain_order_export_runs_end_to_end_and_says_what_it_skipped(
     code, _, err = run(["report", "--out", str(tmp_path / "plain.html"), "--project", str(shop)],
                        capsys)
     assert code == 0, err
+
+
+def test_score_on_an_empty_store_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["init", str(tmp_path)], capsys)[0] == 0
+    code, _, err = run(["score", "--project", str(tmp_path)], capsys)
+    assert code == 2
+    assert "the store has no events; ingest events first" in err

@@ -517,6 +517,7 @@ def score(as_of: dt.date | None, out_path: Path | None, lang: str | None, activi
     risk_tier (high/medium/low by scoring.high and scoring.medium), reason_1..reason_3,
     model_version. The scores are also kept in the store.
     """
+    from churnguard.labels import LabelError
     from churnguard.scoring import ScoringError, score_customers
 
     if out_path is not None and out_path.suffix.lower() not in (".csv", ".parquet"):
@@ -527,7 +528,7 @@ def score(as_of: dt.date | None, out_path: Path | None, lang: str | None, activi
         try:
             result = score_customers(store, definition=definition, tiers=project.config.scoring,
                                      as_of=as_of, lang=lang, progress=update)
-        except ScoringError as exc:
+        except (ScoringError, LabelError) as exc:
             raise BadInput(str(exc)) from None
     frame = result.scores
     if out_path is not None:
@@ -559,6 +560,7 @@ def _write_table(frame: Any, path: Path) -> None:
 @project_option
 def explain(user_id: str, as_of: dt.date | None, lang: str | None, project_dir: Path | None) -> None:
     """Why the champion model thinks USER_ID may leave: probability, tier and reasons."""
+    from churnguard.labels import LabelError
     from churnguard.scoring import ScoringError, explain_customer
 
     project = load_project(project_dir)
@@ -566,7 +568,7 @@ def explain(user_id: str, as_of: dt.date | None, lang: str | None, project_dir: 
         try:
             result = explain_customer(store, user_id, definition=project.config.churn,
                                       tiers=project.config.scoring, as_of=as_of, lang=lang)
-        except ScoringError as exc:
+        except (ScoringError, LabelError) as exc:
             raise BadInput(str(exc)) from None
     click.echo(f"{result.user_id}: P(churn within {project.config.churn.horizon_days} days) = "
                f"{result.p_churn:.1%} ({result.risk_tier} risk) as of {result.as_of:%Y-%m-%d}, "

@@ -17,7 +17,7 @@ import pandas as pd
 from churnguard.config import ChurnDefinition, ScoringConfig
 from churnguard.explain import reason_context, reasons
 from churnguard.features import build_features
-from churnguard.labels import LabelError, population_and_labels, scoring_cutoff, to_cutoff
+from churnguard.labels import population_and_labels, scoring_cutoff, to_cutoff
 from churnguard.models.base import ChurnModel, Snapshot
 from churnguard.registry import CHAMPION, RegistryError, alias_version, get_model_version, load_model
 from churnguard.snapshots import build_snapshot, order_histories
@@ -183,5 +183,5 @@ def explain_customer(store: Store, user_id: str, *, definition: ChurnDefinition,
                                reasons=sentences, contributions=top)
 
 
-__all__ = ["SCORE_COLUMNS", "CustomerExplanation", "LabelError", "ScoreResult", "ScoringError",
+__all__ = ["SCORE_COLUMNS", "CustomerExplanation", "ScoreResult", "ScoringError",
            "champion", "explain_customer", "risk_tiers", "score_customers"]
