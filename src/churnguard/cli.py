@@ -99,6 +99,7 @@ def day_progress(label: str) -> Iterator[Callable[[int, int], None]]:
         TimeRemainingColumn(),
         console=console,
         transient=True,
+        disable=not console.is_terminal,  # logs and pipes get the result lines only
     ) as progress:
         task = progress.add_task(label, total=None)
 
@@ -113,7 +114,7 @@ def stage_spinner(label: str) -> Iterator[Callable[[str], None]]:
     """A spinner whose text follows the stage messages of a long operation."""
     with Progress(
         SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-        console=console, transient=True,
+        console=console, transient=True, disable=not console.is_terminal,
     ) as progress:
         task = progress.add_task(label, total=None)
         yield lambda message: progress.update(task, description=f"{label}: {message}")
