@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
+from typing import Literal
 
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -72,6 +73,76 @@ class ScoringConfig(_Section):
         return self
 
 
+class Action(_Section):
+    """One action of the catalogue. ``kind`` says how its cost arises:
+
+    * ``recommendation`` and ``outreach``: ``cost`` per contact, paid on contact;
+    * ``coupon``: ``discount`` x the customer's expected basket, paid only when redeemed.
+    ``capacity`` caps how many customers one campaign may give the action (None: no cap);
+    ``daily_capacity`` is the same cap per day of the campaign (customer-service calls).
+    """
+
+    name: str = Field(min_length=1)
+    kind: Literal["recommendation", "coupon", "outreach"]
+    cost: float = Field(0.0, ge=0)
+    discount: float = Field(0.0, ge=0, lt=1)
+    channel: str = "email"
+    capacity: int | None = Field(None, ge=0)
+    daily_capacity: int | None = Field(None, ge=0)
+
+    @model_validator(mode="after")
+    def _priced(self) -> Action:
+        if self.name == NO_ACTION:
+            raise ValueError(f"'{NO_ACTION}' is implicit (doing nothing); do not list it")
+        if self.kind == "coupon" and self.discount <= 0:
+            raise ValueError(f"coupon action {self.name!r} needs a discount > 0, e.g. 0.10")
+        return self
+
+
+NO_ACTION = "none"
+
+DEFAULT_ACTIONS: tuple[Action, ...] = (
+    Action(name="recommendation", kind="recommendation", cost=0.05, channel="email"),
+    Action(name="coupon_5", kind="coupon", discount=0.05, channel="email"),
+    Action(name="coupon_10", kind="coupon", discount=0.10, channel="email"),
+    Action(name="coupon_20", kind="coupon", discount=0.20, channel="email"),
+    Action(name="cs_outreach", kind="outreach", cost=4.0, channel="phone", daily_capacity=500),
+)
+
+
+class InterveneConfig(_Section):
+    """The action catalogue, eligibility rules and campaign settings (docs/intervene.md)."""
+
+    actions: tuple[Action, ...] = DEFAULT_ACTIONS
+    # Outcome the actions aim at: an event of this type within the window after contact.
+    outcome_type: str = "order"
+    window_days: int = Field(90, gt=0)
+    # Share of the expected incremental revenue that is margin (what a saved order earns).
+    gross_margin: float = Field(0.4, gt=0, le=1)
+    control_share: float = Field(0.10, ge=0, lt=1)
+    # Key of the hash that assigns control customers; the same key and campaign id give the
+    # same control group on a rerun. Read from this environment variable when it is set.
+    control_key_env: str = "CHURNGUARD_CONTROL_KEY"
+    campaign_days: int = Field(1, gt=0)  # days the campaign runs (daily capacities scale by it)
+    # Eligibility: no contact within cooldown_days of the last one; at most max_coupons coupons
+    # per coupon_period_days; no coupons for customers who returned more than this share of
+    # their orders.
+    cooldown_days: int = Field(30, ge=0)
+    max_coupons: int = Field(1, ge=0)
+    coupon_period_days: int = Field(90, gt=0)
+    heavy_returner_share: float = Field(0.5, gt=0, le=1)
+    # User attributes that grant consent (a false value excludes the customer from contact).
+    consent_columns: tuple[str, ...] = ("contact_ok",)
+
+    @model_validator(mode="after")
+    def _unique(self) -> InterveneConfig:
+        names = [a.name for a in self.actions]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"action names must be unique; repeated: {', '.join(repeated)}")
+        return self
+
+
 class SimulationConfig(_Section):
     """Set by `churnguard demo`: where the simulator's ground truth lies, for the oracle."""
 
@@ -83,6 +154,7 @@ class ProjectConfig(_Section):
     ingest: IngestConfig = IngestConfig()
     scoring: ScoringConfig = ScoringConfig()
     simulation: SimulationConfig = SimulationConfig()
+    intervene: InterveneConfig = InterveneConfig()
 
 
 class ConfigError(ValueError):
@@ -129,4 +201,40 @@ scrub_text = true      # remove e-mail addresses and phone numbers from free tex
 high = 0.7             # risk tier 'high' from this churn probability up
 medium = 0.4           # 'medium' from this one up; below it 'low'
 lang = "en"            # language of the reasons: en or zh
+
+[intervene]
+outcome_type = "order" # the actions aim at an event of this type ...
+window_days = 90       # ... within this many days of contact
+gross_margin = 0.4     # share of incremental revenue that is margin
+control_share = 0.1    # random control group per campaign, stratified by risk tier
+cooldown_days = 30     # no contact within this many days of the last one
+max_coupons = 1        # at most this many coupons ...
+coupon_period_days = 90  # ... per this many days
+heavy_returner_share = 0.5  # no coupons for customers returning more than this share of orders
+consent_columns = ["contact_ok"]  # user attributes that must not be false for a contact
+# The action catalogue ("none" is implicit). kind: recommendation | coupon | outreach.
+# A coupon costs discount x expected basket, paid only when redeemed.
+[[intervene.actions]]
+name = "recommendation"
+kind = "recommendation"
+cost = 0.05
+channel = "email"
+[[intervene.actions]]
+name = "coupon_5"
+kind = "coupon"
+discount = 0.05
+[[intervene.actions]]
+name = "coupon_10"
+kind = "coupon"
+discount = 0.10
+[[intervene.actions]]
+name = "coupon_20"
+kind = "coupon"
+discount = 0.20
+[[intervene.actions]]
+name = "cs_outreach"
+kind = "outreach"
+cost = 4.0
+channel = "phone"
+daily_capacity = 500
 """

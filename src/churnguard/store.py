@@ -179,6 +179,63 @@ MIGRATIONS += (
     ),
 )
 
+MIGRATIONS += (
+    Migration(
+        version=3,
+        description="campaign plans, delivery log, measurements, erasure audit",
+        sql="""
+        CREATE TABLE plans (
+            campaign_id VARCHAR PRIMARY KEY,
+            created_at  TIMESTAMP NOT NULL,
+            as_of       TIMESTAMP NOT NULL,
+            budget      DOUBLE NOT NULL,
+            status      VARCHAR NOT NULL,
+            config      VARCHAR NOT NULL,
+            summary     VARCHAR NOT NULL
+        );
+        CREATE TABLE plan_rows (
+            campaign_id     VARCHAR NOT NULL,
+            user_id         VARCHAR NOT NULL,
+            action          VARCHAR NOT NULL,
+            is_control      BOOLEAN NOT NULL,
+            risk_tier       VARCHAR,
+            p_churn         DOUBLE,
+            uplift          DOUBLE,
+            value           DOUBLE,
+            expected_cost   DOUBLE,
+            expected_margin DOUBLE,
+            channel         VARCHAR,
+            items           VARCHAR,
+            message_en      VARCHAR,
+            message_zh      VARCHAR,
+            PRIMARY KEY (campaign_id, user_id)
+        );
+        CREATE TABLE deliveries (
+            campaign_id      VARCHAR NOT NULL,
+            user_id          VARCHAR NOT NULL,
+            idempotency_key  VARCHAR NOT NULL,
+            target           VARCHAR NOT NULL,
+            status           VARCHAR NOT NULL,
+            attempts         INTEGER NOT NULL,
+            last_status_code INTEGER,
+            last_error       VARCHAR,
+            updated_at       TIMESTAMP NOT NULL,
+            PRIMARY KEY (campaign_id, user_id)
+        );
+        CREATE TABLE measurements (
+            campaign_id VARCHAR NOT NULL,
+            measured_at TIMESTAMP NOT NULL,
+            result      VARCHAR NOT NULL
+        );
+        CREATE TABLE erasures (
+            erasure_id   VARCHAR PRIMARY KEY,
+            erased_at    TIMESTAMP NOT NULL,
+            rows_deleted VARCHAR NOT NULL
+        );
+        """,
+    ),
+)
+
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
 # Tables ingestion writes, in the order a summary lists them.
@@ -195,6 +252,10 @@ DATA_TABLES = (
     "models",
     "scores",
     "backtests",
+    "plans",
+    "plan_rows",
+    "deliveries",
+    "measurements",
 )
 
 
