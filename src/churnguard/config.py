@@ -133,6 +133,15 @@ class InterveneConfig(_Section):
     heavy_returner_share: float = Field(0.5, gt=0, le=1)
     # User attributes that grant consent (a false value excludes the customer from contact).
     consent_columns: tuple[str, ...] = ("contact_ok",)
+    # Effects (change in P(outcome in the window)) assumed by risk tier when the store holds no
+    # randomised campaign to learn from. Cautious guesses: replace them by measured ones.
+    prior_effects: dict[str, dict[str, float]] = Field(default_factory=lambda: {
+        "recommendation": {"high": 0.01, "medium": 0.01, "low": 0.005},
+        "coupon_5": {"high": 0.01, "medium": 0.01, "low": 0.005},
+        "coupon_10": {"high": 0.02, "medium": 0.015, "low": 0.005},
+        "coupon_20": {"high": 0.03, "medium": 0.02, "low": 0.01},
+        "cs_outreach": {"high": 0.05, "medium": 0.03, "low": 0.0},
+    })
 
     @model_validator(mode="after")
     def _unique(self) -> InterveneConfig:

@@ -8,7 +8,7 @@ ingest batch that added (or last changed) the row.
 >>> with tempfile.TemporaryDirectory() as d:
 ...     with Store.open(pathlib.Path(d) / "churnguard.duckdb") as store:
 ...         store.schema_version()
-2
+3
 """
 
 from __future__ import annotations

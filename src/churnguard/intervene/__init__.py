@@ -1,0 +1,1 @@
+"""From risk to action: uplift, value, allocation, control groups, recommendations, messages, delivery, measurement."""

@@ -1,0 +1,376 @@
+"""An intervention plan: who gets which action under a budget, who is held out, and why.
+
+``make_plan`` puts the pieces together at the scoring cutoff T:
+
+1. churn scores and risk tiers from the champion model (``scoring.score_customers``);
+2. each action's effect on P(outcome in the window) per customer: the uplift learner chosen by
+   out-of-fold Qini on the store's randomised campaigns, or configured prior effects by risk tier
+   when there is no usable campaign history (the summary says which);
+3. value: revenue in the horizon from the value model chosen by an out-of-time backtest, turned
+   into the value of keeping the customer, E[R] / P(active) (``value.py``);
+4. expected margin of action a for customer i:
+   ``uplift_ia x value_i x gross_margin - expected_cost_ia`` over the eligible pairs;
+5. the allocation maximising the total margin under the budget and the actions' capacities
+   (``allocate.py``), solved for budget / (1 - control share) because the control customers are
+   not contacted and cost nothing; any overshoot from rounding the control group is trimmed;
+6. the control group: a keyed-hash random share of the planned customers per (tier, action);
+7. recommended items for the contacted customers and a personalised message in en and zh.
+
+``save_plan`` stores the plan and its rows and records the campaign (treated and control rows) in
+``campaigns``, so that ``measure`` can evaluate it and the next uplift model learns from it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from churnguard.config import NO_ACTION, ProjectConfig
+from churnguard.evaluate import BacktestError, newest_labelled_cutoff
+from churnguard.features import build_features
+from churnguard.intervene.actions import eligibility, expected_costs
+from churnguard.intervene.allocate import allocate
+from churnguard.intervene.control import control_key, control_mask
+from churnguard.intervene.uplift import (
+    LEARNERS,
+    UpliftError,
+    UpliftEvaluation,
+    evaluate_learners,
+    prior_uplift,
+    uplift_dataset,
+)
+from churnguard.intervene.value import BTYDValueModel, _repeat_spend, value_backtest
+from churnguard.labels import scoring_cutoff, to_cutoff
+from churnguard.models.base import Snapshot
+from churnguard.scoring import score_customers
+from churnguard.snapshots import build_snapshot
+from churnguard.store import Store
+
+__all__ = ["PLAN_COLUMNS", "Plan", "PlanError", "PlanInputs", "choose_actions", "make_plan",
+           "plan_inputs", "save_plan"]
+
+PLAN_COLUMNS = ["user_id", "action", "is_control", "risk_tier", "p_churn", "uplift", "value",
+                "expected_cost", "expected_margin", "channel", "items", "message_en",
+                "message_zh"]
+# The value of keeping a customer divides by P(active); a floor keeps near-certain leavers from
+# getting absurd values out of a small E[R].
+MIN_P_ACTIVE = 0.05
+
+
+class PlanError(ValueError):
+    """A plan cannot be made (with the reason and the fix)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlanInputs:
+    """Everything the allocation needs, one row per customer of the scoring population."""
+
+    as_of: dt.datetime
+    customers: pd.DataFrame  # user_id, p_churn, risk_tier, reason_1..3, revenue, value, basket
+    uplift: pd.DataFrame  # one column per action: change in P(outcome in the window)
+    cost: pd.DataFrame  # expected spend per action
+    eligible: pd.DataFrame  # bool per action
+    capacity: list[int | None]
+    uplift_source: str
+    value_source: dict = field(default_factory=dict)
+    evaluation: UpliftEvaluation | None = None
+    model_version: str = ""
+
+    @property
+    def actions(self) -> list[str]:
+        return list(self.uplift.columns)
+
+    def margin(self, config: ProjectConfig, uplift: pd.DataFrame | None = None) -> np.ndarray:
+        """uplift x value x gross margin - expected cost, customers x actions."""
+        u = (self.uplift if uplift is None else uplift)[self.actions].to_numpy(dtype=float)
+        value = self.customers["value"].to_numpy(dtype=float)[:, None]
+        return u * value * config.intervene.gross_margin - self.cost[self.actions].to_numpy()
+
+
+def _say(progress: Callable[[str], None] | None) -> Callable[[str], None]:
+    return progress or (lambda message: None)
+
+
+def _uplift(store: Store, config: ProjectConfig, features: pd.DataFrame, tiers: np.ndarray,
+            say: Callable[[str], None], seed: int) -> tuple[pd.DataFrame, str,
+                                                         UpliftEvaluation | None]:
+    actions = [a.name for a in config.intervene.actions]
+    iv = config.intervene
+    try:
+        say("learning uplift from past campaigns")
+        data = uplift_dataset(store, actions=actions, outcome_type=iv.outcome_type,
+                              window_days=iv.window_days, definition=config.churn,
+                              features=list(features.columns))
+        evaluation = evaluate_learners(data, actions=actions, seed=seed, progress=say)
+    except UpliftError as exc:
+        source = (f"prior effects by risk tier from churnguard.toml, because no campaign history "
+                  f"can be used: {exc}")
+        return prior_uplift(tiers, dict(iv.prior_effects), actions), source, None
+    say(f"fitting the {evaluation.chosen} on {len(data):,} campaign rows")
+    learner = LEARNERS[evaluation.chosen](random_state=seed).fit(
+        data.features, data.action, data.y, actions)
+    effects = learner.predict(features.reset_index(drop=True))[actions]
+    source = (f"{evaluation.chosen} fitted on {len(data):,} rows of {evaluation.n_campaigns} "
+              f"randomised campaigns (chosen by out-of-fold Qini)")
+    if learner.missing_actions_:
+        source += f"; no history for {', '.join(learner.missing_actions_)} (effect 0)"
+    return effects, source, evaluation
+
+
+def _value(store: Store, config: ProjectConfig, scoring: Snapshot, say: Callable[[str], None]
+           ) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Expected revenue in the horizon and the expected basket per scoring row."""
+    definition = config.churn
+    try:
+        test_cutoff = newest_labelled_cutoff(store, definition=definition)
+    except BacktestError as exc:
+        raise PlanError(f"cannot estimate customer value: {exc}") from exc
+    train_cutoff = test_cutoff - dt.timedelta(days=definition.horizon_days)
+    say("choosing the value model by backtest")
+    train = build_snapshot(store, definition=definition, cutoffs=[train_cutoff])
+    test = build_snapshot(store, definition=definition, cutoffs=[test_cutoff])
+    if len(train) == 0:
+        train = test
+    report, fitted = value_backtest(train, test, store=store, definition=definition)
+    from churnguard.intervene.value import VALUE_MODELS, future_revenue
+
+    # Refit the chosen model on the newest labelled cutoff, then predict at T.
+    rev = future_revenue(store, test.features.index.to_frame(index=False),
+                         days=definition.horizon_days, activity=definition.activity)
+    chosen = VALUE_MODELS[report.chosen]().fit(test, rev)
+    btyd = chosen if isinstance(chosen, BTYDValueModel) else BTYDValueModel().fit(test, rev)
+    revenue = chosen.predict(scoring)
+    spend = _repeat_spend(scoring)
+    basket = btyd.gamma_gamma_.conditional_expected_spend(spend["x"].to_numpy(),
+                                                          spend["m"].to_numpy())
+    source = {"chosen": report.chosen, "test_cutoff": report.test_cutoff,
+              "n_test": report.n_test, "mean_revenue": report.mean_revenue,
+              "models": report.models}
+    return revenue, basket, source
+
+
+def plan_inputs(store: Store, *, config: ProjectConfig, as_of: object = None, seed: int = 0,
+                progress: Callable[[str], None] | None = None) -> PlanInputs:
+    """Scores, uplift, value, costs, eligibility and capacities at ``as_of`` (default: T)."""
+    say = _say(progress)
+    when = scoring_cutoff(store) if as_of is None else to_cutoff(as_of)
+    scores = score_customers(store, definition=config.churn, tiers=config.scoring, as_of=when,
+                             progress=say).scores
+    definition = config.churn
+    scoring = build_snapshot(store, definition=definition, cutoffs=[when], with_labels=False)
+    order = scoring.index.get_level_values(0).astype(str)
+    customers = scores.set_index("user_id").reindex(order).reset_index()
+    features = scoring.features
+    iv = config.intervene
+    uplift, source, evaluation = _uplift(store, config, features, customers["risk_tier"]
+                                         .to_numpy(), say, seed)
+    revenue, basket, value_source = _value(store, config, scoring, say)
+    p_active = np.clip(1.0 - customers["p_churn"].to_numpy(dtype=float), MIN_P_ACTIVE, 1.0)
+    customers["revenue"] = revenue
+    customers["value"] = revenue / p_active
+    customers["basket"] = basket
+    p_with = pd.DataFrame({a: np.clip(1.0 - customers["p_churn"].to_numpy() + uplift[a]
+                                      .to_numpy(), 0.0, 1.0) for a in uplift.columns})
+    cost = expected_costs(iv.actions, basket=basket, p_order_with=p_with)
+    say("checking eligibility")
+    eligible = eligibility(store, customers["user_id"].tolist(), as_of=when, config=iv)
+    capacity = []
+    for a in iv.actions:
+        caps = [c for c in (a.capacity, None if a.daily_capacity is None
+                            else a.daily_capacity * iv.campaign_days) if c is not None]
+        capacity.append(min(caps) if caps else None)
+    return PlanInputs(as_of=when, customers=customers, uplift=uplift.reset_index(drop=True),
+                      cost=cost, eligible=eligible[[a.name for a in iv.actions]]
+                      .reset_index(drop=True), capacity=capacity, uplift_source=source,
+                      value_source=value_source, evaluation=evaluation,
+                      model_version=str(scores["model_version"].iloc[0]))
+
+
+def choose_actions(inputs: PlanInputs, *, config: ProjectConfig, budget: float,
+                   uplift: pd.DataFrame | None = None) -> np.ndarray:
+    """Action index per customer (-1: none) maximising the margin within budget and capacities,
+    before the control group is drawn. ``uplift`` overrides the estimates (the oracle uses the
+    true effects)."""
+    share = config.intervene.control_share
+    margin = inputs.margin(config, uplift)
+    scale = 1.0 / (1.0 - share)
+    capacity = [None if c is None else int(np.floor(c * scale)) for c in inputs.capacity]
+    result = allocate(margin=margin, cost=inputs.cost[inputs.actions].to_numpy(),
+                      budget=budget * scale, capacity=capacity,
+                      eligible=inputs.eligible[inputs.actions].to_numpy(dtype=bool))
+    return result.choice
+
+
+@dataclass(frozen=True, kw_only=True)
+class Plan:
+    campaign_id: str
+    as_of: dt.datetime
+    budget: float
+    rows: pd.DataFrame  # PLAN_COLUMNS, one row per planned customer (treated and control)
+    summary: dict
+
+
+def _trim(rows: pd.DataFrame, budget: float, capacity: dict[str, int | None]) -> pd.DataFrame:
+    """Drop the treated rows with the least margin per cost until the budget and capacities hold
+    (rounding the control group per stratum can leave a customer or two too many)."""
+    treated = ~rows["is_control"]
+    keep = np.ones(len(rows), dtype=bool)
+    efficiency = rows["expected_margin"] / rows["expected_cost"].clip(lower=1e-9)
+    for action, cap in capacity.items():
+        if cap is None:
+            continue
+        mine = rows.index[treated & (rows["action"] == action)]
+        if len(mine) > cap:
+            worst = efficiency.loc[mine].sort_values(kind="stable").index[: len(mine) - cap]
+            keep[rows.index.get_indexer(worst)] = False
+    spend = rows.loc[treated & keep, "expected_cost"].sum()
+    if spend > budget:
+        for i in efficiency[treated & keep].sort_values(kind="stable").index:
+            keep[rows.index.get_loc(i)] = False
+            spend -= rows.at[i, "expected_cost"]
+            if spend <= budget:
+                break
+    # A trimmed treated customer leaves the campaign; their stratum's control stays random.
+    return rows[keep | rows["is_control"]].reset_index(drop=True)
+
+
+def make_plan(store: Store, *, config: ProjectConfig, budget: float, as_of: object = None,
+              campaign_id: str | None = None, seed: int = 0, inputs: PlanInputs | None = None,
+              progress: Callable[[str], None] | None = None) -> Plan:
+    """The plan under ``budget`` (see the module docstring); not stored until ``save_plan``."""
+    if not np.isfinite(budget) or budget < 0:
+        raise PlanError(f"the budget must be a finite amount >= 0, got {budget}")
+    say = _say(progress)
+    inputs = inputs or plan_inputs(store, config=config, as_of=as_of, seed=seed, progress=say)
+    iv = config.intervene
+    campaign_id = campaign_id or f"cg-{inputs.as_of:%Y%m%d}-{uuid.uuid4().hex[:8]}"
+    say("allocating the budget")
+    choice = choose_actions(inputs, config=config, budget=budget)
+    picked = np.flatnonzero(choice >= 0)
+    actions = np.array(inputs.actions, dtype=object)
+    c = inputs.customers.iloc[picked].reset_index(drop=True)
+    k = choice[picked]
+    margin = inputs.margin(config)[picked, k]
+    channel = {a.name: a.channel for a in iv.actions}
+    rows = pd.DataFrame({
+        "user_id": c["user_id"].astype(str),
+        "action": actions[k],
+        "risk_tier": c["risk_tier"].to_numpy(),
+        "p_churn": c["p_churn"].to_numpy(dtype=float),
+        "uplift": inputs.uplift.to_numpy()[picked, k],
+        "value": c["value"].to_numpy(dtype=float),
+        "expected_cost": inputs.cost[inputs.actions].to_numpy()[picked, k],
+        "expected_margin": margin,
+    })
+    rows["channel"] = rows["action"].map(channel)
+    rows["is_control"] = control_mask(rows["user_id"], rows["risk_tier"] + "|" + rows["action"],
+                                      campaign_id=campaign_id, share=iv.control_share,
+                                      key=control_key(iv.control_key_env))
+    capacity = dict(zip(inputs.actions, inputs.capacity, strict=True))
+    rows = _trim(rows, budget, capacity)
+    rows = _with_items_and_messages(store, rows, c, inputs.as_of, say)
+    summary = _summary(rows, inputs, budget=budget, config=config)
+    return Plan(campaign_id=campaign_id, as_of=inputs.as_of, budget=float(budget),
+                rows=rows[PLAN_COLUMNS], summary=summary)
+
+
+def _with_items_and_messages(store: Store, rows: pd.DataFrame, customers: pd.DataFrame,
+                             as_of: dt.datetime, say: Callable[[str], None]) -> pd.DataFrame:
+    from churnguard.intervene.messages import compose_messages
+    from churnguard.intervene.recommend import recommend_items
+
+    treated = rows[~rows["is_control"]]
+    rows = rows.copy()
+    rows["items"] = "[]"
+    rows["message_en"] = None
+    rows["message_zh"] = None
+    if treated.empty:
+        return rows
+    say(f"recommending items for {len(treated):,} customers")
+    recs = recommend_items(store, as_of=as_of, user_ids=treated["user_id"].tolist(), k=3)
+    titles = dict(store.con.execute("SELECT item_id, title FROM items").fetchall())
+    by_user = recs.sort_values(["user_id", "rank"]).groupby("user_id")["item_id"].agg(list)
+    items = treated["user_id"].map(by_user).apply(lambda v: v if isinstance(v, list) else [])
+    rows.loc[treated.index, "items"] = items.apply(json.dumps).to_numpy()
+    reasons = customers.set_index("user_id")[["reason_1", "reason_2", "reason_3"]]
+    say("writing messages")
+    for lang in ("en", "zh"):
+        rows.loc[treated.index, f"message_{lang}"] = compose_messages(
+            treated.assign(item_titles=[[titles.get(i) or i for i in v] for v in items]),
+            reasons=reasons.reindex(treated["user_id"]).reset_index(drop=True), lang=lang)
+    return rows
+
+
+def _summary(rows: pd.DataFrame, inputs: PlanInputs, *, budget: float,
+             config: ProjectConfig) -> dict:
+    treated = rows[~rows["is_control"]]
+    per_action = {}
+    for action, part in treated.groupby("action"):
+        per_action[str(action)] = {
+            "customers": int(len(part)),
+            "control": int(((rows["action"] == action) & rows["is_control"]).sum()),
+            "expected_saves": float(part["uplift"].sum()),
+            "expected_cost": float(part["expected_cost"].sum()),
+            "expected_margin": float(part["expected_margin"].sum()),
+        }
+    per_tier = {str(t): int(n) for t, n in treated["risk_tier"].value_counts().items()}
+    return {
+        "as_of": inputs.as_of.isoformat(),
+        "population": int(len(inputs.customers)),
+        "treated": int(len(treated)),
+        "control": int(rows["is_control"].sum()),
+        "budget": float(budget),
+        "expected_cost": float(treated["expected_cost"].sum()),
+        "expected_saves": float(treated["uplift"].sum()),
+        "expected_incremental_margin": float(treated["expected_margin"].sum()),
+        "gross_margin": config.intervene.gross_margin,
+        "control_share": config.intervene.control_share,
+        "per_action": per_action,
+        "per_tier": per_tier,
+        "uplift_source": inputs.uplift_source,
+        "value_model": inputs.value_source,
+        "model_version": inputs.model_version,
+        "uplift_evaluation": inputs.evaluation.to_json() if inputs.evaluation else None,
+    }
+
+
+def save_plan(store: Store, plan: Plan, *, config: ProjectConfig) -> None:
+    """Store the plan, its rows and the campaign (treated and control) in one transaction."""
+    rows = plan.rows.assign(campaign_id=plan.campaign_id)
+    campaign = pd.DataFrame({
+        "campaign_id": plan.campaign_id,
+        "user_id": rows["user_id"],
+        "action": rows["action"],
+        "assigned_at": plan.as_of,
+        "is_control": rows["is_control"],
+        "cost": np.where(rows["is_control"], 0.0, rows["expected_cost"]),
+        "channel": np.where(rows["is_control"], None, rows["channel"]),
+        "batch_id": f"plan:{plan.campaign_id}",
+    })
+    settings = config.intervene.model_dump(mode="json")
+    store.con.register("__cg_plan_rows", rows)
+    store.con.register("__cg_campaign", campaign)
+    try:
+        with store.transaction() as con:
+            exists = con.execute("SELECT count(*) FROM plans WHERE campaign_id = ?",
+                                 [plan.campaign_id]).fetchall()[0][0]
+            if exists:
+                raise PlanError(f"a plan with campaign id {plan.campaign_id!r} already exists; "
+                                "choose another id")
+            con.execute(
+                "INSERT INTO plans VALUES (?, ?, ?, ?, 'planned', ?, ?)",
+                [plan.campaign_id, dt.datetime.now(dt.UTC).replace(tzinfo=None), plan.as_of,
+                 plan.budget, json.dumps(settings), json.dumps(plan.summary, default=str)])
+            con.execute(f"INSERT INTO plan_rows (campaign_id, {', '.join(PLAN_COLUMNS)}) "
+                        f"SELECT campaign_id, {', '.join(PLAN_COLUMNS)} FROM __cg_plan_rows")
+            con.execute("INSERT INTO campaigns (campaign_id, user_id, action, assigned_at, "
+                        "is_control, cost, channel, batch_id) SELECT * FROM __cg_campaign")
+    finally:
+        store.con.unregister("__cg_plan_rows")
+        store.con.unregister("__cg_campaign")
