@@ -249,3 +249,63 @@ def deliver(campaign_id: str, webhook: str | None, out_path: Path | None, batch_
         raise click.ClickException(
             f"{report.failed:,} deliveries failed; rerun `churnguard deliver {campaign_id}` to "
             "retry them (nothing already sent is sent again)")
+
+
+def _ci(value: float | None, interval) -> str:
+    if value is None:
+        return "–"
+    if not interval:
+        return f"{value:+.3f}"
+    return f"{value:+.3f} [{interval[0]:+.3f}, {interval[1]:+.3f}]"
+
+
+@cli.command()
+@click.argument("campaign_id")
+@outcome_options
+@click.option("--as-of", default=None, callback=date_callback,
+              help="Measure with the events up to this date (default: all events).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Write the measurement as JSON to FILE.")
+@project_option
+def measure(campaign_id: str, outcome_type: str | None, window: int | None,
+            as_of: dt.date | None, json_path: Path | None, project_dir: Path | None) -> None:
+    """Measure a campaign against its own control group once its window has passed.
+
+    Per action and risk tier: retention and revenue of the treated and the control customers,
+    the incremental retention and the incremental net revenue after the actions' costs, with
+    95% confidence intervals. The result is kept in the store and shown in the report; the
+    campaign's outcomes also train the next uplift model (the loop closes).
+    """
+    from churnguard.intervene.measure import MeasurementError, measure_campaign, save_measurement
+
+    project = load_project(project_dir)
+    outcome_type, window = _outcome(project, outcome_type, window)
+    with project.open_store() as store:
+        try:
+            m = measure_campaign(store, campaign_id=campaign_id, outcome_type=outcome_type,
+                                 window_days=window, as_of=as_of)
+        except MeasurementError as exc:
+            raise BadInput(str(exc)) from None
+        save_measurement(store, m)
+    table = Table(title=f"Campaign {campaign_id}: {outcome_type} within {window} days, "
+                        "treatment vs control (95% CI)")
+    for column in ("action", "tier", "treated", "control", "retention t / c",
+                   "incremental retention", "incremental net revenue / customer"):
+        table.add_column(column, justify="left" if column in ("action", "tier") else "right")
+    for g in m.groups:
+        rates = ("–" if g.retention_treated is None or g.retention_control is None
+                 else f"{g.retention_treated:.1%} / {g.retention_control:.1%}")
+        table.add_row(g.action, g.tier, f"{g.n_treated:,}", f"{g.n_control:,}", rates,
+                      _ci(g.incremental_retention, g.incremental_retention_ci),
+                      _ci(g.incremental_net_revenue, g.incremental_net_revenue_ci))
+    console.print(table)
+    for note in m.notes:
+        console.print(f"Note: {note}", markup=False)
+    if json_path is not None:
+        json_path.write_text(m.to_json() + "\n", encoding="utf-8")
+    retained, net = m.total_incremental_retained, m.total_incremental_net_revenue
+    click.echo(f"Campaign {campaign_id}: "
+               + ("incremental figures not available (see the notes)" if retained is None else
+                  f"{retained:+.1f} customers retained, {net:+,.2f} net revenue against the "
+                  "control group")
+               + (f"; written to {json_path}" if json_path else ""))

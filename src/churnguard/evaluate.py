@@ -22,6 +22,7 @@ and calibration; the K cutoffs before it, 30 days apart, for training.
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import json
 import math
 import time
@@ -59,11 +60,30 @@ __all__ = [
     "roc_auc",
 ]
 
+
+def _lazy(module: str, cls: str, **kwargs: Any) -> Callable[[], ChurnModel]:
+    """A factory that imports its model on first use (the behaviour models import torch)."""
+
+    def make() -> ChurnModel:
+        return getattr(importlib.import_module(module), cls)(**kwargs)
+
+    make.__name__ = cls
+    return make
+
+
+_BEHAVIOUR = "churnguard.models.behaviour.model"
 #: Models the backtest knows by name.
 MODEL_FACTORIES: dict[str, Callable[[], ChurnModel]] = {
     "recency": RecencyModel,
     "btyd": BTYDChurnModel,
     "gbdt": GBDTChurnModel,
+    # Pretrained (CoLES, no labels) and fine-tuned; supervised from scratch; hybrid; stacked.
+    "behaviour": _lazy(_BEHAVIOUR, "BehaviourChurnModel"),
+    "behaviour_gru": _lazy(_BEHAVIOUR, "BehaviourChurnModel", encoder="gru", pretrain="none"),
+    "behaviour_transformer": _lazy(_BEHAVIOUR, "BehaviourChurnModel", encoder="transformer",
+                                   n_layers=2, pretrain="none"),
+    "behaviour+gbdt": _lazy(_BEHAVIOUR, "BehaviourGBDTModel"),
+    "ensemble": _lazy("churnguard.models.ensemble", "StackedEnsemble"),
 }
 ORACLE = "oracle"
 CUTOFF_SPACING_DAYS = 30

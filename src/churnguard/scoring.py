@@ -57,6 +57,9 @@ class ScoreResult:
     as_of: dt.datetime
     model_version: str
     scores: pd.DataFrame  # SCORE_COLUMNS, highest risk first
+    # Per user_id (index): reason_keys_1..3 (reason codes behind the sentences) and review_topic
+    # (the topic of the latest review), for messages that pick their angle from the reasons.
+    reason_keys: pd.DataFrame | None = None
 
 
 def _snapshot(store: Store, definition: ChurnDefinition, as_of: dt.datetime,
@@ -82,10 +85,14 @@ def _with_reasons(store: Store, model: ChurnModel, snapshot: Snapshot, lang: str
         empty = pd.DataFrame(index=snapshot.index)
         for k in (1, 2, 3):
             empty[f"reason_{k}"] = ""
+            empty[f"reason_keys_{k}"] = None
+        empty["review_topic"] = None
         return empty
     population = snapshot.index.to_frame(index=False)
     context = reason_context(store, population)
-    return reasons(contributions, model.explanation_values(snapshot), lang=lang, context=context)
+    why = reasons(contributions, model.explanation_values(snapshot), lang=lang, context=context)
+    why["review_topic"] = context["last_review_topic"].reindex(why.index).to_numpy()
+    return why
 
 
 def score_customers(store: Store, *, definition: ChurnDefinition, tiers: ScoringConfig,
@@ -116,10 +123,16 @@ def score_customers(store: Store, *, definition: ChurnDefinition, tiers: Scoring
         "reason_3": why["reason_3"].to_numpy(),
         "model_version": version,
     }).sort_values(["p_churn", "user_id"], ascending=[False, True], kind="stable")
+    keys = pd.DataFrame({
+        "reason_keys_1": why["reason_keys_1"].to_numpy(),
+        "reason_keys_2": why["reason_keys_2"].to_numpy(),
+        "reason_keys_3": why["reason_keys_3"].to_numpy(),
+        "review_topic": why["review_topic"].to_numpy(),
+    }, index=pd.Index(snapshot.index.get_level_values(0).astype(str), name="user_id"))
     frame = frame.reset_index(drop=True)[SCORE_COLUMNS]
     if save:
         _save_scores(store, frame, when, lang)
-    return ScoreResult(as_of=when, model_version=version, scores=frame)
+    return ScoreResult(as_of=when, model_version=version, scores=frame, reason_keys=keys)
 
 
 def _save_scores(store: Store, frame: pd.DataFrame, as_of: dt.datetime, lang: str) -> None:

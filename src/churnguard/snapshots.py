@@ -33,6 +33,7 @@ from churnguard.config import ChurnDefinition
 from churnguard.features import build_features
 from churnguard.labels import _Registered, population_and_labels
 from churnguard.models.base import Snapshot
+from churnguard.sequences.cache import SequenceCache
 from churnguard.store import Store
 
 __all__ = ["build_snapshot", "order_histories"]
@@ -88,7 +89,9 @@ def build_snapshot(
 
     ``meta`` holds ``cutoffs`` (the distinct cutoffs, oldest first), ``skipped`` (feature -> why
     it was left out because the store cannot support it), ``supplied_labels`` (how many rows
-    carry a supplied label instead of the rule's) and ``definition``.
+    carry a supplied label instead of the rule's), ``definition`` and ``sequences`` (a
+    :class:`~churnguard.sequences.SequenceCache` of the store: the rows' event sequences, built
+    on first use by the models that read them).
     """
     population = population_and_labels(store, definition=definition, cutoffs=cutoffs)
     frame = build_features(store, population[["user_id", "cutoff"]], definition=definition,
@@ -117,5 +120,6 @@ def build_snapshot(
             "supplied_labels": int((keyed["label_source"] == "supplied").sum()),
             "skipped": skipped,
             "definition": definition,
+            "sequences": SequenceCache(store),
         },
     )

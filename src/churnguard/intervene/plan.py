@@ -160,12 +160,13 @@ def plan_inputs(store: Store, *, config: ProjectConfig, as_of: object = None, se
     """Scores, uplift, value, costs, eligibility and capacities at ``as_of`` (default: T)."""
     say = _say(progress)
     when = scoring_cutoff(store) if as_of is None else to_cutoff(as_of)
-    scores = score_customers(store, definition=config.churn, tiers=config.scoring, as_of=when,
-                             progress=say).scores
+    scored = score_customers(store, definition=config.churn, tiers=config.scoring, as_of=when,
+                             progress=say)
+    scores = scored.scores
     definition = config.churn
     scoring = build_snapshot(store, definition=definition, cutoffs=[when], with_labels=False)
     order = scoring.index.get_level_values(0).astype(str)
-    customers = scores.set_index("user_id").reindex(order).reset_index()
+    customers = scores.set_index("user_id").join(scored.reason_keys).reindex(order).reset_index()
     features = scoring.features
     iv = config.intervene
     uplift, source, evaluation = _uplift(store, config, features, customers["risk_tier"]
@@ -274,14 +275,15 @@ def make_plan(store: Store, *, config: ProjectConfig, budget: float, as_of: obje
                                       key=control_key(iv.control_key_env))
     capacity = dict(zip(inputs.actions, inputs.capacity, strict=True))
     rows = _trim(rows, budget, capacity)
-    rows = _with_items_and_messages(store, rows, c, inputs.as_of, say)
+    rows = _with_items_and_messages(store, rows, c, inputs.as_of, iv.actions, say)
     summary = _summary(rows, inputs, budget=budget, config=config)
     return Plan(campaign_id=campaign_id, as_of=inputs.as_of, budget=float(budget),
                 rows=rows[PLAN_COLUMNS], summary=summary)
 
 
 def _with_items_and_messages(store: Store, rows: pd.DataFrame, customers: pd.DataFrame,
-                             as_of: dt.datetime, say: Callable[[str], None]) -> pd.DataFrame:
+                             as_of: dt.datetime, actions: tuple,
+                             say: Callable[[str], None]) -> pd.DataFrame:
     from churnguard.intervene.messages import compose_messages
     from churnguard.intervene.recommend import recommend_items
 
@@ -297,13 +299,15 @@ def _with_items_and_messages(store: Store, rows: pd.DataFrame, customers: pd.Dat
     titles = dict(store.con.execute("SELECT item_id, title FROM items").fetchall())
     by_user = recs.sort_values(["user_id", "rank"]).groupby("user_id")["item_id"].agg(list)
     items = treated["user_id"].map(by_user).apply(lambda v: v if isinstance(v, list) else [])
-    rows.loc[treated.index, "items"] = items.apply(json.dumps).to_numpy()
-    reasons = customers.set_index("user_id")[["reason_1", "reason_2", "reason_3"]]
+    named = [[{"item_id": i, "title": titles.get(i) or i} for i in v] for v in items]
+    rows.loc[treated.index, "items"] = [json.dumps(v, ensure_ascii=False) for v in named]
+    context = customers.set_index("user_id")[["reason_keys_1", "reason_keys_2", "reason_keys_3",
+                                              "review_topic"]]
+    facts = treated.join(context, on="user_id").assign(items=named)
     say("writing messages")
     for lang in ("en", "zh"):
-        rows.loc[treated.index, f"message_{lang}"] = compose_messages(
-            treated.assign(item_titles=[[titles.get(i) or i for i in v] for v in items]),
-            reasons=reasons.reindex(treated["user_id"]).reset_index(drop=True), lang=lang)
+        rows.loc[treated.index, f"message_{lang}"] = compose_messages(facts, lang=lang,
+                                                                      actions=actions)
     return rows
 
 

@@ -6,9 +6,12 @@ strictly before ``assigned_at``, plus the users table's attributes), the action 
 ``none`` for the control), and the outcome: an event of ``outcome_type`` (default: an order) in
 [assigned_at, assigned_at + window). Only campaigns whose window has fully passed are used.
 
-Two meta-learners on gradient-boosted trees estimate tau_a(x) = P(Y=1 | x, a) - P(Y=1 | x, none):
+Three meta-learners on gradient-boosted trees estimate tau_a(x) = P(Y=1 | x, a) - P(Y=1 | x, none):
 
 * the T-learner fits one outcome model per arm and subtracts them;
+* the S-learner fits one outcome model over all arms with the action as an input and takes the
+  difference of its predictions (it shares what the arms have in common, so it needs far fewer
+  rows per action when the effects are small next to the outcome's noise);
 * the X-learner (Kuenzel, Sekhon, Bickel & Yu 2019, "Metalearners for estimating heterogeneous
   treatment effects using machine learning", PNAS 116(10), eqs. 5-9) imputes individual effects
   from the other arm's outcome model, regresses them per arm and blends the two by the
@@ -16,7 +19,7 @@ Two meta-learners on gradient-boosted trees estimate tau_a(x) = P(Y=1 | x, a) - 
 
 They are compared out of fold (cross-fitting over customers, so a customer's rows never sit on
 both sides) by the Qini coefficient, AUUC and uplift in the top 10/20/30% (see ``metrics``), and
-the better one is refitted on everything. With no usable campaign history, :func:`prior_uplift`
+the best one is refitted on everything. With no usable campaign history, :func:`prior_uplift`
 gives configured effects by risk tier, and the plan says so.
 """
 
@@ -40,7 +43,6 @@ from churnguard.labels import _Registered
 from churnguard.store import Store
 
 __all__ = [
-    "DRLearner",
     "LEARNERS",
     "SLearner",
     "TLearner",
@@ -151,7 +153,7 @@ def uplift_dataset(store: Store, *, actions: Sequence[str], outcome_type: str = 
 
 def _classifier(seed: int) -> lgb.LGBMClassifier:
     # Effects are small next to the outcome's variance: shallow, strongly regularised trees.
-    return lgb.LGBMClassifier(n_estimators=150, learning_rate=0.05, num_leaves=15,
+    return lgb.LGBMClassifier(n_estimators=100, learning_rate=0.05, num_leaves=15,
                               min_child_samples=100, subsample=0.8, subsample_freq=1,
                               colsample_bytree=0.8, reg_lambda=5.0, random_state=seed,
                               n_jobs=0, verbose=-1)
@@ -236,8 +238,20 @@ class XLearner(_MetaLearner):
 
     name: ClassVar[str] = "x_learner"
 
+    def fit(self, features, action, y, actions, *, outcome_models: TLearner | None = None):
+        """``outcome_models``: a T-learner fitted on the same rows, whose per-arm outcome models
+        are the X-learner's first stage (saves refitting them)."""
+        self._stage1 = outcome_models
+        try:
+            return super().fit(features, action, y, actions)
+        finally:
+            del self._stage1
+
     def _fit_action(self, x, y, treated, control, seed, a):
-        mu1 = _fit_arm(x[treated], y[treated], seed)
+        if self._stage1 is not None:
+            self.mu0_, mu1 = self._stage1.mu0_, self._stage1.arms_[a]["mu1"]
+        else:
+            mu1 = _fit_arm(x[treated], y[treated], seed)
         rate = float(y[treated].mean())
         d1 = y[treated] - _prob(self.mu0_, x[treated], self.base_rate_)
         d0 = _prob(mu1, x[control], rate) - y[control]
@@ -293,49 +307,8 @@ class SLearner(_MetaLearner):
         return self.pooled_.prob(x, a) - self.pooled_.prob(x, NO_ACTION)
 
 
-class DRLearner(_MetaLearner):
-    """The doubly robust learner (Kennedy 2023, "Towards optimal doubly robust estimation of
-    heterogeneous causal effects", Electron. J. Statist. 17(2), eq. 2): regress the pseudo-outcome
-
-        phi = (T - e) / (e (1 - e)) (Y - mu_T(X)) + mu_a(X) - mu_0(X)
-
-    on X, with e the known share of treated rows (randomised campaigns) and mu the pooled outcome
-    model fitted on the other half of the rows (cross-fitting, so phi is not over-fitted)."""
-
-    name: ClassVar[str] = "dr_learner"
-
-    def fit(self, features, action, y, actions):
-        action = np.asarray(action, dtype=object)
-        arms = [NO_ACTION, *[a for a in actions if (action == a).any()]]
-        keep = np.flatnonzero(np.isin(action, arms))
-        half = np.random.default_rng(self.random_state).permutation(keep.size) % 2
-        mu = {a: np.full(action.size, np.nan) for a in arms}
-        for k in (0, 1):
-            fit_rows, out_rows = keep[half != k], keep[half == k]
-            pooled = _Pooled(features.iloc[fit_rows], action[fit_rows], y[fit_rows], arms,
-                             self.random_state + k)
-            for a in arms:
-                mu[a][out_rows] = pooled.prob(features.iloc[out_rows], a)
-        self._mu = mu
-        super().fit(features, action, y, actions)
-        del self._mu
-        return self
-
-    def _fit_action(self, x, y, treated, control, seed, a):
-        rows = treated | control
-        e = treated.sum() / rows.sum()
-        t = treated[rows].astype(float)
-        mu_a, mu_0 = self._mu[a][rows], self._mu[NO_ACTION][rows]
-        mu_t = np.where(t == 1, mu_a, mu_0)
-        phi = (t - e) / (e * (1 - e)) * (y[rows] - mu_t) + mu_a - mu_0
-        return _regressor(seed).fit(x[rows], phi)
-
-    def _predict_action(self, x, a):
-        return self.arms_[a].predict(x)
-
-
 LEARNERS: dict[str, type[_MetaLearner]] = {
-    "t_learner": TLearner, "x_learner": XLearner, "s_learner": SLearner, "dr_learner": DRLearner,
+    "t_learner": TLearner, "x_learner": XLearner, "s_learner": SLearner,
 }
 
 
@@ -393,12 +366,14 @@ def evaluate_learners(data: UpliftData, *, actions: Sequence[str], folds: int = 
     oof = {name: pd.DataFrame(0.0, index=range(len(data)), columns=acts) for name in LEARNERS}
     for k in range(folds):
         train, test = fold != k, fold == k
+        fitted: dict[str, _MetaLearner] = {}
         for name, cls in LEARNERS.items():
             say(f"fold {k + 1}/{folds}: {name}")
-            model = cls(random_state=seed).fit(data.features[train], data.action[train],
-                                               data.y[train], acts)
+            extra = {"outcome_models": fitted["t_learner"]} if cls is XLearner else {}
+            fitted[name] = cls(random_state=seed).fit(data.features[train], data.action[train],
+                                                      data.y[train], acts, **extra)
             oof[name].loc[np.flatnonzero(test), acts] = \
-                model.predict(data.features[test])[acts].to_numpy()
+                fitted[name].predict(data.features[test])[acts].to_numpy()
     control = data.action == NO_ACTION
     weights = {a: int((data.action == a).sum()) for a in acts}
     rng = np.random.default_rng(seed)

@@ -1,0 +1,204 @@
+"""Ragged event sequences, and the one place they are padded into tensors.
+
+:class:`EventSequences` holds many customers' tokens back to back (``offsets`` marks where each
+customer's events start), the compact layout of the on-disk cache. :func:`pad_spans` turns chosen
+spans of it into a :class:`PaddedBatch` -- right-padded tensors that carry their ``lengths``
+(STYLE.md #8, after pytorch-lifestream's ``PaddedBatch(payload, length)``); every mask is derived
+from the lengths by :attr:`PaddedBatch.mask` and nowhere else.
+
+>>> import numpy as np
+>>> seqs = EventSequences.empty(3)
+>>> batch = pad(seqs, np.arange(3))
+>>> batch.lengths.tolist(), tuple(batch.mask.shape)
+([0, 0, 0], (3, 1))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from churnguard.sequences.tokens import CATEGORICAL_FIELDS, CONTINUOUS_FIELDS, TEXT_DIM
+
+if TYPE_CHECKING:  # torch is imported on first use: snapshots need this module, not torch
+    import torch
+
+__all__ = ["EventSequences", "PaddedBatch", "length_batches", "pad", "pad_spans"]
+
+N_CONTEXT = 2  # log1p(events before the cutoff), log1p(days since the first event)
+
+
+@dataclass(frozen=True, kw_only=True)
+class EventSequences:
+    """Tokens of ``n`` customers, oldest event first within each customer.
+
+    ``offsets`` (n + 1,) int64: customer i's events are rows ``offsets[i]:offsets[i + 1]``;
+    ``cat`` (E, 6) uint8 codes of :data:`~churnguard.sequences.tokens.CATEGORICAL_FIELDS`;
+    ``num`` (E, 3) float16 :data:`~churnguard.sequences.tokens.CONTINUOUS_FIELDS`;
+    ``text`` (E,) int32 row of ``text_vectors`` or -1; ``text_vectors`` (T, TEXT_DIM) float32;
+    ``context`` (n, 2) float32 per-customer values outside the window: log1p(number of events
+    before the cutoff) and log1p(days since the first event).
+    """
+
+    offsets: np.ndarray
+    cat: np.ndarray
+    num: np.ndarray
+    text: np.ndarray
+    text_vectors: np.ndarray
+    context: np.ndarray
+
+    def __post_init__(self) -> None:
+        n_events = int(self.offsets[-1]) if len(self.offsets) else 0
+        shapes = {"cat": (n_events, len(CATEGORICAL_FIELDS)),
+                  "num": (n_events, len(CONTINUOUS_FIELDS)), "text": (n_events,),
+                  "context": (len(self.offsets) - 1, N_CONTEXT)}
+        for name, shape in shapes.items():
+            if tuple(getattr(self, name).shape) != shape:
+                raise ValueError(f"EventSequences.{name} has shape "
+                                 f"{tuple(getattr(self, name).shape)}, expected {shape}")
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    @classmethod
+    def empty(cls, n: int) -> EventSequences:
+        """``n`` customers without events."""
+        return cls(offsets=np.zeros(n + 1, dtype=np.int64),
+                   cat=np.zeros((0, len(CATEGORICAL_FIELDS)), dtype=np.uint8),
+                   num=np.zeros((0, len(CONTINUOUS_FIELDS)), dtype=np.float16),
+                   text=np.zeros(0, dtype=np.int32),
+                   text_vectors=np.zeros((0, TEXT_DIM), dtype=np.float32),
+                   context=np.zeros((n, N_CONTEXT), dtype=np.float32))
+
+    def take(self, rows: np.ndarray) -> EventSequences:
+        """The customers ``rows`` (in that order) as a new, in-memory EventSequences."""
+        return concat([(self, np.asarray(rows, dtype=np.int64))])
+
+
+def _span_positions(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Flat source positions of spans [start, end) and the row each belongs to."""
+    lengths = (ends - starts).astype(np.int64)
+    total = int(lengths.sum())
+    row = np.repeat(np.arange(len(lengths)), lengths)
+    first = np.cumsum(lengths) - lengths
+    position = np.arange(total, dtype=np.int64) - np.repeat(first, lengths) + np.repeat(starts,
+                                                                                      lengths)
+    return position, row
+
+
+def concat(parts: Sequence[tuple[EventSequences, np.ndarray]]) -> EventSequences:
+    """Chosen customers of several EventSequences, back to back (text tables merged)."""
+    offsets = [np.zeros(1, dtype=np.int64)]
+    cats, nums, texts, vectors, contexts = [], [], [], [], []
+    n_events, n_vectors = 0, 0
+    for seqs, rows in parts:
+        rows = np.asarray(rows, dtype=np.int64)
+        starts, ends = seqs.offsets[rows], seqs.offsets[rows + 1]
+        position, _ = _span_positions(starts, ends)
+        offsets.append(n_events + np.cumsum(ends - starts))
+        cats.append(np.asarray(seqs.cat[position]))
+        nums.append(np.asarray(seqs.num[position]))
+        text = np.asarray(seqs.text[position])
+        texts.append(np.where(text >= 0, text + n_vectors, -1).astype(np.int32))
+        vectors.append(np.asarray(seqs.text_vectors, dtype=np.float32))
+        contexts.append(np.asarray(seqs.context[rows], dtype=np.float32))
+        n_events += len(position)
+        n_vectors += len(seqs.text_vectors)
+    if not cats:
+        return EventSequences.empty(0)
+    return EventSequences(offsets=np.concatenate(offsets), cat=np.concatenate(cats),
+                          num=np.concatenate(nums), text=np.concatenate(texts),
+                          text_vectors=np.concatenate(vectors),
+                          context=np.concatenate(contexts))
+
+
+@dataclass(frozen=True)
+class PaddedBatch:
+    """Right-padded tokens of B sequences and their lengths.
+
+    ``payload``: ``cat`` (B, L, 6) int64 (0 = padding), ``num`` (B, L, 3) float32, ``text``
+    (B, L, TEXT_DIM) float32, ``context`` (B, 2) float32. L is the longest length in the batch,
+    at least 1 so that an all-empty batch still has a shape.
+    """
+
+    payload: dict[str, torch.Tensor]
+    lengths: torch.Tensor
+
+    @property
+    def mask(self) -> torch.Tensor:
+        """(B, L) bool, True at real events."""
+        import torch
+
+        width = self.payload["cat"].shape[1]
+        return torch.arange(width, device=self.lengths.device)[None, :] < self.lengths[:, None]
+
+    def __len__(self) -> int:
+        return int(self.lengths.shape[0])
+
+
+def pad_spans(seqs: EventSequences, starts: np.ndarray, ends: np.ndarray, *,
+              context: np.ndarray | None = None) -> PaddedBatch:
+    """Pad the event spans [starts[i], ends[i]) (flat positions in ``seqs``) into a batch."""
+    import torch
+
+    starts = np.asarray(starts, dtype=np.int64)
+    ends = np.asarray(ends, dtype=np.int64)
+    lengths = ends - starts
+    if (lengths < 0).any():
+        raise ValueError("pad_spans: some spans end before they start")
+    batch, width = len(lengths), max(1, int(lengths.max(initial=0)))
+    position, row = _span_positions(starts, ends)
+    column = np.arange(len(position), dtype=np.int64) - np.repeat(np.cumsum(lengths) - lengths,
+                                                                   lengths)
+    cat = np.zeros((batch, width, seqs.cat.shape[1]), dtype=np.int64)
+    num = np.zeros((batch, width, seqs.num.shape[1]), dtype=np.float32)
+    text = np.zeros((batch, width, TEXT_DIM), dtype=np.float32)
+    cat[row, column] = seqs.cat[position]
+    num[row, column] = seqs.num[position]
+    text_rows = np.asarray(seqs.text[position])
+    has_text = text_rows >= 0
+    text[row[has_text], column[has_text]] = seqs.text_vectors[text_rows[has_text]]
+    if context is None:
+        context = np.zeros((batch, N_CONTEXT), dtype=np.float32)
+    return PaddedBatch(
+        payload={"cat": torch.from_numpy(cat), "num": torch.from_numpy(num),
+                 "text": torch.from_numpy(text),
+                 "context": torch.from_numpy(np.asarray(context, dtype=np.float32))},
+        lengths=torch.from_numpy(lengths))
+
+
+def pad(seqs: EventSequences, rows: np.ndarray, *, max_len: int | None = None) -> PaddedBatch:
+    """The customers ``rows`` of ``seqs``, each cut to its newest ``max_len`` events, padded."""
+    rows = np.asarray(rows, dtype=np.int64)
+    starts, ends = seqs.offsets[rows], seqs.offsets[rows + 1]
+    if max_len is not None:
+        starts = np.maximum(starts, ends - int(max_len))
+    return pad_spans(seqs, starts, ends, context=seqs.context[rows])
+
+
+def length_batches(lengths: np.ndarray, batch_size: int, *,
+                   rng: np.random.Generator | None = None) -> list[np.ndarray]:
+    """Row indices grouped into batches of similar length (bucketing), so that little of each
+    batch is padding. With ``rng`` (training) rows of equal length are shuffled and the batch
+    order is random; without it the batches run from shortest to longest.
+
+    >>> [b.tolist() for b in length_batches(np.array([5, 1, 3, 2]), 2)]
+    [[1, 3], [2, 0]]
+    """
+    lengths = np.asarray(lengths)
+    if rng is None:
+        order = np.argsort(lengths, kind="stable")
+    else:
+        order = np.lexsort((rng.random(len(lengths)), lengths))
+    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    if rng is not None:
+        batches = [batches[i] for i in rng.permutation(len(batches))]
+    return batches

@@ -1,0 +1,144 @@
+"""The behaviour models under the model contract, on the session's simulated shop (tiny
+settings), and one tiny end-to-end backtest with every behaviour model."""
+
+from __future__ import annotations
+
+import inspect
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.special import logit
+
+from churnguard.evaluate import MODEL_FACTORIES as BACKTEST_MODELS
+from churnguard.evaluate import backtest, roc_auc
+from churnguard.models.base import NotFittedError
+from churnguard.models.behaviour.encoders import EncoderConfig
+from churnguard.models.behaviour.model import (
+    BEHAVIOUR_COLUMN,
+    BehaviourChurnModel,
+    BehaviourGBDTModel,
+)
+from churnguard.models.behaviour.pretrain import PretrainConfig, pretrain
+from churnguard.models.ensemble import StackedEnsemble
+
+TINY = dict(d_model=16, max_len=48, use_text=False, pretrain_epochs=1,
+            pretrain_max_customers=400, n_threads=1, seed=5)
+NET = dict(TINY, lr=5e-3, batch_size=256)
+FACTORIES = {
+    "behaviour": lambda: BehaviourChurnModel(epochs=2, **NET),
+    "behaviour_gru": lambda: BehaviourChurnModel(encoder="gru", pretrain="none", epochs=2, **NET),
+    "behaviour_transformer": lambda: BehaviourChurnModel(encoder="transformer", pretrain="none",
+                                                         epochs=1, **NET),
+    "behaviour+gbdt": lambda: BehaviourGBDTModel(n_estimators=60, learning_rate=0.1,
+                                                 num_leaves=7, early_stopping_rounds=10,
+                                                 n_jobs=1, **TINY),
+}
+
+
+@pytest.fixture(scope="module")
+def fitted(snapshots):
+    return {name: make().fit(snapshots.train, validation=snapshots.validation)
+            for name, make in FACTORIES.items()}
+
+
+@pytest.mark.parametrize("name", list(FACTORIES))
+def test_names_are_the_backtest_names_and_constructors_only_store(name):
+    model = FACTORIES[name]()
+    assert model.name == name == BACKTEST_MODELS[name]().name
+    signature = inspect.signature(type(model).__init__)
+    assert set(model.get_params()) == {p for p in signature.parameters if p != "self"}
+    with pytest.raises(NotFittedError, match="not fitted yet; call fit"):
+        model.predict_proba(None)
+
+
+@pytest.mark.parametrize("name", list(FACTORIES))
+def test_fit_keeps_params_and_predicts_one_probability_per_row(name, fitted, snapshots):
+    model = fitted[name]
+    assert model.get_params() == FACTORIES[name]().get_params()
+    p = model.predict_proba(snapshots.test)
+    assert p.shape == (len(snapshots.test),) and np.isfinite(p).all()
+    assert ((p >= 0) & (p <= 1)).all() and np.unique(p).size > 10
+    assert roc_auc(snapshots.test.y(), p) > 0.55  # tiny, underfitted networks: above chance
+
+
+@pytest.mark.parametrize("name", ["behaviour_gru", "behaviour+gbdt"])
+def test_same_seed_same_predictions(name, fitted, snapshots):
+    again = FACTORIES[name]().fit(snapshots.train, validation=snapshots.validation)
+    np.testing.assert_array_equal(again.predict_proba(snapshots.test),
+                                  fitted[name].predict_proba(snapshots.test))
+
+
+@pytest.mark.parametrize("name", list(FACTORIES))
+def test_save_load_and_pickle_round_trip(name, fitted, snapshots, tmp_path: Path):
+    model = fitted[name]
+    expected = model.predict_proba(snapshots.test)
+    model.save(tmp_path / "m.pkl")
+    loaded = type(model).load(tmp_path / "m.pkl")
+    np.testing.assert_array_equal(loaded.predict_proba(snapshots.test), expected)
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(model)).predict_proba(
+        snapshots.test), expected)
+
+
+def test_pretrained_model_records_its_pretraining_and_scratch_does_not(fitted):
+    assert fitted["behaviour"].pretrained_["n_customers"] > 0
+    assert fitted["behaviour_gru"].pretrained_ is None
+
+
+def test_hybrid_explains_with_one_behaviour_column_summing_to_its_log_odds(fitted, snapshots):
+    model = fitted["behaviour+gbdt"]
+    contributions = model.explain(snapshots.test)
+    assert BEHAVIOUR_COLUMN in contributions.columns and contributions.columns[-1] == "bias"
+    assert not any(c.startswith("behaviour_emb_") for c in contributions.columns)
+    np.testing.assert_allclose(contributions.sum(axis=1).to_numpy(),
+                               logit(model.predict_raw(snapshots.test)), atol=1e-6)
+    values = model.explanation_values(snapshots.test)
+    assert BEHAVIOUR_COLUMN in values.columns and len(values) == len(snapshots.test)
+
+
+def test_hybrid_reasons_are_sentences(fitted, snapshots, simulated_shop):
+    from churnguard.explain import reason_context, reasons
+
+    model = fitted["behaviour+gbdt"]
+    head = snapshots.test.subset(np.arange(len(snapshots.test)) < 20)
+    context = reason_context(simulated_shop.store, head.index.to_frame(index=False))
+    out = reasons(model.explain(head), model.explanation_values(head), context=context)
+    assert (out["reason_1"].str.len() > 0).mean() > 0.5
+
+
+def test_stacked_ensemble_of_fitted_members(fitted, snapshots):
+    members = {n: fitted[n] for n in ("behaviour_gru", "behaviour+gbdt")}
+    ensemble = StackedEnsemble.from_fitted(members, snapshots.validation)
+    p = ensemble.predict_proba(snapshots.test)
+    assert p.shape == (len(snapshots.test),) and set(ensemble.weights_) == set(members)
+    contributions = ensemble.explain(snapshots.test)
+    np.testing.assert_allclose(contributions.sum(axis=1).to_numpy(), logit(p), atol=1e-6)
+    assert "behaviour_gru_score" in contributions.columns
+
+
+def test_fine_tuning_from_a_pretrained_encoder_file(simulated_shop, snapshots, tmp_path):
+    cutoff = snapshots.validation.index.get_level_values(1).max()
+    config = PretrainConfig(encoder=EncoderConfig(d_model=16, use_text=False), epochs=1,
+                            max_customers=300, max_len=48, threads=1)
+    result = pretrain(simulated_shop.store, cutoff=cutoff, config=config, out_dir=tmp_path)
+    assert result.path == tmp_path / "encoder.pt" and (tmp_path / "summary.json").exists()
+    model = BehaviourChurnModel(pretrain=str(result.path), epochs=1, d_model=16, max_len=48,
+                                use_text=False, n_threads=1)
+    model.fit(snapshots.train, validation=snapshots.validation)
+    assert model.name == "behaviour" and model.pretrained_["n_customers"] == 300
+    with pytest.raises(ValueError, match="pretrained with use_text=False"):
+        BehaviourChurnModel(pretrain=str(result.path), use_text=True).fit(
+            snapshots.train, validation=snapshots.validation)
+
+
+def test_tiny_backtest_with_behaviour_models(simulated_shop):
+    models = [FACTORIES["behaviour_gru"](), FACTORIES["behaviour+gbdt"](),
+              StackedEnsemble(members=("recency", FACTORIES["behaviour_gru"]()))]
+    result = backtest(simulated_shop.store, definition=simulated_shop.definition,
+                      train_cutoffs=1, models=models, truth=simulated_shop.truth)
+    names = set(result.leaderboard()["name"])
+    assert {"behaviour_gru", "behaviour+gbdt", "ensemble", "oracle"} <= names
+    assert all(m.roc_auc > 0.55 for m in result.metrics)
+    assert isinstance(result.predictions, pd.DataFrame)

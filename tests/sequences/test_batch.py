@@ -1,0 +1,104 @@
+"""Padding and masks in one place: empty, length-1, exactly-N and mixed histories; bucketing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from churnguard.sequences.batch import EventSequences, concat, length_batches, pad, pad_spans
+from churnguard.sequences.tokens import TEXT_DIM
+
+
+def make(lengths: list[int], *, with_text: bool = False) -> EventSequences:
+    """Customers whose i-th event has type code = 1 + its position (so order is visible)."""
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    n = int(offsets[-1])
+    cat = np.zeros((n, 6), dtype=np.uint8)
+    for start, end in zip(offsets[:-1], offsets[1:]):
+        cat[start:end, 0] = np.arange(1, end - start + 1)
+    cat[:, 1:] = 1
+    num = np.tile(np.array([0.5, 1.0, 0.0], dtype=np.float16), (n, 1))
+    text = np.full(n, -1, dtype=np.int32)
+    vectors = np.zeros((0, TEXT_DIM), dtype=np.float32)
+    if with_text and n:
+        text[0] = 0
+        vectors = np.ones((1, TEXT_DIM), dtype=np.float32)
+    context = np.arange(2 * len(lengths), dtype=np.float32).reshape(-1, 2)
+    return EventSequences(offsets=offsets, cat=cat, num=num, text=text, text_vectors=vectors,
+                          context=context)
+
+
+def test_all_empty_batch_has_width_one_and_no_real_event():
+    batch = pad(make([0, 0]), np.array([0, 1]))
+    assert batch.payload["cat"].shape == (2, 1, 6)
+    assert batch.lengths.tolist() == [0, 0]
+    assert not batch.mask.any()
+    assert (batch.payload["cat"] == 0).all()
+
+
+def test_length_one_and_mixed_lengths_are_right_padded():
+    batch = pad(make([1, 3, 0]), np.array([0, 1, 2]))
+    assert batch.lengths.tolist() == [1, 3, 0]
+    assert batch.mask.tolist() == [[True, False, False], [True, True, True],
+                                   [False, False, False]]
+    assert batch.payload["cat"][..., 0].tolist() == [[1, 0, 0], [1, 2, 3], [0, 0, 0]]
+    # padding positions are all zeros in every field
+    assert (batch.payload["num"][~batch.mask] == 0).all()
+    assert batch.payload["context"].tolist() == [[0, 1], [2, 3], [4, 5]]
+
+
+def test_exactly_max_len_is_kept_whole_and_longer_is_cut_to_the_newest():
+    seqs = make([4, 6])
+    batch = pad(seqs, np.array([0, 1]), max_len=4)
+    assert batch.lengths.tolist() == [4, 4]
+    assert batch.mask.all()
+    assert batch.payload["cat"][..., 0].tolist() == [[1, 2, 3, 4], [3, 4, 5, 6]]
+
+
+def test_rows_in_any_order_and_text_vectors_follow_their_event():
+    seqs = make([2, 1], with_text=True)
+    batch = pad(seqs, np.array([1, 0]))
+    assert batch.payload["cat"][..., 0].tolist() == [[1, 0], [1, 2]]
+    assert batch.payload["text"][1, 0].sum() == TEXT_DIM  # customer 0's first event
+    assert batch.payload["text"][0].abs().sum() == 0
+
+
+def test_pad_spans_rejects_reversed_spans():
+    with pytest.raises(ValueError, match="end before they start"):
+        pad_spans(make([3]), np.array([2]), np.array([1]))
+
+
+def test_concat_and_take_keep_each_customer_whole():
+    a, b = make([2, 3], with_text=True), make([1])
+    merged = concat([(a, np.array([1])), (b, np.array([0])), (a, np.array([0]))])
+    assert merged.lengths.tolist() == [3, 1, 2]
+    assert merged.take(np.array([2])).lengths.tolist() == [2]
+    # text rows are re-pointed into the merged table
+    assert merged.text[merged.offsets[2]] == 1  # after the first copy of a's one vector
+    assert np.allclose(merged.text_vectors[merged.text[merged.offsets[2]]], 1.0)
+
+
+def test_event_sequences_check_their_shapes():
+    good = make([2])
+    expected = r"EventSequences.cat has shape \(1, 6\), expected \(2, 6\)"
+    with pytest.raises(ValueError, match=expected):
+        EventSequences(offsets=good.offsets, cat=good.cat[:1], num=good.num, text=good.text,
+                       text_vectors=good.text_vectors, context=good.context)
+
+
+def test_length_batches_cover_every_row_once_and_group_similar_lengths():
+    lengths = np.array([5, 1, 9, 3, 3, 7, 2])
+    batches = length_batches(lengths, 3)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(7))
+    assert [lengths[b].tolist() for b in batches] == [[1, 2, 3], [3, 5, 7], [9]]
+    shuffled = length_batches(lengths, 3, rng=np.random.default_rng(0))
+    assert sorted(np.concatenate(shuffled).tolist()) == list(range(7))
+    assert all(lengths[b].max() - lengths[b].min() <= 4 for b in shuffled)
+
+
+def test_mask_is_derived_from_lengths_only():
+    batch = pad(make([2, 1]), np.array([0, 1]))
+    batch.lengths[1] = 2  # the mask follows the lengths, nothing else
+    assert batch.mask[1].tolist() == [True, True]
+    assert isinstance(batch.mask, torch.Tensor) and batch.mask.dtype == torch.bool
