@@ -656,15 +656,21 @@ def _print_store_summary(store: Any, project: Project) -> None:
               help="Days of simulated history (at least 400: three training cutoffs, validation "
               "and test, each with a 90-day horizon).")
 @click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--budget", type=click.FloatRange(min=0), default=None,
+              help="Budget of the retention campaign (default: 0.25 per customer in the "
+              "population).")
 @project_option
-def demo(n_users: int, days: int, seed: int, project_dir: Path | None) -> None:
+def demo(n_users: int, days: int, seed: int, budget: float | None,
+         project_dir: Path | None) -> None:
     """Run the main job end to end on a simulated shop in the embedded store.
 
     Simulates a shop into PROJECT/data (the project is ./demo-project when run by `make demo`),
     creates the project, ingests every file, backtests recency, BTYD and gradient-boosted trees
     out of time against the simulator's oracle, trains the champion, scores every customer with
-    reasons and writes the HTML report. Rerunning is safe: the same seed gives the same data and
-    ingestion adds nothing twice.
+    reasons, measures the newest past campaign against its control group, plans a retention
+    campaign under the budget (uplift, value, allocation, control group, items and messages) and
+    writes the HTML report. Rerunning is safe: the same seed gives the same data, ingestion adds
+    nothing twice and the campaign of the same day is planned once.
     """
     from churnguard.evaluate import backtest as run_backtest
     from churnguard.ingest import IngestError, ingest_files
@@ -676,7 +682,7 @@ def demo(n_users: int, days: int, seed: int, project_dir: Path | None) -> None:
 
     root = resolve_project_dir(project_dir)
     data_dir = root / "data"
-    steps = 7
+    steps = 8
 
     def step(k: int, text: str) -> None:
         console.print(f"[bold]{k}/{steps}[/bold] {text}")
@@ -725,12 +731,63 @@ def demo(n_users: int, days: int, seed: int, project_dir: Path | None) -> None:
         top = scored.scores.iloc[0]
         console.print(f"      most at risk: {top['user_id']} ({top['p_churn']:.0%}): "
                       f"{top['reason_1']}", markup=False)
-        step(7, "Writing the report")
+        step(7, "Measuring the last campaign and planning the next one")
+        _demo_campaign(project, store, budget=budget, population=len(scored.scores),
+                       as_of=scored.as_of, out=root / "plan.csv")
+        step(8, "Writing the report")
         data = build_report_data(store, title=f"Churn report — {root.name}", definition=definition)
     render_report(data, root / "report.html")
     click.echo(f"Scores: {root / 'scores.csv'}")
+    click.echo(f"Plan: {root / 'plan.csv'}")
     click.echo(f"Report: {root / 'report.html'}")
     click.echo(f"Project ready in {root}; simulated ground truth in {data_dir / 'truth'}")
+
+
+def _demo_campaign(project: Project, store: Any, *, budget: float | None, population: int,
+                   as_of: dt.datetime, out: Path) -> None:
+    """Measure the newest fully observed campaign, then plan (once per day) and export."""
+    import json
+
+    from churnguard.cli_campaigns import print_plan_summary
+    from churnguard.intervene.deliver import export_plan
+    from churnguard.intervene.measure import MeasurementError, measure_campaign, save_measurement
+    from churnguard.intervene.plan import make_plan, save_plan
+
+    iv = project.config.intervene
+    observed = store.con.execute(
+        f"SELECT campaign_id FROM campaigns GROUP BY campaign_id HAVING bool_or(is_control) AND "
+        f"max(assigned_at) + INTERVAL ({iv.window_days}) DAY <= (SELECT max(ts) FROM events) "
+        "ORDER BY max(assigned_at) DESC LIMIT 1").fetchall()
+    if observed:
+        try:
+            measured = measure_campaign(store, campaign_id=observed[0][0],
+                                        outcome_type=iv.outcome_type, window_days=iv.window_days)
+        except MeasurementError as exc:
+            console.print(f"      could not measure {observed[0][0]}: {exc}", markup=False)
+        else:
+            save_measurement(store, measured)
+            pooled = next((g for g in measured.groups if g.action == "all" and g.tier == "all"),
+                          None)
+            if pooled is not None and pooled.incremental_retention is not None:
+                low, high = pooled.incremental_retention_ci or (float("nan"), float("nan"))
+                console.print(f"      campaign {observed[0][0]}: incremental retention "
+                              f"{pooled.incremental_retention:+.1%} (95% CI {low:+.1%} to "
+                              f"{high:+.1%}) over {pooled.n_treated:,} treated customers")
+    campaign_id = f"demo-{as_of:%Y%m%d}"
+    existing = store.con.execute("SELECT summary FROM plans WHERE campaign_id = ?",
+                                 [campaign_id]).fetchall()
+    if existing:
+        summary = json.loads(existing[0][0])
+        console.print(f"      campaign {campaign_id} was planned before; showing it")
+    else:
+        amount = 0.25 * population if budget is None else budget
+        with stage_spinner("Planning") as update:
+            plan = make_plan(store, config=project.config, budget=amount, as_of=as_of,
+                             campaign_id=campaign_id, progress=update)
+        save_plan(store, plan, config=project.config)
+        summary = plan.summary
+    print_plan_summary(summary)
+    export_plan(store, campaign_id=campaign_id, path=out)
 
 
 def _point_at_truth(project: Project, truth: Path) -> None:

@@ -129,3 +129,21 @@ def test_prior_effects_by_tier() -> None:
                          {"coupon_10": {"high": 0.03, "low": 0.01}}, ["coupon_10", "call"])
     assert frame["coupon_10"].tolist() == [0.03, 0.01, 0.0]
     assert frame["call"].tolist() == [0.0, 0.0, 0.0]
+
+
+def test_out_of_fold_calibration_keeps_real_signal_and_falls_back_to_the_average_effect() -> None:
+    data = _experiment(9000, seed=4)
+    result = evaluate_learners(data, actions=["coupon", "call"], folds=3)
+    coupon, call = result.calibration["coupon"], result.calibration["call"]
+    # coupon: true effect 0.3 on half the customers (average 0.15), and the ranking is real;
+    # call: -0.1 for everyone, so any variation in its estimates is noise.
+    assert coupon["ate"] == pytest.approx(0.15, abs=0.04)
+    assert coupon["slope"] > 0.5
+    assert call["ate"] == pytest.approx(-0.1, abs=0.04)
+    noisy = pd.DataFrame({"coupon": [coupon["centre"]] * 2,
+                          "call": [call["centre"] - 0.2, call["centre"] + 0.2]})
+    calibrated = result.calibrate(noisy)
+    assert calibrated["coupon"].tolist() == pytest.approx([coupon["ate"]] * 2)
+    spread = calibrated["call"].iloc[1] - calibrated["call"].iloc[0]
+    assert spread == pytest.approx(0.4 * call["slope"])
+    assert "calibration" in result.to_json()

@@ -14,14 +14,15 @@ action with capacity 0 can never be in an optimal solution, so both solvers drop
 
 * ``method="lagrangian"``: move the budget and the capacities into the objective with multipliers
   ``λ ≥ 0`` and ``μ_j ≥ 0`` (Fisher 1981, "The Lagrangian relaxation method for solving integer
-  programming problems", Management Science 27(1), eq. (LR_u)). The relaxed problem separates by
-  customer, each taking ``argmax_j (m_ij − λ c_ij − μ_j)`` or nothing, and its value::
+  programming problems", Management Science 27(1), the problem (LR_u)). The relaxed problem
+  separates by customer, each taking ``argmax_j (m_ij − λ c_ij − μ_j)`` or nothing, and its value::
 
       L(λ, μ) = Σ_i max(0, max_j (m_ij − λ c_ij − μ_j)) + λ B + Σ_j μ_j cap_j
 
-  is an upper bound on the optimum for every ``λ, μ ≥ 0`` (Fisher 1981, section 2; it equals the
-  bound of the linear relaxation at its minimum, section 4, because each customer's subproblem has
-  the integrality property). The dual is minimised by exact coordinate descent (λ by a safeguarded
+  is an upper bound on the optimum for every ``λ, μ ≥ 0`` (Fisher 1981); at its minimum it equals
+  the bound of the linear relaxation, because each customer's subproblem has the integrality
+  property (Geoffrion 1974, "Lagrangean relaxation for integer programming", Mathematical
+  Programming Study 2). The dual is minimised by exact coordinate descent (λ by a safeguarded
   regula falsi on the budget subgradient, each ``μ_j`` in closed form as an order statistic), and
   the customers' choices at the final multipliers are *repaired* into a feasible allocation: the
   worst pairs are dropped until the capacities and the budget hold, then the leftover budget and
@@ -156,7 +157,7 @@ def _validate(margin, cost, budget, capacity, eligible, method, exact_max_custom
     if (cost < 0).any():
         i, j = np.argwhere(cost < 0)[0]
         raise ValueError(f"cost has {int((cost < 0).sum())} negative values (first at row {i}, "
-                         f"column {j}: {cost[i, j]!r}); a cost is spend counted against the "
+                         f"column {j}: {float(cost[i, j])!r}); a cost is spend counted against the "
                          "budget and must be ≥ 0 (put a saving into the margin instead)")
     try:
         budget = float(budget)
@@ -198,7 +199,7 @@ def _require_finite(name: str, values: np.ndarray, fix: str) -> None:
     if bad.any():
         i, j = np.argwhere(bad)[0]
         raise ValueError(f"{name} has {int(bad.sum())} NaN or infinite values (first at row {i}, "
-                         f"column {j}: {values[i, j]!r}); {fix}")
+                         f"column {j}: {float(values[i, j])!r}); {fix}")
 
 
 # -- shared pieces ---------------------------------------------------------------------------------
@@ -213,10 +214,11 @@ def _totals(margin: np.ndarray, cost: np.ndarray, choice: np.ndarray) -> tuple[f
 def _repair(margin, cost, keep, budget, cap, choice) -> np.ndarray:
     """Make ``choice`` feasible, then fill what budget and capacity are left.
 
-    Dropping: over a capacity, the customers of that action with the lowest margin lose it; over
-    the budget, the chosen pairs with the lowest margin per cost, fewest first. Filling: greedy in
-    descending incremental margin per incremental cost (Sinha & Zoltners 1979), a customer's move
-    from their current action (or none) to a better one being one item.
+    Dropping: over a capacity, the customers of that action who lose least by taking their best
+    other action instead (or none) lose it; over the budget, the chosen pairs with the lowest
+    margin per cost, as few as cover the excess. Filling: greedy in descending incremental margin
+    per incremental cost (Sinha & Zoltners 1979), a customer's move from their current action (or
+    none) to a better one being one item.
     """
     choice = np.where((choice >= 0) & keep[np.arange(len(choice)), np.maximum(choice, 0)],
                       choice, -1).astype(np.int64)
@@ -224,7 +226,11 @@ def _repair(margin, cost, keep, budget, cap, choice) -> np.ndarray:
         rows = np.flatnonzero(choice == j)
         excess = len(rows) - int(cap[j])
         if excess > 0:
-            worst = np.argpartition(margin[rows, j], excess - 1)[:excess]
+            # those who lose least by taking their best other action (or none) give way
+            others = np.where(keep[rows], margin[rows], 0.0)
+            others[:, j] = 0.0
+            loss = margin[rows, j] - np.maximum(others.max(axis=1), 0.0)
+            worst = np.argpartition(loss, excess - 1)[:excess]
             choice[rows[worst]] = -1
     choice = _drop_to_budget(margin, cost, budget, choice)
     choice = _fill(margin, cost, keep, budget, cap, choice)
@@ -241,7 +247,7 @@ def _drop_to_budget(margin, cost, budget, choice) -> np.ndarray:
         m, c = margin[rows, choice[rows]], cost[rows, choice[rows]]
         order = np.argsort(m / c, kind="stable")
         freed = np.cumsum(c[order])
-        # the fewest worst pairs whose cost covers the excess (+1 guards against rounding)
+        # the fewest worst pairs whose cost covers the excess; rounding may need another pass
         n_drop = int(np.searchsorted(freed, spend - budget, side="left")) + 1
         choice = choice.copy()
         choice[rows[order[:n_drop]]] = -1
@@ -320,8 +326,8 @@ def _solve_exact(margin, cost, keep, budget, cap) -> tuple[np.ndarray, float]:
     With any multipliers, a feasible ``x`` has value at most ``L(λ, μ) − Σ_i (v_i − r_i(x))``,
     ``v_i`` being customer ``i``'s best reduced value and ``r_i(x)`` that of their option in ``x``
     (0 for none). So an option with ``v_i − r_i ≥ L − z`` cannot appear in any allocation better
-    than the incumbent ``z`` (Lagrangian reduced-cost fixing; Fisher 1981, section 7;
-    Nemhauser & Wolsey 1988, "Integer and Combinatorial Optimization", II.5.1). At near-optimal
+    than the incumbent ``z`` (Lagrangian reduced-cost fixing, e.g. Nemhauser & Wolsey 1988,
+    "Integer and Combinatorial Optimization"). At near-optimal
     multipliers ``L − z`` is tiny and almost every customer keeps a single option; HiGHS solves
     the few left over, with the budget and capacities the fixed customers leave. The bound is
     ``min(L, max(z, fixed value + HiGHS's dual bound of the rest))``.
@@ -461,7 +467,7 @@ class _Dual:
         return out
 
     def value(self, lam: float, mu: np.ndarray) -> tuple[float, float]:
-        """L(λ, μ) (Fisher 1981, eq. (LR_u)) and the spend of the customers' responses."""
+        """L(λ, μ) (Fisher 1981's problem (LR_u)) and the spend of the customers' responses."""
         best, _, spent = self.respond(lam, mu)
         value = float(best.sum()) + float(mu @ np.where(np.isfinite(self.cap), self.cap, 0.0))
         if lam:
@@ -480,6 +486,7 @@ class _Dual:
         """
         b = self.budget
         if not math.isfinite(b):
+            self.value(0.0, mu)
             return 0.0
         lo = hi = None
         if guess > 0:

@@ -115,9 +115,9 @@ def _uplift(store: Store, config: ProjectConfig, features: pd.DataFrame, tiers: 
     say(f"fitting the {evaluation.chosen} on {len(data):,} campaign rows")
     learner = LEARNERS[evaluation.chosen](random_state=seed).fit(
         data.features, data.action, data.y, actions)
-    effects = learner.predict(features.reset_index(drop=True))[actions]
+    effects = evaluation.calibrate(learner.predict(features.reset_index(drop=True))[actions])
     source = (f"{evaluation.chosen} fitted on {len(data):,} rows of {evaluation.n_campaigns} "
-              f"randomised campaigns (chosen by out-of-fold Qini)")
+              f"randomised campaigns (chosen by out-of-fold Qini, recalibrated out of fold)")
     if learner.missing_actions_:
         source += f"; no history for {', '.join(learner.missing_actions_)} (effect 0)"
     return effects, source, evaluation
@@ -341,6 +341,10 @@ def _summary(rows: pd.DataFrame, inputs: PlanInputs, *, budget: float,
         "value_model": inputs.value_source,
         "model_version": inputs.model_version,
         "uplift_evaluation": inputs.evaluation.to_json() if inputs.evaluation else None,
+        # Qini curves of the chosen learner and the T-learner, for the report.
+        "uplift_curves": ({name: inputs.evaluation.curves[name]
+                           for name in {inputs.evaluation.chosen, "t_learner"}}
+                          if inputs.evaluation else None),
     }
 
 

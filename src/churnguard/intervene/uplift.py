@@ -325,6 +325,25 @@ class UpliftEvaluation:
     chosen: str
     curves: dict[str, dict[str, dict[str, list[float]]]]  # learner -> action -> {x, qini}
     oof: dict[str, pd.DataFrame]  # learner -> out-of-fold effects, rows of the data
+    # The chosen learner's out-of-fold calibration per action: {"ate", "slope", "centre"}.
+    calibration: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def calibrate(self, effects: pd.DataFrame) -> pd.DataFrame:
+        """Effects recalibrated out of fold: ate + slope x (effect - centre) per action.
+
+        A learner's estimates carry noise that a budgeted allocation would chase (it picks the
+        largest estimates, which are the most over-estimated: the winner's curse). Regressing the
+        campaign outcomes on the out-of-fold estimates, separately in the treated and the
+        control rows, gives the experiment's own average effect (``ate``) and how much of an
+        estimate's deviation from its mean is real (``slope``, kept in [0, 1]); the plan uses
+        the recalibrated effects. A learner whose ranking carries no signal thus falls back to
+        the measured average effect of the action.
+        """
+        out = effects.copy()
+        for a, c in self.calibration.items():
+            if a in out.columns:
+                out[a] = c["ate"] + c["slope"] * (out[a] - c["centre"])
+        return out
 
     def to_json(self) -> dict:
         """The ``uplift evaluate --json`` document (DESIGN.md)."""
@@ -332,6 +351,7 @@ class UpliftEvaluation:
             "n_rows": self.n_rows, "n_campaigns": self.n_campaigns, "folds": self.folds,
             "outcome_type": self.outcome_type, "window_days": self.window_days,
             "learners": self.learners, "chosen": self.chosen,
+            "calibration": self.calibration,
         }
 
 
@@ -398,10 +418,27 @@ def evaluate_learners(data: UpliftData, *, actions: Sequence[str], folds: int = 
     learners.append(_summary("random", per_action, weights))
     chosen = max((row for row in learners if row["name"] != "random"),
                  key=lambda row: row["qini"])["name"]
+    calibration = {a: _calibration(oof[chosen][a].to_numpy(), data.action == a, control, data.y)
+                   for a in acts}
     return UpliftEvaluation(n_rows=len(data), n_campaigns=int(np.unique(data.campaign_id).size),
                             folds=folds, outcome_type=data.outcome_type,
                             window_days=data.window_days, learners=learners, chosen=chosen,
-                            curves=curves, oof=oof)
+                            curves=curves, oof=oof, calibration=calibration)
+
+
+def _calibration(estimate: np.ndarray, treated: np.ndarray, control: np.ndarray,
+                 y: np.ndarray) -> dict[str, float]:
+    """Least squares y ~ 1 + e + T + T e on the action's and the control rows (e: the estimate
+    centred on its mean): the coefficient of T is the average effect, that of T e the slope of
+    the true effect on the estimate (1 for a calibrated learner, 0 for pure noise)."""
+    rows = treated | control
+    e = estimate[rows]
+    centre = float(e.mean())
+    e = e - centre
+    t = treated[rows].astype(float)
+    design = np.column_stack([np.ones_like(e), e, t, t * e])
+    coef, *_ = np.linalg.lstsq(design, y[rows], rcond=None)
+    return {"ate": float(coef[2]), "slope": float(np.clip(coef[3], 0.0, 1.0)), "centre": centre}
 
 
 def prior_uplift(risk_tier: np.ndarray, priors: dict[str, dict[str, float]],
@@ -439,9 +476,13 @@ def score_uplift(store: Store, *, actions: Sequence[str], definition: ChurnDefin
     data = uplift_dataset(store, actions=actions, outcome_type=outcome_type,
                           window_days=window_days, definition=definition,
                           features=list(features.columns))
+    evaluation = None
     if learner == "auto":
-        learner = evaluate_learners(data, actions=actions, seed=seed, progress=say).chosen
+        evaluation = evaluate_learners(data, actions=actions, seed=seed, progress=say)
+        learner = evaluation.chosen
     say(f"fitting the {learner} on {len(data):,} campaign rows")
     model = LEARNERS[learner](random_state=seed).fit(data.features, data.action, data.y, actions)
     effects = model.predict(features.reset_index(drop=True))[list(actions)]
+    if evaluation is not None:
+        effects = evaluation.calibrate(effects)
     return pd.concat([users[["user_id"]], effects], axis=1), learner

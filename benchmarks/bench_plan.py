@@ -1,0 +1,230 @@
+"""Intervention plan quality against the truth: churnguard's plan vs the oracle and usual practice.
+
+    python benchmarks/bench_plan.py [--users 20000] [--days 720] [--seeds 0,1,2]
+                                    [--budget-per-customer 0.25] [--no-write]
+
+Per seed, in a fresh process: simulate the default scenario with exact truth at the plan's
+cutoff (the end of the window), ingest, train the champion (gbdt), and build the plan's inputs
+(scores, uplift learned from the historical randomised campaigns, value, expected costs,
+eligibility: ``churnguard.intervene.plan.plan_inputs``). Under the same budget and the same
+eligibility, capacities, values and cost model, three allocations are compared:
+
+* ``churnguard``: the allocation on the estimated uplift (what ``churnguard plan`` contacts);
+* ``oracle``: the allocation on the TRUE effects of each action at the cutoff (the simulator's
+  ``effect_<action>``, the exact change in P(churn) if the customer gets the action at T);
+* ``usual practice``: the highest-risk customers get the 10% coupon, in order of P(churn), until
+  the budget is spent.
+
+Each is scored by the truth: true incremental retained value = sum over contacted customers of
+(true increase in P(order within 90 days)) x value, and its net margin (x gross margin - expected
+cost). Also reported: the out-of-fold Qini of each uplift learner on the campaign customers
+(the chosen one, the T-learner and a random ranking).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from results import peak_rss_mib, run_step, write_section  # noqa: E402
+
+DATA = HERE / ".data"
+START = dt.date(2025, 1, 1)
+USUAL_ACTION = "coupon_10"
+
+
+def _usual_practice(inputs, budget: float):
+    """Highest P(churn) first, the 10% coupon to every eligible customer until the budget ends."""
+    import numpy as np
+
+    k = inputs.actions.index(USUAL_ACTION)
+    cost = inputs.cost[USUAL_ACTION].to_numpy()
+    eligible = inputs.eligible[USUAL_ACTION].to_numpy(dtype=bool)
+    order = np.argsort(-inputs.customers["p_churn"].to_numpy(), kind="stable")
+    order = order[eligible[order]]
+    within = np.cumsum(cost[order]) <= budget
+    choice = np.full(len(cost), -1)
+    choice[order[within]] = k
+    return choice
+
+
+def step(users: int, days: int, seed: int, per_customer: float) -> dict[str, object]:
+    import numpy as np
+    import pandas as pd
+
+    from churnguard.config import ProjectConfig
+    from churnguard.ingest import ingest_files
+    from churnguard.intervene.plan import choose_actions, plan_inputs
+    from churnguard.simulate import simulate
+    from churnguard.store import Store
+    from churnguard.training import train_model
+
+    folder = DATA / f"plan_{users}_{days}_{seed}"
+    sim = folder / "sim"
+    end = START + dt.timedelta(days=days)
+    if not (sim / "manifest.json").exists():
+        simulate(n_users=users, days=days, seed=seed, out_dir=sim, start=START, cutoffs=[end])
+    db = folder / "churnguard.duckdb"
+    if db.exists():
+        db.unlink()
+    config = ProjectConfig()
+    say = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+    timings = {}
+    with Store.open(db) as store:
+        started = time.perf_counter()
+        for kind in ("events", "users", "items", "campaigns"):
+            ingest_files(store, kind=kind, files=[sim / f"{kind}.parquet"])
+        timings["ingest"] = time.perf_counter() - started
+        started = time.perf_counter()
+        train_model(store, definition=config.churn, model="gbdt", promote=True, progress=say)
+        timings["train"] = time.perf_counter() - started
+        started = time.perf_counter()
+        inputs = plan_inputs(store, config=config, as_of=end, progress=say)
+        timings["plan_inputs"] = time.perf_counter() - started
+    truth = pd.read_parquet(sim / "truth" / "churn.parquet")
+    truth = truth[pd.to_datetime(truth["cutoff"]).dt.date == end].set_index("user_id")
+    ids = inputs.customers["user_id"].astype(str)
+    # Retention uplift = - change in P(churn); customers the truth does not cover get 0.
+    true_uplift = pd.DataFrame({a: -truth[f"effect_{a}"].reindex(ids).fillna(0.0).to_numpy()
+                                for a in inputs.actions})
+    budget = per_customer * len(ids)
+    started = time.perf_counter()
+    choices = {
+        "churnguard": choose_actions(inputs, config=config, budget=budget),
+        "oracle": choose_actions(inputs, config=config, budget=budget, uplift=true_uplift),
+        "usual practice": _usual_practice(inputs, budget),
+    }
+    timings["allocate_x2"] = time.perf_counter() - started
+    value = inputs.customers["value"].to_numpy()
+    cost = inputs.cost[inputs.actions].to_numpy()
+    est = inputs.uplift[inputs.actions].to_numpy()
+    tu = true_uplift.to_numpy()
+    results = {}
+    for name, choice in choices.items():
+        picked = np.flatnonzero(choice >= 0)
+        k = choice[picked]
+        retained = tu[picked, k] * value[picked]
+        spend = cost[picked, k]
+        results[name] = {
+            "contacted": int(picked.size),
+            "spend": float(spend.sum()),
+            "true_saves": float(tu[picked, k].sum()),
+            "estimated_saves": float(est[picked, k].sum()),
+            "true_retained_value": float(retained.sum()),
+            "true_net_margin": float((retained * config.intervene.gross_margin - spend).sum()),
+            "actions": {a: int((k == j).sum()) for j, a in enumerate(inputs.actions)},
+        }
+    evaluation = inputs.evaluation.to_json() if inputs.evaluation else None
+    corr = {a: float(np.corrcoef(est[:, j], tu[:, j])[0, 1]) for j, a in
+            enumerate(inputs.actions)}
+    return {"seed": seed, "budget": budget, "population": int(len(ids)), "results": results,
+            "evaluation": evaluation, "uplift_truth_corr": corr,
+            "uplift_source": inputs.uplift_source, "value_model": inputs.value_source,
+            "seconds": timings, "peak_rss_mib": peak_rss_mib()}
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    import numpy as np
+
+    arr = np.asarray(values, dtype=float)
+    return float(arr.mean()), float(arr.std(ddof=1)) if arr.size > 1 else 0.0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=20_000)
+    parser.add_argument("--days", type=int, default=720)
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--budget-per-customer", type=float, default=0.25)
+    parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--step", type=int, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.step is not None:
+        print(json.dumps(step(args.users, args.days, args.step, args.budget_per_customer),
+                         default=str))
+        return 0
+    seeds = [int(s) for s in args.seeds.split(",")]
+    runs = []
+    for seed in seeds:
+        print(f"== seed {seed}", flush=True)
+        run = run_step([str(Path(__file__).resolve()), "--users", str(args.users), "--days",
+                        str(args.days), "--budget-per-customer", str(args.budget_per_customer),
+                        "--step", str(seed)])
+        runs.append(run)
+        for name, r in run["results"].items():
+            print(f"   {name:<15} retained value {r['true_retained_value']:10.1f}  net "
+                  f"{r['true_net_margin']:9.1f}  contacted {r['contacted']}", flush=True)
+    names = list(runs[0]["results"])
+    table = {n: {k: _mean_std([r["results"][n][k] for r in runs])
+                 for k in ("contacted", "spend", "true_saves", "estimated_saves",
+                           "true_retained_value", "true_net_margin")} for n in names}
+    ratio_oracle = _mean_std([r["results"]["churnguard"]["true_retained_value"]
+                              / r["results"]["oracle"]["true_retained_value"] for r in runs])
+    ratio_usual = _mean_std([r["results"]["churnguard"]["true_retained_value"]
+                             / r["results"]["usual practice"]["true_retained_value"]
+                             for r in runs])
+    lines = [
+        f"Default scenario, {args.users:,} customers, {args.days} days, seeds "
+        f"{', '.join(map(str, seeds))}; plan at the end of the window on the population "
+        f"({', '.join(str(r['population']) for r in runs)} customers); budget "
+        f"{args.budget_per_customer} per customer in the population "
+        f"({', '.join(format(r['budget'], ',.0f') for r in runs)}). Same eligibility, capacities, "
+        "values and cost model for every allocation; scored by the simulator's exact effects. "
+        "Mean ± std over seeds.",
+        "",
+        "| allocation | contacted | expected spend | true saves | true retained value | "
+        "true net margin |",
+        "|---|---|---|---|---|---|",
+    ]
+    for n in names:
+        t = table[n]
+        lines.append(f"| {n} | {t['contacted'][0]:,.0f} | {t['spend'][0]:,.0f} | "
+                     f"{t['true_saves'][0]:.1f} ± {t['true_saves'][1]:.1f} | "
+                     f"{t['true_retained_value'][0]:,.0f} ± {t['true_retained_value'][1]:,.0f} | "
+                     f"{t['true_net_margin'][0]:,.0f} ± {t['true_net_margin'][1]:,.0f} |")
+    lines += ["", f"churnguard / oracle true retained value: {ratio_oracle[0]:.3f} ± "
+              f"{ratio_oracle[1]:.3f} (target ≥ 0.85: "
+              f"{'met' if ratio_oracle[0] >= 0.85 else 'MISSED'}); churnguard / usual practice: "
+              f"{ratio_usual[0]:.2f} ± {ratio_usual[1]:.2f} (target ≥ 1.5: "
+              f"{'met' if ratio_usual[0] >= 1.5 else 'MISSED'}).", ""]
+    if runs[0]["evaluation"]:
+        lines += ["Uplift learners, out-of-fold Qini on the historical campaign customers "
+                  "(mean over seeds; chosen per seed: "
+                  + ", ".join(r["evaluation"]["chosen"] for r in runs) + "):", "",
+                  "| learner | Qini | AUUC | uplift@30% |", "|---|---|---|---|"]
+        for row in runs[0]["evaluation"]["learners"]:
+            n = row["name"]
+            vals = {k: _mean_std([next(x[k] for x in r["evaluation"]["learners"]
+                                       if x["name"] == n) for r in runs])
+                    for k in ("qini", "auuc", "uplift_at_30")}
+            lines.append(f"| {n} | {vals['qini'][0]:.4f} ± {vals['qini'][1]:.4f} | "
+                         f"{vals['auuc'][0]:.4f} | {vals['uplift_at_30'][0]:+.4f} |")
+        corr = {a: _mean_std([r["uplift_truth_corr"][a] for r in runs])[0]
+                for a in runs[0]["uplift_truth_corr"]}
+        lines += ["", "Correlation of the chosen learner's estimates with the true effects at the "
+                  "plan cutoff: " + ", ".join(f"{a} {c:.2f}" for a, c in corr.items()) + "."]
+    secs = {k: _mean_std([r["seconds"][k] for r in runs])[0] for k in runs[0]["seconds"]}
+    lines += ["", "Seconds per seed (mean): " + ", ".join(f"{k} {v:.0f}" for k, v in secs.items())
+              + f"; peak RSS {max(r['peak_rss_mib'] for r in runs):.0f} MiB."]
+    body = "\n".join(lines)
+    print()
+    print(body)
+    if not args.no_write:
+        command = "python benchmarks/bench_plan.py" + "".join(
+            f" {flag} {value}" for flag, value, default in
+            (("--users", args.users, 20_000), ("--days", args.days, 720),
+             ("--seeds", args.seeds, "0,1,2"),
+             ("--budget-per-customer", args.budget_per_customer, 0.25)) if value != default)
+        write_section("plan", body, command=command)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
