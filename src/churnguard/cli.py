@@ -800,8 +800,9 @@ def _point_at_truth(project: Project, truth: Path) -> None:
                                encoding="utf-8")
 
 
-# The intervention commands live in their own module; importing it registers them on `cli`.
-from churnguard import cli_campaigns  # noqa: E402,F401
+# The intervention and behaviour-model commands live in their own modules; importing them
+# registers them on `cli`.
+from churnguard import cli_behaviour, cli_campaigns  # noqa: E402,F401
 
 # -- entry point ---------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:

@@ -1,7 +1,8 @@
 """Keeping backtests in the store and gathering what the HTML report shows.
 
-The report is drawn from what was measured and scored — the latest stored backtest and the
-latest scores of the champion — never recomputed while rendering.
+The report is drawn from what was measured and scored — the latest stored backtest, the
+latest scores of the champion, the latest intervention plan and the newest measurement of each
+campaign — never recomputed while rendering.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from churnguard.store import Store
 
 # A user attribute becomes a report segment when it has at most this many distinct values.
 MAX_SEGMENT_VALUES = 12
+# Contacted customers of the latest plan shown in the report, by expected margin.
+PLAN_SAMPLE_SIZE = 20
 
 
 class ReportError(ValueError):
@@ -84,8 +87,53 @@ def _segments(store: Store, labels: pd.DataFrame) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
+def _json(text: str, what: str, notes: list[str]) -> dict:
+    """A stored JSON document; one that cannot be read leaves a note instead of failing the page."""
+    try:
+        document = json.loads(text)
+    except (TypeError, ValueError) as exc:
+        notes.append(f"The stored {what} is not valid JSON ({exc}); it is left out.")
+        return {}
+    return document if isinstance(document, dict) else {}
+
+
+def latest_plan(store: Store, notes: list[str]) -> tuple[dict, pd.DataFrame]:
+    """The newest plan (its row, with ``config`` and ``summary`` parsed) and its contacted
+    customers with the highest expected margin; ``({}, empty)`` when nothing was planned. A
+    stored document that cannot be parsed reads as ``{}`` and adds a line to ``notes``."""
+    rows = store.con.execute(
+        "SELECT campaign_id, created_at, as_of, budget, status, config, summary FROM plans "
+        "ORDER BY created_at DESC, campaign_id DESC LIMIT 1").fetchall()
+    if not rows:
+        return {}, pd.DataFrame()
+    campaign_id, created_at, as_of, budget, status, config, summary = rows[0]
+    plan = {"campaign_id": campaign_id, "created_at": created_at, "as_of": as_of,
+            "budget": budget, "status": status,
+            "config": _json(config, f"settings of plan {campaign_id}", notes),
+            "summary": _json(summary, f"summary of plan {campaign_id}", notes)}
+    sample = store.con.execute(
+        "SELECT user_id, action, is_control, risk_tier, p_churn, uplift, value, expected_cost, "
+        "expected_margin, message_en FROM plan_rows WHERE campaign_id = ? AND NOT is_control "
+        "ORDER BY expected_margin DESC NULLS LAST, user_id LIMIT ?",
+        [campaign_id, PLAN_SAMPLE_SIZE]).df()
+    return plan, sample
+
+
+def latest_measurements(store: Store, notes: list[str]) -> list[dict]:
+    """The newest measurement of every measured campaign, the most recently measured first; one
+    that cannot be parsed is left out and adds a line to ``notes``."""
+    rows = store.con.execute(
+        "SELECT campaign_id, result FROM measurements "
+        "QUALIFY row_number() OVER (PARTITION BY campaign_id ORDER BY measured_at DESC) = 1 "
+        "ORDER BY measured_at DESC, campaign_id").fetchall()
+    documents = [_json(result, f"measurement of campaign {campaign_id}", notes)
+                 for campaign_id, result in rows]
+    return [d for d in documents if d]
+
+
 def build_report_data(store: Store, *, title: str, definition: ChurnDefinition) -> ReportData:
-    """Everything the report shows, from the latest backtest and the champion's latest scores."""
+    """Everything the report shows, from the latest backtest, the champion's latest scores and
+    the intervention tables (plans, plan_rows, measurements)."""
     _, document, predictions = latest_backtest(store)
     version = alias_version(store, CHAMPION)
     if version is None:
@@ -115,6 +163,9 @@ def build_report_data(store: Store, *, title: str, definition: ChurnDefinition) 
          "churn_rate": row.churn_rate, "observable": row.observable}
         for row in churn_preview(store, definition=definition)
     ]
+    notes = [f"Scores by model version {version}."]
+    plan, plan_sample = latest_plan(store, notes)
+    measurements = latest_measurements(store, notes)
     return ReportData(
         title=title,
         generated_at=dt.datetime.now(dt.UTC).replace(tzinfo=None),
@@ -128,8 +179,12 @@ def build_report_data(store: Store, *, title: str, definition: ChurnDefinition) 
         segments=_segments(store, labels),
         preview=preview,
         skipped_groups=skipped,
-        notes=[f"Scores by model version {version}."],
+        notes=notes,
+        plan=plan,
+        plan_sample=plan_sample,
+        measurements=measurements,
     )
 
 
-__all__ = ["ReportError", "build_report_data", "latest_backtest", "save_backtest"]
+__all__ = ["ReportError", "build_report_data", "latest_backtest", "latest_measurements",
+           "latest_plan", "save_backtest"]

@@ -72,10 +72,14 @@ def _snapshot(store: Store, definition: ChurnDefinition, as_of: dt.datetime,
 def _one(store: Store, definition: ChurnDefinition, population: pd.DataFrame,
          features: list[str]) -> Snapshot:
     """The snapshot of given (user_id, cutoff) rows only."""
+    from churnguard.sequences import SequenceCache
+
     frame = build_features(store, population, definition=definition, features=features)
     frame.attrs = {}
+    # Behaviour models read the customers' event sequences through the snapshot.
     return Snapshot(features=frame, orders=order_histories(store, population, definition=definition),
-                    horizon_days=definition.horizon_days)
+                    horizon_days=definition.horizon_days,
+                    meta={"sequences": SequenceCache(store)})
 
 
 def _with_reasons(store: Store, model: ChurnModel, snapshot: Snapshot, lang: str) -> pd.DataFrame:

@@ -15,7 +15,7 @@ HEADINGS = [
     "1. Summary", "2. Model leaderboard", "3. ROC and precision–recall curves", "4. Calibration",
     "5. Cumulative gains and lift", "6. Score distribution by risk tier",
     "7. Global feature importance", "8. Churn rate by segment", "9. Churn definition preview",
-    "10. Top at-risk customers",
+    "10. Top at-risk customers", "11. Interventions",
 ]
 
 

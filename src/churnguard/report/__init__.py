@@ -1,4 +1,5 @@
-"""The self-contained HTML report: backtest, scores and segments on one page that opens offline.
+"""The self-contained HTML report: backtest, scores, segments and interventions on one page that
+opens offline.
 
 >>> from churnguard.report import ReportData, render_report  # doctest: +SKIP
 >>> render_report(data, "report.html")                       # doctest: +SKIP

@@ -33,9 +33,11 @@ __all__ = [
     "TIER_COLOURS",
     "calibration_bins",
     "calibration_chart",
+    "forest_chart",
     "gains_chart",
     "importance_chart",
     "pr_chart",
+    "qini_chart",
     "roc_chart",
     "score_distribution_chart",
     "segment_chart",
@@ -291,3 +293,74 @@ def segment_chart(table: pd.DataFrame, *, column: str, overall_rate: float) -> s
         ax.set_title(f"Churn rate by {column}")
         ax.grid(axis="y", visible=False)
         return _to_svg(fig, label=f"Churn rate by {column}")
+
+
+def _literal(text: object) -> str:
+    """Text from the data drawn as is: a ``$`` would otherwise start matplotlib's mathtext."""
+    return str(text).replace("$", r"\$")
+
+
+def qini_chart(curves: Mapping[str, Mapping[str, list[float]]], *, action: str,
+               chosen: str) -> str:
+    """Qini curves of one action, one per learner (``{learner: {"x": [...], "qini": [...]}}``),
+    with the random-targeting diagonal from (0, 0) to (1, Q(N)) (Radcliffe 2007; metrics.py).
+
+    >>> curve = {"x": [0.0, 0.5, 1.0], "qini": [0.0, 0.03, 0.04]}
+    >>> svg = qini_chart({"x_learner": curve}, action="coupon_10", chosen="x_learner")
+    >>> svg.startswith("<svg") and "Qini curve of coupon_10" in svg
+    True
+    """
+    with matplotlib.rc_context(_RC):
+        fig = _new_figure(3.9, 3.2)
+        ax = fig.add_subplot()
+        order, others = _ordered(curves, chosen)
+        end = None
+        for name in order:
+            x = np.asarray(curves[name].get("x", []), dtype=float)
+            q = np.asarray(curves[name].get("qini", []), dtype=float)
+            if x.size == 0 or x.size != q.size:
+                continue
+            ax.plot(x, q, label=_literal(_label(name, chosen)), **_style(name, chosen, others))
+            if name == chosen or end is None:
+                end = float(q[-1])
+        if end is not None and np.isfinite(end):
+            ax.plot([0, 1], [0, end], color="#999999", lw=1, ls=":", label="random targeting")
+        ax.axhline(0.0, color="#cccccc", lw=0.8)
+        ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+        ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=1))
+        ax.set(xlim=(0, 1), xlabel="share targeted, highest predicted effect first",
+               ylabel="extra outcomes, % of treated", title=_literal(action))
+        ax.legend(loc="best")
+        return _to_svg(fig, label=f"Qini curve of {action}")
+
+
+def forest_chart(rows: list[tuple[str, float, float | None, float | None]], *,
+                 title: str, label: str) -> str:
+    """One row per group: the point estimate of a difference and its interval as a bar, with the
+    zero line. ``rows`` are ``(name, estimate, low, high)``; a row without an interval is drawn as
+    a hollow point. Green: the interval lies above zero; red: below; grey: it spans zero.
+
+    >>> svg = forest_chart([("coupon_10", 0.05, 0.01, 0.09), ("all actions", 0.03, None, None)],
+    ...                    title="Incremental retention", label="forest")
+    >>> svg.startswith("<svg") and "coupon_10" in svg
+    True
+    """
+    with matplotlib.rc_context(_RC):
+        fig = _new_figure(6.4, 1.1 + 0.42 * max(len(rows), 1))
+        ax = fig.add_subplot()
+        ypos = np.arange(len(rows))[::-1]
+        for y, (_, estimate, low, high) in zip(ypos, rows):
+            if low is None or high is None:
+                ax.plot([estimate], [y], marker="o", ms=6, mfc="white", mec="#666666", ls="")
+                continue
+            colour = "#3c9d5d" if low > 0 else "#c0392b" if high < 0 else "#7f8c8d"
+            ax.plot([low, high], [y, y], color=colour, lw=2.2, solid_capstyle="butt")
+            ax.plot([estimate], [y], marker="s", ms=6, color=colour, ls="")
+        ax.axvline(0.0, color="#444444", lw=0.9, ls="--")
+        ax.set_yticks(ypos, [_literal(name) for name, *_ in rows])
+        ax.set_ylim(-0.7, len(rows) - 0.3)
+        ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+        ax.set_xlabel("change in retention, treated minus control (percentage points)")
+        ax.set_title(_literal(title))
+        ax.grid(axis="y", visible=False)
+        return _to_svg(fig, label=label)

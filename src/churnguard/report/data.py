@@ -1,5 +1,6 @@
-"""What the HTML report is drawn from: one frozen bundle the caller fills from the backtest and the
-scores, so that rendering reads nothing from the store and can be tested on synthetic numbers."""
+"""What the HTML report is drawn from: one frozen bundle the caller fills from the backtest, the
+scores and the intervention tables, so that rendering reads nothing from the store and can be
+tested on synthetic numbers."""
 
 from __future__ import annotations
 
@@ -25,6 +26,13 @@ class ReportData:
     ``scores`` is the ``churnguard score`` table; ``segments`` holds one row per test-cutoff
     customer with a boolean ``churned`` column and any categorical segment columns; ``preview``
     holds the rows of ``churnguard churn preview``.
+
+    The intervention part is optional (empty: the page says how to plan and measure a campaign).
+    ``plan`` is the newest row of the ``plans`` table as a dict (``campaign_id``, ``created_at``,
+    ``as_of``, ``budget``, ``status``) whose ``summary`` is the parsed JSON that ``churnguard plan``
+    stores; ``plan_sample`` holds rows of ``plan_rows`` for that plan (the page shows the 20
+    contacted customers with the highest expected margin); ``measurements`` holds the newest
+    ``CampaignMeasurement.to_dict()`` document of each measured campaign, newest first.
     """
 
     title: str
@@ -40,6 +48,9 @@ class ReportData:
     preview: list[dict]
     skipped_groups: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    plan: dict = field(default_factory=dict)
+    plan_sample: pd.DataFrame = field(default_factory=pd.DataFrame)
+    measurements: list[dict] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         missing = [c for c in SCORE_COLUMNS if c not in self.scores.columns]
@@ -52,7 +63,15 @@ class ReportData:
                 "ReportData.segments lacks the boolean column 'churned' (it has "
                 f"{list(self.segments.columns)}); pass one row per test-cutoff customer with "
                 "their label, or an empty DataFrame to leave the segment section out")
+        missing = [c for c in PLAN_SAMPLE_COLUMNS if c not in self.plan_sample.columns]
+        if len(self.plan_sample) and missing:
+            raise ValueError(
+                f"ReportData.plan_sample lacks the column(s) {missing} (it has "
+                f"{list(self.plan_sample.columns)}); pass rows of the plan_rows table, or an "
+                "empty DataFrame to leave the planned customers out")
 
 
 # The columns of the score table the report cannot do without; reasons are shown when present.
 SCORE_COLUMNS = ("user_id", "p_churn", "risk_tier")
+# The columns of plan_rows the planned-customer sample cannot do without.
+PLAN_SAMPLE_COLUMNS = ("user_id", "action", "expected_margin")

@@ -1,0 +1,58 @@
+"""The ``pretrain`` command: self-supervised pretraining of the behaviour encoder.
+
+Registered on the ``churnguard`` group by ``cli.py``; a thin shell over
+``churnguard.models.behaviour.pretrain``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import click
+
+from churnguard.cli import BadInput, cli, date_callback, load_project, project_option, stage_spinner
+
+
+@cli.command()
+@click.option("--as-of", default=None, callback=date_callback,
+              help="Use the events strictly before this date (default: just after the last "
+                   "event).")
+@click.option("--encoder", type=click.Choice(["gru", "transformer"]), default="gru",
+              show_default=True, help="Sequence encoder to pretrain.")
+@click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Most epochs; training stops early when the held-out loss stops improving.")
+@click.option("--max-customers", type=click.IntRange(min=4), default=None,
+              help="Pretrain on a random sample of this many customers (default: all).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder for the encoder, checkpoints and TensorBoard logs "
+                   "(default: PROJECT/pretrained).")
+@project_option
+def pretrain(as_of: dt.date | None, encoder: str, epochs: int, max_customers: int | None,
+             out_dir: Path | None, project_dir: Path | None) -> None:
+    """Pretrain the behaviour encoder on every customer's raw event stream, without labels.
+
+    A contrastive objective over sub-sequences of the same customer (CoLES) teaches the encoder
+    what makes a customer's behaviour theirs. The encoder (best held-out loss), a checkpoint per
+    epoch and TensorBoard logs (`tensorboard --logdir OUT/tensorboard`) are written to OUT;
+    docs/behaviour.md shows how the `behaviour` and `behaviour+gbdt` models use it.
+    """
+    from churnguard.labels import LabelError, scoring_cutoff, to_cutoff
+    from churnguard.models.behaviour.encoders import EncoderConfig
+    from churnguard.models.behaviour.pretrain import PretrainConfig
+    from churnguard.models.behaviour.pretrain import pretrain as run_pretrain
+
+    project = load_project(project_dir)
+    out = out_dir or project.root / "pretrained"
+    config = PretrainConfig(encoder=EncoderConfig(kind=encoder), epochs=epochs,
+                            max_customers=max_customers)
+    with project.open_store() as store, stage_spinner("Pretraining") as say:
+        try:
+            when = scoring_cutoff(store) if as_of is None else to_cutoff(as_of)
+            result = run_pretrain(store, cutoff=when, config=config, out_dir=out, progress=say)
+        except (LabelError, ValueError) as exc:
+            raise BadInput(str(exc)) from None
+    last = result.history[-1] if result.history else {}
+    click.echo(f"Pretrained a {encoder} encoder on {result.n_customers:,} customers in "
+               f"{result.seconds:.0f} s: best epoch {result.best_epoch}, held-out loss "
+               f"{last.get('heldout_loss', float('nan')):.3f}; written to {result.path}")
