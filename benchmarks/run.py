@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["bench_simulate.py", "bench_ingest.py", "bench_features.py", "bench_models.py"]
+BENCHMARKS = ["bench_simulate.py", "bench_ingest.py", "bench_features.py", "bench_models.py",
+              "bench_allocate.py", "bench_recommend.py", "bench_plan.py"]
 
 
 def main() -> int:
