@@ -104,10 +104,11 @@ def allocate(*, margin, cost, budget: float, capacity: Sequence[int | None] | No
     ``margin[i, j]`` is the expected incremental margin of action ``j`` for customer ``i``, already
     net of the action's expected cost; ``cost[i, j] ≥ 0`` the expected spend it takes from
     ``budget``; ``capacity[j]`` the most customers action ``j`` may go to (``None``: no limit);
-    ``eligible[i, j] = False`` forbids a pair. ``method`` is ``"exact"`` (HiGHS MILP),
+    ``eligible[i, j] = False`` forbids a pair. ``method`` is ``"exact"`` (proven within a relative
+    gap of 1e-5: the Lagrangian solution, then HiGHS on the customers its bound cannot settle),
     ``"lagrangian"`` (dual decomposition and repair; linear in the customers) or ``"auto"``
     (exact up to ``exact_max_customers`` customers). The result never exceeds the budget or a
-    capacity.
+    capacity. Raises ``ValueError`` on malformed input, saying what to fix.
 
     >>> import numpy as np
     >>> a = allocate(margin=np.array([[3.0, 5.0], [2.0, -1.0]]), cost=np.ones((2, 2)), budget=1.0)
@@ -126,7 +127,6 @@ def allocate(*, margin, cost, budget: float, capacity: Sequence[int | None] | No
         choice, bound = _solve_exact(margin, cost, keep, budget, cap)
     else:
         choice, bound = _solve_lagrangian(margin, cost, keep, budget, cap)
-    choice = _repair(margin, cost, keep, budget, cap, choice) if keep.any() else choice
     objective, spend = _totals(margin, cost, choice)
     bound = max(bound, objective)  # a valid bound below the objective is only rounding
     gap = (bound - objective) / max(abs(bound), _TINY)
@@ -211,11 +211,14 @@ def _totals(margin: np.ndarray, cost: np.ndarray, choice: np.ndarray) -> tuple[f
     return float(margin[rows, cols].sum()), float(cost[rows, cols].sum())
 
 
-def _repair(margin, cost, keep, budget, cap, choice) -> np.ndarray:
+def _repair(margin, cost, keep, budget, cap, choice, *, lam: float = 0.0,
+            mu: np.ndarray | None = None) -> np.ndarray:
     """Make ``choice`` feasible, then fill what budget and capacity are left.
 
     Dropping: over a capacity, the customers of that action who lose least by taking their best
-    other action instead (or none) lose it; over the budget, the chosen pairs with the lowest
+    other action instead (or none) lose it, values priced at the multipliers ``lam`` and ``mu``
+    when the choice came from them (so that the loss counts what the other action spends);
+    over the budget, the chosen pairs with the lowest
     margin per cost, as few as cover the excess. Filling: greedy in descending incremental margin
     per incremental cost (Sinha & Zoltners 1979), a customer's move from their current action (or
     none) to a better one being one item.
@@ -227,9 +230,10 @@ def _repair(margin, cost, keep, budget, cap, choice) -> np.ndarray:
         excess = len(rows) - int(cap[j])
         if excess > 0:
             # those who lose least by taking their best other action (or none) give way
-            others = np.where(keep[rows], margin[rows], 0.0)
+            priced = margin[rows] - lam * cost[rows] - (0.0 if mu is None else mu[None, :])
+            others = np.where(keep[rows], priced, 0.0)
             others[:, j] = 0.0
-            loss = margin[rows, j] - np.maximum(others.max(axis=1), 0.0)
+            loss = priced[:, j] - np.maximum(others.max(axis=1), 0.0)
             worst = np.argpartition(loss, excess - 1)[:excess]
             choice[rows[worst]] = -1
     choice = _drop_to_budget(margin, cost, budget, choice)
@@ -339,7 +343,7 @@ def _solve_exact(margin, cost, keep, budget, cap) -> tuple[np.ndarray, float]:
     dual, lam, mu = _dual_solution(margin, cost, keep, budget, cap)
     best, arg, _ = dual.respond(lam, mu)
     bound = dual.value(lam, mu)[0]  # the bound the fixing below rests on
-    incumbent = _repair(margin, cost, keep, budget, cap, arg)
+    incumbent = _repair(margin, cost, keep, budget, cap, arg, lam=lam, mu=mu)
     z = _totals(margin, cost, incumbent)[0]
     if dual.best_value - z <= _EXACT_GAP * max(abs(dual.best_value), _TINY):
         return incumbent, dual.best_value  # already proven close enough
@@ -601,4 +605,4 @@ def _dual_solution(margin, cost, keep, budget, cap) -> tuple[_Dual, float, np.nd
 def _solve_lagrangian(margin, cost, keep, budget, cap) -> tuple[np.ndarray, float]:
     dual, lam, mu = _dual_solution(margin, cost, keep, budget, cap)
     _, choice, _ = dual.respond(lam, mu)
-    return choice, dual.best_value
+    return _repair(margin, cost, keep, budget, cap, choice, lam=lam, mu=mu), dual.best_value
