@@ -140,7 +140,7 @@ def test_console_script_exit_code_reaches_the_shell(tmp_path: Path) -> None:
 @pytest.mark.e2e
 def test_demo_end_to_end_small(tmp_path: Path) -> None:
     """The main job, as `make demo` runs it, at small size, through the installed script:
-    simulate → ingest → backtest → train → score with reasons → report."""
+    simulate → ingest → backtest → train → score with reasons → plan → report."""
     script = Path(sys.executable).with_name("churnguard")
     project = tmp_path / "demo"
     args = [str(script), "demo", "--users", "1500", "--days", "420", "--project", str(project)]
@@ -170,11 +170,25 @@ def test_demo_end_to_end_small(tmp_path: Path) -> None:
     html = (project / "report.html").read_text(encoding="utf-8")
     assert "<svg" in html and "http://" not in html and "https://" not in html
 
-    # A second run regenerates the same data and adds nothing.
+    # The job ends with a retention campaign: contacted customers with messages, a control
+    # group, the budget (0.25 per customer in the population) respected; a past campaign
+    # measured; both on the report's intervention pages.
+    plan = pd.read_csv(project / "plan.csv")
+    treated = plan[~plan["is_control"]]
+    assert len(treated) > 0 and plan["is_control"].any()
+    assert treated["expected_cost"].sum() <= 0.25 * len(scores) + 1e-6
+    assert treated["message_en"].notna().all() and treated["message_zh"].notna().all()
+    with Store.open(project / "churnguard.duckdb", read_only=True) as store:
+        counts_after = store.table_counts()
+    assert counts_after["plans"] == 1 and counts_after["measurements"] == 1
+    assert "11. Interventions" in html and "Qini" in html
+
+    # A second run regenerates the same data, adds nothing and plans the day's campaign once.
     second = subprocess.run(args, capture_output=True, text=True)
     assert second.returncode == 0, second.stderr
     with Store.open(project / "churnguard.duckdb", read_only=True) as store:
         assert store.table_counts()["events"] == counts["events"]
+        assert store.table_counts()["plans"] == 1
 
 
 def test_mixed_time_zones_rejected_in_a_new_project(tmp_path: Path,
