@@ -802,7 +802,7 @@ def _point_at_truth(project: Project, truth: Path) -> None:
 
 # The intervention and behaviour-model commands live in their own modules; importing them
 # registers them on `cli`.
-from churnguard import cli_behaviour, cli_campaigns  # noqa: E402,F401
+from churnguard import cli_behaviour, cli_campaigns, cli_service  # noqa: E402,F401
 
 # -- entry point ---------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:

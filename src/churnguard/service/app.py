@@ -1,0 +1,93 @@
+"""The FastAPI application: routers per resource under /v1, auth, limits, errors, metrics."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import os
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from churnguard import __version__
+from churnguard.project import Project
+from churnguard.service.auth import API_KEY_HEADER
+from churnguard.service.errors import install_error_handlers
+from churnguard.service.limits import BodySizeLimit
+from churnguard.service.metrics import MetricsMiddleware
+from churnguard.service.routers import campaigns, events, health, models, score, users
+from churnguard.service.schemas import field_names
+from churnguard.service.settings import ServiceSettings, SettingsError
+from churnguard.service.state import build_state
+
+log = logging.getLogger("churnguard.service")
+
+DESCRIPTION = """\
+Real-time churn risk, customer timelines, events, model versions and erasure for one churnguard
+project. Every /v1 route needs an API key in the `X-API-Key` header; its role (read < write <
+admin) decides what it may do. Errors are `{"error": {"code", "message"}}` with a stable code and
+a message that never repeats what was sent."""
+
+
+def create_app(project: Project | Path | str, settings: ServiceSettings | None = None, *,
+               now: Callable[[], dt.datetime] | None = None) -> FastAPI:
+    """The service over ``project`` (a :class:`Project` or its folder).
+
+    ``settings`` default to :meth:`ServiceSettings.from_env`, which refuses unsafe settings.
+    ``now`` replaces the clock (tests): a function returning naive UTC datetimes. The store is
+    opened here; the population is scored when the app starts (its lifespan) and the store is
+    closed when it stops.
+    """
+    if not isinstance(project, Project):
+        project = Project.load(Path(project).resolve())
+    settings = settings if settings is not None else ServiceSettings.from_env()
+    ingest = project.config.ingest
+    if ingest.pseudonymise and not os.environ.get(ingest.pseudonym_key_env):
+        # Every id in a request must be hashed as ingestion did; without the key none can be.
+        raise SettingsError(f"cannot start the service: ingest.pseudonymise is on but "
+                            f"{ingest.pseudonym_key_env} is not set; set it to the key the "
+                            "store was loaded with")
+    state = build_state(project, settings, now)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state.risk.start(refresh_seconds=settings.refresh_seconds, warm=settings.warm_on_start)
+        try:
+            yield
+        finally:
+            state.close()
+
+    app = FastAPI(title="churnguard", version=__version__, description=DESCRIPTION,
+                  lifespan=lifespan, openapi_url="/openapi.json",
+                  # FastAPI's docs pages load their scripts from a CDN: none inside a company
+                  # network, and no third party learns who reads the API.
+                  docs_url=None, redoc_url=None)
+    app.state.service = state
+    install_error_handlers(app, field_names())
+    for router in (events.router, users.router, score.router, models.router, campaigns.router,
+                   health.router):
+        app.include_router(router)
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
+                           allow_methods=["GET", "POST", "DELETE"],
+                           allow_headers=[API_KEY_HEADER, "Content-Type"])
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=state.metrics)
+    return app
+
+
+def run(project_dir: Path | str, *, host: str = "127.0.0.1", port: int = 8000,
+        settings: ServiceSettings | None = None, log_level: str = "info") -> None:
+    """Serve the project over HTTP with uvicorn until interrupted (``churnguard serve``).
+
+    Raises :class:`~churnguard.service.settings.SettingsError` for unsafe settings before
+    anything listens.
+    """
+    import uvicorn
+
+    app = create_app(project_dir, settings)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False,
+                server_header=False)

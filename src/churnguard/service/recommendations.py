@@ -1,0 +1,68 @@
+"""The recommended action per customer: the newest campaign plan that includes them.
+
+Read from ``plan_rows`` once and kept in memory (a query per request would cost more than the
+rest of the risk answer); whoever stores or changes a plan through the service calls
+:meth:`Recommendations.invalidate`. A customer in the plan's control group gets no action: acting
+on a control customer would spoil the campaign's measurement.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from churnguard.store import Store
+
+_NEWEST = """
+SELECT user_id, campaign_id, action, channel, message_en, message_zh, is_control
+FROM (SELECT r.user_id, r.campaign_id, r.action, r.channel, r.message_en, r.message_zh,
+             r.is_control,
+             row_number() OVER (PARTITION BY r.user_id
+                                ORDER BY p.created_at DESC, r.campaign_id) AS newest
+      FROM plan_rows r JOIN plans p USING (campaign_id))
+WHERE newest = 1
+"""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Recommendation:
+    campaign_id: str
+    action: str
+    channel: str | None
+    messages: dict[str, str | None]
+
+
+class Recommendations:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_user: dict[str, Recommendation | None] | None = None
+
+    @property
+    def loaded(self) -> bool:
+        return self._by_user is not None
+
+    def load(self, store: Store) -> None:
+        rows = store.con.execute(_NEWEST).fetchall()
+        by_user: dict[str, Recommendation | None] = {}
+        for user, campaign, action, channel, message_en, message_zh, is_control in rows:
+            if is_control or action in (None, "", "none"):
+                by_user[user] = None
+            else:
+                by_user[user] = Recommendation(campaign_id=campaign, action=action,
+                                               channel=channel,
+                                               messages={"en": message_en, "zh": message_zh})
+        with self._lock:
+            self._by_user = by_user
+
+    def get(self, user_id: str) -> Recommendation | None:
+        with self._lock:
+            return None if self._by_user is None else self._by_user.get(user_id)
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._by_user = None
+
+    def forget(self, user_id: str) -> None:
+        with self._lock:
+            if self._by_user is not None:
+                self._by_user.pop(user_id, None)

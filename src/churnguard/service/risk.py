@@ -1,0 +1,372 @@
+"""Real-time risk: answers "how likely is this customer to churn, as of now?" fast and fresh.
+
+Scoring one customer through the library (features, model, SHAP reasons) costs tens to hundreds
+of milliseconds, mostly fixed per call, so answering every request that way would cap the
+service at a few dozen requests a second. Instead:
+
+* everyone in the population is scored at once, set-based, at the start and every
+  ``refresh_seconds``: first the probabilities (seconds), then the reasons in every language,
+  in chunks, riskiest customers first (TreeSHAP costs about 10 ms a customer, so this takes
+  minutes for a large shop; until a customer's reasons are in, their answer is computed on the
+  spot, and after a refresh the previous reasons stand in until the new ones arrive);
+* a customer whose events arrive after that (``POST /v1/events``) is marked, and their next
+  request is scored from their own events on the spot (:class:`~churnguard.realtime.
+  CustomerScratch`), so new events count at once; the result is kept until the next mark;
+* a model promotion or rollback drops everything and rescores in the background; until then
+  every customer is scored on the spot with the new champion.
+
+So an answer is never older than the customer's newest event; between refreshes only the clock
+moves on (``as_of`` in the answer says when it was computed).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+
+from churnguard.config import ProjectConfig
+from churnguard.explain import reason_context
+from churnguard.models.base import ChurnModel, Snapshot
+from churnguard.realtime import (
+    LANGS,
+    CustomerRisk,
+    CustomerScratch,
+    explain_rows,
+    known_customers,
+    lapsed_sentence,
+    probabilities,
+)
+from churnguard.registry import CHAMPION, alias_version, get_model_version, load_model
+from churnguard.service.store_pool import StorePool
+from churnguard.snapshots import build_snapshot
+from churnguard.store import Store
+
+log = logging.getLogger("churnguard.service")
+
+EXPLAIN_CHUNK = 512  # customers explained at a time by the background scorer
+
+
+@dataclass(frozen=True, kw_only=True)
+class _ExplainJob:
+    ticket: tuple[int, int]
+    model: ChurnModel
+    snapshot: Snapshot
+    context: pd.DataFrame | None
+    order: np.ndarray
+
+
+@dataclass(frozen=True, kw_only=True)
+class Champion:
+    version: str
+    model: ChurnModel
+    features: list[str]
+
+
+class RiskBook:
+    """What is known about everyone's risk, and which customers changed since.
+
+    A sequence number orders marks (new events) and computations: an answer computed from a
+    store read that began before a customer's newest mark is never used for that customer.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seq = 0
+        self._generation = 0  # bumped when the champion changes: older answers are void
+        self._marks: dict[str, int] = {}
+        self._fresh: dict[str, tuple[CustomerRisk, int]] = {}
+        self._table: dict[str, CustomerRisk] | None = None
+        self._known: set[str] = set()
+        self._table_seq = 0
+        self.table_as_of: dt.datetime | None = None
+        self.table_version: str | None = None
+        self.reasons_done = 0
+
+    def ticket(self) -> tuple[int, int]:
+        """(sequence, generation) to pass back with what is computed from a read begun now."""
+        with self._lock:
+            self._seq += 1
+            return self._seq, self._generation
+
+    def mark(self, user_ids: Sequence[str]) -> None:
+        with self._lock:
+            self._seq += 1
+            for u in user_ids:
+                self._marks[u] = self._seq
+                self._fresh.pop(u, None)
+
+    def forget(self, user_id: str) -> None:
+        self.mark([user_id])
+        with self._lock:
+            if self._table is not None:
+                self._table.pop(user_id, None)
+            self._known.discard(user_id)
+
+    def void(self) -> None:
+        """The champion changed: nothing known so far holds."""
+        with self._lock:
+            self._generation += 1
+            self._fresh.clear()
+            self._table = None
+            self._known = set()
+            self.table_as_of = self.table_version = None
+
+    def lookup(self, user_id: str) -> tuple[str, CustomerRisk | None]:
+        """("hit", risk), ("lapsed", None): known but outside the population, ("unknown", None):
+        the store does not know the customer, or ("miss", None): it must be computed."""
+        with self._lock:
+            fresh = self._fresh.get(user_id)
+            if fresh is not None:
+                return "hit", fresh[0]
+            if self._table is None or self._marks.get(user_id, 0) > self._table_seq:
+                return "miss", None
+            risk = self._table.get(user_id)
+            if risk is not None:
+                return ("hit", risk) if risk.reasons else ("miss", None)
+            if user_id in self._known:
+                return "lapsed", CustomerRisk(
+                    user_id=user_id, as_of=self.table_as_of, model_version=self.table_version,
+                    status="lapsed", p_churn=None, risk_tier=None)
+            return "unknown", None
+
+    def keep(self, risk: CustomerRisk, ticket: tuple[int, int]) -> None:
+        seq, generation = ticket
+        with self._lock:
+            if generation == self._generation and self._marks.get(risk.user_id, 0) <= seq:
+                self._fresh[risk.user_id] = (risk, seq)
+
+    def install(self, scored: dict[str, CustomerRisk], known: set[str], *, as_of: dt.datetime,
+                version: str, ticket: tuple[int, int]) -> bool:
+        seq, generation = ticket
+        with self._lock:
+            if generation != self._generation:
+                return False
+            self._table, self._known, self._table_seq = scored, known, seq
+            self.table_as_of, self.table_version = as_of, version
+            self.reasons_done = 0
+            self._marks = {u: s for u, s in self._marks.items() if s > seq}
+            self._fresh = {u: v for u, v in self._fresh.items() if v[1] > seq}
+            return True
+
+    def fill(self, said: dict[str, dict[str, tuple[str, ...]]], ticket: tuple[int, int]) -> bool:
+        """Add reasons to the installed answers; False once the table was replaced or voided."""
+        seq, generation = ticket
+        with self._lock:
+            if generation != self._generation or self._table is None \
+                    or self._table_seq != seq:
+                return False
+            for user_id, reasons in said.items():
+                risk = self._table.get(user_id)
+                if risk is not None and self._marks.get(user_id, 0) <= seq:
+                    self._table[user_id] = replace(risk, reasons=reasons)
+            self.reasons_done += len(said)
+            return True
+
+    def previous_reasons(self, version: str) -> dict[str, dict[str, tuple[str, ...]]]:
+        """The reasons of the installed answers of ``version`` (stand-ins after a refresh)."""
+        with self._lock:
+            if self._table is None or self.table_version != version:
+                return {}
+            return {u: r.reasons for u, r in self._table.items() if r.reasons}
+
+    @property
+    def ready(self) -> bool:
+        return self._table is not None
+
+    @property
+    def reasons_progress(self) -> float | None:
+        """Share of the population whose reasons are computed (None: nothing installed)."""
+        with self._lock:
+            if self._table is None:
+                return None
+            return min(1.0, self.reasons_done / len(self._table)) if self._table else 1.0
+
+
+class RiskService:
+    """Computes and caches risk answers for the routers."""
+
+    def __init__(self, *, pool: StorePool, config: ProjectConfig,
+                 clock: Callable[[Store], dt.datetime]) -> None:
+        self.pool, self.config, self.clock = pool, config, clock
+        self.book = RiskBook()
+        self._champion: Champion | None = None
+        self._champion_lock = threading.Lock()
+        self._scratch: CustomerScratch | None = None
+        self._scratch_lock = threading.Lock()
+        self._refresh = threading.Event()
+        self._stop = threading.Event()
+        self._explained = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- the champion ----------------------------------------------------------------------------
+    def champion(self, store: Store) -> Champion | None:
+        with self._champion_lock:
+            if self._champion is None:
+                version = alias_version(store, CHAMPION)
+                if version is None:
+                    return None
+                self._champion = Champion(version=version, model=load_model(store, version),
+                                          features=list(get_model_version(store, version).features))
+            return self._champion
+
+    def champion_changed(self) -> None:
+        with self._champion_lock:
+            self._champion = None
+        self.book.void()
+        self._refresh.set()
+
+    # -- answers ----------------------------------------------------------------------------
+    def cached(self, user_id: str) -> tuple[str, CustomerRisk | None]:
+        """The answer known without reading the store: ("hit", risk) (lapsed customers
+        included), ("unknown", None), or ("miss", None) when it must be computed."""
+        state, risk = self.book.lookup(user_id)
+        if state == "lapsed":
+            return "hit", replace(risk, reasons={
+                lang: (lapsed_sentence(self.config.churn, lang),) for lang in LANGS})
+        return state, risk
+
+    def risk(self, store: Store, user_id: str) -> CustomerRisk | None:
+        """The customer's risk as of now; None for a customer the store does not know.
+
+        Raises LookupError when there is no champion model."""
+        return self.risks(store, [user_id]).get(user_id)
+
+    def risks(self, store: Store, user_ids: Sequence[str]) -> dict[str, CustomerRisk]:
+        out: dict[str, CustomerRisk] = {}
+        missing = []
+        for user_id in user_ids:
+            state, risk = self.cached(user_id)
+            if state == "miss":
+                missing.append(user_id)
+            elif risk is not None:
+                out[user_id] = risk
+        if missing:
+            out.update(self.compute(store, missing))
+        return out
+
+    def compute(self, store: Store, user_ids: Sequence[str]) -> dict[str, CustomerRisk]:
+        """Score these customers from their own events, now, and keep the answers."""
+        champion = self.champion(store)
+        if champion is None:
+            raise LookupError("no champion model")
+        ticket = self.book.ticket()
+        as_of = self.clock(store)
+        with self._scratch_lock:
+            if self._scratch is None:
+                self._scratch = CustomerScratch(store)
+            risks = self._scratch.score(
+                store, user_ids, definition=self.config.churn, tiers=self.config.scoring,
+                as_of=as_of, version=champion.version, model=champion.model,
+                features=champion.features)
+        for risk in risks.values():
+            self.book.keep(risk, ticket)
+        return risks
+
+    def forget(self, user_id: str) -> None:
+        self.book.forget(user_id)
+        with self._scratch_lock:
+            if self._scratch is not None:
+                self._scratch.forget(user_id)
+
+    # -- everyone, in the background -------------------------------------------------------
+    def rebuild(self) -> bool:
+        """Score the whole population now and explain it; False when there is no champion or
+        it changed meanwhile."""
+        job = self._score_everyone()
+        return job is not None and self._explain(job)
+
+    def _score_everyone(self) -> _ExplainJob | None:
+        """Install everyone's probability now (seconds); returns the reasons still to compute."""
+        ticket = self.book.ticket()
+        with self.pool.reading() as store:
+            version = alias_version(store, CHAMPION)
+            if version is None:
+                return None
+            model = load_model(store, version)  # its own copy: scored beside request threads
+            features = list(get_model_version(store, version).features)
+            as_of = self.clock(store)
+            snapshot = build_snapshot(store, definition=self.config.churn, cutoffs=[as_of],
+                                      features=features, with_labels=False)
+            context = reason_context(store, snapshot.index.to_frame(index=False)) \
+                if len(snapshot) else None
+            known = set(known_customers(store))
+        risks = probabilities(model, version, snapshot, tiers=self.config.scoring, as_of=as_of)
+        before = self.book.previous_reasons(version)
+        scored = {r.user_id: replace(r, reasons=before.get(r.user_id, {})) for r in risks}
+        if not self.book.install(scored, known, as_of=as_of, version=version, ticket=ticket):
+            return None
+        log.info("scored %d customers as of %s with %s", len(scored), as_of, version)
+        p = np.array([r.p_churn for r in risks], dtype=float)
+        return _ExplainJob(ticket=ticket, model=model, snapshot=snapshot, context=context,
+                           order=np.argsort(-p, kind="stable"))
+
+    def _explain(self, job: _ExplainJob) -> bool:
+        """Fill in the reasons, riskiest customers first. It reads no store (an erasure need
+        not wait for it) and stops when the table is replaced or the service stops."""
+        for start in range(0, len(job.order), EXPLAIN_CHUNK):
+            if self._stop.is_set():
+                return False
+            mask = np.zeros(len(job.order), dtype=bool)
+            mask[job.order[start:start + EXPLAIN_CHUNK]] = True
+            said = explain_rows(job.model, job.snapshot.subset(mask), job.context)
+            if not self.book.fill(said, job.ticket):
+                return False
+        log.info("explained %d customers", len(job.order))
+        return True
+
+    def start(self, *, refresh_seconds: float, warm: bool) -> None:
+        """Score everyone's probability before returning (when ``warm``); the reasons and
+        later refreshes run in a background thread."""
+        job = None
+        if warm:
+            try:
+                job = self._score_everyone()
+                with self.pool.reading() as store, self._scratch_lock:
+                    if self._scratch is None:  # the first fresh answer need not build it
+                        self._scratch = CustomerScratch(store)
+            except Exception:  # noqa: BLE001 - the service still answers, customer by customer
+                log.exception("could not score the population at start")
+        self._thread = threading.Thread(target=self._loop, args=(refresh_seconds, job),
+                                        name="churnguard-risk-refresh", daemon=True)
+        self._thread.start()
+
+    def wait_explained(self, timeout: float) -> bool:
+        """Wait until the population scored at the start is explained (tests, benchmarks);
+        False on timeout."""
+        return self._explained.wait(timeout)
+
+    def _loop(self, refresh_seconds: float, job: _ExplainJob | None) -> None:
+        try:
+            if job is not None:
+                self._explain(job)
+        except Exception:  # noqa: BLE001 - answers are computed on the spot meanwhile
+            log.exception("explaining the population failed")
+        finally:
+            self._explained.set()
+        while not self._stop.is_set():
+            timeout = refresh_seconds if refresh_seconds > 0 else None
+            self._refresh.wait(timeout)
+            if self._stop.is_set():
+                return
+            self._refresh.clear()
+            try:
+                self.rebuild()
+            except Exception:  # noqa: BLE001 - keep refreshing; the log says what failed
+                log.exception("refreshing the population's scores failed")
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._refresh.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        with self._scratch_lock:
+            if self._scratch is not None:
+                self._scratch.close()
+                self._scratch = None

@@ -1,0 +1,164 @@
+"""Campaigns: plan one under a budget, read a plan, read its results against the control group.
+
+``POST /v1/campaigns/plan`` (role ``write``) runs the same planner as ``churnguard plan`` and
+stores the plan as a campaign; ``GET /v1/campaigns/{id}`` returns its summary and counts;
+``GET /v1/campaigns/{id}/results`` measures it against its control group once the outcome window
+has passed (409 ``campaign_not_measurable`` before that, with the reason).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+from fastapi import APIRouter, Depends, Path
+from pydantic import BaseModel, ConfigDict, Field
+
+from churnguard.service.auth import require
+from churnguard.service.errors import ApiError, error_responses
+from churnguard.service.state import ServiceState, service_of
+
+router = APIRouter(prefix="/v1/campaigns", tags=["campaigns"])
+
+_AUTH = ("missing_api_key", "invalid_api_key", "forbidden", "rate_limited")
+_ID = Path(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:-]+$")
+
+
+class PlanIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    budget: float = Field(ge=0, le=1e12, description="Most the campaign may spend.")
+    campaign_id: str | None = Field(None, min_length=1, max_length=200,
+                                    pattern=r"^[A-Za-z0-9._:-]+$")
+
+
+class ActionSummaryOut(BaseModel):
+    customers: int
+    control: int
+    expected_saves: float
+    expected_cost: float
+    expected_margin: float
+
+
+class CampaignOut(BaseModel):
+    campaign_id: str
+    status: str
+    created_at: dt.datetime
+    as_of: dt.datetime
+    budget: float
+    treated: int
+    control: int
+    expected_cost: float
+    expected_saves: float
+    expected_incremental_margin: float
+    per_action: dict[str, ActionSummaryOut]
+    uplift_source: str
+
+
+class GroupResultOut(BaseModel):
+    action: str
+    tier: str
+    n_treated: int
+    n_control: int
+    retention_treated: float | None
+    retention_control: float | None
+    incremental_retention: float | None
+    incremental_retention_ci: list[float] | None
+    incremental_net_revenue: float | None
+    incremental_net_revenue_ci: list[float] | None
+    note: str | None = None
+
+
+class CampaignResultsOut(BaseModel):
+    campaign_id: str
+    outcome_type: str
+    window_days: int
+    groups: list[GroupResultOut]
+    notes: list[str]
+
+
+def _campaign(store: Any, campaign_id: str) -> CampaignOut:
+    rows = store.con.execute(
+        "SELECT campaign_id, status, created_at, as_of, budget, summary FROM plans "
+        "WHERE campaign_id = ?", [campaign_id]).fetchall()
+    if not rows:
+        raise ApiError("campaign_not_found", "no planned campaign has this id")
+    cid, status, created_at, as_of, budget, summary = rows[0]
+    s = json.loads(summary)
+    return CampaignOut(
+        campaign_id=cid, status=status, created_at=created_at, as_of=as_of, budget=budget,
+        treated=s["treated"], control=s["control"], expected_cost=s["expected_cost"],
+        expected_saves=s["expected_saves"],
+        expected_incremental_margin=s["expected_incremental_margin"],
+        per_action={a: ActionSummaryOut(**v) for a, v in s["per_action"].items()},
+        uplift_source=s["uplift_source"])
+
+
+@router.post("/plan", response_model=CampaignOut, status_code=201,
+             summary="Plan a retention campaign under a budget (stored as a campaign)",
+             responses=error_responses("campaign_exists", "cannot_plan", "invalid_request",
+                                       *_AUTH))
+def plan_campaign(body: PlanIn, _role: str = Depends(require("write")),
+                  service: ServiceState = Depends(service_of)) -> CampaignOut:
+    from churnguard.evaluate import BacktestError
+    from churnguard.intervene.plan import PlanError, make_plan, save_plan
+    from churnguard.labels import LabelError
+    from churnguard.scoring import ScoringError
+
+    config = service.project.config
+    with service.pool.reading() as store, service.pool.write_lock:
+        if body.campaign_id is not None and store.con.execute(
+                "SELECT count(*) FROM plans WHERE campaign_id = ?",
+                [body.campaign_id]).fetchall()[0][0]:
+            raise ApiError("campaign_exists", "a campaign with this id exists already")
+        try:
+            plan = make_plan(store, config=config, budget=body.budget,
+                             campaign_id=body.campaign_id)
+            save_plan(store, plan, config=config)
+        except (PlanError, ScoringError, LabelError, BacktestError) as exc:
+            # The library's messages name the store's state, never the request's values.
+            raise ApiError("cannot_plan", str(exc)) from None
+        out = _campaign(store, plan.campaign_id)
+    service.recommendations.invalidate()
+    return out
+
+
+@router.get("/{campaign_id}", response_model=CampaignOut, summary="A planned campaign",
+            responses=error_responses("campaign_not_found", *_AUTH))
+def get_campaign(campaign_id: str = _ID, _role: str = Depends(require("read")),
+                 service: ServiceState = Depends(service_of)) -> CampaignOut:
+    with service.pool.reading() as store:
+        return _campaign(store, campaign_id)
+
+
+@router.get("/{campaign_id}/results", response_model=CampaignResultsOut,
+            summary="The campaign against its control group (95% confidence intervals)",
+            responses=error_responses("campaign_not_found", "campaign_not_measurable", *_AUTH))
+def campaign_results(campaign_id: str = _ID, _role: str = Depends(require("read")),
+                     service: ServiceState = Depends(service_of)) -> CampaignResultsOut:
+    from churnguard.intervene.measure import MeasurementError, measure_campaign
+
+    iv = service.project.config.intervene
+    with service.pool.reading() as store:
+        known = store.con.execute("SELECT count(*) FROM campaigns WHERE campaign_id = ?",
+                                  [campaign_id]).fetchall()[0][0]
+        if not known:
+            raise ApiError("campaign_not_found", "no campaign has this id")
+        try:
+            m = measure_campaign(store, campaign_id=campaign_id, outcome_type=iv.outcome_type,
+                                 window_days=iv.window_days)
+        except MeasurementError as exc:
+            raise ApiError("campaign_not_measurable", str(exc)) from None
+    groups = [GroupResultOut(
+        action=g.action, tier=g.tier, n_treated=g.n_treated, n_control=g.n_control,
+        retention_treated=g.retention_treated, retention_control=g.retention_control,
+        incremental_retention=g.incremental_retention,
+        incremental_retention_ci=list(g.incremental_retention_ci)
+        if g.incremental_retention_ci else None,
+        incremental_net_revenue=g.incremental_net_revenue,
+        incremental_net_revenue_ci=list(g.incremental_net_revenue_ci)
+        if g.incremental_net_revenue_ci else None,
+        note=g.note) for g in m.groups]
+    return CampaignResultsOut(campaign_id=campaign_id, outcome_type=iv.outcome_type,
+                              window_days=iv.window_days, groups=groups, notes=list(m.notes))

@@ -1,0 +1,211 @@
+"""Request and response bodies: input schemas (``*In``) apart from output schemas (``*Out``).
+
+An output never carries a field only because an input had it (STYLE.md #10): the timeline shows
+no review or ticket text, and no answer repeats what a failed request held.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+
+Lang = Literal["en", "zh"]
+Tier = Literal["high", "medium", "low"]
+Status = Literal["active", "lapsed"]
+
+
+
+def _as_utc(value: dt.datetime) -> dt.datetime:
+    # The store's timestamps are naive UTC; answers say so (RFC 3339 needs the offset).
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+UtcDatetime = Annotated[dt.datetime, AfterValidator(_as_utc)]
+
+ID_MAX = 256
+TEXT_MAX = 10_000
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- events ------------------------------------------------------------------------------------
+class EventIn(_In):
+    """One event, as in the events data contract (docs/ingest.md). ``ts`` without an offset is
+    read in ``ingest.timezone`` (UTC when unset); a batch must not mix both kinds."""
+
+    user_id: str = Field(min_length=1, max_length=ID_MAX)
+    ts: dt.datetime
+    type: str = Field(min_length=1, max_length=64)
+    event_id: str | None = Field(None, min_length=1, max_length=ID_MAX)
+    item_id: str | None = Field(None, max_length=ID_MAX)
+    category: str | None = Field(None, max_length=ID_MAX)
+    amount: float | None = Field(None, allow_inf_nan=False)
+    quantity: float | None = Field(None, allow_inf_nan=False)
+    text: str | None = Field(None, max_length=TEXT_MAX)
+    rating: int | None = Field(None, ge=1, le=5)
+    channel: str | None = Field(None, max_length=64)
+    session_id: str | None = Field(None, max_length=ID_MAX)
+
+    @field_validator("ts")
+    @classmethod
+    def _plausible(cls, value: dt.datetime) -> dt.datetime:
+        if not 1900 <= value.year < 2200:
+            raise ValueError("must fall between the years 1900 and 2200")
+        return value
+
+
+class EventBatchIn(_In):
+    events: list[EventIn] = Field(min_length=1)
+
+
+class EventBatchOut(_Out):
+    batch_id: str | None = Field(description="the ingest batch; null when nothing was new")
+    received: int
+    added: int
+    duplicate: int
+
+
+# -- risk and scores ---------------------------------------------------------------------------
+class RecommendationOut(_Out):
+    campaign_id: str
+    action: str
+    channel: str | None
+    message: str | None
+
+
+class UserRiskOut(_Out):
+    user_id: str
+    as_of: UtcDatetime = Field(description="the instant (UTC) the features were computed at")
+    model_version: str
+    status: Status = Field(description="lapsed: no activity in the lookback window, so already "
+                                       "churned by the definition; no probability then")
+    p_churn: float | None = Field(ge=0, le=1)
+    risk_tier: Tier | None
+    reasons: list[str]
+    recommended_action: RecommendationOut | None
+
+
+class ScoreIn(_In):
+    user_ids: list[str] = Field(min_length=1, description="at most max_score_ids (10,000)")
+    lang: Lang = "en"
+
+
+class ScoreRowOut(_Out):
+    user_id: str
+    status: Literal["active", "lapsed", "unknown"]
+    p_churn: float | None = Field(ge=0, le=1)
+    risk_tier: Tier | None
+    reasons: list[str]
+
+
+class ScoreOut(_Out):
+    model_version: str
+    scores: list[ScoreRowOut]
+
+
+# -- timeline ----------------------------------------------------------------------------------
+class TimelineEventOut(_Out):
+    event_id: str
+    ts: UtcDatetime
+    type: str
+    item_id: str | None
+    category: str | None
+    amount: float | None
+    quantity: float | None
+    rating: int | None
+    channel: str | None
+
+
+class ScoreHistoryOut(_Out):
+    as_of: UtcDatetime
+    model_version: str
+    p_churn: float
+    risk_tier: str
+    reasons: list[str]
+
+
+class CampaignReceivedOut(_Out):
+    campaign_id: str
+    action: str
+    is_control: bool
+    at: UtcDatetime | None
+    channel: str | None
+    source: Literal["history", "plan"]
+    delivery_status: str | None
+
+
+class TimelineOut(_Out):
+    user_id: str
+    signup_ts: UtcDatetime | None
+    events_total: int
+    events: list[TimelineEventOut] = Field(description="the newest first, up to the limit")
+    scores: list[ScoreHistoryOut]
+    campaigns: list[CampaignReceivedOut]
+
+
+# -- models ------------------------------------------------------------------------------------
+class ModelOut(_Out):
+    version: str
+    name: str
+    created_at: UtcDatetime
+    is_champion: bool
+    data_window: dict[str, Any]
+    metrics: dict[str, Any]
+
+
+class AliasChangeOut(_Out):
+    version: str
+    previous_version: str | None
+    changed_at: UtcDatetime
+    reason: str
+
+
+class ModelsOut(_Out):
+    champion: str | None
+    models: list[ModelOut]
+    history: list[AliasChangeOut]
+
+
+class ChampionOut(_Out):
+    champion: str
+    previous: str | None
+    changed: bool
+
+
+# -- erasure and health ------------------------------------------------------------------------
+class ErasureOut(_Out):
+    erasure_id: str
+    erased_at: UtcDatetime
+    rows_deleted: dict[str, int]
+    files_deleted: int
+
+
+class HealthOut(_Out):
+    status: Literal["ok"]
+
+
+class ReadyOut(_Out):
+    status: Literal["ready", "not_ready"]
+    store: bool
+    champion: str | None
+    scores_as_of: UtcDatetime | None = Field(
+        description="when everyone was last scored (null: not yet; answers are computed "
+                    "customer by customer meanwhile)")
+    reasons_ready: float | None = Field(
+        ge=0, le=1, description="share of those answers whose reasons are computed")
+
+
+def field_names() -> set[str]:
+    """Every field name an input schema declares (error paths may show these, nothing else)."""
+    names = {"body", "query", "path", "header"}
+    for model in (EventIn, EventBatchIn, ScoreIn):
+        names |= set(model.model_fields)
+    return names | {"lang", "limit", "user_id", "version"}

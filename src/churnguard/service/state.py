@@ -1,0 +1,96 @@
+"""What the routers share: the project, settings, store pool, risk answers, limiter, metrics."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from churnguard.erasure import stored_user_id
+from churnguard.project import Project
+from churnguard.service.auth import TokenBucket
+from churnguard.service.metrics import Metrics
+from churnguard.service.recommendations import Recommendations
+from churnguard.service.risk import RiskService
+from churnguard.service.settings import ServiceSettings
+from churnguard.service.store_pool import StorePool
+from churnguard.store import Store
+
+
+def wall_now() -> dt.datetime:
+    """The current UTC time, naive (the store's convention), to the second."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+
+
+class DataClock:
+    """'Now' for a store of past data: one second after the newest stored event.
+
+    Kept in memory (the service is the store's only writer while it runs) and moved on by the
+    events the service stores."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._latest: dt.datetime | None = None
+
+    def __call__(self, store: Store) -> dt.datetime:
+        with self._lock:
+            if self._latest is None:
+                (latest,) = store.con.execute("SELECT max(ts) FROM events").fetchall()[0]
+                self._latest = latest or wall_now()
+            return self._latest.replace(microsecond=0) + dt.timedelta(seconds=1)
+
+    def saw(self, ts: dt.datetime | None) -> None:
+        with self._lock:
+            if ts is not None and self._latest is not None and ts > self._latest:
+                self._latest = ts
+
+    def reset(self) -> None:
+        with self._lock:
+            self._latest = None
+
+
+@dataclass(kw_only=True)
+class ServiceState:
+    project: Project
+    settings: ServiceSettings
+    pool: StorePool
+    risk: RiskService
+    limiter: TokenBucket
+    metrics: Metrics
+    data_clock: DataClock | None
+    recommendations: Recommendations
+
+    def stored_id(self, user_id: str) -> str:
+        """The id as the store holds it (pseudonymised when the project says so)."""
+        return stored_user_id(user_id, self.project.config.ingest)
+
+    def close(self) -> None:
+        self.risk.stop()
+        self.pool.close()
+
+
+def build_state(project: Project, settings: ServiceSettings,
+                now: Callable[[], dt.datetime] | None) -> ServiceState:
+    data_clock = DataClock() if (now is None and settings.clock == "data") else None
+    if now is not None:
+        def clock(store: Store) -> dt.datetime:
+            return now()
+    elif data_clock is not None:
+        clock = data_clock
+    else:
+        def clock(store: Store) -> dt.datetime:
+            return wall_now()
+    pool = StorePool(project.store_path)
+    return ServiceState(
+        project=project, settings=settings, pool=pool,
+        risk=RiskService(pool=pool, config=project.config, clock=clock),
+        limiter=TokenBucket(rate=settings.rate_per_second, burst=settings.rate_burst),
+        metrics=Metrics(), data_clock=data_clock, recommendations=Recommendations())
+
+
+async def service_of(request: Request) -> ServiceState:
+    """Dependency: the service state of the app handling ``request``."""
+    return request.app.state.service
