@@ -103,3 +103,31 @@ def test_erasure_leaves_no_row_and_no_file_with_the_id(make_client: ClientFactor
     assert [(a, json.loads(r)) for a, r in audit] == [(body["erasure_id"], body["rows_deleted"])]
     assert _holding(project_dir, WHO) == []
     assert (project_dir / "exports" / "other.csv").exists()
+
+
+def test_erasure_after_a_real_plan_and_delivery(make_client: ClientFactory, project_dir: Path
+                                                ) -> None:
+    """Score, plan (the planner's own rows: plan_rows, campaigns) and deliver to a file in the
+    project, then erase one contacted customer: no row and no file keeps their id."""
+    from churnguard.intervene.deliver import deliver_plan
+    from churnguard.intervene.plan import make_plan, save_plan
+
+    project = Project.load(project_dir)
+    with project.open_store() as store:
+        plan = make_plan(store, config=project.config, budget=1e6, campaign_id="real-1")
+        save_plan(store, plan, config=project.config)
+        contacted = plan.rows.loc[~plan.rows["is_control"], "user_id"]
+        assert len(contacted) > 0
+        who = str(contacted.iloc[0])
+        report = deliver_plan(store, campaign_id="real-1", out=project_dir / "sent.jsonl")
+        assert report.sent == len(contacted)
+        assert {"plan_rows", "campaigns", "deliveries", "scores"} <= set(
+            tables_mentioning(store, [who]))
+    assert "sent.jsonl" in _holding(project_dir, who)
+
+    client = make_client(warm_on_start=False)
+    assert client.delete(f"/v1/users/{who}", headers=headers(ADMIN)).status_code == 200
+    client.__exit__(None, None, None)
+    with Store.open(project.store_path, read_only=True) as store:
+        assert tables_mentioning(store, [who]) == {}
+    assert _holding(project_dir, who) == []
