@@ -49,7 +49,8 @@ def run_all(schema, *, examples: int) -> list[str]:  # noqa: ANN001
             @hypothesis_settings(max_examples=examples, deadline=None, derandomize=True,
                                  suppress_health_check=list(HealthCheck), database=None)
             def check(case) -> None:  # noqa: ANN001
-                case.call_and_validate(headers=headers(ADMIN), checks=CHECKS)
+                # Planning a campaign fits the uplift learners: seconds, not milliseconds.
+                case.call_and_validate(headers=headers(ADMIN), checks=CHECKS, timeout=120)
 
             try:
                 check()

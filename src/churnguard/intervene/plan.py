@@ -107,7 +107,8 @@ def _uplift(store: Store, config: ProjectConfig, features: pd.DataFrame, tiers: 
         data = uplift_dataset(store, actions=actions, outcome_type=iv.outcome_type,
                               window_days=iv.window_days, definition=config.churn,
                               features=list(features.columns))
-        evaluation = evaluate_learners(data, actions=actions, seed=seed, progress=say)
+        # Three folds: honest, and a plan stays quick enough to make on demand.
+        evaluation = evaluate_learners(data, actions=actions, folds=3, seed=seed, progress=say)
     except UpliftError as exc:
         source = (f"prior effects by risk tier from churnguard.toml, because no campaign history "
                   f"can be used: {exc}")

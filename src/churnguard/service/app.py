@@ -15,6 +15,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from churnguard import __version__
 from churnguard.project import Project
 from churnguard.service.auth import API_KEY_HEADER
+from churnguard.service.dashboard import dashboard_router
 from churnguard.service.errors import install_error_handlers
 from churnguard.service.limits import BodySizeLimit
 from churnguard.service.metrics import MetricsMiddleware
@@ -70,6 +71,8 @@ def create_app(project: Project | Path | str, settings: ServiceSettings | None =
     for router in (events.router, users.router, score.router, models.router, campaigns.router,
                    health.router):
         app.include_router(router)
+    # The dashboard (pages at /, static files under /dashboard/static), after the API.
+    app.include_router(dashboard_router())
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
                            allow_methods=["GET", "POST", "DELETE"],

@@ -86,8 +86,10 @@ def _campaign(store: Any, campaign_id: str) -> CampaignOut:
         raise ApiError("campaign_not_found", "no planned campaign has this id")
     cid, status, created_at, as_of, budget, summary = rows[0]
     s = json.loads(summary)
+    # The store holds naive UTC; the API says so (RFC 3339 date-times carry an offset).
     return CampaignOut(
-        campaign_id=cid, status=status, created_at=created_at, as_of=as_of, budget=budget,
+        campaign_id=cid, status=status, created_at=created_at.replace(tzinfo=dt.UTC),
+        as_of=as_of.replace(tzinfo=dt.UTC), budget=budget,
         treated=s["treated"], control=s["control"], expected_cost=s["expected_cost"],
         expected_saves=s["expected_saves"],
         expected_incremental_margin=s["expected_incremental_margin"],

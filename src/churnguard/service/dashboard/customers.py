@@ -1,0 +1,473 @@
+"""The at-risk customers (a sortable, filterable table with CSV export) and one customer's page.
+
+The table is the newest scoring run (:func:`~churnguard.service.dashboard.reads.latest_run`),
+filtered and sorted by DuckDB and shown a page at a time; the export holds every row the filters
+keep. A customer's page adds what is true now: the service's real-time risk (the same answer as
+``GET /v1/users/{id}/risk``), the events, the scores over time and the newest plan's action and
+message for them.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from churnguard.realtime import CustomerRisk
+from churnguard.service.dashboard import charts
+from churnguard.service.dashboard.i18n import event_name, t
+from churnguard.service.dashboard.layout import (
+    PageContext,
+    cards,
+    chart,
+    count,
+    day,
+    e,
+    minute,
+    money,
+    note,
+    page,
+    pct,
+    table,
+    tier_badge,
+)
+from churnguard.service.dashboard.reads import ScoringRun, latest_run, scored_sql, segments
+from churnguard.service.state import ServiceState
+from churnguard.store import Store
+
+log = logging.getLogger("churnguard.service")
+
+PAGE_SIZE = 50
+TIMELINE_EVENTS = 400  # drawn on the timeline chart
+EVENT_ROWS = 50  # listed in the table under it
+MAX_TEXT = 100  # longest search or reason filter kept
+TIERS = ("high", "medium", "low")
+_TIER_RANK = "CASE risk_tier WHEN 'high' THEN 3 WHEN 'medium' THEN 2 WHEN 'low' THEN 1 ELSE 0 END"
+SORTS = {"p_churn": "p_churn", "user_id": "user_id", "risk_tier": _TIER_RANK,
+         "revenue": "revenue", "segment": "segment", "action": "action"}
+# Spreadsheets run a cell that starts with one of these as a formula (CSV injection).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Filters:
+    tier: str | None = None
+    segment: tuple[str, str] | None = None
+    reason: str = ""
+    q: str = ""
+    sort: str = "p_churn"
+    order: str = "desc"
+    page: int = 1
+
+    @classmethod
+    def parse(cls, query: Mapping[str, str], known_segments: dict[str, list[str]]) -> Filters:
+        """Filters from the query string; anything unknown falls back to the default."""
+        tier = query.get("tier")
+        segment = None
+        name, sep, value = (query.get("segment") or "").partition("=")
+        if sep and value in known_segments.get(name, ()):
+            segment = (name, value)
+        sort = query.get("sort", "p_churn")
+        order = query.get("order", "desc")
+        try:
+            number = max(1, min(int(query.get("page", "1")), 1_000_000))
+        except ValueError:
+            number = 1
+        return cls(tier=tier if tier in TIERS else None, segment=segment,
+                   reason=(query.get("reason") or "").strip()[:MAX_TEXT],
+                   q=(query.get("q") or "").strip()[:MAX_TEXT],
+                   sort=sort if sort in SORTS else "p_churn",
+                   order=order if order in ("asc", "desc") else "desc", page=number)
+
+    def params(self, **changes: object) -> dict[str, object]:
+        values = {"tier": self.tier, "segment": "=".join(self.segment) if self.segment else None,
+                  "reason": self.reason, "q": self.q,
+                  "sort": None if self.sort == "p_churn" else self.sort,
+                  "order": None if self.order == "desc" else self.order,
+                  "page": None if self.page == 1 else self.page}
+        values.update(changes)
+        return values
+
+
+def _query(run: ScoringRun, filters: Filters, *, horizon: int,
+           hashed_q: str | None) -> tuple[str, dict]:
+    """The filtered rows, sorted, with the total count in every row; and the parameters."""
+    where, params = [], {"version": run.version, "as_of": run.as_of}
+    if filters.tier:
+        where.append("risk_tier = $tier")
+        params["tier"] = filters.tier
+    if filters.segment:
+        where.append("segment = $segment_value")
+        params["segment_value"] = filters.segment[1]
+    if filters.reason:
+        where.append("contains(lower(concat_ws(' ', reason_1, reason_2, reason_3)), "
+                     "lower($reason))")
+        params["reason"] = filters.reason
+    if filters.q:
+        where.append("(starts_with(lower(user_id), lower($q)) OR user_id = $hashed_q)")
+        params["q"], params["hashed_q"] = filters.q, hashed_q or filters.q
+    segment_join = ""
+    if filters.segment:
+        segment_join = ("LEFT JOIN user_attributes a ON a.user_id = s.user_id "
+                        "AND a.name = $segment_name")
+        params["segment_name"] = filters.segment[0]
+    direction = "ASC" if filters.order == "asc" else "DESC"
+    sql = scored_sql(horizon) + f"""
+    , rows AS (
+        SELECT s.user_id, s.p_churn, s.risk_tier, s.revenue, s.reason_1, s.reason_2, s.reason_3,
+               {'a.value' if filters.segment else 'NULL::VARCHAR'} AS segment,
+               CASE WHEN planned.is_control THEN 'control' ELSE planned.action END AS action,
+               planned.campaign_id
+        FROM s {segment_join} LEFT JOIN planned ON planned.user_id = s.user_id)
+    SELECT *, count(*) OVER () AS total FROM rows
+    {('WHERE ' + ' AND '.join(where)) if where else ''}
+    ORDER BY {SORTS[filters.sort]} {direction} NULLS LAST, p_churn DESC, user_id
+    """
+    return sql, params
+
+
+_COLUMNS = ("user_id", "p_churn", "risk_tier", "revenue", "reason_1", "reason_2", "reason_3",
+            "segment", "action", "campaign_id", "total")
+
+
+def _hashed(service: ServiceState, q: str) -> str | None:
+    if not q or not service.project.config.ingest.pseudonymise:
+        return None
+    return service.stored_id(q)
+
+
+def at_risk_rows(service: ServiceState, store: Store, filters: Filters, *,
+                 limit: int | None, offset: int = 0) -> tuple[ScoringRun | None, list[dict]]:
+    run = latest_run(store)
+    if run is None:
+        return None, []
+    sql, params = _query(run, filters, horizon=service.project.config.churn.horizon_days,
+                         hashed_q=_hashed(service, filters.q))
+    if limit is not None:
+        sql += f" LIMIT {int(limit)} OFFSET {int(offset)}"
+    rows = [dict(zip(_COLUMNS, r, strict=True)) for r in store.con.execute(sql, params).fetchall()]
+    return run, rows
+
+
+def _sort_link(ctx: PageContext, filters: Filters, key: str, label: str) -> str:
+    order = "asc" if (filters.sort == key and filters.order == "desc") else "desc"
+    if filters.sort != key and key in ("user_id", "segment", "action"):
+        order = "asc"
+    arrow = ""
+    if filters.sort == key:
+        arrow = " ▼" if filters.order == "desc" else " ▲"
+    url = ctx.url("/customers", **filters.params(sort=key, order=order, page=None))
+    aria = (' aria-sort="descending"' if filters.order == "desc" else ' aria-sort="ascending"'
+            ) if filters.sort == key else ""
+    return f'<a class="sort" href="{e(url)}"{aria} data-sort="{e(key)}">{e(label)}{arrow}</a>'
+
+
+def customer_url(ctx: PageContext, user_id: str) -> str:
+    return ctx.url("/customers/" + quote(str(user_id), safe=""))
+
+
+def _filter_form(ctx: PageContext, filters: Filters, known: dict[str, list[str]]) -> str:
+    lang = ctx.lang
+    tier_options = [f'<option value="">{e(t(lang, "filter_all_tiers"))}</option>'] + [
+        f'<option value="{tier}"{" selected" if filters.tier == tier else ""}>'
+        f'{e(t(lang, "tier_" + tier))}</option>' for tier in TIERS]
+    segment_options = [f'<option value="">{e(t(lang, "filter_all_segments"))}</option>']
+    for name, values in known.items():
+        options = "".join(
+            f'<option value="{e(name + "=" + v)}"'
+            f'{" selected" if filters.segment == (name, v) else ""}>{e(v)}</option>'
+            for v in values)
+        segment_options.append(f'<optgroup label="{e(name)}">{options}</optgroup>')
+    hidden = "".join(f'<input type="hidden" name="{k}" value="{e(v)}">'
+                     for k, v in (("sort", filters.sort if filters.sort != "p_churn" else ""),
+                                  ("order", filters.order if filters.order != "desc" else ""),
+                                  ("lang", lang if lang != "en" else "")) if v)
+    export = ctx.url("/customers.csv", **filters.params(page=None))
+    tiers, groups = "".join(tier_options), "".join(segment_options)
+    return f"""
+<form class="filters" id="filters" method="get" action="/customers">
+<label>{e(t(lang, 'filter_tier'))} <select name="tier" data-autosubmit>{tiers}</select></label>
+<label>{e(t(lang, 'filter_segment'))}
+ <select name="segment" data-autosubmit>{groups}</select></label>
+<label>{e(t(lang, 'filter_reason'))} <input type="search" name="reason" value="{e(filters.reason)}"
+ placeholder="{e(t(lang, 'filter_reason_placeholder'))}" maxlength="{MAX_TEXT}"></label>
+<label>{e(t(lang, 'filter_search'))}
+ <input type="search" name="q" id="search-id" value="{e(filters.q)}"
+ placeholder="{e(t(lang, 'filter_search_placeholder'))}" maxlength="{MAX_TEXT}"></label>
+{hidden}
+<button type="submit">{e(t(lang, 'filter_apply'))}</button>
+<a class="button secondary" href="{e(ctx.url('/customers'))}">{e(t(lang, 'filter_reset'))}</a>
+<a class="button" id="export" href="{e(export)}" download>{e(t(lang, 'export_csv'))}</a>
+</form>"""
+
+
+def render_list(ctx: PageContext, service: ServiceState, store: Store,
+                query: Mapping[str, str]) -> str:
+    lang = ctx.lang
+    title = t(lang, "customers_title")
+    known = segments(store)
+    filters = Filters.parse(query, known)
+    run, rows = at_risk_rows(service, store, filters, limit=PAGE_SIZE,
+                             offset=(filters.page - 1) * PAGE_SIZE)
+    if run is None:
+        return page(ctx, title=title, active="customers", body=note(e(t(lang, "no_scores"))))
+    total = rows[0]["total"] if rows else 0
+    days = service.project.config.churn.horizon_days
+    headers = ["#", _sort_link(ctx, filters, "user_id", t(lang, "col_customer")),
+               _sort_link(ctx, filters, "p_churn", t(lang, "col_p_churn")),
+               _sort_link(ctx, filters, "risk_tier", t(lang, "col_tier")),
+               _sort_link(ctx, filters, "revenue", t(lang, "col_revenue", days=days))]
+    if filters.segment:
+        headers.append(_sort_link(ctx, filters, "segment", filters.segment[0]))
+    headers += [e(t(lang, "col_reasons")),
+                _sort_link(ctx, filters, "action", t(lang, "col_action"))]
+    body_rows = []
+    first = (filters.page - 1) * PAGE_SIZE
+    for i, r in enumerate(rows, start=first + 1):
+        url = customer_url(ctx, r["user_id"])
+        reasons = [x for x in (r["reason_1"], r["reason_2"], r["reason_3"]) if x]
+        reason_html = (f'<span class="reason">{e(reasons[0])}</span>' if reasons else "—")
+        reason_html += "".join(f'<span class="reason minor">{e(x)}</span>' for x in reasons[1:])
+        action = r["action"]
+        action_html = ("—" if action is None else
+                       f'<span class="muted">{e(t(lang, "action_control"))}</span>'
+                       if action == "control" else f"<code>{e(action)}</code>")
+        segment = f'<td>{e(r["segment"])}</td>' if filters.segment else ""
+        body_rows.append(
+            f'<tr class="row-link" data-href="{e(url)}"><td class="num">{i}</td>'
+            f'<td><a class="customer-link" href="{e(url)}">{e(r["user_id"])}</a></td>'
+            f'<td class="num">{pct(r["p_churn"])}</td><td>{tier_badge(r["risk_tier"], lang)}</td>'
+            f'<td class="num">{money(r["revenue"])}</td>{segment}<td class="reasons">'
+            f'{reason_html}</td><td>{action_html}</td></tr>')
+    pages = max(1, -(-total // PAGE_SIZE))
+    nav = []
+    if filters.page > 1:
+        previous = ctx.url("/customers", **filters.params(page=filters.page - 1))
+        nav.append(f'<a rel="prev" href="{e(previous)}">← {e(t(lang, "page_prev"))}</a>')
+    nav.append(f'<span>{e(t(lang, "page_of", page=filters.page, pages=pages))}</span>')
+    if filters.page < pages:
+        following = ctx.url("/customers", **filters.params(page=filters.page + 1))
+        nav.append(f'<a rel="next" href="{e(following)}">{e(t(lang, "page_next"))} →</a>')
+    shown = (t(lang, "shown_rows", first=count(first + 1), last=count(first + len(rows)),
+               total=count(total)) if rows else t(lang, "shown_none"))
+    about = f"{shown} · {t(lang, 'run_note', version=run.version, date=day(run.as_of))}"
+    if run.lang != lang:
+        about += " " + t(lang, "reasons_language", language=run.lang)
+    body = f"""
+{_filter_form(ctx, filters, known)}
+<p class="muted" id="shown">{e(about)}</p>
+{table(headers, body_rows, cls='at-risk', empty=e(t(lang, 'no_match')))}
+<nav class="pager" aria-label="{e(t(lang, 'pages_label'))}">{''.join(nav)}</nav>
+"""
+    return page(ctx, title=title, active="customers", body=body,
+                lead=e(t(lang, "customers_lead")))
+
+
+def _cell(value: object) -> object:
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def export_csv(service: ServiceState, store: Store, query: Mapping[str, str]) -> str | None:
+    """Every row the filters keep, as CSV text (None: nothing has been scored)."""
+    filters = Filters.parse(query, segments(store))
+    run, rows = at_risk_rows(service, store, filters, limit=None)
+    if run is None:
+        return None
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    columns = ["user_id", "p_churn", "risk_tier", "revenue", "reason_1", "reason_2", "reason_3",
+               "action", "campaign_id"]
+    if filters.segment:
+        columns.insert(4, "segment")
+    writer.writerow(columns + ["as_of", "model_version"])
+    for r in rows:
+        writer.writerow([_cell(r[c]) for c in columns] + [f"{run.as_of:%Y-%m-%d}", run.version])
+    return out.getvalue()
+
+
+# -- one customer ---------------------------------------------------------------------------------
+def resolve(service: ServiceState, store: Store, user_id: str) -> str | None:
+    """The id as the store holds it: the shop's id (hashed when the project pseudonymises), or
+    an id already in stored form (the links of the at-risk table); None when unknown."""
+    candidates = [service.stored_id(user_id)]
+    if service.project.config.ingest.pseudonymise:
+        candidates.append(user_id.strip())
+    for candidate in dict.fromkeys(candidates):
+        (found,) = store.con.execute(
+            "SELECT EXISTS (SELECT 1 FROM events WHERE user_id = $u) OR "
+            "EXISTS (SELECT 1 FROM users WHERE user_id = $u)", {"u": candidate}).fetchall()[0]
+        if found:
+            return candidate
+    return None
+
+
+def _risk_now(service: ServiceState, store: Store, stored: str) -> CustomerRisk | None:
+    try:
+        return service.risk.risk(store, stored)
+    except LookupError:  # no champion model
+        return None
+
+
+def _items(text: object) -> list[dict]:
+    try:
+        items = json.loads(str(text)) if text else []
+    except ValueError:
+        return []
+    return [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []
+
+
+def _action_box(ctx: PageContext, plan: tuple | None) -> str:
+    lang = ctx.lang
+    if plan is None:
+        return note(e(t(lang, "no_plan_for_customer")))
+    (campaign_id, created_at, action, is_control, channel, items, message_en, message_zh,
+     uplift, cost, status) = plan
+    if is_control:
+        return (f'<p>{e(t(lang, "in_control", campaign=campaign_id))}</p>')
+    message = message_zh if lang == "zh" else message_en
+    item_list = "".join(f"<li>{e(i.get('title') or i.get('item_id'))}</li>" for i in _items(items))
+    facts = [(t(lang, "col_action"), f"<code>{e(action)}</code>"),
+             (t(lang, "col_channel"), e(channel)),
+             (t(lang, "col_campaign"), f"<code>{e(campaign_id)}</code> ({e(minute(created_at))})"),
+             (t(lang, "col_uplift"), e(f"{uplift * 100:+.1f} pp") if uplift is not None else "—"),
+             (t(lang, "col_cost"), money(cost)),
+             (t(lang, "col_delivery"), e(status) if status else e(t(lang, "not_delivered")))]
+    rows = "".join(f"<dt>{e(k)}</dt><dd>{v}</dd>" for k, v in facts)
+    items_html = (f'<h3>{e(t(lang, "recommended_items"))}</h3><ul>{item_list}</ul>'
+                  if item_list else "")
+    return (f'<dl class="facts">{rows}</dl><h3>{e(t(lang, "message"))}</h3>'
+            f'<blockquote class="message" id="message">{e(message)}</blockquote>{items_html}')
+
+
+def render_customer(ctx: PageContext, service: ServiceState, store: Store,
+                    stored: str) -> str:
+    lang = ctx.lang
+    config = service.project.config
+    risk = _risk_now(service, store, stored)
+    scores = store.con.execute(
+        "SELECT as_of, model_version, p_churn, risk_tier, reason_1, reason_2, reason_3, lang "
+        "FROM scores WHERE user_id = ? ORDER BY as_of, model_version", [stored]).fetchall()
+    plan = (store.con.execute(
+        "SELECT r.campaign_id, p.created_at, r.action, r.is_control, r.channel, r.items, "
+        "r.message_en, r.message_zh, r.uplift, r.expected_cost, d.status "
+        "FROM plan_rows r JOIN plans p USING (campaign_id) LEFT JOIN deliveries d "
+        "ON d.campaign_id = r.campaign_id AND d.user_id = r.user_id "
+        "WHERE r.user_id = ? ORDER BY p.created_at DESC, r.campaign_id LIMIT 1",
+        [stored]).fetchall() or [None])[0]
+    (n_events, n_orders, spend, last_order, signup) = store.con.execute(
+        "SELECT count(*), count(*) FILTER (type = 'order'), "
+        "coalesce(sum(amount) FILTER (type = 'order'), 0), max(ts) FILTER (type = 'order'), "
+        "(SELECT signup_ts FROM users WHERE user_id = $u) FROM events WHERE user_id = $u",
+        {"u": stored}).fetchall()[0]
+    events = store.con.execute(
+        "SELECT e.ts, e.type, e.item_id, coalesce(i.title, e.category) AS what, e.amount, "
+        "e.rating, e.channel FROM events e LEFT JOIN items i USING (item_id) "
+        "WHERE e.user_id = ? ORDER BY e.ts DESC, e.event_id LIMIT ?",
+        [stored, TIMELINE_EVENTS]).fetchall()
+    contacts = store.con.execute(
+        "SELECT c.assigned_at, c.campaign_id, c.action, c.is_control, c.channel, d.status "
+        "FROM campaigns c LEFT JOIN deliveries d ON d.campaign_id = c.campaign_id "
+        "AND d.user_id = c.user_id WHERE c.user_id = ? ORDER BY c.assigned_at, c.campaign_id",
+        [stored]).fetchall()
+
+    # Headline: the real-time answer, else the newest stored score.
+    if risk is not None and risk.status == "active":
+        p_now, tier_now, as_of_now = risk.p_churn, risk.risk_tier, risk.as_of
+        status = t(lang, "status_active")
+    elif risk is not None:
+        p_now, tier_now, as_of_now = None, None, risk.as_of
+        status = t(lang, "status_lapsed")
+    elif scores:
+        p_now, tier_now, as_of_now = scores[-1][2], scores[-1][3], scores[-1][0]
+        status = t(lang, "status_stored")
+    else:
+        p_now = tier_now = as_of_now = None
+        status = t(lang, "status_unscored")
+    reasons = list(risk.reasons.get(lang, ())) if risk is not None else []
+    reasons_note = ""
+    if not reasons and scores:
+        reasons = [r for r in scores[-1][4:7] if r]
+        if reasons and scores[-1][7] != lang:
+            said = t(lang, "reasons_language", language=scores[-1][7])
+            reasons_note = f'<p class="muted">{e(said)}</p>'
+    headline = cards([
+        (e(t(lang, "card_p_now")), pct(p_now),
+         (tier_badge(tier_now, lang) + " " if tier_now else "") + e(status)),
+        (e(t(lang, "card_as_of")), e(minute(as_of_now)),
+         e(t(lang, "card_model", version=risk.model_version if risk else
+             (scores[-1][1] if scores else "—")))),
+        (e(t(lang, "card_orders")), count(n_orders),
+         e(t(lang, "card_orders_sub", spend=money(spend), last=day(last_order)))),
+        (e(t(lang, "card_events")), count(n_events),
+         e(t(lang, "card_signup", date=day(signup)))),
+    ])
+    reasons_html = ("<ol class=\"reasons\" id=\"reasons\">" + "".join(
+        f"<li>{e(r)}</li>" for r in reasons) + "</ol>" + reasons_note
+        if reasons else note(e(t(lang, "no_reasons"))))
+    points = [{"as_of": a, "p_churn": p} for a, v, p, *_ in scores]
+    now_point = ({"as_of": as_of_now, "p_churn": p_now}
+                 if risk is not None and p_now is not None else None)
+    risk_chart = chart("chart-customer-risk", charts.risk_over_time(
+        points, now_point, high=config.scoring.high, medium=config.scoring.medium, lang=lang))
+    timeline = [{"ts": ts, "type": kind, "amount": amount,
+                 "detail": " · ".join(str(x) for x in (what, money(amount) if amount else None,
+                                                       f"★{rating}" if rating else None) if x)}
+                for ts, kind, item, what, amount, rating, channel in events]
+    marks = [{"at": at, "label": str(action)} for at, _, action, is_control, *_ in contacts
+             if not is_control]
+    timeline_html = (chart("chart-timeline", charts.event_timeline(timeline, marks, lang=lang),
+                           caption=e(t(lang, "caption_timeline", n=count(len(events)),
+                                       total=count(n_events))))
+                     if events else note(e(t(lang, "no_events"))))
+    event_rows = [
+        f"<tr><td>{e(minute(ts))}</td><td>{e(event_name(lang, kind))}</td><td>{e(what)}</td>"
+        f'<td class="num">{money(amount) if amount is not None else "—"}</td>'
+        f"<td>{e(rating)}</td><td>{e(channel)}</td></tr>"
+        for ts, kind, item, what, amount, rating, channel in events[:EVENT_ROWS]]
+    contact_rows = [
+        f"<tr><td>{e(minute(at))}</td><td><code>{e(cid)}</code></td><td><code>{e(action)}</code>"
+        f"</td><td>{e(t(lang, 'yes') if is_control else t(lang, 'no'))}</td><td>{e(channel)}</td>"
+        f"<td>{e(status)}</td></tr>" for at, cid, action, is_control, channel, status in contacts]
+    score_rows = [
+        f'<tr><td>{e(day(a))}</td><td class="num">{pct(p)}</td><td>{tier_badge(tier, lang)}</td>'
+        f"<td><code>{e(v)}</code></td></tr>" for a, v, p, tier, *_ in reversed(scores)]
+    body = f"""
+{headline}
+<div class="pair">
+<section>
+<h2>{e(t(lang, 'section_reasons'))}</h2>
+{reasons_html}
+</section>
+<section id="recommendation">
+<h2>{e(t(lang, 'section_action'))}</h2>
+{_action_box(ctx, plan)}
+</section>
+</div>
+<section>
+<h2>{e(t(lang, 'section_risk_over_time'))}</h2>
+{risk_chart}
+{table([e(t(lang, h)) for h in ('col_date', 'col_p_churn', 'col_tier', 'col_model')],
+       score_rows, empty=e(t(lang, 'no_scores_customer')))}
+</section>
+<section>
+<h2>{e(t(lang, 'section_timeline'))}</h2>
+{timeline_html}
+<details><summary>{e(t(lang, 'latest_events', n=min(EVENT_ROWS, len(events))))}</summary>
+{table([e(t(lang, h)) for h in ('col_time', 'col_type', 'col_item', 'col_amount', 'col_rating',
+                                 'col_channel')], event_rows)}
+</details>
+<h3>{e(t(lang, 'section_contacts'))}</h3>
+{table([e(t(lang, h)) for h in ('col_date', 'col_campaign', 'col_action', 'col_control',
+                                 'col_channel', 'col_delivery')], contact_rows,
+       empty=e(t(lang, 'no_contacts')))}
+</section>
+<p><a href="{e(ctx.url('/customers'))}">← {e(t(lang, 'back_to_list'))}</a></p>
+"""
+    return page(ctx, title=t(lang, "customer_title", user=stored), active="customers", body=body)
+

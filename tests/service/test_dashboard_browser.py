@@ -1,0 +1,179 @@
+"""The dashboard in a real headless Chromium, served by uvicorn on 127.0.0.1.
+
+Every page loads with no console error and no request leaving the machine, Plotly draws the
+charts, a click in the at-risk table opens the customer's page, the language switch shows
+Chinese, and the budget slider changes the expected saves. Screenshots land in test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from browser import BrowserPage, artifact_path, chromium_page
+from service.helpers import READ
+from service.test_dashboard import build_dashboard_shop, dashboard_app
+
+pytestmark = pytest.mark.browser
+
+CHART = ".chart .main-svg"
+TIMEOUT_MS = 30_000
+
+
+@dataclass(frozen=True)
+class Served:
+    url: str
+    project: Path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """The service with the dashboard over a copy of the shop, on a free local port."""
+    import uvicorn
+
+    target = tmp_path_factory.mktemp("dashboard_browser") / "project"
+    shutil.copytree(build_dashboard_shop(tmp_path_factory), target)
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(
+        dashboard_app(target, warm_on_start=False), host="127.0.0.1", port=port,
+        log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, name="dashboard-uvicorn", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    try:
+        yield Served(url=f"http://127.0.0.1:{port}", project=target)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+@contextmanager
+def signed_in(served: Served, **size: int) -> Iterator[BrowserPage]:
+    """A fresh Chromium page signed in to the dashboard with a read key."""
+    with chromium_page(**size) as browser:
+        page = browser.page
+        # The helper refuses every request but local files; this server is local too.
+        page.route(f"{served.url}/**", lambda route: route.continue_())
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(f"{served.url}/model")
+        page.wait_for_url(re.compile(r"/login\?next="))
+        page.fill("#api-key", READ)
+        page.click("#sign-in button[type=submit]")
+        page.wait_for_url(f"{served.url}/model")
+        yield browser
+
+
+def _charts_drawn(page, expected: int) -> None:
+    page.wait_for_function(f"document.querySelectorAll('{CHART}').length >= {expected}")
+
+
+def test_every_page_loads_and_draws_its_charts(served: Served) -> None:
+    with signed_in(served) as browser:
+        page = browser.page
+        top = page.locator("a.customer-link")
+        for path, name, charts in (("/", "overview", 2), ("/customers", "customers", 0),
+                                   ("/model", "model", 4), ("/campaigns", "campaigns", 1)):
+            page.goto(served.url + path)
+            page.wait_for_load_state("networkidle")
+            if charts:
+                _charts_drawn(page, charts)
+            if path == "/campaigns":
+                page.wait_for_selector("#planner[data-status=ready]", timeout=180_000)
+                _charts_drawn(page, 1)
+            assert page.locator("h1").inner_text()
+            page.screenshot(path=artifact_path(f"dashboard-{name}.png"), full_page=True)
+        page.goto(served.url + "/customers")
+        first = top.first.inner_text()
+        page.goto(f"{served.url}/customers/{first}")
+        _charts_drawn(page, 2)  # risk over time and the timeline
+        page.screenshot(path=artifact_path("dashboard-customer.png"), full_page=True)
+        assert browser.problems() == []
+
+
+def test_a_click_in_the_at_risk_table_opens_the_customer(served: Served) -> None:
+    with signed_in(served) as browser:
+        page = browser.page
+        page.goto(f"{served.url}/customers?tier=high")
+        row = page.locator("tr.row-link").nth(2)
+        user = row.locator("a.customer-link").inner_text()
+        row.locator("td.reasons").click()  # the row, not the link in it
+        page.wait_for_url(re.compile(r"/customers/" + re.escape(user) + r"$"))
+        assert user in page.locator("h1").inner_text()
+        page.wait_for_selector("#reasons li")
+        _charts_drawn(page, 2)
+        # Back on the table, sorting by id puts the smallest id first.
+        page.goto(f"{served.url}/customers")
+        page.click("a.sort[data-sort=user_id]")
+        page.wait_for_url(re.compile(r"sort=user_id"))
+        ids = page.locator("a.customer-link").all_inner_texts()
+        assert ids == sorted(ids)
+        assert browser.problems() == []
+
+
+def test_the_language_switch_shows_chinese(served: Served) -> None:
+    with signed_in(served) as browser:
+        page = browser.page
+        page.goto(served.url + "/")
+        _charts_drawn(page, 2)
+        assert page.locator("nav a.active").inner_text() == "Overview"
+        page.click("#lang-switch")
+        page.wait_for_url(re.compile(r"lang=zh"))
+        _charts_drawn(page, 2)
+        assert page.locator("html").get_attribute("lang") == "zh-Hans"
+        assert page.locator("nav a.active").inner_text() == "总览"
+        assert "高风险客户" in page.locator("nav").inner_text()
+        assert page.locator(".main-svg .gtitle").first.text_content() == "预测流失概率"
+        # Links keep the language.
+        page.click("nav a[href^='/customers']")
+        page.wait_for_url(re.compile(r"/customers\?lang=zh"))
+        assert "风险等级" in page.locator("table.at-risk thead").inner_text()
+        page.screenshot(path=artifact_path("dashboard-customers-zh.png"), full_page=True)
+        page.click("#lang-switch")
+        page.wait_for_url(re.compile(r"/customers$"))
+        assert "Risk tier" in page.locator("table.at-risk thead").inner_text()
+        assert browser.problems() == []
+
+
+def test_the_budget_slider_updates_expected_saves(served: Served) -> None:
+    with signed_in(served) as browser:
+        page = browser.page
+        page.goto(served.url + "/campaigns")
+        page.wait_for_selector("#planner[data-status=ready]", timeout=180_000)
+        page.wait_for_function("document.querySelector('#preview-saves').dataset.budget")
+        top = float(page.get_attribute("#budget", "max"))
+
+        def slide_to(value: float) -> str:
+            page.eval_on_selector(
+                "#budget", "(el, v) => { el.value = String(v); "
+                           "el.dispatchEvent(new Event('input', {bubbles: true})); }", value)
+            wanted = page.eval_on_selector("#budget", "el => Number(el.value)")
+            page.wait_for_function(
+                "v => Number(document.querySelector('#preview-saves').dataset.budget) === v",
+                arg=wanted)
+            return page.inner_text("#preview-saves")
+
+        small = slide_to(top * 0.05)
+        large = slide_to(top)
+        assert float(large.replace(",", "")) > float(small.replace(",", ""))
+        assert page.locator("#preview-actions tbody tr").count() >= 1
+        assert page.inner_text("#budget-value") != ""
+        page.screenshot(path=artifact_path("dashboard-planner.png"), full_page=True)
+        assert browser.problems() == []
