@@ -741,6 +741,8 @@ def demo(n_users: int, days: int, seed: int, budget: float | None,
     click.echo(f"Plan: {root / 'plan.csv'}")
     click.echo(f"Report: {root / 'report.html'}")
     click.echo(f"Project ready in {root}; simulated ground truth in {data_dir / 'truth'}")
+    click.echo(f"Dashboard: CHURNGUARD_ENV=development churnguard serve --project {root} "
+               "(then open http://127.0.0.1:8000/)")
 
 
 def _demo_campaign(project: Project, store: Any, *, budget: float | None, population: int,
