@@ -26,6 +26,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from results import mean_std as _mean_std  # noqa: E402
 from results import peak_rss_mib, run_step, write_section  # noqa: E402
 
 DATA = HERE / ".data"
@@ -88,13 +89,6 @@ def step(users: int, days: int, seed: int) -> dict[str, object]:
         "mean_p": result.predictions.mean().to_dict(),
         "peak_rss_mib": peak_rss_mib(),
     }
-
-
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    import numpy as np
-
-    arr = np.asarray(values, dtype=float)
-    return float(arr.mean()), float(arr.std(ddof=1)) if arr.size > 1 else 0.0
 
 
 def main() -> int:

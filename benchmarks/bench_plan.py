@@ -33,6 +33,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from results import mean_std as _mean_std  # noqa: E402
 from results import peak_rss_mib, run_step, write_section  # noqa: E402
 
 DATA = HERE / ".data"
@@ -128,13 +129,6 @@ def step(users: int, days: int, seed: int, per_customer: float) -> dict[str, obj
             "evaluation": evaluation, "uplift_truth_corr": corr,
             "uplift_source": inputs.uplift_source, "value_model": inputs.value_source,
             "seconds": timings, "peak_rss_mib": peak_rss_mib()}
-
-
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    import numpy as np
-
-    arr = np.asarray(values, dtype=float)
-    return float(arr.mean()), float(arr.std(ddof=1)) if arr.size > 1 else 0.0
 
 
 def main() -> int:
