@@ -31,9 +31,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from churnguard.config import NO_ACTION, ProjectConfig
+from churnguard.config import ProjectConfig
 from churnguard.evaluate import BacktestError, newest_labelled_cutoff
-from churnguard.features import build_features
 from churnguard.intervene.actions import eligibility, expected_costs
 from churnguard.intervene.allocate import allocate
 from churnguard.intervene.control import control_key, control_mask
@@ -45,7 +44,13 @@ from churnguard.intervene.uplift import (
     prior_uplift,
     uplift_dataset,
 )
-from churnguard.intervene.value import BTYDValueModel, _repeat_spend, value_backtest
+from churnguard.intervene.value import (
+    VALUE_MODELS,
+    BTYDValueModel,
+    _repeat_spend,
+    future_revenue,
+    value_backtest,
+)
 from churnguard.labels import scoring_cutoff, to_cutoff
 from churnguard.models.base import Snapshot
 from churnguard.scoring import score_customers
@@ -139,8 +144,6 @@ def _value(store: Store, config: ProjectConfig, scoring: Snapshot, say: Callable
     if len(train) == 0:
         train = test
     report, fitted = value_backtest(train, test, store=store, definition=definition)
-    from churnguard.intervene.value import VALUE_MODELS, future_revenue
-
     # Refit the chosen model on the newest labelled cutoff, then predict at T.
     rev = future_revenue(store, test.features.index.to_frame(index=False),
                          days=definition.horizon_days, activity=definition.activity)
