@@ -179,6 +179,21 @@ def test_truncated_parquet_names_the_file(seeded: Store, tmp_path: Path) -> None
     assert str(err).startswith(f"{bad}: cannot read it as Parquet (truncated or corrupt?)")
 
 
+def test_into_an_empty_store_bad_input_also_leaves_it_empty(store: Store, tmp_path: Path) -> None:
+    # Into an empty table a file is written while it is validated; a bad row must undo that.
+    f = write(tmp_path / "events.csv", f"{EVENTS_HEADER}\nu0,2024-01-01,view,,,\nu1,2024-01-01,order,abc,,\n")
+    err = reject(store, kind="events", files=[f])
+    assert f"{f}: row 2 (line 3), column 'amount'" in str(err)
+    assert store.con.execute("SELECT count(*) FROM events").fetchone() == (0,)
+    good = tmp_path / "good.parquet"
+    table = pa.table({"user_id": ["u1"] * 1000, "ts": ["2024-01-01"] * 1000, "type": ["view"] * 1000})
+    pq.write_table(table, good)
+    bad = tmp_path / "cut.parquet"
+    bad.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    err = reject(store, kind="events", files=[bad])
+    assert str(err).startswith(f"{bad}: cannot read it as Parquet (truncated or corrupt?)")
+
+
 def test_jsonl_line_that_is_not_json(seeded: Store, tmp_path: Path) -> None:
     f = write(
         tmp_path / "events.jsonl",
@@ -544,7 +559,14 @@ def test_progress_reports_stages(store: Store, tmp_path: Path) -> None:
     f = write(tmp_path / "e.csv", "user_id,ts,type\nu1,2024-01-01,view\n")
     seen: list[str] = []
     ingest_files(store, kind="events", files=[f], progress=seen.append)
-    assert seen == [f"reading {f}", f"validating {f}", f"writing 1 rows from {f}", "committing"]
+    # A clean file into an empty table is validated while it is written, in one pass.
+    assert seen == [f"reading {f}", f"validating {f}", f"writing {f} as it is validated",
+                    "committing"]
+    # Into a table that holds events, it is validated first, then written.
+    g = write(tmp_path / "g.csv", "user_id,ts,type\nu2,2024-01-01,view\n")
+    seen.clear()
+    ingest_files(store, kind="events", files=[g], progress=seen.append)
+    assert seen == [f"reading {g}", f"validating {g}", f"writing 1 rows from {g}", "committing"]
 
 
 # -- atomicity ---------------------------------------------------------------------------------------------

@@ -294,9 +294,17 @@ def ingest_files(
                 attribute_columns += [a for a in plan.attributes if a not in attribute_columns]
                 notes += plan.notes
                 say(f"validating {display}")
-                stage, n_rows, n_bad, repeats = _stage(
-                    con, contract, source, plan, config, pseudonym, default_type, index
+                select = _stage_select(
+                    con, contract, source, plan, config, pseudonym, default_type
                 )
+                if kind == "events" and not rejected and not _events_stored(con):
+                    say(f"writing {display} as it is validated")
+                    added = _append_if_clean(con, source, plan, select, batch_id)
+                    if added is not None:
+                        totals.read += added
+                        totals.added += added
+                        continue
+                stage, n_rows, n_bad, repeats = _stage(con, contract, source, plan, select, index)
                 source.tables.append(stage)
                 totals.read += n_rows
                 if n_rows == 0:
@@ -696,7 +704,7 @@ def _event_hash_sql(values: Mapping[str, str]) -> str:
     return f"md5(concat_ws(chr(31), {', '.join(parts)}))"
 
 
-def _stage(
+def _stage_select(
     con: duckdb.DuckDBPyConnection,
     contract: Contract,
     source: _Source,
@@ -704,13 +712,8 @@ def _stage(
     config: IngestConfig,
     pseudonym: bytes | None,
     default_type: str | None,
-    index: int,
-) -> tuple[str, int, int, bool | None]:
-    """The file's typed rows with their first error, as a temp table or view.
-
-    Returns its name, the number of rows, the number of bad rows, and (events into an empty
-    table) whether any good rows may share an event id (None: not looked at yet).
-    """
+) -> str:
+    """A SELECT of the file's typed rows, each with its first error (NULL for a good row)."""
     naive_is_error = _mixed_timezone_columns(con, contract, source, plan, config)
     values: dict[str, str] = {}
     errors: list[tuple[str, str]] = []
@@ -747,7 +750,6 @@ def _stage(
         if sql.error != "NULL":
             errors.append((column.name, sql.error))
 
-    stage = f"__cg_stage_{index}"
     # Inner query: typed values and one error column per checked column; outer: the first error.
     inner = [f"{_ROW}"]
     inner += [f"{v} AS {quote_ident(name)}" for name, v in values.items()]
@@ -769,7 +771,23 @@ def _stage(
         outer.append(f"coalesce({', '.join(f'__cg_e{i}' for i in range(len(errors)))}) AS {_ERR}")
     else:
         outer += [f"CAST(NULL AS VARCHAR) AS {_ERR_COL}", f"CAST(NULL AS VARCHAR) AS {_ERR}"]
-    select = f"SELECT {', '.join(outer)} FROM (SELECT {', '.join(inner)} FROM {source.view})"
+    return f"SELECT {', '.join(outer)} FROM (SELECT {', '.join(inner)} FROM {source.view})"
+
+
+def _stage(
+    con: duckdb.DuckDBPyConnection,
+    contract: Contract,
+    source: _Source,
+    plan: _Plan,
+    select: str,
+    index: int,
+) -> tuple[str, int, int, bool | None]:
+    """The file's typed rows with their first error (``select``), as a temp table or view.
+
+    Returns its name, the number of rows, the number of bad rows, and (events into an empty
+    table) whether any good rows may share an event id (None: not looked at yet).
+    """
+    stage = f"__cg_stage_{index}"
     repeats: bool | None = None
     try:
         if contract.kind == "events":
@@ -778,7 +796,7 @@ def _stage(
             # for the error report. Rows without an event_id get the content hash; when every
             # row has one, the view leaves the hash out (computing it costs ~1.5 s per 10M rows).
             given = "event_id" in plan.sources
-            (stored,) = con.execute("SELECT count(*) FROM (SELECT 1 FROM events LIMIT 1)").fetchone()
+            stored = _events_stored(con)
             if given and not stored:
                 # Into an empty table the same pass can also tell whether ids repeat (see
                 # _repeats_among), which saves reading the file once more.
@@ -811,6 +829,55 @@ def _stage(
             raise
         raise _read_error(exc, source.path, source.display, source.fmt, "utf-8") from exc
     return stage, n_rows, n_bad, repeats
+
+
+def _events_stored(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the events table holds any row (without counting them all)."""
+    return bool(con.execute("SELECT count(*) FROM (SELECT 1 FROM events LIMIT 1)").fetchone()[0])
+
+
+def _append_if_clean(
+    con: duckdb.DuckDBPyConnection, source: _Source, plan: _Plan, select: str, batch_id: str
+) -> int | None:
+    """Load a file of events into the empty table in one pass, if the file turns out clean.
+
+    The usual path reads a file twice: once to count bad rows and repeated ids, once to insert.
+    Into an empty table the insert can go first: it writes the good rows, and the file was clean
+    when it wrote them all (its row count is in the Parquet metadata, a cheap count elsewhere) and
+    no two share an id. Then the rows stay and the file was read once; otherwise they are deleted
+    again (the table held nothing else) and the caller takes the usual path, which reports the
+    bad rows and keeps first occurrences. Returns the rows added, or None for "take the usual path".
+    """
+    try:
+        (n_rows,) = con.execute(f"SELECT count(*) FROM {source.view}").fetchone()
+        if n_rows == 0:
+            return None
+        hashed = _event_hash_sql({name: quote_ident(name) for name in EVENT_HASH_COLUMNS})
+        event_id = (f"CASE WHEN event_id IS NULL THEN {hashed} ELSE event_id END"
+                    if "event_id" in plan.sources else hashed)
+        columns = ", ".join(quote_ident(c) for c in _EVENT_COLUMNS)
+        # Row order in the table means nothing; letting DuckDB write out of order saves memory.
+        con.execute("SET preserve_insertion_order = false")
+        try:
+            (added,) = con.execute(
+                f"INSERT INTO events ({columns}, batch_id) SELECT {columns}, ? "
+                f"FROM (SELECT * REPLACE ({event_id} AS event_id) FROM ({select})) "
+                f"WHERE {_ERR} IS NULL",
+                [batch_id],
+            ).fetchone()
+        finally:
+            con.execute("RESET preserve_insertion_order")
+    except (duckdb.IOException, duckdb.InvalidInputException) as exc:
+        # Parquet is read lazily, so a corrupt file can first fail here.
+        if source.fmt != "parquet":
+            raise
+        raise _read_error(exc, source.path, source.display, source.fmt, "utf-8") from exc
+    if added == n_rows and not _repeats_among(
+        con.execute("SELECT hash(event_id) AS h FROM events").fetchnumpy()["h"]
+    ):
+        return added
+    con.execute("DELETE FROM events")
+    return None
 
 
 def _mixed_timezone_columns(
@@ -977,7 +1044,7 @@ def _append_events(
     """
     columns = ", ".join(quote_ident(c) for c in _EVENT_COLUMNS)
     good_rows = "TRUE" if clean else f"{_ERR} IS NULL"
-    (stored,) = con.execute("SELECT count(*) FROM (SELECT 1 FROM events LIMIT 1)").fetchone()
+    stored = _events_stored(con)
     source = stage
     if stored:
         source = f"{stage}_new"
