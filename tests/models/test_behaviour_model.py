@@ -3,6 +3,7 @@ settings), and one tiny end-to-end backtest with every behaviour model."""
 
 from __future__ import annotations
 
+import copy
 import inspect
 import pickle
 from pathlib import Path
@@ -80,6 +81,43 @@ def test_save_load_and_pickle_round_trip(name, fitted, snapshots, tmp_path: Path
     np.testing.assert_array_equal(loaded.predict_proba(snapshots.test), expected)
     np.testing.assert_array_equal(pickle.loads(pickle.dumps(model)).predict_proba(
         snapshots.test), expected)
+
+
+@pytest.mark.parametrize("name", ["behaviour", "behaviour_transformer"])
+def test_onnx_runtime_predicts_what_pytorch_predicts(name, fitted, snapshots):
+    expected = fitted[name].predict_raw(snapshots.test)
+    model = copy.deepcopy(fitted[name])
+    model.runtime = "onnx"  # the fitted network, exported on this first prediction
+    np.testing.assert_allclose(model.predict_raw(snapshots.test), expected, atol=1e-4)
+    assert model._onnx is not None
+    again = pickle.loads(pickle.dumps(model))  # the session is not pickled, but rebuilt
+    assert "_onnx" not in vars(again)
+    np.testing.assert_allclose(again.predict_raw(snapshots.test), expected, atol=1e-4)
+
+
+def test_hybrid_onnx_runtime_gives_the_same_customer_vectors(fitted, snapshots):
+    model = fitted["behaviour+gbdt"]
+    expected = model._augmented(snapshots.test).features[model.embedding_columns_]
+    onnx_model = copy.deepcopy(model)
+    onnx_model.runtime = "onnx"
+    got = onnx_model._augmented(snapshots.test).features[model.embedding_columns_]
+    np.testing.assert_allclose(got.to_numpy(), expected.to_numpy(), atol=1e-4)
+
+
+def test_fit_with_the_onnx_runtime_scores_like_pytorch(snapshots):
+    torch_model = FACTORIES["behaviour_gru"]().fit(snapshots.train,
+                                                   validation=snapshots.validation)
+    onnx_model = BehaviourChurnModel(encoder="gru", pretrain="none", epochs=2, runtime="onnx",
+                                     **NET).fit(snapshots.train, validation=snapshots.validation)
+    np.testing.assert_allclose(onnx_model.predict_raw(snapshots.test),
+                               torch_model.predict_raw(snapshots.test), atol=1e-4)
+
+
+def test_unknown_runtime_is_refused_before_training(snapshots):
+    model = BehaviourChurnModel(runtime="tensorrt", **NET)
+    with pytest.raises(ValueError, match=r"runtime must be one of \['torch', 'onnx'\], "
+                                         r"got 'tensorrt'"):
+        model.fit(snapshots.train, validation=snapshots.validation)
 
 
 def test_pretrained_model_records_its_pretraining_and_scratch_does_not(fitted):

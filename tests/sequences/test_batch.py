@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from churnguard.sequences.batch import EventSequences, concat, length_batches, pad, pad_spans
+from churnguard.sequences.batch import (
+    EventSequences,
+    concat,
+    gather,
+    length_batches,
+    pad,
+    pad_spans,
+)
 from churnguard.sequences.tokens import TEXT_DIM
 
 
@@ -95,6 +102,45 @@ def test_length_batches_cover_every_row_once_and_group_similar_lengths():
     shuffled = length_batches(lengths, 3, rng=np.random.default_rng(0))
     assert sorted(np.concatenate(shuffled).tolist()) == list(range(7))
     assert all(lengths[b].max() - lengths[b].min() <= 4 for b in shuffled)
+
+
+def test_token_budget_bounds_rows_times_longest_length():
+    lengths = np.array([0, 1, 1, 2, 2, 2, 3, 8, 20, 4, 4])
+    batches = length_batches(lengths, 4, max_tokens=8)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(len(lengths)))
+    assert [lengths[b].tolist() for b in batches] == [[0, 1, 1, 2], [2, 2], [3, 4], [4], [8],
+                                                      [20]]
+    # a sequence longer than the budget still gets a batch of its own
+    assert all(len(b) == 1 or len(b) * max(lengths[b].max(), 1) <= 8 for b in batches)
+    shuffled = length_batches(lengths, 4, max_tokens=8, rng=np.random.default_rng(1))
+    assert sorted(np.concatenate(shuffled).tolist()) == list(range(len(lengths)))
+
+
+def test_batching_arguments_below_one_are_refused():
+    with pytest.raises(ValueError, match=r"batch_size \(0\) and max_tokens \(None\) must be"):
+        length_batches(np.array([1, 2]), 0)
+    with pytest.raises(ValueError, match=r"batch_size \(2\) and max_tokens \(0\) must be"):
+        length_batches(np.array([1, 2]), 2, max_tokens=0)
+
+
+def test_gather_picks_customers_of_several_sources_in_the_given_order():
+    a, b = make([2, 3], with_text=True), make([4])
+    out = gather([a, b], np.array([1, 0, 0, 1]), np.array([0, 1, -1, 0]), max_len=3)
+    assert out.lengths.tolist() == [3, 3, 0, 3]
+    # newest 3 events of b's customer (positions 2..4), then a's second customer whole
+    assert out.cat[:, 0].tolist() == [2, 3, 4, 1, 2, 3, 2, 3, 4]
+    assert out.context.tolist() == [[0, 1], [2, 3], [0, 0], [0, 1]]
+    # a's one text vector stays reachable only from a's events (a's first customer: not taken)
+    assert (out.text == -1).all() and len(out.text_vectors) == 1
+    whole = gather([a], np.zeros(2, dtype=np.int64), np.array([1, 0]))
+    assert whole.text.tolist()[3] == 0 and np.allclose(whole.text_vectors[0], 1.0)
+
+
+def test_take_with_max_len_keeps_the_newest_events():
+    seqs = make([5, 2])
+    cut = seqs.take(np.array([0, 1]), max_len=3)
+    assert cut.lengths.tolist() == [3, 2]
+    assert cut.cat[:, 0].tolist() == [3, 4, 5, 1, 2]
 
 
 def test_mask_is_derived_from_lengths_only():

@@ -134,6 +134,25 @@ def test_for_rows_follows_the_index_and_gives_unknown_users_nothing(shop):
     assert seqs.context[1].tolist() == [0.0, 0.0]
 
 
+def test_for_rows_copies_each_rows_events_and_context_from_its_cutoffs_cache(shop):
+    cache = SequenceCache(shop)
+    index = pd.MultiIndex.from_tuples(
+        [("alice", pd.Timestamp(CUTOFF)), ("zed", pd.Timestamp(CUTOFF)),
+         ("alice", pd.Timestamp("2025-02-01")), ("bob", pd.Timestamp(CUTOFF))],
+        names=["user_id", "cutoff"])
+    seqs = cache.for_rows(index, texts=True)
+    now, before = cache.at(CUTOFF).sequences, cache.at("2025-02-01").sequences
+    bounds = seqs.offsets
+    np.testing.assert_array_equal(seqs.cat[bounds[0]:bounds[1]], now.cat[0:4])  # alice, now
+    np.testing.assert_array_equal(seqs.cat[bounds[2]:bounds[3]], before.cat[0:2])
+    np.testing.assert_array_equal(seqs.cat[bounds[3]:bounds[4]], now.cat[4:5])  # bob
+    np.testing.assert_array_equal(seqs.context[[0, 2, 3]],
+                                  [now.context[0], before.context[0], now.context[1]])
+    # alice's review and ticket still point at their own texts in the merged table
+    np.testing.assert_array_equal(seqs.text_vectors[seqs.text[bounds[0] + 2:bounds[0] + 4]],
+                                  now.text_vectors[now.text[2:4]])
+
+
 def test_snapshot_without_a_cache_is_a_clear_error():
     from churnguard.models.base import Snapshot
 

@@ -27,7 +27,8 @@ from churnguard.sequences.tokens import CATEGORICAL_FIELDS, CONTINUOUS_FIELDS, T
 if TYPE_CHECKING:  # torch is imported on first use: snapshots need this module, not torch
     import torch
 
-__all__ = ["EventSequences", "PaddedBatch", "length_batches", "pad", "pad_spans"]
+__all__ = ["EventSequences", "PaddedBatch", "concat", "gather", "length_batches", "pad",
+           "pad_spans"]
 
 N_CONTEXT = 2  # log1p(events before the cutoff), log1p(days since the first event)
 
@@ -78,46 +79,90 @@ class EventSequences:
                    text_vectors=np.zeros((0, TEXT_DIM), dtype=np.float32),
                    context=np.zeros((n, N_CONTEXT), dtype=np.float32))
 
-    def take(self, rows: np.ndarray) -> EventSequences:
-        """The customers ``rows`` (in that order) as a new, in-memory EventSequences."""
-        return concat([(self, np.asarray(rows, dtype=np.int64))])
+    def take(self, rows: np.ndarray, *, max_len: int | None = None) -> EventSequences:
+        """The customers ``rows`` (in that order), each cut to its newest ``max_len`` events,
+        as a new, in-memory EventSequences."""
+        rows = np.asarray(rows, dtype=np.int64)
+        return gather([self], np.zeros(len(rows), dtype=np.int64), rows, max_len=max_len)
+
+
+def _positions(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Flat positions of the spans [starts[i], starts[i] + lengths[i]), back to back."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    first = np.cumsum(lengths) - lengths
+    return (np.arange(int(lengths.sum()), dtype=np.int64)
+            + np.repeat(np.asarray(starts, dtype=np.int64) - first, lengths))
 
 
 def _span_positions(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Flat source positions of spans [start, end) and the row each belongs to."""
     lengths = (ends - starts).astype(np.int64)
-    total = int(lengths.sum())
-    row = np.repeat(np.arange(len(lengths)), lengths)
-    first = np.cumsum(lengths) - lengths
-    position = np.arange(total, dtype=np.int64) - np.repeat(first, lengths) + np.repeat(starts,
-                                                                                      lengths)
-    return position, row
+    return _positions(starts, lengths), np.repeat(np.arange(len(lengths)), lengths)
+
+
+def gather(sources: Sequence[EventSequences], source: np.ndarray, rows: np.ndarray, *,
+           max_len: int | None = None) -> EventSequences:
+    """Customer i of the result is customer ``rows[i]`` of ``sources[source[i]]`` (``rows[i]``
+    = -1: a customer without events), cut to its newest ``max_len`` events. Each event is
+    copied once, straight from the (possibly memory-mapped) sources; text tables are merged.
+
+    >>> a, b = EventSequences.empty(2), EventSequences.empty(1)
+    >>> len(gather([a, b], np.array([1, 0, 0]), np.array([0, 1, -1])))
+    3
+    """
+    source = np.asarray(source, dtype=np.int64)
+    rows = np.asarray(rows, dtype=np.int64)
+    if source.shape != rows.shape:
+        raise ValueError(f"gather: source {source.shape} and rows {rows.shape} differ in shape")
+    n = len(rows)
+    starts, ends = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
+    context = np.zeros((n, N_CONTEXT), dtype=np.float32)
+    picks = []
+    for k, seqs in enumerate(sources):
+        pick = np.flatnonzero((source == k) & (rows >= 0))
+        chosen = rows[pick]
+        starts[pick], ends[pick] = seqs.offsets[chosen], seqs.offsets[chosen + 1]
+        context[pick] = seqs.context[chosen]
+        picks.append(pick)
+    if max_len is not None:
+        starts = np.maximum(starts, ends - int(max_len))
+    lengths = ends - starts
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    n_events = int(offsets[-1])
+    cat = np.zeros((n_events, len(CATEGORICAL_FIELDS)), dtype=np.uint8)
+    num = np.zeros((n_events, len(CONTINUOUS_FIELDS)), dtype=np.float16)
+    text = np.full(n_events, -1, dtype=np.int32)
+    n_vectors = 0
+    for seqs, pick in zip(sources, picks):
+        if len(pick):
+            source_at = _positions(starts[pick], lengths[pick])
+            codes = np.take(seqs.text, source_at)
+            codes[codes >= 0] += n_vectors
+            if len(pick) == n:  # every row from this source: fill front to back, no temporaries
+                np.take(seqs.cat, source_at, axis=0, out=cat)
+                np.take(seqs.num, source_at, axis=0, out=num)
+                text[:] = codes
+            else:
+                into = _positions(offsets[:-1][pick], lengths[pick])
+                cat[into] = np.take(seqs.cat, source_at, axis=0)
+                num[into] = np.take(seqs.num, source_at, axis=0)
+                text[into] = codes
+        n_vectors += len(seqs.text_vectors)
+    vectors = [np.asarray(seqs.text_vectors, dtype=np.float32) for seqs in sources]
+    return EventSequences(offsets=offsets, cat=cat, num=num, text=text,
+                          text_vectors=(np.concatenate(vectors) if vectors
+                                        else np.zeros((0, TEXT_DIM), dtype=np.float32)),
+                          context=context)
 
 
 def concat(parts: Sequence[tuple[EventSequences, np.ndarray]]) -> EventSequences:
     """Chosen customers of several EventSequences, back to back (text tables merged)."""
-    offsets = [np.zeros(1, dtype=np.int64)]
-    cats, nums, texts, vectors, contexts = [], [], [], [], []
-    n_events, n_vectors = 0, 0
-    for seqs, rows in parts:
-        rows = np.asarray(rows, dtype=np.int64)
-        starts, ends = seqs.offsets[rows], seqs.offsets[rows + 1]
-        position, _ = _span_positions(starts, ends)
-        offsets.append(n_events + np.cumsum(ends - starts))
-        cats.append(np.asarray(seqs.cat[position]))
-        nums.append(np.asarray(seqs.num[position]))
-        text = np.asarray(seqs.text[position])
-        texts.append(np.where(text >= 0, text + n_vectors, -1).astype(np.int32))
-        vectors.append(np.asarray(seqs.text_vectors, dtype=np.float32))
-        contexts.append(np.asarray(seqs.context[rows], dtype=np.float32))
-        n_events += len(position)
-        n_vectors += len(seqs.text_vectors)
-    if not cats:
-        return EventSequences.empty(0)
-    return EventSequences(offsets=np.concatenate(offsets), cat=np.concatenate(cats),
-                          num=np.concatenate(nums), text=np.concatenate(texts),
-                          text_vectors=np.concatenate(vectors),
-                          context=np.concatenate(contexts))
+    sources = [seqs for seqs, _ in parts]
+    chosen = [np.asarray(rows, dtype=np.int64) for _, rows in parts]
+    source = np.concatenate([np.full(len(r), k, dtype=np.int64) for k, r in enumerate(chosen)]
+                            or [np.zeros(0, dtype=np.int64)])
+    rows = np.concatenate(chosen or [np.zeros(0, dtype=np.int64)])
+    return gather(sources, source, rows)
 
 
 @dataclass(frozen=True)
@@ -185,20 +230,42 @@ def pad(seqs: EventSequences, rows: np.ndarray, *, max_len: int | None = None) -
 
 
 def length_batches(lengths: np.ndarray, batch_size: int, *,
-                   rng: np.random.Generator | None = None) -> list[np.ndarray]:
+                   rng: np.random.Generator | None = None,
+                   max_tokens: int | None = None) -> list[np.ndarray]:
     """Row indices grouped into batches of similar length (bucketing), so that little of each
     batch is padding. With ``rng`` (training) rows of equal length are shuffled and the batch
     order is random; without it the batches run from shortest to longest.
 
+    ``max_tokens`` also caps rows x longest length (a zero length counts as one): batches of
+    short sequences hold up to ``batch_size`` rows, batches of long ones fewer, so the padded
+    tensors, and the time and memory a batch takes, stay about the same size.
+
     >>> [b.tolist() for b in length_batches(np.array([5, 1, 3, 2]), 2)]
     [[1, 3], [2, 0]]
+    >>> [b.tolist() for b in length_batches(np.array([5, 1, 3, 2, 1]), 3, max_tokens=6)]
+    [[1, 4, 3], [2], [0]]
     """
     lengths = np.asarray(lengths)
+    if batch_size < 1 or (max_tokens is not None and max_tokens < 1):
+        raise ValueError(f"length_batches: batch_size ({batch_size}) and max_tokens "
+                         f"({max_tokens}) must be at least 1")
     if rng is None:
         order = np.argsort(lengths, kind="stable")
     else:
         order = np.lexsort((rng.random(len(lengths)), lengths))
-    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    if max_tokens is None:
+        batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    else:
+        width = np.maximum(lengths[order], 1).astype(np.int64)
+        batches, start = [], 0
+        while start < len(order):
+            candidates = width[start:start + batch_size]
+            # rows x longest grows with every row added (lengths ascend): the batch is the
+            # longest prefix within the budget, and at least one row.
+            fits = np.arange(1, len(candidates) + 1) * candidates <= max_tokens
+            size = max(1, int(np.argmin(fits)) if not fits.all() else len(candidates))
+            batches.append(order[start:start + size])
+            start += size
     if rng is not None:
         batches = [batches[i] for i in rng.permutation(len(batches))]
     return batches

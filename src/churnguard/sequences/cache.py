@@ -42,7 +42,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from churnguard.labels import to_cutoff
-from churnguard.sequences.batch import EventSequences, concat
+from churnguard.sequences.batch import EventSequences, gather
 from churnguard.sequences.tokens import (
     TEXT_DIM,
     TEXT_TYPES,
@@ -267,28 +267,19 @@ class SequenceCache:
 
     def for_rows(self, index: pd.MultiIndex, *, texts: bool = True) -> EventSequences:
         """Sequences of the (user_id, cutoff) rows of ``index``, in its order (users without
-        events before their cutoff get an empty sequence)."""
+        events before their cutoff get an empty sequence). One copy of the rows' events, read
+        straight from the memory-mapped caches."""
         users = np.asarray(index.get_level_values(0).astype(str), dtype=str)
         cutoffs = pd.DatetimeIndex(index.get_level_values(1))
-        parts, where = [], np.empty(len(index), dtype=np.int64)
-        done = 0
-        empty = EventSequences.empty(1)
-        for cutoff in sorted(cutoffs.unique()):
-            rows = np.flatnonzero(cutoffs == cutoff)
+        sources: list[EventSequences] = []
+        source = np.zeros(len(index), dtype=np.int64)
+        rows = np.full(len(index), -1, dtype=np.int64)
+        for k, cutoff in enumerate(sorted(cutoffs.unique())):
+            at = np.flatnonzero(cutoffs == cutoff)
             cut = self.at(pd.Timestamp(cutoff).to_pydatetime(), texts=texts)
-            found = cut.rows_of(users[rows])
-            known = found >= 0
-            parts.append((cut.sequences, found[known]))
-            parts.append((empty, np.zeros(int((~known).sum()), dtype=np.int64)))
-            where[rows[known]] = done + np.arange(int(known.sum()))
-            where[rows[~known]] = done + int(known.sum()) + np.arange(int((~known).sum()))
-            done += len(rows)
-        if not parts:
-            return EventSequences.empty(0)
-        merged = concat(parts)
-        order = np.empty(len(index), dtype=np.int64)
-        order[:] = where
-        return merged.take(order)
+            sources.append(cut.sequences)
+            source[at], rows[at] = k, cut.rows_of(users[at])
+        return gather(sources, source, rows)
 
     def __getstate__(self) -> dict:
         # A copy (e.g. of a snapshot's meta) keeps the folder, not the store connection.

@@ -6,5 +6,7 @@
   (plus masked-event modelling as an option): :func:`pretrain`;
 * :mod:`~churnguard.models.behaviour.model` -- the churn models ``behaviour`` (fine-tuned
   encoder + head; from scratch without pretraining) and ``behaviour+gbdt`` (frozen customer
-  embeddings added to the gradient-boosted trees' features).
+  embeddings added to the gradient-boosted trees' features);
+* :mod:`~churnguard.models.behaviour.inference` -- scoring on the CPU: batches by length,
+  threads, and the optional ONNX Runtime path (:func:`export_onnx`, :class:`OnnxNetwork`).
 """

@@ -17,6 +17,10 @@ as the GBDT's are.
 of :class:`~churnguard.models.gbdt.GBDTChurnModel` (Babaev et al. 2022 found such embeddings fed
 to boosted trees a strong use of CoLES). Its ``explain`` is the GBDT's TreeSHAP with the vector's
 dimensions summed into one ``behaviour_pattern`` contribution, so reasons still work.
+
+Both score through :func:`~churnguard.models.behaviour.inference.embed` (batches of similar
+length, ``torch.inference_mode``, threads set to the cores); ``runtime="onnx"`` runs the network
+under ONNX Runtime instead, exported on the first prediction (equal within 1e-4).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from torch import nn
 
 from churnguard.models.base import ChurnModel, Snapshot
 from churnguard.models.behaviour.encoders import EncoderConfig, build_encoder, context_features
+from churnguard.models.behaviour.inference import OnnxNetwork, embed, export_onnx
 from churnguard.models.behaviour.optim import EarlyStopping, make_optimizer, set_threads
 from churnguard.models.behaviour.pretrain import PretrainConfig, load_encoder, pretrain_sequences
 from churnguard.models.calibration import CALIBRATIONS, make_calibrator
@@ -40,9 +45,11 @@ from churnguard.models.gbdt import GBDTChurnModel
 from churnguard.sequences.batch import N_CONTEXT, EventSequences, length_batches, pad
 from churnguard.sequences.cache import sequences_of
 
-__all__ = ["BEHAVIOUR_COLUMN", "BehaviourChurnModel", "BehaviourGBDTModel", "embed"]
+__all__ = ["BEHAVIOUR_COLUMN", "RUNTIMES", "BehaviourChurnModel", "BehaviourGBDTModel", "embed"]
 
 BEHAVIOUR_COLUMN = "behaviour_pattern"
+#: How a fitted model runs its network to score: PyTorch, or ONNX Runtime on an export of it.
+RUNTIMES = ("torch", "onnx")
 _EMBED_PREFIX = "behaviour_emb_"
 
 
@@ -60,33 +67,33 @@ class _Network(nn.Module):
         return self.head(torch.cat([z, context_features(batch)], dim=-1)).squeeze(-1)
 
 
-@torch.inference_mode()
-def embed(encoder: nn.Module, seqs: EventSequences, *, max_len: int, batch_size: int = 512,
-          head: Callable[[Any], torch.Tensor] | None = None) -> np.ndarray:
-    """``encoder`` (or ``head``, a function of a batch) over every customer of ``seqs``, in
-    batches of similar length, results back in the customers' order."""
-    encoder.eval()
-    lengths = np.minimum(seqs.lengths, max_len)
-    out: np.ndarray | None = None
-    for rows in length_batches(lengths, batch_size):
-        batch = pad(seqs, rows, max_len=max_len)
-        values = (head or encoder)(batch).float().numpy()
-        if out is None:
-            out = np.zeros((len(seqs), *values.shape[1:]), dtype=np.float32)
-        out[rows] = values
-    if out is None:
-        dim = getattr(encoder, "dim", 1)
-        return np.zeros((0, dim) if head is None else (0,), dtype=np.float32)
-    return out
-
-
 def _pretrain_cutoff(*snapshots: Snapshot) -> Any:
     newest = max(s.index.get_level_values(1).max() for s in snapshots if len(s))
     return pd.Timestamp(newest).to_pydatetime()
 
 
 class _SequenceModelMixin:
-    """Encoder construction and pretraining shared by both models."""
+    """Encoder construction, pretraining and the scoring runtime shared by both models."""
+
+    def _check_runtime(self) -> str:
+        # Models pickled before the option existed have no ``runtime``: PyTorch.
+        runtime = getattr(self, "runtime", "torch")
+        if runtime not in RUNTIMES:
+            raise ValueError(f"runtime must be one of {list(RUNTIMES)}, got {runtime!r}")
+        return runtime
+
+    def _scorer(self, network: nn.Module) -> Callable[[Any], Any]:
+        """What scores a batch: ``network`` itself, or with ``runtime="onnx"`` its ONNX Runtime
+        session (exported on first use, dropped on pickling and rebuilt after)."""
+        if self._check_runtime() == "torch":
+            return network
+        session = self.__dict__.get("_onnx")
+        if session is None:
+            session = self._onnx = OnnxNetwork(export_onnx(network), threads=self.n_threads)
+        return session
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "_onnx"}
 
     def _encoder_config(self) -> EncoderConfig:
         return EncoderConfig(kind=self.encoder, d_model=self.d_model, n_layers=self.n_layers,
@@ -128,7 +135,10 @@ class BehaviourChurnModel(_SequenceModelMixin, ChurnModel):
     file), ``pretrain_epochs``, ``pretrain_max_customers``, ``epochs``, ``batch_size``, ``lr``
     (the head's), ``body_lr_scale`` (the pretrained encoder's learning rate relative to the
     head's), ``weight_decay``, ``warmup_fraction``, ``patience`` (early stopping on the
-    validation log-loss, in epochs), ``grad_clip``, ``calibration``, ``seed``, ``n_threads``.
+    validation log-loss, in epochs), ``grad_clip``, ``calibration``, ``seed``, ``n_threads``
+    (torch's and ONNX Runtime's CPU threads; default every core), ``runtime`` ("torch", the
+    default, or "onnx": score with ONNX Runtime on an export of the fitted network made at the
+    first prediction; :mod:`~churnguard.models.behaviour.inference`).
 
     Fitted: ``network_``, ``calibrator_``, ``history_`` (per-epoch losses), ``best_epoch_``,
     ``pretrained_`` (the pretraining summary, or None).
@@ -141,7 +151,7 @@ class BehaviourChurnModel(_SequenceModelMixin, ChurnModel):
                  batch_size: int = 128, lr: float = 2e-3, body_lr_scale: float = 0.3,
                  weight_decay: float = 0.01, warmup_fraction: float = 0.05, patience: int = 2,
                  grad_clip: float = 1.0, calibration: str = "isotonic", seed: int = 0,
-                 n_threads: int | None = None) -> None:
+                 n_threads: int | None = None, runtime: str = "torch") -> None:
         self.encoder = encoder
         self.d_model = d_model
         self.n_layers = n_layers
@@ -163,6 +173,7 @@ class BehaviourChurnModel(_SequenceModelMixin, ChurnModel):
         self.calibration = calibration
         self.seed = seed
         self.n_threads = n_threads
+        self.runtime = runtime
 
     @property  # type: ignore[override]
     def name(self) -> str:
@@ -181,6 +192,8 @@ class BehaviourChurnModel(_SequenceModelMixin, ChurnModel):
                              f"got {self.calibration!r}")
         if self.encoder not in ("gru", "transformer"):
             raise ValueError(f"encoder must be 'gru' or 'transformer', got {self.encoder!r}")
+        self._check_runtime()
+        self.__dict__.pop("_onnx", None)  # a refit network needs a fresh export
         if validation is None:
             held = np.asarray(train.index.get_level_values(1) == train.index.get_level_values(1)
                               .max())
@@ -228,7 +241,7 @@ class BehaviourChurnModel(_SequenceModelMixin, ChurnModel):
                 schedule.step()
                 total += float(loss.detach()) * len(rows)
             valid_logit = embed(network.encoder, seqs_valid, max_len=self.max_len,
-                                head=network)
+                                head=network, threads=self.n_threads)
             valid_loss = float(F.binary_cross_entropy_with_logits(
                 torch.from_numpy(valid_logit), torch.from_numpy(y_valid.astype(np.float32))))
             history.append({"epoch": epoch, "train_loss": total / len(y_train),
@@ -249,7 +262,8 @@ class BehaviourChurnModel(_SequenceModelMixin, ChurnModel):
         return self
 
     def _raw(self, seqs: EventSequences) -> np.ndarray:
-        logit = embed(self.network_.encoder, seqs, max_len=self.max_len, head=self.network_)
+        logit = embed(self.network_.encoder, seqs, max_len=self.max_len,
+                      head=self._scorer(self.network_), threads=self.n_threads)
         return 1.0 / (1.0 + np.exp(-logit.astype(float)))
 
     def predict_raw(self, snapshot: Snapshot) -> np.ndarray:
@@ -262,9 +276,10 @@ class BehaviourChurnModel(_SequenceModelMixin, ChurnModel):
         return np.clip(self.calibrator_.predict(self.predict_raw(snapshot)), 0.0, 1.0)
 
     def embed(self, snapshot: Snapshot) -> np.ndarray:
-        """The fine-tuned encoder's customer vectors (n, d_model)."""
+        """The fine-tuned encoder's customer vectors (n, d_model), computed with PyTorch."""
         self._check_fitted("embed")
-        return embed(self.network_.encoder, self._sequences(snapshot), max_len=self.max_len)
+        return embed(self.network_.encoder, self._sequences(snapshot), max_len=self.max_len,
+                     threads=self.n_threads)
 
 
 class BehaviourGBDTModel(_SequenceModelMixin, ChurnModel):
@@ -287,7 +302,8 @@ class BehaviourGBDTModel(_SequenceModelMixin, ChurnModel):
                  pretrain_max_customers: int | None = 30_000, n_estimators: int = 2000,
                  learning_rate: float = 0.03, num_leaves: int = 31,
                  early_stopping_rounds: int = 100, calibration: str = "isotonic",
-                 seed: int = 0, n_jobs: int | None = None, n_threads: int | None = None) -> None:
+                 seed: int = 0, n_jobs: int | None = None, n_threads: int | None = None,
+                 runtime: str = "torch") -> None:
         self.encoder = encoder
         self.d_model = d_model
         self.n_layers = n_layers
@@ -306,10 +322,12 @@ class BehaviourGBDTModel(_SequenceModelMixin, ChurnModel):
         self.seed = seed
         self.n_jobs = n_jobs
         self.n_threads = n_threads
+        self.runtime = runtime
 
     def _augmented(self, snapshot: Snapshot) -> Snapshot:
-        vectors = embed(self.encoder_, sequences_of(snapshot, max_len=self.max_len,
-                                                    texts=self.use_text), max_len=self.max_len)
+        seqs = sequences_of(snapshot, max_len=self.max_len, texts=self.use_text)
+        vectors = embed(self.encoder_, seqs, max_len=self.max_len,
+                        head=self._scorer(self.encoder_), threads=self.n_threads)
         extra = pd.DataFrame(vectors.astype(float), index=snapshot.index,
                              columns=self.embedding_columns_)
         return Snapshot(features=pd.concat([snapshot.features, extra], axis=1),
@@ -322,6 +340,8 @@ class BehaviourGBDTModel(_SequenceModelMixin, ChurnModel):
         if self.pretrain == "none":
             raise ValueError("BehaviourGBDTModel needs pretrained vectors: pretrain='auto' or an "
                              "encoder file, not 'none'")
+        self._check_runtime()
+        self.__dict__.pop("_onnx", None)  # a refit encoder needs a fresh export
         set_threads(self.n_threads)
         torch.manual_seed(self.seed)
         encoder, pretrained = self._pretrained_encoder(train, validation, say)

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-__all__ = ["EarlyStopping", "make_optimizer", "set_threads", "warmup_cosine"]
+__all__ = ["EarlyStopping", "available_cores", "make_optimizer", "set_threads", "warmup_cosine"]
 
 
 def warmup_cosine(step: int, *, warmup: int, total: int) -> float:
@@ -73,9 +73,18 @@ class EarlyStopping:
             module.load_state_dict(self.best_state)
 
 
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 def set_threads(n: int | None) -> int:
-    """Use ``n`` threads (default: every core) for torch's CPU kernels; returns the number."""
-    n = int(n or os.cpu_count() or 1)
+    """Use ``n`` threads (default: every core this process may use) for torch's CPU kernels;
+    returns the number."""
+    n = int(n or available_cores())
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
     return n

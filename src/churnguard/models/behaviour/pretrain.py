@@ -205,7 +205,7 @@ def pretrain_sequences(seqs: EventSequences, *, config: PretrainConfig,
         raise ValueError(f"pretraining needs at least 8 customers with two or more events; "
                          f"the sequences have {len(usable)}")
     # The chosen customers only, each cut to the newest max_len events, once up front.
-    seqs = _trim(seqs.take(usable), config.max_len)
+    seqs = seqs.take(usable, max_len=config.max_len)
     usable = np.arange(len(usable))
     lengths = seqs.lengths
     held = rng.random(len(usable)) < config.heldout_fraction
@@ -282,19 +282,6 @@ def pretrain_sequences(seqs: EventSequences, *, config: PretrainConfig,
     if folder is not None:
         result.path = save_encoder(result, folder / ENCODER_FILE)
     return result
-
-
-def _trim(seqs: EventSequences, max_len: int) -> EventSequences:
-    """Each customer's newest ``max_len`` events only."""
-    from churnguard.sequences.batch import _span_positions  # noqa: PLC0415
-
-    starts = np.maximum(seqs.offsets[:-1], seqs.offsets[1:] - max_len)
-    ends = seqs.offsets[1:]
-    position, _ = _span_positions(starts, ends)
-    return EventSequences(offsets=np.concatenate([[0], np.cumsum(ends - starts)]),
-                          cat=seqs.cat[position], num=seqs.num[position],
-                          text=seqs.text[position], text_vectors=seqs.text_vectors,
-                          context=seqs.context)
 
 
 @torch.no_grad()
