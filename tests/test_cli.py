@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,8 @@ import click
 import pandas as pd
 import pytest
 
-from churnguard.cli import cli, main
+from churnguard.cli import DEMO_BEHAVIOUR, cli, main
+from churnguard.registry import CHAMPION, alias_version, get_model_version
 from churnguard.store import Store
 
 
@@ -140,26 +142,43 @@ def test_console_script_exit_code_reaches_the_shell(tmp_path: Path) -> None:
 @pytest.mark.e2e
 def test_demo_end_to_end_small(tmp_path: Path) -> None:
     """The main job, as `make demo` runs it, at small size, through the installed script:
-    simulate → ingest → backtest → train → score with reasons → plan → report."""
+    simulate → ingest → pretrain the behaviour encoder → backtest (with the behaviour models) →
+    train → score with reasons → plan → report."""
     script = Path(sys.executable).with_name("churnguard")
     project = tmp_path / "demo"
     args = [str(script), "demo", "--users", "1500", "--days", "420", "--project", str(project)]
     first = subprocess.run(args, capture_output=True, text=True)
     assert first.returncode == 0, first.stderr
     assert "Project ready" in first.stdout
+    assert "1/9 Simulating" in first.stderr and "4/9 Pretraining the behaviour encoder" in first.stderr
     with Store.open(project / "churnguard.duckdb", read_only=True) as store:
         counts = store.table_counts()
         orders = store.con.execute("SELECT count(*) FROM events WHERE type = 'order'").fetchall()[0][0]
+        champion = get_model_version(store, alias_version(store, CHAMPION)).name
     assert counts["users"] == 1500
     assert counts["items"] > 0 and counts["campaigns"] > 0 and orders > 0
     assert counts["models"] == 1 and counts["backtests"] == 1
 
     document = json.loads((project / "backtest.json").read_text())
     names = [m["name"] for m in document["models"]]
-    assert names == ["recency", "btyd", "gbdt", "oracle"]
+    assert names == ["recency", "btyd", "gbdt", "behaviour", "behaviour+gbdt", "oracle"]
     by_name = {m["name"]: m for m in document["models"]}
     # The oracle knows the truth: no model may beat it by more than noise.
     assert by_name["oracle"]["roc_auc"] >= max(by_name[n]["roc_auc"] for n in names) - 0.01
+    # The behaviour models were trained at the demo's small size, from the encoder pretrained
+    # (without labels) on the events before the validation cutoff, and the size is recorded.
+    assert (project / "pretrained" / "encoder.pt").exists()
+    details = document["model_details"]
+    size = DEMO_BEHAVIOUR
+    for name in ("behaviour", "behaviour+gbdt"):
+        assert details[name]["max_len"] == size.max_len
+        pretraining = details[name]["pretraining"]
+        assert 0 < pretraining["customers"] <= min(1500, size.pretrain_customers)
+        assert 1 <= pretraining["epochs_run"] <= pretraining["epochs"] == size.pretrain_epochs
+        assert pretraining["cutoff"] == document["validation_cutoff"]
+    assert 1 <= details["behaviour"]["epochs_run"] <= details["behaviour"]["epochs"] == size.epochs
+    # The champion is the backtest's best among the models that give reasons, not a fixed one.
+    assert champion == max(("gbdt", "behaviour+gbdt"), key=lambda n: by_name[n]["roc_auc"])
 
     scores = pd.read_csv(project / "scores.csv", keep_default_na=False)
     assert list(scores.columns) == ["user_id", "p_churn", "risk_tier", "reason_1", "reason_2",
@@ -167,8 +186,16 @@ def test_demo_end_to_end_small(tmp_path: Path) -> None:
     assert scores["p_churn"].between(0, 1).all()
     assert set(scores["risk_tier"]) <= {"high", "medium", "low"}
     assert (scores["reason_1"] != "").mean() > 0.9
+    assert scores["model_version"].str.startswith(champion + "-").all()
     html = (project / "report.html").read_text(encoding="utf-8")
     assert "<svg" in html and "http://" not in html and "https://" not in html
+    leaderboard = re.search(r'<table class="leaderboard">(.*?)</table>', html, re.S).group(1)
+    assert '<th scope="row">behaviour <' in leaderboard or '<th scope="row">behaviour</th>' in leaderboard
+    assert "behaviour+gbdt" in leaderboard
+    assert "How the models were trained" in html
+    assert "No feature importance was supplied" not in html  # whichever model is the champion
+    assert f"newest {size.max_len} events per customer" in html
+    assert "pretrained without labels on" in html
 
     # The job ends with a retention campaign: contacted customers with messages, a control
     # group, the budget (0.25 per customer in the population) respected; a past campaign
@@ -183,12 +210,29 @@ def test_demo_end_to_end_small(tmp_path: Path) -> None:
     assert counts_after["plans"] == 1 and counts_after["measurements"] == 1
     assert "11. Interventions" in html and "Qini" in html
 
-    # A second run regenerates the same data, adds nothing and plans the day's campaign once.
-    second = subprocess.run(args, capture_output=True, text=True)
+    # A second run (without the behaviour models, to keep this test short) regenerates the same
+    # data, adds nothing and plans the day's campaign once.
+    second = subprocess.run([*args, "--no-behaviour"], capture_output=True, text=True)
     assert second.returncode == 0, second.stderr
+    assert "1/8 Simulating" in second.stderr and "Pretraining" not in second.stderr
+    names = [m["name"] for m in json.loads((project / "backtest.json").read_text())["models"]]
+    assert names == ["recency", "btyd", "gbdt", "oracle"]
     with Store.open(project / "churnguard.duckdb", read_only=True) as store:
         assert store.table_counts()["events"] == counts["events"]
         assert store.table_counts()["plans"] == 1
+
+
+def test_demo_pretrains_its_encoder_as_its_models_would_inside_fit() -> None:
+    """The demo's separate pretraining step runs what pretrain="auto" runs for models of the
+    same size, so the champion, retrained with "auto", follows the backtested recipe."""
+    size = DEMO_BEHAVIOUR
+    config = size.pretrain_config()
+    for model in size.models():
+        assert model.pretrain == "auto"
+        assert model._encoder_config() == config.encoder
+        assert (model.pretrain_epochs, model.pretrain_max_customers, model.max_len, model.seed) == (
+            config.epochs, config.max_customers, config.max_len, config.seed)
+    assert [m.name for m in size.models("x/encoder.pt")] == ["behaviour", "behaviour+gbdt"]
 
 
 def test_mixed_time_zones_rejected_in_a_new_project(tmp_path: Path,

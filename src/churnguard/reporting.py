@@ -26,14 +26,71 @@ from churnguard.store import Store
 MAX_SEGMENT_VALUES = 12
 # Contacted customers of the latest plan shown in the report, by expected margin.
 PLAN_SAMPLE_SIZE = 20
+# behaviour+gbdt's pretrained customer vector, its dimensions taken together (the name its
+# ``explain`` uses; churnguard.models.behaviour.model.BEHAVIOUR_COLUMN, not imported: torch).
+BEHAVIOUR_PATTERN = "behaviour_pattern"
+BEHAVIOUR_PATTERN_DESCRIPTION = ("The customer's behaviour vector: what the pretrained sequence "
+                                 "encoder reads in the order and timing of their newest events, "
+                                 "all its dimensions together")
 
 
 class ReportError(ValueError):
     """Something the report needs has not been computed yet (with the command that computes it)."""
 
 
+def model_details(result: BacktestResult) -> dict[str, dict[str, Any]]:
+    """Per backtested model: seconds to fit and score it, and for the sequence models the size
+    they were trained at (encoder, events read per customer, epochs, and what pretraining did).
+
+    The sizes are read from the fitted models, so they say what happened (how many epochs ran
+    before early stopping, how many customers pretraining used), not what was asked for.
+    """
+    details: dict[str, dict[str, Any]] = {}
+    for name, model in result.models.items():
+        entry: dict[str, Any] = {}
+        if name in result.seconds:
+            entry["seconds"] = round(float(result.seconds[name]), 1)
+        params = model.get_params() if hasattr(model, "get_params") else {}
+        if "max_len" in params:
+            entry["encoder"] = params.get("encoder")
+            entry["max_len"] = int(params["max_len"])
+            entry["use_text"] = bool(params.get("use_text", True))
+        network = getattr(model, "network_", None)  # BehaviourChurnModel: encoder + head
+        encoder = network.encoder if network is not None else getattr(model, "encoder_", None)
+        if encoder is not None and hasattr(encoder, "dim"):
+            entry["d_model"] = int(encoder.dim)
+        history = getattr(model, "history_", None)
+        if history is not None:
+            entry["epochs"] = int(params.get("epochs", len(history)))
+            entry["epochs_run"] = len(history)
+        pretrained = getattr(model, "pretrained_", None)
+        if isinstance(pretrained, dict):
+            asked = pretrained.get("pretrain_config") or {}
+            ran = pretrained.get("history") or []
+            entry["pretraining"] = {
+                "customers": pretrained.get("n_customers"),
+                "epochs": asked.get("epochs", params.get("pretrain_epochs")),
+                "epochs_run": len(ran),
+                "seconds": round(float(sum(h.get("seconds", 0.0) for h in ran)), 1),
+                "cutoff": str(pretrained.get("cutoff") or "")[:10] or None,
+            }
+        if entry:
+            details[name] = entry
+    return details
+
+
+def backtest_document(result: BacktestResult) -> dict[str, Any]:
+    """The ``backtest --json`` document with ``model_details`` (:func:`model_details`) added."""
+    document = result.to_dict()
+    details = model_details(result)
+    if details:
+        document["model_details"] = details
+    return document
+
+
 def save_backtest(store: Store, result: BacktestResult) -> str:
-    """Keep a backtest's document and its test predictions; returns the run id."""
+    """Keep a backtest's document (with :func:`model_details`) and its test predictions;
+    returns the run id."""
     run_id = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
     frame = result.predictions.reset_index()
     models = [c for c in frame.columns if c not in ("user_id", "cutoff", "churned")]
@@ -46,7 +103,7 @@ def save_backtest(store: Store, result: BacktestResult) -> str:
         with store.transaction() as con:
             con.execute("INSERT INTO backtests VALUES (?, ?, ?)",
                         [run_id, dt.datetime.now(dt.UTC).replace(tzinfo=None),
-                         json.dumps(result.to_dict())])
+                         json.dumps(backtest_document(result))])
             con.execute("INSERT INTO backtest_predictions SELECT * FROM __cg_backtest")
     finally:
         store.con.unregister("__cg_backtest")
@@ -131,6 +188,26 @@ def latest_measurements(store: Store, notes: list[str]) -> list[dict]:
     return [d for d in documents if d]
 
 
+def feature_importance(model: Any) -> pd.Series:
+    """The champion's total split gain per feature, largest first (empty when it has none).
+
+    ``behaviour+gbdt`` has no ``feature_importance`` of its own: its trees' gain is used, with
+    the dimensions of the behaviour vector summed into one ``behaviour_pattern`` entry, as its
+    ``explain`` sums their contributions.
+    """
+    if hasattr(model, "feature_importance"):
+        return model.feature_importance()
+    trees = getattr(model, "gbdt_", None)
+    if trees is None or not hasattr(trees, "feature_importance"):
+        return pd.Series(dtype=float)
+    gain = trees.feature_importance()
+    vector = [c for c in getattr(model, "embedding_columns_", []) if c in gain.index]
+    if vector:
+        gain = pd.concat([gain.drop(index=vector),
+                          pd.Series({BEHAVIOUR_PATTERN: float(gain[vector].sum())})])
+    return gain.sort_values(ascending=False, kind="stable").rename("gain")
+
+
 def build_report_data(store: Store, *, title: str, definition: ChurnDefinition) -> ReportData:
     """Everything the report shows, from the latest backtest, the champion's latest scores and
     the intervention tables (plans, plan_rows, measurements)."""
@@ -155,8 +232,7 @@ def build_report_data(store: Store, *, title: str, definition: ChurnDefinition) 
               .rename(columns={"y_true": "churned"}) if any_model else
               pd.DataFrame(columns=["user_id", "churned"]))
     model = load_model(store, version)
-    importance = (model.feature_importance() if hasattr(model, "feature_importance")
-                  else pd.Series(dtype=float))
+    importance = feature_importance(model)
     skipped = {g.group: g.reason for g in feature_groups_available(store) if not g.available}
     preview = [
         {"cutoff": row.cutoff, "population": row.population, "churned": row.churned,
@@ -175,7 +251,8 @@ def build_report_data(store: Store, *, title: str, definition: ChurnDefinition) 
         chosen_model=chosen,
         scores=scores,
         feature_importance=importance,
-        feature_descriptions={name: spec.description for name, spec in FEATURES.items()},
+        feature_descriptions={**{name: spec.description for name, spec in FEATURES.items()},
+                              BEHAVIOUR_PATTERN: BEHAVIOUR_PATTERN_DESCRIPTION},
         segments=_segments(store, labels),
         preview=preview,
         skipped_groups=skipped,
@@ -186,5 +263,6 @@ def build_report_data(store: Store, *, title: str, definition: ChurnDefinition) 
     )
 
 
-__all__ = ["ReportError", "build_report_data", "latest_backtest", "latest_measurements",
-           "latest_plan", "save_backtest"]
+__all__ = ["ReportError", "backtest_document", "build_report_data", "feature_importance",
+           "latest_backtest", "latest_measurements", "latest_plan", "model_details",
+           "save_backtest"]

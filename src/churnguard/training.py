@@ -23,6 +23,7 @@ from churnguard.evaluate import (
     newest_labelled_cutoff,
 )
 from churnguard.labels import _event_span, to_cutoff
+from churnguard.models.base import ChurnModel
 from churnguard.registry import CHAMPION, alias_version, register_model, set_alias
 from churnguard.snapshots import build_snapshot
 from churnguard.store import Store
@@ -66,16 +67,22 @@ def training_cutoffs(store: Store, *, definition: ChurnDefinition, as_of: object
     return fit, validation
 
 
-def train_model(store: Store, *, definition: ChurnDefinition, model: str = "gbdt",
+def train_model(store: Store, *, definition: ChurnDefinition, model: str | ChurnModel = "gbdt",
                 as_of: object = None, train_cutoffs: int = 3, promote: bool | None = None,
                 progress: Callable[[str], None] | None = None) -> TrainedModel:
     """Fit ``model`` on the newest labelled cutoffs and register it as a new version.
 
+    ``model``: a name from :data:`~churnguard.evaluate.MODEL_FACTORIES` (its default
+    hyper-parameters), or an unfitted model instance (e.g. a behaviour model of a chosen size).
     ``promote``: True makes it the champion; None (default) makes it the champion only when
     there is none yet; False never.
     """
     say = progress or (lambda message: None)
-    if model not in MODEL_FACTORIES:
+    if isinstance(model, ChurnModel):
+        estimator, model = model, model.name
+    elif model in MODEL_FACTORIES:
+        estimator = MODEL_FACTORIES[model]()
+    else:
         raise BacktestError(f"unknown model {model!r}; known: {', '.join(MODEL_FACTORIES)}")
     fit_cutoffs, validation = training_cutoffs(store, definition=definition, as_of=as_of,
                                                train_cutoffs=train_cutoffs)
@@ -85,7 +92,7 @@ def train_model(store: Store, *, definition: ChurnDefinition, model: str = "gbdt
     is_validation = np.asarray(cutoffs == pd.Timestamp(validation))
     train, valid = snapshot.subset(~is_validation), snapshot.subset(is_validation)
     say(f"fitting {model} on {len(train):,} rows (validation {len(valid):,})")
-    estimator = MODEL_FACTORIES[model]().fit(train, validation=valid)
+    estimator = estimator.fit(train, validation=valid)
     # In-sample for calibration, so optimistic; the honest figure is the backtest's.
     measured = metrics(model, valid.y(), estimator.predict_proba(valid)).to_dict()
     measured.pop("name", None)

@@ -21,7 +21,9 @@ ORACLE_MODEL = "oracle"
 class ReportData:
     """Everything the report shows.
 
-    ``backtest`` is the ``churnguard backtest --json`` document; ``test_predictions`` maps a model
+    ``backtest`` is the ``churnguard backtest --json`` document (an optional ``model_details``
+    key, as ``churnguard.reporting.save_backtest`` stores it, adds each model's time and the
+    sequence models' size under the leaderboard); ``test_predictions`` maps a model
     name to ``(y_true, p_churn)`` on the test cutoff (the oracle's too, on simulated data);
     ``scores`` is the ``churnguard score`` table; ``segments`` holds one row per test-cutoff
     customer with a boolean ``churned`` column and any categorical segment columns; ``preview``

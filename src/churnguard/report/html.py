@@ -374,7 +374,64 @@ def _leaderboard(data: ReportData) -> str:
     return (f"{table}\n<p class=\"muted\">Test cutoff {_e(data.backtest.get('test_cutoff', '—'))}"
             f", {_count(data.backtest.get('n_test'))} customers, churn rate "
             f"{_pct(data.backtest.get('base_rate'))}.{_e(oracle)}</p>\n<dl class=\"metrics\">"
-            f"{legend}</dl>")
+            f"{legend}</dl>{_training_sizes(data)}")
+
+
+def _training_sizes(data: ReportData) -> str:
+    """How long each model took in the backtest and, for the sequence models, the size they were
+    trained at (the backtest document's ``model_details``); nothing when the document has none."""
+    details = data.backtest.get("model_details")
+    if not isinstance(details, dict) or not details:
+        return ""
+    rows = []
+    for m in _models(data):
+        entry = details.get(m["name"])
+        if not isinstance(entry, dict):
+            continue
+        seconds = _finite(entry.get("seconds"))
+        rows.append(f'<tr><th scope="row">{_e(m["name"])}</th>'
+                    f'<td class="num">{"—" if seconds is None else f"{seconds:,.1f} s"}</td>'
+                    f"<td>{_e(_size_text(entry))}</td></tr>")
+    if not rows:
+        return ""
+    return ("<h3>How the models were trained</h3>"
+            + _table(["Model", "Fit and score time", "Size"], rows, cls="sizes")
+            + '<p class="muted">Times are wall-clock seconds on the machine that ran the backtest '
+            "(fitting on the training cutoffs and scoring the test cutoff); a shared "
+            "pretraining run is counted under the size, not in the time.</p>")
+
+
+def _size_text(entry: dict) -> str:
+    """One line on a sequence model's size, e.g. “GRU encoder, 64 dimensions, newest 64 events
+    per customer; pretrained without labels on 8,000 customers' events before 2026-06-25, 3 of at
+    most 3 epochs (31.0 s); fine-tuned 3 of at most 4 epochs”; “—” for other models."""
+    if "max_len" not in entry:
+        return "—"
+    kind = str(entry.get("encoder") or "sequence").upper()
+    encoder = f"{kind} encoder"
+    if entry.get("d_model") is not None:
+        encoder += f", {_count(entry['d_model'])} dimensions"
+    encoder += f", newest {_count(entry['max_len'])} events per customer"
+    if not entry.get("use_text", True):
+        encoder += " (no review text)"
+    parts = [encoder]
+    epochs = (f"{_count(entry.get('epochs_run'))} of at most {_count(entry.get('epochs'))} epochs"
+              if entry.get("epochs_run") is not None else None)
+    pre = entry.get("pretraining")
+    if isinstance(pre, dict):
+        text = f"pretrained without labels on {_count(pre.get('customers'))} customers' events"
+        if pre.get("cutoff"):
+            text += f" before {pre['cutoff']}"
+        text += (f", {_count(pre.get('epochs_run'))} of at most {_count(pre.get('epochs'))} "
+                 "epochs")
+        if _finite(pre.get("seconds")) is not None:
+            text += f" ({_finite(pre.get('seconds')):,.1f} s)"
+        parts.append(text)
+        parts.append(f"fine-tuned {epochs}" if epochs
+                     else "the vectors, frozen, are added to the trees' features")
+    elif epochs:
+        parts.append(f"trained from scratch, {epochs}")
+    return "; ".join(parts)
 
 
 def _curves(data: ReportData, ranked: dict, notes: list[str]) -> str:
