@@ -82,16 +82,20 @@ def _one(store: Store, definition: ChurnDefinition, population: pd.DataFrame,
                     meta={"sequences": SequenceCache(store)})
 
 
+def _no_reasons(index: pd.Index) -> pd.DataFrame:
+    empty = pd.DataFrame(index=index)
+    for k in (1, 2, 3):
+        empty[f"reason_{k}"] = ""
+        empty[f"reason_keys_{k}"] = None
+    empty["review_topic"] = None
+    return empty
+
+
 def _with_reasons(store: Store, model: ChurnModel, snapshot: Snapshot, lang: str) -> pd.DataFrame:
     try:
         contributions = model.explain(snapshot)
     except NotImplementedError:
-        empty = pd.DataFrame(index=snapshot.index)
-        for k in (1, 2, 3):
-            empty[f"reason_{k}"] = ""
-            empty[f"reason_keys_{k}"] = None
-        empty["review_topic"] = None
-        return empty
+        return _no_reasons(snapshot.index)
     population = snapshot.index.to_frame(index=False)
     context = reason_context(store, population)
     why = reasons(contributions, model.explanation_values(snapshot), lang=lang, context=context)
@@ -101,9 +105,16 @@ def _with_reasons(store: Store, model: ChurnModel, snapshot: Snapshot, lang: str
 
 def score_customers(store: Store, *, definition: ChurnDefinition, tiers: ScoringConfig,
                     as_of: object = None, lang: str | None = None, version: str | None = None,
-                    save: bool = True,
+                    save: bool = True, with_reasons: bool = True,
                     progress: Callable[[str], None] | None = None) -> ScoreResult:
-    """Score the population at ``as_of`` (default: just after the last event)."""
+    """Score the population at ``as_of`` (default: just after the last event).
+
+    ``with_reasons=False`` skips the explanations (the slow part: one TreeSHAP pass per customer)
+    and leaves the reason columns empty; such scores are never saved, so they cannot replace
+    stored scores that have reasons. :func:`reasons_for` explains chosen customers later.
+    """
+    if save and not with_reasons:
+        raise ValueError("scores without reasons are not saved: pass save=False")
     say = progress or (lambda message: None)
     lang = lang or tiers.lang
     when = scoring_cutoff(store) if as_of is None else to_cutoff(as_of)
@@ -116,8 +127,11 @@ def score_customers(store: Store, *, definition: ChurnDefinition, tiers: Scoring
                            f"{definition.lookback_days} days)")
     say(f"scoring {len(snapshot):,} customers with {version}")
     p = model.predict_proba(snapshot)
-    say("explaining")
-    why = _with_reasons(store, model, snapshot, lang)
+    if with_reasons:
+        say("explaining")
+        why = _with_reasons(store, model, snapshot, lang)
+    else:
+        why = _no_reasons(snapshot.index)
     frame = pd.DataFrame({
         "user_id": snapshot.index.get_level_values(0).astype(str),
         "p_churn": p,
@@ -154,6 +168,25 @@ def _save_scores(store: Store, frame: pd.DataFrame, as_of: dt.datetime, lang: st
                 "FROM __cg_scores")
     finally:
         store.con.unregister("__cg_scores")
+
+
+def reasons_for(store: Store, user_ids: list[str], *, definition: ChurnDefinition,
+                as_of: dt.datetime, version: str, lang: str) -> pd.DataFrame:
+    """Reasons of the given customers at ``as_of`` under model ``version``: per user_id (index),
+    reason_1..3, reason_keys_1..3 and review_topic; customers outside the population at ``as_of``
+    are left out. Explaining a few customers this way costs what explaining them in a full
+    scoring pass would, without explaining everyone else."""
+    when = to_cutoff(as_of)
+    model = champion(store, version)[1]
+    population = population_and_labels(store, definition=definition, cutoffs=[when])
+    mine = population[population["user_id"].isin({str(u) for u in user_ids})]
+    if mine.empty:
+        return _no_reasons(pd.Index([], name="user_id", dtype=object))
+    snapshot = _one(store, definition, mine[["user_id", "cutoff"]].reset_index(drop=True),
+                    get_model_version(store, version).features)
+    why = _with_reasons(store, model, snapshot, lang)
+    why.index = pd.Index(snapshot.index.get_level_values(0).astype(str), name="user_id")
+    return why
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -201,4 +234,4 @@ def explain_customer(store: Store, user_id: str, *, definition: ChurnDefinition,
 
 
 __all__ = ["SCORE_COLUMNS", "CustomerExplanation", "ScoreResult", "ScoringError",
-           "champion", "explain_customer", "risk_tiers", "score_customers"]
+           "champion", "explain_customer", "reasons_for", "risk_tiers", "score_customers"]

@@ -12,6 +12,7 @@ from churnguard.cli import main
 from churnguard.config import ProjectConfig
 from churnguard.intervene.plan import make_plan
 from churnguard.project import Project
+from churnguard.scoring import reasons_for, score_customers
 from churnguard.simulate import simulate
 from churnguard.store import Store
 
@@ -121,3 +122,36 @@ def test_measure_a_historical_campaign(project: Path, tmp_path: Path) -> None:
     assert main(["measure", first, "--json", str(out), "--project", str(project)]) == 0
     doc = json.loads(out.read_text())
     assert {g["action"] for g in doc["groups"]} >= {"coupon_10", "cs_outreach"}
+
+
+def test_plan_explains_only_whom_it_contacts_with_the_same_reasons_as_scoring(
+        project: Path) -> None:
+    config = Project.load(project).config
+    with _store(project) as store:
+        full = score_customers(store, definition=config.churn, tiers=config.scoring, save=False)
+        quick = score_customers(store, definition=config.churn, tiers=config.scoring, save=False,
+                                with_reasons=False)
+        with pytest.raises(ValueError, match="save=False"):
+            score_customers(store, definition=config.churn, tiers=config.scoring,
+                            with_reasons=False)
+        stored_before = store.con.execute("SELECT count(*) FROM scores").fetchall()[0][0]
+        plan = make_plan(store, config=config, budget=200, campaign_id="reasons")
+        stored_after = store.con.execute("SELECT count(*) FROM scores").fetchall()[0][0]
+        treated = plan.rows.loc[~plan.rows["is_control"], "user_id"].tolist()
+        some = [*treated[:40], "no-such-customer"]
+        why = reasons_for(store, some, definition=config.churn, as_of=full.as_of,
+                          version=full.model_version, lang=config.scoring.lang)
+    # Without reasons: the same probabilities and tiers, empty reasons.
+    pd.testing.assert_frame_equal(quick.scores[["user_id", "p_churn", "risk_tier"]],
+                                  full.scores[["user_id", "p_churn", "risk_tier"]])
+    assert (quick.scores[["reason_1", "reason_2", "reason_3"]] == "").all().all()
+    assert stored_after == stored_before  # the plan leaves the stored scores alone
+    # The contacted customers' reasons are exactly those a full scoring pass gives them.
+    assert len(treated) >= 10 and "no-such-customer" not in why.index
+    assert sorted(why.index) == sorted(treated[:40])
+    by_user = full.scores.set_index("user_id")
+    for k in (1, 2, 3):
+        assert (why[f"reason_{k}"] == by_user.loc[why.index, f"reason_{k}"]).all()
+        expected = full.reason_keys.loc[why.index, f"reason_keys_{k}"]
+        assert [str(v) for v in why[f"reason_keys_{k}"]] == [str(v) for v in expected]
+    assert (why["reason_1"] != "").all()

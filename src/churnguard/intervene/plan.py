@@ -2,7 +2,8 @@
 
 ``make_plan`` puts the pieces together at the scoring cutoff T:
 
-1. churn scores and risk tiers from the champion model (``scoring.score_customers``);
+1. churn scores and risk tiers from the champion model (``scoring.score_customers``, without
+   reasons and not saved: ``churnguard score`` owns the stored scores);
 2. each action's effect on P(outcome in the window) per customer: the uplift learner chosen by
    out-of-fold Qini on the store's randomised campaigns, or configured prior effects by risk tier
    when there is no usable campaign history (the summary says which);
@@ -14,7 +15,8 @@
    (``allocate.py``), solved for budget / (1 - control share) because the control customers are
    not contacted and cost nothing; any overshoot from rounding the control group is trimmed;
 6. the control group: a keyed-hash random share of the planned customers per (tier, action);
-7. recommended items for the contacted customers and a personalised message in en and zh.
+7. for the contacted customers only: recommended items, the reasons behind their score
+   (``scoring.reasons_for``) and a personalised message in en and zh built from them.
 
 ``save_plan`` stores the plan and its rows and records the campaign (treated and control rows) in
 ``campaigns``, so that ``measure`` can evaluate it and the next uplift model learns from it.
@@ -53,7 +55,7 @@ from churnguard.intervene.value import (
 )
 from churnguard.labels import scoring_cutoff, to_cutoff
 from churnguard.models.base import Snapshot
-from churnguard.scoring import score_customers
+from churnguard.scoring import reasons_for, score_customers
 from churnguard.snapshots import build_snapshot
 from churnguard.store import Store
 
@@ -77,7 +79,7 @@ class PlanInputs:
     """Everything the allocation needs, one row per customer of the scoring population."""
 
     as_of: dt.datetime
-    customers: pd.DataFrame  # user_id, p_churn, risk_tier, reason_1..3, revenue, value, basket
+    customers: pd.DataFrame  # user_id, p_churn, risk_tier, model_version, revenue, value, basket
     uplift: pd.DataFrame  # one column per action: change in P(outcome in the window)
     cost: pd.DataFrame  # expected spend per action
     eligible: pd.DataFrame  # bool per action
@@ -164,13 +166,14 @@ def plan_inputs(store: Store, *, config: ProjectConfig, as_of: object = None, se
     """Scores, uplift, value, costs, eligibility and capacities at ``as_of`` (default: T)."""
     say = _say(progress)
     when = scoring_cutoff(store) if as_of is None else to_cutoff(as_of)
+    # Reasons are written only for the customers the plan contacts (make_plan), not for everyone.
     scored = score_customers(store, definition=config.churn, tiers=config.scoring, as_of=when,
-                             progress=say)
-    scores = scored.scores
+                             save=False, with_reasons=False, progress=say)
+    scores = scored.scores[["user_id", "p_churn", "risk_tier", "model_version"]]
     definition = config.churn
     scoring = build_snapshot(store, definition=definition, cutoffs=[when], with_labels=False)
     order = scoring.index.get_level_values(0).astype(str)
-    customers = scores.set_index("user_id").join(scored.reason_keys).reindex(order).reset_index()
+    customers = scores.set_index("user_id").reindex(order).reset_index()
     features = scoring.features
     iv = config.intervene
     uplift, source, evaluation = _uplift(store, config, features, customers["risk_tier"]
@@ -279,15 +282,14 @@ def make_plan(store: Store, *, config: ProjectConfig, budget: float, as_of: obje
                                       key=control_key(iv.control_key_env))
     capacity = dict(zip(inputs.actions, inputs.capacity, strict=True))
     rows = _trim(rows, budget, capacity)
-    rows = _with_items_and_messages(store, rows, c, inputs.as_of, iv.actions, say)
+    rows = _with_items_and_messages(store, rows, inputs, config, say)
     summary = _summary(rows, inputs, budget=budget, config=config)
     return Plan(campaign_id=campaign_id, as_of=inputs.as_of, budget=float(budget),
                 rows=rows[PLAN_COLUMNS], summary=summary)
 
 
-def _with_items_and_messages(store: Store, rows: pd.DataFrame, customers: pd.DataFrame,
-                             as_of: dt.datetime, actions: tuple,
-                             say: Callable[[str], None]) -> pd.DataFrame:
+def _with_items_and_messages(store: Store, rows: pd.DataFrame, inputs: PlanInputs,
+                             config: ProjectConfig, say: Callable[[str], None]) -> pd.DataFrame:
     from churnguard.intervene.messages import compose_messages
     from churnguard.intervene.recommend import recommend_items
 
@@ -299,19 +301,21 @@ def _with_items_and_messages(store: Store, rows: pd.DataFrame, customers: pd.Dat
     if treated.empty:
         return rows
     say(f"recommending items for {len(treated):,} customers")
-    recs = recommend_items(store, as_of=as_of, user_ids=treated["user_id"].tolist(), k=3)
+    recs = recommend_items(store, as_of=inputs.as_of, user_ids=treated["user_id"].tolist(), k=3)
     titles = dict(store.con.execute("SELECT item_id, title FROM items").fetchall())
     by_user = recs.sort_values(["user_id", "rank"]).groupby("user_id")["item_id"].agg(list)
     items = treated["user_id"].map(by_user).apply(lambda v: v if isinstance(v, list) else [])
     named = [[{"item_id": i, "title": titles.get(i) or i} for i in v] for v in items]
     rows.loc[treated.index, "items"] = [json.dumps(v, ensure_ascii=False) for v in named]
-    context = customers.set_index("user_id")[["reason_keys_1", "reason_keys_2", "reason_keys_3",
-                                              "review_topic"]]
+    say(f"explaining {len(treated):,} contacted customers")
+    why = reasons_for(store, treated["user_id"].tolist(), definition=config.churn,
+                      as_of=inputs.as_of, version=inputs.model_version, lang=config.scoring.lang)
+    context = why[["reason_keys_1", "reason_keys_2", "reason_keys_3", "review_topic"]]
     facts = treated.join(context, on="user_id").assign(items=named)
     say("writing messages")
     for lang in ("en", "zh"):
-        rows.loc[treated.index, f"message_{lang}"] = compose_messages(facts, lang=lang,
-                                                                      actions=actions)
+        rows.loc[treated.index, f"message_{lang}"] = compose_messages(
+            facts, lang=lang, actions=config.intervene.actions)
     return rows
 
 
