@@ -232,6 +232,38 @@ def test_fit_is_deterministic_pure_and_order_free(
     assert BetaGeoModel().fit_rfm(x[order], t_x[order], T[order]).params_ == bg.params_
 
 
+def test_the_polish_stops_once_the_optimum_is_reached(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A simulated shop's RFM rows on which the Nelder-Mead polish used to spend its whole
+    # 20,000-evaluation budget without moving (see tests/data/README.md).
+    rfm = pd.read_csv(Path(__file__).resolve().parents[1] / "data" / "mbg_slow_polish_rfm.csv.gz")
+    calls = []
+    likelihood = btyd._log_likelihood
+    monkeypatch.setattr(btyd, "_log_likelihood", lambda *a, **k: calls.append(1) or
+                        likelihood(*a, **k))
+    fitted = BetaGeoModel(model="mbg").fit(rfm)
+    assert len(calls) < 3_000
+    assert fitted.converged_
+    # A longer polish finds nothing better.
+    x, t_x, T = arrays(rfm)
+    longer = minimize_log_likelihood_further(fitted, x, t_x, T)
+    assert longer >= fitted.log_likelihood_ - 1e-9 * abs(fitted.log_likelihood_)
+    assert longer <= fitted.log_likelihood_ + 1e-6 * abs(fitted.log_likelihood_)
+
+
+def minimize_log_likelihood_further(fitted: BetaGeoModel, x: np.ndarray, t_x: np.ndarray,
+                                    T: np.ndarray) -> float:
+    """The total log-likelihood after 5,000 more Nelder-Mead steps from the fitted optimum."""
+    from scipy.optimize import minimize
+
+    def negative(log_params: np.ndarray) -> float:
+        return -float(btyd._log_likelihood(np.exp(log_params), x, t_x, T, mbg=True).sum())
+
+    start = np.log([fitted.params_[k] for k in ("r", "alpha", "a", "b")])
+    result = minimize(negative, start, method="Nelder-Mead",
+                      options={"xatol": 1e-12, "fatol": 1e-9, "maxfev": 5_000})
+    return -float(result.fun)
+
+
 def test_penalizer_shrinks_parameters(cdnow_rfm: pd.DataFrame, bg: BetaGeoModel) -> None:
     shrunk = BetaGeoModel(penalizer_coef=0.01).fit(cdnow_rfm)
     assert sum(v**2 for v in shrunk.params_.values()) < sum(v**2 for v in bg.params_.values())
