@@ -114,6 +114,8 @@ def test_erasure_after_a_real_plan_and_delivery(make_client: ClientFactory, proj
 
     project = Project.load(project_dir)
     with project.open_store() as store:
+        # `plan` reads scores without storing them; `score` stores them.
+        score_customers(store, definition=project.config.churn, tiers=project.config.scoring)
         plan = make_plan(store, config=project.config, budget=1e6, campaign_id="real-1")
         save_plan(store, plan, config=project.config)
         contacted = plan.rows.loc[~plan.rows["is_control"], "user_id"]

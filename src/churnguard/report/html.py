@@ -2,8 +2,9 @@
 external resource) that a marketer can open offline and read top to bottom.
 
 Every piece of text that comes from data goes through :func:`html.escape`; numbers are formatted
-in one place (:func:`_num`, :func:`_pct`, :func:`_count`, :func:`_money`,
-:func:`_pp`) and a missing or NaN value reads "—".
+in one place (:func:`num`, :func:`pct`, :func:`count`, :func:`money`, :func:`signed`,
+:func:`pp`) and a missing or NaN value reads "—". The dashboard writes its numbers with the same
+functions, so a figure reads the same in the report and on the pages.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ import pandas as pd
 from churnguard.report import charts
 from churnguard.report.data import NAIVE_MODEL, ORACLE_MODEL, ReportData
 
-__all__ = ["METRICS", "SECTIONS", "build_html", "render_report"]
+__all__ = ["METRICS", "SECTIONS", "build_html", "count", "finite", "formatted", "money",
+           "num", "pct", "pp", "render_report", "signed"]
 
 # (id, heading, plain-language line under the heading)
 SECTIONS: tuple[tuple[str, str, str], ...] = (
@@ -145,7 +147,8 @@ def _e(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _finite(value: object) -> float | None:
+def finite(value: object) -> float | None:
+    """``value`` as a number, or None when it is missing, not a number, NaN or infinite."""
     try:
         x = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
@@ -153,43 +156,50 @@ def _finite(value: object) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def _num(value: object, digits: int = 3) -> str:
-    x = _finite(value)
-    return "—" if x is None else f"{x:,.{digits}f}"
+def formatted(value: object, spec: str) -> str:
+    """``value`` written with the format ``spec``; "—" when it is not a finite number.
+
+    >>> formatted(1234.5, ",.1f"), formatted(None, ",.1f"), formatted(float("nan"), ".0%")
+    ('1,234.5', '—', '—')
+    """
+    x = finite(value)
+    return "—" if x is None else format(x, spec)
 
 
-def _pct(value: object, digits: int = 1) -> str:
-    x = _finite(value)
-    return "—" if x is None else f"{x:.{digits}%}"
+def num(value: object, digits: int = 3) -> str:
+    return formatted(value, f",.{digits}f")
 
 
-def _count(value: object) -> str:
-    x = _finite(value)
+def pct(value: object, digits: int = 1) -> str:
+    return formatted(value, f".{digits}%")
+
+
+def count(value: object) -> str:
+    x = finite(value)
     return "—" if x is None else f"{round(x):,}"
 
 
 def _metric(value: object, kind: str) -> str:
     if kind == "pct":
-        return _pct(value)
+        return pct(value)
     if kind == "lift":
-        x = _finite(value)
+        x = finite(value)
         return "—" if x is None else f"{x:.2f}×"
-    return _num(value)
+    return num(value)
 
 
-def _money(value: object) -> str:
-    return _num(value, 2)
+def money(value: object) -> str:
+    return num(value, 2)
 
 
-def _signed(value: object, digits: int = 2) -> str:
-    x = _finite(value)
-    return "—" if x is None else f"{x:+,.{digits}f}"
+def signed(value: object, digits: int = 2) -> str:
+    return formatted(value, f"+,.{digits}f")
 
 
-def _pp(value: object) -> str:
-    """A difference of two rates, in percentage points."""
-    x = _finite(value)
-    return "—" if x is None else f"{100 * x:+.1f} pp"
+def pp(value: object, digits: int = 1) -> str:
+    """A difference of two rates, in percentage points, with its sign."""
+    x = finite(value)
+    return "—" if x is None else f"{100 * x:+.{digits}f} pp"
 
 
 def _with_ci(estimate: str, interval: object, fmt) -> str:
@@ -279,17 +289,17 @@ def _summary(data: ReportData) -> str:
     within = f"within {horizon} days" if horizon is not None else "within the horizon"
     share = {t: (tiers == t).mean() if n else float("nan") for t in ("high", "medium", "low")}
     cards = [
-        ("Customers scored", _count(n), "everyone in the current population"),
-        ("Predicted churners", _count(p.sum()),
-         f"{_pct(p.sum() / n if n else None)} of customers are expected to stop buying {within}"),
-        ("At high risk", _count(high.sum()),
-         f"about {_count(p[high].sum())} of them are expected to leave"),
+        ("Customers scored", count(n), "everyone in the current population"),
+        ("Predicted churners", count(p.sum()),
+         f"{pct(p.sum() / n if n else None)} of customers are expected to stop buying {within}"),
+        ("At high risk", count(high.sum()),
+         f"about {count(p[high].sum())} of them are expected to leave"),
     ]
     card_html = "".join(
         f'<div class="card"><div class="label">{_e(label)}</div><div class="value">{_e(value)}'
         f'</div><div class="sub">{_e(sub)}</div></div>' for label, value, sub in cards)
     card_html += ('<div class="card"><div class="label">Risk tiers</div>' + "".join(
-        f'<div class="tier-share"><span class="tier tier-{t}">{t}</span> {_pct(share[t])}</div>'
+        f'<div class="tier-share"><span class="tier tier-{t}">{t}</span> {pct(share[t])}</div>'
         for t in ("high", "medium", "low")) + "</div>")
     parts = [f'<div class="cards">{card_html}</div>', f"<p>{_model_sentence(data)}</p>"]
     extra = list(data.notes)
@@ -314,25 +324,25 @@ def _model_sentence(data: ReportData) -> str:
     trained = (f"trained on {len(cutoffs)} earlier cutoff{'s' if len(cutoffs) != 1 else ''} "
                f"({_e(cutoffs[0])} to {_e(cutoffs[-1])})" if cutoffs else "trained on the past")
     text = (f"The chosen model, {name}, was {trained} and judged on what "
-            f"{_count(bt.get('n_test'))} customers did after {_e(bt.get('test_cutoff', '—'))}, "
-            f"when {_pct(bt.get('base_rate'))} of them churned. It ranks leavers above stayers "
-            f"with a ROC AUC of <strong>{_num(chosen.get('roc_auc'))}</strong>")
+            f"{count(bt.get('n_test'))} customers did after {_e(bt.get('test_cutoff', '—'))}, "
+            f"when {pct(bt.get('base_rate'))} of them churned. It ranks leavers above stayers "
+            f"with a ROC AUC of <strong>{num(chosen.get('roc_auc'))}</strong>")
     if naive is not None:
-        text += (f", against {_num(naive.get('roc_auc'))} for the naive recency rule (“the longer "
+        text += (f", against {num(naive.get('roc_auc'))} for the naive recency rule (“the longer "
                  "since the last purchase, the likelier gone”)")
     if oracle is not None:
-        text += (f"; {_num(oracle.get('roc_auc'))} is the best possible score on this data (the "
+        text += (f"; {num(oracle.get('roc_auc'))} is the best possible score on this data (the "
                  "oracle knows each simulated customer’s true churn probability)")
     text += (f". Contacting the top-scored 10% of customers reaches "
-             f"<strong>{_pct(chosen.get('recall_at_10'))}</strong> of all leavers")
+             f"<strong>{pct(chosen.get('recall_at_10'))}</strong> of all leavers")
     if naive is not None:
-        text += f" (recency rule: {_pct(naive.get('recall_at_10'))})"
+        text += f" (recency rule: {pct(naive.get('recall_at_10'))})"
     return text + "."
 
 
 def _best(models: list[dict], key: str, higher: bool) -> float | None:
     values = [v for m in models if m["name"] != ORACLE_MODEL
-              if (v := _finite(m.get(key))) is not None]
+              if (v := finite(m.get(key))) is not None]
     if not values:
         return None
     return max(values) if higher else min(values)
@@ -358,7 +368,7 @@ def _leaderboard(data: ReportData) -> str:
             label += ' <span class="muted">(naive rule)</span>'
         cells = []
         for key, _, _, _, kind in METRICS:
-            value = _finite(m.get(key))
+            value = finite(m.get(key))
             text = _e(_metric(m.get(key), kind))
             is_best = (m["name"] != ORACLE_MODEL and value is not None
                        and best[key] is not None and np.isclose(value, best[key]))
@@ -372,8 +382,8 @@ def _leaderboard(data: ReportData) -> str:
     oracle = (" The oracle row is the ceiling, not a competitor: it is not counted for “best”."
               if _model(data, ORACLE_MODEL) else "")
     return (f"{table}\n<p class=\"muted\">Test cutoff {_e(data.backtest.get('test_cutoff', '—'))}"
-            f", {_count(data.backtest.get('n_test'))} customers, churn rate "
-            f"{_pct(data.backtest.get('base_rate'))}.{_e(oracle)}</p>\n<dl class=\"metrics\">"
+            f", {count(data.backtest.get('n_test'))} customers, churn rate "
+            f"{pct(data.backtest.get('base_rate'))}.{_e(oracle)}</p>\n<dl class=\"metrics\">"
             f"{legend}</dl>{_training_sizes(data)}")
 
 
@@ -388,7 +398,7 @@ def _training_sizes(data: ReportData) -> str:
         entry = details.get(m["name"])
         if not isinstance(entry, dict):
             continue
-        seconds = _finite(entry.get("seconds"))
+        seconds = finite(entry.get("seconds"))
         rows.append(f'<tr><th scope="row">{_e(m["name"])}</th>'
                     f'<td class="num">{"—" if seconds is None else f"{seconds:,.1f} s"}</td>'
                     f"<td>{_e(_size_text(entry))}</td></tr>")
@@ -410,22 +420,22 @@ def _size_text(entry: dict) -> str:
     kind = str(entry.get("encoder") or "sequence").upper()
     encoder = f"{kind} encoder"
     if entry.get("d_model") is not None:
-        encoder += f", {_count(entry['d_model'])} dimensions"
-    encoder += f", newest {_count(entry['max_len'])} events per customer"
+        encoder += f", {count(entry['d_model'])} dimensions"
+    encoder += f", newest {count(entry['max_len'])} events per customer"
     if not entry.get("use_text", True):
         encoder += " (no review text)"
     parts = [encoder]
-    epochs = (f"{_count(entry.get('epochs_run'))} of at most {_count(entry.get('epochs'))} epochs"
+    epochs = (f"{count(entry.get('epochs_run'))} of at most {count(entry.get('epochs'))} epochs"
               if entry.get("epochs_run") is not None else None)
     pre = entry.get("pretraining")
     if isinstance(pre, dict):
-        text = f"pretrained without labels on {_count(pre.get('customers'))} customers' events"
+        text = f"pretrained without labels on {count(pre.get('customers'))} customers' events"
         if pre.get("cutoff"):
             text += f" before {pre['cutoff']}"
-        text += (f", {_count(pre.get('epochs_run'))} of at most {_count(pre.get('epochs'))} "
+        text += (f", {count(pre.get('epochs_run'))} of at most {count(pre.get('epochs'))} "
                  "epochs")
-        if _finite(pre.get("seconds")) is not None:
-            text += f" ({_finite(pre.get('seconds')):,.1f} s)"
+        if finite(pre.get("seconds")) is not None:
+            text += f" ({finite(pre.get('seconds')):,.1f} s)"
         parts.append(text)
         parts.append(f"fine-tuned {epochs}" if epochs
                      else "the vectors, frozen, are added to the trees' features")
@@ -440,7 +450,7 @@ def _curves(data: ReportData, ranked: dict, notes: list[str]) -> str:
         parts.append(_note("No model has test predictions with both churners and stayers, so "
                            "the curves are left out."))
         return "\n".join(parts)
-    base_rate = _finite(data.backtest.get("base_rate"))
+    base_rate = finite(data.backtest.get("base_rate"))
     parts.append('<div class="pair">'
                  + _figure(charts.roc_chart(ranked, chosen=data.chosen_model),
                            "ROC: the further above the dotted diagonal, the better the ranking. "
@@ -459,8 +469,8 @@ def _calibration(data: ReportData, calibratable: dict) -> str:
                      "Above the diagonal: more customers left than predicted; below: fewer.")]
     if data.chosen_model in calibratable:
         bins = charts.calibration_bins(*calibratable[data.chosen_model])
-        rows = (f"<tr><td class=\"num\">{_pct(r.mean_predicted)}</td><td class=\"num\">"
-                f"{_pct(r.observed)}</td><td class=\"num\">{_count(r.count)}</td></tr>"
+        rows = (f"<tr><td class=\"num\">{pct(r.mean_predicted)}</td><td class=\"num\">"
+                f"{pct(r.observed)}</td><td class=\"num\">{count(r.count)}</td></tr>"
                 for r in bins.itertuples())
         parts.append(f"<details><summary>The chosen model’s bins as a table</summary>"
                      f"{_table(['Predicted', 'Observed', 'Customers'], rows)}</details>")
@@ -489,10 +499,10 @@ def _distribution(data: ReportData) -> str:
             [t for t in counts.index if t not in charts.TIER_COLOURS]:
         sel = tiers == tier
         rows.append(f'<tr><td><span class="tier tier-{_e(tier)}">{_e(tier)}</span></td>'
-                    f'<td class="num">{_count(sel.sum())}</td><td class="num">'
-                    f"{_pct(sel.mean())}</td><td class=\"num\">{_pct(p[keep][sel].min())} – "
-                    f"{_pct(p[keep][sel].max())}</td><td class=\"num\">"
-                    f"{_count(p[keep][sel].sum())}</td></tr>")
+                    f'<td class="num">{count(sel.sum())}</td><td class="num">'
+                    f"{pct(sel.mean())}</td><td class=\"num\">{pct(p[keep][sel].min())} – "
+                    f"{pct(p[keep][sel].max())}</td><td class=\"num\">"
+                    f"{count(p[keep][sel].sum())}</td></tr>")
     return (_figure(charts.score_distribution_chart(p[keep].to_numpy(), tiers),
                     "Each bar counts the customers whose predicted probability falls in that "
                     "range.")
@@ -513,7 +523,7 @@ def _importance(data: ReportData) -> str:
                              "features. Importance says what the model uses, not what causes "
                              "churn."))
         rows = (f'<tr><td class="num">{i}</td><td><code>{_e(name)}</code></td><td class="num">'
-                f"{_pct(value / total if total else None)}</td>"
+                f"{pct(value / total if total else None)}</td>"
                 f"<td>{_e(data.feature_descriptions.get(str(name), '—'))}</td></tr>"
                 for i, (name, value) in enumerate(top.items(), start=1))
         parts.append(_table(["#", "Feature", "Share of gain", "What it measures"], rows))
@@ -562,7 +572,7 @@ def _segments(data: ReportData) -> str:
     overall = float(churned.mean()) if len(churned) else float("nan")
     cohorts = [c for c in columns if "cohort" in str(c).lower()]
     plain = [c for c in columns if c not in cohorts]
-    parts = [f"<p>{_count(len(churned))} customers at the test cutoff, {_pct(overall)} of whom "
+    parts = [f"<p>{count(len(churned))} customers at the test cutoff, {pct(overall)} of whom "
              "churned.</p>"]
     for title, group, is_cohort in (("By customer attributes", plain, False),
                                     ("By signup cohort", cohorts, True)):
@@ -597,8 +607,8 @@ def _definition(data: ReportData) -> str:
         churned = r.get("churned") if obs != "none" else None
         rate = r.get("churn_rate") if obs != "none" else None
         rows.append(f'<tr class="obs-{_e(obs)}"><td>{_e(r.get("cutoff", "—"))}</td>'
-                    f'<td class="num">{_count(r.get("population"))}</td>'
-                    f'<td class="num">{_count(churned)}</td><td class="num">{_pct(rate)}</td>'
+                    f'<td class="num">{count(r.get("population"))}</td>'
+                    f'<td class="num">{count(churned)}</td><td class="num">{pct(rate)}</td>'
                     f"<td>{_e(OBSERVABILITY.get(obs, obs or '—'))}</td></tr>")
     return words + _table(["Cutoff", "Population", "Churned", "Churn rate", "Outcome observed"],
                           rows, cls="preview")
@@ -617,7 +627,7 @@ def _customers(data: ReportData) -> str:
         tier = str(record["risk_tier"])
         cells = "".join(f"<td>{_e(_text(record[c]))}</td>" for c in reasons)
         rows.append(f'<tr><td class="num">{rank}</td><td><code>{_e(record["user_id"])}</code></td>'
-                    f'<td class="num">{_pct(record["p_numeric_"])}</td><td><span class="tier '
+                    f'<td class="num">{pct(record["p_numeric_"])}</td><td><span class="tier '
                     f'tier-{_e(tier)}">{_e(tier)}</span></td>{cells}</tr>')
     version = scores["model_version"].dropna().unique() if "model_version" in scores else []
     about = (f"<p class=\"muted\">Scored by model version {_e(', '.join(map(str, version)))}.</p>"
@@ -662,25 +672,25 @@ def _plan(data: ReportData) -> str:
     config = plan.get("config") or {}
     treated, control = summary.get("treated"), summary.get("control")
     budget, cost = summary.get("budget", plan.get("budget")), summary.get("expected_cost")
-    budget_x, cost_x = _finite(budget), _finite(cost)
+    budget_x, cost_x = finite(budget), finite(cost)
     outcome, window = config.get("outcome_type"), config.get("window_days")
     saves_sub = (f"extra customers expected to have an “{outcome}” event within {window} days "
                  "of contact" if outcome and window else
                  "extra customers expected to come back within the campaign’s window")
     as_of = str(summary.get("as_of", plan.get("as_of", "—")))[:10]
     cards = [
-        ("Customers contacted", _count(treated),
-         f"of {_count(summary.get('population'))} customers scored on {as_of}"),
-        ("Control group", _count(control),
-         f"held out at random ({_pct(summary.get('control_share'), 0)} of the planned customers) "
+        ("Customers contacted", count(treated),
+         f"of {count(summary.get('population'))} customers scored on {as_of}"),
+        ("Control group", count(control),
+         f"held out at random ({pct(summary.get('control_share'), 0)} of the planned customers) "
          "to measure the effect"),
-        ("Budget", _money(budget), "the most the campaign may spend"),
-        ("Expected cost", _money(cost),
-         f"{_pct(cost_x / budget_x if cost_x is not None and budget_x else None)} of the budget"),
-        ("Expected saves", _num(summary.get("expected_saves"), 1), saves_sub),
-        ("Expected incremental margin", _money(summary.get("expected_incremental_margin")),
+        ("Budget", money(budget), "the most the campaign may spend"),
+        ("Expected cost", money(cost),
+         f"{pct(cost_x / budget_x if cost_x is not None and budget_x else None)} of the budget"),
+        ("Expected saves", num(summary.get("expected_saves"), 1), saves_sub),
+        ("Expected incremental margin", money(summary.get("expected_incremental_margin")),
          f"extra margin after the actions’ costs, at a gross margin of "
-         f"{_pct(summary.get('gross_margin'), 0)}"),
+         f"{pct(summary.get('gross_margin'), 0)}"),
     ]
     status = f", status {_e(plan['status'])}" if plan.get("status") else ""
     version = (f"; churn scores by model version {_e(summary['model_version'])}"
@@ -721,12 +731,12 @@ def _plan_actions(summary: dict) -> str:
     rows = []
 
     def row(label: str, r: dict, cls: str = "") -> str:
-        saves, cost = _finite(r.get("expected_saves")), _finite(r.get("expected_cost"))
+        saves, cost = finite(r.get("expected_saves")), finite(r.get("expected_cost"))
         per_save = cost / saves if cost is not None and saves else None
-        return (f'<tr class="{cls}"><td>{label}</td><td class="num">{_count(r.get("customers"))}'
-                f'</td><td class="num">{_count(r.get("control"))}</td><td class="num">'
-                f'{_num(saves, 1)}</td><td class="num">{_money(cost)}</td><td class="num">'
-                f'{_money(r.get("expected_margin"))}</td><td class="num">{_money(per_save)}'
+        return (f'<tr class="{cls}"><td>{label}</td><td class="num">{count(r.get("customers"))}'
+                f'</td><td class="num">{count(r.get("control"))}</td><td class="num">'
+                f'{num(saves, 1)}</td><td class="num">{money(cost)}</td><td class="num">'
+                f'{money(r.get("expected_margin"))}</td><td class="num">{money(per_save)}'
                 "</td></tr>")
 
     for action, r in per_action.items():
@@ -742,7 +752,7 @@ def _plan_actions(summary: dict) -> str:
     per_tier = summary.get("per_tier") or {}
     if per_tier:
         parts.append("<p>Contacted by risk tier: " + " · ".join(
-            f"{_tier_badge(t)} {_count(per_tier[t])}" for t in _tier_order(per_tier)) + "</p>")
+            f"{_tier_badge(t)} {count(per_tier[t])}" for t in _tier_order(per_tier)) + "</p>")
     return "\n".join(parts)
 
 
@@ -778,13 +788,13 @@ def _uplift_learners(summary: dict) -> str:
         else:
             cls, label = "", _e(name)
         cells = "".join(
-            f'<td class="num">{_num(learner.get(k), 4) if k == "qini" else _pp(learner.get(k))}'
+            f'<td class="num">{num(learner.get(k), 4) if k == "qini" else pp(learner.get(k))}'
             "</td>" for k, _, _ in UPLIFT_METRICS)
         rows.append(f'<tr class="{cls}"><th scope="row">{label}</th>{cells}</tr>')
     legend = "".join(f"<dt>{_e(h)}</dt><dd>{_e(what)}</dd>" for _, h, what in UPLIFT_METRICS)
-    about = (f"<p>Each learner’s effects were cross-fitted over {_count(evaluation.get('folds'))} "
-             f"folds on {_count(evaluation.get('n_rows'))} rows of "
-             f"{_count(evaluation.get('n_campaigns'))} randomised campaigns (outcome: "
+    about = (f"<p>Each learner’s effects were cross-fitted over {count(evaluation.get('folds'))} "
+             f"folds on {count(evaluation.get('n_rows'))} rows of "
+             f"{count(evaluation.get('n_campaigns'))} randomised campaigns (outcome: "
              f"{_e(evaluation.get('outcome_type', '—'))} within "
              f"{_e(evaluation.get('window_days', '—'))} days) and scored on the rows it did not "
              "see. The learner with the highest Qini is chosen; the random ranking is the floor "
@@ -828,18 +838,18 @@ def _value_model(summary: dict) -> str:
     rows = []
     for name, m in models.items():
         m = m if isinstance(m, dict) else {}
-        ratio = _finite(m.get("total_ratio"))
+        ratio = finite(m.get("total_ratio"))
         label = (f'{_e(name)} <span class="badge">chosen</span>' if name == chosen else _e(name))
         rows.append(f'<tr class="{"chosen" if name == chosen else ""}"><th scope="row">{label}'
-                    f'</th><td class="num">{_money(m.get("mae"))}</td><td class="num">'
-                    f'{_money(m.get("rmse"))}</td><td class="num">'
+                    f'</th><td class="num">{money(m.get("mae"))}</td><td class="num">'
+                    f'{money(m.get("rmse"))}</td><td class="num">'
                     f'{"—" if ratio is None else f"{ratio:.2f}×"}</td><td class="num">'
-                    f'{_num(m.get("spearman"))}</td></tr>')
+                    f'{num(m.get("spearman"))}</td></tr>')
     about = (f"<p>A customer’s value is the revenue expected from them over the churn horizon, "
              f"predicted by the <strong>{_e(chosen or '—')}</strong> model, chosen for the lowest "
              "mean absolute error in an out-of-time backtest on "
-             f"{_e(value.get('test_cutoff', '—'))} ({_count(value.get('n_test'))} customers, who "
-             f"spent {_money(value.get('mean_revenue'))} each on average).</p>")
+             f"{_e(value.get('test_cutoff', '—'))} ({count(value.get('n_test'))} customers, who "
+             f"spent {money(value.get('mean_revenue'))} each on average).</p>")
     return ("<h4>Customer value</h4>" + about
             + _table(["Value model", "Mean absolute error", "Root mean squared error",
                       "Predicted ÷ actual total", "Rank correlation (Spearman)"], rows,
@@ -863,9 +873,9 @@ def _plan_sample(sample: pd.DataFrame) -> str:
         rows.append(
             f'<tr><td class="num">{rank}</td><td><code>{_e(r["user_id"])}</code></td>'
             f'<td>{_e(r["action"])}</td><td>{"—" if tier == "—" else _tier_badge(tier)}</td>'
-            f'<td class="num">{_pct(r.get("p_churn"))}</td><td class="num">{_pp(r.get("uplift"))}'
-            f'</td><td class="num">{_money(r.get("value"))}</td><td class="num">'
-            f'{_money(r.get("expected_cost"))}</td><td class="num">{_money(r["margin_"])}</td>'
+            f'<td class="num">{pct(r.get("p_churn"))}</td><td class="num">{pp(r.get("uplift"))}'
+            f'</td><td class="num">{money(r.get("value"))}</td><td class="num">'
+            f'{money(r.get("expected_cost"))}</td><td class="num">{money(r["margin_"])}</td>'
             f'<td>{_e(_text(r.get("message_en")))}</td></tr>')
     return heading + _table(["#", "Customer", "Action", "Tier", "P(churn)", "Uplift", "Value",
                              "Expected cost", "Expected margin", "Message (en)"], rows,
@@ -895,7 +905,7 @@ def _minute(document: dict, key: str) -> str:
 
 
 def _campaign(m: dict) -> str:
-    confidence = _pct(m.get("confidence", 0.95), 0)
+    confidence = pct(m.get("confidence", 0.95), 0)
     groups = [g for g in m.get("groups", []) if isinstance(g, dict)]
     control = {"matched": "each action against the control customers planned for it",
                "pooled": "each action against the whole control group of its tier"}
@@ -905,21 +915,21 @@ def _campaign(m: dict) -> str:
         f"{_e(m.get('window_days', '—'))} days of contact. Assigned {_day(m, 'assigned_from')} "
         f"to {_day(m, 'assigned_to')}; measured {_minute(m, 'measured_at')} with the events up "
         f"to {_minute(m, 'observed_until')}. "
-        f"{_count(m.get('n_treated'))} treated and {_count(m.get('n_control'))} control "
+        f"{count(m.get('n_treated'))} treated and {count(m.get('n_control'))} control "
         f"customers; {_e(control.get(str(m.get('control')), 'compared with the control group'))}"
         f". Intervals are {confidence} confidence intervals.</p>"]
     totals = m.get("totals") or {}
-    if _finite(totals.get("incremental_retained")) is not None:
+    if finite(totals.get("incremental_retained")) is not None:
         def interval(key: str, fmt) -> str:
             ci = totals.get(key)
             return (f" ({confidence} CI {fmt(ci[0])} to {fmt(ci[1])})"
                     if isinstance(ci, list) and len(ci) == 2 else "")
         parts.append(
             f"<p>Against its control group the campaign kept <strong>"
-            f"{_signed(totals.get('incremental_retained'), 1)}</strong> customers"
-            f"{interval('incremental_retained_ci', lambda v: _signed(v, 1))} and earned <strong>"
-            f"{_signed(totals.get('incremental_net_revenue'))}</strong> in net revenue after the "
-            f"actions’ costs{interval('incremental_net_revenue_ci', _signed)}.</p>")
+            f"{signed(totals.get('incremental_retained'), 1)}</strong> customers"
+            f"{interval('incremental_retained_ci', lambda v: signed(v, 1))} and earned <strong>"
+            f"{signed(totals.get('incremental_net_revenue'))}</strong> in net revenue after the "
+            f"actions’ costs{interval('incremental_net_revenue_ci', signed)}.</p>")
     show_notes = any(g.get("note") for g in groups)
     rows = []
     for g in groups:
@@ -928,15 +938,15 @@ def _campaign(m: dict) -> str:
         tier_cell = (_tier_badge(g.get("tier")) if str(g.get("tier")) in charts.TIER_COLOURS
                      else _e(tier))
         note = f"<td>{_e(_text(g.get('note')))}</td>" if show_notes else ""
-        retention = _with_ci(_pp(g.get("incremental_retention")),
-                             g.get("incremental_retention_ci"), _pp)
-        revenue = _with_ci(_signed(g.get("incremental_net_revenue")),
-                           g.get("incremental_net_revenue_ci"), _signed)
+        retention = _with_ci(pp(g.get("incremental_retention")),
+                             g.get("incremental_retention_ci"), pp)
+        revenue = _with_ci(signed(g.get("incremental_net_revenue")),
+                           g.get("incremental_net_revenue_ci"), signed)
         rows.append(
             f'<tr class="{"total" if is_all else ""}"><td>{_e(action)}</td><td>{tier_cell}</td>'
-            f'<td class="num">{_count(g.get("n_treated"))}</td><td class="num">'
-            f'{_count(g.get("n_control"))}</td><td class="num">{_pct(g.get("retention_treated"))}'
-            f'</td><td class="num">{_pct(g.get("retention_control"))}</td><td class="num">'
+            f'<td class="num">{count(g.get("n_treated"))}</td><td class="num">'
+            f'{count(g.get("n_control"))}</td><td class="num">{pct(g.get("retention_treated"))}'
+            f'</td><td class="num">{pct(g.get("retention_control"))}</td><td class="num">'
             f'{retention}</td><td class="num">{revenue}</td>{note}</tr>')
     headers = ["Action", "Tier", "Treated", "Control", "Retention, treated", "Retention, control",
                f"Incremental retention ({confidence} CI)",
@@ -944,14 +954,14 @@ def _campaign(m: dict) -> str:
     parts.append(_table(headers + (["Note"] if show_notes else []), rows, cls="measurement"))
     forest = []
     for g in groups:
-        estimate = _finite(g.get("incremental_retention"))
+        estimate = finite(g.get("incremental_retention"))
         if g.get("tier") != "all" or estimate is None:
             continue
         ci = g.get("incremental_retention_ci")
         low, high = (ci if isinstance(ci, list | tuple) and len(ci) == 2 else (None, None))
         action, _ = _group_name(g)
-        forest.append((f"{action} ({_count(g.get('n_treated'))} vs {_count(g.get('n_control'))})",
-                       estimate, _finite(low), _finite(high)))
+        forest.append((f"{action} ({count(g.get('n_treated'))} vs {count(g.get('n_control'))})",
+                       estimate, finite(low), finite(high)))
     if forest:
         parts.append(_figure(
             charts.forest_chart(forest, title="Incremental retention per action",

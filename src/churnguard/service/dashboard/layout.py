@@ -1,7 +1,8 @@
 """The page shell and the small formatting helpers every page uses.
 
 Everything that comes from the store goes through :func:`e` (HTML escaping) before it reaches a
-page; numbers are formatted here so that every page writes them the same way. Data for charts and
+page; numbers are written by the report's formatters (:mod:`churnguard.report.html`), which this
+module hands on, so that every page and the report write them the same way. Data for charts and
 scripts travels in ``<script type="application/json">`` blocks (:func:`json_block`), which the
 browser never executes, so the pages need no inline script (the Content-Security-Policy forbids
 it).
@@ -24,7 +25,12 @@ from dataclasses import dataclass, field
 from html import escape
 from urllib.parse import urlencode
 
+from churnguard.report.html import count, formatted, money, pct, pp, signed
 from churnguard.service.dashboard.i18n import LANGS, t
+
+__all__ = ["NAV", "PageContext", "bare_page", "cards", "chart", "count", "day", "e", "href",
+           "json_block", "minute", "money", "note", "num", "page", "pct", "pp", "signed", "table",
+           "tier_badge"]
 
 NAV = (("overview", "/"), ("customers", "/customers"), ("quality", "/model"),
        ("campaigns", "/campaigns"))
@@ -37,43 +43,13 @@ def e(value: object) -> str:
     return escape(str(value), quote=True)
 
 
-def _finite(value: object) -> float | None:
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
-
-
-def pct(value: object, digits: int = 1) -> str:
-    number = _finite(value)
-    return "—" if number is None else f"{number:.{digits}%}"
-
-
-def pp(value: object, digits: int = 1) -> str:
-    """A difference of two shares in percentage points, with its sign."""
-    number = _finite(value)
-    return "—" if number is None else f"{number * 100:+.{digits}f} pp"
-
-
-def count(value: object) -> str:
-    number = _finite(value)
-    return "—" if number is None else f"{round(number):,}"
-
-
 def num(value: object, digits: int = 3) -> str:
-    number = _finite(value)
-    return "—" if number is None else f"{number:.{digits}f}"
+    """Like the report's :func:`~churnguard.report.html.num`, but with no thousands separator.
 
-
-def money(value: object) -> str:
-    number = _finite(value)
-    return "—" if number is None else f"{number:,.2f}"
-
-
-def signed(value: object, digits: int = 2) -> str:
-    number = _finite(value)
-    return "—" if number is None else f"{number:+,.{digits}f}"
+    >>> num(1234.5678), num(None)
+    ('1234.568', '—')
+    """
+    return formatted(value, f".{digits}f")
 
 
 def day(value: object) -> str:
@@ -162,6 +138,31 @@ class PageContext:
         return href(self.path, other, **params)
 
 
+def _document(ctx: PageContext, *, title: str, scripts: Iterable[str], body_class: str,
+              content: str) -> str:
+    """The HTML document around ``content``: the head with the style sheet and the ``scripts``
+    (asset names), and at the end the language and strings those scripts read."""
+    html_lang = "zh-Hans" if ctx.lang == "zh" else "en"
+    script_tags = "".join(f'<script src="{e(ctx.assets[name])}" defer></script>\n'
+                          for name in scripts)
+    body_attr = f' class="{e(body_class)}"' if body_class else ""
+    return f"""<!DOCTYPE html>
+<html lang="{html_lang}">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="data:,">
+<title>{e(title)} · churnguard</title>
+<link rel="stylesheet" href="{e(ctx.assets['dashboard.css'])}">
+{script_tags}</head>
+<body{body_attr}>
+{content}
+{json_block('page-data', {"lang": ctx.lang, "strings": ctx.scripts})}
+</body>
+</html>
+"""
+
+
 def page(ctx: PageContext, *, title: str, active: str, body: str, lead: str = "") -> str:
     """The whole HTML document: header with navigation and language switch, then ``body``."""
     lang = ctx.lang
@@ -179,22 +180,8 @@ def page(ctx: PageContext, *, title: str, active: str, body: str, lead: str = ""
               f'aria-label="{e(t(lang, "find_placeholder"))}">'
               + (f'<input type="hidden" name="lang" value="{e(lang)}">' if lang != "en" else "")
               + "</form>")
-    scripts = {"lang": lang, "strings": ctx.scripts}
     lead_html = f'<p class="lead">{lead}</p>' if lead else ""
-    html_lang = "zh-Hans" if lang == "zh" else "en"
-    return f"""<!DOCTYPE html>
-<html lang="{html_lang}">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<link rel="icon" href="data:,">
-<title>{e(title)} · churnguard</title>
-<link rel="stylesheet" href="{e(ctx.assets['dashboard.css'])}">
-<script src="{e(ctx.assets['plotly.min.js'])}" defer></script>
-<script src="{e(ctx.assets['dashboard.js'])}" defer></script>
-</head>
-<body>
-<header class="top">
+    content = f"""<header class="top">
 <div class="brand"><a href="{e(ctx.url('/'))}">churnguard</a></div>
 <nav aria-label="{e(t(lang, 'nav_label'))}">{nav}</nav>
 <div class="tools">{search}{switch}{sign_out}</div>
@@ -204,35 +191,19 @@ def page(ctx: PageContext, *, title: str, active: str, body: str, lead: str = ""
 {lead_html}
 {body}
 </main>
-<footer>{e(t(lang, 'footer'))}</footer>
-{json_block('page-data', scripts)}
-</body>
-</html>
-"""
+<footer>{e(t(lang, 'footer'))}</footer>"""
+    return _document(ctx, title=title, scripts=("plotly.min.js", "dashboard.js"), body_class="",
+                     content=content)
 
 
 def bare_page(ctx: PageContext, *, title: str, body: str) -> str:
     """A page without navigation (sign-in)."""
     other = "zh" if ctx.lang == "en" else "en"
-    html_lang = "zh-Hans" if ctx.lang == "zh" else "en"
-    return f"""<!DOCTYPE html>
-<html lang="{html_lang}">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<link rel="icon" href="data:,">
-<title>{e(title)} · churnguard</title>
-<link rel="stylesheet" href="{e(ctx.assets['dashboard.css'])}">
-<script src="{e(ctx.assets['dashboard.js'])}" defer></script>
-</head>
-<body class="bare">
-<main class="narrow">
+    content = f"""<main class="narrow">
 <p class="brand">churnguard <a class="lang-switch" id="lang-switch" hreflang="{other}"
 href="{e(ctx.switch_language())}">{e(t(ctx.lang, 'switch_language'))}</a></p>
 <h1>{e(title)}</h1>
 {body}
-</main>
-{json_block('page-data', {"lang": ctx.lang, "strings": ctx.scripts})}
-</body>
-</html>
-"""
+</main>"""
+    return _document(ctx, title=title, scripts=("dashboard.js",), body_class="bare",
+                     content=content)

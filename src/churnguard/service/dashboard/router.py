@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
 from urllib.parse import quote
@@ -29,6 +30,7 @@ from churnguard.service.dashboard.reads import Memo, latest_run
 from churnguard.service.dashboard.sessions import COOKIE, SESSION_SECONDS, Sessions, open_reads
 from churnguard.service.errors import ApiError
 from churnguard.service.state import ServiceState, service_of
+from churnguard.store import Store
 
 log = logging.getLogger("churnguard.service")
 
@@ -105,7 +107,11 @@ class Dashboard:
             raise ApiError("rate_limited", "too many requests; retry later",
                            headers={"Retry-After": str(max(1, math.ceil(wait)))})
 
-    def context(self, request: Request, viewer: Viewer) -> PageContext:
+    def context(self, request: Request, service: ServiceState) -> PageContext | Response:
+        """What a page needs to draw its frame, or the answer to send instead of the page."""
+        viewer = self.viewer(request, service)
+        if isinstance(viewer, Response):
+            return viewer
         return PageContext(lang=lang_of(request), path=request.url.path,
                            query=dict(request.query_params), assets=self.assets.urls,
                            signed_in=viewer.signed_in)
@@ -142,23 +148,24 @@ def dashboard_router() -> APIRouter:
     board = Dashboard()
     router = APIRouter(include_in_schema=False)
 
+    def read_page(request: Request, service: ServiceState,
+                  draw: Callable[[PageContext, Store], str]) -> Response:
+        """The page ``draw`` writes from the store, for whoever may read it."""
+        ctx = board.context(request, service)
+        if isinstance(ctx, Response):
+            return ctx
+        with service.pool.reading() as store:
+            return _html(draw(ctx, store))
+
     @router.get("/", response_class=HTMLResponse)
     def overview_page(request: Request, service: Service) -> Response:
-        viewer = board.viewer(request, service)
-        if isinstance(viewer, Response):
-            return viewer
-        ctx = board.context(request, viewer)
-        with service.pool.reading() as store:
-            return _html(overview.render(ctx, store, service.project.config, board.memo))
+        return read_page(request, service, lambda ctx, store: overview.render(
+            ctx, store, service.project.config, board.memo))
 
     @router.get("/customers", response_class=HTMLResponse)
     def customers_page(request: Request, service: Service) -> Response:
-        viewer = board.viewer(request, service)
-        if isinstance(viewer, Response):
-            return viewer
-        ctx = board.context(request, viewer)
-        with service.pool.reading() as store:
-            return _html(customers.render_list(ctx, service, store, dict(request.query_params)))
+        return read_page(request, service, lambda ctx, store: customers.render_list(
+            ctx, service, store, dict(request.query_params)))
 
     @router.get("/customers.csv")
     def customers_export(request: Request, service: Service) -> Response:
@@ -178,10 +185,9 @@ def dashboard_router() -> APIRouter:
 
     @router.get("/customers/{user_id:path}", response_class=HTMLResponse)
     def customer_page(user_id: str, request: Request, service: Service) -> Response:
-        viewer = board.viewer(request, service)
-        if isinstance(viewer, Response):
-            return viewer
-        ctx = board.context(request, viewer)
+        ctx = board.context(request, service)
+        if isinstance(ctx, Response):
+            return ctx
         if not user_id.strip() or len(user_id) > 256:
             return _not_found(ctx)
         with service.pool.reading() as store:
@@ -192,19 +198,14 @@ def dashboard_router() -> APIRouter:
 
     @router.get("/model", response_class=HTMLResponse)
     def quality_page(request: Request, service: Service) -> Response:
-        viewer = board.viewer(request, service)
-        if isinstance(viewer, Response):
-            return viewer
-        ctx = board.context(request, viewer)
-        with service.pool.reading() as store:
-            return _html(quality.render(ctx, service, store, board.memo))
+        return read_page(request, service, lambda ctx, store: quality.render(
+            ctx, service, store, board.memo))
 
     @router.get("/campaigns", response_class=HTMLResponse)
     def campaigns_page(request: Request, service: Service) -> Response:
-        viewer = board.viewer(request, service)
-        if isinstance(viewer, Response):
-            return viewer
-        ctx = board.context(request, viewer)
+        ctx = board.context(request, service)
+        if isinstance(ctx, Response):
+            return ctx
         # The page's script asks for the preview at once, which starts the preparation; the
         # page itself changes nothing.
         state = board.planner.state(service, start=False)
