@@ -2,7 +2,8 @@
 scoring throughput, pretraining time and peak memory.
 
     python benchmarks/bench_behaviour.py [--users 50000] [--days 540] [--seeds 0,1,2]
-        [--scenarios default,sequence] [--fractions 0.01,0.1] [--no-write]
+        [--scenarios default,sequence] [--fractions 0.01,0.1] [--no-write] [--reuse]
+        [--only SCENARIO:SEED]
 
 Per (scenario, seed), in a fresh process (so its peak RSS is its own):
 
@@ -21,6 +22,12 @@ Per (scenario, seed), in a fresh process (so its peak RSS is its own):
    the test cutoff's sequences (the cache already built), by batch of similar lengths.
 
 The driver writes mean ± std over seeds to RESULTS.md (section "behaviour").
+
+One step takes one to two hours on 2 cores, so every step's figures are also kept in
+``benchmarks/.data/behaviour_runs/SCENARIO_USERS_DAYS_SEED.json`` with the commit and the time it
+was measured at. ``--reuse`` takes finished steps from there instead of rerunning them (the table
+then lists which commit each step ran at), so the full table can be gathered over several
+sittings; ``--only SCENARIO:SEED`` runs (and keeps) a single step without writing the table.
 """
 
 from __future__ import annotations
@@ -37,11 +44,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from results import DATA, HORIZON, cached_shop, newest_labelled_cutoff  # noqa: E402
 from results import peak_rss_mib, run_step, write_section  # noqa: E402
 
-DATA = HERE / ".data"
-START = dt.date(2025, 1, 1)
-HORIZON = 90
 METRICS = ("roc_auc", "pr_auc", "ece")
 ORDER = ("oracle", "recency", "btyd", "gbdt", "behaviour_gru", "behaviour_transformer",
          "behaviour", "behaviour+gbdt", "ensemble")
@@ -61,26 +66,53 @@ def _folder(scenario: str, users: int, days: int, seed: int) -> Path:
 
 
 def _store(scenario: str, users: int, days: int, seed: int) -> tuple[Path, Path, float]:
-    from churnguard.ingest import ingest_files
-    from churnguard.simulate import simulate
-    from churnguard.store import Store
+    db, sim, seconds = cached_shop(_folder(scenario, users, days, seed), users=users, days=days,
+                                   seed=seed, scenario=scenario,
+                                   cutoffs=[newest_labelled_cutoff(days)])
+    return db, sim, sum(seconds.values())
 
-    folder = _folder(scenario, users, days, seed)
-    sim = folder / "sim"
-    test_cutoff = START + dt.timedelta(days=days - HORIZON - 1)
+
+RUNS = DATA / "behaviour_runs"
+
+
+def _run_file(scenario: str, users: int, days: int, seed: int) -> Path:
+    return RUNS / f"{scenario}_{users}_{days}_{seed}.json"
+
+
+def _commit() -> str:
+    import subprocess
+
+    try:
+        head = subprocess.run(["git", "-C", str(HERE), "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(HERE), "status", "--porcelain", "--",
+                                "../src", "."], capture_output=True, text=True,
+                               check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+uncommitted changes" if dirty else "")
+
+
+def _run(scenario: str, seed: int, args: argparse.Namespace) -> dict:
+    """One (scenario, seed) step: from the kept file with --reuse, else run and keep it."""
+    kept = _run_file(scenario, args.users, args.days, seed)
+    if args.reuse and kept.exists():
+        run = json.loads(kept.read_text(encoding="utf-8"))
+        if run.get("fractions") == args.fractions:
+            print(f"   (kept from {run.get('measured_at', '?')}, commit "
+                  f"{run.get('commit', '?')})", flush=True)
+            return run
     started = time.perf_counter()
-    if not (sim / "manifest.json").exists():
-        simulate(n_users=users, days=days, seed=seed, out_dir=sim, start=START,
-                 horizon_days=HORIZON, cutoffs=[test_cutoff], scenario=scenario)
-    db = folder / "churnguard.duckdb"
-    if not db.exists():
-        tmp = folder / "tmp.duckdb"
-        tmp.unlink(missing_ok=True)
-        with Store.open(tmp) as store:
-            for kind in ("events", "users", "items", "campaigns"):
-                ingest_files(store, kind=kind, files=[sim / f"{kind}.parquet"])
-        tmp.rename(db)
-    return db, sim, time.perf_counter() - started
+    commit = _commit()
+    run = run_step([str(Path(__file__).resolve()), "--users", str(args.users),
+                    "--days", str(args.days), "--fractions", args.fractions,
+                    "--step", f"{scenario}:{seed}"])
+    run["wall_seconds"] = time.perf_counter() - started
+    run.update(commit=commit, fractions=args.fractions,
+               measured_at=f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC")
+    RUNS.mkdir(parents=True, exist_ok=True)
+    kept.write_text(json.dumps(run, default=str), encoding="utf-8")
+    return run
 
 
 def _share(index, fraction: float, seed: int):  # noqa: ANN001
@@ -236,6 +268,10 @@ def main() -> int:
     parser.add_argument("--scenarios", default="default,sequence")
     parser.add_argument("--fractions", default="0.01,0.1")
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--reuse", action="store_true",
+                        help="take finished steps from benchmarks/.data/behaviour_runs")
+    parser.add_argument("--only", default=None, metavar="SCENARIO:SEED",
+                        help="run and keep this one step; write no table")
     parser.add_argument("--step", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     fractions = [float(f) for f in args.fractions.split(",") if f]
@@ -244,6 +280,11 @@ def main() -> int:
         print(json.dumps(step(scenario, args.users, args.days, int(seed), fractions),
                          default=str))
         return 0
+    if args.only is not None:
+        scenario, seed = args.only.split(":")
+        run = _run(scenario, int(seed), args)
+        print(json.dumps(run["models"], indent=1))
+        return 0
 
     seeds = [int(s) for s in args.seeds.split(",")]
     scenarios = args.scenarios.split(",")
@@ -251,11 +292,7 @@ def main() -> int:
     for scenario in scenarios:
         for seed in seeds:
             print(f"== {scenario}, seed {seed}", flush=True)
-            started = time.perf_counter()
-            run = run_step([str(Path(__file__).resolve()), "--users", str(args.users),
-                            "--days", str(args.days), "--fractions", args.fractions,
-                            "--step", f"{scenario}:{seed}"])
-            run["wall_seconds"] = time.perf_counter() - started
+            run = _run(scenario, seed, args)
             runs[scenario].append(run)
             for name in ORDER:
                 if name in run["models"]:
@@ -281,6 +318,11 @@ def main() -> int:
         if all(name in table[s] for s in scenarios):
             lines.append(f"| {LABELS[name]} | " + " | ".join(
                 _cell(table[s][name][k]) for s in scenarios for k in METRICS) + " |")
+    lines.append("")
+    origins = sorted({(r.get("measured_at", "?"), r.get("commit", "?"), s, r["seed"])
+                      for s in scenarios for r in runs[s]})
+    lines.append("Steps (scenario, seed: when, commit): " + "; ".join(
+        f"{s} {seed}: {when}, {commit}" for when, commit, s, seed in origins) + ".")
     lines.append("")
     for scenario in scenarios:
         t = table[scenario]
@@ -341,7 +383,8 @@ def main() -> int:
             (("--users", args.users, 50_000), ("--days", args.days, 540),
              ("--seeds", args.seeds, "0,1,2"), ("--scenarios", args.scenarios,
                                                "default,sequence"),
-             ("--fractions", args.fractions, "0.01,0.1")) if value != default)
+             ("--fractions", args.fractions, "0.01,0.1")) if value != default) + (
+            " --reuse" if args.reuse else "")
         write_section("behaviour", body, command=command)
     return 0
 

@@ -56,11 +56,9 @@ sys.path.insert(0, str(HERE))
 # if it is set before the OpenMP runtime loads. Without it, torch's threads spin on the shared
 # cores and every path here (the plain-PyTorch baseline included) ran 4-14x slower.
 import churnguard  # noqa: E402, F401
+from results import DATA, HORIZON, START, cached_shop  # noqa: E402
 from results import peak_rss_mib, run_step, write_section  # noqa: E402
 
-DATA = HERE / ".data"
-START = dt.date(2025, 1, 1)
-HORIZON = 90
 MAX_LEN = 256
 SCORING_TARGET = 2_000  # customers per second
 PRETRAIN_TARGET = 600.0  # seconds for one epoch over 100,000 customers
@@ -81,29 +79,9 @@ def _cutoffs(days: int) -> tuple[dt.datetime, dt.datetime]:
 
 
 def _store_path(users: int, days: int, seed: int) -> tuple[Path, dict]:
-    from churnguard.ingest import ingest_files
-    from churnguard.simulate import simulate
-    from churnguard.store import Store
-
-    folder = DATA / f"behaviour_speed_{users}_{days}_{seed}"
-    sim = folder / "sim"
-    timings = {"simulate": 0.0, "ingest": 0.0}
-    started = time.perf_counter()
-    if not (sim / "manifest.json").exists():
-        simulate(n_users=users, days=days, seed=seed, out_dir=sim, start=START,
-                 horizon_days=HORIZON)
-        timings["simulate"] = time.perf_counter() - started
-    db = folder / "churnguard.duckdb"
-    if not db.exists():
-        started = time.perf_counter()
-        tmp = folder / "tmp.duckdb"
-        tmp.unlink(missing_ok=True)
-        with Store.open(tmp) as store:
-            for kind in ("events", "users", "items", "campaigns"):
-                ingest_files(store, kind=kind, files=[sim / f"{kind}.parquet"])
-        tmp.rename(db)
-        timings["ingest"] = time.perf_counter() - started
-    return db, timings
+    db, _, seconds = cached_shop(DATA / f"behaviour_speed_{users}_{days}_{seed}", users=users,
+                                 days=days, seed=seed)
+    return db, seconds
 
 
 def _population(store, cache, cutoff: dt.datetime, *, labels: bool):  # noqa: ANN001

@@ -17,7 +17,6 @@ gbdt > btyd ROC-AUC, gbdt ECE <= 0.03.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import sys
 import time
@@ -26,12 +25,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from results import DATA, HORIZON, cached_shop, newest_labelled_cutoff  # noqa: E402
 from results import mean_std as _mean_std  # noqa: E402
-from results import peak_rss_mib, run_step, write_section  # noqa: E402
+from results import peak_rss_mib, run_seeds, write_section  # noqa: E402
 
-DATA = HERE / ".data"
-START = dt.date(2025, 1, 1)
-HORIZON = 90
 METRICS = ("roc_auc", "pr_auc", "brier", "ece", "lift_at_10", "recall_at_10")
 ORDER = ("oracle", "gbdt", "gbdt_halves", "btyd", "recency")
 
@@ -41,9 +38,7 @@ def step(users: int, days: int, seed: int) -> dict[str, object]:
 
     from churnguard.config import ChurnDefinition
     from churnguard.evaluate import backtest
-    from churnguard.ingest import ingest_files
     from churnguard.models.gbdt import GBDTChurnModel
-    from churnguard.simulate import simulate
     from churnguard.store import Store
 
     class GBDTHalves(GBDTChurnModel):
@@ -52,26 +47,9 @@ def step(users: int, days: int, seed: int) -> dict[str, object]:
         def __init__(self) -> None:
             super().__init__(validation_split="halves")
 
-    folder = DATA / f"models_{users}_{days}_{seed}"
-    sim = folder / "sim"
-    # The newest cutoff whose 90-day horizon the data covers: the last events fall on day
-    # days - 1, and labels need T + horizon <= last event, so T = start + days - horizon - 1.
-    test_cutoff = START + dt.timedelta(days=days - HORIZON - 1)
-    started = time.perf_counter()
-    if not (sim / "manifest.json").exists():
-        simulate(n_users=users, days=days, seed=seed, out_dir=sim, start=START,
-                 horizon_days=HORIZON, cutoffs=[test_cutoff])
-    t_sim = time.perf_counter() - started
-    db = folder / "churnguard.duckdb"
-    started = time.perf_counter()
-    if not db.exists():
-        tmp = folder / "tmp.duckdb"
-        tmp.unlink(missing_ok=True)
-        with Store.open(tmp) as store:
-            for kind in ("events", "users", "items", "campaigns"):
-                ingest_files(store, kind=kind, files=[sim / f"{kind}.parquet"])
-        tmp.rename(db)
-    t_ingest = time.perf_counter() - started
+    db, sim, data_seconds = cached_shop(DATA / f"models_{users}_{days}_{seed}", users=users,
+                                        days=days, seed=seed,
+                                        cutoffs=[newest_labelled_cutoff(days)])
     truth = pd.read_parquet(sim / "truth" / "churn.parquet", columns=["user_id", "cutoff",
                                                                      "p_churn"])
     started = time.perf_counter()
@@ -83,8 +61,9 @@ def step(users: int, days: int, seed: int) -> dict[str, object]:
     gbdt = result.models["gbdt"]
     return {
         "seed": seed, "backtest": result.to_dict(), "seconds": result.seconds,
-        "backtest_seconds": time.perf_counter() - started, "simulate_seconds": t_sim,
-        "ingest_seconds": t_ingest, "gbdt_trees": gbdt.best_iteration_,
+        "backtest_seconds": time.perf_counter() - started,
+        "simulate_seconds": data_seconds["simulate"], "ingest_seconds": data_seconds["ingest"],
+        "gbdt_trees": gbdt.best_iteration_,
         "gbdt_top_features": gbdt.feature_importance().head(10).round(1).to_dict(),
         "mean_p": result.predictions.mean().to_dict(),
         "peak_rss_mib": peak_rss_mib(),
@@ -104,14 +83,10 @@ def main() -> int:
         return 0
 
     seeds = [int(s) for s in args.seeds.split(",")]
-    runs = []
-    for seed in seeds:
-        print(f"== seed {seed}", flush=True)
-        run = run_step([str(Path(__file__).resolve()), "--users", str(args.users), "--days",
-                        str(args.days), "--step", str(seed)])
-        runs.append(run)
-        for m in run["backtest"]["models"]:
-            print(f"   {m['name']:<12} ROC-AUC {m['roc_auc']:.4f}  ECE {m['ece']:.4f}", flush=True)
+    runs = run_seeds(__file__, seeds, ["--users", str(args.users), "--days", str(args.days)],
+                     summary=lambda run: "\n".join(
+                         f"   {m['name']:<12} ROC-AUC {m['roc_auc']:.4f}  ECE {m['ece']:.4f}"
+                         for m in run["backtest"]["models"]))
 
     names = [n for n in ORDER if any(m["name"] == n for m in runs[0]["backtest"]["models"])]
     table = {n: {k: _mean_std([next(m[k] for m in r["backtest"]["models"] if m["name"] == n)

@@ -45,10 +45,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from results import mean_std as _mean_std  # noqa: E402
-from results import peak_rss_mib, run_step, write_section  # noqa: E402
+from results import DATA, START, ingest_shop, simulated_shop  # noqa: E402
+from results import peak_rss_mib, run_seeds, write_section  # noqa: E402
 
-DATA = HERE / ".data"
-START = dt.date(2025, 1, 1)
 USUAL_ACTION = "coupon_10"
 
 
@@ -86,18 +85,15 @@ def step(users: int, days: int, seed: int, per_customer: float) -> dict[str, obj
     import pandas as pd
 
     from churnguard.config import ProjectConfig
-    from churnguard.ingest import ingest_files
     from churnguard.intervene.plan import choose_actions, plan_inputs
-    from churnguard.simulate import simulate
     from churnguard.snapshots import build_snapshot
     from churnguard.store import Store
     from churnguard.training import train_model
 
     folder = DATA / f"plan_{users}_{days}_{seed}"
-    sim = folder / "sim"
     end = START + dt.timedelta(days=days)
-    if not (sim / "manifest.json").exists():
-        simulate(n_users=users, days=days, seed=seed, out_dir=sim, start=START, cutoffs=[end])
+    sim, _ = simulated_shop(folder, users=users, days=days, seed=seed, cutoffs=[end])
+    # A fresh store every run (not cached_shop's): training promotes its champion into it.
     db = folder / "churnguard.duckdb"
     if db.exists():
         db.unlink()
@@ -106,8 +102,7 @@ def step(users: int, days: int, seed: int, per_customer: float) -> dict[str, obj
     timings = {}
     with Store.open(db) as store:
         started = time.perf_counter()
-        for kind in ("events", "users", "items", "campaigns"):
-            ingest_files(store, kind=kind, files=[sim / f"{kind}.parquet"])
+        ingest_shop(store, sim)
         timings["ingest"] = time.perf_counter() - started
         started = time.perf_counter()
         train_model(store, definition=config.churn, model="gbdt", promote=True, progress=say)
@@ -188,16 +183,12 @@ def main() -> int:
                          default=str))
         return 0
     seeds = [int(s) for s in args.seeds.split(",")]
-    runs = []
-    for seed in seeds:
-        print(f"== seed {seed}", flush=True)
-        run = run_step([str(Path(__file__).resolve()), "--users", str(args.users), "--days",
-                        str(args.days), "--budget-per-customer", str(args.budget_per_customer),
-                        "--step", str(seed)])
-        runs.append(run)
-        for name, r in run["results"].items():
-            print(f"   {name:<15} retained value {r['true_retained_value']:10.1f}  net "
-                  f"{r['true_net_margin']:9.1f}  contacted {r['contacted']}", flush=True)
+    runs = run_seeds(__file__, seeds, ["--users", str(args.users), "--days", str(args.days),
+                                       "--budget-per-customer", str(args.budget_per_customer)],
+                     summary=lambda run: "\n".join(
+                         f"   {name:<15} retained value {r['true_retained_value']:10.1f}  net "
+                         f"{r['true_net_margin']:9.1f}  contacted {r['contacted']}"
+                         for name, r in run["results"].items()))
     names = list(runs[0]["results"])
     table = {n: {k: _mean_std([r["results"][n][k] for r in runs])
                  for k in ("contacted", "spend", "true_saves", "estimated_saves",

@@ -25,10 +25,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from results import peak_rss_mib, run_step, write_section  # noqa: E402
+from results import DATA, START, cached_shop, peak_rss_mib, run_step, write_section  # noqa: E402
 
-DATA = HERE / ".data"
-START = dt.date(2025, 1, 1)
 WINDOW = 30
 K = 10
 VARIANTS = {
@@ -45,23 +43,9 @@ LABELS = {
 
 
 def _store_path(users: int, days: int, seed: int) -> Path:
-    from churnguard.ingest import ingest_files
-    from churnguard.simulate import simulate
-    from churnguard.store import Store
-
-    folder = DATA / f"recommend_{users}_{days}_{seed}"
-    sim = folder / "sim"
-    if not (sim / "manifest.json").exists():
-        simulate(n_users=users, days=days, seed=seed, out_dir=sim, start=START)
-    db = folder / "churnguard.duckdb"
-    if not db.exists():
-        tmp = folder / "tmp.duckdb"
-        tmp.unlink(missing_ok=True)
-        with Store.open(tmp) as store:
-            for kind in ("events", "users", "items"):
-                ingest_files(store, kind=kind, files=[sim / f"{kind}.parquet"])
-        tmp.rename(db)
-    return db
+    # No campaigns: the recommender reads none.
+    return cached_shop(DATA / f"recommend_{users}_{days}_{seed}", users=users, days=days,
+                       seed=seed, kinds=("events", "users", "items")).db
 
 
 def step(users: int, days: int, seed: int, what: str) -> dict[str, object]:
