@@ -13,7 +13,7 @@ import click
 import pandas as pd
 import pytest
 
-from churnguard.cli import DEMO_BEHAVIOUR, cli, main
+from churnguard.cli import DEMO_SIZE, cli, main
 from churnguard.registry import CHAMPION, alias_version, get_model_version
 from churnguard.store import Store
 
@@ -169,7 +169,7 @@ def test_demo_end_to_end_small(tmp_path: Path) -> None:
     # (without labels) on the events before the validation cutoff, and the size is recorded.
     assert (project / "pretrained" / "encoder.pt").exists()
     details = document["model_details"]
-    size = DEMO_BEHAVIOUR
+    size = DEMO_SIZE
     for name in ("behaviour", "behaviour+gbdt"):
         assert details[name]["max_len"] == size.max_len
         pretraining = details[name]["pretraining"]
@@ -177,6 +177,9 @@ def test_demo_end_to_end_small(tmp_path: Path) -> None:
         assert 1 <= pretraining["epochs_run"] <= pretraining["epochs"] == size.pretrain_epochs
         assert pretraining["cutoff"] == document["validation_cutoff"]
     assert 1 <= details["behaviour"]["epochs_run"] <= details["behaviour"]["epochs"] == size.epochs
+    for name in ("gbdt", "behaviour+gbdt"):  # the demo's faster-learning trees
+        assert details[name]["learning_rate"] == size.gbdt_learning_rate
+        assert details[name]["trees"] >= 1
     # The champion is the backtest's best among the models that give reasons, not a fixed one.
     assert champion == max(("gbdt", "behaviour+gbdt"), key=lambda n: by_name[n]["roc_auc"])
 
@@ -225,7 +228,7 @@ def test_demo_end_to_end_small(tmp_path: Path) -> None:
 def test_demo_pretrains_its_encoder_as_its_models_would_inside_fit() -> None:
     """The demo's separate pretraining step runs what pretrain="auto" runs for models of the
     same size, so the champion, retrained with "auto", follows the backtested recipe."""
-    size = DEMO_BEHAVIOUR
+    size = DEMO_SIZE
     config = size.pretrain_config()
     for model in size.models():
         assert model.pretrain == "auto"

@@ -39,8 +39,9 @@ class ReportError(ValueError):
 
 
 def model_details(result: BacktestResult) -> dict[str, dict[str, Any]]:
-    """Per backtested model: seconds to fit and score it, and for the sequence models the size
-    they were trained at (encoder, events read per customer, epochs, and what pretraining did).
+    """Per backtested model: seconds to fit and score it, for the boosted models their trees and
+    learning rate, and for the sequence models the size they were trained at (encoder, events
+    read per customer, epochs, and what pretraining did).
 
     The sizes are read from the fitted models, so they say what happened (how many epochs ran
     before early stopping, how many customers pretraining used), not what was asked for.
@@ -63,6 +64,10 @@ def model_details(result: BacktestResult) -> dict[str, dict[str, Any]]:
         if history is not None:
             entry["epochs"] = int(params.get("epochs", len(history)))
             entry["epochs_run"] = len(history)
+        trees = getattr(getattr(model, "gbdt_", model), "best_iteration_", None)
+        if trees and "learning_rate" in params:  # gbdt, behaviour+gbdt
+            entry["trees"] = int(trees)
+            entry["learning_rate"] = float(params["learning_rate"])
         pretrained = getattr(model, "pretrained_", None)
         if isinstance(pretrained, dict):
             asked = pretrained.get("pretrain_config") or {}

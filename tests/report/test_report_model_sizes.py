@@ -20,11 +20,12 @@ PRETRAINING = {"customers": 8000, "epochs": 3, "epochs_run": 2, "seconds": 31.04
                "cutoff": "2024-10-03"}
 DETAILS = {
     "recency": {"seconds": 0.04},
-    "gbdt": {"seconds": 61.58},
+    "gbdt": {"seconds": 61.58, "trees": 1031, "learning_rate": 0.06},
     "behaviour": {"seconds": 126.4, "encoder": "gru", "max_len": 64, "use_text": True,
                   "d_model": 64, "epochs": 4, "epochs_run": 3, "pretraining": PRETRAINING},
     "behaviour+gbdt": {"seconds": 1234.5, "encoder": "gru", "max_len": 64, "use_text": False,
-                       "d_model": 32, "pretraining": PRETRAINING},
+                       "d_model": 32, "pretraining": PRETRAINING, "trees": 812,
+                       "learning_rate": 0.03},
 }
 
 
@@ -46,7 +47,7 @@ def test_sizes_and_times_of_the_backtested_models() -> None:
     # In leaderboard order; btyd has no details and the oracle is not a model: both left out.
     assert list(rows) == ["recency", "gbdt", "behaviour", "behaviour+gbdt"]
     assert rows["recency"] == ["0.0 s", "—"]
-    assert rows["gbdt"] == ["61.6 s", "—"]
+    assert rows["gbdt"] == ["61.6 s", "1,031 trees at learning rate 0.06"]
     assert rows["behaviour"] == [
         "126.4 s",
         "GRU encoder, 64 dimensions, newest 64 events per customer; pretrained without labels "
@@ -56,7 +57,8 @@ def test_sizes_and_times_of_the_backtested_models() -> None:
         "1,234.5 s",
         "GRU encoder, 32 dimensions, newest 64 events per customer (no review text); pretrained "
         "without labels on 8,000 customers&#x27; events before 2024-10-03, 2 of at most 3 "
-        "epochs (31.0 s); the vectors, frozen, are added to the trees&#x27; features"]
+        "epochs (31.0 s); the vectors, frozen, are added to the trees&#x27; features; 812 "
+        "trees at learning rate 0.03"]
 
 
 def test_a_model_trained_from_scratch_says_so() -> None:

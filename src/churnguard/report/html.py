@@ -412,11 +412,14 @@ def _training_sizes(data: ReportData) -> str:
 
 
 def _size_text(entry: dict) -> str:
-    """One line on a sequence model's size, e.g. “GRU encoder, 64 dimensions, newest 64 events
-    per customer; pretrained without labels on 8,000 customers' events before 2026-06-25, 3 of at
-    most 3 epochs (31.0 s); fine-tuned 3 of at most 4 epochs”; “—” for other models."""
+    """One line on a model's size, e.g. “GRU encoder, 64 dimensions, newest 64 events per
+    customer; pretrained without labels on 8,000 customers' events before 2026-06-25, 3 of at
+    most 3 epochs (31.0 s); fine-tuned 3 of at most 4 epochs” or “1,031 trees at learning rate
+    0.06”; “—” for models with no size."""
+    trees = (f"{count(entry['trees'])} trees at learning rate {entry['learning_rate']:g}"
+             if entry.get("trees") and finite(entry.get("learning_rate")) is not None else None)
     if "max_len" not in entry:
-        return "—"
+        return trees or "—"
     kind = str(entry.get("encoder") or "sequence").upper()
     encoder = f"{kind} encoder"
     if entry.get("d_model") is not None:
@@ -441,6 +444,8 @@ def _size_text(entry: dict) -> str:
                      else "the vectors, frozen, are added to the trees' features")
     elif epochs:
         parts.append(f"trained from scratch, {epochs}")
+    if trees:
+        parts.append(trees)
     return "; ".join(parts)
 
 
