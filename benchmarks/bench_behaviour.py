@@ -23,7 +23,12 @@ Per (scenario, seed), in a fresh process (so its peak RSS is its own):
 
 The driver writes mean ± std over seeds to RESULTS.md (section "behaviour").
 
-One step takes one to two hours on 2 cores, so every step's figures are also kept in
+Inside a step, the pretrained encoder, each model's backtest (fitted model, metrics and
+predictions) and each label share's scores are kept beside the store (``pretrained_seedN``,
+``fitted_seedN``) as they finish, so a step that is stopped resumes where it stopped; delete
+those folders to refit from scratch.
+
+One step takes hours on 2 cores, so every step's figures are also kept in
 ``benchmarks/.data/behaviour_runs/SCENARIO_USERS_DAYS_SEED.json`` with the commit and the time it
 was measured at. ``--reuse`` takes finished steps from there instead of rerunning them (the table
 then lists which commit each step ran at), so the full table can be gathered over several
@@ -36,6 +41,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import pickle
 import sys
 import time
 import zlib
@@ -115,6 +121,14 @@ def _run(scenario: str, seed: int, args: argparse.Namespace) -> dict:
     return run
 
 
+def _keep(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` whole or not at all (a step may be killed at any moment)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+
+
 def _share(index, fraction: float, seed: int):  # noqa: ANN001
     import numpy as np
 
@@ -153,34 +167,56 @@ def step(scenario: str, users: int, days: int, seed: int, fractions: list[float]
         test, train_cutoffs, validation = backtest_cutoffs(
             store, definition=definition, train_cutoffs=3, candidates=candidates)
 
-        # Pretraining, without labels, on events before the validation cutoff.
-        started = time.perf_counter()
-        rss_before = peak_rss_mib()
+        # Pretraining, without labels, on events before the validation cutoff. What each stage
+        # fitted is kept beside the store, so a step cut short resumes where it stopped.
         encoder_dir = db.parent / f"pretrained_seed{seed}"
-        config = PretrainConfig(encoder=EncoderConfig(kind="gru"), epochs=4, seed=seed,
-                                max_customers=30_000)
-        result = pretrain(store, cutoff=validation, config=config, out_dir=encoder_dir,
-                          progress=say)
-        out["pretrain"] = {"seconds": time.perf_counter() - started,
-                           "train_seconds": result.seconds, "customers": result.n_customers,
-                           "epochs": len(result.history), "best_epoch": result.best_epoch,
-                           "seconds_per_epoch": float(np.mean([h["seconds"]
-                                                               for h in result.history])),
-                           "history": result.history, "peak_rss_mib": peak_rss_mib(),
-                           "peak_rss_before_mib": rss_before}
-        path = str(result.path)
+        kept_pretraining = encoder_dir / "bench_pretrain.json"
+        if kept_pretraining.exists():
+            out["pretrain"] = json.loads(kept_pretraining.read_text(encoding="utf-8"))
+            say(f"pretraining: kept from an earlier run ({out['pretrain']['path']})")
+        else:
+            started = time.perf_counter()
+            rss_before = peak_rss_mib()
+            config = PretrainConfig(encoder=EncoderConfig(kind="gru"), epochs=4, seed=seed,
+                                    max_customers=30_000)
+            result = pretrain(store, cutoff=validation, config=config, out_dir=encoder_dir,
+                              progress=say)
+            out["pretrain"] = {"seconds": time.perf_counter() - started,
+                               "train_seconds": result.seconds, "customers": result.n_customers,
+                               "epochs": len(result.history), "best_epoch": result.best_epoch,
+                               "seconds_per_epoch": float(np.mean([h["seconds"]
+                                                                   for h in result.history])),
+                               "history": result.history, "peak_rss_mib": peak_rss_mib(),
+                               "peak_rss_before_mib": rss_before, "path": str(result.path)}
+            _keep(kept_pretraining, json.dumps(out["pretrain"], default=str).encode())
+        path = out["pretrain"]["path"]
 
+        # One backtest per model, each kept when done (its fitted model, metrics, predictions).
         models = ["recency", "btyd", "gbdt", "behaviour_gru", "behaviour_transformer",
                   BehaviourChurnModel(pretrain=path, seed=seed),
                   BehaviourGBDTModel(pretrain=path, seed=seed)]
-        bt = backtest(store, definition=definition, train_cutoffs=train_cutoffs + [validation],
-                      test_cutoff=test, models=models, truth=truth, progress=say)
-        out["seconds"] = bt.seconds
-        out["n_test"], out["base_rate"] = bt.n_test, bt.base_rate
+        fitted_dir = db.parent / f"fitted_seed{seed}"
+        parts = {}
+        for spec in models:
+            name = spec if isinstance(spec, str) else spec.name
+            kept = fitted_dir / f"{name}.pkl"
+            if kept.exists():
+                parts[name] = pickle.loads(kept.read_bytes())
+                out.setdefault("kept", []).append(name)
+                say(f"{name}: kept from an earlier run")
+                continue
+            parts[name] = backtest(store, definition=definition,
+                                   train_cutoffs=train_cutoffs + [validation], test_cutoff=test,
+                                   models=[spec], truth=truth, progress=say)
+            _keep(kept, pickle.dumps(parts[name]))
+        first = parts["recency"]
+        fitted = {name: part.models[name] for name, part in parts.items()}
+        rows = {m.name: m.to_dict() for part in parts.values() for m in part.metrics}
+        out["seconds"] = {name: part.seconds[name] for name, part in parts.items()}
+        out["n_test"], out["base_rate"] = first.n_test, first.base_rate
         out["cutoffs"] = {"test": str(test.date()), "validation": str(validation.date()),
                           "train": [str(c.date()) for c in train_cutoffs]}
-        rows = {m.name: m.to_dict() for m in bt.metrics}
-        out["epochs"] = {n: len(bt.models[n].history_) for n in
+        out["epochs"] = {n: len(fitted[n].history_) for n in
                          ("behaviour_gru", "behaviour_transformer", "behaviour")}
 
         # The ensemble's combiner on the validation cutoff, scored on the test cutoff.
@@ -188,7 +224,7 @@ def step(scenario: str, users: int, days: int, seed: int, fractions: list[float]
         cut = snaps.index.get_level_values(1)
         valid_snap = snaps.subset(np.asarray(cut == pd.Timestamp(validation)))
         test_snap = snaps.subset(np.asarray(cut == pd.Timestamp(test)))
-        members = {n: m for n, m in bt.models.items() if n != "recency"}
+        members = {n: m for n, m in fitted.items() if n != "recency"}
         ensemble = StackedEnsemble.from_fitted(members, valid_snap)
         y_test = test_snap.y()
         rows["ensemble"] = metrics("ensemble", y_test,
@@ -199,8 +235,13 @@ def step(scenario: str, users: int, days: int, seed: int, fractions: list[float]
         # Label efficiency.
         every = build_snapshot(store, definition=definition, cutoffs=[*train_cutoffs, validation])
         cut = every.index.get_level_values(1)
-        efficiency = {}
+        kept_efficiency = fitted_dir / "efficiency.json"
+        efficiency = (json.loads(kept_efficiency.read_text(encoding="utf-8"))
+                      if kept_efficiency.exists() else {})
         for fraction in fractions:
+            if str(fraction) in efficiency:
+                say(f"{fraction:.0%} labels: kept from an earlier run")
+                continue
             keep = _share(every.index, fraction, seed)
             train_f = every.subset(keep & np.asarray(cut != pd.Timestamp(validation)))
             valid_f = every.subset(keep & np.asarray(cut == pd.Timestamp(validation)))
@@ -220,7 +261,8 @@ def step(scenario: str, users: int, days: int, seed: int, fractions: list[float]
                     f"({time.perf_counter() - t0:.0f} s)")
             efficiency[str(fraction)] = {"n_train": len(train_f), "n_validation": len(valid_f),
                                          **scores}
-        efficiency["1.0"] = {"n_train": bt.n_train, "n_validation": bt.n_validation,
+            _keep(kept_efficiency, json.dumps(efficiency).encode())
+        efficiency["1.0"] = {"n_train": first.n_train, "n_validation": first.n_validation,
                              "pretrained": rows["behaviour"]["roc_auc"],
                              "scratch": rows["behaviour_gru"]["roc_auc"],
                              "gbdt": rows["gbdt"]["roc_auc"]}
@@ -230,7 +272,7 @@ def step(scenario: str, users: int, days: int, seed: int, fractions: list[float]
         torch.set_num_threads(os.cpu_count() or 1)
         throughput = {}
         for name in ("behaviour_gru", "behaviour_transformer"):
-            model = bt.models[name]
+            model = fitted[name]
             seqs = sequences_of(test_snap, max_len=model.max_len, texts=model.use_text)
             embed(model.network_.encoder, seqs, max_len=model.max_len, head=model.network_)
             t0 = time.perf_counter()
@@ -335,9 +377,13 @@ def main() -> int:
         else:
             met = delta >= -std
         target = "≥ +0.01 beyond one std" if need else "≥ level (within one std)"
+        single = max((n for n in BEHAVIOUR if n in t and n != "ensemble"),
+                     key=lambda n: t[n]["roc_auc"][0])
         lines.append(f"- {scenario}: best behaviour variant {LABELS[best]} "
                      f"{t[best]['roc_auc'][0]:.4f} vs gbdt {t['gbdt']['roc_auc'][0]:.4f} "
-                     f"({delta:+.4f}; target {target}: {'met' if met else 'MISSED'}).")
+                     f"({delta:+.4f}; target {target}: {'met' if met else 'MISSED'}). Without "
+                     f"the stacked ensemble (which also holds gbdt and btyd): {LABELS[single]} "
+                     f"{t[single]['roc_auc'][0] - t['gbdt']['roc_auc'][0]:+.4f}.")
     lines += ["", "Label efficiency (ROC-AUC on the whole test cutoff; the share of labelled "
               "customers applies to training and validation alike):", "",
               "| scenario | labels | training rows | pretrained + fine-tuned | from scratch | "
@@ -370,7 +416,10 @@ def main() -> int:
             f"{pre['seconds_per_epoch']:.0f} s each (best epoch {pre['best_epoch'] + 1}), "
             f"{pre['seconds']:.0f} s with the sequence cache. Fit + test seconds per seed: "
             + ", ".join(f"{k} {v:.0f}" for k, v in secs.items())
-            + f". Whole step per seed {_mean_std([r['wall_seconds'] for r in rs])[0]:.0f} s; "
+            + f". Whole step per seed {_mean_std([r['wall_seconds'] for r in rs])[0]:.0f} s"
+            + ("" if not any(r.get("kept") for r in rs) else
+               " (a resumed step counts only its last run; its kept models are timed above)")
+            + "; "
             f"peak RSS {max(r['peak_rss_mib'] for r in rs):,.0f} MiB. Fine-tuning epochs "
             f"(early stopping): {rs[0]['epochs']}. Ensemble weights (seed {rs[0]['seed']}): "
             + ", ".join(f"{k} {v:.2f}" for k, v in rs[0]["ensemble_weights"].items()) + ".")
