@@ -16,6 +16,7 @@ from churnguard.models.behaviour.encoders import (
 )
 from churnguard.models.behaviour.inference import ONNX_INPUTS, OnnxNetwork, embed, export_onnx
 from churnguard.models.behaviour.model import _Network
+from churnguard.models.behaviour.optim import use_cpu
 from churnguard.sequences.batch import pad
 
 from test_behaviour_encoders import random_sequences
@@ -116,3 +117,24 @@ def test_transformer_drops_out_in_training_and_scores_deterministically():
     net.eval()
     with torch.no_grad():
         torch.testing.assert_close(net(batch), net(batch), atol=0, rtol=0)
+
+
+def _denormal_survives() -> bool:
+    tiny = torch.tensor([1e-39], dtype=torch.float32)  # below float32's smallest normal 1.2e-38
+    return bool((tiny * 1.0).item() != 0.0)
+
+
+def test_scoring_and_training_flush_denormals_the_slow_path_of_long_recurrences():
+    """Gradients back-propagated through hundreds of GRU steps fall below float32's normal range,
+    where the CPU computes 10-100x slower; the networks' entry points turn that off."""
+    torch.set_flush_denormal(False)
+    try:
+        assert _denormal_survives()
+        assert use_cpu(1) == 1
+        assert not _denormal_survives()
+        torch.set_flush_denormal(False)
+        embed(network("gru").encoder, random_sequences(LENGTHS), max_len=N, threads=1)
+        assert not _denormal_survives()
+    finally:
+        torch.set_flush_denormal(False)
+        use_cpu(None)

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from churnguard.models.behaviour.optim import available_cores, set_threads
+from churnguard.models.behaviour.optim import available_cores, use_cpu
 from churnguard.sequences.batch import EventSequences, PaddedBatch, length_batches, pad
 
 __all__ = ["DEFAULT_BATCH_SIZE", "DEFAULT_MAX_TOKENS", "ONNX_INPUTS", "OnnxNetwork", "embed",
@@ -64,7 +64,7 @@ def embed(encoder: nn.Module, seqs: EventSequences, *, max_len: int,
     (see :func:`~churnguard.sequences.length_batches`); ``threads``: torch's CPU threads
     (default: every core).
     """
-    set_threads(threads)
+    use_cpu(threads)
     encoder.eval()
     if max_tokens is None:
         max_tokens = getattr(encoder, "scoring_tokens", DEFAULT_MAX_TOKENS)

@@ -38,7 +38,7 @@ from torch import nn
 from churnguard.models.base import ChurnModel, Snapshot
 from churnguard.models.behaviour.encoders import EncoderConfig, build_encoder, context_features
 from churnguard.models.behaviour.inference import OnnxNetwork, embed, export_onnx
-from churnguard.models.behaviour.optim import EarlyStopping, make_optimizer, set_threads
+from churnguard.models.behaviour.optim import EarlyStopping, make_optimizer, use_cpu
 from churnguard.models.behaviour.pretrain import PretrainConfig, load_encoder, pretrain_sequences
 from churnguard.models.calibration import CALIBRATIONS, make_calibrator
 from churnguard.models.gbdt import GBDTChurnModel
@@ -204,7 +204,7 @@ class BehaviourChurnModel(_SequenceModelMixin, ChurnModel):
         if np.unique(y_train).size < 2:
             raise ValueError("BehaviourChurnModel.fit: the training labels are all one class; "
                              "use more cutoffs or a longer horizon")
-        set_threads(self.n_threads)
+        use_cpu(self.n_threads)
         torch.manual_seed(self.seed)
         rng = np.random.default_rng(self.seed)
 
@@ -342,7 +342,7 @@ class BehaviourGBDTModel(_SequenceModelMixin, ChurnModel):
                              "encoder file, not 'none'")
         self._check_runtime()
         self.__dict__.pop("_onnx", None)  # a refit encoder needs a fresh export
-        set_threads(self.n_threads)
+        use_cpu(self.n_threads)
         torch.manual_seed(self.seed)
         encoder, pretrained = self._pretrained_encoder(train, validation, say)
         self.encoder_ = encoder.eval()

@@ -41,7 +41,7 @@ from churnguard.models.behaviour.encoders import EncoderConfig, build_encoder
 from churnguard.models.behaviour.optim import (
     EarlyStopping,
     make_optimizer,
-    set_threads,
+    use_cpu,
     warmup_cosine,
 )
 from churnguard.sequences.batch import EventSequences, PaddedBatch, pad_spans
@@ -194,7 +194,7 @@ def pretrain_sequences(seqs: EventSequences, *, config: PretrainConfig,
     """
     say = progress or (lambda message: None)
     started = time.perf_counter()
-    set_threads(config.threads)
+    use_cpu(config.threads)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     lengths = np.minimum(seqs.lengths, config.max_len)
