@@ -63,11 +63,11 @@ def run_step(args: list[str]) -> dict[str, object]:
     """Run one measured step in a fresh Python process and return the JSON it prints last.
 
     A fresh process per step makes its peak RSS (which the step reports itself, from
-    getrusage) that step's alone.
+    getrusage) that step's alone. The step's stderr (its progress) passes straight through.
     """
-    proc = subprocess.run([sys.executable, *args], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, *args], stdout=subprocess.PIPE, text=True)
     if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+        raise RuntimeError(f"{' '.join(args)} failed ({proc.returncode}); its messages are above")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
