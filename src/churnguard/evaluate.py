@@ -37,7 +37,7 @@ from scipy.stats import rankdata
 
 from churnguard.config import ChurnDefinition
 from churnguard.labels import _event_span, cutoff_grid, to_cutoff
-from churnguard.models.base import ChurnModel
+from churnguard.models.base import ChurnModel, fit_model
 from churnguard.models.baselines import RecencyModel
 from churnguard.models.btyd_churn import BTYDChurnModel
 from churnguard.models.gbdt import GBDTChurnModel
@@ -475,7 +475,7 @@ def backtest(
     fitted: dict[str, ChurnModel] = {}
     for model in chosen:
         t0 = time.perf_counter()
-        model.fit(train, validation=valid)
+        fit_model(model, train, validation=valid, progress=say)
         p = model.predict_proba(test_snap)
         seconds[model.name] = time.perf_counter() - t0
         predictions[model.name] = p

@@ -23,7 +23,7 @@ from churnguard.evaluate import (
     newest_labelled_cutoff,
 )
 from churnguard.labels import _event_span, to_cutoff
-from churnguard.models.base import ChurnModel
+from churnguard.models.base import ChurnModel, fit_model
 from churnguard.registry import CHAMPION, alias_version, register_model, set_alias
 from churnguard.snapshots import build_snapshot
 from churnguard.store import Store
@@ -92,7 +92,7 @@ def train_model(store: Store, *, definition: ChurnDefinition, model: str | Churn
     is_validation = np.asarray(cutoffs == pd.Timestamp(validation))
     train, valid = snapshot.subset(~is_validation), snapshot.subset(is_validation)
     say(f"fitting {model} on {len(train):,} rows (validation {len(valid):,})")
-    estimator = estimator.fit(train, validation=valid)
+    estimator = fit_model(estimator, train, validation=valid, progress=say)
     # In-sample for calibration, so optimistic; the honest figure is the backtest's.
     measured = metrics(model, valid.y(), estimator.predict_proba(valid)).to_dict()
     measured.pop("name", None)

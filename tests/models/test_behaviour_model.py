@@ -174,9 +174,15 @@ def test_fine_tuning_from_a_pretrained_encoder_file(simulated_shop, snapshots, t
 def test_tiny_backtest_with_behaviour_models(simulated_shop):
     models = [FACTORIES["behaviour_gru"](), FACTORIES["behaviour+gbdt"](),
               StackedEnsemble(members=("recency", FACTORIES["behaviour_gru"]()))]
+    said: list[str] = []
     result = backtest(simulated_shop.store, definition=simulated_shop.definition,
-                      train_cutoffs=1, models=models, truth=simulated_shop.truth)
+                      train_cutoffs=1, models=models, truth=simulated_shop.truth,
+                      progress=said.append)
     names = set(result.leaderboard()["name"])
+    # Long fits report their epochs, through the ensemble too, so a backtest is never silent.
+    assert any(m.startswith("behaviour_gru: epoch 1/") for m in said), said
+    assert any(m.startswith("ensemble: behaviour_gru: epoch 1/") for m in said), said
+    assert any(m.startswith("behaviour+gbdt: ") and "pretrain" in m for m in said), said
     assert {"behaviour_gru", "behaviour+gbdt", "ensemble", "oracle"} <= names
     assert all(m.roc_auc > 0.55 for m in result.metrics)
     assert isinstance(result.predictions, pd.DataFrame)

@@ -18,7 +18,9 @@ style (STYLE.md #1):
 from __future__ import annotations
 
 import abc
+import inspect
 import pickle
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -27,7 +29,7 @@ import numpy as np
 import pandas as pd
 from sklearn.exceptions import NotFittedError
 
-__all__ = ["ChurnModel", "NotFittedError", "Snapshot"]
+__all__ = ["ChurnModel", "NotFittedError", "Snapshot", "fit_model"]
 
 MODEL_FORMAT_VERSION = 1
 
@@ -140,3 +142,14 @@ class ChurnModel(abc.ABC):
         if not isinstance(model, cls):
             raise ValueError(f"{path}: holds a {payload['class']}, not a {cls.__name__}")
         return model
+
+
+def fit_model(model: ChurnModel, train: Snapshot, *, validation: Snapshot | None = None,
+              progress: Callable[[str], None] | None = None) -> ChurnModel:
+    """``model.fit(train, validation=validation)``, passing ``progress`` (each message prefixed
+    with the model's name) to models whose fit reports its own progress: the behaviour models'
+    pretraining and epochs, the members of an ensemble."""
+    if progress is not None and "progress" in inspect.signature(model.fit).parameters:
+        return model.fit(train, validation=validation,  # type: ignore[call-arg]
+                         progress=lambda message: progress(f"{model.name}: {message}"))
+    return model.fit(train, validation=validation)

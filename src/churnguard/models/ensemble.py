@@ -17,7 +17,7 @@ ensemble's log-odds.
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import ClassVar
 
 import numpy as np
@@ -25,7 +25,7 @@ import pandas as pd
 from scipy.special import logit
 from sklearn.linear_model import LogisticRegression
 
-from churnguard.models.base import ChurnModel, Snapshot
+from churnguard.models.base import ChurnModel, Snapshot, fit_model
 
 __all__ = ["StackedEnsemble"]
 
@@ -74,7 +74,8 @@ class StackedEnsemble(ChurnModel):
             raise ValueError("an ensemble needs at least two members")
         return fresh
 
-    def fit(self, train: Snapshot, *, validation: Snapshot | None = None) -> StackedEnsemble:
+    def fit(self, train: Snapshot, *, validation: Snapshot | None = None,
+            progress: Callable[[str], None] | None = None) -> StackedEnsemble:
         if validation is None:
             cutoffs = train.index.get_level_values(1)
             if cutoffs.nunique() < 2:
@@ -84,7 +85,7 @@ class StackedEnsemble(ChurnModel):
             train, validation = train.subset(~held), train.subset(held)
         members = self._fresh_members()
         for model in members.values():
-            model.fit(train, validation=validation)
+            fit_model(model, train, validation=validation, progress=progress)
         return self._fit_combiner(members, validation)
 
     @classmethod
