@@ -138,3 +138,15 @@ def test_scoring_and_training_flush_denormals_the_slow_path_of_long_recurrences(
     finally:
         torch.set_flush_denormal(False)
         use_cpu(None)
+
+
+def test_attention_weights_are_not_dropped_unless_asked_the_other_paths_are():
+    """Dropout on the attention weights forces PyTorch's unfused CPU attention (16x slower to
+    train at 256 events); the embedding, residual and feed-forward paths keep ``dropout``."""
+    default = build_encoder(EncoderConfig(kind="transformer", d_model=16, n_layers=2))
+    assert [layer.self_attn.dropout for layer in default.layers.layers] == [0.0, 0.0]
+    assert [layer.dropout1.p for layer in default.layers.layers] == [0.1, 0.1]
+    assert default.embedding.drop.p == 0.1
+    asked = build_encoder(EncoderConfig(kind="transformer", d_model=16, n_layers=2,
+                                        attention_dropout=0.2))
+    assert [layer.self_attn.dropout for layer in asked.layers.layers] == [0.2, 0.2]
