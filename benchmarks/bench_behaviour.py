@@ -10,9 +10,10 @@ Per (scenario, seed), in a fresh process (so its peak RSS is its own):
 1. simulate the scenario (the default scenario reuses bench_models.py's data folders) and ingest;
 2. pretrain the encoder without labels (CoLES) on every customer's events before the validation
    cutoff -- the newest moment the models may learn from -- timed;
-3. backtest (90-day horizon, 3 training cutoffs + validation + test): recency, btyd, gbdt, GRU and
-   transformer supervised from scratch (``behaviour_gru``, ``behaviour_transformer``), the
-   pretrained GRU fine-tuned (``behaviour``), the frozen pretrained vectors added to the GBDT
+3. backtest (90-day horizon, 3 purged training cutoffs + validation + test): recency, btyd,
+   gbdt, GRU and transformer supervised from scratch (``behaviour_gru``,
+   ``behaviour_transformer``), the pretrained GRU fine-tuned (``behaviour``), the frozen
+   pretrained vectors added to the GBDT
    (``behaviour+gbdt``), the stacked ensemble of all of them (its combiner fitted on the
    validation cutoff) and the oracle (the simulator's true P(churn));
 4. label efficiency: with a share of the labelled customers (the same users at every cutoff,
@@ -345,8 +346,9 @@ def main() -> int:
 
     lines = [
         f"{args.users:,} customers, {args.days} days, seeds {', '.join(map(str, seeds))}; "
-        f"horizon {HORIZON} days, 3 training cutoffs 30 days apart + validation + test (out of "
-        "time). Mean ± std over seeds. ECE: 10 equal-frequency bins.", "",
+        f"horizon {HORIZON} days, 3 training cutoffs 30 days apart, purged (each label window "
+        "ends on or before the validation cutoff), + validation + test (out of time). Mean ± "
+        "std over seeds. ECE: 10 equal-frequency bins.", "",
         "| model | " + " | ".join(f"{s} {m}" for s in scenarios
                                   for m in ("ROC-AUC", "PR-AUC", "ECE")) + " |",
         "|---|" + "---|" * (3 * len(scenarios)),

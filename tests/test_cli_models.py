@@ -49,13 +49,13 @@ def test_report_before_backtest_says_what_to_do(project: Path,
 def test_backtest_json_has_the_documented_shape(project: Path,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     out_json = project / "bt.json"
-    code, out, _ = run(["backtest", "--models", "recency,gbdt", "--train-cutoffs", "2",
+    code, out, _ = run(["backtest", "--models", "recency,gbdt", "--train-cutoffs", "1",
                         "--json", str(out_json), "--project", str(project)], capsys)
     assert code == 0, out
     document = json.loads(out_json.read_text())
     assert {"horizon_days", "test_cutoff", "train_cutoffs", "n_test", "base_rate",
             "models"} <= set(document)
-    assert document["horizon_days"] == 90 and len(document["train_cutoffs"]) == 2
+    assert document["horizon_days"] == 90 and len(document["train_cutoffs"]) == 1
     assert [m["name"] for m in document["models"]] == ["recency", "gbdt", "oracle"]
     for row in document["models"]:
         assert set(row) == {"name", "roc_auc", "pr_auc", "brier", "ece", "lift_at_10",

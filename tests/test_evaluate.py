@@ -14,6 +14,7 @@ from churnguard import evaluate
 from churnguard.config import ChurnDefinition
 from churnguard.evaluate import (
     BacktestError,
+    OverlappingLabelsWarning,
     backtest,
     backtest_cutoffs,
     brier,
@@ -79,18 +80,32 @@ def test_cutoff_arithmetic(simulated_shop):
     store, definition = simulated_shop.store, simulated_shop.definition
     horizon = dt.timedelta(days=definition.horizon_days)
     last = store.con.execute("SELECT max(ts) FROM events").fetchone()[0]
-    test, train, validation = backtest_cutoffs(store, definition=definition, train_cutoffs=3)
+    test, train, validation = backtest_cutoffs(store, definition=definition, train_cutoffs=2)
     assert test + horizon <= last < test + horizon + dt.timedelta(days=1)
     assert validation == test - horizon
-    assert train == [validation - dt.timedelta(days=d) for d in (90, 60, 30)]
-    assert all(c + horizon <= test for c in [*train, validation])
+    # Purged: every training label window ends on or before the validation cutoff.
+    assert train == [validation - horizon - dt.timedelta(days=d) for d in (30, 0)]
+    assert all(c + horizon <= validation for c in train)
 
     test2, train2, validation2 = backtest_cutoffs(
-        store, definition=definition, test_cutoff="2025-09-01",
-        train_cutoffs=["2025-04-15", "2025-05-20", "2025-06-03"])
-    assert test2 == dt.datetime(2025, 9, 1)
-    assert train2 == [dt.datetime(2025, 4, 15), dt.datetime(2025, 5, 20)]
-    assert validation2 == dt.datetime(2025, 6, 3)
+        store, definition=definition, test_cutoff="2025-11-01",
+        train_cutoffs=["2025-04-15", "2025-05-01", "2025-08-01"])
+    assert test2 == dt.datetime(2025, 11, 1)
+    assert train2 == [dt.datetime(2025, 4, 15), dt.datetime(2025, 5, 1)]
+    assert validation2 == dt.datetime(2025, 8, 1)
+
+
+def test_training_dates_whose_labels_overlap_the_validation_labels_are_warned_about(
+        simulated_shop):
+    store, definition = simulated_shop.store, simulated_shop.definition
+    with pytest.warns(OverlappingLabelsWarning, match="overlap the validation labels"):
+        _, train, validation = backtest_cutoffs(
+            store, definition=definition, test_cutoff="2025-09-01",
+            train_cutoffs=["2025-04-15", "2025-05-20", "2025-06-03"])
+    assert train == [dt.datetime(2025, 4, 15), dt.datetime(2025, 5, 20)]
+    with pytest.raises(BacktestError, match="after the test cutoff"):
+        backtest_cutoffs(store, definition=definition, test_cutoff="2025-09-01",
+                         train_cutoffs=["2025-04-15", "2025-07-20"])
 
 
 def test_truth_cutoffs_pick_the_default_test_cutoff(simulated_shop):
@@ -111,7 +126,7 @@ def test_truth_cutoffs_pick_the_default_test_cutoff(simulated_shop):
     ({"test_cutoff": "2026-01-01"},
      r"test cutoff 2026-01-01: its 90-day horizon ends 2026-04-01, after the last event"),
     ({"test_cutoff": "2025-10-01", "train_cutoffs": ["2025-06-01", "2025-08-01"]},
-     r"training cutoff 2025-08-01: its horizon ends 2025-10-30, after the test cutoff "
+     r"validation cutoff 2025-08-01: its horizon ends 2025-10-30, after the test cutoff "
      r"2025-10-01"),
     ({"train_cutoffs": ["2025-06-01"]}, r"give at least two training cutoffs"),
     ({"train_cutoffs": 0}, r"train_cutoffs must be at least 1, got 0"),
@@ -127,7 +142,8 @@ def result(simulated_shop):
     fast = GBDTChurnModel(n_estimators=300, learning_rate=0.05, num_leaves=15,
                           early_stopping_rounds=30, n_jobs=1)
     messages: list[str] = []
-    res = backtest(simulated_shop.store, definition=simulated_shop.definition, train_cutoffs=2,
+    # Default training cutoffs: as many as this 400-day shop allows before its truth cutoff.
+    res = backtest(simulated_shop.store, definition=simulated_shop.definition,
                    models=("recency", "btyd", fast), truth=simulated_shop.truth,
                    progress=messages.append)
     res.messages = messages
@@ -160,6 +176,9 @@ def test_backtest_is_out_of_time_and_uses_the_truth_cutoff(result, simulated_sho
     assert all(c + horizon <= result.test_cutoff
                for c in [*result.train_cutoffs, result.validation_cutoff])
     assert result.validation_cutoff == result.test_cutoff - horizon
+    # Purged: no training label window reaches into the validation one.
+    assert result.train_cutoffs
+    assert all(c + horizon <= result.validation_cutoff for c in result.train_cutoffs)
     truth_cutoffs = {c.to_pydatetime().replace(tzinfo=None) for c in simulated_shop.truth.cutoff}
     assert result.test_cutoff in truth_cutoffs
     assert set(result.predictions.index.get_level_values(1)) == {result.test_cutoff}

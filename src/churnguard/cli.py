@@ -378,7 +378,9 @@ def _model_names(value: str) -> tuple[str, ...]:
     return names
 
 
-def _train_cutoffs(value: str) -> int | list[dt.date]:
+def _train_cutoffs(value: str | None) -> int | list[dt.date] | None:
+    if value is None:
+        return None
     if value.strip().isdigit():
         return int(value)
     try:
@@ -392,20 +394,23 @@ def _train_cutoffs(value: str) -> int | list[dt.date]:
               help="The model to train: gbdt, btyd or recency.")
 @click.option("--as-of", default=None, callback=date_callback,
               help="Train as if today were this date (default: on all the data).")
-@click.option("--train-cutoffs", type=click.IntRange(min=1), default=3, show_default=True,
-              help="Training cutoffs (30 days apart) before the validation cutoff.")
+@click.option("--train-cutoffs", type=click.IntRange(min=1), default=None,
+              help="Training cutoffs (30 days apart), the newest one horizon before the "
+              "validation cutoff [default: up to 3, as many as the history allows].")
 @click.option("--promote/--no-promote", default=None,
               help="Make it the champion that `score` uses (default: only if there is none).")
 @definition_options
 @project_option
-def train(models: str, as_of: dt.date | None, train_cutoffs: int, promote: bool | None,
+def train(models: str, as_of: dt.date | None, train_cutoffs: int | None, promote: bool | None,
           activity: str | None, lookback: int | None, horizon: int | None,
           project_dir: Path | None) -> None:
     """Train a churn model on the newest labelled cutoffs and register it in the store.
 
     The newest cutoff whose horizon the data covers is the validation cutoff (early stopping and
-    calibration); the training cutoffs lie 30, 60, ... days before it. Run `churnguard
-    backtest` for an honest, out-of-time measure of the same recipe.
+    calibration); the training cutoffs end their horizons on or before it (the newest one
+    horizon before it, the others 30 days apart before that), so no training label overlaps the
+    validation labels. Run `churnguard backtest` for an honest, out-of-time measure of the same
+    recipe.
     """
     from churnguard.evaluate import BacktestError
     from churnguard.training import train_model
@@ -462,21 +467,24 @@ def _print_leaderboard(document: dict[str, Any], chosen: str | None = None) -> N
 @days_option("--horizon", default=None, help="Churn horizon, e.g. 90d (default: churnguard.toml).")
 @click.option("--test-cutoff", default=None, callback=date_callback,
               help="Cutoff to test on (default: the newest whose horizon is observed).")
-@click.option("--train-cutoffs", "train_cutoffs", default="3", show_default=True,
-              metavar="K|D1,D2,...",
-              help="K training cutoffs 30 days apart before the validation cutoff, or the dates "
-              "(the newest is the validation cutoff).")
+@click.option("--train-cutoffs", "train_cutoffs", default=None, metavar="K|D1,D2,...",
+              help="K training cutoffs 30 days apart, the newest one horizon before the "
+              "validation cutoff; or the dates (the newest is the validation cutoff; the others "
+              "should end their horizons on or before it) [default: up to 3, as many as the "
+              "history allows].")
 @click.option("--models", default="recency,btyd,gbdt", show_default=True,
               help="Comma-separated models to compare.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the leaderboard as JSON here.")
 @project_option
-def backtest(horizon: int | None, test_cutoff: dt.date | None, train_cutoffs: str, models: str,
-             json_path: Path | None, project_dir: Path | None) -> None:
+def backtest(horizon: int | None, test_cutoff: dt.date | None, train_cutoffs: str | None,
+             models: str, json_path: Path | None, project_dir: Path | None) -> None:
     """Measure models out of time: fit on earlier cutoffs, test on a later one.
 
-    Training cutoffs are those whose horizon ends on or before the test cutoff; the newest of
-    them is the validation cutoff. The leaderboard lists every model, and on simulated data
+    The validation cutoff (early stopping and calibration) is the newest whose horizon ends on
+    or before the test cutoff; the training cutoffs end their horizons on or before the
+    validation cutoff, so no training label overlaps the labels the fit is judged on (see
+    docs/models.md). The leaderboard lists every model, and on simulated data
     (simulation.truth in churnguard.toml) the oracle that knows the true churn probabilities.
     """
     from churnguard.evaluate import BacktestError, backtest as run_backtest

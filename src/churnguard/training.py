@@ -1,8 +1,9 @@
 """Training the production model: fit on the newest labelled cutoffs, register, promote.
 
 The newest cutoff whose horizon the data fully covers is the validation cutoff (early stopping
-and calibration); the ``train_cutoffs`` cutoffs before it, 30 days apart, are for fitting — the
-same arrangement the backtest measures, moved forward to the present.
+and calibration); the ``train_cutoffs`` cutoffs for fitting end their horizons on or before it
+(the newest one horizon before it, the others 30 days apart before that) -- the same arrangement
+the backtest measures, moved forward to the present (``churnguard.evaluate``: why purged).
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ import pandas as pd
 
 from churnguard.config import ChurnDefinition
 from churnguard.evaluate import (
-    CUTOFF_SPACING_DAYS,
     MODEL_FACTORIES,
     BacktestError,
+    cutoffs_that_fit,
     metrics,
     newest_labelled_cutoff,
+    purged_training_cutoffs,
 )
 from churnguard.labels import _event_span, to_cutoff
 from churnguard.models.base import ChurnModel, fit_model
@@ -42,9 +44,10 @@ class TrainedModel:
 
 
 def training_cutoffs(store: Store, *, definition: ChurnDefinition, as_of: object = None,
-                     train_cutoffs: int = 3) -> tuple[list[dt.datetime], dt.datetime]:
-    """(training cutoffs oldest first, validation cutoff) for a model used from ``as_of`` on."""
-    if train_cutoffs < 1:
+                     train_cutoffs: int | None = None) -> tuple[list[dt.datetime], dt.datetime]:
+    """(training cutoffs oldest first, validation cutoff) for a model used from ``as_of`` on;
+    ``train_cutoffs`` None: up to 3, as many as the history allows (at least one)."""
+    if train_cutoffs is not None and train_cutoffs < 1:
         raise BacktestError(f"train_cutoffs must be at least 1, got {train_cutoffs}")
     horizon = dt.timedelta(days=definition.horizon_days)
     first, last = _event_span(store)
@@ -57,8 +60,9 @@ def training_cutoffs(store: Store, *, definition: ChurnDefinition, as_of: object
         if validation + horizon > last + dt.timedelta(days=1):
             raise BacktestError(f"--as-of {to_cutoff(as_of):%Y-%m-%d} is after the data ends "
                                 f"({last:%Y-%m-%d}); leave it out to train on all the data")
-    fit = [validation - dt.timedelta(days=CUTOFF_SPACING_DAYS * i)
-           for i in range(train_cutoffs, 0, -1)]
+    if train_cutoffs is None:
+        train_cutoffs = max(1, cutoffs_that_fit(validation, first=first, definition=definition))
+    fit = purged_training_cutoffs(validation, horizon, train_cutoffs)
     if fit[0] < first + dt.timedelta(days=min(definition.lookback_days, 90)):
         raise BacktestError(
             f"not enough history for {train_cutoffs} training cutoff(s) before the validation "
@@ -68,7 +72,7 @@ def training_cutoffs(store: Store, *, definition: ChurnDefinition, as_of: object
 
 
 def train_model(store: Store, *, definition: ChurnDefinition, model: str | ChurnModel = "gbdt",
-                as_of: object = None, train_cutoffs: int = 3, promote: bool | None = None,
+                as_of: object = None, train_cutoffs: int | None = None, promote: bool | None = None,
                 progress: Callable[[str], None] | None = None) -> TrainedModel:
     """Fit ``model`` on the newest labelled cutoffs and register it as a new version.
 

@@ -16,7 +16,7 @@ from churnguard.models.behaviour.encoders import (
 )
 from churnguard.models.behaviour.inference import ONNX_INPUTS, OnnxNetwork, embed, export_onnx
 from churnguard.models.behaviour.model import _Network
-from churnguard.models.behaviour.optim import use_cpu
+from churnguard.models.behaviour.optim import denormals_flushed
 from churnguard.sequences.batch import pad
 
 from test_behaviour_encoders import random_sequences
@@ -124,20 +124,27 @@ def _denormal_survives() -> bool:
     return bool((tiny * 1.0).item() != 0.0)
 
 
-def test_scoring_and_training_flush_denormals_the_slow_path_of_long_recurrences():
+@pytest.mark.parametrize("before", [False, True])
+def test_networks_flush_denormals_while_they_run_and_restore_the_setting(before):
     """Gradients back-propagated through hundreds of GRU steps fall below float32's normal range,
-    where the CPU computes 10-100x slower; the networks' entry points turn that off."""
-    torch.set_flush_denormal(False)
+    where the CPU computes 10-100x slower; the networks flush them while they run. The setting
+    is the whole thread's (NumPy and SciPy too), so it is put back afterwards."""
+    torch.set_flush_denormal(before)
     try:
-        assert _denormal_survives()
-        assert use_cpu(1) == 1
-        assert not _denormal_survives()
-        torch.set_flush_denormal(False)
-        embed(network("gru").encoder, random_sequences(LENGTHS), max_len=N, threads=1)
-        assert not _denormal_survives()
+        assert _denormal_survives() is not before
+        with denormals_flushed():
+            assert not _denormal_survives()
+        assert _denormal_survives() is not before
+
+        seen = []
+        encoder = network("gru").encoder
+        hook = encoder.register_forward_hook(lambda *_: seen.append(_denormal_survives()))
+        embed(encoder, random_sequences(LENGTHS), max_len=N, threads=1)
+        hook.remove()
+        assert seen and not any(seen)
+        assert _denormal_survives() is not before
     finally:
         torch.set_flush_denormal(False)
-        use_cpu(None)
 
 
 def test_attention_weights_are_not_dropped_unless_asked_the_other_paths_are():

@@ -33,7 +33,7 @@ def template_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
         for kind in ("items", "users", "events", "campaigns"):
             ingest_files(store, kind=kind, files=[sim.paths[kind]])
         definition = project.config.churn
-        fit, validation = training_cutoffs(store, definition=definition, train_cutoffs=2)
+        fit, validation = training_cutoffs(store, definition=definition)
         snapshot = build_snapshot(store, definition=definition, cutoffs=[*fit, validation])
         is_valid = (snapshot.index.get_level_values(1) == validation)
         train, valid = snapshot.subset(~is_valid), snapshot.subset(is_valid)

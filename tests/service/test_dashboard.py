@@ -53,10 +53,9 @@ def build_dashboard_shop(tmp_path_factory: pytest.TempPathFactory) -> Path:
         for kind in ("items", "users", "events", "campaigns"):
             ingest_files(store, kind=kind, files=[sim.paths[kind]])
         truth = pd.read_parquet(sim.paths["truth_churn"])
-        save_backtest(store, backtest(store, definition=config.churn, train_cutoffs=2,
+        save_backtest(store, backtest(store, definition=config.churn,
                                       models=("recency", "gbdt"), truth=truth))
-        train_model(store, definition=config.churn, model="gbdt", train_cutoffs=2,
-                    promote=True)
+        train_model(store, definition=config.churn, model="gbdt", promote=True)
         now = scoring_cutoff(store)
         for as_of in (now - dt.timedelta(days=30), now):
             score_customers(store, definition=config.churn, tiers=config.scoring, as_of=as_of)

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from churnguard.models.behaviour.optim import available_cores, use_cpu
+from churnguard.models.behaviour.optim import available_cores, denormals_flushed, use_cpu
 from churnguard.sequences.batch import EventSequences, PaddedBatch, length_batches, pad
 
 __all__ = ["DEFAULT_BATCH_SIZE", "DEFAULT_MAX_TOKENS", "ONNX_INPUTS", "OnnxNetwork", "embed",
@@ -51,6 +51,7 @@ ONNX_INPUTS = ("cat", "num", "text", "context", "lengths")
 ONNX_OPSET = 17
 
 
+@denormals_flushed()
 @torch.inference_mode()
 def embed(encoder: nn.Module, seqs: EventSequences, *, max_len: int,
           batch_size: int = DEFAULT_BATCH_SIZE, max_tokens: int | None = None,

@@ -38,7 +38,12 @@ from torch import nn
 from churnguard.models.base import ChurnModel, Snapshot
 from churnguard.models.behaviour.encoders import EncoderConfig, build_encoder, context_features
 from churnguard.models.behaviour.inference import OnnxNetwork, embed, export_onnx
-from churnguard.models.behaviour.optim import EarlyStopping, make_optimizer, use_cpu
+from churnguard.models.behaviour.optim import (
+    EarlyStopping,
+    denormals_flushed,
+    make_optimizer,
+    use_cpu,
+)
 from churnguard.models.behaviour.pretrain import PretrainConfig, load_encoder, pretrain_sequences
 from churnguard.models.calibration import CALIBRATIONS, make_calibrator
 from churnguard.models.gbdt import GBDTChurnModel
@@ -184,6 +189,7 @@ class BehaviourChurnModel(_SequenceModelMixin, ChurnModel):
     def _sequences(self, snapshot: Snapshot) -> EventSequences:
         return sequences_of(snapshot, max_len=self.max_len, texts=self.use_text)
 
+    @denormals_flushed()
     def fit(self, train: Snapshot, *, validation: Snapshot | None = None,
             progress: Callable[[str], None] | None = None) -> BehaviourChurnModel:
         say = progress or (lambda message: None)
@@ -334,6 +340,7 @@ class BehaviourGBDTModel(_SequenceModelMixin, ChurnModel):
                         labels=snapshot.labels, orders=snapshot.orders,
                         horizon_days=snapshot.horizon_days, meta=dict(snapshot.meta))
 
+    @denormals_flushed()
     def fit(self, train: Snapshot, *, validation: Snapshot | None = None,
             progress: Callable[[str], None] | None = None) -> BehaviourGBDTModel:
         say = progress or (lambda message: None)

@@ -40,6 +40,7 @@ from torch import nn
 from churnguard.models.behaviour.encoders import EncoderConfig, build_encoder
 from churnguard.models.behaviour.optim import (
     EarlyStopping,
+    denormals_flushed,
     make_optimizer,
     use_cpu,
     warmup_cosine,
@@ -182,6 +183,7 @@ def _batches(customers: np.ndarray, lengths: np.ndarray, size: int,
     return out
 
 
+@denormals_flushed()
 def pretrain_sequences(seqs: EventSequences, *, config: PretrainConfig,
                        out_dir: str | Path | None = None,
                        progress: Callable[[str], None] | None = None,
