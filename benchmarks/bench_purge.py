@@ -30,16 +30,11 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import churnguard  # noqa: E402, F401  (before torch: OMP_WAIT_POLICY)
-from results import DATA, HORIZON, cached_shop, mean_std, newest_labelled_cutoff  # noqa: E402
+from bench_behaviour import _folder  # noqa: E402  (the shops bench_behaviour caches)
+from results import HORIZON, cached_shop, mean_std, newest_labelled_cutoff  # noqa: E402
 from results import write_section  # noqa: E402
 
 ARMS = ("overlapping", "purged", "user holdout")
-
-
-def _folder(scenario: str, users: int, days: int, seed: int) -> Path:
-    if scenario == "default":
-        return DATA / f"models_{users}_{days}_{seed}"
-    return DATA / f"behaviour_{scenario}_{users}_{days}_{seed}"
 
 
 def measure(scenario: str, users: int, days: int, seed: int) -> dict[str, dict[str, float]]:

@@ -303,7 +303,8 @@ def backtest_cutoffs(
     cutoffs end their horizons on or before it: ``validation - horizon`` and 30, 60, ... days
     before that (:func:`purged_training_cutoffs`). As a list of dates: the newest is the
     validation cutoff, whose horizon must end on or before the test cutoff, and the others are
-    the training cutoffs, whose horizons must end on or before the validation cutoff. Without
+    the training cutoffs, whose horizons should end on or before the validation cutoff (an
+    :class:`OverlappingLabelsWarning` otherwise). Without
     ``test_cutoff``: the newest midnight whose horizon the data fully covers, or, with
     ``candidates`` (e.g. the cutoffs the simulator computed truth at), the newest candidate on or
     before it.
