@@ -157,3 +157,19 @@ def test_attention_weights_are_not_dropped_unless_asked_the_other_paths_are():
     asked = build_encoder(EncoderConfig(kind="transformer", d_model=16, n_layers=2,
                                         attention_dropout=0.2))
     assert [layer.self_attn.dropout for layer in asked.layers.layers] == [0.2, 0.2]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_scoring_a_network_left_in_training_mode_has_no_dropout(kind):
+    # A fit scores its validation customers between epochs with its network, still in training
+    # mode, as the head: the head's dropout must be off then, as it is for the encoder.
+    net = network(kind)
+    seqs = random_sequences(LENGTHS, seed=3)
+    expected = embed(net.encoder, seqs, max_len=N, head=net)
+    net.train()
+    first = embed(net.encoder, seqs, max_len=N, head=net)
+    net.train()
+    second = embed(net.encoder, seqs, max_len=N, head=net)
+    np.testing.assert_array_equal(first, second)
+    np.testing.assert_allclose(first, expected, atol=1e-6)
+    assert not net.training and not net.head.training

@@ -148,3 +148,45 @@ def test_mask_is_derived_from_lengths_only():
     batch.lengths[1] = 2  # the mask follows the lengths, nothing else
     assert batch.mask[1].tolist() == [True, True]
     assert isinstance(batch.mask, torch.Tensor) and batch.mask.dtype == torch.bool
+
+
+def with_strings(seqs: EventSequences, texts: list[str], rows: dict[int, int]) -> EventSequences:
+    """``seqs`` with a text table of ``texts`` (vector k = k + 1 everywhere) and event -> text
+    row ``rows``."""
+    text = np.full(len(seqs.text), -1, dtype=np.int32)
+    for event, row in rows.items():
+        text[event] = row
+    vectors = np.repeat(np.arange(1, len(texts) + 1, dtype=np.float32)[:, None], TEXT_DIM, 1)
+    return EventSequences(offsets=seqs.offsets, cat=seqs.cat, num=seqs.num, text=text,
+                          text_vectors=vectors, context=seqs.context,
+                          text_strings=np.asarray(texts, dtype=str))
+
+
+def test_padding_with_strings_gives_each_event_its_own_text_once_per_batch():
+    # customer 0: events 0-2, customer 1: events 3-4; "late" is used twice, "fine" never.
+    seqs = with_strings(make([3, 2]), ["late", "fine", "broken"], {0: 0, 2: 2, 4: 0})
+    batch = pad(seqs, np.array([0, 1]), strings=True)
+    assert sorted(batch.texts) == ["broken", "late"]  # distinct, and only the batch's
+    index = batch.payload["text_index"]
+    got = [[batch.texts[i] if i >= 0 else None for i in row] for row in index.tolist()]
+    assert got == [["late", None, "broken"], [None, "late", None]]
+    # the vectors are still the cached ones, where the index says
+    assert batch.payload["text"][0, 0, 0] == 1 and batch.payload["text"][0, 2, 0] == 3
+    assert pad(seqs, np.array([0, 1])).texts is None  # only when asked
+
+
+def test_padding_with_strings_needs_sequences_that_keep_them():
+    with pytest.raises(ValueError, match="keep no texts"):
+        pad(make([2], with_text=True), np.array([0]), strings=True)
+
+
+def test_gather_merges_text_tables_and_their_strings_in_step():
+    a = with_strings(make([2]), ["late"], {1: 0})
+    b = with_strings(make([1]), ["broken", "slow"], {0: 1})
+    merged = concat([(b, np.array([0])), (a, np.array([0]))])
+    assert merged.text_strings.tolist() == ["broken", "slow", "late"]
+    batch = pad(merged, np.array([0, 1]), strings=True)
+    index = batch.payload["text_index"].tolist()
+    assert batch.texts[index[0][0]] == "slow" and batch.texts[index[1][1]] == "late"
+    # one source without strings: the merged sequences keep none
+    assert concat([(a, np.array([0])), (make([1]), np.array([0]))]).text_strings is None

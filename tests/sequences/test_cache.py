@@ -169,3 +169,36 @@ def test_real_minilm_text_vectors_are_similar_for_similar_texts(shop):
     assert v.shape == (3, TEXT_DIM)
     cos = v @ v.T / np.outer(np.linalg.norm(v, axis=1), np.linalg.norm(v, axis=1))
     assert cos[0, 1] > cos[0, 2]
+
+
+def test_cache_keeps_the_texts_its_vectors_were_encoded_from(shop, tmp_path: Path):
+    from churnguard.sequences.tokens import project_texts
+
+    insert(shop, [("b2", "bob", "2025-02-28 08:00", "review", None, "包裹晚到了三天", 1)])
+    root = tmp_path / "c"
+    built = SequenceCache(shop, root=root).at(CUTOFF, texts=True, strings=True).sequences
+    seqs = SequenceCache(shop, root=root).at(CUTOFF, texts=True, strings=True).sequences
+    assert sorted(seqs.text_strings.tolist()) == ["late parcel", "where is it?", "包裹晚到了三天"]
+    assert seqs.text_strings.tolist() == built.text_strings.tolist()  # written, read back
+    np.testing.assert_allclose(seqs.text_vectors, project_texts(seqs.text_strings.tolist()),
+                               atol=1e-6)
+    # the review (alice's third event) and bob's review point at their own texts
+    assert seqs.text_strings[seqs.text[2]] == "late parcel"
+    assert seqs.text_strings[seqs.text[seqs.offsets[1] + 1]] == "包裹晚到了三天"
+    # asked without strings, the cache reads none
+    assert SequenceCache(shop, root=root).at(CUTOFF, texts=True).sequences.text_strings is None
+
+
+def test_a_cache_written_before_texts_were_kept_is_rebuilt_only_when_they_are_needed(
+        shop, tmp_path: Path):
+    root = tmp_path / "c"
+    folder = SequenceCache(shop, root=root).at(CUTOFF, texts=True).path
+    for name in ("text_strings_utf8.npy", "text_strings_offsets.npy"):
+        (folder / name).unlink()  # as an older churnguard wrote it
+    older = SequenceCache(shop, root=root).at(CUTOFF, texts=True)
+    assert older.path == folder and older.sequences.text_strings is None
+    rebuilt = SequenceCache(shop, root=root).at(CUTOFF, texts=True, strings=True)
+    assert sorted(rebuilt.sequences.text_strings.tolist()) == ["late parcel", "where is it?"]
+    assert (folder / "text_strings_utf8.npy").exists()
+    with pytest.raises(ValueError, match="needs texts=True"):
+        SequenceCache(shop, root=root).at(CUTOFF, texts=False, strings=True)

@@ -42,7 +42,9 @@ class EventSequences:
     ``num`` (E, 3) float16 :data:`~churnguard.sequences.tokens.CONTINUOUS_FIELDS`;
     ``text`` (E,) int32 row of ``text_vectors`` or -1; ``text_vectors`` (T, TEXT_DIM) float32;
     ``context`` (n, 2) float32 per-customer values outside the window: log1p(number of events
-    before the cutoff) and log1p(days since the first event).
+    before the cutoff) and log1p(days since the first event); ``text_strings`` (T,) object array
+    of str, or None: the texts ``text_vectors`` were encoded from, for models that fine-tune the
+    text encoder (:mod:`~churnguard.models.behaviour.text_tuning`).
     """
 
     offsets: np.ndarray
@@ -51,12 +53,15 @@ class EventSequences:
     text: np.ndarray
     text_vectors: np.ndarray
     context: np.ndarray
+    text_strings: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n_events = int(self.offsets[-1]) if len(self.offsets) else 0
         shapes = {"cat": (n_events, len(CATEGORICAL_FIELDS)),
                   "num": (n_events, len(CONTINUOUS_FIELDS)), "text": (n_events,),
                   "context": (len(self.offsets) - 1, N_CONTEXT)}
+        if self.text_strings is not None:
+            shapes["text_strings"] = (len(self.text_vectors),)
         for name, shape in shapes.items():
             if tuple(getattr(self, name).shape) != shape:
                 raise ValueError(f"EventSequences.{name} has shape "
@@ -77,7 +82,8 @@ class EventSequences:
                    num=np.zeros((0, len(CONTINUOUS_FIELDS)), dtype=np.float16),
                    text=np.zeros(0, dtype=np.int32),
                    text_vectors=np.zeros((0, TEXT_DIM), dtype=np.float32),
-                   context=np.zeros((n, N_CONTEXT), dtype=np.float32))
+                   context=np.zeros((n, N_CONTEXT), dtype=np.float32),
+                   text_strings=np.zeros(0, dtype=object))
 
     def take(self, rows: np.ndarray, *, max_len: int | None = None) -> EventSequences:
         """The customers ``rows`` (in that order), each cut to its newest ``max_len`` events,
@@ -149,10 +155,14 @@ def gather(sources: Sequence[EventSequences], source: np.ndarray, rows: np.ndarr
                 text[into] = codes
         n_vectors += len(seqs.text_vectors)
     vectors = [np.asarray(seqs.text_vectors, dtype=np.float32) for seqs in sources]
+    strings = None
+    if all(seqs.text_strings is not None for seqs in sources):
+        strings = np.concatenate([np.asarray(seqs.text_strings, dtype=object)
+                                  for seqs in sources] or [np.zeros(0, dtype=object)])
     return EventSequences(offsets=offsets, cat=cat, num=num, text=text,
                           text_vectors=(np.concatenate(vectors) if vectors
                                         else np.zeros((0, TEXT_DIM), dtype=np.float32)),
-                          context=context)
+                          context=context, text_strings=strings)
 
 
 def concat(parts: Sequence[tuple[EventSequences, np.ndarray]]) -> EventSequences:
@@ -172,10 +182,15 @@ class PaddedBatch:
     ``payload``: ``cat`` (B, L, 6) int64 (0 = padding), ``num`` (B, L, 3) float32, ``text``
     (B, L, TEXT_DIM) float32, ``context`` (B, 2) float32. L is the longest length in the batch,
     at least 1 so that an all-empty batch still has a shape.
+
+    Padded with ``strings=True``, the batch also carries the distinct ``texts`` of its events and
+    ``payload["text_index"]`` (B, L) int64, each event's position in ``texts`` (-1: no text), so
+    that a network can encode the texts itself.
     """
 
     payload: dict[str, torch.Tensor]
     lengths: torch.Tensor
+    texts: tuple[str, ...] | None = None
 
     @property
     def mask(self) -> torch.Tensor:
@@ -190,8 +205,9 @@ class PaddedBatch:
 
 
 def pad_spans(seqs: EventSequences, starts: np.ndarray, ends: np.ndarray, *,
-              context: np.ndarray | None = None) -> PaddedBatch:
-    """Pad the event spans [starts[i], ends[i]) (flat positions in ``seqs``) into a batch."""
+              context: np.ndarray | None = None, strings: bool = False) -> PaddedBatch:
+    """Pad the event spans [starts[i], ends[i]) (flat positions in ``seqs``) into a batch;
+    ``strings``: also the batch's texts (see :class:`PaddedBatch`)."""
     import torch
 
     starts = np.asarray(starts, dtype=np.int64)
@@ -213,20 +229,31 @@ def pad_spans(seqs: EventSequences, starts: np.ndarray, ends: np.ndarray, *,
     text[row[has_text], column[has_text]] = seqs.text_vectors[text_rows[has_text]]
     if context is None:
         context = np.zeros((batch, N_CONTEXT), dtype=np.float32)
-    return PaddedBatch(
-        payload={"cat": torch.from_numpy(cat), "num": torch.from_numpy(num),
-                 "text": torch.from_numpy(text),
-                 "context": torch.from_numpy(np.asarray(context, dtype=np.float32))},
-        lengths=torch.from_numpy(lengths))
+    payload = {"cat": torch.from_numpy(cat), "num": torch.from_numpy(num),
+               "text": torch.from_numpy(text),
+               "context": torch.from_numpy(np.asarray(context, dtype=np.float32))}
+    texts = None
+    if strings:
+        if seqs.text_strings is None:
+            raise ValueError("pad_spans(strings=True): these sequences keep no texts; build "
+                             "them with SequenceCache.at(..., strings=True)")
+        used, where = np.unique(text_rows[has_text], return_inverse=True)
+        index = np.full((batch, width), -1, dtype=np.int64)
+        index[row[has_text], column[has_text]] = where
+        payload["text_index"] = torch.from_numpy(index)
+        texts = tuple(str(t) for t in np.asarray(seqs.text_strings)[used])
+    return PaddedBatch(payload=payload, lengths=torch.from_numpy(lengths), texts=texts)
 
 
-def pad(seqs: EventSequences, rows: np.ndarray, *, max_len: int | None = None) -> PaddedBatch:
-    """The customers ``rows`` of ``seqs``, each cut to its newest ``max_len`` events, padded."""
+def pad(seqs: EventSequences, rows: np.ndarray, *, max_len: int | None = None,
+        strings: bool = False) -> PaddedBatch:
+    """The customers ``rows`` of ``seqs``, each cut to its newest ``max_len`` events, padded
+    (``strings``: with the batch's texts, see :class:`PaddedBatch`)."""
     rows = np.asarray(rows, dtype=np.int64)
     starts, ends = seqs.offsets[rows], seqs.offsets[rows + 1]
     if max_len is not None:
         starts = np.maximum(starts, ends - int(max_len))
-    return pad_spans(seqs, starts, ends, context=seqs.context[rows])
+    return pad_spans(seqs, starts, ends, context=seqs.context[rows], strings=strings)
 
 
 def length_batches(lengths: np.ndarray, batch_size: int, *,

@@ -58,6 +58,7 @@ __all__ = ["CACHE_FORMAT", "CutoffSequences", "SequenceCache", "sequences_of"]
 CACHE_FORMAT = 1
 DEFAULT_MAX_LEN = 256
 _ARRAYS = ("users", "offsets", "cat", "num", "text", "text_vectors", "context")
+_STRINGS = "text_strings"  # read only when asked for; caches before 2026-11-29 lack them
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -166,12 +167,14 @@ def build_cutoff(store: Store, cutoff: dt.datetime, *, max_len: int, texts: bool
     ], axis=1).astype(np.float16) if n_events else np.zeros((0, 3), dtype=np.float16)
 
     text_vectors = np.zeros((0, TEXT_DIM), dtype=np.float32)
+    text_strings = np.zeros(0, dtype=object) if texts else None
     text = np.full(n_events, -1, dtype=np.int32)
     if texts and n_events:
         encoded = pc.dictionary_encode(table["text"]).combine_chunks()
         distinct = encoded.dictionary.to_pylist()
         if distinct:
             text_vectors = _text_vectors(distinct)
+            text_strings = np.asarray(distinct, dtype=object)
             valid = np.asarray(encoded.is_valid())
             text[valid] = encoded.indices.to_numpy(zero_copy_only=False)[valid]
 
@@ -183,13 +186,21 @@ def build_cutoff(store: Store, cutoff: dt.datetime, *, max_len: int, texts: bool
     return CutoffSequences(
         cutoff=cutoff, key=key, users=users,
         sequences=EventSequences(offsets=offsets, cat=cat, num=num, text=text,
-                                 text_vectors=text_vectors, context=context))
+                                 text_vectors=text_vectors, context=context,
+                                 text_strings=text_strings))
 
 
 def _save(cut: CutoffSequences, folder: Path) -> None:
     tmp = folder.with_name(f"{folder.name}.tmp-{uuid.uuid4().hex[:8]}")
     tmp.mkdir(parents=True)
     arrays = {"users": cut.users, **{n: getattr(cut.sequences, n) for n in _ARRAYS[1:]}}
+    if cut.sequences.text_strings is not None:
+        # UTF-8 back to back plus offsets: real reviews vary in length, and a fixed-width
+        # string array would pad every text to the longest.
+        encoded = [str(t).encode() for t in cut.sequences.text_strings]
+        arrays[f"{_STRINGS}_offsets"] = np.concatenate(
+            [[0], np.cumsum([len(b) for b in encoded], dtype=np.int64)]).astype(np.int64)
+        arrays[f"{_STRINGS}_utf8"] = np.frombuffer(b"".join(encoded), dtype=np.uint8)
     for name, array in arrays.items():
         np.save(tmp / f"{name}.npy", np.ascontiguousarray(array), allow_pickle=False)
     (tmp / "meta.json").write_text(json.dumps({
@@ -201,10 +212,21 @@ def _save(cut: CutoffSequences, folder: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _load(folder: Path, cutoff: dt.datetime, key: str) -> CutoffSequences:
+def _has_strings(folder: Path) -> bool:
+    # Caches written before the texts were kept have their vectors only.
+    return (folder / f"{_STRINGS}_utf8.npy").exists()
+
+
+def _load(folder: Path, cutoff: dt.datetime, key: str, *, strings: bool = False
+          ) -> CutoffSequences:
     arrays = {name: np.load(folder / f"{name}.npy", mmap_mode="r", allow_pickle=False)
               for name in _ARRAYS}
     users = np.asarray(arrays.pop("users"))
+    if strings and _has_strings(folder):
+        utf8 = np.load(folder / f"{_STRINGS}_utf8.npy", allow_pickle=False).tobytes()
+        ends = np.load(folder / f"{_STRINGS}_offsets.npy", allow_pickle=False)
+        arrays[_STRINGS] = np.asarray([utf8[a:b].decode() for a, b in zip(ends[:-1], ends[1:])],
+                                      dtype=object)
     return CutoffSequences(cutoff=cutoff, key=key, users=users,
                            sequences=EventSequences(**arrays), path=folder)
 
@@ -216,7 +238,8 @@ class SequenceCache:
     an in-memory store keeps its caches in memory). ``max_len``: events kept per customer (N).
     ``texts`` (of :meth:`at` and :meth:`for_rows`): embed review and ticket texts with MiniLM
     (False leaves the text vectors empty: faster, for tests and stores without text); the two
-    kinds are cached apart.
+    kinds are cached apart. ``strings``: the caller needs the texts themselves as well (a model
+    that fine-tunes the text encoder); a cache written before they were kept is rebuilt once.
     """
 
     def __init__(self, store: Store, *, max_len: int = DEFAULT_MAX_LEN,
@@ -240,35 +263,42 @@ class SequenceCache:
     def _folder_prefix(self, cutoff: dt.datetime, texts: bool) -> str:
         return f"{cutoff:%Y%m%dT%H%M%S}-n{self.max_len}-{'t' if texts else 'x'}-"
 
-    def at(self, cutoff: object, *, texts: bool = True) -> CutoffSequences:
+    def at(self, cutoff: object, *, texts: bool = True, strings: bool = False
+           ) -> CutoffSequences:
         """Every customer's tokens before ``cutoff``: from the cache, or built and cached."""
         when = to_cutoff(cutoff)
         if self.store is None:
             raise ValueError("this SequenceCache was copied without its store; attach a new "
                              "one with SequenceCache(store)")
+        if strings and not texts:
+            raise ValueError("SequenceCache.at(strings=True) needs texts=True")
         key = self.key(when, texts=texts)
         held = self._memory.get((when, texts))
-        if held is not None and held.key == key:
+        if held is not None and held.key == key and not (
+                strings and held.sequences.text_strings is None):
             return held
         if self.root is None:
             cut = build_cutoff(self.store, when, max_len=self.max_len, texts=texts, key=key)
         else:
             prefix = self._folder_prefix(when, texts)
             folder = self.root / f"{prefix}{key}"
+            if strings and (folder / "meta.json").exists() and not _has_strings(folder):
+                shutil.rmtree(folder, ignore_errors=True)  # older format: rebuilt below
             if not (folder / "meta.json").exists():
                 self.root.mkdir(parents=True, exist_ok=True)
                 for stale in self.root.glob(f"{prefix}*"):
                     shutil.rmtree(stale, ignore_errors=True)
                 _save(build_cutoff(self.store, when, max_len=self.max_len, texts=texts,
                                    key=key), folder)
-            cut = _load(folder, when, key)
+            cut = _load(folder, when, key, strings=strings)
         self._memory[(when, texts)] = cut
         return cut
 
-    def for_rows(self, index: pd.MultiIndex, *, texts: bool = True) -> EventSequences:
+    def for_rows(self, index: pd.MultiIndex, *, texts: bool = True, strings: bool = False
+                 ) -> EventSequences:
         """Sequences of the (user_id, cutoff) rows of ``index``, in its order (users without
         events before their cutoff get an empty sequence). One copy of the rows' events, read
-        straight from the memory-mapped caches."""
+        straight from the memory-mapped caches; ``strings`` as in :meth:`at`."""
         users = np.asarray(index.get_level_values(0).astype(str), dtype=str)
         cutoffs = pd.DatetimeIndex(index.get_level_values(1))
         sources: list[EventSequences] = []
@@ -276,7 +306,7 @@ class SequenceCache:
         rows = np.full(len(index), -1, dtype=np.int64)
         for k, cutoff in enumerate(sorted(cutoffs.unique())):
             at = np.flatnonzero(cutoffs == cutoff)
-            cut = self.at(pd.Timestamp(cutoff).to_pydatetime(), texts=texts)
+            cut = self.at(pd.Timestamp(cutoff).to_pydatetime(), texts=texts, strings=strings)
             sources.append(cut.sequences)
             source[at], rows[at] = k, cut.rows_of(users[at])
         return gather(sources, source, rows)
@@ -287,8 +317,9 @@ class SequenceCache:
 
 
 def sequences_of(snapshot, *, max_len: int | None = None,  # noqa: ANN001
-                 texts: bool = True) -> EventSequences:
-    """The event sequences of a snapshot's rows, through the cache its builder attached."""
+                 texts: bool = True, strings: bool = False) -> EventSequences:
+    """The event sequences of a snapshot's rows, through the cache its builder attached
+    (``strings``: with the texts themselves, see :class:`SequenceCache`)."""
     cache = snapshot.meta.get("sequences")
     if cache is None:
         raise ValueError(
@@ -298,4 +329,4 @@ def sequences_of(snapshot, *, max_len: int | None = None,  # noqa: ANN001
     if max_len is not None and max_len > cache.max_len:
         raise ValueError(f"the model reads {max_len} events per customer but the snapshot's "
                          f"cache keeps {cache.max_len}; build it with a larger max_len")
-    return cache.for_rows(snapshot.index, texts=texts)
+    return cache.for_rows(snapshot.index, texts=texts, strings=strings)

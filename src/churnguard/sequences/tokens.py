@@ -46,6 +46,7 @@ __all__ = [
     "amount_codes",
     "category_codes",
     "project_texts",
+    "text_projection",
     "type_codes",
 ]
 
@@ -99,6 +100,11 @@ def _projection() -> np.ndarray:
 
     rng = np.random.default_rng(_PROJECTION_SEED)
     return (rng.standard_normal((DIM, TEXT_DIM)) / np.sqrt(TEXT_DIM)).astype(np.float32)
+
+
+def text_projection() -> np.ndarray:
+    """The fixed (384, TEXT_DIM) float32 projection of MiniLM vectors (a copy)."""
+    return _projection().copy()
 
 
 def project_texts(texts: Sequence[str]) -> np.ndarray:

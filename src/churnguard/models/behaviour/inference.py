@@ -56,24 +56,31 @@ ONNX_OPSET = 17
 def embed(encoder: nn.Module, seqs: EventSequences, *, max_len: int,
           batch_size: int = DEFAULT_BATCH_SIZE, max_tokens: int | None = None,
           head: Callable[[PaddedBatch], Any] | None = None,
-          threads: int | None = None) -> np.ndarray:
+          threads: int | None = None, strings: bool = False) -> np.ndarray:
     """``encoder`` (or ``head``, a function of a batch: the network, or an :class:`OnnxNetwork`)
     over every customer of ``seqs``, each cut to its newest ``max_len`` events; returns float32
     (n, dim) customer vectors, or (n,) for a head with one output.
 
     ``batch_size`` and ``max_tokens`` (default: ``encoder.scoring_tokens``) bound each batch
     (see :func:`~churnguard.sequences.length_batches`); ``threads``: torch's CPU threads
-    (default: every core).
+    (default: every core); ``strings``: pad with the batches' texts, for a network that encodes
+    them itself (:mod:`~churnguard.models.behaviour.text_tuning`). ``encoder`` and a ``head``
+    that is a module are left in evaluation mode.
     """
     use_cpu(threads)
+    # Scoring: no dropout anywhere. A fit scores its validation customers with its network as
+    # the head between epochs, while that network is in training mode.
     encoder.eval()
+    if isinstance(head, nn.Module):
+        head.eval()
     if max_tokens is None:
         max_tokens = getattr(encoder, "scoring_tokens", DEFAULT_MAX_TOKENS)
     lengths = np.minimum(seqs.lengths, max_len)
     run = head or encoder
     out: np.ndarray | None = None
     for rows in length_batches(lengths, batch_size, max_tokens=max_tokens):
-        values = np.asarray(run(pad(seqs, rows, max_len=max_len)), dtype=np.float32)
+        values = np.asarray(run(pad(seqs, rows, max_len=max_len, strings=strings)),
+                            dtype=np.float32)
         if out is None:
             out = np.zeros((len(seqs), *values.shape[1:]), dtype=np.float32)
         out[rows] = values

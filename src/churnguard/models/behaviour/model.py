@@ -11,7 +11,9 @@ rate for the pretrained body than for the fresh head (``body_lr_scale``; Howard 
 also name an encoder file written by ``churnguard pretrain``; ``"none"`` trains from scratch (the
 supervised GRU / transformer of the leaderboard, named ``behaviour_gru`` /
 ``behaviour_transformer``). Probabilities are calibrated on the out-of-time validation snapshot
-as the GBDT's are.
+as the GBDT's are. With ``tune_text=True`` the network also fine-tunes its own copy of the MiniLM
+text encoder (:mod:`~churnguard.models.behaviour.text_tuning`) instead of reading frozen text
+vectors.
 
 :class:`BehaviourGBDTModel` adds the frozen pretrained customer vectors to the snapshot features
 of :class:`~churnguard.models.gbdt.GBDTChurnModel` (Babaev et al. 2022 found such embeddings fed
@@ -45,6 +47,7 @@ from churnguard.models.behaviour.optim import (
     use_cpu,
 )
 from churnguard.models.behaviour.pretrain import PretrainConfig, load_encoder, pretrain_sequences
+from churnguard.models.behaviour.text_tuning import TextTower
 from churnguard.models.calibration import CALIBRATIONS, make_calibrator
 from churnguard.models.gbdt import GBDTChurnModel
 from churnguard.sequences.batch import N_CONTEXT, EventSequences, length_batches, pad
@@ -59,16 +62,25 @@ _EMBED_PREFIX = "behaviour_emb_"
 
 
 class _Network(nn.Module):
-    """Encoder + head: customer vector and context values to one churn logit."""
+    """Encoder + head: customer vector and context values to one churn logit; with a
+    ``text_tower``, the batch's text vectors are encoded by it first."""
 
-    def __init__(self, encoder: nn.Module, hidden: int, dropout: float) -> None:
+    def __init__(self, encoder: nn.Module, hidden: int, dropout: float,
+                 text_tower: TextTower | None = None) -> None:
         super().__init__()
         self.encoder = encoder
         self.head = nn.Sequential(nn.Linear(encoder.dim + N_CONTEXT, hidden), nn.GELU(),
                                   nn.Dropout(dropout), nn.Linear(hidden, 1))
+        self.text_tower = text_tower
+
+    def vectors(self, batch) -> torch.Tensor:  # noqa: ANN001
+        """The customer vectors (B, dim)."""
+        # Networks pickled before the option existed have no text_tower.
+        tower = getattr(self, "text_tower", None)
+        return self.encoder(batch if tower is None else tower.fill(batch))
 
     def forward(self, batch) -> torch.Tensor:  # noqa: ANN001
-        z = self.encoder(batch)
+        z = self.vectors(batch)
         return self.head(torch.cat([z, context_features(batch)], dim=-1)).squeeze(-1)
 
 
@@ -143,7 +155,9 @@ class BehaviourChurnModel(_SequenceModelMixin, ChurnModel):
     validation log-loss, in epochs), ``grad_clip``, ``calibration``, ``seed``, ``n_threads``
     (torch's and ONNX Runtime's CPU threads; default every core), ``runtime`` ("torch", the
     default, or "onnx": score with ONNX Runtime on an export of the fitted network made at the
-    first prediction; :mod:`~churnguard.models.behaviour.inference`).
+    first prediction; :mod:`~churnguard.models.behaviour.inference`), ``tune_text`` (fine-tune
+    the MiniLM text encoder end to end, at ``text_lr``; needs ``use_text`` and the torch
+    runtime; :mod:`~churnguard.models.behaviour.text_tuning`).
 
     Fitted: ``network_``, ``calibrator_``, ``history_`` (per-epoch losses), ``best_epoch_``,
     ``pretrained_`` (the pretraining summary, or None).
@@ -156,7 +170,8 @@ class BehaviourChurnModel(_SequenceModelMixin, ChurnModel):
                  batch_size: int = 128, lr: float = 2e-3, body_lr_scale: float = 0.3,
                  weight_decay: float = 0.01, warmup_fraction: float = 0.05, patience: int = 2,
                  grad_clip: float = 1.0, calibration: str = "isotonic", seed: int = 0,
-                 n_threads: int | None = None, runtime: str = "torch") -> None:
+                 n_threads: int | None = None, runtime: str = "torch", tune_text: bool = False,
+                 text_lr: float = 2e-5) -> None:
         self.encoder = encoder
         self.d_model = d_model
         self.n_layers = n_layers
@@ -179,6 +194,8 @@ class BehaviourChurnModel(_SequenceModelMixin, ChurnModel):
         self.seed = seed
         self.n_threads = n_threads
         self.runtime = runtime
+        self.tune_text = tune_text
+        self.text_lr = text_lr
 
     @property  # type: ignore[override]
     def name(self) -> str:
@@ -186,8 +203,14 @@ class BehaviourChurnModel(_SequenceModelMixin, ChurnModel):
         ``behaviour_transformer`` (supervised from scratch)."""
         return "behaviour" if self.pretrain != "none" else f"behaviour_{self.encoder}"
 
+    @property
+    def _tunes_text(self) -> bool:
+        # Models pickled before the option existed have no ``tune_text``.
+        return bool(getattr(self, "tune_text", False))
+
     def _sequences(self, snapshot: Snapshot) -> EventSequences:
-        return sequences_of(snapshot, max_len=self.max_len, texts=self.use_text)
+        return sequences_of(snapshot, max_len=self.max_len, texts=self.use_text,
+                            strings=self._tunes_text)
 
     @denormals_flushed()
     def fit(self, train: Snapshot, *, validation: Snapshot | None = None,
@@ -199,6 +222,11 @@ class BehaviourChurnModel(_SequenceModelMixin, ChurnModel):
         if self.encoder not in ("gru", "transformer"):
             raise ValueError(f"encoder must be 'gru' or 'transformer', got {self.encoder!r}")
         self._check_runtime()
+        if self._tunes_text and not self.use_text:
+            raise ValueError("tune_text=True fine-tunes the text encoder: it needs use_text=True")
+        if self._tunes_text and self.runtime != "torch":
+            raise ValueError("tune_text=True scores with PyTorch only (the ONNX export has no "
+                             "text encoder); use runtime='torch'")
         self.__dict__.pop("_onnx", None)  # a refit network needs a fresh export
         if validation is None:
             held = np.asarray(train.index.get_level_values(1) == train.index.get_level_values(1)
@@ -220,16 +248,20 @@ class BehaviourChurnModel(_SequenceModelMixin, ChurnModel):
         else:
             encoder, pretrained = self._pretrained_encoder(train, validation, say)
         torch.manual_seed(self.seed + 1)
-        network = _Network(encoder, hidden=self.d_model, dropout=self.dropout)
+        network = _Network(encoder, hidden=self.d_model, dropout=self.dropout,
+                           text_tower=TextTower() if self._tunes_text else None)
         seqs_train, seqs_valid = self._sequences(train), self._sequences(validation)
 
         lengths = np.minimum(seqs_train.lengths, self.max_len)
         steps = len(length_batches(lengths, self.batch_size)) * self.epochs
         body_lr = self.lr * (self.body_lr_scale if pretrained is not None else 1.0)
+        groups = [{"params": list(network.encoder.parameters()), "lr": body_lr},
+                  {"params": list(network.head.parameters()), "lr": self.lr}]
+        if network.text_tower is not None:
+            groups.append({"params": list(network.text_tower.parameters()), "lr": self.text_lr})
         optimizer, schedule = make_optimizer(
-            [{"params": list(network.encoder.parameters()), "lr": body_lr},
-             {"params": list(network.head.parameters()), "lr": self.lr}],
-            weight_decay=self.weight_decay, warmup=int(self.warmup_fraction * steps), total=steps)
+            groups, weight_decay=self.weight_decay, warmup=int(self.warmup_fraction * steps),
+            total=steps)
         stopper = EarlyStopping(self.patience)
         target = torch.from_numpy(y_train.astype(np.float32))
         history = []
@@ -238,7 +270,8 @@ class BehaviourChurnModel(_SequenceModelMixin, ChurnModel):
             network.train()
             total = 0.0
             for rows in length_batches(lengths, self.batch_size, rng=rng):
-                logit = network(pad(seqs_train, rows, max_len=self.max_len))
+                logit = network(pad(seqs_train, rows, max_len=self.max_len,
+                                    strings=self._tunes_text))
                 loss = F.binary_cross_entropy_with_logits(logit, target[rows])
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -247,7 +280,8 @@ class BehaviourChurnModel(_SequenceModelMixin, ChurnModel):
                 schedule.step()
                 total += float(loss.detach()) * len(rows)
             valid_logit = embed(network.encoder, seqs_valid, max_len=self.max_len,
-                                head=network, threads=self.n_threads)
+                                head=network, threads=self.n_threads,
+                                strings=self._tunes_text)
             valid_loss = float(F.binary_cross_entropy_with_logits(
                 torch.from_numpy(valid_logit), torch.from_numpy(y_valid.astype(np.float32))))
             history.append({"epoch": epoch, "train_loss": total / len(y_train),
@@ -269,7 +303,8 @@ class BehaviourChurnModel(_SequenceModelMixin, ChurnModel):
 
     def _raw(self, seqs: EventSequences) -> np.ndarray:
         logit = embed(self.network_.encoder, seqs, max_len=self.max_len,
-                      head=self._scorer(self.network_), threads=self.n_threads)
+                      head=self._scorer(self.network_), threads=self.n_threads,
+                      strings=self._tunes_text)
         return 1.0 / (1.0 + np.exp(-logit.astype(float)))
 
     def predict_raw(self, snapshot: Snapshot) -> np.ndarray:
@@ -284,8 +319,14 @@ class BehaviourChurnModel(_SequenceModelMixin, ChurnModel):
     def embed(self, snapshot: Snapshot) -> np.ndarray:
         """The fine-tuned encoder's customer vectors (n, d_model), computed with PyTorch."""
         self._check_fitted("embed")
-        return embed(self.network_.encoder, self._sequences(snapshot), max_len=self.max_len,
-                     threads=self.n_threads)
+        seqs = self._sequences(snapshot)
+        if not self._tunes_text:
+            return embed(self.network_.encoder, seqs, max_len=self.max_len,
+                         threads=self.n_threads)
+        if len(seqs) == 0:
+            return np.zeros((0, self.network_.encoder.dim), dtype=np.float32)
+        return embed(self.network_.encoder, seqs, max_len=self.max_len,
+                     head=self.network_.vectors, threads=self.n_threads, strings=True)
 
 
 class BehaviourGBDTModel(_SequenceModelMixin, ChurnModel):
