@@ -13,7 +13,7 @@ import re
 import sys
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -378,6 +378,16 @@ def _model_names(value: str) -> tuple[str, ...]:
     return names
 
 
+def _configured(project: Project, names: Sequence[str]) -> list[Any]:
+    """``names`` built as churnguard.toml says ([models.behaviour] for the behaviour models)."""
+    from churnguard.training import configured_models
+
+    try:
+        return configured_models(names, project.config.models.behaviour, root=project.root)
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
+
+
 def _train_cutoffs(value: str | None) -> int | list[dt.date] | None:
     if value is None:
         return None
@@ -391,7 +401,9 @@ def _train_cutoffs(value: str | None) -> int | list[dt.date] | None:
 
 @cli.command()
 @click.option("--models", "models", default="gbdt", show_default=True,
-              help="The model to train: gbdt, btyd or recency.")
+              help="The model to train: recency, btyd, gbdt, behaviour, behaviour_gru, "
+              "behaviour_transformer, behaviour+gbdt or ensemble. The behaviour models take "
+              "their size from [models.behaviour] in churnguard.toml.")
 @click.option("--as-of", default=None, callback=date_callback,
               help="Train as if today were this date (default: on all the data).")
 @click.option("--train-cutoffs", type=click.IntRange(min=1), default=None,
@@ -418,9 +430,10 @@ def train(models: str, as_of: dt.date | None, train_cutoffs: int | None, promote
     project = load_project(project_dir)
     definition = churn_definition(project, activity, lookback, horizon)
     (name,) = _model_names(models)[:1]
+    (model,) = _configured(project, [name])
     with project.open_store() as store, stage_spinner(f"Training {name}") as update:
         try:
-            trained = train_model(store, definition=definition, model=name, as_of=as_of,
+            trained = train_model(store, definition=definition, model=model, as_of=as_of,
                                   train_cutoffs=train_cutoffs, promote=promote, progress=update)
         except BacktestError as exc:
             raise BadInput(str(exc)) from None
@@ -493,13 +506,14 @@ def backtest(horizon: int | None, test_cutoff: dt.date | None, train_cutoffs: st
     project = load_project(project_dir)
     definition = churn_definition(project, None, None, horizon)
     names = _model_names(models)
+    chosen = _configured(project, names)
     cutoffs = _train_cutoffs(train_cutoffs)
     truth = _truth(project)
     with project.open_store() as store:
         try:
             with stage_spinner("Backtest") as update:
                 result = run_backtest(store, definition=definition, test_cutoff=test_cutoff,
-                                      train_cutoffs=cutoffs, models=names, truth=truth,
+                                      train_cutoffs=cutoffs, models=chosen, truth=truth,
                                       progress=update)
         except BacktestError as exc:
             raise BadInput(str(exc)) from None

@@ -18,8 +18,11 @@ from churnguard.cli import BadInput, cli, date_callback, load_project, project_o
 @click.option("--as-of", default=None, callback=date_callback,
               help="Use the events strictly before this date (default: just after the last "
                    "event).")
-@click.option("--encoder", type=click.Choice(["gru", "transformer"]), default="gru",
-              show_default=True, help="Sequence encoder to pretrain.")
+@click.option("--encoder", type=click.Choice(["gru", "transformer"]), default=None,
+              help="Sequence encoder to pretrain [default: models.behaviour.encoder in "
+                   "churnguard.toml, else gru]. Its width, layers, events per customer and use "
+                   "of text come from [models.behaviour] too, so that the behaviour models "
+                   "can fine-tune it.")
 @click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True,
               help="Most epochs; training stops early when the held-out loss stops improving.")
 @click.option("--max-customers", type=click.IntRange(min=4), default=None,
@@ -28,7 +31,7 @@ from churnguard.cli import BadInput, cli, date_callback, load_project, project_o
               help="Folder for the encoder, checkpoints and TensorBoard logs "
                    "(default: PROJECT/pretrained).")
 @project_option
-def pretrain(as_of: dt.date | None, encoder: str, epochs: int, max_customers: int | None,
+def pretrain(as_of: dt.date | None, encoder: str | None, epochs: int, max_customers: int | None,
              out_dir: Path | None, project_dir: Path | None) -> None:
     """Pretrain the behaviour encoder on every customer's raw event stream, without labels.
 
@@ -44,8 +47,14 @@ def pretrain(as_of: dt.date | None, encoder: str, epochs: int, max_customers: in
 
     project = load_project(project_dir)
     out = out_dir or project.root / "pretrained"
-    config = PretrainConfig(encoder=EncoderConfig(kind=encoder), epochs=epochs,
-                            max_customers=max_customers)
+    settings = project.config.models.behaviour
+    encoder = encoder or settings.encoder or "gru"
+    shape = {k: v for k, v in settings.given().items() if k in ("d_model", "n_layers", "use_text")}
+    if "d_model" in shape:  # the feed-forward width the behaviour models give the encoder
+        shape["d_ff"] = 2 * shape["d_model"]
+    window = {"max_len": settings.max_len} if settings.max_len is not None else {}
+    config = PretrainConfig(encoder=EncoderConfig(kind=encoder, **shape), epochs=epochs,
+                            max_customers=max_customers, **window)
     with project.open_store() as store, stage_spinner("Pretraining") as say:
         try:
             when = scoring_cutoff(store) if as_of is None else to_cutoff(as_of)

@@ -158,12 +158,61 @@ class SimulationConfig(_Section):
     truth: str | None = None
 
 
+class BehaviourSettings(_Section):
+    """Hyper-parameters of the behaviour models that ``train`` and ``backtest`` build
+    (``behaviour``, ``behaviour+gbdt``, the supervised controls ``behaviour_gru`` and
+    ``behaviour_transformer``, and the behaviour member of ``ensemble``). A key left out keeps
+    the model's default (docs/behaviour.md); keys a model does not have are not passed to it
+    (``behaviour+gbdt`` does not fine-tune, so ``epochs``, ``tune_text`` and ``text_lr`` are
+    the fine-tuned model's only).
+
+    ``pretrain``: "auto" (pretrain inside training) or an encoder file written by
+    ``churnguard pretrain``, relative to the project folder (the encoder's shape is then the
+    file's). Training from scratch is what the supervised controls do, under their own names.
+    The controls keep their own encoder and never pretrain.
+    """
+
+    encoder: Literal["gru", "transformer"] | None = None
+    d_model: int | None = Field(None, gt=0)
+    n_layers: int | None = Field(None, ge=1)
+    max_len: int | None = Field(None, ge=1)
+    use_text: bool | None = None
+    pretrain: str | None = Field(None, min_length=1)
+    pretrain_epochs: int | None = Field(None, ge=1)
+    pretrain_max_customers: int | None = Field(None, ge=4)
+    epochs: int | None = Field(None, ge=1)
+    tune_text: bool | None = None
+    text_lr: float | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> BehaviourSettings:
+        if self.pretrain == "none":
+            raise ValueError('pretrain = "none" trains from scratch, which is what the '
+                             "supervised controls do: backtest or train behaviour_gru or "
+                             'behaviour_transformer instead, or use "auto" or an encoder file')
+        if self.tune_text and self.use_text is False:
+            raise ValueError("tune_text = true fine-tunes the text encoder, which use_text = "
+                             "false leaves out; drop one of them")
+        return self
+
+    def given(self) -> dict[str, object]:
+        """The keys churnguard.toml sets, with their values."""
+        return self.model_dump(exclude_none=True)
+
+
+class ModelsConfig(_Section):
+    """Settings of the models that ``train`` and ``backtest`` build by name."""
+
+    behaviour: BehaviourSettings = BehaviourSettings()
+
+
 class ProjectConfig(_Section):
     churn: ChurnDefinition = ChurnDefinition()
     ingest: IngestConfig = IngestConfig()
     scoring: ScoringConfig = ScoringConfig()
     simulation: SimulationConfig = SimulationConfig()
     intervene: InterveneConfig = InterveneConfig()
+    models: ModelsConfig = ModelsConfig()
 
 
 class ConfigError(ValueError):
@@ -246,4 +295,16 @@ kind = "outreach"
 cost = 4.0
 channel = "phone"
 daily_capacity = 500
+
+# The behaviour models that `train` and `backtest` build (docs/behaviour.md); a key left out
+# keeps the model's default, shown here.
+[models.behaviour]
+# encoder = "gru"              # gru or transformer
+# d_model = 64                 # width of the encoder
+# max_len = 256                # newest events read per customer
+# pretrain = "auto"            # auto (pretrain while training) or the encoder written by
+#                              # `churnguard pretrain`: "pretrained/encoder.pt"
+# pretrain_max_customers = 30000
+# epochs = 8                   # most fine-tuning epochs (early stopping on held-out data)
+# tune_text = false            # also fine-tune the MiniLM text encoder (slower; larger model)
 """

@@ -50,8 +50,16 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
+def _jsonable(value: object) -> object:
+    # A model inside a config (an ensemble's configured member) is stored as its name and
+    # hyper-parameters, not as its repr.
+    if isinstance(value, ChurnModel):
+        return {"name": value.name, "params": value.get_params()}
+    return str(value)
+
+
 def _dumps(value: object) -> str:
-    return json.dumps(value, default=str, sort_keys=True)
+    return json.dumps(value, default=_jsonable, sort_keys=True)
 
 
 def register_model(store: Store, model: ChurnModel, *, name: str, config: dict[str, Any],

@@ -9,13 +9,14 @@ the backtest measures, moved forward to the present (``churnguard.evaluate``: wh
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from churnguard.config import ChurnDefinition
+from churnguard.config import BehaviourSettings, ChurnDefinition
 from churnguard.evaluate import (
     MODEL_FACTORIES,
     BacktestError,
@@ -29,6 +30,57 @@ from churnguard.models.base import ChurnModel, fit_model
 from churnguard.registry import CHAMPION, alias_version, register_model, set_alias
 from churnguard.snapshots import build_snapshot
 from churnguard.store import Store
+
+
+#: The models that [models.behaviour] in churnguard.toml configures, and the settings each takes.
+_SEQUENCE_SETTINGS = ("encoder", "d_model", "n_layers", "max_len", "use_text", "pretrain",
+                      "pretrain_epochs", "pretrain_max_customers")
+_FINE_TUNING_SETTINGS = ("epochs", "tune_text", "text_lr")
+BEHAVIOUR_SETTINGS: dict[str, tuple[str, ...]] = {
+    "behaviour": _SEQUENCE_SETTINGS + _FINE_TUNING_SETTINGS,
+    "behaviour+gbdt": _SEQUENCE_SETTINGS,
+    # The supervised controls keep their encoder and never pretrain.
+    "behaviour_gru": ("d_model", "n_layers", "max_len", "use_text") + _FINE_TUNING_SETTINGS,
+    "behaviour_transformer": ("d_model", "n_layers", "max_len", "use_text")
+    + _FINE_TUNING_SETTINGS,
+}
+
+
+def configured_models(names: Sequence[str], settings: BehaviourSettings, *,
+                      root: Path) -> list[str | ChurnModel]:
+    """The models ``names`` as ``train`` and ``backtest`` build them: a behaviour model (and the
+    ensemble's behaviour member) with the project's [models.behaviour] settings, any other
+    model by its name (its defaults). ``root``: the project folder, which a relative
+    ``pretrain`` file is read from; a file that does not exist is a ValueError naming it.
+
+    >>> from churnguard.config import BehaviourSettings
+    >>> configured_models(["gbdt", "behaviour"], BehaviourSettings(), root=Path("."))
+    ['gbdt', 'behaviour']
+    """
+    given = settings.given()
+    if not given:
+        return list(names)
+    if given.get("pretrain") not in (None, "auto"):
+        path = (root / str(given["pretrain"])).resolve()
+        if not path.is_file():
+            raise ValueError(f"models.behaviour.pretrain in churnguard.toml names {path}, which "
+                             "does not exist; run `churnguard pretrain` first, or use \"auto\"")
+        given["pretrain"] = str(path)
+
+    def build(name: str) -> str | ChurnModel:
+        if name == "ensemble":
+            from churnguard.models.ensemble import StackedEnsemble  # noqa: PLC0415 (torch)
+
+            members = StackedEnsemble().members
+            return StackedEnsemble(members=[build(m) if isinstance(m, str) else m
+                                            for m in members])
+        if name not in BEHAVIOUR_SETTINGS:
+            return name
+        preset = MODEL_FACTORIES[name]()
+        chosen = {k: v for k, v in given.items() if k in BEHAVIOUR_SETTINGS[name]}
+        return type(preset)(**{**preset.get_params(), **chosen})
+
+    return [build(name) for name in names]
 
 
 @dataclass(frozen=True, kw_only=True)
