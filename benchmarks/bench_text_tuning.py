@@ -58,8 +58,9 @@ def measure(*, users: int, days: int, seed: int, d_model: int, max_len: int,
                               seed=seed, d_model=d_model, max_len=max_len, epochs=epochs)
 
 
-def _fit_and_score(snaps, *, train_cutoffs: list, valid: object, test: object, seed: int,  # noqa: ANN001
-                   d_model: int, max_len: int, epochs: int) -> dict[str, dict[str, float]]:
+def _fit_and_score(snaps, *, train_cutoffs: list, valid: object,  # noqa: ANN001
+                   test: object, seed: int, d_model: int, max_len: int,
+                   epochs: int) -> dict[str, dict[str, float]]:
     import numpy as np
     import pandas as pd
 
@@ -128,7 +129,8 @@ def main() -> int:
     lines = [f"Default scenario, {args.users:,} customers, {args.days} days, seeds {args.seeds}; "
              f"out of time (the test cutoff, {HORIZON}-day horizon, {n_test:,.0f} customers); "
              f"GRU d = {args.d_model} over the newest {args.max_len} events, at most "
-             f"{args.epochs} epoch{'s' if args.epochs != 1 else ''}, no pretraining; mean ± std over seeds.", "",
+             f"{args.epochs} epoch{'s' if args.epochs != 1 else ''}, no pretraining; mean ± "
+             "std over seeds.", "",
              "| model | ROC-AUC | PR-AUC | fit (s) | scoring (customers/s) | pickled (MiB) |",
              "|---|---|---|---|---|---|"]
     lines += [f"| {label} | {cell(key, 'roc_auc', '.4f')} | {cell(key, 'pr_auc', '.4f')} | "
