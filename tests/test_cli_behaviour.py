@@ -3,6 +3,7 @@ build from [models.behaviour] in churnguard.toml."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -80,7 +81,12 @@ def test_pretrain_then_train_use_the_projects_behaviour_settings(
     with Project.load(shop).open_store(read_only=True) as store:
         (version,) = list_models(store)
         model = load_model(store, version.version)
-    params = version.config["model"]
+    # `churnguard models VERSION` shows the settings it was trained with.
+    assert main(["models", version.version, "--project", str(shop)]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert (shown["version"], shown["name"], shown["champion"]) == (version.version,
+                                                                     "behaviour", True)
+    params = shown["config"]["model"]
     assert (params["d_model"], params["max_len"], params["epochs"], params["tune_text"]) == (
         8, 16, 1, True)
     assert params["pretrain"] == str((shop / "pretrained" / "encoder.pt").resolve())
@@ -88,3 +94,7 @@ def test_pretrain_then_train_use_the_projects_behaviour_settings(
     assert model.pretrained_["encoder_config"]["d_model"] == 8
     assert model.network_.text_tower is not None
     assert len(model.history_) == 1
+
+    assert main(["models", "v-nonexistent", "--project", str(shop)]) == 2
+    assert "no model version 'v-nonexistent'; `churnguard models` lists them" in (
+        capsys.readouterr().err)

@@ -629,12 +629,36 @@ def report(out_path: Path, project_dir: Path | None) -> None:
 
 
 @cli.command(name="models")
+@click.argument("version", required=False)
 @project_option
-def models_command(project_dir: Path | None) -> None:
-    """List the registered model versions; the champion is marked."""
-    from churnguard.registry import CHAMPION, alias_version, list_models
+def models_command(version: str | None, project_dir: Path | None) -> None:
+    """List the registered model versions; the champion is marked.
+
+    With VERSION, print that version as JSON: its settings (the model's hyper-parameters and
+    the churn definition), data window, validation metrics and features.
+    """
+    from churnguard.registry import (
+        CHAMPION,
+        RegistryError,
+        alias_version,
+        get_model_version,
+        list_models,
+    )
 
     project = load_project(project_dir)
+    if version is not None:
+        with project.open_store(read_only=True) as store:
+            try:
+                chosen = get_model_version(store, version)
+            except RegistryError as exc:
+                raise BadInput(str(exc)) from None
+            is_champion = alias_version(store, CHAMPION) == chosen.version
+        click.echo(json.dumps({"version": chosen.version, "name": chosen.name,
+                               "created_at": chosen.created_at.isoformat(),
+                               "champion": is_champion, "config": chosen.config,
+                               "data_window": chosen.data_window, "metrics": chosen.metrics,
+                               "features": chosen.features}, indent=2, default=str))
+        return
     with project.open_store(read_only=True) as store:
         versions, champion = list_models(store), alias_version(store, CHAMPION)
     if not versions:
