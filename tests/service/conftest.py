@@ -39,8 +39,8 @@ def template_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
         train, valid = snapshot.subset(~is_valid), snapshot.subset(is_valid)
         gbdt = GBDTChurnModel(n_estimators=60, early_stopping_rounds=20, n_jobs=1).fit(
             train, validation=valid)
-        version = register_model(store, gbdt, name="gbdt", config={}, data_window={},
-                                 metrics={}, features=gbdt.snapshot_features_)
+        version = register_model(store, gbdt, name="gbdt", config={"model": gbdt.get_params()},
+                                 data_window={}, metrics={}, features=gbdt.snapshot_features_)
         set_alias(store, CHAMPION, version, reason="first model")
         recency = RecencyModel().fit(train, validation=valid)
         register_model(store, recency, name="recency", config={}, data_window={}, metrics={},

@@ -11,6 +11,9 @@ def test_promote_and_rollback_keep_the_history(make_client: ClientFactory) -> No
     versions = {m["name"]: m["version"] for m in listed["models"]}
     gbdt, recency = versions["gbdt"], versions["recency"]
     assert listed["champion"] == gbdt
+    # Each version comes with the settings it was trained with.
+    (trees,) = [m for m in listed["models"] if m["name"] == "gbdt"]
+    assert (trees["config"]["model"]["n_estimators"], trees["config"]["model"]["n_jobs"]) == (60, 1)
     assert [m["is_champion"] for m in listed["models"]] == [m["version"] == gbdt
                                                             for m in listed["models"]]
     assert error(client.post("/v1/models/rollback", headers=headers(ADMIN))) == \

@@ -157,6 +157,7 @@ class ModelOut(_Out):
     name: str
     created_at: UtcDatetime
     is_champion: bool
+    config: dict[str, Any]  # the model's hyper-parameters and the churn definition
     data_window: dict[str, Any]
     metrics: dict[str, Any]
 

@@ -51,8 +51,9 @@ def _models(store: Store) -> ModelsOut:
     return ModelsOut(
         champion=champion,
         models=[ModelOut(version=m.version, name=m.name, created_at=m.created_at,
-                         is_champion=m.version == champion, data_window=m.data_window,
-                         metrics=m.metrics) for m in list_models(store)],
+                         is_champion=m.version == champion, config=m.config,
+                         data_window=m.data_window, metrics=m.metrics)
+                for m in list_models(store)],
         history=[AliasChangeOut(**h) for h in alias_history(store, CHAMPION)])
 
 
