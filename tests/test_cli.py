@@ -232,7 +232,7 @@ def test_demo_pretrains_its_encoder_as_its_models_would_inside_fit() -> None:
     config = size.pretrain_config()
     for model in size.models():
         assert model.pretrain == "auto"
-        assert model._encoder_config() == config.encoder
+        assert model.encoder_config() == config.encoder
         assert (model.pretrain_epochs, model.pretrain_max_customers, model.max_len, model.seed) == (
             config.epochs, config.max_customers, config.max_len, config.seed)
     assert [m.name for m in size.models("x/encoder.pt")] == ["behaviour", "behaviour+gbdt"]

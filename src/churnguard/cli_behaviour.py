@@ -41,20 +41,18 @@ def pretrain(as_of: dt.date | None, encoder: str | None, epochs: int, max_custom
     docs/behaviour.md shows how the `behaviour` and `behaviour+gbdt` models use it.
     """
     from churnguard.labels import LabelError, scoring_cutoff, to_cutoff
-    from churnguard.models.behaviour.encoders import EncoderConfig
+    from churnguard.models.behaviour.model import BehaviourChurnModel
     from churnguard.models.behaviour.pretrain import PretrainConfig
     from churnguard.models.behaviour.pretrain import pretrain as run_pretrain
 
     project = load_project(project_dir)
     out = out_dir or project.root / "pretrained"
-    settings = project.config.models.behaviour
-    encoder = encoder or settings.encoder or "gru"
-    shape = {k: v for k, v in settings.given().items() if k in ("d_model", "n_layers", "use_text")}
-    if "d_model" in shape:  # the feed-forward width the behaviour models give the encoder
-        shape["d_ff"] = 2 * shape["d_model"]
-    window = {"max_len": settings.max_len} if settings.max_len is not None else {}
-    config = PretrainConfig(encoder=EncoderConfig(kind=encoder, **shape), epochs=epochs,
-                            max_customers=max_customers, **window)
+    # The encoder the configured behaviour models would build, so that they can fine-tune it.
+    shape = {k: v for k, v in project.config.models.behaviour.given().items()
+             if k in ("encoder", "d_model", "n_layers", "max_len", "use_text")}
+    model = BehaviourChurnModel(**shape, **({"encoder": encoder} if encoder else {}))
+    config = PretrainConfig(encoder=model.encoder_config(), epochs=epochs,
+                            max_customers=max_customers, max_len=model.max_len)
     with project.open_store() as store, stage_spinner("Pretraining") as say:
         try:
             when = scoring_cutoff(store) if as_of is None else to_cutoff(as_of)
@@ -62,6 +60,6 @@ def pretrain(as_of: dt.date | None, encoder: str | None, epochs: int, max_custom
         except (LabelError, ValueError) as exc:
             raise BadInput(str(exc)) from None
     last = result.history[-1] if result.history else {}
-    click.echo(f"Pretrained a {encoder} encoder on {result.n_customers:,} customers in "
+    click.echo(f"Pretrained a {model.encoder} encoder on {result.n_customers:,} customers in "
                f"{result.seconds:.0f} s: best epoch {result.best_epoch}, held-out loss "
                f"{last.get('heldout_loss', float('nan')):.3f}; written to {result.path}")

@@ -112,7 +112,9 @@ class _SequenceModelMixin:
     def __getstate__(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if k != "_onnx"}
 
-    def _encoder_config(self) -> EncoderConfig:
+    def encoder_config(self) -> EncoderConfig:
+        """The shape of the encoder this model builds or pretrains (``churnguard pretrain``
+        writes one of this shape, so the model can fine-tune it)."""
         return EncoderConfig(kind=self.encoder, d_model=self.d_model, n_layers=self.n_layers,
                              n_heads=self.n_heads, d_ff=2 * self.d_model, dropout=self.dropout,
                              use_text=self.use_text)
@@ -133,7 +135,7 @@ class _SequenceModelMixin:
             raise ValueError("pretrain='auto' needs the snapshot's sequence cache "
                              "(meta['sequences']); build it with build_snapshot")
         seqs = cache.at(cutoff, texts=self.use_text).sequences
-        config = PretrainConfig(encoder=self._encoder_config(), epochs=self.pretrain_epochs,
+        config = PretrainConfig(encoder=self.encoder_config(), epochs=self.pretrain_epochs,
                                 max_customers=self.pretrain_max_customers, max_len=self.max_len,
                                 seed=self.seed, threads=self.n_threads)
         say(f"pretraining on customers' events before {cutoff:%Y-%m-%d}")
@@ -244,7 +246,7 @@ class BehaviourChurnModel(_SequenceModelMixin, ChurnModel):
 
         pretrained = None
         if self.pretrain == "none":
-            encoder = build_encoder(self._encoder_config())
+            encoder = build_encoder(self.encoder_config())
         else:
             encoder, pretrained = self._pretrained_encoder(train, validation, say)
         torch.manual_seed(self.seed + 1)
