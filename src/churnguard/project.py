@@ -5,8 +5,15 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from churnguard.config import NEW_PROJECT_TOML, ProjectConfig, dump_config, load_config
+from churnguard.config import (
+    NEW_PROJECT_TOML,
+    ConfigError,
+    ProjectConfig,
+    dump_config,
+    load_config,
+)
 from churnguard.store import STORE_FILENAME, Store
 
 CONFIG_FILENAME = "churnguard.toml"
@@ -33,6 +40,19 @@ class Project:
 
     def open_store(self, *, read_only: bool = False) -> Store:
         return Store.open(self.store_path, read_only=read_only)
+
+    def simulation_truth(self) -> Any:
+        """The simulator's true churn probabilities (user_id, cutoff, p_churn) for the oracle,
+        when ``simulation.truth`` in churnguard.toml says where they are; else None."""
+        import pandas as pd
+
+        if not self.config.simulation.truth:
+            return None
+        path = (self.root / self.config.simulation.truth).resolve()
+        if not path.exists():
+            raise ConfigError(f"simulation.truth in {CONFIG_FILENAME} names {path}, which does "
+                              "not exist")
+        return pd.read_parquet(path, columns=["user_id", "cutoff", "p_churn"])
 
 
 def init_project(root: Path, *, config: ProjectConfig | None = None) -> tuple[Project, bool]:

@@ -1,6 +1,6 @@
 """The ``pretrain`` command: self-supervised pretraining of the behaviour encoder.
 
-Registered on the ``churnguard`` group by ``cli.py``; a thin shell over
+Registered on the ``churnguard`` group when the package loads; a thin shell over
 ``churnguard.models.behaviour.pretrain``.
 """
 
@@ -11,7 +11,14 @@ from pathlib import Path
 
 import click
 
-from churnguard.cli import BadInput, cli, date_callback, load_project, project_option, stage_spinner
+from churnguard.cli.base import (
+    BadInput,
+    cli,
+    date_callback,
+    load_project,
+    project_option,
+    stage_spinner,
+)
 
 
 @cli.command()

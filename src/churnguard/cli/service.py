@@ -1,6 +1,6 @@
 """The ``serve`` command: the REST service (and dashboard) over a project.
 
-Registered on the ``churnguard`` group by ``cli.py``; a thin shell over ``churnguard.service``.
+Registered on the ``churnguard`` group when the package loads; a thin shell over ``churnguard.service``.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from churnguard.cli import BadInput, cli, load_project, project_option
+from churnguard.cli.base import BadInput, cli, load_project, project_option
 
 
 @cli.command()

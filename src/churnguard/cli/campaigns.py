@@ -1,6 +1,6 @@
 """The intervention commands: ``uplift evaluate|score``, ``plan``, ``deliver`` and ``measure``.
 
-Registered on the ``churnguard`` group by ``cli.py``; thin shells over ``churnguard.intervene``.
+Registered on the ``churnguard`` group when the package loads; thin shells over ``churnguard.intervene``.
 """
 
 from __future__ import annotations
@@ -13,9 +13,8 @@ import click
 import pandas as pd
 from rich.table import Table
 
-from churnguard.cli import (
+from churnguard.cli.base import (
     BadInput,
-    _write_table,
     cli,
     console,
     date_callback,
@@ -24,6 +23,7 @@ from churnguard.cli import (
     load_project,
     project_option,
     stage_spinner,
+    write_table,
 )
 
 
@@ -142,7 +142,7 @@ def uplift_score(users_path: Path | None, outcome_type: str | None, window: int 
                                        window_days=window, learner=learner, progress=say)
         except (UpliftError, LabelError) as exc:
             raise BadInput(str(exc)) from None
-    _write_table(frame, out_path)
+    write_table(frame, out_path)
     click.echo(f"Scored {len(frame):,} customers × {len(actions)} actions with the {used} "
                f"(outcome: {outcome_type} within {window} days); written to {out_path}")
 

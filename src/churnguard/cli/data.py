@@ -1,0 +1,244 @@
+"""Project and data commands: ``init``, ``simulate``, ``ingest``, ``churn preview`` and ``status``."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from churnguard.cli.base import (
+    BadInput,
+    churn_definition,
+    cli,
+    console,
+    date_callback,
+    day_progress,
+    days_option,
+    definition_options,
+    load_project,
+    project_option,
+    stage_spinner,
+)
+from churnguard.project import CONFIG_FILENAME, Project, init_project, resolve_project_dir
+
+
+@cli.command()
+@click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
+def init(directory: Path | None) -> None:
+    """Create a project in DIRECTORY (default: $CHURNGUARD_PROJECT or the current folder).
+
+    Writes churnguard.toml with the default settings and creates the embedded store. An existing
+    project is left untouched.
+    """
+    root = resolve_project_dir(directory)
+    project, created = init_project(root)
+    verb = "Created" if created else "Already a project:"
+    click.echo(f"{verb} {project.root} ({CONFIG_FILENAME}, {project.store_path.name})")
+
+
+@cli.command()
+@click.option("--users", "n_users", type=click.IntRange(min=1), default=10_000, show_default=True,
+              help="Number of customers.")
+@click.option("--days", type=click.IntRange(min=1), default=365, show_default=True,
+              help="Length of the simulated period in days.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed; same seed, same data.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder to write events, users, items, campaigns and the ground truth to.")
+@click.option("--scenario", default="default", show_default=True,
+              help="'default', or 'sequence' (the order of events carries signal that totals miss).")
+@click.option("--start", default="2025-01-01", show_default=True, callback=date_callback,
+              help="First simulated day (YYYY-MM-DD).")
+@days_option("--horizon", default="90d", help="Churn horizon used for the ground truth.")
+def simulate(n_users: int, days: int, seed: int, out_dir: Path, scenario: str, start: dt.date,
+             horizon: int) -> None:
+    """Simulate an online shop with known ground truth.
+
+    Writes events.parquet, users.parquet, items.parquet and campaigns.parquet (the historical
+    randomised campaigns) in the data contracts' format, and truth/ with each customer's true
+    churn probability and true action effects at every cutoff (every 30 days from day 90).
+    """
+    from churnguard.simulate import simulate as run_simulation
+
+    try:
+        with day_progress(f"Simulating {n_users:,} customers") as update:
+            result = run_simulation(n_users=n_users, days=days, seed=seed, out_dir=out_dir,
+                                    scenario=scenario, start=start, horizon_days=horizon,
+                                    progress=update)
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
+    click.echo(
+        f"Simulated {result.n_users:,} customers, {result.n_events:,} events over {days} days "
+        f"(scenario {result.scenario}, seed {result.seed}) into {result.out_dir}"
+    )
+
+
+# -- ingest --------------------------------------------------------------------------------------
+@cli.group()
+def ingest() -> None:
+    """Load files into the store: validated, normalised to UTC, de-duplicated, all or nothing.
+
+    \b
+    churnguard ingest events orders.csv --map user_id=customer --map ts=order_date --default-type order
+    churnguard ingest users customers.parquet
+    churnguard ingest quarantine            (rows kept aside by --on-error quarantine)
+    """
+
+
+def _ingest_command(kind: str, summary: str) -> click.Command:
+    @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+    @click.option("--map", "mappings", multiple=True, metavar="DST=SRC",
+                  help="Use the file's column SRC as the contract column DST (repeatable).")
+    @click.option("--format", "fmt", type=click.Choice(["auto", "csv", "parquet", "jsonl"]),
+                  default="auto", show_default=True, help="File format; auto goes by extension.")
+    @click.option("--on-error", type=click.Choice(["reject", "skip", "quarantine"]), default="reject",
+                  show_default=True,
+                  help="reject: a bad row changes nothing; skip: load the good rows; "
+                  "quarantine: load the good rows and keep the bad ones with their reasons.")
+    @click.option("--delimiter", default=None, help="CSV delimiter (default: detected).")
+    @click.option("--encoding", default="utf-8", show_default=True, help="CSV text encoding.")
+    @project_option
+    def command(files: tuple[Path, ...], mappings: tuple[str, ...], fmt: str, on_error: str,
+                delimiter: str | None, encoding: str, project_dir: Path | None,
+                default_type: str | None = None) -> None:
+        _run_ingest(kind=kind, files=files, mappings=mappings, fmt=fmt, on_error=on_error,
+                    delimiter=delimiter, encoding=encoding, project_dir=project_dir,
+                    default_type=default_type)
+
+    if kind == "events":
+        command = click.option("--default-type", default=None,
+                               help="Event type for files without a type column (e.g. 'order' "
+                               "for an orders export).")(command)
+    command.__doc__ = summary
+    return click.command(name=kind)(command)
+
+
+def _run_ingest(*, kind: str, files: tuple[Path, ...], mappings: tuple[str, ...], fmt: str,
+                on_error: str, delimiter: str | None, encoding: str, project_dir: Path | None,
+                default_type: str | None) -> None:
+    from churnguard.ingest import IngestError, ingest_files, parse_mapping
+
+    project = load_project(project_dir)
+    try:
+        mapping = parse_mapping(mappings)
+        with project.open_store() as store, stage_spinner(f"Ingesting {kind}") as update:
+            report = ingest_files(store, kind=kind, files=files, mapping=mapping,
+                                  default_type=default_type, fmt=fmt, on_error=on_error,
+                                  config=project.config.ingest, delimiter=delimiter,
+                                  encoding=encoding, progress=update)
+    except IngestError as exc:
+        raise BadInput(str(exc)) from None
+    click.echo(
+        f"{kind}: read {report.rows_read:,} rows from {len(report.files)} file(s); "
+        f"added {report.rows_added:,}, updated {report.rows_updated:,}, "
+        f"duplicates {report.rows_duplicate:,}, bad {report.rows_bad:,} (batch {report.batch_id})"
+    )
+    if report.rows_bad:
+        where = "kept in quarantine" if on_error == "quarantine" else "skipped"
+        console.print(f"[yellow]{report.rows_bad:,} bad rows {where}; first problems:[/yellow]")
+        for problem in report.problems[:5]:
+            console.print(f"  {problem}")
+
+
+_INGEST_KINDS = {
+    "events": "Ingest event files (user_id, ts, type, and optional event_id, item_id, category, "
+    "amount, quantity, text, rating, channel, session_id).",
+    "users": "Ingest customer files (user_id, optional signup_ts; other columns become attributes).",
+    "items": "Ingest catalogue files (item_id, optional category, price, title; other columns "
+    "become attributes).",
+    "campaigns": "Ingest campaign assignments (user_id, campaign_id, action, assigned_at, "
+    "is_control, optional cost, channel).",
+    "labels": "Ingest supplied churn labels (user_id, as_of, churned); they replace the churn rule.",
+}
+for _kind, _summary in _INGEST_KINDS.items():
+    ingest.add_command(_ingest_command(_kind, _summary))
+
+
+@ingest.command(name="quarantine")
+@click.option("--batch", "batch_id", default=None, help="Only rows of this ingest batch.")
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@project_option
+def ingest_quarantine(batch_id: str | None, limit: int, project_dir: Path | None) -> None:
+    """List rows kept aside by `--on-error quarantine`, with file, row, column and reason."""
+    from churnguard.ingest import list_quarantine
+
+    project = load_project(project_dir)
+    with project.open_store(read_only=True) as store:
+        rows = list_quarantine(store, batch_id=batch_id, limit=limit)
+    if not rows:
+        click.echo("No quarantined rows.")
+        return
+    table = Table("batch", "kind", "file", "row", "column", "reason")
+    for row in rows:
+        table.add_row(str(row["batch_id"])[:12], row["kind"], Path(row["file"]).name,
+                      str(row["row_number"]), str(row["column_name"]), row["reason"])
+    Console(highlight=False).print(table)
+
+
+# -- churn definition ----------------------------------------------------------------------------
+@cli.group()
+def churn() -> None:
+    """Look at what a churn definition means before training on it."""
+
+
+@churn.command(name="preview")
+@definition_options
+@project_option
+def churn_preview_command(activity: str | None, lookback: int | None, horizon: int | None,
+                          project_dir: Path | None) -> None:
+    """Per cutoff: the population, how many churned, the churn rate, and whether labels are known.
+
+    A customer is in the population at cutoff T when they have an activity event in
+    [T - lookback, T), and churned when they have none in [T, T + horizon). Cutoffs run every
+    30 days; the newest ones cannot be labelled yet (their horizon is in the future).
+    """
+    from churnguard.labels import LabelError, churn_preview
+
+    project = load_project(project_dir)
+    definition = churn_definition(project, activity, lookback, horizon)
+    with project.open_store(read_only=True) as store:
+        try:
+            rows = churn_preview(store, definition=definition)
+        except LabelError as exc:
+            raise BadInput(str(exc)) from None
+    table = Table("cutoff", "population", "churned", "churn rate", "labels",
+                  title=f"Churn = no {'/'.join(definition.activity)} within "
+                  f"{definition.horizon_days} days; population = "
+                  f"{'/'.join(definition.activity)} in the previous {definition.lookback_days} days")
+    for row in rows:
+        table.add_row(f"{row.cutoff:%Y-%m-%d}", f"{row.population:,}",
+                      "—" if row.churned is None else f"{row.churned:,}",
+                      "—" if row.churn_rate is None else f"{row.churn_rate:.1%}",
+                      row.note)
+    Console(highlight=False, width=140).print(table)
+
+
+# -- status and demo -----------------------------------------------------------------------------
+@cli.command()
+@project_option
+def status(project_dir: Path | None) -> None:
+    """Summarise the project's store: rows per table, events per type, time span, batches."""
+    project = load_project(project_dir)
+    with project.open_store(read_only=True) as store:
+        _print_store_summary(store, project)
+
+
+def _print_store_summary(store: Any, project: Project) -> None:
+    out = Console(highlight=False)
+    counts = store.table_counts()
+    summary = store.event_summary()
+    table = Table("table", "rows", title=f"Store {project.store_path}")
+    for name, n in counts.items():
+        table.add_row(name, f"{n:,}")
+    out.print(table)
+    if summary["first_ts"] is not None:
+        out.print(f"Events from {summary['first_ts']:%Y-%m-%d} to {summary['last_ts']:%Y-%m-%d} UTC, "
+                  f"{summary['users_with_events']:,} customers with events")
+        types = Table("event type", "events")
+        for event_type, n in summary["by_type"].items():
+            types.add_row(event_type, f"{n:,}")
+        out.print(types)
+

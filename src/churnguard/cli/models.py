@@ -1,0 +1,324 @@
+"""Model commands: ``train``, ``backtest``, ``score``, ``explain``, ``report`` and ``models``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from churnguard.cli.base import (
+    BadInput,
+    churn_definition,
+    cli,
+    console,
+    date_callback,
+    days_option,
+    definition_options,
+    load_project,
+    project_option,
+    stage_spinner,
+    write_table,
+)
+from churnguard.durations import parse_date
+from churnguard.project import Project
+
+
+def _model_names(value: str) -> tuple[str, ...]:
+    from churnguard.evaluate import MODEL_FACTORIES
+
+    names = tuple(v.strip() for v in value.split(",") if v.strip())
+    unknown = [n for n in names if n not in MODEL_FACTORIES]
+    if unknown or not names:
+        raise BadInput(f"--models: unknown model {unknown[0] if unknown else value!r}; "
+                       f"known: {', '.join(MODEL_FACTORIES)}")
+    return names
+
+
+def _configured(project: Project, names: Sequence[str]) -> list[Any]:
+    """``names`` built as churnguard.toml says ([models.behaviour] for the behaviour models)."""
+    from churnguard.training import configured_models
+
+    try:
+        return configured_models(names, project.config.models.behaviour, root=project.root)
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
+
+
+def _train_cutoffs(value: str | None) -> int | list[dt.date] | None:
+    if value is None:
+        return None
+    if value.strip().isdigit():
+        return int(value)
+    try:
+        return [parse_date(v) for v in value.split(",") if v.strip()]
+    except ValueError as exc:
+        raise BadInput(f"--train-cutoffs: {exc}; give a number K or dates D1,D2,...") from None
+
+
+@cli.command()
+@click.option("--models", "models", default="gbdt", show_default=True,
+              help="The model to train: recency, btyd, gbdt, behaviour, behaviour_gru, "
+              "behaviour_transformer, behaviour+gbdt or ensemble. The behaviour models take "
+              "their size from [models.behaviour] in churnguard.toml.")
+@click.option("--as-of", default=None, callback=date_callback,
+              help="Train as if today were this date (default: on all the data).")
+@click.option("--train-cutoffs", type=click.IntRange(min=1), default=None,
+              help="Training cutoffs (30 days apart), the newest one horizon before the "
+              "validation cutoff [default: up to 3, as many as the history allows].")
+@click.option("--promote/--no-promote", default=None,
+              help="Make it the champion that `score` uses (default: only if there is none).")
+@definition_options
+@project_option
+def train(models: str, as_of: dt.date | None, train_cutoffs: int | None, promote: bool | None,
+          activity: str | None, lookback: int | None, horizon: int | None,
+          project_dir: Path | None) -> None:
+    """Train a churn model on the newest labelled cutoffs and register it in the store.
+
+    The newest cutoff whose horizon the data covers is the validation cutoff (early stopping and
+    calibration); the training cutoffs end their horizons on or before it (the newest one
+    horizon before it, the others 30 days apart before that), so no training label overlaps the
+    validation labels. Run `churnguard backtest` for an honest, out-of-time measure of the same
+    recipe.
+    """
+    from churnguard.evaluate import BacktestError
+    from churnguard.training import train_model
+
+    project = load_project(project_dir)
+    definition = churn_definition(project, activity, lookback, horizon)
+    (name,) = _model_names(models)[:1]
+    (model,) = _configured(project, [name])
+    with project.open_store() as store, stage_spinner(f"Training {name}") as update:
+        try:
+            trained = train_model(store, definition=definition, model=model, as_of=as_of,
+                                  train_cutoffs=train_cutoffs, promote=promote, progress=update)
+        except BacktestError as exc:
+            raise BadInput(str(exc)) from None
+        _print_skipped_groups(store)
+    auc = trained.validation_metrics.get("roc_auc")
+    click.echo(f"Trained {trained.version} on {trained.n_train:,} rows "
+               f"(cutoffs {', '.join(f'{c:%Y-%m-%d}' for c in trained.train_cutoffs)}; validation "
+               f"{trained.validation_cutoff:%Y-%m-%d}, ROC-AUC {auc:.3f} in-sample)"
+               + ("; it is now the champion" if trained.promoted else ""))
+
+
+def _print_skipped_groups(store: Any) -> None:
+    """Say which feature groups the data could not support (e.g. an orders-only export)."""
+    from churnguard.features import feature_groups_available
+
+    missing = [g for g in feature_groups_available(store) if not g.available]
+    if missing:
+        console.print("Feature groups not computed: "
+                      + "; ".join(f"{g.group} ({g.reason})" for g in missing), markup=False)
+
+
+def print_leaderboard(document: dict[str, Any], chosen: str | None = None) -> None:
+    table = Table("model", "ROC-AUC", "PR-AUC", "Brier", "ECE", "lift@10%", "recall@10%",
+                  title=f"Out-of-time backtest: test cutoff {document['test_cutoff']}, "
+                  f"{document['n_test']:,} customers, churn rate {document['base_rate']:.1%}")
+
+    def fmt(value: Any) -> str:
+        return "—" if value is None else f"{value:.3f}"
+
+    for row in sorted(document["models"], key=lambda r: -(r["roc_auc"] or 0)):
+        name = row["name"] + (" (truth)" if row["name"] == "oracle" else "")
+        table.add_row(name, fmt(row["roc_auc"]), fmt(row["pr_auc"]), fmt(row["brier"]),
+                      fmt(row["ece"]), fmt(row["lift_at_10"]), fmt(row["recall_at_10"]),
+                      style="bold" if row["name"] == chosen else None)
+    Console(highlight=False).print(table)
+    gaps = document.get("oracle_auc_gap")
+    if gaps:
+        Console(highlight=False).print(
+            "Gap to the oracle's ROC-AUC: "
+            + ", ".join(f"{k} {v:+.3f}" for k, v in gaps.items() if v is not None))
+
+
+@cli.command()
+@days_option("--horizon", default=None, help="Churn horizon, e.g. 90d (default: churnguard.toml).")
+@click.option("--test-cutoff", default=None, callback=date_callback,
+              help="Cutoff to test on (default: the newest whose horizon is observed).")
+@click.option("--train-cutoffs", "train_cutoffs", default=None, metavar="K|D1,D2,...",
+              help="K training cutoffs 30 days apart, the newest one horizon before the "
+              "validation cutoff; or the dates (the newest is the validation cutoff; the others "
+              "should end their horizons on or before it) [default: up to 3, as many as the "
+              "history allows].")
+@click.option("--models", default="recency,btyd,gbdt", show_default=True,
+              help="Comma-separated models to compare.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the leaderboard as JSON here.")
+@project_option
+def backtest(horizon: int | None, test_cutoff: dt.date | None, train_cutoffs: str | None,
+             models: str, json_path: Path | None, project_dir: Path | None) -> None:
+    """Measure models out of time: fit on earlier cutoffs, test on a later one.
+
+    The validation cutoff (early stopping and calibration) is the newest whose horizon ends on
+    or before the test cutoff; the training cutoffs end their horizons on or before the
+    validation cutoff, so no training label overlaps the labels the fit is judged on (see
+    docs/models.md). The leaderboard lists every model, and on simulated data
+    (simulation.truth in churnguard.toml) the oracle that knows the true churn probabilities.
+    """
+    from churnguard.evaluate import BacktestError, backtest as run_backtest
+    from churnguard.reporting import save_backtest
+
+    project = load_project(project_dir)
+    definition = churn_definition(project, None, None, horizon)
+    names = _model_names(models)
+    chosen = _configured(project, names)
+    cutoffs = _train_cutoffs(train_cutoffs)
+    truth = project.simulation_truth()
+    with project.open_store() as store:
+        try:
+            with stage_spinner("Backtest") as update:
+                result = run_backtest(store, definition=definition, test_cutoff=test_cutoff,
+                                      train_cutoffs=cutoffs, models=chosen, truth=truth,
+                                      progress=update)
+        except BacktestError as exc:
+            raise BadInput(str(exc)) from None
+        run_id = save_backtest(store, result)
+        _print_skipped_groups(store)
+    document = result.to_dict()
+    print_leaderboard(document)
+    if json_path is not None:
+        result.to_json(json_path)
+    click.echo(f"Backtest {run_id}: test cutoff {document['test_cutoff']}, "
+               f"{document['n_test']:,} customers" + (f"; JSON in {json_path}" if json_path else ""))
+
+
+@cli.command()
+@click.option("--as-of", default=None, callback=date_callback,
+              help="Score as of this date (default: just after the last event).")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the scores to FILE.csv or FILE.parquet.")
+@click.option("--lang", type=click.Choice(["en", "zh"]), default=None,
+              help="Language of the reasons (default: scoring.lang in churnguard.toml).")
+@definition_options
+@project_option
+def score(as_of: dt.date | None, out_path: Path | None, lang: str | None, activity: str | None,
+          lookback: int | None, horizon: int | None, project_dir: Path | None) -> None:
+    """Score every customer in the population with the champion model, with three reasons each.
+
+    Columns: user_id, p_churn (calibrated probability of churning within the horizon),
+    risk_tier (high/medium/low by scoring.high and scoring.medium), reason_1..reason_3,
+    model_version. The scores are also kept in the store.
+    """
+    from churnguard.labels import LabelError
+    from churnguard.scoring import ScoringError, score_customers
+
+    if out_path is not None and out_path.suffix.lower() not in (".csv", ".parquet"):
+        raise BadInput(f"--out {out_path}: write .csv or .parquet")
+    project = load_project(project_dir)
+    definition = churn_definition(project, activity, lookback, horizon)
+    with project.open_store() as store, stage_spinner("Scoring") as update:
+        try:
+            result = score_customers(store, definition=definition, tiers=project.config.scoring,
+                                     as_of=as_of, lang=lang, progress=update)
+        except (ScoringError, LabelError) as exc:
+            raise BadInput(str(exc)) from None
+    frame = result.scores
+    if out_path is not None:
+        write_table(frame, out_path)
+    tiers = frame["risk_tier"].value_counts()
+    click.echo(f"Scored {len(frame):,} customers as of {result.as_of:%Y-%m-%d} with "
+               f"{result.model_version}: {tiers.get('high', 0):,} high, "
+               f"{tiers.get('medium', 0):,} medium, {tiers.get('low', 0):,} low risk"
+               + (f"; written to {out_path}" if out_path else ""))
+
+
+@cli.command()
+@click.argument("user_id")
+@click.option("--as-of", default=None, callback=date_callback,
+              help="Explain as of this date (default: just after the last event).")
+@click.option("--lang", type=click.Choice(["en", "zh"]), default=None,
+              help="Language of the reasons (default: scoring.lang in churnguard.toml).")
+@project_option
+def explain(user_id: str, as_of: dt.date | None, lang: str | None, project_dir: Path | None) -> None:
+    """Why the champion model thinks USER_ID may leave: probability, tier and reasons."""
+    from churnguard.labels import LabelError
+    from churnguard.scoring import ScoringError, explain_customer
+
+    project = load_project(project_dir)
+    with project.open_store(read_only=True) as store:
+        try:
+            result = explain_customer(store, user_id, definition=project.config.churn,
+                                      tiers=project.config.scoring, as_of=as_of, lang=lang)
+        except (ScoringError, LabelError) as exc:
+            raise BadInput(str(exc)) from None
+    click.echo(f"{result.user_id}: P(churn within {project.config.churn.horizon_days} days) = "
+               f"{result.p_churn:.1%} ({result.risk_tier} risk) as of {result.as_of:%Y-%m-%d}, "
+               f"model {result.model_version}")
+    for k, sentence in enumerate(result.reasons, 1):
+        click.echo(f"  {k}. {sentence}")
+    if not result.reasons:
+        click.echo("  No feature pushes this customer toward churn.")
+
+
+@cli.command()
+@click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path("report.html"), show_default=True, help="HTML file to write.")
+@project_option
+def report(out_path: Path, project_dir: Path | None) -> None:
+    """Write a self-contained HTML report (opens offline): leaderboard, curves, calibration,
+    gains, score distribution, feature importance, churn by segment, the definition preview
+    and the customers most at risk with their reasons."""
+    from churnguard.report import render_report
+    from churnguard.reporting import ReportError, build_report_data
+
+    project = load_project(project_dir)
+    with project.open_store(read_only=True) as store:
+        try:
+            data = build_report_data(store, title=f"Churn report — {project.root.name}",
+                                     definition=project.config.churn)
+        except ReportError as exc:
+            raise BadInput(str(exc)) from None
+    path = render_report(data, out_path)
+    click.echo(f"Report written to {path}")
+
+
+@cli.command(name="models")
+@click.argument("version", required=False)
+@project_option
+def models_command(version: str | None, project_dir: Path | None) -> None:
+    """List the registered model versions; the champion is marked.
+
+    With VERSION, print that version as JSON: its settings (the model's hyper-parameters and
+    the churn definition), data window, validation metrics and features.
+    """
+    from churnguard.registry import (
+        CHAMPION,
+        RegistryError,
+        alias_version,
+        get_model_version,
+        list_models,
+    )
+
+    project = load_project(project_dir)
+    if version is not None:
+        with project.open_store(read_only=True) as store:
+            try:
+                chosen = get_model_version(store, version)
+            except RegistryError as exc:
+                raise BadInput(str(exc)) from None
+            is_champion = alias_version(store, CHAMPION) == chosen.version
+        click.echo(json.dumps({"version": chosen.version, "name": chosen.name,
+                               "created_at": chosen.created_at.isoformat(),
+                               "champion": is_champion, "config": chosen.config,
+                               "data_window": chosen.data_window, "metrics": chosen.metrics,
+                               "features": chosen.features}, indent=2, default=str))
+        return
+    with project.open_store(read_only=True) as store:
+        versions, champion = list_models(store), alias_version(store, CHAMPION)
+    if not versions:
+        click.echo("No models yet; run `churnguard train`.")
+        return
+    table = Table("version", "model", "created (UTC)", "validation cutoff", "champion")
+    for v in versions:
+        table.add_row(v.version, v.name, f"{v.created_at:%Y-%m-%d %H:%M}",
+                      str(v.data_window.get("validation_cutoff", "")),
+                      "★" if v.version == champion else "")
+    Console(highlight=False).print(table)
+
