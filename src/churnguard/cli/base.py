@@ -7,7 +7,6 @@ nothing here imports them, so the package has no import loop.
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -69,25 +68,29 @@ def load_project(project_dir: Path | None) -> Project:
     return Project.load(root)
 
 
-def days_option(*names: str, default: str | None, help: str) -> Callable[..., Any]:
-    def convert(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+def _parsed_by(parse: Callable[[str], Any]) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    """A click callback that parses an option's text with ``parse`` (None stays None) and turns
+    its ValueError into click's usage error (exit code 2)."""
+
+    def callback(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
         if value is None:
             return None
         try:
-            return parse_days(value)
+            return parse(value)
         except ValueError as exc:
             raise click.BadParameter(str(exc)) from None
 
-    return click.option(*names, default=default, callback=convert, help=help, show_default=True)
+    return callback
 
 
-def date_callback(ctx: click.Context, param: click.Parameter, value: str | None) -> dt.date | None:
-    if value is None:
-        return None
-    try:
-        return parse_date(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
+def days_option(*names: str, default: str | None, help: str) -> Callable[..., Any]:
+    """An option of a number of days written as 90d, 12w or 90 (parsed to an int)."""
+    return click.option(*names, default=default, callback=_parsed_by(parse_days), help=help,
+                        show_default=True)
+
+
+# --as-of and the other date options: YYYY-MM-DD parsed to a date.
+date_callback = _parsed_by(parse_date)
 
 
 @contextmanager
