@@ -23,7 +23,8 @@ once the data reaches the end of that window. Every date below is derived in thi
   one horizon before it.
 
 Windows are whole days: :func:`label_window_end` and :func:`label_window_start` move a cutoff by
-a horizon, :func:`lookback_start` opens a lookback window.
+a horizon, :func:`lookback_start` opens a lookback window; the ``*_sql`` twins write the same
+inside a query.
 
 >>> from churnguard.config import ChurnDefinition
 >>> from churnguard.store import Store
@@ -65,9 +66,11 @@ __all__ = [
     "history_days",
     "known_event_span",
     "label_window_end",
+    "label_window_end_sql",
     "label_window_start",
     "labels_known",
     "lookback_start",
+    "lookback_start_sql",
     "midnight",
     "newest_labelled_cutoff",
     "purged_training_cutoffs",
@@ -173,6 +176,25 @@ def labels_known(cutoff: dt.datetime, horizon_days: int, last_event: dt.datetime
     (True, False)
     """
     return label_window_end(cutoff, horizon_days) <= last_event
+
+
+def label_window_end_sql(cutoff_sql: str, horizon_days: int) -> str:
+    """:func:`label_window_end` inside a DuckDB query, of the SQL expression ``cutoff_sql``
+    (the days are cast to an int here, so formatting them into the query is safe).
+
+    >>> label_window_end_sql("c.cutoff", 90)
+    'c.cutoff + INTERVAL (90) DAY'
+    """
+    return f"{cutoff_sql} + INTERVAL ({int(horizon_days)}) DAY"
+
+
+def lookback_start_sql(cutoff_sql: str, lookback_days: int) -> str:
+    """:func:`lookback_start` inside a DuckDB query (the days cast to an int, as above).
+
+    >>> lookback_start_sql("c.cutoff", 365)
+    'c.cutoff - INTERVAL (365) DAY'
+    """
+    return f"{cutoff_sql} - INTERVAL ({int(lookback_days)}) DAY"
 
 
 def history_days(definition: ChurnDefinition) -> int:

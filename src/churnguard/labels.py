@@ -49,7 +49,9 @@ from churnguard.cutoffs import (
     cutoff_grid,
     known_event_span,
     label_window_end,
+    label_window_end_sql,
     labels_known,
+    lookback_start_sql,
     scoring_cutoff,
     to_cutoff,
 )
@@ -101,8 +103,9 @@ def _activity_list(definition: ChurnDefinition) -> str:
 
 
 def _labels_sql(definition: ChurnDefinition, cutoffs_view: str) -> str:
-    # lookback/horizon are validated ints (pydantic), so formatting them into SQL is safe.
-    lookback, horizon = int(definition.lookback_days), int(definition.horizon_days)
+    seen_from = lookback_start_sql("c.cutoff", definition.lookback_days)
+    window_end = label_window_end_sql("c.cutoff", definition.horizon_days)
+    labels_end = label_window_end_sql("p.cutoff", definition.horizon_days)
     return f"""
     WITH c AS (SELECT DISTINCT cutoff FROM {cutoffs_view}),
     bounds AS (SELECT max(ts) AS last_ts FROM events),
@@ -110,16 +113,16 @@ def _labels_sql(definition: ChurnDefinition, cutoffs_view: str) -> str:
     pop AS (
         SELECT DISTINCT a.user_id, c.cutoff
         FROM act a JOIN c
-          ON a.ts >= c.cutoff - INTERVAL ({lookback}) DAY AND a.ts < c.cutoff
+          ON a.ts >= {seen_from} AND a.ts < c.cutoff
     ),
     active_after AS (
         SELECT DISTINCT a.user_id, c.cutoff
         FROM act a JOIN c
-          ON a.ts >= c.cutoff AND a.ts < c.cutoff + INTERVAL ({horizon}) DAY
+          ON a.ts >= c.cutoff AND a.ts < {window_end}
     ),
     rule AS (
         SELECT p.user_id, p.cutoff,
-               CASE WHEN p.cutoff + INTERVAL ({horizon}) DAY <= b.last_ts
+               CASE WHEN {labels_end} <= b.last_ts
                     THEN f.user_id IS NULL END AS churned
         FROM pop p
         CROSS JOIN bounds b
