@@ -1,4 +1,5 @@
-"""Metrics against hand-computed values and sklearn; backtest cutoffs, JSON, oracle, ranking."""
+"""Metrics against hand-computed values and sklearn; the backtest's JSON, oracle, ranking
+(its cutoffs: test_cutoffs.py)."""
 
 from __future__ import annotations
 
@@ -14,9 +15,7 @@ from churnguard import evaluate
 from churnguard.config import ChurnDefinition
 from churnguard.evaluate import (
     BacktestError,
-    OverlappingLabelsWarning,
     backtest,
-    backtest_cutoffs,
     brier,
     ece,
     lift_at,
@@ -73,67 +72,6 @@ def test_metrics_reject_bad_input():
     with pytest.raises(ValueError, match="labels must be 0 or 1"):
         brier([0, np.nan], [0.1, 0.2])
     assert np.isnan(roc_auc([1, 1], [0.1, 0.2]))
-
-
-# -- backtest cutoffs ----------------------------------------------------------------------------
-def test_cutoff_arithmetic(simulated_shop):
-    store, definition = simulated_shop.store, simulated_shop.definition
-    horizon = dt.timedelta(days=definition.horizon_days)
-    last = store.con.execute("SELECT max(ts) FROM events").fetchone()[0]
-    test, train, validation = backtest_cutoffs(store, definition=definition, train_cutoffs=2)
-    assert test + horizon <= last < test + horizon + dt.timedelta(days=1)
-    assert validation == test - horizon
-    # Purged: every training label window ends on or before the validation cutoff.
-    assert train == [validation - horizon - dt.timedelta(days=d) for d in (30, 0)]
-    assert all(c + horizon <= validation for c in train)
-
-    test2, train2, validation2 = backtest_cutoffs(
-        store, definition=definition, test_cutoff="2025-11-01",
-        train_cutoffs=["2025-04-15", "2025-05-01", "2025-08-01"])
-    assert test2 == dt.datetime(2025, 11, 1)
-    assert train2 == [dt.datetime(2025, 4, 15), dt.datetime(2025, 5, 1)]
-    assert validation2 == dt.datetime(2025, 8, 1)
-
-
-def test_training_dates_whose_labels_overlap_the_validation_labels_are_warned_about(
-        simulated_shop):
-    store, definition = simulated_shop.store, simulated_shop.definition
-    with pytest.warns(OverlappingLabelsWarning, match="overlap the validation labels"):
-        _, train, validation = backtest_cutoffs(
-            store, definition=definition, test_cutoff="2025-09-01",
-            train_cutoffs=["2025-04-15", "2025-05-20", "2025-06-03"])
-    assert train == [dt.datetime(2025, 4, 15), dt.datetime(2025, 5, 20)]
-    with pytest.raises(BacktestError, match="after the test cutoff"):
-        backtest_cutoffs(store, definition=definition, test_cutoff="2025-09-01",
-                         train_cutoffs=["2025-04-15", "2025-07-20"])
-
-
-def test_truth_cutoffs_pick_the_default_test_cutoff(simulated_shop):
-    store, definition = simulated_shop.store, simulated_shop.definition
-    candidates = sorted({c.to_pydatetime().replace(tzinfo=None)
-                         for c in simulated_shop.truth["cutoff"]})
-    test, _, _ = backtest_cutoffs(store, definition=definition, candidates=candidates)
-    assert test in candidates
-    newest, _, _ = backtest_cutoffs(store, definition=definition)
-    assert test == max(c for c in candidates if c <= newest)
-
-
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"train_cutoffs": 12},
-     r"not enough history for 12 training cutoff\(s\) \+ validation \+ test: the earliest cutoff "
-     r".* has only -?\d+ days of events before it \(need 90; the events start 2025-01-01\); "
-     r"at most \d training cutoff\(s\) fit before this test cutoff"),
-    ({"test_cutoff": "2026-01-01"},
-     r"test cutoff 2026-01-01: its 90-day horizon ends 2026-04-01, after the last event"),
-    ({"test_cutoff": "2025-10-01", "train_cutoffs": ["2025-06-01", "2025-08-01"]},
-     r"validation cutoff 2025-08-01: its horizon ends 2025-10-30, after the test cutoff "
-     r"2025-10-01"),
-    ({"train_cutoffs": ["2025-06-01"]}, r"give at least two training cutoffs"),
-    ({"train_cutoffs": 0}, r"train_cutoffs must be at least 1, got 0"),
-])
-def test_impossible_backtests_say_what_to_do(simulated_shop, kwargs, message):
-    with pytest.raises(BacktestError, match=message):
-        backtest_cutoffs(simulated_shop.store, definition=simulated_shop.definition, **kwargs)
 
 
 # -- the backtest --------------------------------------------------------------------------------

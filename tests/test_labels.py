@@ -1,4 +1,4 @@
-"""Populations, churn labels, supplied labels, cutoff grids and the churn preview."""
+"""Populations, churn labels, supplied labels and the churn preview (cutoffs: test_cutoffs.py)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,7 @@ from churnguard.config import ChurnDefinition
 from churnguard.labels import (
     LabelError,
     churn_preview,
-    cutoff_grid,
     population_and_labels,
-    scoring_cutoff,
     to_cutoff,
 )
 from churnguard.store import Store
@@ -119,19 +117,6 @@ def test_preview_counts_supplied_labels(boundaries):
     assert "1 supplied labels" in row.note
 
 
-def test_cutoff_grid(store):
-    add(store, ("a", dt.datetime(2025, 1, 1, 8), "order"),
-        ("a", dt.datetime(2025, 12, 31, 17), "order"))
-    grid = cutoff_grid(store, definition=ChurnDefinition(horizon_days=90), every_days=30)
-    assert grid[-1] == dt.datetime(2025, 10, 2)  # midnight of (last event - 90 days)
-    assert all((b - a).days == 30 for a, b in zip(grid, grid[1:]))
-    assert grid[0] >= dt.datetime(2025, 4, 1, 8)  # at least 90 days of history before it
-    assert grid[0] - dt.timedelta(days=30) < dt.datetime(2025, 4, 1, 8)
-    assert len(cutoff_grid(store, definition=ChurnDefinition(), count=2)) == 2
-    scoring = cutoff_grid(store, definition=ChurnDefinition(), observable_only=False)
-    assert scoring[-1] == scoring_cutoff(store) == dt.datetime(2026, 1, 1)
-
-
 def test_errors_are_precise(store):
     with pytest.raises(LabelError, match="no events; ingest events first"):
         churn_preview(store, definition=D)
@@ -139,8 +124,3 @@ def test_errors_are_precise(store):
         population_and_labels(store, definition=D, cutoffs=[])
     with pytest.raises(LabelError, match="not a cutoff"):
         to_cutoff("next tuesday")
-
-
-def test_aware_cutoffs_are_converted_to_utc():
-    aware = pd.Timestamp("2025-06-01 02:00", tz="Europe/Berlin")
-    assert to_cutoff(aware) == dt.datetime(2025, 6, 1, 0, 0)

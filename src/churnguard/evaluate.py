@@ -35,7 +35,6 @@ import importlib
 import json
 import math
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,7 +45,15 @@ import pandas as pd
 from scipy.stats import rankdata
 
 from churnguard.config import ChurnDefinition
-from churnguard.labels import _event_span, cutoff_grid, to_cutoff
+# The backtest calendar lives in churnguard.cutoffs; its names stay importable from here.
+from churnguard.cutoffs import (
+    BacktestError,
+    OverlappingLabelsWarning,
+    backtest_cutoffs,
+    cutoffs_that_fit,
+    purged_training_cutoffs,
+)
+from churnguard.cutoffs import cutoff_text as _day
 from churnguard.models.base import ChurnModel, fit_model
 from churnguard.models.baselines import RecencyModel
 from churnguard.models.btyd_churn import BTYDChurnModel
@@ -99,14 +106,6 @@ MODEL_FACTORIES: dict[str, Callable[[], ChurnModel]] = {
     "ensemble": _lazy("churnguard.models.ensemble", "StackedEnsemble"),
 }
 ORACLE = "oracle"
-CUTOFF_SPACING_DAYS = 30
-#: Training cutoffs a backtest or a training run uses when the history allows.
-DEFAULT_TRAIN_CUTOFFS = 3
-
-
-class BacktestError(ValueError):
-    """The store cannot support the requested backtest (with the reason and what to do)."""
-
 
 # -- metrics ---------------------------------------------------------------------------------------
 def _arrays(y: Any, p: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -241,139 +240,6 @@ def metrics(name: str, y: Any, p: Any) -> ModelMetrics:
 
 def _json_float(value: float) -> float | None:
     return None if value is None or not math.isfinite(value) else float(value)
-
-
-# -- cutoffs -------------------------------------------------------------------------------------
-def _day(value: dt.datetime) -> str:
-    return value.strftime("%Y-%m-%d") if value.time() == dt.time(0) else value.isoformat()
-
-
-def newest_labelled_cutoff(store: Store, *, definition: ChurnDefinition) -> dt.datetime:
-    """The newest midnight whose whole horizon the data covers (its labels are known)."""
-    grid = cutoff_grid(store, definition=definition, count=1, min_history_days=0)
-    if not grid:
-        first, last = _event_span(store)
-        raise BacktestError(
-            f"the events span {first:%Y-%m-%d} to {last:%Y-%m-%d}: no cutoff has a fully "
-            f"observed {definition.horizon_days}-day horizon; ingest more history or use a "
-            "shorter horizon")
-    return grid[-1]
-
-
-class OverlappingLabelsWarning(UserWarning):
-    """Training cutoffs whose label windows reach past the validation cutoff."""
-
-
-def purged_training_cutoffs(validation: dt.datetime, horizon: dt.timedelta,
-                            k: int) -> list[dt.datetime]:
-    """The K training cutoffs of a validation cutoff, oldest first: the newest whose label window
-    ends on the validation cutoff (``validation - horizon``), the others 30 days apart before it.
-
-    >>> v = dt.datetime(2025, 12, 26)
-    >>> [c.date().isoformat() for c in purged_training_cutoffs(v, dt.timedelta(days=90), 3)]
-    ['2025-07-29', '2025-08-28', '2025-09-27']
-    """
-    newest = validation - horizon
-    return [newest - dt.timedelta(days=CUTOFF_SPACING_DAYS * i) for i in range(k - 1, -1, -1)]
-
-
-def cutoffs_that_fit(validation: dt.datetime, *, first: dt.datetime,
-                     definition: ChurnDefinition, most: int = DEFAULT_TRAIN_CUTOFFS) -> int:
-    """How many purged training cutoffs (up to ``most``) have ``min(lookback, 90)`` days of
-    events before them, given a validation cutoff and the first event; 0 when none has."""
-    history = dt.timedelta(days=min(definition.lookback_days, 90))
-    room = validation - dt.timedelta(days=definition.horizon_days) - (first + history)
-    if room < dt.timedelta(0):
-        return 0
-    return min(most, room // dt.timedelta(days=CUTOFF_SPACING_DAYS) + 1)
-
-
-def backtest_cutoffs(
-    store: Store,
-    *,
-    definition: ChurnDefinition,
-    test_cutoff: object = None,
-    train_cutoffs: int | Sequence[object] | None = None,
-    candidates: Sequence[dt.datetime] | None = None,
-) -> tuple[dt.datetime, list[dt.datetime], dt.datetime]:
-    """(test cutoff, training cutoffs oldest first, validation cutoff) of a backtest.
-
-    ``train_cutoffs`` None (the default): up to 3 training cutoffs, as many as the history allows
-    (at least one). As an int K: the validation cutoff is ``test - horizon`` and the K training
-    cutoffs end their horizons on or before it: ``validation - horizon`` and 30, 60, ... days
-    before that (:func:`purged_training_cutoffs`). As a list of dates: the newest is the
-    validation cutoff, whose horizon must end on or before the test cutoff, and the others are
-    the training cutoffs, whose horizons should end on or before the validation cutoff (an
-    :class:`OverlappingLabelsWarning` otherwise). Without
-    ``test_cutoff``: the newest midnight whose horizon the data fully covers, or, with
-    ``candidates`` (e.g. the cutoffs the simulator computed truth at), the newest candidate on or
-    before it.
-    """
-    horizon = dt.timedelta(days=definition.horizon_days)
-    first, last = _event_span(store)
-    if last is None:
-        raise BacktestError("the store has no events; ingest events first")
-    if test_cutoff is None:
-        test = newest_labelled_cutoff(store, definition=definition)
-        if candidates is not None:
-            earlier = sorted(to_cutoff(c) for c in candidates if to_cutoff(c) <= test)
-            if not earlier:
-                raise BacktestError(
-                    f"none of the given candidate cutoffs is on or before {_day(test)}, the newest "
-                    "cutoff with a fully observed horizon; pass test_cutoff explicitly")
-            test = earlier[-1]
-    else:
-        test = to_cutoff(test_cutoff)
-        if test + horizon > last:
-            raise BacktestError(
-                f"test cutoff {_day(test)}: its {definition.horizon_days}-day horizon ends "
-                f"{_day(test + horizon)}, after the last event ({last:%Y-%m-%d %H:%M}), so its "
-                "labels are not known; choose a test cutoff on or before "
-                f"{_day(dt.datetime.combine((last - horizon).date(), dt.time(0)))}")
-
-    if train_cutoffs is None:
-        train_cutoffs = max(1, cutoffs_that_fit(test - horizon, first=first,
-                                                definition=definition))
-    if isinstance(train_cutoffs, (int, np.integer)) and not isinstance(train_cutoffs, bool):
-        k = int(train_cutoffs)
-        if k < 1:
-            raise BacktestError(f"train_cutoffs must be at least 1, got {k}")
-        validation = test - horizon
-        fit = [*purged_training_cutoffs(validation, horizon, k), validation]
-    else:
-        fit = sorted({to_cutoff(c) for c in train_cutoffs})
-        if len(fit) < 2:
-            raise BacktestError(
-                "give at least two training cutoffs: the newest is the validation cutoff (early "
-                "stopping and calibration), the others are for fitting")
-        validation = fit[-1]
-        if validation + horizon > test:
-            raise BacktestError(
-                f"validation cutoff {_day(validation)}: its horizon ends "
-                f"{_day(validation + horizon)}, after the test cutoff {_day(test)}; its labels "
-                f"would look into the test period. Use cutoffs on or before {_day(test - horizon)}")
-        late = [c for c in fit[:-1] if c + horizon > validation]
-        if late:
-            # Allowed, since the test labels stay unseen, but the model will be worse for it.
-            warnings.warn(
-                f"training cutoff {_day(late[0])}: its horizon ends {_day(late[0] + horizon)}, "
-                f"after the validation cutoff {_day(validation)}, so its labels overlap the "
-                "validation labels (the same customers' outcomes): early stopping and "
-                "calibration are judged on what the model has partly seen. Training cutoffs on "
-                f"or before {_day(validation - horizon)} avoid it", OverlappingLabelsWarning,
-                stacklevel=2)
-    history = dt.timedelta(days=min(definition.lookback_days, 90))
-    if fit[0] < first + history:
-        most = cutoffs_that_fit(fit[-1], first=first, definition=definition, most=len(fit))
-        hint = (f"at most {most} training cutoff(s) fit before this test cutoff"
-                if most >= 1 else "no training cutoff fits before this test cutoff")
-        raise BacktestError(
-            f"not enough history for {len(fit) - 1} training cutoff(s) + validation + test: the "
-            f"earliest cutoff {_day(fit[0])} has only {(fit[0] - first).days} days of events "
-            f"before it (need {history.days}; the events start {first:%Y-%m-%d}); {hint}. Use "
-            "fewer training cutoffs, a later test cutoff, a shorter horizon, or ingest more "
-            "history")
-    return test, fit[:-1], fit[-1]
 
 
 # -- backtest ------------------------------------------------------------------------------------

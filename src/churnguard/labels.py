@@ -1,6 +1,7 @@
-"""Churn definitions made concrete: cutoffs, populations and labels, all computed in DuckDB.
+"""Churn definitions made concrete: populations and labels, all computed in DuckDB.
 
-At a cutoff ``T`` (a naive UTC timestamp, normally a midnight):
+At a cutoff ``T`` (a naive UTC timestamp, normally a midnight, chosen by
+:mod:`churnguard.cutoffs`):
 
 * the **population** is every user with at least one *activity* event (types in
   ``definition.activity``, default ``order``) with ``T - lookback <= ts < T``;
@@ -18,10 +19,11 @@ users.
 >>> from churnguard.store import Store
 >>> from churnguard.config import ChurnDefinition
 >>> store = Store.in_memory()
->>> _ = store.con.execute(
-...     "INSERT INTO events (event_id, user_id, ts, type, batch_id) VALUES "
-...     "('e1', 'u1', '2025-01-05', 'order', 'b'), ('e2', 'u2', '2025-01-20', 'order', 'b'), "
-...     "('e3', 'u2', '2025-03-01', 'order', 'b'), ('e4', 'u3', '2025-06-01', 'view', 'b')")
+>>> for n, (user, day, kind) in enumerate([("u1", "2025-01-05", "order"),
+...         ("u2", "2025-01-20", "order"), ("u2", "2025-03-01", "order"),
+...         ("u3", "2025-06-01", "view")]):
+...     _ = store.con.execute("INSERT INTO events (event_id, user_id, ts, type, batch_id) "
+...                           "VALUES (?, ?, ?, ?, 'b')", [f"e{n + 1}", user, day, kind])
 >>> d = ChurnDefinition(lookback_days=30, horizon_days=30)
 >>> population_and_labels(store, definition=d, cutoffs=["2025-02-01"])[["user_id", "churned"]]
   user_id  churned
@@ -41,13 +43,32 @@ import pandas as pd
 import pyarrow as pa
 
 from churnguard.config import ChurnDefinition
+# The calendar lives in churnguard.cutoffs; its names stay importable from here.
+from churnguard.cutoffs import (
+    LabelError,
+    cutoff_grid,
+    known_event_span,
+    label_window_end,
+    label_window_end_sql,
+    labels_known,
+    lookback_start_sql,
+    scoring_cutoff,
+    to_cutoff,
+)
 from churnguard.store import Store
 
+__all__ = [
+    "LabelError",
+    "Observability",
+    "PreviewRow",
+    "churn_preview",
+    "cutoff_grid",
+    "population_and_labels",
+    "scoring_cutoff",
+    "to_cutoff",
+]
+
 Observability = Literal["full", "partial", "none"]
-
-
-class LabelError(ValueError):
-    """The store or the arguments cannot give cutoffs or labels (with the reason and the fix)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -69,80 +90,6 @@ class PreviewRow:
     note: str
 
 
-# -- cutoffs -------------------------------------------------------------------------------------
-def to_cutoff(value: dt.datetime | dt.date | str | pd.Timestamp) -> dt.datetime:
-    """A cutoff as a naive UTC ``datetime`` (aware values are converted to UTC first).
-
-    >>> to_cutoff("2025-03-01"), to_cutoff(dt.date(2025, 3, 1))
-    (datetime.datetime(2025, 3, 1, 0, 0), datetime.datetime(2025, 3, 1, 0, 0))
-    """
-    try:
-        stamp = pd.Timestamp(value)
-    except (ValueError, TypeError) as exc:
-        raise LabelError(
-            f"{value!r} is not a cutoff; write it as YYYY-MM-DD or a datetime") from exc
-    if stamp is pd.NaT:
-        raise LabelError("a cutoff cannot be empty (NaT)")
-    if stamp.tzinfo is not None:
-        stamp = stamp.tz_convert("UTC").tz_localize(None)
-    return stamp.to_pydatetime()
-
-
-def _event_span(store: Store) -> tuple[dt.datetime | None, dt.datetime | None]:
-    first, last = store.con.execute("SELECT min(ts), max(ts) FROM events").fetchall()[0]
-    return first, last
-
-
-def _midnight(ts: dt.datetime) -> dt.datetime:
-    return dt.datetime(ts.year, ts.month, ts.day)
-
-
-def scoring_cutoff(store: Store) -> dt.datetime:
-    """The midnight after the last event: every stored event is strictly before it."""
-    _, last = _event_span(store)
-    if last is None:
-        raise LabelError("the store has no events; ingest events first (churnguard ingest events)")
-    return _midnight(last) + dt.timedelta(days=1)
-
-
-def cutoff_grid(
-    store: Store,
-    *,
-    definition: ChurnDefinition,
-    every_days: int = 30,
-    min_history_days: int | None = None,
-    observable_only: bool = True,
-    count: int | None = None,
-) -> list[dt.datetime]:
-    """Midnight cutoffs ``every_days`` apart, oldest first.
-
-    The newest cutoff is the last midnight whose horizon the data fully covers
-    (``T + horizon <= last event``), or with ``observable_only=False`` the scoring cutoff (the
-    midnight after the last event). Going back, cutoffs stop once fewer than ``min_history_days``
-    (default: the smaller of the lookback and 90 days) of events lie before them. ``count`` keeps
-    only the newest ``count``.
-    """
-    if every_days <= 0:
-        raise LabelError(f"every_days must be at least 1, got {every_days}")
-    first, last = _event_span(store)
-    if last is None:
-        raise LabelError("the store has no events; ingest events first (churnguard ingest events)")
-    history = min(definition.lookback_days, 90) if min_history_days is None else min_history_days
-    if observable_only:
-        newest = _midnight(last - dt.timedelta(days=definition.horizon_days))
-    else:
-        newest = scoring_cutoff(store)
-    oldest = first + dt.timedelta(days=history)
-    cutoffs = []
-    t = newest
-    while t >= oldest and t > first:
-        cutoffs.append(t)
-        if count is not None and len(cutoffs) >= count:
-            break
-        t -= dt.timedelta(days=every_days)
-    return sorted(cutoffs)
-
-
 # -- population and labels -----------------------------------------------------------------------
 def _cutoff_table(cutoffs: Iterable[object]) -> pa.Table:
     values = sorted({to_cutoff(c) for c in cutoffs})
@@ -156,8 +103,9 @@ def _activity_list(definition: ChurnDefinition) -> str:
 
 
 def _labels_sql(definition: ChurnDefinition, cutoffs_view: str) -> str:
-    # lookback/horizon are validated ints (pydantic), so formatting them into SQL is safe.
-    lookback, horizon = int(definition.lookback_days), int(definition.horizon_days)
+    seen_from = lookback_start_sql("c.cutoff", definition.lookback_days)
+    window_end = label_window_end_sql("c.cutoff", definition.horizon_days)
+    labels_end = label_window_end_sql("p.cutoff", definition.horizon_days)
     return f"""
     WITH c AS (SELECT DISTINCT cutoff FROM {cutoffs_view}),
     bounds AS (SELECT max(ts) AS last_ts FROM events),
@@ -165,16 +113,16 @@ def _labels_sql(definition: ChurnDefinition, cutoffs_view: str) -> str:
     pop AS (
         SELECT DISTINCT a.user_id, c.cutoff
         FROM act a JOIN c
-          ON a.ts >= c.cutoff - INTERVAL ({lookback}) DAY AND a.ts < c.cutoff
+          ON a.ts >= {seen_from} AND a.ts < c.cutoff
     ),
     active_after AS (
         SELECT DISTINCT a.user_id, c.cutoff
         FROM act a JOIN c
-          ON a.ts >= c.cutoff AND a.ts < c.cutoff + INTERVAL ({horizon}) DAY
+          ON a.ts >= c.cutoff AND a.ts < {window_end}
     ),
     rule AS (
         SELECT p.user_id, p.cutoff,
-               CASE WHEN p.cutoff + INTERVAL ({horizon}) DAY <= b.last_ts
+               CASE WHEN {labels_end} <= b.last_ts
                     THEN f.user_id IS NULL END AS churned
         FROM pop p
         CROSS JOIN bounds b
@@ -241,9 +189,7 @@ def churn_preview(
     Without ``cutoffs`` it previews ``cutoff_grid(..., observable_only=False)``: the training
     cutoffs and the newest ones whose horizon the data does not (yet) cover.
     """
-    first, last = _event_span(store)
-    if last is None:
-        raise LabelError("the store has no events; ingest events first (churnguard ingest events)")
+    first, last = known_event_span(store)
     if cutoffs is None:
         cutoffs = cutoff_grid(store, definition=definition, observable_only=False)
         if not cutoffs:
@@ -262,12 +208,11 @@ def churn_preview(
                 """
             ).fetchall()
         }
-    horizon = dt.timedelta(days=definition.horizon_days)
     rows = []
     for cutoff in table.column("cutoff").to_pylist():
         population, churned, known, supplied = counts.get(cutoff, (0, 0, 0, 0))
-        end = cutoff + horizon
-        if end <= last:
+        end = label_window_end(cutoff, definition.horizon_days)
+        if labels_known(cutoff, definition.horizon_days, last):
             observable: Observability = "full"
             note = "labels observable"
         elif cutoff <= last:

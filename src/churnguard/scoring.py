@@ -17,7 +17,8 @@ import pandas as pd
 from churnguard.config import ChurnDefinition, ScoringConfig
 from churnguard.explain import reason_context, reasons
 from churnguard.features import build_features
-from churnguard.labels import population_and_labels, scoring_cutoff, to_cutoff
+from churnguard.cutoffs import resolve_as_of, to_cutoff
+from churnguard.labels import population_and_labels
 from churnguard.models.base import ChurnModel, Snapshot
 from churnguard.registry import CHAMPION, RegistryError, alias_version, get_model_version, load_model
 from churnguard.snapshots import build_snapshot, order_histories
@@ -117,7 +118,7 @@ def score_customers(store: Store, *, definition: ChurnDefinition, tiers: Scoring
         raise ValueError("scores without reasons are not saved: pass save=False")
     say = progress or (lambda message: None)
     lang = lang or tiers.lang
-    when = scoring_cutoff(store) if as_of is None else to_cutoff(as_of)
+    when = resolve_as_of(store, as_of)
     version, model = champion(store, version)
     say(f"building features at {when:%Y-%m-%d}")
     snapshot = _snapshot(store, definition, when, version)
@@ -205,7 +206,7 @@ def explain_customer(store: Store, user_id: str, *, definition: ChurnDefinition,
                      version: str | None = None) -> CustomerExplanation:
     """One customer's churn probability, tier and reasons at ``as_of``."""
     lang = lang or tiers.lang
-    when = scoring_cutoff(store) if as_of is None else to_cutoff(as_of)
+    when = resolve_as_of(store, as_of)
     version, model = champion(store, version)
     population = population_and_labels(store, definition=definition, cutoffs=[when])
     mine = population[population["user_id"] == str(user_id)]

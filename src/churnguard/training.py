@@ -17,15 +17,9 @@ import numpy as np
 import pandas as pd
 
 from churnguard.config import BehaviourSettings, ChurnDefinition
-from churnguard.evaluate import (
-    MODEL_FACTORIES,
-    BacktestError,
-    cutoffs_that_fit,
-    metrics,
-    newest_labelled_cutoff,
-    purged_training_cutoffs,
-)
-from churnguard.labels import _event_span, to_cutoff
+# training_cutoffs lives in churnguard.cutoffs; it stays importable from here.
+from churnguard.cutoffs import BacktestError, training_cutoffs
+from churnguard.evaluate import MODEL_FACTORIES, metrics
 from churnguard.models.base import ChurnModel, fit_model
 from churnguard.registry import CHAMPION, alias_version, register_model, set_alias
 from churnguard.snapshots import build_snapshot
@@ -93,34 +87,6 @@ class TrainedModel:
     n_validation: int
     validation_metrics: dict[str, float | None]
     promoted: bool
-
-
-def training_cutoffs(store: Store, *, definition: ChurnDefinition, as_of: object = None,
-                     train_cutoffs: int | None = None) -> tuple[list[dt.datetime], dt.datetime]:
-    """(training cutoffs oldest first, validation cutoff) for a model used from ``as_of`` on;
-    ``train_cutoffs`` None: up to 3, as many as the history allows (at least one)."""
-    if train_cutoffs is not None and train_cutoffs < 1:
-        raise BacktestError(f"train_cutoffs must be at least 1, got {train_cutoffs}")
-    horizon = dt.timedelta(days=definition.horizon_days)
-    first, last = _event_span(store)
-    if last is None:
-        raise BacktestError("the store has no events; ingest events first")
-    if as_of is None:
-        validation = newest_labelled_cutoff(store, definition=definition)
-    else:
-        validation = to_cutoff(as_of) - horizon
-        if validation + horizon > last + dt.timedelta(days=1):
-            raise BacktestError(f"--as-of {to_cutoff(as_of):%Y-%m-%d} is after the data ends "
-                                f"({last:%Y-%m-%d}); leave it out to train on all the data")
-    if train_cutoffs is None:
-        train_cutoffs = max(1, cutoffs_that_fit(validation, first=first, definition=definition))
-    fit = purged_training_cutoffs(validation, horizon, train_cutoffs)
-    if fit[0] < first + dt.timedelta(days=min(definition.lookback_days, 90)):
-        raise BacktestError(
-            f"not enough history for {train_cutoffs} training cutoff(s) before the validation "
-            f"cutoff {validation:%Y-%m-%d}: the events start {first:%Y-%m-%d}; use fewer "
-            "training cutoffs (--train-cutoffs) or ingest more history")
-    return fit, validation
 
 
 def train_model(store: Store, *, definition: ChurnDefinition, model: str | ChurnModel = "gbdt",

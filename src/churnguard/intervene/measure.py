@@ -56,7 +56,7 @@ import pandas as pd
 from scipy import stats
 
 from churnguard.config import NO_ACTION
-from churnguard.labels import LabelError, to_cutoff
+from churnguard.cutoffs import LabelError, label_window_end, to_cutoff
 from churnguard.store import Store
 
 __all__ = ["ALL", "CampaignMeasurement", "GroupMeasurement", "MeasurementError",
@@ -179,6 +179,15 @@ class GroupMeasurement:
     note: str | None = None
 
 
+def _of_overall(name: str) -> property:
+    """A campaign's total: attribute ``name`` of its every-action, every-tier group."""
+    return property(lambda self: getattr(self.overall, name), doc=f"``overall.{name}``")
+
+
+# The fields of a CampaignMeasurement that are timestamps (ISO strings in its JSON).
+_TIMESTAMPS = ("measured_at", "assigned_from", "assigned_to", "window_end", "observed_until")
+
+
 @dataclass(frozen=True, kw_only=True)
 class CampaignMeasurement:
     """What ``measure_campaign`` found; ``to_dict`` is the JSON kept in ``measurements``."""
@@ -204,21 +213,11 @@ class CampaignMeasurement:
     def overall(self) -> GroupMeasurement:
         return self.group(ALL, ALL)
 
-    @property
-    def total_incremental_retained(self) -> float | None:
-        return self.overall.incremental_retained
-
-    @property
-    def total_incremental_retained_ci(self) -> Interval | None:
-        return self.overall.incremental_retained_ci
-
-    @property
-    def total_incremental_net_revenue(self) -> float | None:
-        return self.overall.incremental_net_revenue_total
-
-    @property
-    def total_incremental_net_revenue_ci(self) -> Interval | None:
-        return self.overall.incremental_net_revenue_total_ci
+    total_incremental_retained = _of_overall("incremental_retained")  # float | None
+    total_incremental_retained_ci = _of_overall("incremental_retained_ci")  # Interval | None
+    total_incremental_net_revenue = _of_overall("incremental_net_revenue_total")  # float | None
+    total_incremental_net_revenue_ci = _of_overall(
+        "incremental_net_revenue_total_ci")  # Interval | None
 
     def group(self, action: str, tier: str = ALL) -> GroupMeasurement:
         for g in self.groups:
@@ -245,8 +244,7 @@ class CampaignMeasurement:
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
-        for key in ("measured_at", "assigned_from", "assigned_to", "window_end",
-                    "observed_until"):
+        for key in _TIMESTAMPS:
             out[key] = getattr(self, key).isoformat()
         out["groups"] = [{k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()}
                          for g in out["groups"]]
@@ -266,8 +264,7 @@ class CampaignMeasurement:
     def from_dict(cls, data: dict[str, Any]) -> CampaignMeasurement:
         data = dict(data)
         data.pop("totals", None)
-        for key in ("measured_at", "assigned_from", "assigned_to", "window_end",
-                    "observed_until"):
+        for key in _TIMESTAMPS:
             data[key] = dt.datetime.fromisoformat(data[key])
         data["groups"] = tuple(
             GroupMeasurement(**{k: (tuple(v) if isinstance(v, list) else v)
@@ -394,6 +391,35 @@ def measure_campaign(store: Store, *, campaign_id: str, outcome_type: str = "ord
             or min_group_size < 2:
         raise MeasurementError(f"min_group_size must be a whole number >= 2, got "
                                f"{min_group_size!r}")
+    facts = _measurable_campaign(store, campaign_id)
+    observed_until, newest = _observed_until(store, outcome_type, as_of)
+    window_end = label_window_end(facts["last"], int(window_days))
+    if window_end > observed_until:
+        reach = ("the measurement's as_of" if as_of is not None and observed_until < newest
+                 else "the newest event in the store")
+        raise MeasurementError(
+            f"campaign {campaign_id!r} cannot be measured yet: the {window_days}-day window of "
+            f"its last assignment ({_fmt(facts['last'])}) ends at {_fmt(window_end)}, but "
+            f"{reach} is at {_fmt(observed_until)}; measure it from {_fmt(window_end)} on, "
+            f"once the events up to then are ingested")
+    design = _design(store, campaign_id, untreated=facts["untreated"])
+    aggregates = _group_aggregates(store, campaign_id, design, outcome_type=outcome_type,
+                                   window_days=int(window_days))
+    groups = _compare(aggregates, control=design.control, confidence=confidence,
+                      min_group_size=min_group_size)
+    overall = next(g for g in groups if g.action == ALL and g.tier == ALL)
+    return CampaignMeasurement(
+        campaign_id=campaign_id, measured_at=dt.datetime.now(dt.UTC).replace(tzinfo=None),
+        outcome_type=outcome_type, window_days=int(window_days), confidence=confidence,
+        assigned_from=facts["first"], assigned_to=facts["last"], window_end=window_end,
+        observed_until=observed_until, tiers_from=design.tiers_from, control=design.control,
+        n_treated=overall.n_treated, n_control=overall.n_control, groups=tuple(groups),
+        notes=design.notes)
+
+
+def _measurable_campaign(store: Store, campaign_id: str) -> dict[str, Any]:
+    """The campaign's facts (:func:`_campaign_facts`), once it is known to have customers, a
+    control group and someone treated."""
     facts = _campaign_facts(store, campaign_id)
     if facts["rows"] == 0:
         planned = store.con.execute("SELECT count(*) FROM plans WHERE campaign_id = ?",
@@ -413,6 +439,13 @@ def measure_campaign(store: Store, *, campaign_id: str, outcome_type: str = "ord
         raise MeasurementError(
             f"campaign {campaign_id!r} has no treated customer (every row is a control or "
             f"action '{NO_ACTION}'); there is nothing to measure")
+    return facts
+
+
+def _observed_until(store: Store, outcome_type: str, as_of: object
+                    ) -> tuple[dt.datetime, dt.datetime]:
+    """(the moment the measurement sees the events up to, the newest event): ``as_of``, but
+    never past the newest event."""
     n_events, newest = store.con.execute(
         "SELECT count_if(type = ?), max(ts) FROM events", [outcome_type]).fetchall()[0]
     if newest is None:
@@ -422,41 +455,52 @@ def measure_campaign(store: Store, *, campaign_id: str, outcome_type: str = "ord
         raise MeasurementError(
             f"the store holds no events of type {outcome_type!r}, the outcome to measure; pick "
             f"an outcome type the events carry (e.g. 'order')")
-    observed_until = newest
-    if as_of is not None:
-        try:
-            observed_until = min(to_cutoff(as_of), newest)
-        except LabelError as exc:
-            raise MeasurementError(f"as_of: {exc}") from None
-    window = dt.timedelta(days=int(window_days))
-    window_end = facts["last"] + window
-    if window_end > observed_until:
-        reach = ("the measurement's as_of" if as_of is not None and observed_until < newest
-                 else "the newest event in the store")
-        raise MeasurementError(
-            f"campaign {campaign_id!r} cannot be measured yet: the {window_days}-day window of "
-            f"its last assignment ({_fmt(facts['last'])}) ends at {_fmt(window_end)}, but "
-            f"{reach} is at {_fmt(observed_until)}; measure it from {_fmt(window_end)} on, "
-            f"once the events up to then are ingested")
+    if as_of is None:
+        return newest, newest
+    try:
+        return min(to_cutoff(as_of), newest), newest
+    except LabelError as exc:
+        raise MeasurementError(f"as_of: {exc}") from None
 
+
+@dataclass(frozen=True, kw_only=True)
+class _Design:
+    """How a campaign's customers are grouped: by the plan's risk tiers or not, and against a
+    matched or a pooled control group."""
+
+    planned: int  # rows of the campaign in plan_rows
+    tiers_from: str
+    control: str
+    notes: tuple[str, ...]
+
+
+def _design(store: Store, campaign_id: str, *, untreated: int) -> _Design:
     notes: list[str] = []
     planned, n_control_rows, matched = _plan_facts(store, campaign_id)
-    tiers_from = "plan" if planned else "none"
     control = "matched" if planned and matched == n_control_rows else "pooled"
     if planned and control == "pooled":
         notes.append(
             "control customers carry no planned action, so every action is compared with the "
             "whole control group of its tier; this is unbiased only if actions were assigned at "
             "random within tiers")
-    if facts["untreated"]:
-        notes.append(f"{facts['untreated']} customers neither treated nor in the control group "
+    if untreated:
+        notes.append(f"{untreated} customers neither treated nor in the control group "
                      f"(action '{NO_ACTION}') are left out")
+    return _Design(planned=planned, tiers_from="plan" if planned else "none", control=control,
+                   notes=tuple(notes))
+
+
+def _group_aggregates(store: Store, campaign_id: str, design: _Design, *, outcome_type: str,
+                      window_days: int) -> pd.DataFrame:
+    """Per arm (control or not), action and tier, and pooled over actions and tiers: the counts
+    and means that :func:`_compare` turns into differences and intervals."""
+    planned = design.planned
     plan_join = ("LEFT JOIN plan_rows p ON p.campaign_id = c.campaign_id AND p.user_id = c.user_id"
                  if planned else "")
     sql = _outcome_sql(
         campaign_filter=f"c.campaign_id = $campaign_id AND (c.is_control OR c.action <> "
                         f"'{NO_ACTION}')",
-        control_action="p.action" if control == "matched" else "NULL",
+        control_action="p.action" if design.control == "matched" else "NULL",
         tier="coalesce(p.risk_tier, 'unknown')" if planned else f"'{ALL}'",
         plan_join=plan_join)
     # One tier only: its rows would repeat the every-tier rows, so only those are kept.
@@ -476,20 +520,10 @@ def measure_campaign(store: Store, *, campaign_id: str, outcome_type: str = "ord
                            (is_control, action), (is_control))
     HAVING (grouping(action) = 1 OR action IS NOT NULL)
        AND (grouping(tier) = 1 OR $multi_tier)"""
-    aggregates = store.con.execute(aggregate, {"campaign_id": campaign_id,
-                                               "outcome_type": outcome_type,
-                                               "window_days": int(window_days),
-                                               "multi_tier": multi_tier}).df()
-    groups = _compare(aggregates, control=control, confidence=confidence,
-                      min_group_size=min_group_size)
-    overall = next(g for g in groups if g.action == ALL and g.tier == ALL)
-    return CampaignMeasurement(
-        campaign_id=campaign_id, measured_at=dt.datetime.now(dt.UTC).replace(tzinfo=None),
-        outcome_type=outcome_type, window_days=int(window_days), confidence=confidence,
-        assigned_from=facts["first"], assigned_to=facts["last"], window_end=window_end,
-        observed_until=observed_until, tiers_from=tiers_from, control=control,
-        n_treated=overall.n_treated, n_control=overall.n_control, groups=tuple(groups),
-        notes=tuple(notes))
+    return store.con.execute(aggregate, {"campaign_id": campaign_id,
+                                         "outcome_type": outcome_type,
+                                         "window_days": window_days,
+                                         "multi_tier": multi_tier}).df()
 
 
 def _num(value: Any) -> float | None:

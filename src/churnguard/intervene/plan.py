@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from churnguard.config import ProjectConfig
-from churnguard.evaluate import BacktestError, newest_labelled_cutoff
+from churnguard.cutoffs import BacktestError, resolve_as_of, value_cutoffs
 from churnguard.intervene.actions import eligibility, expected_costs
 from churnguard.intervene.allocate import allocate
 from churnguard.intervene.control import control_key, control_mask
@@ -53,7 +53,6 @@ from churnguard.intervene.value import (
     future_revenue,
     value_backtest,
 )
-from churnguard.labels import scoring_cutoff, to_cutoff
 from churnguard.models.base import Snapshot
 from churnguard.scoring import reasons_for, score_customers
 from churnguard.snapshots import build_snapshot
@@ -136,10 +135,9 @@ def _value(store: Store, config: ProjectConfig, scoring: Snapshot, say: Callable
     """Expected revenue in the horizon and the expected basket per scoring row."""
     definition = config.churn
     try:
-        test_cutoff = newest_labelled_cutoff(store, definition=definition)
+        train_cutoff, test_cutoff = value_cutoffs(store, definition=definition)
     except BacktestError as exc:
         raise PlanError(f"cannot estimate customer value: {exc}") from exc
-    train_cutoff = test_cutoff - dt.timedelta(days=definition.horizon_days)
     say("choosing the value model by backtest")
     train = build_snapshot(store, definition=definition, cutoffs=[train_cutoff])
     test = build_snapshot(store, definition=definition, cutoffs=[test_cutoff])
@@ -165,7 +163,7 @@ def plan_inputs(store: Store, *, config: ProjectConfig, as_of: object = None, se
                 progress: Callable[[str], None] | None = None) -> PlanInputs:
     """Scores, uplift, value, costs, eligibility and capacities at ``as_of`` (default: T)."""
     say = _say(progress)
-    when = scoring_cutoff(store) if as_of is None else to_cutoff(as_of)
+    when = resolve_as_of(store, as_of)
     # Reasons are written only for the customers the plan contacts (make_plan), not for everyone.
     scored = score_customers(store, definition=config.churn, tiers=config.scoring, as_of=when,
                              save=False, with_reasons=False, progress=say)

@@ -61,6 +61,7 @@ import pyarrow as pa
 import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from churnguard.cutoffs import label_window_end, lookback_start
 from churnguard.labels import _Registered, to_cutoff
 from churnguard.store import Store
 
@@ -175,7 +176,7 @@ def _interactions(store: Store, catalogue: _Catalogue, as_of: dt.datetime,
                   config: RecommendConfig) -> _Interactions:
     weights = pa.table({"type": list(config.event_weights),
                         "w": [float(v) for v in config.event_weights.values()]})
-    start = as_of - dt.timedelta(days=config.lookback_days)
+    start = lookback_start(as_of, config.lookback_days)
     with (_Registered(store, weights, "rec_w") as w,
           _Registered(store, catalogue.index(), "rec_i") as idx):
         table = _arrow(store, f"""
@@ -211,7 +212,7 @@ def _recent_orders(store: Store, catalogue: _Catalogue, as_of: dt.datetime,
         table = _arrow(store, f"""
             SELECT idx.j, count(*) AS n FROM events e JOIN {idx} idx ON idx.item_id = e.item_id
             WHERE e.type = 'order' AND e.ts < ? AND e.ts >= ? GROUP BY idx.j
-            """, [as_of, as_of - dt.timedelta(days=days)])
+            """, [as_of, lookback_start(as_of, days)])
     counts = np.zeros(catalogue.n)
     counts[table["j"].to_numpy()] = table["n"].to_numpy()
     return counts
@@ -399,6 +400,14 @@ def _check_k(k: int) -> None:
         raise ValueError(f"k must be an integer >= 1, got {k!r}")
 
 
+def _request(store: Store, as_of: dt.datetime | dt.date | str, user_ids: Sequence[str] | None,
+             k: int) -> tuple[dt.datetime, _Catalogue, np.ndarray]:
+    """The cutoff, the catalogue and the customers of one request for ``k`` items each."""
+    _check_k(k)
+    when = to_cutoff(as_of)
+    return when, _catalogue(store, when), _customers(store, when, user_ids)
+
+
 # -- public API ----------------------------------------------------------------------------------
 def recommend_items(store: Store, *, as_of: dt.datetime | dt.date | str,
                     user_ids: Sequence[str] | None = None, k: int = 10,
@@ -412,11 +421,8 @@ def recommend_items(store: Store, *, as_of: dt.datetime | dt.date | str,
     than k items have any score. ``encode`` maps titles to unit vectors (default: the MiniLM
     encoder, loaded only when some item is new).
     """
-    _check_k(k)
     config = config or RecommendConfig()
-    as_of = to_cutoff(as_of)
-    catalogue = _catalogue(store, as_of)
-    users = _customers(store, as_of, user_ids)
+    as_of, catalogue, users = _request(store, as_of, user_ids, k)
     if users.size == 0 or catalogue.n == 0:
         return _frames_to_result([])
     inter = _interactions(store, catalogue, as_of, config)
@@ -461,10 +467,7 @@ def popular_items(store: Store, *, as_of: dt.datetime | dt.date | str,
     """The baseline: the items ordered most often in [as_of - days, as_of), minus what each
     customer ordered before ``as_of``. Same rows and columns as :func:`recommend_items`; score
     is the number of orders, source is always "popular"."""
-    _check_k(k)
-    as_of = to_cutoff(as_of)
-    catalogue = _catalogue(store, as_of)
-    users = _customers(store, as_of, user_ids)
+    as_of, catalogue, users = _request(store, as_of, user_ids, k)
     if users.size == 0 or catalogue.n == 0:
         return _frames_to_result([])
     orders = _recent_orders(store, catalogue, as_of, days)
@@ -506,7 +509,7 @@ def evaluate_recommendations(store: Store, *, as_of: dt.datetime | dt.date | str
     future = _arrow(store, """
         SELECT DISTINCT user_id, item_id FROM events
         WHERE type = 'order' AND item_id IS NOT NULL AND ts >= ? AND ts < ?
-        """, [as_of, as_of + dt.timedelta(days=int(window_days))]).to_pandas()
+        """, [as_of, label_window_end(as_of, int(window_days))]).to_pandas()
     users = np.sort(future["user_id"].unique())
     result: dict[str, object] = {"as_of": as_of.isoformat(), "window_days": int(window_days),
                                  "k": int(k), "n_customers": int(users.size)}

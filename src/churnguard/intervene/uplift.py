@@ -37,6 +37,7 @@ import pyarrow as pa
 from sklearn.exceptions import NotFittedError
 
 from churnguard.config import NO_ACTION, ChurnDefinition
+from churnguard.cutoffs import label_window_end_sql
 from churnguard.features import build_features
 from churnguard.intervene.metrics import uplift_metrics
 from churnguard.labels import _Registered
@@ -102,8 +103,8 @@ def uplift_dataset(store: Store, *, actions: Sequence[str], outcome_type: str = 
         WITH usable AS (
             SELECT campaign_id FROM campaigns
             GROUP BY campaign_id
-            HAVING bool_or(is_control) AND max(assigned_at) + INTERVAL ({int(window_days)}) DAY
-                   <= ?
+            HAVING bool_or(is_control)
+               AND {label_window_end_sql('max(assigned_at)', window_days)} <= ?
         )
         SELECT c.campaign_id, c.user_id, c.assigned_at,
                CASE WHEN c.is_control THEN '{NO_ACTION}' ELSE c.action END AS action
@@ -130,7 +131,7 @@ def uplift_dataset(store: Store, *, actions: Sequence[str], outcome_type: str = 
                    count(e.user_id) > 0 AS y, coalesce(sum(e.amount), 0) AS revenue
             FROM (SELECT DISTINCT user_id, cutoff FROM {view}) k
             LEFT JOIN events e ON e.user_id = k.user_id AND e.type = ?
-                 AND e.ts >= k.cutoff AND e.ts < k.cutoff + INTERVAL ({int(window_days)}) DAY
+                 AND e.ts >= k.cutoff AND e.ts < {label_window_end_sql('k.cutoff', window_days)}
             GROUP BY k.user_id, k.cutoff
             """, [outcome_type]).df()
     outcome["cutoff"] = outcome["cutoff"].astype("datetime64[us]")

@@ -29,6 +29,7 @@ from scipy.special import gammaln
 from sklearn.exceptions import NotFittedError
 
 from churnguard.config import ChurnDefinition
+from churnguard.cutoffs import label_window_end_sql
 from churnguard.labels import _Registered
 from churnguard.models.base import Snapshot
 from churnguard.models.btyd_churn import BTYDChurnModel, rfm_per_row
@@ -238,7 +239,7 @@ def future_revenue(store: Store, keys: pd.DataFrame, *, days: int,
             SELECT k.user_id, k.cutoff, coalesce(sum(e.amount), 0) AS revenue
             FROM (SELECT DISTINCT user_id, cutoff FROM {view}) k
             LEFT JOIN events e ON e.user_id = k.user_id AND e.type IN ({acts})
-                AND e.ts >= k.cutoff AND e.ts < k.cutoff + INTERVAL ({int(days)}) DAY
+                AND e.ts >= k.cutoff AND e.ts < {label_window_end_sql('k.cutoff', days)}
             GROUP BY k.user_id, k.cutoff
             """
         ).df()

@@ -41,7 +41,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from churnguard.labels import to_cutoff
+from churnguard.cutoffs import to_cutoff
 from churnguard.sequences.batch import EventSequences, gather
 from churnguard.sequences.tokens import (
     TEXT_DIM,

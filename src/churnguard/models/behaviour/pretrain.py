@@ -336,7 +336,7 @@ def pretrain(store, *, cutoff: object, config: PretrainConfig = PretrainConfig()
              cache_root: str | Path | None = None) -> PretrainResult:
     """Pretrain on every customer's events strictly before ``cutoff`` in ``store``; write the
     encoder, checkpoints, TensorBoard logs and ``summary.json`` under ``out_dir``."""
-    from churnguard.labels import to_cutoff  # noqa: PLC0415
+    from churnguard.cutoffs import to_cutoff  # noqa: PLC0415
     from churnguard.sequences.cache import SequenceCache  # noqa: PLC0415
 
     say = progress or (lambda message: None)
