@@ -202,8 +202,8 @@ def _backtest(project: Project, store: Store, step: _Steps, view: DemoView, *, b
               size: DemoSize) -> str:
     """Backtest the demo's models out of time (pretraining first, with ``behaviour``), keep the
     leaderboard in the store and in backtest.json, and return the champion's name."""
+    from churnguard.cutoffs import backtest_cutoffs
     from churnguard.evaluate import backtest as run_backtest
-    from churnguard.evaluate import backtest_cutoffs
     from churnguard.reporting import backtest_document, save_backtest
 
     definition = project.config.churn

@@ -47,7 +47,7 @@ def pretrain(as_of: dt.date | None, encoder: str | None, epochs: int, max_custom
     epoch and TensorBoard logs (`tensorboard --logdir OUT/tensorboard`) are written to OUT;
     docs/behaviour.md shows how the `behaviour` and `behaviour+gbdt` models use it.
     """
-    from churnguard.labels import LabelError, scoring_cutoff, to_cutoff
+    from churnguard.cutoffs import LabelError, resolve_as_of
     from churnguard.models.behaviour.model import BehaviourChurnModel
     from churnguard.models.behaviour.pretrain import PretrainConfig
     from churnguard.models.behaviour.pretrain import pretrain as run_pretrain
@@ -62,7 +62,7 @@ def pretrain(as_of: dt.date | None, encoder: str | None, epochs: int, max_custom
                             max_customers=max_customers, max_len=model.max_len)
     with project.open_store() as store, stage_spinner("Pretraining") as say:
         try:
-            when = scoring_cutoff(store) if as_of is None else to_cutoff(as_of)
+            when = resolve_as_of(store, as_of)
             result = run_pretrain(store, cutoff=when, config=config, out_dir=out, progress=say)
         except (LabelError, ValueError) as exc:
             raise BadInput(str(exc)) from None

@@ -117,7 +117,7 @@ def uplift_score(users_path: Path | None, outcome_type: str | None, window: int 
     likely to order).
     """
     from churnguard.intervene.uplift import UpliftError, score_uplift
-    from churnguard.labels import LabelError, scoring_cutoff, to_cutoff
+    from churnguard.cutoffs import LabelError, resolve_as_of
 
     if out_path.suffix.lower() not in (".csv", ".parquet"):
         raise BadInput(f"--out {out_path}: write .csv or .parquet")
@@ -136,7 +136,7 @@ def uplift_score(users_path: Path | None, outcome_type: str | None, window: int 
     actions = [a.name for a in project.config.intervene.actions]
     with project.open_store(read_only=True) as store, stage_spinner("Scoring uplift") as say:
         try:
-            when = scoring_cutoff(store) if as_of is None else to_cutoff(as_of)
+            when = resolve_as_of(store, as_of)
             frame, used = score_uplift(store, actions=actions, definition=project.config.churn,
                                        as_of=when, user_ids=user_ids, outcome_type=outcome_type,
                                        window_days=window, learner=learner, progress=say)
