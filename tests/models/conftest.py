@@ -7,8 +7,7 @@ from dataclasses import dataclass
 import pytest
 
 from churnguard.evaluate import backtest_cutoffs
-from churnguard.models.base import Snapshot
-from churnguard.snapshots import build_snapshot
+from churnguard.snapshots import Snapshot, build_snapshot
 
 
 @dataclass(frozen=True)

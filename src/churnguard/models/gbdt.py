@@ -38,9 +38,10 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from churnguard.models.base import ChurnModel, Snapshot
+from churnguard.models.base import ChurnModel
 from churnguard.models.btyd_churn import BTYDChurnModel
 from churnguard.models.calibration import CALIBRATIONS, make_calibrator
+from churnguard.snapshots import Snapshot
 
 __all__ = ["GBDTChurnModel"]
 
