@@ -12,11 +12,11 @@ assembled from three set-based DuckDB queries over the same table of (user, cuto
 
 >>> from churnguard.store import Store
 >>> from churnguard.config import ChurnDefinition
+>>> events = [("e1", "u1", "2025-01-05", "order", 10), ("e2", "u2", "2025-01-20", "order", 5),
+...           ("e3", "u2", "2025-03-01", "order", 7), ("e4", "u3", "2025-06-01", "view", 0)]
 >>> store = Store.in_memory()
->>> _ = store.con.execute(
-...     "INSERT INTO events (event_id, user_id, ts, type, amount, batch_id) VALUES "
-...     "('e1', 'u1', '2025-01-05', 'order', 10, 'b'), ('e2', 'u2', '2025-01-20', 'order', 5, 'b'),"
-...     " ('e3', 'u2', '2025-03-01', 'order', 7, 'b'), ('e4', 'u3', '2025-06-01', 'view', 0, 'b')")
+>>> _ = store.con.executemany("INSERT INTO events (event_id, user_id, ts, type, amount, batch_id)"
+...                          " VALUES (?, ?, ?, ?, ?, 'b')", events)
 >>> snap = build_snapshot(store, definition=ChurnDefinition(lookback_days=30, horizon_days=30),
 ...                       cutoffs=["2025-02-01"])
 >>> snap.labels.tolist(), snap.orders[["user_id", "amount"]].values.tolist()
