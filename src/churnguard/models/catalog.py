@@ -7,7 +7,8 @@ contract test (every kind, :mod:`churnguard.models.checks`). Adding a kind is ad
 
 A :class:`ModelKind` names a class and the constructor arguments that make the kind out of it
 (``behaviour_gru`` is a :class:`~churnguard.models.behaviour.model.BehaviourChurnModel` that
-never pretrains); the class is imported on first use, because the behaviour models import torch.
+never pretrains); the class is imported on first use (the behaviour models import torch), so reading the list
+costs nothing.
 
 >>> list(KINDS)  # doctest: +NORMALIZE_WHITESPACE
 ['recency', 'btyd', 'gbdt', 'behaviour', 'behaviour_gru', 'behaviour_transformer',
@@ -26,9 +27,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from churnguard.models.base import ChurnModel
-
-if TYPE_CHECKING:  # torch is imported on first use only
+if TYPE_CHECKING:  # the classes are imported on first use: the command line reads this list
+    from churnguard.models.base import ChurnModel
     from churnguard.models.behaviour.pretrain import PretrainConfig
 
 __all__ = [
