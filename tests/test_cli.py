@@ -13,7 +13,8 @@ import click
 import pandas as pd
 import pytest
 
-from churnguard.cli import DEMO_SIZE, cli, main
+from churnguard.cli import cli, main
+from churnguard.models.catalog import demo_settings
 from churnguard.registry import CHAMPION, alias_version, get_model_version
 from churnguard.store import Store
 
@@ -169,16 +170,16 @@ def test_demo_end_to_end_small(tmp_path: Path) -> None:
     # (without labels) on the events before the validation cutoff, and the size is recorded.
     assert (project / "pretrained" / "encoder.pt").exists()
     details = document["model_details"]
-    size = DEMO_SIZE
+    size = demo_settings("behaviour")
     for name in ("behaviour", "behaviour+gbdt"):
-        assert details[name]["max_len"] == size.max_len
+        assert details[name]["max_len"] == size["max_len"]
         pretraining = details[name]["pretraining"]
-        assert 0 < pretraining["customers"] <= min(1500, size.pretrain_customers)
-        assert 1 <= pretraining["epochs_run"] <= pretraining["epochs"] == size.pretrain_epochs
+        assert 0 < pretraining["customers"] <= min(1500, size["pretrain_max_customers"])
+        assert 1 <= pretraining["epochs_run"] <= pretraining["epochs"] == size["pretrain_epochs"]
         assert pretraining["cutoff"] == document["validation_cutoff"]
-    assert 1 <= details["behaviour"]["epochs_run"] <= details["behaviour"]["epochs"] == size.epochs
+    assert 1 <= details["behaviour"]["epochs_run"] <= details["behaviour"]["epochs"] == size["epochs"]
     for name in ("gbdt", "behaviour+gbdt"):  # the demo's faster-learning trees
-        assert details[name]["learning_rate"] == size.gbdt_learning_rate
+        assert details[name]["learning_rate"] == demo_settings("gbdt")["learning_rate"]
         assert details[name]["trees"] >= 1
     # The champion is the backtest's best among the models that give reasons, not a fixed one.
     assert champion == max(("gbdt", "behaviour+gbdt"), key=lambda n: by_name[n]["roc_auc"])
@@ -197,7 +198,7 @@ def test_demo_end_to_end_small(tmp_path: Path) -> None:
     assert "behaviour+gbdt" in leaderboard
     assert "How the models were trained" in html
     assert "No feature importance was supplied" not in html  # whichever model is the champion
-    assert f"newest {size.max_len} events per customer" in html
+    assert f"newest {size['max_len']} events per customer" in html
     assert "pretrained without labels on" in html
 
     # The job ends with a retention campaign: contacted customers with messages, a control
@@ -223,19 +224,6 @@ def test_demo_end_to_end_small(tmp_path: Path) -> None:
     with Store.open(project / "churnguard.duckdb", read_only=True) as store:
         assert store.table_counts()["events"] == counts["events"]
         assert store.table_counts()["plans"] == 1
-
-
-def test_demo_pretrains_its_encoder_as_its_models_would_inside_fit() -> None:
-    """The demo's separate pretraining step runs what pretrain="auto" runs for models of the
-    same size, so the champion, retrained with "auto", follows the backtested recipe."""
-    size = DEMO_SIZE
-    config = size.pretrain_config()
-    for model in size.models():
-        assert model.pretrain == "auto"
-        assert model.encoder_config() == config.encoder
-        assert (model.pretrain_epochs, model.pretrain_max_customers, model.max_len, model.seed) == (
-            config.epochs, config.max_customers, config.max_len, config.seed)
-    assert [m.name for m in size.models("x/encoder.pt")] == ["behaviour", "behaviour+gbdt"]
 
 
 def test_mixed_time_zones_rejected_in_a_new_project(tmp_path: Path,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import doctest
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -90,3 +92,17 @@ def test_subset_keeps_the_orders_of_the_kept_rows(shop):
     assert len(march) == 2
     assert (march.orders.cutoff == pd.Timestamp("2025-03-01")).all()
     assert len(march.orders) == 3 + 2
+
+
+@pytest.mark.parametrize("module", ["churnguard.snapshots", "churnguard.sequences",
+                                    "churnguard.text"])
+def test_the_data_layers_import_no_model(module):
+    """Snapshots, sequences and the text encoder sit below the models: importing them (and
+    projecting a text vector's shape) loads nothing from churnguard.models."""
+    code = (f"import sys, {module}\n"
+            "from churnguard.sequences.tokens import text_projection\n"
+            "assert text_projection().shape == (384, 32)\n"
+            "print(sorted(m for m in sys.modules if m.startswith('churnguard.models')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == "[]"

@@ -24,64 +24,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from churnguard.files import write_table
+from churnguard.models.catalog import KINDS, demo_models, demo_pretrain_config, demo_settings
 from churnguard.project import CONFIG_FILENAME, Project, init_project
 from churnguard.store import Store
-
-
-@dataclass(frozen=True, kw_only=True)
-class DemoSize:
-    """The size the demo trains its models at: small enough that `make demo` stays within ten
-    minutes on two cores, large enough for an honest comparison.
-
-    Pretraining (CoLES, no labels) sees at most ``pretrain_customers`` customers for at most
-    ``pretrain_epochs`` epochs; the behaviour models read each customer's newest ``max_len``
-    events through a one-layer GRU of width ``d_model`` (with review text), and ``behaviour``
-    fine-tunes for at most ``epochs`` epochs (both stop early on held-out data). Measured on the
-    20,000-customer demo shop, width 32 over 32 events came within 0.003 out-of-time ROC-AUC of
-    width 64 over 64 events in well under half the fine-tuning time.
-
-    The gradient-boosted trees (``gbdt`` and the trees of ``behaviour+gbdt``) learn at
-    ``gbdt_learning_rate`` (the models' default: 0.03): about half the trees, so training and
-    the TreeSHAP reasons take about half the time. Out of time on the demo shop, gbdt scored
-    ROC-AUC 0.8584 with 1,031 trees against 0.8587 with 2,000 at 0.03; on three 50,000-customer
-    shops (benchmarks/.data/models_50000_540_*), 0.8696 against 0.8702.
-    """
-
-    pretrain_epochs: int = 3
-    pretrain_customers: int = 8_000
-    max_len: int = 32
-    d_model: int = 32
-    epochs: int = 3
-    gbdt_learning_rate: float = 0.06
-
-    def pretrain_config(self) -> Any:
-        """The pretraining that a ``behaviour`` model of this size runs inside ``fit``."""
-        from churnguard.models.behaviour.encoders import EncoderConfig
-        from churnguard.models.behaviour.pretrain import PretrainConfig
-
-        encoder = EncoderConfig(kind="gru", d_model=self.d_model, d_ff=2 * self.d_model)
-        return PretrainConfig(encoder=encoder, epochs=self.pretrain_epochs,
-                              max_customers=self.pretrain_customers, max_len=self.max_len)
-
-    def models(self, pretrained: str = "auto") -> list[Any]:
-        """``behaviour`` and ``behaviour+gbdt`` of this size, from the encoder file
-        ``pretrained`` (or pretraining inside ``fit`` with "auto")."""
-        from churnguard.models.behaviour.model import BehaviourChurnModel, BehaviourGBDTModel
-
-        shared = {"encoder": "gru", "d_model": self.d_model, "max_len": self.max_len,
-                  "pretrain": pretrained, "pretrain_epochs": self.pretrain_epochs,
-                  "pretrain_max_customers": self.pretrain_customers}
-        return [BehaviourChurnModel(epochs=self.epochs, **shared),
-                BehaviourGBDTModel(learning_rate=self.gbdt_learning_rate, **shared)]
-
-    def gbdt(self) -> Any:
-        """The demo's ``gbdt`` model."""
-        from churnguard.models.gbdt import GBDTChurnModel
-
-        return GBDTChurnModel(learning_rate=self.gbdt_learning_rate)
-
-
-DEMO_SIZE = DemoSize()
 
 
 class DemoView(Protocol):
@@ -147,8 +92,7 @@ class _Steps:
 
 
 def run_demo(root: Path, *, view: DemoView, n_users: int = 20_000, days: int = 730, seed: int = 7,
-             budget: float | None = None, behaviour: bool = True,
-             size: DemoSize = DEMO_SIZE) -> DemoOutcome:
+             budget: float | None = None, behaviour: bool = True) -> DemoOutcome:
     """Run the main job on a simulated shop of ``n_users`` customers over ``days`` days in the
     project folder ``root`` (created when missing; the shop's files go to ``root/data``)."""
     from churnguard.simulate import simulate as run_simulation
@@ -168,10 +112,10 @@ def run_demo(root: Path, *, view: DemoView, n_users: int = 20_000, days: int = 7
     with project.open_store() as store:
         with step("Ingesting into the embedded store"):
             _ingest_shop(project, store, shop.paths, view)
-        champion = _backtest(project, store, step, view, behaviour=behaviour, size=size)
+        champion = _backtest(project, store, step, view, behaviour=behaviour)
         with step(f"Training the champion, {champion} (the best out-of-time ROC-AUC among the "
                   "models that give reasons), on the newest cutoffs"):
-            _train_champion(project, store, champion, view, size=size)
+            _train_champion(project, store, champion, view)
         with step("Scoring every customer in the population, with reasons"):
             scored = _score(project, store, root / "scores.csv", view)
         with step("Measuring the last campaign and planning the next one"):
@@ -198,8 +142,8 @@ def _ingest_shop(project: Project, store: Store, paths: dict[str, Path], view: D
         raise RuntimeError(f"the simulated data failed validation: {exc}") from exc
 
 
-def _backtest(project: Project, store: Store, step: _Steps, view: DemoView, *, behaviour: bool,
-              size: DemoSize) -> str:
+def _backtest(project: Project, store: Store, step: _Steps, view: DemoView, *,
+              behaviour: bool) -> str:
     """Backtest the demo's models out of time (pretraining first, with ``behaviour``), keep the
     leaderboard in the store and in backtest.json, and return the champion's name."""
     from churnguard.cutoffs import backtest_cutoffs
@@ -210,10 +154,10 @@ def _backtest(project: Project, store: Store, step: _Steps, view: DemoView, *, b
     truth = project.simulation_truth()
     test, fit_cutoffs, validation = backtest_cutoffs(
         store, definition=definition, candidates=_truth_cutoffs(truth))
-    models: list[Any] = ["recency", "btyd", size.gbdt()]
+    models: list[Any] = ["recency", "btyd", *demo_models(["gbdt"])]
     if behaviour:
         models += _pretrain(store, step, view, cutoff=validation,
-                            out=project.root / "pretrained", size=size)
+                            out=project.root / "pretrained")
     with step("Backtesting out of time: recency rule, BTYD, gradient-boosted trees"
               + (", behaviour, behaviour+gbdt" if behaviour else "") + ", oracle"):
         with view.stages("Backtest") as update:
@@ -230,11 +174,10 @@ def _backtest(project: Project, store: Store, step: _Steps, view: DemoView, *, b
     return champion
 
 
-def _train_champion(project: Project, store: Store, champion: str, view: DemoView, *,
-                    size: DemoSize) -> None:
+def _train_champion(project: Project, store: Store, champion: str, view: DemoView) -> None:
     from churnguard.training import train_model
 
-    estimator = next((m for m in [size.gbdt(), *size.models()] if m.name == champion), champion)
+    (estimator,) = demo_models([champion])  # pretrains inside fit, as the backtested one did
     with view.stages(f"Training {champion}") as update:
         trained = train_model(store, definition=project.config.churn, model=estimator,
                               promote=True, progress=update)
@@ -277,35 +220,32 @@ def _truth_cutoffs(truth: Any) -> list[dt.datetime] | None:
     return [s.to_pydatetime() for s in stamps]
 
 
-def _pretrain(store: Store, step: _Steps, view: DemoView, *, cutoff: dt.datetime, out: Path,
-              size: DemoSize) -> list[Any]:
+def _pretrain(store: Store, step: _Steps, view: DemoView, *, cutoff: dt.datetime,
+              out: Path) -> list[Any]:
     """Pretrain the demo's encoder on the events before the backtest's validation cutoff (what
     the backtested models may see; no labels) and return the behaviour models that use it."""
     from churnguard.models.behaviour.pretrain import pretrain as run_pretrain
 
+    size = demo_settings("behaviour")
     with step(f"Pretraining the behaviour encoder without labels on at most "
-              f"{size.pretrain_customers:,} customers' events before {cutoff:%Y-%m-%d} "
-              f"(newest {size.max_len} per customer, at most {size.pretrain_epochs} epochs)"):
-        with view.epochs("Pretraining", total=size.pretrain_epochs) as update:
-            done = run_pretrain(store, cutoff=cutoff, config=size.pretrain_config(),
+              f"{size['pretrain_max_customers']:,} customers' events before {cutoff:%Y-%m-%d} "
+              f"(newest {size['max_len']} per customer, at most {size['pretrain_epochs']} "
+              "epochs)"):
+        with view.epochs("Pretraining", total=size["pretrain_epochs"]) as update:
+            done = run_pretrain(store, cutoff=cutoff, config=demo_pretrain_config(),
                                 out_dir=out, progress=update)
         last = done.history[done.best_epoch] if 0 <= done.best_epoch < len(done.history) else {}
         view.note(f"{done.n_customers:,} customers, {len(done.history)} epoch(s), best "
                   f"held-out loss {last.get('heldout_loss', float('nan')):.3f}; encoder in "
                   f"{done.path}")
-    return size.models(str(done.path))
+    return demo_models(["behaviour", "behaviour+gbdt"], pretrained=str(done.path))
 
 
 def _champion(measured: Any) -> str:
     """The backtested model with the best out-of-time ROC-AUC among those that give reasons
     (the demo scores every customer with reasons); the oracle is not a model."""
-    from churnguard.models.base import ChurnModel
-
-    def gives_reasons(name: str) -> bool:
-        return type(measured.models[name]).explain is not ChurnModel.explain
-
-    ranked = [m for m in measured.metrics if m.name in measured.models and gives_reasons(m.name)
-              and math.isfinite(m.roc_auc)]
+    ranked = [m for m in measured.metrics if m.name in measured.models
+              and KINDS[m.name].gives_reasons and math.isfinite(m.roc_auc)]
     if not ranked:
         raise RuntimeError("no backtested model gives reasons; the demo needs one to score with")
     return max(ranked, key=lambda m: m.roc_auc).name

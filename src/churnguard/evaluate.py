@@ -31,7 +31,6 @@ time (training cutoffs 30, 60 and 90 days before validation: validation 0.886, t
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import json
 import math
 import time
@@ -55,14 +54,11 @@ from churnguard.cutoffs import (
 )
 from churnguard.cutoffs import cutoff_text as _day
 from churnguard.models.base import ChurnModel, fit_model
-from churnguard.models.baselines import RecencyModel
-from churnguard.models.btyd_churn import BTYDChurnModel
-from churnguard.models.gbdt import GBDTChurnModel
+from churnguard.models.catalog import KINDS
 from churnguard.snapshots import build_snapshot
 from churnguard.store import Store
 
 __all__ = [
-    "MODEL_FACTORIES",
     "BacktestError",
     "BacktestResult",
     "ModelMetrics",
@@ -81,31 +77,8 @@ __all__ = [
 ]
 
 
-def _lazy(module: str, cls: str, **kwargs: Any) -> Callable[[], ChurnModel]:
-    """A factory that imports its model on first use (the behaviour models import torch)."""
-
-    def make() -> ChurnModel:
-        return getattr(importlib.import_module(module), cls)(**kwargs)
-
-    make.__name__ = cls
-    return make
-
-
-_BEHAVIOUR = "churnguard.models.behaviour.model"
-#: Models the backtest knows by name.
-MODEL_FACTORIES: dict[str, Callable[[], ChurnModel]] = {
-    "recency": RecencyModel,
-    "btyd": BTYDChurnModel,
-    "gbdt": GBDTChurnModel,
-    # Pretrained (CoLES, no labels) and fine-tuned; supervised from scratch; hybrid; stacked.
-    "behaviour": _lazy(_BEHAVIOUR, "BehaviourChurnModel"),
-    "behaviour_gru": _lazy(_BEHAVIOUR, "BehaviourChurnModel", encoder="gru", pretrain="none"),
-    "behaviour_transformer": _lazy(_BEHAVIOUR, "BehaviourChurnModel", encoder="transformer",
-                                   n_layers=2, pretrain="none"),
-    "behaviour+gbdt": _lazy(_BEHAVIOUR, "BehaviourGBDTModel"),
-    "ensemble": _lazy("churnguard.models.ensemble", "StackedEnsemble"),
-}
 ORACLE = "oracle"
+
 
 # -- metrics ---------------------------------------------------------------------------------------
 def _arrays(y: Any, p: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -312,10 +285,10 @@ def _resolve_models(models: Sequence[str | ChurnModel]) -> list[ChurnModel]:
     for m in models:
         if isinstance(m, ChurnModel):
             resolved.append(m)
-        elif m in MODEL_FACTORIES:
-            resolved.append(MODEL_FACTORIES[m]())
+        elif m in KINDS:
+            resolved.append(KINDS[m].build())
         else:
-            raise BacktestError(f"unknown model {m!r}; known: {', '.join(MODEL_FACTORIES)}")
+            raise BacktestError(f"unknown model {m!r}; known: {', '.join(KINDS)}")
     names = [m.name for m in resolved]
     if len(set(names)) != len(names) or ORACLE in names:
         raise BacktestError(f"model names must be distinct and not {ORACLE!r}; got {names}")
@@ -358,10 +331,10 @@ def backtest(
     """Fit each model on the training cutoffs (validation: the newest of them), score the test
     cutoff, and measure. See the module docstring for the cutoff arithmetic.
 
-    ``models``: names from :data:`MODEL_FACTORIES` or unfitted model instances. ``truth`` (the
-    simulator's user_id, cutoff, p_churn) adds an ``oracle`` row scored with the true
-    probabilities; without ``test_cutoff`` the test cutoff is then the newest truth cutoff with a
-    fully observed horizon.
+    ``models``: names from :data:`~churnguard.models.catalog.KINDS` or unfitted model
+    instances. ``truth`` (the simulator's user_id, cutoff, p_churn) adds an ``oracle`` row scored
+    with the true probabilities; without ``test_cutoff`` the test cutoff is then the newest truth
+    cutoff with a fully observed horizon.
     """
     say = progress or (lambda message: None)
     candidates = None

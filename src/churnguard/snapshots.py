@@ -1,6 +1,8 @@
 """Point-in-time snapshots: population, labels, features and purchase histories at cutoffs.
 
-A :class:`~churnguard.models.base.Snapshot` is what every churn model learns from and scores. It is
+A :class:`Snapshot` is what every churn model learns from and scores: the point-in-time view of
+a set of (user, cutoff) rows -- their engineered features (computed from events strictly before
+the cutoff), their labels where known, and the raw purchase history before the cutoff. It is
 assembled from three set-based DuckDB queries over the same table of (user, cutoff) rows:
 
 * :func:`churnguard.labels.population_and_labels` (who is in the population, churned or not);
@@ -10,11 +12,11 @@ assembled from three set-based DuckDB queries over the same table of (user, cuto
 
 >>> from churnguard.store import Store
 >>> from churnguard.config import ChurnDefinition
+>>> events = [("e1", "u1", "2025-01-05", "order", 10), ("e2", "u2", "2025-01-20", "order", 5),
+...           ("e3", "u2", "2025-03-01", "order", 7), ("e4", "u3", "2025-06-01", "view", 0)]
 >>> store = Store.in_memory()
->>> _ = store.con.execute(
-...     "INSERT INTO events (event_id, user_id, ts, type, amount, batch_id) VALUES "
-...     "('e1', 'u1', '2025-01-05', 'order', 10, 'b'), ('e2', 'u2', '2025-01-20', 'order', 5, 'b'),"
-...     " ('e3', 'u2', '2025-03-01', 'order', 7, 'b'), ('e4', 'u3', '2025-06-01', 'view', 0, 'b')")
+>>> _ = store.con.executemany("INSERT INTO events (event_id, user_id, ts, type, amount, batch_id)"
+...                          " VALUES (?, ?, ?, ?, ?, 'b')", events)
 >>> snap = build_snapshot(store, definition=ChurnDefinition(lookback_days=30, horizon_days=30),
 ...                       cutoffs=["2025-02-01"])
 >>> snap.labels.tolist(), snap.orders[["user_id", "amount"]].values.tolist()
@@ -24,6 +26,8 @@ assembled from three set-based DuckDB queries over the same table of (user, cuto
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -32,11 +36,67 @@ import pyarrow as pa
 from churnguard.config import ChurnDefinition
 from churnguard.features import build_features
 from churnguard.labels import _Registered, population_and_labels
-from churnguard.models.base import Snapshot
 from churnguard.sequences.cache import SequenceCache
 from churnguard.store import Store
 
-__all__ = ["build_snapshot", "order_histories"]
+__all__ = ["Snapshot", "build_snapshot", "order_histories"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Snapshot:
+    """Features and labels of (user_id, cutoff) rows.
+
+    ``features``: indexed by (user_id, cutoff), one column per feature.
+    ``labels``: bool/float Series aligned with ``features`` (NaN where unobservable), or None.
+    ``orders``: order events strictly before each row's cutoff: columns user_id, cutoff, ts,
+    amount (one row per order), for models that work on the raw purchase history.
+    ``horizon_days``: the churn horizon the labels were made with.
+    """
+
+    features: pd.DataFrame
+    labels: pd.Series | None = None
+    orders: pd.DataFrame | None = None
+    horizon_days: int = 90
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if list(self.features.index.names) != ["user_id", "cutoff"]:
+            raise ValueError("Snapshot.features must be indexed by (user_id, cutoff)")
+        if self.labels is not None and not self.labels.index.equals(self.features.index):
+            raise ValueError("Snapshot.labels must have the same index as Snapshot.features")
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    @property
+    def index(self) -> pd.MultiIndex:
+        return self.features.index  # type: ignore[return-value]
+
+    def y(self) -> np.ndarray:
+        """Labels as 0/1 floats; raises if there are none or some are unknown."""
+        if self.labels is None:
+            raise ValueError("this snapshot has no labels")
+        y = pd.to_numeric(self.labels, errors="coerce").astype(float).to_numpy()
+        if np.isnan(y).any():
+            raise ValueError(f"{int(np.isnan(y).sum())} rows have no observable label")
+        return y
+
+    def subset(self, mask: np.ndarray | pd.Series) -> Snapshot:
+        mask = np.asarray(mask, dtype=bool)
+        features = self.features[mask]
+        keys = features.index
+        orders = None
+        if self.orders is not None:
+            wanted = pd.MultiIndex.from_arrays([keys.get_level_values(0), keys.get_level_values(1)])
+            order_keys = pd.MultiIndex.from_arrays([self.orders["user_id"], self.orders["cutoff"]])
+            orders = self.orders[order_keys.isin(wanted)]
+        return Snapshot(
+            features=features,
+            labels=None if self.labels is None else self.labels[mask],
+            orders=orders,
+            horizon_days=self.horizon_days,
+            meta=dict(self.meta),
+        )
 
 
 def order_histories(store: Store, population: pd.DataFrame, *,

@@ -19,25 +19,12 @@ import pandas as pd
 from churnguard.config import BehaviourSettings, ChurnDefinition
 # training_cutoffs lives in churnguard.cutoffs; it stays importable from here.
 from churnguard.cutoffs import BacktestError, training_cutoffs
-from churnguard.evaluate import MODEL_FACTORIES, metrics
+from churnguard.evaluate import metrics
 from churnguard.models.base import ChurnModel, fit_model
+from churnguard.models.catalog import KINDS
 from churnguard.registry import CHAMPION, alias_version, register_model, set_alias
 from churnguard.snapshots import build_snapshot
 from churnguard.store import Store
-
-
-#: The models that [models.behaviour] in churnguard.toml configures, and the settings each takes.
-_SEQUENCE_SETTINGS = ("encoder", "d_model", "n_layers", "max_len", "use_text", "pretrain",
-                      "pretrain_epochs", "pretrain_max_customers")
-_FINE_TUNING_SETTINGS = ("epochs", "tune_text", "text_lr")
-BEHAVIOUR_SETTINGS: dict[str, tuple[str, ...]] = {
-    "behaviour": _SEQUENCE_SETTINGS + _FINE_TUNING_SETTINGS,
-    "behaviour+gbdt": _SEQUENCE_SETTINGS,
-    # The supervised controls keep their encoder and never pretrain.
-    "behaviour_gru": ("d_model", "n_layers", "max_len", "use_text") + _FINE_TUNING_SETTINGS,
-    "behaviour_transformer": ("d_model", "n_layers", "max_len", "use_text")
-    + _FINE_TUNING_SETTINGS,
-}
 
 
 def configured_models(names: Sequence[str], settings: BehaviourSettings, *,
@@ -68,11 +55,9 @@ def configured_models(names: Sequence[str], settings: BehaviourSettings, *,
             members = StackedEnsemble().members
             return StackedEnsemble(members=[build(m) if isinstance(m, str) else m
                                             for m in members])
-        if name not in BEHAVIOUR_SETTINGS:
+        if name not in KINDS or not KINDS[name].settings:
             return name
-        preset = MODEL_FACTORIES[name]()
-        chosen = {k: v for k, v in given.items() if k in BEHAVIOUR_SETTINGS[name]}
-        return type(preset)(**{**preset.get_params(), **chosen})
+        return KINDS[name].build(**{k: v for k, v in given.items() if k in KINDS[name].settings})
 
     return [build(name) for name in names]
 
@@ -94,7 +79,7 @@ def train_model(store: Store, *, definition: ChurnDefinition, model: str | Churn
                 progress: Callable[[str], None] | None = None) -> TrainedModel:
     """Fit ``model`` on the newest labelled cutoffs and register it as a new version.
 
-    ``model``: a name from :data:`~churnguard.evaluate.MODEL_FACTORIES` (its default
+    ``model``: a name from :data:`~churnguard.models.catalog.KINDS` (its default
     hyper-parameters), or an unfitted model instance (e.g. a behaviour model of a chosen size).
     ``promote``: True makes it the champion; None (default) makes it the champion only when
     there is none yet; False never.
@@ -102,10 +87,10 @@ def train_model(store: Store, *, definition: ChurnDefinition, model: str | Churn
     say = progress or (lambda message: None)
     if isinstance(model, ChurnModel):
         estimator, model = model, model.name
-    elif model in MODEL_FACTORIES:
-        estimator = MODEL_FACTORIES[model]()
+    elif model in KINDS:
+        estimator = KINDS[model].build()
     else:
-        raise BacktestError(f"unknown model {model!r}; known: {', '.join(MODEL_FACTORIES)}")
+        raise BacktestError(f"unknown model {model!r}; known: {', '.join(KINDS)}")
     fit_cutoffs, validation = training_cutoffs(store, definition=definition, as_of=as_of,
                                                train_cutoffs=train_cutoffs)
     say(f"building snapshots at {len(fit_cutoffs) + 1} cutoffs")

@@ -7,8 +7,7 @@ from dataclasses import dataclass
 import pytest
 
 from churnguard.evaluate import backtest_cutoffs
-from churnguard.models.base import Snapshot
-from churnguard.snapshots import build_snapshot
+from churnguard.snapshots import Snapshot, build_snapshot
 
 
 @dataclass(frozen=True)
@@ -30,3 +29,29 @@ def snapshots(simulated_shop) -> Snapshots:
         validation=everything.subset(cutoffs == validation),
         test=everything.subset(cutoffs == test),
     )
+
+
+class FittedModels(dict):
+    """Models of the catalogue at their test size (model_factories.py), fitted on the first
+    use by any test of the session: through ``check_fit_returns_self``, so every fitted model
+    has passed it."""
+
+    def __init__(self, snapshots: Snapshots) -> None:
+        super().__init__()
+        self.snapshots = snapshots
+
+    def __missing__(self, name: str):
+        from model_factories import MODEL_FACTORIES
+
+        from churnguard.models.checks import check_fit_returns_self, churn_case
+
+        s = self.snapshots
+        self[name] = check_fit_returns_self(churn_case(
+            MODEL_FACTORIES[name], train=s.train, validation=s.validation, test=s.test))
+        return self[name]
+
+
+@pytest.fixture(scope="session")
+def fitted_models(snapshots) -> FittedModels:
+    """name -> fitted model of that kind (see :class:`FittedModels`)."""
+    return FittedModels(snapshots)

@@ -1,58 +1,33 @@
-"""The behaviour models under the model contract, on the session's simulated shop (tiny
-settings), and one tiny end-to-end backtest with every behaviour model."""
+"""The behaviour models on the session's simulated shop (tiny settings, model_factories.py):
+what only they do (ONNX runtime, pretraining, the hybrid's reasons), and one tiny end-to-end
+backtest with every behaviour model. The contract itself (constructor, unfitted error, same seed,
+save/load, no look-ahead) runs over them in test_contract.py."""
 
 from __future__ import annotations
 
 import copy
-import inspect
 import pickle
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from scipy.special import logit
 
-from churnguard.evaluate import MODEL_FACTORIES as BACKTEST_MODELS
 from churnguard.evaluate import backtest, roc_auc
-from churnguard.models.base import NotFittedError
 from churnguard.models.behaviour.encoders import EncoderConfig
-from churnguard.models.behaviour.model import (
-    BEHAVIOUR_COLUMN,
-    BehaviourChurnModel,
-    BehaviourGBDTModel,
-)
+from churnguard.models.behaviour.model import BEHAVIOUR_COLUMN, BehaviourChurnModel
 from churnguard.models.behaviour.pretrain import PretrainConfig, pretrain
 from churnguard.models.ensemble import StackedEnsemble
 
-TINY = dict(d_model=16, max_len=48, use_text=False, pretrain_epochs=1,
-            pretrain_max_customers=400, n_threads=1, seed=5)
-NET = dict(TINY, lr=5e-3, batch_size=256)
-FACTORIES = {
-    "behaviour": lambda: BehaviourChurnModel(epochs=2, **NET),
-    "behaviour_gru": lambda: BehaviourChurnModel(encoder="gru", pretrain="none", epochs=2, **NET),
-    "behaviour_transformer": lambda: BehaviourChurnModel(encoder="transformer", pretrain="none",
-                                                         epochs=1, **NET),
-    "behaviour+gbdt": lambda: BehaviourGBDTModel(n_estimators=60, learning_rate=0.1,
-                                                 num_leaves=7, early_stopping_rounds=10,
-                                                 n_jobs=1, **TINY),
-}
+from model_factories import MODEL_FACTORIES, NET
+
+FACTORIES = {name: MODEL_FACTORIES[name] for name in
+             ("behaviour", "behaviour_gru", "behaviour_transformer", "behaviour+gbdt")}
 
 
 @pytest.fixture(scope="module")
-def fitted(snapshots):
-    return {name: make().fit(snapshots.train, validation=snapshots.validation)
-            for name, make in FACTORIES.items()}
-
-
-@pytest.mark.parametrize("name", list(FACTORIES))
-def test_names_are_the_backtest_names_and_constructors_only_store(name):
-    model = FACTORIES[name]()
-    assert model.name == name == BACKTEST_MODELS[name]().name
-    signature = inspect.signature(type(model).__init__)
-    assert set(model.get_params()) == {p for p in signature.parameters if p != "self"}
-    with pytest.raises(NotFittedError, match="not fitted yet; call fit"):
-        model.predict_proba(None)
+def fitted(fitted_models):
+    return {name: fitted_models[name] for name in FACTORIES}
 
 
 @pytest.mark.parametrize("name", list(FACTORIES))
@@ -63,24 +38,6 @@ def test_fit_keeps_params_and_predicts_one_probability_per_row(name, fitted, sna
     assert p.shape == (len(snapshots.test),) and np.isfinite(p).all()
     assert ((p >= 0) & (p <= 1)).all() and np.unique(p).size > 10
     assert roc_auc(snapshots.test.y(), p) > 0.55  # tiny, underfitted networks: above chance
-
-
-@pytest.mark.parametrize("name", ["behaviour_gru", "behaviour+gbdt"])
-def test_same_seed_same_predictions(name, fitted, snapshots):
-    again = FACTORIES[name]().fit(snapshots.train, validation=snapshots.validation)
-    np.testing.assert_array_equal(again.predict_proba(snapshots.test),
-                                  fitted[name].predict_proba(snapshots.test))
-
-
-@pytest.mark.parametrize("name", list(FACTORIES))
-def test_save_load_and_pickle_round_trip(name, fitted, snapshots, tmp_path: Path):
-    model = fitted[name]
-    expected = model.predict_proba(snapshots.test)
-    model.save(tmp_path / "m.pkl")
-    loaded = type(model).load(tmp_path / "m.pkl")
-    np.testing.assert_array_equal(loaded.predict_proba(snapshots.test), expected)
-    np.testing.assert_array_equal(pickle.loads(pickle.dumps(model)).predict_proba(
-        snapshots.test), expected)
 
 
 @pytest.mark.parametrize("name", ["behaviour", "behaviour_transformer"])

@@ -47,7 +47,7 @@ def test_churn_probability_is_btyd_probability_of_no_purchase(snapshots):
 
 
 def test_btyd_refuses_a_snapshot_with_another_horizon(snapshots):
-    from churnguard.models.base import Snapshot
+    from churnguard.snapshots import Snapshot
 
     model = BTYDChurnModel().fit(snapshots.train)
     test = snapshots.test

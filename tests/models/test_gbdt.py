@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from scipy.special import logit
 
-from churnguard.models.base import Snapshot
+from churnguard.snapshots import Snapshot
 from churnguard.models.btyd_churn import BTYD_FEATURES
 from churnguard.models.gbdt import GBDTChurnModel
 

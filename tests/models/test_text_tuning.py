@@ -12,7 +12,7 @@ import torch
 
 from churnguard.models.behaviour.model import BehaviourChurnModel
 from churnguard.models.behaviour.text_tuning import TextTower
-from churnguard.models.text import load_encoder
+from churnguard.text import load_encoder
 from churnguard.sequences.tokens import project_texts
 
 TEXTS = ["the parcel came two weeks late", "great quality, will buy again", "refund please"]

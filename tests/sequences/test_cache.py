@@ -154,7 +154,7 @@ def test_for_rows_copies_each_rows_events_and_context_from_its_cutoffs_cache(sho
 
 
 def test_snapshot_without_a_cache_is_a_clear_error():
-    from churnguard.models.base import Snapshot
+    from churnguard.snapshots import Snapshot
 
     index = pd.MultiIndex.from_tuples([("u", pd.Timestamp(CUTOFF))], names=["user_id", "cutoff"])
     with pytest.raises(ValueError, match="carries no event sequences"):

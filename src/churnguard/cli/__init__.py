@@ -22,12 +22,11 @@ import click
 # Importing the command modules registers their commands on `cli`.
 from churnguard.cli import behaviour, campaigns, data, demo, models, service  # noqa: F401
 from churnguard.cli.base import BadInput, cli, console
-from churnguard.demo import DEMO_SIZE
 from churnguard.config import ConfigError
 from churnguard.errors import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, ChurnguardError, exit_code
 from churnguard.store import StoreError
 
-__all__ = ["DEMO_SIZE", "BadInput", "cli", "main"]
+__all__ = ["BadInput", "cli", "main"]
 
 
 def main(argv: list[str] | None = None) -> int:

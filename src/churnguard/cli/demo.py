@@ -21,8 +21,12 @@ from churnguard.cli.base import (
 )
 from churnguard.cli.campaigns import print_plan_summary
 from churnguard.cli.models import print_leaderboard
-from churnguard.demo import DEMO_SIZE, format_duration, run_demo
+from churnguard.demo import format_duration, run_demo
+from churnguard.models.catalog import demo_settings
 from churnguard.project import resolve_project_dir
+
+
+_SIZE = demo_settings("behaviour")  # the behaviour models' size in the demo, for --help
 
 
 class ConsoleView:
@@ -67,10 +71,10 @@ class ConsoleView:
 @click.option("--behaviour/--no-behaviour", default=True, show_default=True,
               help="Pretrain the behaviour encoder and backtest the behaviour and behaviour+gbdt "
               f"models at the demo's small size (pretraining: at most "
-              f"{DEMO_SIZE.pretrain_customers:,} customers, {DEMO_SIZE.pretrain_epochs} "
-              f"epochs; GRU of width {DEMO_SIZE.d_model} over the newest "
-              f"{DEMO_SIZE.max_len} events per customer; fine-tuning: at most "
-              f"{DEMO_SIZE.epochs} epochs).")
+              f"{_SIZE['pretrain_max_customers']:,} customers, {_SIZE['pretrain_epochs']} "
+              f"epochs; GRU of width {_SIZE['d_model']} over the newest "
+              f"{_SIZE['max_len']} events per customer; fine-tuning: at most "
+              f"{_SIZE['epochs']} epochs).")
 @project_option
 def demo(n_users: int, days: int, seed: int, budget: float | None, behaviour: bool,
          project_dir: Path | None) -> None:
@@ -84,8 +88,8 @@ def demo(n_users: int, days: int, seed: int, budget: float | None, behaviour: bo
     champion (the best out-of-time ROC-AUC among the models that give reasons), scores every
     customer with reasons, measures the newest past campaign against its control group, plans a
     retention campaign under the budget (uplift, value, allocation, control group, items and
-    messages) and writes the HTML report. The models run at the demo's small size (DEMO_SIZE in
-    churnguard/demo.py; the trees learn at rate 0.06 instead of 0.03, which halves their training
+    messages) and writes the HTML report. The models run at the demo's small size (the `demo`
+    settings in churnguard/models/catalog.py; the trees learn at rate 0.06 instead of 0.03, which halves their training
     and reasons time). Each step prints its time. Rerunning is safe: the same
     seed gives the same data, ingestion adds nothing twice and the campaign of the same day is
     planned once.

@@ -30,13 +30,13 @@ from churnguard.project import Project
 
 
 def _model_names(value: str) -> tuple[str, ...]:
-    from churnguard.evaluate import MODEL_FACTORIES
+    from churnguard.models.catalog import KINDS
 
     names = tuple(v.strip() for v in value.split(",") if v.strip())
-    unknown = [n for n in names if n not in MODEL_FACTORIES]
+    unknown = [n for n in names if n not in KINDS]
     if unknown or not names:
         raise BadInput(f"--models: unknown model {unknown[0] if unknown else value!r}; "
-                       f"known: {', '.join(MODEL_FACTORIES)}")
+                       f"known: {', '.join(KINDS)}")
     return names
 
 

@@ -350,7 +350,7 @@ def _affinity(profile: sp.csr_matrix, pop: _Popularity, prior: float) -> np.ndar
 
 
 def _default_encoder(texts: Sequence[str]) -> np.ndarray:
-    from churnguard.models.text import encode_texts  # imports torch: only when titles are needed
+    from churnguard.text import encode_texts  # imports torch: only when titles are needed
 
     return encode_texts(texts)
 

@@ -31,8 +31,8 @@ from sklearn.exceptions import NotFittedError
 from churnguard.config import ChurnDefinition
 from churnguard.cutoffs import label_window_end_sql
 from churnguard.labels import _Registered
-from churnguard.models.base import Snapshot
 from churnguard.models.btyd_churn import BTYDChurnModel, rfm_per_row
+from churnguard.snapshots import Snapshot
 from churnguard.store import Store
 
 __all__ = [

@@ -1,9 +1,8 @@
-"""The contract every churn model follows, and the snapshot it learns from.
+"""The contract every churn model follows.
 
-A :class:`Snapshot` is the point-in-time view of a set of (user, cutoff) rows: their engineered
-features (computed from events strictly before the cutoff), their labels where known, and the
-raw purchase history before the cutoff that models such as BTYD need. Models are scikit-learn
-style (STYLE.md #1):
+Models learn from and score a :class:`~churnguard.snapshots.Snapshot` (the point-in-time view
+of (user, cutoff) rows, built by :mod:`churnguard.snapshots`). They are scikit-learn style
+(STYLE.md #1):
 
 - the constructor stores its keyword arguments unchanged;
 - ``fit(train, *, validation=None)`` validates, learns and returns ``self``; ``validation`` is an
@@ -21,7 +20,6 @@ import abc
 import inspect
 import pickle
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -29,66 +27,12 @@ import numpy as np
 import pandas as pd
 from sklearn.exceptions import NotFittedError
 
-__all__ = ["ChurnModel", "NotFittedError", "Snapshot", "fit_model"]
+from churnguard.snapshots import Snapshot
+
+# Snapshot is re-exported while scoring, realtime and intervene.plan import it from here.
+__all__ = ["ChurnModel", "NotFittedError", "Snapshot", "fit_model", "store_arguments"]
 
 MODEL_FORMAT_VERSION = 1
-
-
-@dataclass(frozen=True, kw_only=True)
-class Snapshot:
-    """Features and labels of (user_id, cutoff) rows.
-
-    ``features``: indexed by (user_id, cutoff), one column per feature.
-    ``labels``: bool/float Series aligned with ``features`` (NaN where unobservable), or None.
-    ``orders``: order events strictly before each row's cutoff: columns user_id, cutoff, ts,
-    amount (one row per order), for models that work on the raw purchase history.
-    ``horizon_days``: the churn horizon the labels were made with.
-    """
-
-    features: pd.DataFrame
-    labels: pd.Series | None = None
-    orders: pd.DataFrame | None = None
-    horizon_days: int = 90
-    meta: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if list(self.features.index.names) != ["user_id", "cutoff"]:
-            raise ValueError("Snapshot.features must be indexed by (user_id, cutoff)")
-        if self.labels is not None and not self.labels.index.equals(self.features.index):
-            raise ValueError("Snapshot.labels must have the same index as Snapshot.features")
-
-    def __len__(self) -> int:
-        return len(self.features)
-
-    @property
-    def index(self) -> pd.MultiIndex:
-        return self.features.index  # type: ignore[return-value]
-
-    def y(self) -> np.ndarray:
-        """Labels as 0/1 floats; raises if there are none or some are unknown."""
-        if self.labels is None:
-            raise ValueError("this snapshot has no labels")
-        y = pd.to_numeric(self.labels, errors="coerce").astype(float).to_numpy()
-        if np.isnan(y).any():
-            raise ValueError(f"{int(np.isnan(y).sum())} rows have no observable label")
-        return y
-
-    def subset(self, mask: np.ndarray | pd.Series) -> Snapshot:
-        mask = np.asarray(mask, dtype=bool)
-        features = self.features[mask]
-        keys = features.index
-        orders = None
-        if self.orders is not None:
-            wanted = pd.MultiIndex.from_arrays([keys.get_level_values(0), keys.get_level_values(1)])
-            order_keys = pd.MultiIndex.from_arrays([self.orders["user_id"], self.orders["cutoff"]])
-            orders = self.orders[order_keys.isin(wanted)]
-        return Snapshot(
-            features=features,
-            labels=None if self.labels is None else self.labels[mask],
-            orders=orders,
-            horizon_days=self.horizon_days,
-            meta=dict(self.meta),
-        )
 
 
 class ChurnModel(abc.ABC):
@@ -142,6 +86,22 @@ class ChurnModel(abc.ABC):
         if not isinstance(model, cls):
             raise ValueError(f"{path}: holds a {payload['class']}, not a {cls.__name__}")
         return model
+
+
+def store_arguments(model: object, arguments: dict[str, Any]) -> None:
+    """Store a constructor's arguments unchanged as attributes of the same names: call it as
+    ``store_arguments(self, locals())`` first thing in ``__init__`` (for models with many
+    hyper-parameters, where writing ``self.x = x`` for each would repeat the signature).
+
+    >>> class Toy:
+    ...     def __init__(self, *, depth: int = 3, rate: float = 0.1) -> None:
+    ...         store_arguments(self, locals())
+    >>> vars(Toy(rate=0.5))
+    {'depth': 3, 'rate': 0.5}
+    """
+    for key, value in arguments.items():
+        if key not in ("self", "__class__"):
+            setattr(model, key, value)
 
 
 def fit_model(model: ChurnModel, train: Snapshot, *, validation: Snapshot | None = None,

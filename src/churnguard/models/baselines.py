@@ -2,7 +2,7 @@
 the customer has gone".
 
 >>> import numpy as np, pandas as pd
->>> from churnguard.models.base import Snapshot
+>>> from churnguard.snapshots import Snapshot
 >>> idx = pd.MultiIndex.from_arrays([["a", "b", "c", "d"], [pd.Timestamp("2025-01-01")] * 4],
 ...                                 names=["user_id", "cutoff"])
 >>> snap = Snapshot(features=pd.DataFrame({"days_since_last_activity": [3.0, 10, 200, 300]},
@@ -19,8 +19,9 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
-from churnguard.models.base import ChurnModel, Snapshot
+from churnguard.models.base import ChurnModel
 from churnguard.models.calibration import IsotonicCalibrator
+from churnguard.snapshots import Snapshot
 
 __all__ = ["RecencyModel"]
 

@@ -20,8 +20,9 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
-from churnguard.models.base import ChurnModel, Snapshot
+from churnguard.models.base import ChurnModel
 from churnguard.models.btyd import BetaGeoModel, ParetoNBDModel
+from churnguard.snapshots import Snapshot
 
 __all__ = ["BTYDChurnModel", "BTYD_FEATURES", "rfm_per_row"]
 

@@ -25,7 +25,9 @@ import pandas as pd
 from scipy.special import logit
 from sklearn.linear_model import LogisticRegression
 
-from churnguard.models.base import ChurnModel, Snapshot, fit_model
+from churnguard.models.base import ChurnModel, fit_model
+from churnguard.models.catalog import KINDS
+from churnguard.snapshots import Snapshot
 
 __all__ = ["StackedEnsemble"]
 
@@ -39,8 +41,8 @@ def _member_logit(model: ChurnModel, snapshot: Snapshot) -> np.ndarray:
 
 
 class StackedEnsemble(ChurnModel):
-    """Stacked ensemble of ``members`` (names from :data:`churnguard.evaluate.MODEL_FACTORIES`
-    or unfitted model instances, which are copied, never fitted in place); ``C`` is the
+    """Stacked ensemble of ``members`` (names from :data:`churnguard.models.catalog.KINDS` or
+    unfitted model instances, which are copied, never fitted in place); ``C`` is the
     combiner's inverse L2 strength.
 
     Fitted: ``members_`` (name -> fitted model), ``weights_`` (name -> w_m), ``intercept_``.
@@ -56,17 +58,15 @@ class StackedEnsemble(ChurnModel):
         self.C = C
 
     def _fresh_members(self) -> dict[str, ChurnModel]:
-        from churnguard.evaluate import MODEL_FACTORIES  # noqa: PLC0415 (evaluate imports us)
-
         fresh: dict[str, ChurnModel] = {}
         for member in self.members:
             if isinstance(member, ChurnModel):
                 model = copy.deepcopy(member)
-            elif member in MODEL_FACTORIES and member != self.name:
-                model = MODEL_FACTORIES[member]()
+            elif member in KINDS and member != self.name:
+                model = KINDS[member].build()
             else:
                 raise ValueError(f"unknown ensemble member {member!r}; known: "
-                                 f"{', '.join(n for n in MODEL_FACTORIES if n != self.name)}")
+                                 f"{', '.join(n for n in KINDS if n != self.name)}")
             if model.name in fresh:
                 raise ValueError(f"ensemble member {model.name!r} appears twice")
             fresh[model.name] = model

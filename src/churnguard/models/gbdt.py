@@ -38,9 +38,10 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from churnguard.models.base import ChurnModel, Snapshot
+from churnguard.models.base import ChurnModel, store_arguments
 from churnguard.models.btyd_churn import BTYDChurnModel
 from churnguard.models.calibration import CALIBRATIONS, make_calibrator
+from churnguard.snapshots import Snapshot
 
 __all__ = ["GBDTChurnModel"]
 
@@ -93,19 +94,7 @@ class GBDTChurnModel(ChurnModel):
         btyd_model: str = "mbg",
         n_jobs: int | None = None,
     ) -> None:
-        self.n_estimators = n_estimators
-        self.learning_rate = learning_rate
-        self.num_leaves = num_leaves
-        self.min_child_samples = min_child_samples
-        self.feature_fraction = feature_fraction
-        self.reg_lambda = reg_lambda
-        self.early_stopping_rounds = early_stopping_rounds
-        self.calibration = calibration
-        self.validation_split = validation_split
-        self.seed = seed
-        self.use_btyd = use_btyd
-        self.btyd_model = btyd_model
-        self.n_jobs = n_jobs
+        store_arguments(self, locals())
 
     # -- design matrix ---------------------------------------------------------------------------
     def _lgb_params(self) -> dict[str, object]:

@@ -16,7 +16,7 @@ rating    1 + rating (1..5) of a review
 and three continuous values: ``log1p(hours since the previous event)`` (0 for the first event,
 with the flag below), ``log1p(days before the cutoff)``, and a 0/1 flag "no previous event".
 Reviews and support tickets also carry a text vector: the MiniLM-L6 sentence embedding
-(:mod:`churnguard.models.text`) mapped to :data:`TEXT_DIM` dimensions by a fixed random
+(:mod:`churnguard.text`) mapped to :data:`TEXT_DIM` dimensions by a fixed random
 projection (Johnson & Lindenstrauss 1984; Achlioptas 2003, "Database-friendly random
 projections", PODS), so the projection never depends on the data and a model trained on one
 store reads another store's caches the same way.
@@ -96,7 +96,7 @@ def amount_codes(amount: np.ndarray) -> np.ndarray:
 
 @functools.cache
 def _projection() -> np.ndarray:
-    from churnguard.models.text import DIM
+    from churnguard.text import DIM
 
     rng = np.random.default_rng(_PROJECTION_SEED)
     return (rng.standard_normal((DIM, TEXT_DIM)) / np.sqrt(TEXT_DIM)).astype(np.float32)
@@ -111,6 +111,6 @@ def project_texts(texts: Sequence[str]) -> np.ndarray:
     """MiniLM embeddings of ``texts`` through the fixed projection: float32 (n, TEXT_DIM)."""
     if len(texts) == 0:
         return np.zeros((0, TEXT_DIM), dtype=np.float32)
-    from churnguard.models.text import encode_texts
+    from churnguard.text import encode_texts
 
     return encode_texts(list(texts)) @ _projection()

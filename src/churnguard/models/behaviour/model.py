@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from churnguard.models.base import ChurnModel, Snapshot
+from churnguard.models.base import ChurnModel, store_arguments
 from churnguard.models.behaviour.encoders import EncoderConfig, build_encoder, context_features
 from churnguard.models.behaviour.inference import OnnxNetwork, embed, export_onnx
 from churnguard.models.behaviour.optim import (
@@ -52,6 +52,7 @@ from churnguard.models.calibration import CALIBRATIONS, make_calibrator
 from churnguard.models.gbdt import GBDTChurnModel
 from churnguard.sequences.batch import N_CONTEXT, EventSequences, length_batches, pad
 from churnguard.sequences.cache import sequences_of
+from churnguard.snapshots import Snapshot
 
 __all__ = ["BEHAVIOUR_COLUMN", "RUNTIMES", "BehaviourChurnModel", "BehaviourGBDTModel", "embed"]
 
@@ -119,6 +120,14 @@ class _SequenceModelMixin:
                              n_heads=self.n_heads, d_ff=2 * self.d_model, dropout=self.dropout,
                              use_text=self.use_text)
 
+    def pretrain_config(self) -> PretrainConfig:
+        """The pretraining this model runs inside ``fit`` with ``pretrain="auto"`` (run it
+        ahead with :func:`~churnguard.models.behaviour.pretrain.pretrain` to share the encoder
+        file between models of this shape)."""
+        return PretrainConfig(encoder=self.encoder_config(), epochs=self.pretrain_epochs,
+                              max_customers=self.pretrain_max_customers, max_len=self.max_len,
+                              seed=self.seed, threads=self.n_threads)
+
     def _pretrained_encoder(self, train: Snapshot, validation: Snapshot | None,
                             say: Callable[[str], None]) -> tuple[nn.Module, dict]:
         if self.pretrain not in ("auto", "none"):
@@ -135,11 +144,8 @@ class _SequenceModelMixin:
             raise ValueError("pretrain='auto' needs the snapshot's sequence cache "
                              "(meta['sequences']); build it with build_snapshot")
         seqs = cache.at(cutoff, texts=self.use_text).sequences
-        config = PretrainConfig(encoder=self.encoder_config(), epochs=self.pretrain_epochs,
-                                max_customers=self.pretrain_max_customers, max_len=self.max_len,
-                                seed=self.seed, threads=self.n_threads)
         say(f"pretraining on customers' events before {cutoff:%Y-%m-%d}")
-        result = pretrain_sequences(seqs, config=config, progress=say)
+        result = pretrain_sequences(seqs, config=self.pretrain_config(), progress=say)
         return result.encoder, {"history": result.history, "best_epoch": result.best_epoch,
                                 "seconds": result.seconds, "n_customers": result.n_customers,
                                 "cutoff": cutoff.isoformat()}
@@ -174,30 +180,7 @@ class BehaviourChurnModel(_SequenceModelMixin, ChurnModel):
                  grad_clip: float = 1.0, calibration: str = "isotonic", seed: int = 0,
                  n_threads: int | None = None, runtime: str = "torch", tune_text: bool = False,
                  text_lr: float = 2e-5) -> None:
-        self.encoder = encoder
-        self.d_model = d_model
-        self.n_layers = n_layers
-        self.n_heads = n_heads
-        self.dropout = dropout
-        self.max_len = max_len
-        self.use_text = use_text
-        self.pretrain = pretrain
-        self.pretrain_epochs = pretrain_epochs
-        self.pretrain_max_customers = pretrain_max_customers
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.body_lr_scale = body_lr_scale
-        self.weight_decay = weight_decay
-        self.warmup_fraction = warmup_fraction
-        self.patience = patience
-        self.grad_clip = grad_clip
-        self.calibration = calibration
-        self.seed = seed
-        self.n_threads = n_threads
-        self.runtime = runtime
-        self.tune_text = tune_text
-        self.text_lr = text_lr
+        store_arguments(self, locals())
 
     @property  # type: ignore[override]
     def name(self) -> str:
@@ -353,25 +336,7 @@ class BehaviourGBDTModel(_SequenceModelMixin, ChurnModel):
                  early_stopping_rounds: int = 100, calibration: str = "isotonic",
                  seed: int = 0, n_jobs: int | None = None, n_threads: int | None = None,
                  runtime: str = "torch") -> None:
-        self.encoder = encoder
-        self.d_model = d_model
-        self.n_layers = n_layers
-        self.n_heads = n_heads
-        self.dropout = dropout
-        self.max_len = max_len
-        self.use_text = use_text
-        self.pretrain = pretrain
-        self.pretrain_epochs = pretrain_epochs
-        self.pretrain_max_customers = pretrain_max_customers
-        self.n_estimators = n_estimators
-        self.learning_rate = learning_rate
-        self.num_leaves = num_leaves
-        self.early_stopping_rounds = early_stopping_rounds
-        self.calibration = calibration
-        self.seed = seed
-        self.n_jobs = n_jobs
-        self.n_threads = n_threads
-        self.runtime = runtime
+        store_arguments(self, locals())
 
     def _augmented(self, snapshot: Snapshot) -> Snapshot:
         seqs = sequences_of(snapshot, max_len=self.max_len, texts=self.use_text)

@@ -1,7 +1,7 @@
 """Fine-tuning the MiniLM text encoder end to end with a churn network (``tune_text=True``).
 
 By default the texts of reviews and support tickets enter the tokens as frozen vectors: MiniLM-L6
-(:mod:`churnguard.models.text`) through a fixed random projection to
+(:mod:`churnguard.text`) through a fixed random projection to
 :data:`~churnguard.sequences.tokens.TEXT_DIM` dimensions, computed once and cached. With
 ``BehaviourChurnModel(tune_text=True)`` the network holds its own copy of MiniLM in a
 :class:`TextTower` and encodes the distinct texts of every batch itself, so the churn loss trains
@@ -36,7 +36,7 @@ __all__ = ["TextTower"]
 
 
 def _sentence_encoder():  # noqa: ANN202  (sentence_transformers is imported lazily)
-    from churnguard.models.text import load_encoder
+    from churnguard.text import load_encoder
 
     return load_encoder()
 
