@@ -43,7 +43,6 @@ import pandas as pd
 
 from churnguard.features.build import _population_table
 from churnguard.features.registry import ATTRIBUTE_PREFIX, FEATURES, WINDOWS
-from churnguard.labels import _Registered
 from churnguard.store import Store
 
 __all__ = ["CONTEXT_COLUMNS", "LANGS", "TEMPLATES", "TOPIC_KEYWORDS", "reason_context", "reasons",
@@ -903,7 +902,7 @@ def reason_context(store: Store, population: pd.DataFrame) -> pd.DataFrame:
     there is none). Review texts themselves never leave the store.
     """
     table = _population_table(population)
-    with _Registered(store, table, "reason_population") as view:
+    with store.registered(table, "reason_population") as view:
         frame = store.con.execute(_context_query(view)).df()
     frame["user_id"] = frame["user_id"].astype(str)
     for column in ("cutoff", "last_review_at", "last_order_at", "oldest_open_ticket_at"):

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -363,6 +365,33 @@ class Store:
             self.con.execute("ROLLBACK")
             raise
         self.con.execute("COMMIT")
+
+    # -- registered views -----------------------------------------------------------------------
+    @contextlib.contextmanager
+    def registered(self, rows: Any, prefix: str) -> Iterator[str]:
+        """Register ``rows`` (a pyarrow table or pandas frame) on the connection as a view under a
+        fresh name ``__cg_<prefix>_<random>``, yield that name, and unregister it on exit.
+
+        The random part keeps two registrations with the same prefix (nested, or from two
+        callers) apart.
+
+        >>> import pyarrow as pa
+        >>> store = Store.in_memory()
+        >>> with store.registered(pa.table({"x": [1, 2, 3]}), "demo") as view:
+        ...     store.con.execute(f"SELECT sum(x) FROM {view}").fetchall()
+        [(6,)]
+        >>> view.startswith("__cg_demo_")
+        True
+        """
+        name = f"__cg_{prefix}_{uuid.uuid4().hex[:12]}"
+        # DuckDB refuses register() while an earlier execute() on the connection has rows left
+        # unread (e.g. after fetchone()); run that statement to its end first.
+        self.con.complete()
+        self.con.register(name, rows)
+        try:
+            yield name
+        finally:
+            self.con.unregister(name)
 
     # -- inspection -----------------------------------------------------------------------------
     def table_counts(self) -> dict[str, int]:

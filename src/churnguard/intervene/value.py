@@ -29,7 +29,6 @@ from scipy.special import gammaln
 from sklearn.exceptions import NotFittedError
 
 from churnguard.config import ChurnDefinition
-from churnguard.labels import _Registered
 from churnguard.models.base import Snapshot
 from churnguard.models.btyd_churn import BTYDChurnModel, rfm_per_row
 from churnguard.store import Store
@@ -232,7 +231,7 @@ def future_revenue(store: Store, keys: pd.DataFrame, *, days: int,
                            pa.timestamp("us")),
     })
     acts = ", ".join("'" + a.replace("'", "''") + "'" for a in activity)
-    with _Registered(store, table, "value_keys") as view:
+    with store.registered(table, "value_keys") as view:
         frame = store.con.execute(
             f"""
             SELECT k.user_id, k.cutoff, coalesce(sum(e.amount), 0) AS revenue
