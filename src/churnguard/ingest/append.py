@@ -6,7 +6,7 @@ from __future__ import annotations
 import duckdb
 
 from churnguard.ingest.columns import _Plan
-from churnguard.ingest.read import _ROW, _drop, _read_error, _Source
+from churnguard.ingest.read import _ROW, _Source, _drop, _read_error
 from churnguard.ingest.results import _Totals
 from churnguard.ingest.stage import (
     _ERR,

@@ -19,7 +19,7 @@ from churnguard.ingest.columns import _plan_columns
 from churnguard.ingest.faults import FAULT_AFTER_INSERT, FAULT_ENV, FAULT_EXIT_CODE
 from churnguard.ingest.problems import _first_problems, _quarantine, _rejection
 from churnguard.ingest.pseudonymise import _pseudonym_key
-from churnguard.ingest.read import _drop, _open_source, _Source
+from churnguard.ingest.read import _Source, _drop, _open_source
 from churnguard.ingest.results import IngestError, IngestReport, Problem, _Totals
 from churnguard.ingest.stage import _events_stored, _stage, _stage_select
 from churnguard.ingest.upsert import _upsert

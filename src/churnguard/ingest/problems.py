@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import duckdb
 
-from churnguard.ingest.read import _JSON, _ROW, _open_binary, _Source
+from churnguard.ingest.read import _JSON, _ROW, _Source, _open_binary
 from churnguard.ingest.results import IngestError, Problem
 from churnguard.ingest.stage import _ERR, _ERR_COL
 from churnguard.schema import quote_ident

@@ -11,7 +11,7 @@ import numpy as np
 from churnguard.config import IngestConfig
 from churnguard.ingest.columns import _Plan
 from churnguard.ingest.pseudonymise import _hmac_sql, _scrub_sql
-from churnguard.ingest.read import _JSON, _ROW, _read_error, _Source
+from churnguard.ingest.read import _JSON, _ROW, _Source, _read_error
 from churnguard.schema import (
     EVENT_HASH_COLUMNS,
     ColumnType,
