@@ -20,9 +20,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import duckdb
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
 
 STORE_FILENAME = "churnguard.duckdb"
 
@@ -188,7 +192,7 @@ class Store:
 
     # -- registered views -----------------------------------------------------------------------
     @contextlib.contextmanager
-    def registered(self, rows: Any, prefix: str) -> Iterator[str]:
+    def registered(self, rows: pa.Table | pd.DataFrame, prefix: str) -> Iterator[str]:
         """Register ``rows`` (a pyarrow table or pandas frame) on the connection as a view under a
         fresh name ``__cg_<prefix>_<random>``, yield that name, and unregister it on exit.
 
