@@ -11,6 +11,7 @@ from churnguard.explain.topics import NO_TOPIC, TOPIC_KEYWORDS
 from churnguard.features.build import _population_table
 from churnguard.store import Store
 
+
 # Columns of the frame :func:`reason_context` builds; timestamps are naive UTC.
 CONTEXT_COLUMNS = ("last_review_at", "last_review_rating", "last_review_topic", "last_order_at",
                    "oldest_open_ticket_at")

@@ -14,6 +14,7 @@ from churnguard.explain.templates import LANGS
 from churnguard.explain.themes import _STATIC_THEMES, _Theme, _dynamic_themes, theme_of
 from churnguard.explain.values import _Values, _known
 
+
 def _choose(theme: _Theme, values: _Values, live: np.ndarray,
             driven: Callable[[tuple[str, ...]], np.ndarray]) -> np.ndarray:
     """Per row, the index of the variant to say (-1: none can be said truthfully).

@@ -16,6 +16,7 @@ from churnguard.explain.themes import _DAY, _Field, _Theme, _Variant
 from churnguard.explain.topics import TOPIC_WORDS
 from churnguard.explain.values import _Values
 
+
 def _whole(values: np.ndarray, *, floor: bool) -> np.ndarray:
     values = values.astype(float)
     return (np.floor(values) if floor else np.floor(values + 0.5)).astype(np.int64)

@@ -7,6 +7,7 @@ sentence.
 
 from __future__ import annotations
 
+# Checked in this order; the first topic with a keyword in the text wins. English keywords match
 # whole words (so "late" does not match "chocolate"), Chinese ones anywhere. Quality comes before
 # price so that "cheap material" is about quality.
 TOPIC_KEYWORDS: dict[str, dict[str, tuple[str, ...]]] = {

@@ -9,6 +9,7 @@ import pandas as pd
 from churnguard.explain.queries import CONTEXT_COLUMNS
 from churnguard.explain.themes import Source
 
+
 class _Values:
     """Column arrays by name (features first, then context); a column that is absent reads as
     missing, so a variant that needs it is never valid."""

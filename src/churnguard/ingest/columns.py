@@ -10,6 +10,7 @@ from churnguard.ingest.read import _Source
 from churnguard.ingest.results import IngestError, Problem, _problem_error
 from churnguard.schema import Contract
 
+
 @dataclass
 class _Plan:
     """How the contract columns are read from one source."""

@@ -16,6 +16,7 @@ from churnguard.ingest.results import IngestError, Problem
 from churnguard.ingest.stage import _ERR, _ERR_COL
 from churnguard.schema import quote_ident
 
+
 def _first_problems(
     con: duckdb.DuckDBPyConnection, stage: str, source: _Source, limit: int
 ) -> list[Problem]:

@@ -10,6 +10,7 @@ from churnguard.config import IngestConfig
 from churnguard.ingest.results import IngestError
 from churnguard.schema import quote_literal
 
+
 # E-mail addresses, then phone numbers. Phones must look like phones: an international '+'
 # number, a 3-3-4 grouped number, or a national number starting with 0 in groups; so ratings,
 # prices, dates and 'order 12345' are left alone. RE2 syntax (no look-arounds).

@@ -14,6 +14,7 @@ import duckdb
 from churnguard.ingest.results import IngestError, Problem
 from churnguard.schema import quote_ident, quote_literal
 
+
 # Columns a source view adds: the 1-based data row, and (JSON lines) the raw object.
 _ROW = "__cg_row"
 _JSON = "__cg_json"

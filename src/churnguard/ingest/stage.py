@@ -21,6 +21,7 @@ from churnguard.schema import (
     quote_literal,
 )
 
+
 # Columns a stage adds: the column of a row's first error, and the error (NULL: a good row).
 _ERR_COL = "__cg_err_col"
 _ERR = "__cg_err"

@@ -11,6 +11,7 @@ from churnguard.ingest.results import _Totals
 from churnguard.ingest.stage import _ERR
 from churnguard.schema import Contract, quote_ident, quote_literal
 
+
 def _upsert(
     con: duckdb.DuckDBPyConnection,
     contract: Contract,
