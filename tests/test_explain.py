@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from churnguard import explain
+from churnguard.explain import themes as explain_themes
 from churnguard.explain import CONTEXT_COLUMNS, TEMPLATES, reason_context, reasons, theme_of
 from churnguard.features import FEATURES, build_features
 from churnguard.features.registry import FeatureSpec
@@ -252,7 +253,7 @@ def test_every_registered_feature_has_a_theme():
 
 
 def test_every_variant_has_templates_in_both_languages_with_its_fields():
-    themes = list(explain._STATIC_THEMES) + explain._dynamic_themes(
+    themes = list(explain_themes._STATIC_THEMES) + explain_themes._dynamic_themes(
         ["attr_plan", "btyd_p_alive", "btyd_other"])
     for theme, variant in ((t, v) for t in themes for v in t.variants):
         for lang in explain.LANGS:

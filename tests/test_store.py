@@ -80,6 +80,50 @@ def test_transaction_rolls_back_on_a_failed_statement(tmp_path: Path) -> None:
         assert store.con.execute("SELECT user_id FROM users").fetchall() == [("u1",)]
 
 
+def _views(store: Store) -> set[str]:
+    return {name for (name,) in store.con.execute(
+        "SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
+
+
+def test_registered_yields_a_fresh_view_name_and_unregisters_it_on_exit() -> None:
+    import pandas as pd
+    import pyarrow as pa
+
+    with Store.in_memory() as store:
+        with (store.registered(pa.table({"x": [1, 2, 3]}), "keys") as first,
+              store.registered(pd.DataFrame({"x": [10]}), "keys") as second):
+            assert first.startswith("__cg_keys_") and second.startswith("__cg_keys_")
+            assert first != second
+            assert store.con.execute(f"SELECT sum(x) FROM {first}").fetchall() == [(6,)]
+            assert store.con.execute(f"SELECT sum(x) FROM {second}").fetchall() == [(10,)]
+        assert first not in _views(store) and second not in _views(store)
+        with pytest.raises(Exception, match="(?i)does not exist|not found"):
+            store.con.execute(f"SELECT * FROM {first}")
+
+
+def test_registered_unregisters_when_the_body_raises_and_the_transaction_rolls_back() -> None:
+    import pyarrow as pa
+
+    with Store.in_memory() as store:
+        rows = pa.table({"user_id": ["u1", "u2"], "signup_ts": [None, None], "batch_id": ["b", "b"]})
+        with pytest.raises(RuntimeError, match="boom"):
+            with store.registered(rows, "users") as view, store.transaction() as con:
+                con.execute(f"INSERT INTO users SELECT user_id, signup_ts::TIMESTAMP, batch_id "
+                            f"FROM {view}")
+                raise RuntimeError("boom")
+        assert store.table_counts()["users"] == 0
+        assert view not in _views(store)
+
+
+def test_registered_works_after_a_partly_read_result() -> None:
+    import pyarrow as pa
+
+    with Store.in_memory() as store:
+        store.con.execute("SELECT * FROM range(10)").fetchone()  # leaves rows unread
+        with store.registered(pa.table({"x": [1]}), "after_fetchone") as view:
+            assert store.con.execute(f"SELECT x FROM {view}").fetchall() == [(1,)]
+
+
 def test_in_memory_store_is_migrated() -> None:
     store = Store.in_memory()
     try:

@@ -10,6 +10,7 @@ empty file is a valid project.
 from __future__ import annotations
 
 import tomllib
+from importlib import resources
 from pathlib import Path
 from typing import Literal
 
@@ -239,72 +240,5 @@ def dump_config(config: ProjectConfig) -> str:
     return tomli_w.dumps(config.model_dump(mode="json", exclude_none=True))
 
 
-# What `churnguard init` writes: the defaults, spelled out and explained.
-NEW_PROJECT_TOML = """\
-# churnguard project settings; docs/commands.md explains each one.
-
-[churn]
-activity = ["order"]   # event types that count as activity
-lookback_days = 365    # population at cutoff T: activity in [T - lookback, T)
-horizon_days = 90      # churned: no activity in [T, T + horizon)
-
-[ingest]
-pseudonymise = false   # replace user ids by HMAC-SHA256(key, id); the key is read from the
-pseudonym_key_env = "CHURNGUARD_PSEUDONYM_KEY"   # environment variable named here
-scrub_text = true      # remove e-mail addresses and phone numbers from free text
-# timezone = "Europe/Berlin"   # zone of timestamps written without an offset (unset: UTC, and a
-                               # file mixing timestamps with and without offsets is rejected)
-
-[scoring]
-high = 0.7             # risk tier 'high' from this churn probability up
-medium = 0.4           # 'medium' from this one up; below it 'low'
-lang = "en"            # language of the reasons: en or zh
-
-[intervene]
-outcome_type = "order" # the actions aim at an event of this type ...
-window_days = 90       # ... within this many days of contact
-gross_margin = 0.4     # share of incremental revenue that is margin
-control_share = 0.1    # random control group per campaign, stratified by risk tier
-cooldown_days = 30     # no contact within this many days of the last one
-max_coupons = 1        # at most this many coupons ...
-coupon_period_days = 90  # ... per this many days
-heavy_returner_share = 0.5  # no coupons for customers returning more than this share of orders
-consent_columns = ["contact_ok"]  # user attributes that must not be false for a contact
-# The action catalogue ("none" is implicit). kind: recommendation | coupon | outreach.
-# A coupon costs discount x expected basket, paid only when redeemed.
-[[intervene.actions]]
-name = "recommendation"
-kind = "recommendation"
-cost = 0.05
-channel = "email"
-[[intervene.actions]]
-name = "coupon_5"
-kind = "coupon"
-discount = 0.05
-[[intervene.actions]]
-name = "coupon_10"
-kind = "coupon"
-discount = 0.10
-[[intervene.actions]]
-name = "coupon_20"
-kind = "coupon"
-discount = 0.20
-[[intervene.actions]]
-name = "cs_outreach"
-kind = "outreach"
-cost = 4.0
-channel = "phone"
-daily_capacity = 500
-
-# The behaviour models that `train` and `backtest` build (docs/behaviour.md); a key left out
-# keeps the model's default, shown here.
-[models.behaviour]
-# encoder = "gru"              # gru or transformer
-# d_model = 64                 # width of the encoder
-# max_len = 256                # newest events read per customer
-# pretrain = "auto"            # auto (pretrain while training) or the encoder written by
-#                              # `churnguard pretrain`: "pretrained/encoder.pt"
-# pretrain_max_customers = 30000
-# epochs = 8                   # most fine-tuning epochs (early stopping on held-out data)
-# tune_text = false            # also fine-tune the MiniLM text encoder (slower; larger model)
-"""
+# What `churnguard init` writes: the defaults, spelled out and explained (new_project.toml).
+NEW_PROJECT_TOML = (resources.files("churnguard") / "new_project.toml").read_text(encoding="utf-8")

@@ -34,7 +34,6 @@ users.
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -140,24 +139,6 @@ def _labels_sql(definition: ChurnDefinition, cutoffs_view: str) -> str:
     """
 
 
-class _Registered:
-    """A pyarrow table registered on the store's connection under a unique name, for one query."""
-
-    def __init__(self, store: Store, table: pa.Table, prefix: str) -> None:
-        self.store, self.table = store, table
-        self.name = f"__cg_{prefix}_{uuid.uuid4().hex[:12]}"
-
-    def __enter__(self) -> str:
-        # DuckDB refuses register() while an earlier execute() on the connection has rows left
-        # unread (e.g. after fetchone()); run that statement to its end first.
-        self.store.con.complete()
-        self.store.con.register(self.name, self.table)
-        return self.name
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.store.con.unregister(self.name)
-
-
 def population_and_labels(
     store: Store,
     *,
@@ -168,7 +149,7 @@ def population_and_labels(
     (nullable ``boolean``: NA where the label is not observable) and ``label_source``
     (``'rule'`` or ``'supplied'``), sorted by cutoff then user.
     """
-    with _Registered(store, _cutoff_table(cutoffs), "cutoffs") as view:
+    with store.registered(_cutoff_table(cutoffs), "cutoffs") as view:
         frame = store.con.execute(
             f"SELECT * FROM ({_labels_sql(definition, view)}) ORDER BY cutoff, user_id"
         ).df()
@@ -197,7 +178,7 @@ def churn_preview(
                 f"the events span {first:%Y-%m-%d} to {last:%Y-%m-%d}, too short for a cutoff; "
                 "pass cutoffs explicitly")
     table = _cutoff_table(cutoffs)
-    with _Registered(store, table, "cutoffs") as view:
+    with store.registered(table, "cutoffs") as view:
         counts = {
             row[0]: row[1:]
             for row in store.con.execute(

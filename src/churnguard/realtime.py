@@ -197,12 +197,8 @@ class CustomerScratch:
     def _copy(self, table: str, rows: pa.Table) -> None:
         if rows.num_rows == 0:
             return
-        name = f"__cg_copy_{table}"
-        self.store.con.register(name, rows)
-        try:
-            self.store.con.execute(f"INSERT INTO {table} SELECT * FROM {name}")
-        finally:
-            self.store.con.unregister(name)
+        with self.store.registered(rows, f"copy_{table}") as view:
+            self.store.con.execute(f"INSERT INTO {table} SELECT * FROM {view}")
 
     def forget(self, user_id: str) -> None:
         """Drop a customer's rows from the copy (after an erasure)."""

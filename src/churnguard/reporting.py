@@ -103,15 +103,12 @@ def save_backtest(store: Store, result: BacktestResult) -> str:
                       value_name="p_churn")
     long = long.assign(run_id=run_id, y_true=long["churned"].astype(bool),
                        user_id=long["user_id"].astype(str))
-    store.con.register("__cg_backtest", long[["run_id", "model", "user_id", "y_true", "p_churn"]])
-    try:
-        with store.transaction() as con:
-            con.execute("INSERT INTO backtests VALUES (?, ?, ?)",
-                        [run_id, dt.datetime.now(dt.UTC).replace(tzinfo=None),
-                         json.dumps(backtest_document(result))])
-            con.execute("INSERT INTO backtest_predictions SELECT * FROM __cg_backtest")
-    finally:
-        store.con.unregister("__cg_backtest")
+    predictions = long[["run_id", "model", "user_id", "y_true", "p_churn"]]
+    with store.registered(predictions, "backtest") as view, store.transaction() as con:
+        con.execute("INSERT INTO backtests VALUES (?, ?, ?)",
+                    [run_id, dt.datetime.now(dt.UTC).replace(tzinfo=None),
+                     json.dumps(backtest_document(result))])
+        con.execute(f"INSERT INTO backtest_predictions SELECT * FROM {view}")
     return run_id
 
 

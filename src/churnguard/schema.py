@@ -74,74 +74,46 @@ class Contract:
         return next(c for c in self.columns if c.name == name)
 
 
-def _c(name: str, type_: ColumnType, required: bool = False) -> Column:
-    return Column(name=name, type=type_, required=required)
+def _columns(spec: str) -> tuple[Column, ...]:
+    """Columns from ``"name type [required], ..."``, read like the column list of a CREATE TABLE
+    (types are :class:`ColumnType` values).
+
+    >>> [(c.name, c.type.name, c.required) for c in _columns("user_id id required, amount number")]
+    [('user_id', 'ID', True), ('amount', 'NUMBER', False)]
+    """
+    columns = []
+    for item in spec.split(","):
+        name, type_, *flags = item.split()
+        if flags not in ([], ["required"]):
+            raise ValueError(f"column spec {item.strip()!r}: expected 'name type [required]'")
+        columns.append(Column(name=name, type=ColumnType(type_), required=flags == ["required"]))
+    return tuple(columns)
 
 
-T = ColumnType
-CONTRACTS: dict[str, Contract] = {
-    "events": Contract(
-        kind="events",
-        table="events",
-        columns=(
-            _c("user_id", T.ID, True),
-            _c("ts", T.TIMESTAMP, True),
-            _c("type", T.EVENT_TYPE, True),
-            _c("event_id", T.ID),
-            _c("item_id", T.ID),
-            _c("category", T.TEXT),
-            _c("amount", T.NUMBER),
-            _c("quantity", T.NUMBER),
-            _c("text", T.FREE_TEXT),
-            _c("rating", T.RATING),
-            _c("channel", T.TEXT),
-            _c("session_id", T.ID),
-        ),
-    ),
-    "users": Contract(
-        kind="users",
-        table="users",
-        columns=(_c("user_id", T.ID, True), _c("signup_ts", T.TIMESTAMP)),
-        key=("user_id",),
-        attributes_table="user_attributes",
-    ),
-    "items": Contract(
-        kind="items",
-        table="items",
-        columns=(
-            _c("item_id", T.ID, True),
-            _c("category", T.TEXT),
-            _c("price", T.NUMBER),
-            _c("title", T.FREE_TEXT),
-        ),
-        key=("item_id",),
-        attributes_table="item_attributes",
-    ),
-    "campaigns": Contract(
-        kind="campaigns",
-        table="campaigns",
-        columns=(
-            _c("user_id", T.ID, True),
-            _c("campaign_id", T.ID, True),
-            _c("action", T.TEXT, True),
-            _c("assigned_at", T.TIMESTAMP, True),
-            _c("is_control", T.BOOLEAN, True),
-            _c("cost", T.NUMBER),
-            _c("channel", T.TEXT),
-        ),
-        key=("campaign_id", "user_id"),
-    ),
-    "labels": Contract(
-        kind="labels",
-        table="labels",
-        columns=(
-            _c("user_id", T.ID, True),
-            _c("as_of", T.TIMESTAMP, True),
-            _c("churned", T.BOOLEAN, True),
-        ),
-        key=("user_id", "as_of"),
-    ),
-}
+def _contract(kind: str, columns: str, *, key: tuple[str, ...] = (),
+              attributes_table: str | None = None) -> Contract:
+    # Each kind is stored in the table of its name.
+    return Contract(kind=kind, table=kind, columns=_columns(columns), key=key,
+                    attributes_table=attributes_table)
+
+
+CONTRACTS: dict[str, Contract] = {c.kind: c for c in (
+    _contract("events",
+              "user_id id required, ts timestamp required, type event_type required, event_id id, "
+              "item_id id, category text, amount number, quantity number, text free_text, "
+              "rating rating, channel text, session_id id"),
+    _contract("users", "user_id id required, signup_ts timestamp",
+              key=("user_id",), attributes_table="user_attributes"),
+    _contract("items", "item_id id required, category text, price number, title free_text",
+              key=("item_id",), attributes_table="item_attributes"),
+    _contract("campaigns",
+              "user_id id required, campaign_id id required, action text required, "
+              "assigned_at timestamp required, is_control boolean required, cost number, "
+              "channel text",
+              key=("campaign_id", "user_id")),
+    _contract("labels", "user_id id required, as_of timestamp required, churned boolean required",
+              key=("user_id", "as_of")),
+)}
 
 # The columns of events that make up its content hash, in a fixed order (never reorder: the hash
 # is the identity of events loaded without an event_id).
@@ -162,6 +134,7 @@ def quote_literal(value: str) -> str:
 
 _STRING_TYPES = ("VARCHAR", "JSON")
 _NATIVE_TIMESTAMP_TYPES = ("TIMESTAMP", "TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS", "DATE")
+T = ColumnType
 
 
 def _shown(text_sql: str) -> str:

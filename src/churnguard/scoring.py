@@ -157,18 +157,13 @@ def score_customers(store: Store, *, definition: ChurnDefinition, tiers: Scoring
 def _save_scores(store: Store, frame: pd.DataFrame, as_of: dt.datetime, lang: str) -> None:
     rows = frame.assign(as_of=as_of, lang=lang,
                         scored_at=dt.datetime.now(dt.UTC).replace(tzinfo=None))
-    store.con.register("__cg_scores", rows)
-    try:
-        with store.transaction() as con:
-            con.execute("DELETE FROM scores WHERE as_of = ? AND model_version = ?",
-                        [as_of, frame["model_version"].iloc[0]])
-            con.execute(
-                "INSERT INTO scores (user_id, as_of, model_version, p_churn, risk_tier, reason_1, "
-                "reason_2, reason_3, lang, scored_at) SELECT user_id, as_of, model_version, "
-                "p_churn, risk_tier, reason_1, reason_2, reason_3, lang, scored_at "
-                "FROM __cg_scores")
-    finally:
-        store.con.unregister("__cg_scores")
+    with store.registered(rows, "scores") as view, store.transaction() as con:
+        con.execute("DELETE FROM scores WHERE as_of = ? AND model_version = ?",
+                    [as_of, frame["model_version"].iloc[0]])
+        con.execute(
+            "INSERT INTO scores (user_id, as_of, model_version, p_churn, risk_tier, reason_1, "
+            "reason_2, reason_3, lang, scored_at) SELECT user_id, as_of, model_version, "
+            f"p_churn, risk_tier, reason_1, reason_2, reason_3, lang, scored_at FROM {view}")
 
 
 def reasons_for(store: Store, user_ids: list[str], *, definition: ChurnDefinition,

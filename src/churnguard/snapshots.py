@@ -35,7 +35,7 @@ import pyarrow as pa
 
 from churnguard.config import ChurnDefinition
 from churnguard.features import build_features
-from churnguard.labels import _Registered, population_and_labels
+from churnguard.labels import population_and_labels
 from churnguard.sequences.cache import SequenceCache
 from churnguard.store import Store
 
@@ -116,7 +116,7 @@ def order_histories(store: Store, population: pd.DataFrame, *,
                            .to_numpy(), type=pa.timestamp("us")),
     })
     acts = ", ".join("'" + t.replace("'", "''") + "'" for t in definition.activity)
-    with _Registered(store, keys, "orders_pop") as view:
+    with store.registered(keys, "orders_pop") as view:
         frame = store.con.execute(
             f"""
             SELECT p.user_id, p.cutoff, e.ts, e.amount

@@ -15,11 +15,18 @@ from __future__ import annotations
 
 import contextlib
 import os
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
 
 STORE_FILENAME = "churnguard.duckdb"
 
@@ -31,208 +38,27 @@ class Migration:
     sql: str
 
 
-# Append-only: a released migration is never edited, a change is a new migration.
+def _migration_sql(name: str) -> str:
+    return (resources.files("churnguard") / "migrations" / name).read_text(encoding="utf-8")
+
+
+# Append-only: a released migration (its .sql file under churnguard/migrations/) is never edited,
+# a change is a new migration.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         version=1,
         description="ingest batches, events, users, items, campaigns, labels, quarantine",
-        sql="""
-        CREATE TABLE ingest_batches (
-            batch_id       VARCHAR PRIMARY KEY,
-            kind           VARCHAR NOT NULL,
-            files          VARCHAR[] NOT NULL,
-            on_error       VARCHAR NOT NULL,
-            rows_read      BIGINT NOT NULL,
-            rows_added     BIGINT NOT NULL,
-            rows_updated   BIGINT NOT NULL,
-            rows_duplicate BIGINT NOT NULL,
-            rows_bad       BIGINT NOT NULL,
-            started_at     TIMESTAMP NOT NULL,
-            finished_at    TIMESTAMP NOT NULL
-        );
-        CREATE TABLE events (
-            event_id   VARCHAR NOT NULL,
-            user_id    VARCHAR NOT NULL,
-            ts         TIMESTAMP NOT NULL,
-            type       VARCHAR NOT NULL,
-            item_id    VARCHAR,
-            category   VARCHAR,
-            amount     DOUBLE,
-            quantity   DOUBLE,
-            text       VARCHAR,
-            rating     TINYINT,
-            channel    VARCHAR,
-            session_id VARCHAR,
-            batch_id   VARCHAR NOT NULL
-        );
-        CREATE TABLE users (
-            user_id   VARCHAR PRIMARY KEY,
-            signup_ts TIMESTAMP,
-            batch_id  VARCHAR NOT NULL
-        );
-        CREATE TABLE user_attributes (
-            user_id  VARCHAR NOT NULL,
-            name     VARCHAR NOT NULL,
-            value    VARCHAR,
-            batch_id VARCHAR NOT NULL,
-            PRIMARY KEY (user_id, name)
-        );
-        CREATE TABLE items (
-            item_id  VARCHAR PRIMARY KEY,
-            category VARCHAR,
-            price    DOUBLE,
-            title    VARCHAR,
-            batch_id VARCHAR NOT NULL
-        );
-        CREATE TABLE item_attributes (
-            item_id  VARCHAR NOT NULL,
-            name     VARCHAR NOT NULL,
-            value    VARCHAR,
-            batch_id VARCHAR NOT NULL,
-            PRIMARY KEY (item_id, name)
-        );
-        CREATE TABLE campaigns (
-            campaign_id VARCHAR NOT NULL,
-            user_id     VARCHAR NOT NULL,
-            action      VARCHAR NOT NULL,
-            assigned_at TIMESTAMP NOT NULL,
-            is_control  BOOLEAN NOT NULL,
-            cost        DOUBLE,
-            channel     VARCHAR,
-            batch_id    VARCHAR NOT NULL,
-            PRIMARY KEY (campaign_id, user_id)
-        );
-        CREATE TABLE labels (
-            user_id  VARCHAR NOT NULL,
-            as_of    TIMESTAMP NOT NULL,
-            churned  BOOLEAN NOT NULL,
-            batch_id VARCHAR NOT NULL,
-            PRIMARY KEY (user_id, as_of)
-        );
-        CREATE TABLE quarantine (
-            batch_id       VARCHAR NOT NULL,
-            kind           VARCHAR NOT NULL,
-            file           VARCHAR NOT NULL,
-            row_number     BIGINT,
-            column_name    VARCHAR,
-            reason         VARCHAR NOT NULL,
-            record         VARCHAR,
-            quarantined_at TIMESTAMP NOT NULL
-        );
-        """,
+        sql=_migration_sql("0001_ingest.sql"),
     ),
-)
-
-MIGRATIONS += (
     Migration(
         version=2,
         description="model registry, aliases with history, scores, backtest runs",
-        sql="""
-        CREATE TABLE models (
-            version     VARCHAR PRIMARY KEY,
-            name        VARCHAR NOT NULL,
-            created_at  TIMESTAMP NOT NULL,
-            config      VARCHAR NOT NULL,
-            data_window VARCHAR NOT NULL,
-            metrics     VARCHAR NOT NULL,
-            features    VARCHAR NOT NULL,
-            artifact    BLOB NOT NULL
-        );
-        CREATE TABLE model_aliases (
-            alias      VARCHAR PRIMARY KEY,
-            version    VARCHAR NOT NULL,
-            updated_at TIMESTAMP NOT NULL
-        );
-        CREATE TABLE model_alias_history (
-            alias            VARCHAR NOT NULL,
-            version          VARCHAR NOT NULL,
-            previous_version VARCHAR,
-            changed_at       TIMESTAMP NOT NULL,
-            reason           VARCHAR NOT NULL
-        );
-        CREATE TABLE scores (
-            user_id       VARCHAR NOT NULL,
-            as_of         TIMESTAMP NOT NULL,
-            model_version VARCHAR NOT NULL,
-            p_churn       DOUBLE NOT NULL,
-            risk_tier     VARCHAR NOT NULL,
-            reason_1      VARCHAR,
-            reason_2      VARCHAR,
-            reason_3      VARCHAR,
-            lang          VARCHAR NOT NULL,
-            scored_at     TIMESTAMP NOT NULL,
-            PRIMARY KEY (user_id, as_of, model_version)
-        );
-        CREATE TABLE backtests (
-            run_id     VARCHAR PRIMARY KEY,
-            created_at TIMESTAMP NOT NULL,
-            result     VARCHAR NOT NULL
-        );
-        CREATE TABLE backtest_predictions (
-            run_id  VARCHAR NOT NULL,
-            model   VARCHAR NOT NULL,
-            user_id VARCHAR NOT NULL,
-            y_true  BOOLEAN NOT NULL,
-            p_churn DOUBLE NOT NULL
-        );
-        """,
+        sql=_migration_sql("0002_models_scores_backtests.sql"),
     ),
-)
-
-MIGRATIONS += (
     Migration(
         version=3,
         description="campaign plans, delivery log, measurements, erasure audit",
-        sql="""
-        CREATE TABLE plans (
-            campaign_id VARCHAR PRIMARY KEY,
-            created_at  TIMESTAMP NOT NULL,
-            as_of       TIMESTAMP NOT NULL,
-            budget      DOUBLE NOT NULL,
-            status      VARCHAR NOT NULL,
-            config      VARCHAR NOT NULL,
-            summary     VARCHAR NOT NULL
-        );
-        CREATE TABLE plan_rows (
-            campaign_id     VARCHAR NOT NULL,
-            user_id         VARCHAR NOT NULL,
-            action          VARCHAR NOT NULL,
-            is_control      BOOLEAN NOT NULL,
-            risk_tier       VARCHAR,
-            p_churn         DOUBLE,
-            uplift          DOUBLE,
-            value           DOUBLE,
-            expected_cost   DOUBLE,
-            expected_margin DOUBLE,
-            channel         VARCHAR,
-            items           VARCHAR,
-            message_en      VARCHAR,
-            message_zh      VARCHAR,
-            PRIMARY KEY (campaign_id, user_id)
-        );
-        CREATE TABLE deliveries (
-            campaign_id      VARCHAR NOT NULL,
-            user_id          VARCHAR NOT NULL,
-            idempotency_key  VARCHAR NOT NULL,
-            target           VARCHAR NOT NULL,
-            status           VARCHAR NOT NULL,
-            attempts         INTEGER NOT NULL,
-            last_status_code INTEGER,
-            last_error       VARCHAR,
-            updated_at       TIMESTAMP NOT NULL,
-            PRIMARY KEY (campaign_id, user_id)
-        );
-        CREATE TABLE measurements (
-            campaign_id VARCHAR NOT NULL,
-            measured_at TIMESTAMP NOT NULL,
-            result      VARCHAR NOT NULL
-        );
-        CREATE TABLE erasures (
-            erasure_id   VARCHAR PRIMARY KEY,
-            erased_at    TIMESTAMP NOT NULL,
-            rows_deleted VARCHAR NOT NULL
-        );
-        """,
+        sql=_migration_sql("0003_plans_deliveries_measurements_erasures.sql"),
     ),
 )
 
@@ -363,6 +189,33 @@ class Store:
             self.con.execute("ROLLBACK")
             raise
         self.con.execute("COMMIT")
+
+    # -- registered views -----------------------------------------------------------------------
+    @contextlib.contextmanager
+    def registered(self, rows: pa.Table | pd.DataFrame, prefix: str) -> Iterator[str]:
+        """Register ``rows`` (a pyarrow table or pandas frame) on the connection as a view under a
+        fresh name ``__cg_<prefix>_<random>``, yield that name, and unregister it on exit.
+
+        The random part keeps two registrations with the same prefix (nested, or from two
+        callers) apart.
+
+        >>> import pyarrow as pa
+        >>> store = Store.in_memory()
+        >>> with store.registered(pa.table({"x": [1, 2, 3]}), "demo") as view:
+        ...     store.con.execute(f"SELECT sum(x) FROM {view}").fetchall()
+        [(6,)]
+        >>> view.startswith("__cg_demo_")
+        True
+        """
+        name = f"__cg_{prefix}_{uuid.uuid4().hex[:12]}"
+        # DuckDB refuses register() while an earlier execute() on the connection has rows left
+        # unread (e.g. after fetchone()); run that statement to its end first.
+        self.con.complete()
+        self.con.register(name, rows)
+        try:
+            yield name
+        finally:
+            self.con.unregister(name)
 
     # -- inspection -----------------------------------------------------------------------------
     def table_counts(self) -> dict[str, int]:

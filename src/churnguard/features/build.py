@@ -12,7 +12,7 @@ import pyarrow as pa
 from churnguard.config import ChurnDefinition
 from churnguard.features.registry import ATTRIBUTE_PREFIX, FEATURES, GROUPS
 from churnguard.features.sql import feature_query
-from churnguard.labels import _Registered, to_cutoff
+from churnguard.labels import to_cutoff
 from churnguard.store import Store
 
 
@@ -181,7 +181,7 @@ def build_features(
                 skipped["attr_*"] = status["attributes"].reason
 
     table = _population_table(population)
-    with _Registered(store, table, "population") as view:
+    with store.registered(table, "population") as view:
         sql = feature_query(
             pop_view=view, activity=definition.activity, lookback_days=definition.lookback_days,
             attribute_columns=[(a.column, a.name, a.numeric) for a in attributes])

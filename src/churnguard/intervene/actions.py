@@ -24,7 +24,6 @@ import pandas as pd
 import pyarrow as pa
 
 from churnguard.config import Action, InterveneConfig
-from churnguard.labels import _Registered
 from churnguard.store import Store
 
 __all__ = ["eligibility", "expected_costs", "FALSE_VALUES"]
@@ -42,7 +41,7 @@ def eligibility(store: Store, user_ids: Sequence[str], *, as_of: dt.datetime,
     coupon_list = ", ".join("'" + c.replace("'", "''") + "'" for c in coupons) or "''"
     keys = pa.table({"user_id": pa.array([str(u) for u in user_ids], pa.string()),
                      "pos": pa.array(np.arange(len(user_ids)), pa.int64())})
-    with _Registered(store, keys, "eligible_users") as view:
+    with store.registered(keys, "eligible_users") as view:
         frame = store.con.execute(
             f"""
             WITH consent AS (

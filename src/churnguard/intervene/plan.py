@@ -368,23 +368,19 @@ def save_plan(store: Store, plan: Plan, *, config: ProjectConfig) -> None:
         "batch_id": f"plan:{plan.campaign_id}",
     })
     settings = config.intervene.model_dump(mode="json")
-    store.con.register("__cg_plan_rows", rows)
-    store.con.register("__cg_campaign", campaign)
-    try:
-        with store.transaction() as con:
-            exists = con.execute("SELECT count(*) FROM plans WHERE campaign_id = ?",
-                                 [plan.campaign_id]).fetchall()[0][0]
-            if exists:
-                raise PlanError(f"a plan with campaign id {plan.campaign_id!r} already exists; "
-                                "choose another id")
-            con.execute(
-                "INSERT INTO plans VALUES (?, ?, ?, ?, 'planned', ?, ?)",
-                [plan.campaign_id, dt.datetime.now(dt.UTC).replace(tzinfo=None), plan.as_of,
-                 plan.budget, json.dumps(settings), json.dumps(plan.summary, default=str)])
-            con.execute(f"INSERT INTO plan_rows (campaign_id, {', '.join(PLAN_COLUMNS)}) "
-                        f"SELECT campaign_id, {', '.join(PLAN_COLUMNS)} FROM __cg_plan_rows")
-            con.execute("INSERT INTO campaigns (campaign_id, user_id, action, assigned_at, "
-                        "is_control, cost, channel, batch_id) SELECT * FROM __cg_campaign")
-    finally:
-        store.con.unregister("__cg_plan_rows")
-        store.con.unregister("__cg_campaign")
+    with (store.registered(rows, "plan_rows") as rows_view,
+          store.registered(campaign, "campaign") as campaign_view,
+          store.transaction() as con):
+        exists = con.execute("SELECT count(*) FROM plans WHERE campaign_id = ?",
+                             [plan.campaign_id]).fetchall()[0][0]
+        if exists:
+            raise PlanError(f"a plan with campaign id {plan.campaign_id!r} already exists; "
+                            "choose another id")
+        con.execute(
+            "INSERT INTO plans VALUES (?, ?, ?, ?, 'planned', ?, ?)",
+            [plan.campaign_id, dt.datetime.now(dt.UTC).replace(tzinfo=None), plan.as_of,
+             plan.budget, json.dumps(settings), json.dumps(plan.summary, default=str)])
+        con.execute(f"INSERT INTO plan_rows (campaign_id, {', '.join(PLAN_COLUMNS)}) "
+                    f"SELECT campaign_id, {', '.join(PLAN_COLUMNS)} FROM {rows_view}")
+        con.execute("INSERT INTO campaigns (campaign_id, user_id, action, assigned_at, "
+                    f"is_control, cost, channel, batch_id) SELECT * FROM {campaign_view}")

@@ -62,7 +62,7 @@ import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from churnguard.cutoffs import label_window_end, lookback_start
-from churnguard.labels import _Registered, to_cutoff
+from churnguard.labels import to_cutoff
 from churnguard.store import Store
 
 __all__ = [
@@ -177,8 +177,8 @@ def _interactions(store: Store, catalogue: _Catalogue, as_of: dt.datetime,
     weights = pa.table({"type": list(config.event_weights),
                         "w": [float(v) for v in config.event_weights.values()]})
     start = lookback_start(as_of, config.lookback_days)
-    with (_Registered(store, weights, "rec_w") as w,
-          _Registered(store, catalogue.index(), "rec_i") as idx):
+    with (store.registered(weights, "rec_w") as w,
+          store.registered(catalogue.index(), "rec_i") as idx):
         table = _arrow(store, f"""
             WITH pairs AS (
                 SELECT e.user_id, e.item_id,
@@ -208,7 +208,7 @@ def _interactions(store: Store, catalogue: _Catalogue, as_of: dt.datetime,
 def _recent_orders(store: Store, catalogue: _Catalogue, as_of: dt.datetime,
                    days: int) -> np.ndarray:
     """Orders per item in [as_of - days, as_of), in catalogue order."""
-    with _Registered(store, catalogue.index(), "rec_i") as idx:
+    with store.registered(catalogue.index(), "rec_i") as idx:
         table = _arrow(store, f"""
             SELECT idx.j, count(*) AS n FROM events e JOIN {idx} idx ON idx.item_id = e.item_id
             WHERE e.type = 'order' AND e.ts < ? AND e.ts >= ? GROUP BY idx.j
@@ -223,8 +223,8 @@ def _ordered_before(store: Store, catalogue: _Catalogue, as_of: dt.datetime,
     """(users, items): 1 where the customer ordered the item before ``as_of``."""
     wanted = pa.table({"user_id": pa.array(users.tolist(), pa.string()),
                        "u": np.arange(users.size, dtype=np.int64)})
-    with (_Registered(store, wanted, "rec_u") as uu,
-          _Registered(store, catalogue.index(), "rec_i") as idx):
+    with (store.registered(wanted, "rec_u") as uu,
+          store.registered(catalogue.index(), "rec_i") as idx):
         table = _arrow(store, f"""
             SELECT DISTINCT uu.u, idx.j FROM events e
             JOIN {uu} uu ON uu.user_id = e.user_id JOIN {idx} idx ON idx.item_id = e.item_id

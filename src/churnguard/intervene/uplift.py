@@ -40,7 +40,6 @@ from churnguard.config import NO_ACTION, ChurnDefinition
 from churnguard.cutoffs import label_window_end_sql
 from churnguard.features import build_features
 from churnguard.intervene.metrics import uplift_metrics
-from churnguard.labels import _Registered
 from churnguard.store import Store
 
 __all__ = [
@@ -124,7 +123,7 @@ def uplift_dataset(store: Store, *, actions: Sequence[str], outcome_type: str = 
         "cutoff": pa.array(pd.to_datetime(rows["assigned_at"]).astype("datetime64[us]")
                            .to_numpy(), pa.timestamp("us")),
     })
-    with _Registered(store, keys, "uplift_rows") as view:
+    with store.registered(keys, "uplift_rows") as view:
         outcome = con.execute(
             f"""
             SELECT k.user_id, k.cutoff,

@@ -30,7 +30,6 @@ from sklearn.exceptions import NotFittedError
 
 from churnguard.config import ChurnDefinition
 from churnguard.cutoffs import label_window_end_sql
-from churnguard.labels import _Registered
 from churnguard.models.btyd_churn import BTYDChurnModel, rfm_per_row
 from churnguard.snapshots import Snapshot
 from churnguard.store import Store
@@ -233,7 +232,7 @@ def future_revenue(store: Store, keys: pd.DataFrame, *, days: int,
                            pa.timestamp("us")),
     })
     acts = ", ".join("'" + a.replace("'", "''") + "'" for a in activity)
-    with _Registered(store, table, "value_keys") as view:
+    with store.registered(table, "value_keys") as view:
         frame = store.con.execute(
             f"""
             SELECT k.user_id, k.cutoff, coalesce(sum(e.amount), 0) AS revenue

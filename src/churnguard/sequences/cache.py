@@ -12,13 +12,14 @@ time span), the cutoff and N, so a cache built before an ingest or an erasure is
 building a new one removes the stale ones of the same cutoff. The files are written to a
 temporary folder and renamed into place, so a crash leaves no half cache.
 
+>>> import pandas as pd
 >>> from churnguard.store import Store
 >>> store = Store.in_memory()
->>> _ = store.con.execute(
-...     "INSERT INTO events (event_id, user_id, ts, type, amount, batch_id) VALUES "
-...     "('e1', 'u1', '2025-01-05', 'order', 10, 'b'),"
-...     " ('e2', 'u1', '2025-01-20', 'view', NULL, 'b'),"
-...     " ('e3', 'u1', '2025-03-01', 'order', 7, 'b')")
+>>> events = pd.DataFrame({"event_id": ["e1", "e2", "e3"], "user_id": "u1", "batch_id": "b",
+...                        "ts": pd.to_datetime(["2025-01-05", "2025-01-20", "2025-03-01"]),
+...                        "type": ["order", "view", "order"], "amount": [10.0, None, 7.0]})
+>>> with store.registered(events, "events") as view:
+...     _ = store.con.execute(f"INSERT INTO events BY NAME SELECT * FROM {view}")
 >>> cut = SequenceCache(store).at("2025-02-01", texts=False)
 >>> cut.users.tolist(), cut.sequences.lengths.tolist()
 (['u1'], [2])

@@ -6,32 +6,17 @@ as floor(n_c * u**2), so low indices sell more), which gives the long tail seen 
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import dataclass
+from importlib import resources
 
 import numpy as np
 
-# (category, English nouns, Chinese nouns, log-normal median price, sigma)
-_CATEGORIES: tuple[tuple[str, tuple[str, ...], tuple[str, ...], float, float], ...] = (
-    ("electronics", ("Wireless Earbuds", "Power Bank", "USB-C Cable", "Smart Watch", "Speaker"),
-     ("无线耳机", "充电宝", "数据线", "智能手表", "音箱"), 45.0, 0.8),
-    ("home", ("Desk Lamp", "Throw Pillow", "Storage Box", "Wall Clock", "Curtain"),
-     ("台灯", "抱枕", "收纳盒", "挂钟", "窗帘"), 25.0, 0.6),
-    ("kitchen", ("Chef Knife", "Frying Pan", "Rice Cooker", "Kettle", "Cutting Board"),
-     ("厨师刀", "平底锅", "电饭煲", "水壶", "砧板"), 30.0, 0.7),
-    ("beauty", ("Face Cream", "Lipstick", "Sunscreen", "Shampoo", "Face Mask"),
-     ("面霜", "口红", "防晒霜", "洗发水", "面膜"), 18.0, 0.5),
-    ("fashion", ("Cotton T-Shirt", "Denim Jacket", "Sneakers", "Scarf", "Backpack"),
-     ("纯棉T恤", "牛仔外套", "运动鞋", "围巾", "双肩包"), 35.0, 0.6),
-    ("sports", ("Yoga Mat", "Dumbbells", "Running Shorts", "Water Bottle", "Jump Rope"),
-     ("瑜伽垫", "哑铃", "跑步短裤", "水杯", "跳绳"), 22.0, 0.6),
-    ("books", ("Novel", "Cookbook", "Notebook", "Comic", "Travel Guide"),
-     ("小说", "菜谱", "笔记本", "漫画", "旅行指南"), 12.0, 0.4),
-    ("toys", ("Building Blocks", "Plush Bear", "Puzzle", "Toy Car", "Board Game"),
-     ("积木", "毛绒熊", "拼图", "玩具车", "桌游"), 20.0, 0.6),
-    ("grocery", ("Green Tea", "Coffee Beans", "Snack Box", "Olive Oil", "Honey"),
-     ("绿茶", "咖啡豆", "零食礼盒", "橄榄油", "蜂蜜"), 9.0, 0.5),
-    ("pets", ("Cat Food", "Dog Leash", "Pet Bed", "Litter", "Chew Toy"),
-     ("猫粮", "狗绳", "宠物窝", "猫砂", "磨牙玩具"), 16.0, 0.5),
+# (category, English nouns, Chinese nouns, log-normal median price, sigma), from data/catalog.toml
+_CATEGORIES: tuple[tuple[str, tuple[str, ...], tuple[str, ...], float, float], ...] = tuple(
+    (c["name"], tuple(c["en"]), tuple(c["zh"]), float(c["median_price"]), float(c["sigma"]))
+    for c in tomllib.loads((resources.files(__package__) / "data" / "catalog.toml")
+                           .read_text(encoding="utf-8"))["category"]
 )
 
 CATEGORIES: tuple[str, ...] = tuple(c[0] for c in _CATEGORIES)

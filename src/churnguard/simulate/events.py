@@ -117,38 +117,78 @@ def _expand(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return parent, np.arange(parent.shape[0]) - starts[parent]
 
 
+@dataclass(frozen=True, kw_only=True)
+class _Orders:
+    """The orders of the day log, one array per field."""
+
+    day: np.ndarray
+    user: np.ndarray
+    item: np.ndarray
+    cat: np.ndarray
+    qty: np.ndarray
+    amount: np.ndarray
+    delay: np.ndarray
+    late: np.ndarray
+    defect: np.ndarray
+    coupon: np.ndarray
+
+
+class _Sessions:
+    """The visits as sessions: when each starts and on which channel, so that the events of a
+    session can be placed inside it."""
+
+    def __init__(self, *, rng: np.random.Generator, population: Population, catalog: Catalog,
+                 day: np.ndarray, user: np.ndarray, ordered: np.ndarray) -> None:
+        self.rng, self.population, self.catalog = rng, population, catalog
+        self.user, self.ordered = user, ordered
+        n_v = user.shape[0]
+        # Sessions: start near the preferred hour, never before the signup moment.
+        hour = np.clip(population.preferred_hour[user] + rng.normal(0, 1.2, n_v), 0.0, 22.5)
+        t0 = day.astype(np.int64) * DAY + (hour * 3600).astype(np.int64)
+        signup_sec = population.traits.signup_day[user].astype(np.int64) * DAY \
+            + population.signup_second[user]
+        self.t0 = np.maximum(t0, signup_sec + 60)
+        self.session = np.arange(n_v)
+        self.chan = population.device[user]
+
+    def at(self, pos: np.ndarray, parent: np.ndarray) -> np.ndarray:
+        # 45 s per position plus < 40 s jitter keeps the order of events inside a session.
+        return self.t0[parent] + pos * 45 + self.rng.integers(0, 40, parent.shape[0])
+
+    def pref_items(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        rng = self.rng
+        cat = np.sum(self.population.pref_cum[users] < rng.random(users.shape[0])[:, None], axis=1)
+        return draw_items(rng=rng, catalog=self.catalog, category=cat.astype(np.int16)), cat
+
+
 def build_events(*, rng: np.random.Generator, log: DayLog, population: Population,
                  catalog: Catalog, start: dt.date, days: int) -> pa.Table:
     """Turn the day log into the events table, sorted by (ts, user_id), with unique event ids."""
     v_day, v_user, v_ordered = _cat(log._visit, (np.int32, np.int64, bool))
-    (o_day, o_user, o_item, o_cat, o_qty, o_amount, o_delay, o_late, o_defect,
-     o_coupon) = _cat(log._order, (np.int32, np.int64, np.int64, np.int16, np.int64, np.float64,
-                                 np.int32, bool, bool, np.float64))
-    t_day, t_user, t_topic = _cat(log._opened, (np.int32, np.int64, np.int8))
-    r_day, r_user, r_outreach = _cat(log._resolved, (np.int32, np.int64, bool))
+    orders = _Orders(**dict(zip(_Orders.__dataclass_fields__, _cat(
+        log._order, (np.int32, np.int64, np.int64, np.int16, np.int64, np.float64, np.int32,
+                     bool, bool, np.float64)), strict=True)))
+    opened = _cat(log._opened, (np.int32, np.int64, np.int8))
+    resolved = _cat(log._resolved, (np.int32, np.int64, bool))
     texts, tindex = template_table()
-    zh = population.language_zh
-    device = population.device
     cols = _Columns()
+    sessions = _Sessions(rng=rng, population=population, catalog=catalog, day=v_day, user=v_user,
+                         ordered=v_ordered)
+    _browsing(cols=cols, s=sessions, tindex=tindex)
+    _carts_and_orders(cols=cols, s=sessions, orders=orders)
+    _reviews_and_returns(rng=rng, cols=cols, population=population, orders=orders, tindex=tindex)
+    texts = _tickets(rng=rng, cols=cols, population=population, opened=opened, resolved=resolved,
+                     texts=texts, tindex=tindex)
+    return _to_table(cols=cols, texts=texts, population=population, catalog=catalog,
+                     start=start, days=days)
+
+
+def _browsing(*, cols: _Columns, s: _Sessions, tindex: dict) -> None:
+    """Each visit, and in its session a login, searches and product views."""
+    rng, v_user, v_ordered, session, chan = s.rng, s.user, s.ordered, s.session, s.chan
+    zh = s.population.language_zh
     n_v = v_user.shape[0]
-
-    # Sessions: start near the preferred hour, never before the signup moment.
-    hour = np.clip(population.preferred_hour[v_user] + rng.normal(0, 1.2, n_v), 0.0, 22.5)
-    t0 = v_day.astype(np.int64) * DAY + (hour * 3600).astype(np.int64)
-    signup_sec = population.traits.signup_day[v_user].astype(np.int64) * DAY \
-        + population.signup_second[v_user]
-    t0 = np.maximum(t0, signup_sec + 60)
-    session = np.arange(n_v)
-    chan = device[v_user]
-
-    def at(pos: np.ndarray, parent: np.ndarray) -> np.ndarray:
-        # 45 s per position plus < 40 s jitter keeps the order of events inside a session.
-        return t0[parent] + pos * 45 + rng.integers(0, 40, parent.shape[0])
-
-    def pref_items(users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        cat = np.sum(population.pref_cum[users] < rng.random(users.shape[0])[:, None], axis=1)
-        return draw_items(rng=rng, catalog=catalog, category=cat.astype(np.int16)), cat
-
+    at, pref_items = s.at, s.pref_items
     cols.add(user=v_user, sec=at(np.zeros(n_v, np.int64), session), kind=VISIT, channel=chan,
              session=session)
     login = rng.random(n_v) < np.where(chan == 1, 0.7, 0.35)
@@ -166,12 +206,18 @@ def build_events(*, rng: np.random.Generator, log: DayLog, population: Populatio
     cols.add(user=v_user[parent], sec=at(4 + rank, parent), kind=VIEW, item=item,
              channel=chan[parent], session=parent)
 
+
+def _carts_and_orders(*, cols: _Columns, s: _Sessions, orders: _Orders) -> None:
+    """Cart adds and removes, the orders in their sessions, and the coupons they redeemed."""
+    rng, v_user, v_ordered, chan, at = s.rng, s.user, s.ordered, s.chan, s.at
+    o_user, o_item, o_qty, o_amount = orders.user, orders.item, orders.qty, orders.amount
+    n_v = v_user.shape[0]
     # Orders map one-to-one, in order, onto the visits flagged as ordered (both logged per day
     # in increasing customer order).
     o_session = np.flatnonzero(v_ordered)
     extra = rng.random(n_v) < np.where(v_ordered, 0.2, 0.3)
     parent, rank = _expand(extra.astype(np.int64))
-    item, _ = pref_items(v_user[parent])
+    item, _ = s.pref_items(v_user[parent])
     cols.add(user=v_user[parent], sec=at(20 + rank, parent), kind=CART_ADD, item=item,
              quantity=np.ones(parent.size), channel=chan[parent], session=parent)
     removed = parent[rng.random(parent.size) < 0.45]
@@ -183,11 +229,18 @@ def build_events(*, rng: np.random.Generator, log: DayLog, population: Populatio
     o_sec = at(np.full(o_user.size, 26), o_session)
     cols.add(user=o_user, sec=o_sec, kind=ORDER, item=o_item, amount=o_amount, quantity=o_qty,
              channel=chan[o_session], session=o_session)
-    c = np.flatnonzero(o_coupon > 0)
+    c = np.flatnonzero(orders.coupon > 0)
     cols.add(user=o_user[c], sec=o_sec[c] + 1, kind=COUPON, item=o_item[c],
-             amount=np.round(o_coupon[c] * o_amount[c], 2), channel=chan[o_session[c]],
+             amount=np.round(orders.coupon[c] * o_amount[c], 2), channel=chan[o_session[c]],
              session=o_session[c])
 
+
+def _reviews_and_returns(*, rng: np.random.Generator, cols: _Columns, population: Population,
+                         orders: _Orders, tindex: dict) -> None:
+    """Reviews after the experience of an order, and returns."""
+    o_day, o_user, o_item, o_delay = orders.day, orders.user, orders.item, orders.delay
+    o_late, o_defect = orders.late, orders.defect
+    zh, device = population.language_zh, population.device
     # Reviews follow the experience: topic and sentiment, rating, language.
     bad = o_late | o_defect
     n_o = o_user.shape[0]
@@ -212,10 +265,18 @@ def build_events(*, rng: np.random.Generator, log: DayLog, population: Populatio
     r = np.flatnonzero(ret)
     ret_sec = (o_day[r].astype(np.int64) + o_delay[r] + rng.integers(2, 11, r.size)) * DAY \
         + rng.integers(8 * 3600, 23 * 3600, r.size)
-    cols.add(user=o_user[r], sec=ret_sec, kind=RETURN, item=o_item[r], amount=o_amount[r],
-             quantity=o_qty[r], channel=device[o_user[r]])
+    cols.add(user=o_user[r], sec=ret_sec, kind=RETURN, item=o_item[r], amount=orders.amount[r],
+             quantity=orders.qty[r], channel=device[o_user[r]])
 
-    # Tickets and their resolution; a few texts carry contact details.
+
+def _tickets(*, rng: np.random.Generator, cols: _Columns, population: Population,
+             opened: list[np.ndarray], resolved: list[np.ndarray], texts: list[str],
+             tindex: dict) -> list[str]:
+    """Tickets and their resolution; a few texts carry contact details, which extend ``texts``
+    (returned)."""
+    t_day, t_user, t_topic = opened
+    r_day, r_user, r_outreach = resolved
+    zh = population.language_zh
     text = pick_templates(rng=rng, index=tindex, kind="ticket", topic=t_topic.astype(np.int64),
                           positive=np.zeros(t_user.size, bool), zh=zh[t_user])
     pii = np.flatnonzero(rng.random(t_user.size) < PII_SHARE)
@@ -229,8 +290,7 @@ def build_events(*, rng: np.random.Generator, log: DayLog, population: Populatio
     cols.add(user=r_user, sec=r_day.astype(np.int64) * DAY + 23 * 3600
              + rng.integers(0, 3600, r_user.size), kind=RESOLVED,
              channel=np.where(r_outreach, 4, 2))
-    return _to_table(cols=cols, texts=texts, population=population, catalog=catalog,
-                     start=start, days=days)
+    return texts
 
 
 def _to_table(*, cols: _Columns, texts: list[str], population: Population, catalog: Catalog,

@@ -9,9 +9,14 @@ from pathlib import Path
 
 import numpy as np
 
-from churnguard.simulate.catalog import draw_catalog, draw_items
+from churnguard.simulate.catalog import Catalog, draw_catalog, draw_items
 from churnguard.simulate.events import DayLog, build_events
-from churnguard.simulate.population import REGION_LATE_RISK, draw_population
+from churnguard.simulate.population import (
+    REGION_LATE_RISK,
+    Population,
+    Traits,
+    draw_population,
+)
 from churnguard.simulate.process import (
     CONTROL,
     World,
@@ -99,7 +104,6 @@ def simulate(*, n_users: int, days: int, seed: int, out_dir: str | Path,
                                  n_campaigns=len(world.campaign_days))
     traits = population.traits
     state = initial_state(population=population)
-    late_risk = REGION_LATE_RISK[population.region]
     cutoff_days = {(c - start).days: c for c in cutoffs}
 
     log = DayLog()
@@ -111,19 +115,8 @@ def simulate(*, n_users: int, days: int, seed: int, out_dir: str | Path,
         if day < days:
             # Before the campaign: its cs_outreach also sets resolution days to today.
             _record_tickets(log=log, state=state, day=day)
-        if day in world.campaign_days:
-            before = take_state(state=state, index=np.arange(n_users))
-        applied = apply_campaigns(traits=traits, state=state, world=world, day=day)
-        if applied is not None:
-            targeted, arm, resolved = applied
-            users = np.flatnonzero(targeted)
-            p_none, p_action = campaign_truth(traits=traits, state=before, world=world, day=day,
-                                              horizon=horizon_days, users=users, arm=arm[users])
-            rows = campaigns.add(day=day, campaign=world.campaign_days.index(day), users=users,
-                                 arm=arm[users], p_none=p_none, p_action=p_action)
-            treated = arm[users] != CONTROL
-            state.iv_row[users[treated]] = rows[treated]
-            log.resolved(day=day, users=np.nonzero(resolved)[1], via_outreach=True)
+        _run_campaign(state=state, world=world, day=day, traits=traits, horizon_days=horizon_days,
+                      log=log, campaigns=campaigns)
         if day in cutoff_days:
             users = np.flatnonzero(traits.signup_day < day)
             truths.append((cutoff_days[day], cutoff_truth(
@@ -131,31 +124,8 @@ def simulate(*, n_users: int, days: int, seed: int, out_dir: str | Path,
                 users=users)))
         if day == days:
             break
-        p, q, c = day_rates(traits=traits, state=state, world=world, day=day)
-        u = rng_days.random(n_users)
-        alive = state.alive
-        v = np.minimum(p * traits.visit_ratio, 1.0)
-        visit = np.where(alive, u < v, (u < DORMANT_VISIT) & (traits.signup_day <= day))
-        order = alive & (u < p)
-        log.visits(day=day, users=np.flatnonzero(visit), ordered=order[visit])
-        idx = np.flatnonzero(order)
-        if idx.size:
-            experience = draw_experience(rng=rng_days, day=day, late_risk=late_risk[idx])
-            pref = population.pref_cum[idx]
-            category = np.sum(pref < rng_days.random(idx.size)[:, None], axis=1).astype(np.int16)
-            item = draw_items(rng=rng_days, catalog=catalog, category=category)
-            quantity = 1 + rng_days.poisson(0.3, idx.size)
-            price = catalog.price[item] * (1.0 + params.price_increase * (day >= params.price_day))
-            amount = np.round(price * quantity, 2)
-            coupon_row = state.iv_row[idx].copy()
-            _, redeemed = apply_orders(state=state, world=world, day=day, idx=idx,
-                                              experience=experience)
-            campaigns.redeem(rows=coupon_row[redeemed > 0],
-                             cost=np.round(redeemed[redeemed > 0] * amount[redeemed > 0], 2))
-            log.orders(day=day, users=idx, item=item, category=category, quantity=quantity,
-                       amount=amount, experience=experience, coupon=redeemed)
-        w = rng_days.random(n_users)
-        state.alive = np.where(alive, w >= q, w < c)
+        _shop(rng=rng_days, state=state, world=world, day=day, population=population,
+              catalog=catalog, log=log, campaigns=campaigns)
         if progress is not None:
             progress(day + 1, days)
 
@@ -171,6 +141,60 @@ def simulate(*, n_users: int, days: int, seed: int, out_dir: str | Path,
         n_items=catalog.n_items, n_campaign_rows=campaigns.n_rows, scenario=scenario,
         seed=seed, cutoffs=tuple(cutoffs),
     )
+
+
+def _run_campaign(*, state: State, world: World, day: int, traits: Traits, horizon_days: int,
+                  log: DayLog, campaigns: CampaignLog) -> None:
+    """The historical campaign of ``day``, if any: assign, act, and log its rows with their
+    true effects (taken on the state just before it)."""
+    if day in world.campaign_days:
+        before = take_state(state=state, index=np.arange(traits.n))
+    applied = apply_campaigns(traits=traits, state=state, world=world, day=day)
+    if applied is None:
+        return
+    targeted, arm, resolved = applied
+    users = np.flatnonzero(targeted)
+    p_none, p_action = campaign_truth(traits=traits, state=before, world=world, day=day,
+                                      horizon=horizon_days, users=users, arm=arm[users])
+    rows = campaigns.add(day=day, campaign=world.campaign_days.index(day), users=users,
+                         arm=arm[users], p_none=p_none, p_action=p_action)
+    treated = arm[users] != CONTROL
+    state.iv_row[users[treated]] = rows[treated]
+    log.resolved(day=day, users=np.nonzero(resolved)[1], via_outreach=True)
+
+
+def _shop(*, rng: np.random.Generator, state: State, world: World, day: int,
+          population: Population, catalog: Catalog, log: DayLog, campaigns: CampaignLog) -> None:
+    """One day of shopping: who visits, who orders what, which coupons are redeemed, and who
+    turns dormant or comes back."""
+    traits, params = population.traits, world.params
+    n_users = traits.n
+    p, q, c = day_rates(traits=traits, state=state, world=world, day=day)
+    u = rng.random(n_users)
+    alive = state.alive
+    v = np.minimum(p * traits.visit_ratio, 1.0)
+    visit = np.where(alive, u < v, (u < DORMANT_VISIT) & (traits.signup_day <= day))
+    order = alive & (u < p)
+    log.visits(day=day, users=np.flatnonzero(visit), ordered=order[visit])
+    idx = np.flatnonzero(order)
+    if idx.size:
+        late_risk = REGION_LATE_RISK[population.region[idx]]
+        experience = draw_experience(rng=rng, day=day, late_risk=late_risk)
+        pref = population.pref_cum[idx]
+        category = np.sum(pref < rng.random(idx.size)[:, None], axis=1).astype(np.int16)
+        item = draw_items(rng=rng, catalog=catalog, category=category)
+        quantity = 1 + rng.poisson(0.3, idx.size)
+        price = catalog.price[item] * (1.0 + params.price_increase * (day >= params.price_day))
+        amount = np.round(price * quantity, 2)
+        coupon_row = state.iv_row[idx].copy()
+        _, redeemed = apply_orders(state=state, world=world, day=day, idx=idx,
+                                   experience=experience)
+        campaigns.redeem(rows=coupon_row[redeemed > 0],
+                         cost=np.round(redeemed[redeemed > 0] * amount[redeemed > 0], 2))
+        log.orders(day=day, users=idx, item=item, category=category, quantity=quantity,
+                   amount=amount, experience=experience, coupon=redeemed)
+    w = rng.random(n_users)
+    state.alive = np.where(alive, w >= q, w < c)
 
 
 def _record_tickets(*, log: DayLog, state: State, day: int) -> None:

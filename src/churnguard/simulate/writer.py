@@ -99,13 +99,49 @@ def write_outputs(*, out_dir: Path, seed: int, scenario: str, start: dt.date, da
                   truths: list[tuple[dt.date, CutoffTruth]], world: World) -> dict[str, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     tr = population.traits
-    n = tr.n
-    user_ids = np.array([f"u{j:07d}" for j in range(n)])
+    user_ids = np.array([f"u{j:07d}" for j in range(tr.n)])
     paths: dict[str, Path] = {}
     paths["events"] = _write(events, out_dir / "events.parquet")
+    paths["users"] = _write(_users_table(population=population, user_ids=user_ids, start=start),
+                            out_dir / "users.parquet")
+    paths["items"] = _write(pa.table({
+        "item_id": catalog.item_id,
+        "category": np.array(CATEGORIES)[catalog.category],
+        "price": catalog.price,
+        "title": catalog.title,
+    }), out_dir / "items.parquet")
+    table, truth = _campaign_tables(campaigns=campaigns, population=population,
+                                    user_ids=user_ids, start=start, world=world)
+    paths["campaigns"] = _write(table, out_dir / "campaigns.parquet")
+    paths["truth_campaigns"] = _write(truth, out_dir / "truth" / "campaigns.parquet")
+    paths["truth_churn"] = _write(
+        _churn_truth_table(truths=truths, population=population, user_ids=user_ids, start=start),
+        out_dir / "truth" / "churn.parquet")
+    paths["truth_users"] = _write(pa.table({
+        "user_id": user_ids,
+        "segment": np.array(SEGMENTS)[tr.segment],
+        "price_sensitivity": tr.price_sensitivity,
+        "category_breadth": tr.breadth,
+        "base_order_rate": tr.base_rate,
+        "baseline_satisfaction": tr.baseline,
+        "return_propensity": population.return_propensity,
+    }), out_dir / "truth" / "users.parquet")
+    manifest = _manifest(seed=seed, scenario=scenario, start=start, days=days,
+                         horizon_days=horizon_days, cutoffs=cutoffs, n_users=tr.n,
+                         catalog=catalog, events=events, campaigns=campaigns, world=world,
+                         paths=paths, out_dir=out_dir)
+    path = out_dir / "manifest.json"
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    paths["manifest"] = path
+    return paths
 
+
+def _users_table(*, population: Population, user_ids: np.ndarray, start: dt.date) -> pa.Table:
+    tr = population.traits
     signup_sec = tr.signup_day.astype(np.int64) * 86_400 + population.signup_second
-    paths["users"] = _write(pa.table({
+    return pa.table({
         "user_id": user_ids,
         "signup_ts": _ts(start=start, seconds=signup_sec),
         "region": np.array(REGIONS)[population.region],
@@ -114,15 +150,12 @@ def write_outputs(*, out_dir: Path, seed: int, scenario: str, start: dt.date, da
         "language": np.where(population.language_zh, "zh", "en"),
         "contact_ok": tr.contact_ok,
         "email_ok": population.email_ok,
-    }), out_dir / "users.parquet")
+    })
 
-    paths["items"] = _write(pa.table({
-        "item_id": catalog.item_id,
-        "category": np.array(CATEGORIES)[catalog.category],
-        "price": catalog.price,
-        "title": catalog.title,
-    }), out_dir / "items.parquet")
 
+def _campaign_tables(*, campaigns: CampaignLog, population: Population, user_ids: np.ndarray,
+                     start: dt.date, world: World) -> tuple[pa.Table, pa.Table]:
+    """The campaigns file (as the campaigns contract) and its truth (each row's true effect)."""
     day, camp, users, arm, p_none, p_action, cost = campaigns.columns()
     is_control = arm == CONTROL
     action = np.where(is_control, "none", np.array(ACTIONS)[np.maximum(arm, 0)])
@@ -132,7 +165,7 @@ def write_outputs(*, out_dir: Path, seed: int, scenario: str, start: dt.date, da
                              for j, d in enumerate(world.campaign_days)])
     channel = np.where(arm == CS_OUTREACH, "phone",
                        np.where(population.email_ok[users], "email", "app"))
-    paths["campaigns"] = _write(pa.table({
+    table = pa.table({
         "user_id": user_ids[users],
         "campaign_id": campaign_ids[camp] if camp.size else np.zeros(0, str),
         "action": action,
@@ -141,8 +174,8 @@ def write_outputs(*, out_dir: Path, seed: int, scenario: str, start: dt.date, da
         "is_control": is_control,
         "cost": np.round(fixed + cost, 2),
         "channel": pa.array(channel, pa.string(), mask=is_control),
-    }), out_dir / "campaigns.parquet")
-    paths["truth_campaigns"] = _write(pa.table({
+    })
+    truth = pa.table({
         "user_id": user_ids[users],
         "campaign_id": campaign_ids[camp] if camp.size else np.zeros(0, str),
         "action": action,
@@ -150,8 +183,14 @@ def write_outputs(*, out_dir: Path, seed: int, scenario: str, start: dt.date, da
         "p_churn_none": p_none,
         "p_churn_action": p_action,
         "effect": p_action - p_none,
-    }), out_dir / "truth" / "campaigns.parquet")
+    })
+    return table, truth
 
+
+def _churn_truth_table(*, truths: list[tuple[dt.date, CutoffTruth]], population: Population,
+                       user_ids: np.ndarray, start: dt.date) -> pa.Table:
+    """Each customer's true churn probability and action effects at every cutoff."""
+    tr = population.traits
     parts = []
     for cutoff, t in truths:
         seconds = np.full(t.users.size, (cutoff - start).days * 86_400, np.int64)
@@ -167,23 +206,17 @@ def write_outputs(*, out_dir: Path, seed: int, scenario: str, start: dt.date, da
     churn_schema = pa.schema([("user_id", pa.string()), ("cutoff", _TS), ("p_churn", pa.float64()),
                               ("alive", pa.bool_()), ("segment", pa.string())]
                              + [(f"effect_{a}", pa.float64()) for a in ACTIONS])
-    churn = pa.concat_tables(parts) if parts else churn_schema.empty_table()
-    paths["truth_churn"] = _write(churn, out_dir / "truth" / "churn.parquet")
+    return pa.concat_tables(parts) if parts else churn_schema.empty_table()
 
-    paths["truth_users"] = _write(pa.table({
-        "user_id": user_ids,
-        "segment": np.array(SEGMENTS)[tr.segment],
-        "price_sensitivity": tr.price_sensitivity,
-        "category_breadth": tr.breadth,
-        "base_order_rate": tr.base_rate,
-        "baseline_satisfaction": tr.baseline,
-        "return_propensity": population.return_propensity,
-    }), out_dir / "truth" / "users.parquet")
 
-    manifest = {
+def _manifest(*, seed: int, scenario: str, start: dt.date, days: int, horizon_days: int,
+              cutoffs: list[dt.date], n_users: int, catalog: Catalog, events: pa.Table,
+              campaigns: CampaignLog, world: World, paths: dict[str, Path],
+              out_dir: Path) -> dict[str, object]:
+    return {
         "seed": seed,
         "scenario": scenario,
-        "n_users": n,
+        "n_users": n_users,
         "days": days,
         "start": start.isoformat(),
         "end": (start + dt.timedelta(days=days)).isoformat(),
@@ -195,14 +228,8 @@ def write_outputs(*, out_dir: Path, seed: int, scenario: str, start: dt.date, da
         "action_costs": action_costs(catalog=catalog),
         "action_cost_note": "coupon costs are k% of the basket, paid only on redemption",
         "expected_basket": round(expected_basket(catalog=catalog), 4),
-        "counts": {"n_users": n, "n_events": events.num_rows, "n_items": catalog.n_items,
+        "counts": {"n_users": n_users, "n_events": events.num_rows, "n_items": catalog.n_items,
                    "n_campaign_rows": campaigns.n_rows},
         "truth_method": TRUTH_METHOD,
         "files": {k: str(v.relative_to(out_dir)) for k, v in paths.items()},
     }
-    path = out_dir / "manifest.json"
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    paths["manifest"] = path
-    return paths

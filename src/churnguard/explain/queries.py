@@ -1,0 +1,94 @@
+"""Context from the store: details the features do not hold (the date, rating and topic of the
+last review, the last order, the oldest open ticket), so that sentences can name them."""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+
+from churnguard.explain.topics import NO_TOPIC, TOPIC_KEYWORDS
+from churnguard.features.build import _population_table
+from churnguard.store import Store
+
+
+# Columns of the frame :func:`reason_context` builds; timestamps are naive UTC.
+CONTEXT_COLUMNS = ("last_review_at", "last_review_rating", "last_review_topic", "last_order_at",
+                   "oldest_open_ticket_at")
+
+
+def _topic_sql(column: str) -> str:
+    cases = []
+    for topic, words in TOPIC_KEYWORDS.items():
+        en = "|".join(r"\b" + re.escape(w).replace(r"\ ", " ") + r"\b" for w in words["en"])
+        zh = "|".join(re.escape(w) for w in words["zh"])
+        pattern = f"(?i)({en}|{zh})".replace("'", "''")
+        cases.append(f"WHEN regexp_matches({column}, '{pattern}') THEN '{topic}'")
+    return f"CASE WHEN {column} IS NULL THEN '{NO_TOPIC}' {' '.join(cases)} ELSE '{NO_TOPIC}' END"
+
+
+def _context_query(pop_view: str) -> str:
+    # Tickets follow the same rule as the tickets_unresolved feature (features/sql.py): a
+    # resolution with the ticket's session id closes it; resolutions without a session id close
+    # the oldest still-open tickets first.
+    return f"""
+    WITH pop AS (SELECT DISTINCT user_id, cutoff FROM {pop_view}),
+    ev AS (
+        SELECT p.user_id, p.cutoff, e.ts, e.type, e.rating, e.text, e.session_id, e.event_id
+        FROM events e JOIN pop p ON e.user_id = p.user_id AND e.ts < p.cutoff
+        WHERE e.type IN ('order', 'review', 'support_ticket', 'ticket_resolved')),
+    review AS (
+        -- the latest rated review (as review_rating_last), else the latest review; one row's
+        -- values together, ties on ts broken by event_id
+        SELECT user_id, cutoff,
+               arg_max({{'ts': ts, 'rating': rating, 'text': text}},
+                       (rating IS NOT NULL, ts, event_id)) AS r
+        FROM ev WHERE type = 'review' GROUP BY user_id, cutoff),
+    orders AS (SELECT user_id, cutoff, max(ts) AS last_order_at FROM ev WHERE type = 'order'
+               GROUP BY user_id, cutoff),
+    tickets AS (SELECT * FROM ev WHERE type IN ('support_ticket', 'ticket_resolved')),
+    open_by_id AS (
+        SELECT t.user_id, t.cutoff, t.ts, t.event_id FROM tickets t
+        WHERE t.type = 'support_ticket' AND NOT EXISTS (
+            SELECT 1 FROM tickets r
+            WHERE r.type = 'ticket_resolved' AND r.user_id = t.user_id AND r.cutoff = t.cutoff
+              AND r.session_id = t.session_id)),
+    fifo AS (SELECT user_id, cutoff, count(*) AS n FROM tickets
+             WHERE type = 'ticket_resolved' AND session_id IS NULL GROUP BY user_id, cutoff),
+    open_ranked AS (
+        SELECT o.user_id, o.cutoff, o.ts,
+               row_number() OVER (PARTITION BY o.user_id, o.cutoff ORDER BY o.ts, o.event_id) AS k,
+               coalesce(f.n, 0) AS n_fifo
+        FROM open_by_id o LEFT JOIN fifo f ON f.user_id = o.user_id AND f.cutoff = o.cutoff),
+    open_tickets AS (SELECT user_id, cutoff, min(ts) AS oldest_open_ticket_at FROM open_ranked
+                     WHERE k > n_fifo GROUP BY user_id, cutoff)
+    SELECT p.user_id, p.cutoff,
+           rv.r.ts AS last_review_at,
+           rv.r.rating::DOUBLE AS last_review_rating,
+           CASE WHEN rv.r IS NOT NULL THEN {_topic_sql('rv.r.text')} END AS last_review_topic,
+           o.last_order_at,
+           t.oldest_open_ticket_at
+    FROM pop p
+    LEFT JOIN review rv ON rv.user_id = p.user_id AND rv.cutoff = p.cutoff
+    LEFT JOIN orders o ON o.user_id = p.user_id AND o.cutoff = p.cutoff
+    LEFT JOIN open_tickets t ON t.user_id = p.user_id AND t.cutoff = p.cutoff
+    ORDER BY p.user_id, p.cutoff"""
+
+
+def reason_context(store: Store, population: pd.DataFrame) -> pd.DataFrame:
+    """Details for the reason sentences, from events strictly before each row's cutoff.
+
+    ``population``: user_id and cutoff (columns or index). Returns a frame indexed by
+    (user_id, cutoff), sorted, with :data:`CONTEXT_COLUMNS`: the latest review's time, rating and
+    topic (by keyword, :data:`TOPIC_KEYWORDS`; ``"none"`` when no keyword matches), the last
+    order's time and the time the oldest still-unresolved support ticket was opened (NaT/NaN when
+    there is none). Review texts themselves never leave the store.
+    """
+    table = _population_table(population)
+    with store.registered(table, "reason_population") as view:
+        frame = store.con.execute(_context_query(view)).df()
+    frame["user_id"] = frame["user_id"].astype(str)
+    for column in ("cutoff", "last_review_at", "last_order_at", "oldest_open_ticket_at"):
+        frame[column] = frame[column].astype("datetime64[us]")
+    frame["last_review_topic"] = frame["last_review_topic"].astype(object)
+    return frame.set_index(["user_id", "cutoff"])[list(CONTEXT_COLUMNS)]

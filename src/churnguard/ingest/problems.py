@@ -1,0 +1,155 @@
+"""Bad rows: the first few as problems with file, row, line and column; the rejection message;
+and quarantine, which keeps them aside with their raw record."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+from collections.abc import Sequence
+
+import duckdb
+
+from churnguard.ingest.read import _JSON, _ROW, _Source, _open_binary
+from churnguard.ingest.results import IngestError, Problem
+from churnguard.ingest.stage import _ERR, _ERR_COL
+from churnguard.schema import quote_ident
+
+
+def _first_problems(
+    con: duckdb.DuckDBPyConnection, stage: str, source: _Source, limit: int
+) -> list[Problem]:
+    rows = con.execute(
+        f"SELECT {_ROW}, {_ERR_COL}, {_ERR} FROM {stage} WHERE {_ERR} IS NOT NULL "
+        f"ORDER BY {_ROW} LIMIT {int(limit)}"
+    ).fetchall()
+    lines = _line_numbers(source, [r for r, _, _ in rows]) if source.fmt != "parquet" else {}
+    problems = []
+    for row, column, reason in rows:
+        line, text = lines.get(row, (None, None))
+        if reason == "not valid JSON" and text is not None:
+            try:
+                text.decode("utf-8")
+            except UnicodeDecodeError:
+                reason = "not valid UTF-8 text; JSON files must be UTF-8"
+        problems.append(Problem(source.display, row, column, reason, line))
+    return problems
+
+
+def _line_numbers(source: _Source, rows: Sequence[int]) -> dict[int, tuple[int, bytes | None]]:
+    """Error path only: the physical line where each data row starts, by re-reading the file.
+
+    The numbering matches DuckDB's: blank lines are not rows; the CSV header is line 1.
+    """
+    wanted = set(rows)
+    if not wanted:
+        return {}
+    last = max(wanted)
+    found: dict[int, tuple[int, bytes | None]] = {}
+    if source.fmt == "jsonl":
+        with _open_binary(source.path) as fh:
+            row = 0
+            for number, raw in enumerate(fh, start=1):
+                if not raw.strip():
+                    continue
+                row += 1
+                if row in wanted:
+                    found[row] = (number, raw.rstrip(b"\r\n"))
+                if row >= last:
+                    break
+        return found
+    delimiter, quote, _escape = source.csv_dialect or _sniff(source)
+    with _open_binary(source.path) as fh:
+        text = io.TextIOWrapper(fh, encoding="utf-8", errors="replace", newline="")
+        reader = csv.reader(text, delimiter=delimiter, quotechar=quote or '"')
+        next(reader, None)  # header
+        row = 0
+        start = reader.line_num + 1
+        for record in reader:
+            if record:
+                row += 1
+                if row in wanted:
+                    found[row] = (start, None)
+                if row >= last:
+                    break
+            start = reader.line_num + 1
+    return found
+
+
+def _sniff(source: _Source) -> tuple[str, str, str]:
+    try:
+        con = duckdb.connect()
+        delimiter, quote, escape = con.execute(
+            "SELECT Delimiter, Quote, Escape FROM sniff_csv(?)", [str(source.path)]
+        ).fetchone()
+        con.close()
+    except duckdb.Error:
+        return ",", '"', '"'
+    quote = '"' if quote in ("", "(empty)") else quote
+    return delimiter, quote, escape
+
+
+def _rejection(rejected: list[tuple[str, int, list[Problem]]]) -> IngestError:
+    total = sum(n for _, n, _ in rejected)
+    parts = []
+    all_problems: list[Problem] = []
+    for display, n_bad, problems in rejected:
+        parts.append(f"{display}: {n_bad} bad row{'s' if n_bad != 1 else ''}")
+        parts += [f"  {p}" for p in problems]
+        if n_bad > len(problems):
+            parts.append(f"  ... and {n_bad - len(problems)} more")
+        all_problems += problems
+    head = (
+        f"{total} bad row{'s' if total != 1 else ''}, so nothing was loaded (on_error=reject):"
+    )
+    tail = (
+        "Fix the rows, or load the good ones with --on-error skip (drop the bad rows) or "
+        "--on-error quarantine (keep them aside for review)."
+    )
+    return IngestError("\n".join([head, *parts, tail]), all_problems)
+
+
+def _quarantine(
+    con: duckdb.DuckDBPyConnection, kind: str, stage: str, source: _Source, batch_id: str
+) -> None:
+    """Store the bad rows with where and why, and the raw record as JSON text."""
+    if source.fmt == "jsonl":
+        record = f"CAST(r.{_JSON} AS VARCHAR)"
+    else:
+        fields = ", ".join(
+            f"{quote_ident(name)} := r.{quote_ident(name)}" for name in source.columns
+        )
+        record = f"CAST(to_json(struct_pack({fields})) AS VARCHAR)"
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    con.execute(
+        f"INSERT INTO quarantine SELECT ?, ?, ?, s.{_ROW}, s.{_ERR_COL}, s.{_ERR}, {record}, ? "
+        f"FROM {stage} s JOIN {source.view} r ON r.{_ROW} = s.{_ROW} WHERE s.{_ERR} IS NOT NULL",
+        [batch_id, kind, source.display, now],
+    )
+    if source.fmt == "jsonl":
+        _fill_invalid_json_records(con, stage, source, batch_id)
+
+
+def _fill_invalid_json_records(
+    con: duckdb.DuckDBPyConnection, stage: str, source: _Source, batch_id: str
+) -> None:
+    """Error path: lines that are not JSON have no parsed record; keep their raw text instead."""
+    rows = [
+        r
+        for (r,) in con.execute(
+            f"SELECT {_ROW} FROM {stage} WHERE {_ERR} = 'not valid JSON' ORDER BY {_ROW}"
+        ).fetchall()
+    ]
+    if not rows:
+        return
+    lines = _line_numbers(source, rows)
+    updates = [
+        (json.dumps(text.decode("utf-8", errors="replace")), row)
+        for row, (_, text) in lines.items()
+        if text is not None
+    ]
+    con.executemany(
+        "UPDATE quarantine SET record = ? WHERE batch_id = ? AND file = ? AND row_number = ?",
+        [(rec, batch_id, source.display, row) for rec, row in updates],
+    )
