@@ -5,15 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from churnguard.explain.topics import NO_TOPIC
+from churnguard.explain.values import Source, _Values
 from churnguard.features.registry import ATTRIBUTE_PREFIX, FEATURES, WINDOWS
-
-if TYPE_CHECKING:
-    from churnguard.explain.values import _Values
 
 _THEME_OF_GROUP = {
     "recency": "overdue", "gaps": "overdue", "frequency": "few_orders", "monetary": "order_value",
@@ -49,7 +45,6 @@ def theme_of(feature: str) -> str | None:
 
 
 # -- themes and their variants ---------------------------------------------------------------------
-Source = str | float | Callable[["_Values"], np.ndarray]
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -3,11 +3,15 @@ contributions."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 
 from churnguard.explain.queries import CONTEXT_COLUMNS
-from churnguard.explain.themes import Source
+
+# Where a sentence's value comes from: a column by name, a constant, or a function of the values.
+Source = str | float | Callable[["_Values"], np.ndarray]
 
 
 class _Values:
