@@ -46,6 +46,7 @@ from pathlib import Path
 import duckdb
 
 from churnguard.config import IngestConfig
+from churnguard.errors import ChurnguardError
 from churnguard.store import STORE_FILENAME, Store
 
 # Tables with a user_id column, erased by equality on it.
@@ -57,8 +58,11 @@ CACHE_DIRS = (".churnguard-cache",)  # derived data, deleted whole by an erasure
 _CHUNK = 1 << 20
 
 
-class ErasureError(RuntimeError):
+class ErasureError(ChurnguardError, RuntimeError):
     """The customer could not be erased (the message says why; nothing was changed)."""
+
+    code = "erasure_failed"
+    bad_input = False
 
 
 @dataclass(frozen=True, kw_only=True)

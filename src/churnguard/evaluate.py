@@ -46,6 +46,7 @@ import pandas as pd
 from scipy.stats import rankdata
 
 from churnguard.config import ChurnDefinition
+from churnguard.errors import ChurnguardError
 from churnguard.labels import _event_span, cutoff_grid, to_cutoff
 from churnguard.models.base import ChurnModel, fit_model
 from churnguard.models.baselines import RecencyModel
@@ -104,8 +105,10 @@ CUTOFF_SPACING_DAYS = 30
 DEFAULT_TRAIN_CUTOFFS = 3
 
 
-class BacktestError(ValueError):
+class BacktestError(ChurnguardError, ValueError):
     """The store cannot support the requested backtest (with the reason and what to do)."""
+
+    code = "cannot_backtest"
 
 
 # -- metrics ---------------------------------------------------------------------------------------

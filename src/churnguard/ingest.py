@@ -45,6 +45,7 @@ import duckdb
 import numpy as np
 
 from churnguard.config import IngestConfig
+from churnguard.errors import ChurnguardError
 from churnguard.schema import (
     CONTRACTS,
     EVENT_HASH_COLUMNS,
@@ -114,8 +115,10 @@ class Problem:
         )
 
 
-class IngestError(Exception):
+class IngestError(ChurnguardError):
     """Bad input. ``str(exc)`` is the whole message for the user; ``problems`` the details."""
+
+    code = "invalid_input"
 
     def __init__(self, message: str, problems: Sequence[Problem] = ()) -> None:
         super().__init__(message)

@@ -41,13 +41,16 @@ import pandas as pd
 import pyarrow as pa
 
 from churnguard.config import ChurnDefinition
+from churnguard.errors import ChurnguardError
 from churnguard.store import Store
 
 Observability = Literal["full", "partial", "none"]
 
 
-class LabelError(ValueError):
+class LabelError(ChurnguardError, ValueError):
     """The store or the arguments cannot give cutoffs or labels (with the reason and the fix)."""
+
+    code = "cannot_label"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from churnguard.config import ChurnDefinition
+from churnguard.errors import ChurnguardError
 from churnguard.evaluate import ORACLE, BacktestResult
 from churnguard.features import FEATURES, feature_groups_available
 from churnguard.labels import churn_preview
@@ -34,8 +35,10 @@ BEHAVIOUR_PATTERN_DESCRIPTION = ("The customer's behaviour vector: what the pret
                                  "all its dimensions together")
 
 
-class ReportError(ValueError):
+class ReportError(ChurnguardError, ValueError):
     """Something the report needs has not been computed yet (with the command that computes it)."""
+
+    code = "cannot_report"
 
 
 def model_details(result: BacktestResult) -> dict[str, dict[str, Any]]:

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import duckdb
 
+from churnguard.errors import ChurnguardError
+
 STORE_FILENAME = "churnguard.duckdb"
 
 
@@ -259,8 +261,11 @@ DATA_TABLES = (
 )
 
 
-class StoreError(RuntimeError):
+class StoreError(ChurnguardError, RuntimeError):
     """The store cannot be opened or is of a schema this version does not understand."""
+
+    code = "store_unavailable"
+    bad_input = False
 
 
 class Store:

@@ -56,6 +56,7 @@ import pandas as pd
 from scipy import stats
 
 from churnguard.config import NO_ACTION
+from churnguard.errors import ChurnguardError
 from churnguard.labels import LabelError, to_cutoff
 from churnguard.store import Store
 
@@ -70,8 +71,10 @@ MIN_GROUP_SIZE = 30
 _KNOWN_SHOWN = 5
 
 
-class MeasurementError(ValueError):
+class MeasurementError(ChurnguardError, ValueError):
     """The campaign cannot be measured (unknown, no control group, window not yet over)."""
+
+    code = "campaign_not_measurable"
 
 
 # -- intervals ------------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from churnguard.config import ProjectConfig
+from churnguard.errors import ChurnguardError
 from churnguard.evaluate import BacktestError, newest_labelled_cutoff
 from churnguard.intervene.actions import eligibility, expected_costs
 from churnguard.intervene.allocate import allocate
@@ -70,8 +71,10 @@ PLAN_COLUMNS = ["user_id", "action", "is_control", "risk_tier", "p_churn", "upli
 MIN_P_ACTIVE = 0.05
 
 
-class PlanError(ValueError):
+class PlanError(ChurnguardError, ValueError):
     """A plan cannot be made (with the reason and the fix)."""
+
+    code = "cannot_plan"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -37,6 +37,7 @@ import pyarrow as pa
 from sklearn.exceptions import NotFittedError
 
 from churnguard.config import NO_ACTION, ChurnDefinition
+from churnguard.errors import ChurnguardError
 from churnguard.features import build_features
 from churnguard.intervene.metrics import uplift_metrics
 from churnguard.labels import _Registered
@@ -57,8 +58,10 @@ __all__ = [
 ]
 
 
-class UpliftError(ValueError):
+class UpliftError(ChurnguardError, ValueError):
     """The store holds no campaign history usable for uplift (with the reason and the fix)."""
+
+    code = "cannot_estimate_uplift"
 
 
 @dataclass(frozen=True, kw_only=True)
