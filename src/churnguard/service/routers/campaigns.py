@@ -103,10 +103,7 @@ def _campaign(store: Any, campaign_id: str) -> CampaignOut:
                                        *_AUTH))
 def plan_campaign(body: PlanIn, _role: str = Depends(require("write")),
                   service: ServiceState = Depends(service_of)) -> CampaignOut:
-    from churnguard.evaluate import BacktestError
-    from churnguard.intervene.plan import PlanError, make_plan, save_plan
-    from churnguard.labels import LabelError
-    from churnguard.scoring import ScoringError
+    from churnguard.intervene.plan import make_plan, save_plan
 
     config = service.project.config
     with service.pool.reading() as store, service.pool.write_lock:
@@ -114,13 +111,9 @@ def plan_campaign(body: PlanIn, _role: str = Depends(require("write")),
                 "SELECT count(*) FROM plans WHERE campaign_id = ?",
                 [body.campaign_id]).fetchall()[0][0]:
             raise ApiError("campaign_exists", "a campaign with this id exists already")
-        try:
-            plan = make_plan(store, config=config, budget=body.budget,
-                             campaign_id=body.campaign_id)
-            save_plan(store, plan, config=config)
-        except (PlanError, ScoringError, LabelError, BacktestError) as exc:
-            # The library's messages name the store's state, never the request's values.
-            raise ApiError("cannot_plan", str(exc)) from None
+        # A plan that cannot be made raises a domain error: errors.py answers cannot_plan.
+        plan = make_plan(store, config=config, budget=body.budget, campaign_id=body.campaign_id)
+        save_plan(store, plan, config=config)
         out = _campaign(store, plan.campaign_id)
     service.recommendations.invalidate()
     return out
@@ -139,7 +132,7 @@ def get_campaign(campaign_id: str = _ID, _role: str = Depends(require("read")),
             responses=error_responses("campaign_not_found", "campaign_not_measurable", *_AUTH))
 def campaign_results(campaign_id: str = _ID, _role: str = Depends(require("read")),
                      service: ServiceState = Depends(service_of)) -> CampaignResultsOut:
-    from churnguard.intervene.measure import MeasurementError, measure_campaign
+    from churnguard.intervene.measure import measure_campaign
 
     iv = service.project.config.intervene
     with service.pool.reading() as store:
@@ -147,11 +140,8 @@ def campaign_results(campaign_id: str = _ID, _role: str = Depends(require("read"
                                   [campaign_id]).fetchall()[0][0]
         if not known:
             raise ApiError("campaign_not_found", "no campaign has this id")
-        try:
-            m = measure_campaign(store, campaign_id=campaign_id, outcome_type=iv.outcome_type,
-                                 window_days=iv.window_days)
-        except MeasurementError as exc:
-            raise ApiError("campaign_not_measurable", str(exc)) from None
+        m = measure_campaign(store, campaign_id=campaign_id, outcome_type=iv.outcome_type,
+                             window_days=iv.window_days)
     groups = [GroupResultOut(
         action=g.action, tier=g.tier, n_treated=g.n_treated, n_control=g.n_control,
         retention_treated=g.retention_treated, retention_control=g.retention_control,
