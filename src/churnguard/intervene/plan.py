@@ -322,8 +322,11 @@ def _with_items_and_messages(store: Store, rows: pd.DataFrame, inputs: PlanInput
     return rows
 
 
-def _summary(rows: pd.DataFrame, inputs: PlanInputs, *, budget: float,
-             config: ProjectConfig) -> dict:
+def plan_summary(rows: pd.DataFrame, inputs: PlanInputs, *, budget: float,
+                 config: ProjectConfig) -> dict:
+    """What a plan does, as stored with it and shown by the CLI, the API and the dashboard:
+    counts and expected figures overall, per action (``rows``' action, is_control, uplift,
+    expected_cost, expected_margin) and per risk tier of the treated customers."""
     treated = rows[~rows["is_control"]]
     per_action = {}
     for action, part in treated.groupby("action"):
@@ -357,6 +360,9 @@ def _summary(rows: pd.DataFrame, inputs: PlanInputs, *, budget: float,
                            for name in {inputs.evaluation.chosen, "t_learner"}}
                           if inputs.evaluation else None),
     }
+
+
+_summary = plan_summary  # make_plan's name for it
 
 
 def save_plan(store: Store, plan: Plan, *, config: ProjectConfig) -> None:

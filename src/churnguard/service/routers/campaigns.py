@@ -13,69 +13,22 @@ import json
 from typing import Any
 
 from fastapi import APIRouter, Depends, Path
-from pydantic import BaseModel, ConfigDict, Field
 
 from churnguard.service.auth import require
 from churnguard.service.errors import ApiError, error_responses
+from churnguard.service.schemas import (
+    ActionSummaryOut,
+    CampaignOut,
+    CampaignResultsOut,
+    GroupResultOut,
+    PlanIn,
+)
 from churnguard.service.state import ServiceState, service_of
 
 router = APIRouter(prefix="/v1/campaigns", tags=["campaigns"])
 
 _AUTH = ("missing_api_key", "invalid_api_key", "forbidden", "rate_limited")
 _ID = Path(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:-]+$")
-
-
-class PlanIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    budget: float = Field(ge=0, le=1e12, description="Most the campaign may spend.")
-    campaign_id: str | None = Field(None, min_length=1, max_length=200,
-                                    pattern=r"^[A-Za-z0-9._:-]+$")
-
-
-class ActionSummaryOut(BaseModel):
-    customers: int
-    control: int
-    expected_saves: float
-    expected_cost: float
-    expected_margin: float
-
-
-class CampaignOut(BaseModel):
-    campaign_id: str
-    status: str
-    created_at: dt.datetime
-    as_of: dt.datetime
-    budget: float
-    treated: int
-    control: int
-    expected_cost: float
-    expected_saves: float
-    expected_incremental_margin: float
-    per_action: dict[str, ActionSummaryOut]
-    uplift_source: str
-
-
-class GroupResultOut(BaseModel):
-    action: str
-    tier: str
-    n_treated: int
-    n_control: int
-    retention_treated: float | None
-    retention_control: float | None
-    incremental_retention: float | None
-    incremental_retention_ci: list[float] | None
-    incremental_net_revenue: float | None
-    incremental_net_revenue_ci: list[float] | None
-    note: str | None = None
-
-
-class CampaignResultsOut(BaseModel):
-    campaign_id: str
-    outcome_type: str
-    window_days: int
-    groups: list[GroupResultOut]
-    notes: list[str]
 
 
 def _campaign(store: Any, campaign_id: str) -> CampaignOut:
