@@ -13,9 +13,8 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from churnguard.config import ProjectConfig
-from churnguard.features import FEATURES, build_features
-from churnguard.labels import population_and_labels
+from churnguard import monitor
+from churnguard.monitor import median, stability
 from churnguard.registry import (
     CHAMPION,
     alias_history,
@@ -25,7 +24,6 @@ from churnguard.registry import (
 )
 from churnguard.reporting import ReportError, latest_backtest
 from churnguard.service.dashboard import charts
-from churnguard.service.dashboard.drift import psi, stability
 from churnguard.service.dashboard.i18n import t
 from churnguard.service.dashboard.layout import (
     PageContext,
@@ -107,12 +105,6 @@ def _leaderboard(lang: str, document: dict, chosen: str | None) -> str:
 
 
 # -- drift ----------------------------------------------------------------------------------------
-def _scoring_dates(store: Store, version: str) -> list[dt.datetime]:
-    return [r[0] for r in store.con.execute(
-        "SELECT DISTINCT as_of FROM scores WHERE model_version = ? ORDER BY as_of DESC LIMIT 2",
-        [version]).fetchall()]
-
-
 def _important_features(service: ServiceState, store: Store, version: str) -> list[str]:
     champion = service.risk.champion(store)
     model = champion.model if champion is not None and champion.version == version else None
@@ -122,95 +114,51 @@ def _important_features(service: ServiceState, store: Store, version: str) -> li
         names = [str(n) for n in importance.sort_values(ascending=False).index]
     if not names:
         names = list(get_model_version(store, version).features)
-    return [n for n in names if n in FEATURES][:DRIFT_FEATURES]
-
-
-def _feature_psi(store: Store, config: ProjectConfig, features: list[str],
-                 reference: dt.datetime, current: dt.datetime) -> list[dict]:
-    population = population_and_labels(store, definition=config.churn,
-                                       cutoffs=[reference, current])
-    if population.empty or not features:
-        return []
-    frame = build_features(store, population[["user_id", "cutoff"]], definition=config.churn,
-                           features=features)
-    cutoffs = frame.index.get_level_values("cutoff")
-    old = frame[np.asarray(cutoffs == pd.Timestamp(reference))]
-    new = frame[np.asarray(cutoffs == pd.Timestamp(current))]
-    out = []
-    for name in features:
-        if name not in frame.columns:
-            continue
-        a = pd.to_numeric(old[name], errors="coerce").to_numpy(dtype=float)
-        b = pd.to_numeric(new[name], errors="coerce").to_numpy(dtype=float)
-        out.append({"feature": name, "psi": psi(a, b), "reference_median": _median(a),
-                    "current_median": _median(b)})
-    return out
-
-
-def _median(values: np.ndarray) -> float | None:
-    values = values[np.isfinite(values)]
-    return float(np.median(values)) if len(values) else None
+    return monitor.important_features(names, n=DRIFT_FEATURES)
 
 
 def _drift(service: ServiceState, store: Store, memo: Memo, *, version: str | None,
            run_id: str | None, document: dict, predictions: pd.DataFrame,
-           chosen: str | None) -> dict | None:
+           chosen: str | None) -> monitor.Drift | None:
     """Score and feature drift (aggregates only), kept while the scoring dates hold."""
     if version is None:
         return None
-    dates = _scoring_dates(store, version)
+    dates = monitor.scoring_dates(store, version)
     if not dates:
         return None
-    key = (version, tuple(dates), run_id)
-
-    def compute() -> dict | None:
-        current = dates[0]
-        p_new = store.con.execute(
-            "SELECT p_churn FROM scores WHERE model_version = ? AND as_of = ?",
-            [version, current]).fetchnumpy()["p_churn"].astype(float)
-        if len(dates) == 2:
-            reference, source = dates[1], "scores"
-            p_old = store.con.execute(
-                "SELECT p_churn FROM scores WHERE model_version = ? AND as_of = ?",
-                [version, reference]).fetchnumpy()["p_churn"].astype(float)
-        elif chosen is not None and document.get("test_cutoff") and \
-                (predictions["model"] == chosen).any():
-            reference, source = dt.datetime.fromisoformat(str(document["test_cutoff"])), "backtest"
-            p_old = predictions.loc[predictions["model"] == chosen, "p_churn"].to_numpy(float)
-        else:
-            return None
-        features = _important_features(service, store, version)
-        rows = _feature_psi(store, service.project.config, features, reference, current)
-        return {"reference": reference, "current": current, "source": source,
-                "score_psi": psi(p_old, p_new), "p_old": p_old, "p_new": p_new,
-                "features": rows}
-
-    return memo.get("drift", key, compute)
+    backtest = None
+    if chosen is not None and document.get("test_cutoff") and \
+            (predictions["model"] == chosen).any():
+        backtest = (dt.datetime.fromisoformat(str(document["test_cutoff"])),
+                    predictions.loc[predictions["model"] == chosen, "p_churn"].to_numpy(float))
+    return memo.get("drift", (version, tuple(dates), run_id), lambda: monitor.drift(
+        store, definition=service.project.config.churn, version=version, backtest=backtest,
+        features=lambda: _important_features(service, store, version)))
 
 
-def _drift_section(lang: str, drift: dict | None) -> str:
+def _drift_section(lang: str, drift: monitor.Drift | None) -> str:
     if drift is None:
         return note(e(t(lang, "no_drift")))
-    ref = day(drift["reference"])
-    cur = day(drift["current"])
-    source = t(lang, "drift_from_" + drift["source"], reference=ref, current=cur)
-    score_state = stability(drift["score_psi"])
+    ref = day(drift.reference)
+    cur = day(drift.current)
+    source = t(lang, "drift_from_" + drift.source, reference=ref, current=cur)
+    score_state = stability(drift.score_psi)
     figure = charts.score_drift(
-        drift["p_old"], drift["p_new"], lang=lang,
+        drift.p_old, drift.p_new, lang=lang,
         reference_label=t(lang, "drift_reference", date=ref),
         current_label=t(lang, "drift_current", date=cur))
-    rows = [f'<tr><td>{e(t(lang, "drift_scores"))}</td><td class="num">{num(drift["score_psi"])}'
+    rows = [f'<tr><td>{e(t(lang, "drift_scores"))}</td><td class="num">{num(drift.score_psi)}'
             f'</td><td><span class="state state-{score_state}">'
             f'{e(t(lang, "stability_" + score_state))}</span></td><td class="num">'
-            f'{pct(_median(drift["p_old"]))}</td><td class="num">{pct(_median(drift["p_new"]))}'
+            f'{pct(median(drift.p_old))}</td><td class="num">{pct(median(drift.p_new))}'
             f"</td></tr>"]
-    for f in drift["features"]:
-        state = stability(f["psi"])
-        rows.append(f'<tr><td><code>{e(f["feature"])}</code></td><td class="num">'
-                    f'{num(f["psi"])}</td><td><span class="state state-{state}">'
+    for f in drift.features:
+        state = stability(f.psi)
+        rows.append(f'<tr><td><code>{e(f.feature)}</code></td><td class="num">'
+                    f'{num(f.psi)}</td><td><span class="state state-{state}">'
                     f'{e(t(lang, "stability_" + state))}</span></td><td class="num">'
-                    f'{num(f["reference_median"], 2)}</td><td class="num">'
-                    f'{num(f["current_median"], 2)}</td></tr>')
+                    f'{num(f.reference_median, 2)}</td><td class="num">'
+                    f'{num(f.current_median, 2)}</td></tr>')
     headers = [e(t(lang, h)) for h in ("col_input", "col_psi", "col_stability",
                                        "col_median_reference", "col_median_current")]
     return (f'<p class="muted">{e(source)}</p>'
