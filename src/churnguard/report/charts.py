@@ -29,6 +29,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 from sklearn.metrics import precision_recall_curve, roc_curve
 
+from churnguard.report.curves import Predictions, calibration_bins, gains
+
 __all__ = [
     "TIER_COLOURS",
     "calibration_bins",
@@ -63,7 +65,6 @@ _RC = {
     "legend.frameon": False,
 }
 
-Predictions = Mapping[str, tuple[np.ndarray, np.ndarray]]
 
 
 def _new_figure(width: float, height: float) -> Figure:
@@ -152,23 +153,6 @@ def pr_chart(predictions: Predictions, *, chosen: str, base_rate: float | None) 
         return _to_svg(fig, label="Precision-recall curves of every model")
 
 
-def calibration_bins(y: np.ndarray, p: np.ndarray, *, n_bins: int = 10) -> pd.DataFrame:
-    """Equal-width bins of the predicted probability: count, mean prediction and observed rate.
-
-    >>> calibration_bins(np.array([0, 1, 1, 1]), np.array([0.05, 0.95, 0.9, 0.92]), n_bins=2)
-       count  mean_predicted  observed
-    0      1           0.050       0.0
-    1      3           0.923       1.0
-    """
-    y = np.asarray(y, dtype=float)
-    p = np.clip(np.asarray(p, dtype=float), 0.0, 1.0)
-    which = np.minimum((p * n_bins).astype(int), n_bins - 1)
-    frame = pd.DataFrame({"bin": which, "p": p, "y": y}).groupby("bin")
-    out = pd.DataFrame({"count": frame.size(), "mean_predicted": frame["p"].mean().round(3),
-                        "observed": frame["y"].mean().round(3)})
-    return out.reset_index(drop=True)
-
-
 def calibration_chart(predictions: Predictions, *, chosen: str, n_bins: int = 10) -> str:
     """Reliability diagram: the chosen model bold with bins sized by count, the others faint."""
     with matplotlib.rc_context(_RC):
@@ -196,13 +180,6 @@ def calibration_chart(predictions: Predictions, *, chosen: str, n_bins: int = 10
         return _to_svg(fig, label="Calibration reliability diagram")
 
 
-def _gains(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    order = np.argsort(-np.asarray(p, dtype=float), kind="stable")
-    hits = np.cumsum(np.asarray(y, dtype=float)[order])
-    x = np.arange(1, len(order) + 1) / len(order)
-    return np.concatenate([[0.0], x]), np.concatenate([[0.0], hits / hits[-1]])
-
-
 def gains_chart(predictions: Predictions, *, chosen: str) -> str:
     """Cumulative gains (share of churners reached vs share contacted) and the lift beside it."""
     with matplotlib.rc_context(_RC):
@@ -210,7 +187,7 @@ def gains_chart(predictions: Predictions, *, chosen: str) -> str:
         gains_ax, lift_ax = fig.subplots(1, 2)
         order, others = _ordered(predictions, chosen)
         for name in order:
-            x, g = _gains(*predictions[name])
+            x, g = (np.concatenate([[0.0], a]) for a in gains(*predictions[name]))
             style = _style(name, chosen, others)
             gains_ax.plot(x, g, label=_label(name, chosen), **style)
             start = max(1, int(0.01 * (len(x) - 1)))  # the first 1% is too noisy to read

@@ -19,8 +19,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from churnguard.report import charts
+from churnguard.report import charts, curves
 from churnguard.report.data import NAIVE_MODEL, ORACLE_MODEL, ReportData
+from churnguard.report.formatting import count, finite, formatted, money, num, pct, pp, signed
 
 __all__ = ["METRICS", "SECTIONS", "build_html", "count", "finite", "formatted", "money",
            "num", "pct", "pp", "render_report", "signed"]
@@ -147,38 +148,6 @@ def _e(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
-def finite(value: object) -> float | None:
-    """``value`` as a number, or None when it is missing, not a number, NaN or infinite."""
-    try:
-        x = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-    return x if math.isfinite(x) else None
-
-
-def formatted(value: object, spec: str) -> str:
-    """``value`` written with the format ``spec``; "—" when it is not a finite number.
-
-    >>> formatted(1234.5, ",.1f"), formatted(None, ",.1f"), formatted(float("nan"), ".0%")
-    ('1,234.5', '—', '—')
-    """
-    x = finite(value)
-    return "—" if x is None else format(x, spec)
-
-
-def num(value: object, digits: int = 3) -> str:
-    return formatted(value, f",.{digits}f")
-
-
-def pct(value: object, digits: int = 1) -> str:
-    return formatted(value, f".{digits}%")
-
-
-def count(value: object) -> str:
-    x = finite(value)
-    return "—" if x is None else f"{round(x):,}"
-
-
 def _metric(value: object, kind: str) -> str:
     if kind == "pct":
         return pct(value)
@@ -186,20 +155,6 @@ def _metric(value: object, kind: str) -> str:
         x = finite(value)
         return "—" if x is None else f"{x:.2f}×"
     return num(value)
-
-
-def money(value: object) -> str:
-    return num(value, 2)
-
-
-def signed(value: object, digits: int = 2) -> str:
-    return formatted(value, f"+,.{digits}f")
-
-
-def pp(value: object, digits: int = 1) -> str:
-    """A difference of two rates, in percentage points, with its sign."""
-    x = finite(value)
-    return "—" if x is None else f"{100 * x:+.{digits}f} pp"
 
 
 def _with_ci(estimate: str, interval: object, fmt) -> str:
@@ -259,16 +214,15 @@ def _usable_predictions(data: ReportData):
             notes.append(f"“{name}”: {len(y):,} labels but {len(p):,} predictions; left out of "
                          "the charts.")
             continue
-        keep = np.isfinite(y) & np.isfinite(p)
-        if not keep.all():
-            notes.append(f"“{name}”: {int((~keep).sum()):,} rows without a prediction or label "
+        kept, (y, p) = len(y), curves.finite_rows(y, p)
+        if len(y) < kept:
+            notes.append(f"“{name}”: {kept - len(y):,} rows without a prediction or label "
                          "are left out.")
-        y, p = y[keep], p[keep]
         if len(y) == 0:
             notes.append(f"“{name}”: no test rows; left out of the charts.")
             continue
         calibratable[name] = (y, p)
-        if len(np.unique(y)) < 2:
+        if not curves.ranks(y):
             what = "churned" if y[0] == 1 else "stayed"
             notes.append(f"“{name}”: every test customer {what}, so ranking curves (ROC, "
                          "precision–recall, gains) cannot be drawn for it.")
@@ -473,7 +427,7 @@ def _calibration(data: ReportData, calibratable: dict) -> str:
     parts = [_figure(charts.calibration_chart(calibratable, chosen=data.chosen_model),
                      "Above the diagonal: more customers left than predicted; below: fewer.")]
     if data.chosen_model in calibratable:
-        bins = charts.calibration_bins(*calibratable[data.chosen_model])
+        bins = curves.calibration_bins(*calibratable[data.chosen_model])
         rows = (f"<tr><td class=\"num\">{pct(r.mean_predicted)}</td><td class=\"num\">"
                 f"{pct(r.observed)}</td><td class=\"num\">{count(r.count)}</td></tr>"
                 for r in bins.itertuples())

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from churnguard import monitor
+from churnguard.backtests import latest_backtest
 from churnguard.monitor import median, stability
 from churnguard.registry import (
     CHAMPION,
@@ -22,7 +23,7 @@ from churnguard.registry import (
     get_model_version,
     list_models,
 )
-from churnguard.reporting import ReportError, latest_backtest
+from churnguard.report.curves import usable
 from churnguard.service.dashboard import charts
 from churnguard.service.dashboard.i18n import t
 from churnguard.service.dashboard.layout import (
@@ -50,17 +51,9 @@ METRICS = (("roc_auc", True, "num"), ("pr_auc", True, "num"), ("brier", False, "
 
 def _split(predictions: pd.DataFrame) -> tuple[dict, dict]:
     """Per model (y, p) with both classes (ranking curves) and with any rows (calibration)."""
-    ranked, calibratable = {}, {}
-    for name, group in predictions.groupby("model", sort=False):
-        y = group["y_true"].to_numpy(dtype=float)
-        p = group["p_churn"].to_numpy(dtype=float)
-        keep = np.isfinite(y) & np.isfinite(p)
-        y, p = y[keep], p[keep]
-        if len(y):
-            calibratable[str(name)] = (y, p)
-            if len(np.unique(y)) == 2:
-                ranked[str(name)] = (y, p)
-    return ranked, calibratable
+    return usable({str(name): (group["y_true"].to_numpy(dtype=float),
+                               group["p_churn"].to_numpy(dtype=float))
+                   for name, group in predictions.groupby("model", sort=False)})
 
 
 def _metric(value: object, kind: str) -> str:
@@ -197,11 +190,8 @@ def render(ctx: PageContext, service: ServiceState, store: Store, memo: Memo) ->
     title = t(lang, "quality_title")
     version = alias_version(store, CHAMPION)
     chosen = get_model_version(store, version).name if version else None
-    try:
-        run_id, document, predictions = latest_backtest(store)
-    except ReportError:
-        run_id, document, predictions = None, {}, pd.DataFrame(
-            columns=["model", "user_id", "y_true", "p_churn"])
+    run_id, document, predictions = latest_backtest(store) or (None, {}, pd.DataFrame(
+        columns=["model", "user_id", "y_true", "p_churn"]))
     if run_id is None:
         backtest_html = note(e(t(lang, "no_backtest")))
     else:
