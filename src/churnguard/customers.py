@@ -7,12 +7,13 @@ holds (an HMAC when the project pseudonymises).
 
 >>> from churnguard.store import Store
 >>> store = Store.in_memory()
->>> _ = store.con.execute(
-...     "INSERT INTO events (event_id, user_id, ts, type, amount, batch_id) VALUES "
-...     "('e1', 'u1', '2025-01-05', 'order', 20.0, 'b'), ('e2', 'u1', '2025-01-09', 'visit', "
-...     "NULL, 'b')")
->>> exists(store, "u1"), exists(store, "u2")
-(True, False)
+>>> exists(store, "u1")
+False
+>>> _ = store.con.execute("INSERT INTO events (event_id, user_id, ts, type, amount, batch_id) "
+...                       "VALUES ('e1', 'u1', '2025-01-05', 'order', 20.0, 'b'), "
+...                       "('e2', 'u1', '2025-01-09', 'visit', NULL, 'b')")
+>>> exists(store, "u1"), resolve(store, " u1 ")
+(True, 'u1')
 >>> seen = timeline(store, "u1", events=1)
 >>> (seen.events_total, seen.orders, seen.spend, [e.type for e in seen.events])
 (2, 1, 20.0, ['visit'])
@@ -42,6 +43,8 @@ from churnguard.errors import ChurnguardError
 from churnguard.store import Store
 
 stored_id = stored_user_id
+# A user attribute makes segments when it has at most this many distinct values.
+MAX_SEGMENT_VALUES = 12
 
 
 class UnknownCustomerError(ChurnguardError, LookupError):
@@ -68,6 +71,38 @@ def resolve(store: Store, user_id: str, config: IngestConfig | None = None) -> s
     if config is not None and config.pseudonymise:
         candidates.append(user_id.strip())
     return next((c for c in dict.fromkeys(candidates) if exists(store, c)), None)
+
+
+def known_count(store: Store) -> int:
+    """How many customers the store knows (a users row or an event)."""
+    (n,) = store.con.execute(
+        "SELECT count(*) FROM (SELECT user_id FROM users UNION SELECT DISTINCT user_id "
+        "FROM events)").fetchall()[0]
+    return int(n)
+
+
+def in_batch(store: Store, batch_id: str) -> tuple[list[str], dt.datetime | None]:
+    """The customers whose events an ingestion batch added, and its newest event's time."""
+    rows = store.con.execute(
+        "SELECT DISTINCT user_id, max(ts) OVER () FROM events WHERE batch_id = ?",
+        [batch_id]).fetchall()
+    return [u for u, _ in rows], (rows[0][1] if rows else None)
+
+
+def segments(store: Store) -> dict[str, list[str]]:
+    """User attributes with few distinct values (at most :data:`MAX_SEGMENT_VALUES`), and their
+    values: the segments the report and the dashboard split customers by."""
+    rows = store.con.execute(
+        f"""
+        WITH few AS (SELECT name FROM user_attributes GROUP BY name
+                     HAVING count(DISTINCT value) <= {MAX_SEGMENT_VALUES})
+        SELECT DISTINCT name, value FROM user_attributes JOIN few USING (name)
+        WHERE value IS NOT NULL ORDER BY name, value
+        """).fetchall()
+    out: dict[str, list[str]] = {}
+    for name, value in rows:
+        out.setdefault(str(name), []).append(str(value))
+    return out
 
 
 # -- timeline ------------------------------------------------------------------------------------
@@ -245,6 +280,6 @@ def erase(user_id: str, *, root: Path, config: IngestConfig | None, access: Stor
     return replace(report, files_deleted=files)
 
 
-__all__ = ["Contact", "PlannedContact", "ScoreRow", "StoreAccess", "StoreFile", "Timeline",
-           "TimelineEvent", "UnknownCustomerError", "erase", "exists", "resolve", "stored_id",
-           "timeline"]
+__all__ = ["MAX_SEGMENT_VALUES", "Contact", "PlannedContact", "ScoreRow", "StoreAccess",
+           "StoreFile", "Timeline", "TimelineEvent", "UnknownCustomerError", "erase", "exists",
+           "in_batch", "known_count", "resolve", "segments", "stored_id", "timeline"]

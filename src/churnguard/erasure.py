@@ -60,13 +60,6 @@ CACHE_DIRS = (".churnguard-cache",)  # derived data, deleted whole by an erasure
 _CHUNK = 1 << 20
 
 
-class ErasureError(ChurnguardError, RuntimeError):
-    """The customer could not be erased (the message says why; nothing was changed)."""
-
-    code = "erasure_failed"
-    bad_input = False
-
-
 @dataclass(frozen=True, kw_only=True)
 class ErasureReport:
     erasure_id: str
@@ -77,6 +70,13 @@ class ErasureReport:
     @property
     def total_rows(self) -> int:
         return sum(self.rows_deleted.values())
+
+
+class ErasureError(ChurnguardError, RuntimeError):
+    """The customer could not be erased (the message says why; nothing was changed)."""
+
+    code = "erasure_failed"
+    bad_input = False
 
 
 def stored_user_id(user_id: str, config: IngestConfig | None = None) -> str:
@@ -246,6 +246,13 @@ def _sql_path(path: Path) -> str:
     return str(path).replace("'", "''")
 
 
+def erasure_count(store: Store) -> int:
+    """How many erasures the store has recorded (anything derived before one may name an erased
+    customer)."""
+    (n,) = store.con.execute("SELECT count(*) FROM erasures").fetchall()[0]
+    return int(n)
+
+
 def tables_mentioning(store: Store, needles: Iterable[str]) -> dict[str, int]:
     """Rows per table whose text columns contain any needle (a check after an erasure)."""
     needles = list(needles)
@@ -269,5 +276,5 @@ def tables_mentioning(store: Store, needles: Iterable[str]) -> dict[str, int]:
 
 
 __all__ = ["CACHE_DIRS", "USER_TABLES", "ErasureError", "ErasureReport", "compact_store",
-           "customer_ids", "erase_customer_files", "erase_customer_rows", "file_holds", "files_holding",
-           "stored_user_id", "tables_mentioning"]
+           "customer_ids", "erase_customer_files", "erase_customer_rows", "erasure_count",
+           "file_holds", "files_holding", "stored_user_id", "tables_mentioning"]

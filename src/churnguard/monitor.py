@@ -99,6 +99,13 @@ class Drift:
     features: list[FeatureDrift]
 
 
+def events_mark(store: Store) -> tuple[int, dt.datetime | None]:
+    """How many events the store holds and the newest one's time: it changes whenever events
+    are added or erased, so figures computed from the events can be kept while it holds."""
+    n, newest = store.con.execute("SELECT count(*), max(ts) FROM events").fetchall()[0]
+    return int(n), newest
+
+
 def scoring_dates(store: Store, version: str, *, n: int = 2) -> list[dt.datetime]:
     """The newest ``n`` dates the version scored the population at, newest first."""
     return [r[0] for r in store.con.execute(
@@ -166,5 +173,5 @@ def drift(store: Store, *, definition: ChurnDefinition, version: str,
                  score_psi=psi(p_old, p_new), p_old=p_old, p_new=p_new, features=rows)
 
 
-__all__ = ["Drift", "FeatureDrift", "drift", "feature_drift", "important_features", "median",
+__all__ = ["Drift", "FeatureDrift", "drift", "events_mark", "feature_drift", "important_features", "median",
            "psi", "scores_at", "scoring_dates", "stability"]

@@ -17,6 +17,7 @@ import pandas as pd
 from churnguard import backtests
 from churnguard.backtests import backtest_document, model_details, save_backtest
 from churnguard.config import ChurnDefinition
+from churnguard.customers import MAX_SEGMENT_VALUES
 from churnguard.errors import ChurnguardError
 from churnguard.evaluate import ORACLE, BacktestResult
 from churnguard.features import FEATURES, feature_groups_available
@@ -25,8 +26,6 @@ from churnguard.registry import CHAMPION, alias_version, get_model_version, load
 from churnguard.report import ReportData
 from churnguard.store import Store
 
-# A user attribute becomes a report segment when it has at most this many distinct values.
-MAX_SEGMENT_VALUES = 12
 # Contacted customers of the latest plan shown in the report, by expected margin.
 PLAN_SAMPLE_SIZE = 20
 # behaviour+gbdt's pretrained customer vector, its dimensions taken together (the name its

@@ -20,7 +20,7 @@ import html
 import io
 import re
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 import matplotlib
 import numpy as np
@@ -116,16 +116,21 @@ def _label(name: str, chosen: str) -> str:
     return name
 
 
+def _lines(predictions: Predictions, chosen: str) -> Iterator[tuple[tuple, str, dict]]:
+    """Each model's (y, p), legend label and line style, in draw order."""
+    order, others = _ordered(predictions, chosen)
+    for name in order:
+        yield predictions[name], _label(name, chosen), _style(name, chosen, others)
+
+
 def roc_chart(predictions: Predictions, *, chosen: str) -> str:
     """ROC curves, one per model; each ``y_true`` must hold both classes."""
     with matplotlib.rc_context(_RC):
         fig = _new_figure(5.2, 4.4)
         ax = fig.add_subplot()
-        order, others = _ordered(predictions, chosen)
-        for name in order:
-            y, p = predictions[name]
+        for (y, p), label, style in _lines(predictions, chosen):
             fpr, tpr, _ = roc_curve(y, p)
-            ax.plot(fpr, tpr, label=_label(name, chosen), **_style(name, chosen, others))
+            ax.plot(fpr, tpr, label=label, **style)
         ax.plot([0, 1], [0, 1], color="#999999", lw=1, ls=":", label="coin toss")
         ax.set(xlim=(0, 1), ylim=(0, 1.01),
                xlabel="share of staying customers flagged (false alarms)",
@@ -139,12 +144,9 @@ def pr_chart(predictions: Predictions, *, chosen: str, base_rate: float | None) 
     with matplotlib.rc_context(_RC):
         fig = _new_figure(5.2, 4.4)
         ax = fig.add_subplot()
-        order, others = _ordered(predictions, chosen)
-        for name in order:
-            y, p = predictions[name]
+        for (y, p), label, style in _lines(predictions, chosen):
             precision, recall, _ = precision_recall_curve(y, p)
-            ax.plot(recall, precision, label=_label(name, chosen), drawstyle="steps-post",
-                    **_style(name, chosen, others))
+            ax.plot(recall, precision, label=label, drawstyle="steps-post", **style)
         if base_rate is not None and np.isfinite(base_rate):
             ax.axhline(base_rate, color="#999999", lw=1, ls=":", label="random picking")
         ax.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="share of churners caught (recall)",

@@ -1,7 +1,7 @@
 """The at-risk customers (a sortable, filterable table with CSV export) and one customer's page.
 
-The table is the newest scoring run (:func:`~churnguard.service.dashboard.reads.latest_run`),
-filtered and sorted by DuckDB and shown a page at a time; the export holds every row the filters
+The table is the newest scoring run (:func:`churnguard.score_runs.latest_run`), filtered and
+sorted by DuckDB (:func:`churnguard.score_runs.at_risk`) and shown a page at a time; the export holds every row the filters
 keep. A customer's page adds what is true now: the service's real-time risk (the same answer as
 ``GET /v1/users/{id}/risk``), the events, the scores over time and the newest plan's action and
 message for them.
@@ -17,27 +17,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from churnguard import customers
-from churnguard.customers import PlannedContact, ScoreRow, Timeline, TimelineEvent
+from churnguard import customers, score_runs
+from churnguard.customers import PlannedContact, ScoreRow, Timeline, TimelineEvent, segments
 from churnguard.realtime import CustomerRisk
+from churnguard.score_runs import SORTS, TIERS, ScoringRun, latest_run
 from churnguard.service.dashboard import charts
 from churnguard.service.dashboard.i18n import event_name, t
 from churnguard.service.dashboard.layout import (
-    PageContext,
-    cards,
-    chart,
-    count,
-    day,
-    e,
-    minute,
-    money,
-    note,
-    page,
-    pct,
-    table,
-    tier_badge,
-)
-from churnguard.service.dashboard.reads import ScoringRun, latest_run, scored_sql, segments
+    PageContext, cards, chart, count, day, e, minute, money, note, page, pct, table, tier_badge)
 from churnguard.service.state import ServiceState
 from churnguard.store import Store
 
@@ -47,10 +34,6 @@ PAGE_SIZE = 50
 TIMELINE_EVENTS = 400  # drawn on the timeline chart
 EVENT_ROWS = 50  # listed in the table under it
 MAX_TEXT = 100  # longest search or reason filter kept
-TIERS = ("high", "medium", "low")
-_TIER_RANK = "CASE risk_tier WHEN 'high' THEN 3 WHEN 'medium' THEN 2 WHEN 'low' THEN 1 ELSE 0 END"
-SORTS = {"p_churn": "p_churn", "user_id": "user_id", "risk_tier": _TIER_RANK,
-         "revenue": "revenue", "segment": "segment", "action": "action"}
 # Spreadsheets run a cell that starts with one of these as a formula (CSV injection).
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -95,47 +78,6 @@ class Filters:
         return values
 
 
-def _query(run: ScoringRun, filters: Filters, *, horizon: int,
-           hashed_q: str | None) -> tuple[str, dict]:
-    """The filtered rows, sorted, with the total count in every row; and the parameters."""
-    where, params = [], {"version": run.version, "as_of": run.as_of}
-    if filters.tier:
-        where.append("risk_tier = $tier")
-        params["tier"] = filters.tier
-    if filters.segment:
-        where.append("segment = $segment_value")
-        params["segment_value"] = filters.segment[1]
-    if filters.reason:
-        where.append("contains(lower(concat_ws(' ', reason_1, reason_2, reason_3)), "
-                     "lower($reason))")
-        params["reason"] = filters.reason
-    if filters.q:
-        where.append("(starts_with(lower(user_id), lower($q)) OR user_id = $hashed_q)")
-        params["q"], params["hashed_q"] = filters.q, hashed_q or filters.q
-    segment_join = ""
-    if filters.segment:
-        segment_join = ("LEFT JOIN user_attributes a ON a.user_id = s.user_id "
-                        "AND a.name = $segment_name")
-        params["segment_name"] = filters.segment[0]
-    direction = "ASC" if filters.order == "asc" else "DESC"
-    sql = scored_sql(horizon) + f"""
-    , rows AS (
-        SELECT s.user_id, s.p_churn, s.risk_tier, s.revenue, s.reason_1, s.reason_2, s.reason_3,
-               {'a.value' if filters.segment else 'NULL::VARCHAR'} AS segment,
-               CASE WHEN planned.is_control THEN 'control' ELSE planned.action END AS action,
-               planned.campaign_id
-        FROM s {segment_join} LEFT JOIN planned ON planned.user_id = s.user_id)
-    SELECT *, count(*) OVER () AS total FROM rows
-    {('WHERE ' + ' AND '.join(where)) if where else ''}
-    ORDER BY {SORTS[filters.sort]} {direction} NULLS LAST, p_churn DESC, user_id
-    """
-    return sql, params
-
-
-_COLUMNS = ("user_id", "p_churn", "risk_tier", "revenue", "reason_1", "reason_2", "reason_3",
-            "segment", "action", "campaign_id", "total")
-
-
 def _hashed(service: ServiceState, q: str) -> str | None:
     if not q or not service.project.config.ingest.pseudonymise:
         return None
@@ -147,12 +89,11 @@ def at_risk_rows(service: ServiceState, store: Store, filters: Filters, *,
     run = latest_run(store)
     if run is None:
         return None, []
-    sql, params = _query(run, filters, horizon=service.project.config.churn.horizon_days,
-                         hashed_q=_hashed(service, filters.q))
-    if limit is not None:
-        sql += f" LIMIT {int(limit)} OFFSET {int(offset)}"
-    rows = [dict(zip(_COLUMNS, r, strict=True)) for r in store.con.execute(sql, params).fetchall()]
-    return run, rows
+    return run, score_runs.at_risk(
+        store, run, horizon_days=service.project.config.churn.horizon_days, tier=filters.tier,
+        segment=filters.segment, reason=filters.reason, q=filters.q,
+        hashed_q=_hashed(service, filters.q), sort=filters.sort, order=filters.order,
+        limit=limit, offset=offset)
 
 
 def _sort_link(ctx: PageContext, filters: Filters, key: str, label: str) -> str:

@@ -29,8 +29,8 @@ from churnguard.report.formatting import count, formatted, money, pct, pp, signe
 from churnguard.service.dashboard.i18n import LANGS, t
 
 __all__ = ["NAV", "PageContext", "bare_page", "cards", "chart", "count", "day", "e", "href",
-           "json_block", "minute", "money", "note", "num", "page", "pct", "pp", "signed", "table",
-           "tier_badge"]
+           "json_block", "minute", "money", "note", "num", "page", "pct", "pp", "section", "signed",
+           "table", "tier_badge"]
 
 NAV = (("overview", "/"), ("customers", "/customers"), ("quality", "/model"),
        ("campaigns", "/campaigns"))
@@ -102,6 +102,11 @@ def table(headers: Iterable[str], rows: Iterable[str], *, cls: str = "",
     head = "".join(f"<th scope=\"col\">{h}</th>" for h in headers)
     return (f'<div class="scroll"><table class="{e(cls)}"><thead><tr>{head}</tr></thead>'
             f'<tbody>{"".join(rows)}</tbody></table></div>')
+
+
+def section(title: str, body: str) -> str:
+    """A page section: its heading (plain text, escaped here) over ``body`` (HTML)."""
+    return f"<section>\n<h2>{e(title)}</h2>\n{body}\n</section>"
 
 
 def cards(items: Iterable[tuple[str, str, str]]) -> str:

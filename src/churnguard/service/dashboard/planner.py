@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from churnguard.config import ProjectConfig
+from churnguard.erasure import erasure_count
 from churnguard.intervene.plan import (
     Plan,
     PlanInputs,
@@ -72,9 +73,8 @@ class PlannerState:
 
 
 def planner_key(store: Store) -> PlannerKey:
-    (erasures,) = store.con.execute("SELECT count(*) FROM erasures").fetchall()[0]
     return PlannerKey(as_of=scoring_cutoff(store), champion=alias_version(store, CHAMPION),
-                      erasures=int(erasures))
+                      erasures=erasure_count(store))
 
 
 def nice_ceiling(value: float) -> float:

@@ -27,19 +27,8 @@ from churnguard.report.curves import usable
 from churnguard.service.dashboard import charts
 from churnguard.service.dashboard.i18n import t
 from churnguard.service.dashboard.layout import (
-    PageContext,
-    chart,
-    count,
-    day,
-    e,
-    minute,
-    note,
-    num,
-    page,
-    pct,
-    table,
-)
-from churnguard.service.dashboard.reads import Memo
+    PageContext, chart, count, day, e, minute, note, num, page, pct, section, table)
+from churnguard.service.dashboard.memo import Memo
 from churnguard.service.state import ServiceState
 from churnguard.store import Store
 
@@ -211,20 +200,10 @@ def render(ctx: PageContext, service: ServiceState, store: Store, memo: Memo) ->
                          + f'<div class="pair">{"".join(curves)}</div>' + lift_html)
     drift = _drift(service, store, memo, version=version, run_id=run_id, document=document,
                    predictions=predictions, chosen=chosen)
-    body = f"""
-<section>
-<h2>{e(t(lang, 'section_leaderboard'))}</h2>
-{backtest_html}
-</section>
-<section>
-<h2>{e(t(lang, 'section_drift'))}</h2>
-{_drift_section(lang, drift)}
-</section>
-<section>
-<h2>{e(t(lang, 'section_versions'))}</h2>
-{_versions(lang, store)}
-</section>
-"""
+    body = "\n" + "\n".join([
+        section(t(lang, "section_leaderboard"), backtest_html),
+        section(t(lang, "section_drift"), _drift_section(lang, drift)),
+        section(t(lang, "section_versions"), _versions(lang, store))]) + "\n"
     return page(ctx, title=title, active="quality", body=body, lead=e(t(lang, "quality_lead")))
 
 

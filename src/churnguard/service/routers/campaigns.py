@@ -9,11 +9,10 @@ has passed (409 ``campaign_not_measurable`` before that, with the reason).
 from __future__ import annotations
 
 import datetime as dt
-import json
-from typing import Any
 
 from fastapi import APIRouter, Depends, Path
 
+from churnguard.campaigns import campaign_exists, plan_exists, stored_plan
 from churnguard.service.auth import require
 from churnguard.service.errors import ApiError, error_responses
 from churnguard.service.schemas import (
@@ -24,6 +23,7 @@ from churnguard.service.schemas import (
     PlanIn,
 )
 from churnguard.service.state import ServiceState, service_of
+from churnguard.store import Store
 
 router = APIRouter(prefix="/v1/campaigns", tags=["campaigns"])
 
@@ -31,18 +31,16 @@ _AUTH = ("missing_api_key", "invalid_api_key", "forbidden", "rate_limited")
 _ID = Path(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:-]+$")
 
 
-def _campaign(store: Any, campaign_id: str) -> CampaignOut:
-    rows = store.con.execute(
-        "SELECT campaign_id, status, created_at, as_of, budget, summary FROM plans "
-        "WHERE campaign_id = ?", [campaign_id]).fetchall()
-    if not rows:
+def _campaign(store: Store, campaign_id: str) -> CampaignOut:
+    plan = stored_plan(store, campaign_id)
+    if plan is None:
         raise ApiError("campaign_not_found", "no planned campaign has this id")
-    cid, status, created_at, as_of, budget, summary = rows[0]
-    s = json.loads(summary)
+    s = plan.summary
     # The store holds naive UTC; the API says so (RFC 3339 date-times carry an offset).
     return CampaignOut(
-        campaign_id=cid, status=status, created_at=created_at.replace(tzinfo=dt.UTC),
-        as_of=as_of.replace(tzinfo=dt.UTC), budget=budget,
+        campaign_id=plan.campaign_id, status=plan.status,
+        created_at=plan.created_at.replace(tzinfo=dt.UTC),
+        as_of=plan.as_of.replace(tzinfo=dt.UTC), budget=plan.budget,
         treated=s["treated"], control=s["control"], expected_cost=s["expected_cost"],
         expected_saves=s["expected_saves"],
         expected_incremental_margin=s["expected_incremental_margin"],
@@ -60,9 +58,7 @@ def plan_campaign(body: PlanIn, _role: str = Depends(require("write")),
 
     config = service.project.config
     with service.pool.reading() as store, service.pool.write_lock:
-        if body.campaign_id is not None and store.con.execute(
-                "SELECT count(*) FROM plans WHERE campaign_id = ?",
-                [body.campaign_id]).fetchall()[0][0]:
+        if body.campaign_id is not None and plan_exists(store, body.campaign_id):
             raise ApiError("campaign_exists", "a campaign with this id exists already")
         # A plan that cannot be made raises a domain error: errors.py answers cannot_plan.
         plan = make_plan(store, config=config, budget=body.budget, campaign_id=body.campaign_id)
@@ -89,9 +85,7 @@ def campaign_results(campaign_id: str = _ID, _role: str = Depends(require("read"
 
     iv = service.project.config.intervene
     with service.pool.reading() as store:
-        known = store.con.execute("SELECT count(*) FROM campaigns WHERE campaign_id = ?",
-                                  [campaign_id]).fetchall()[0][0]
-        if not known:
+        if not campaign_exists(store, campaign_id):
             raise ApiError("campaign_not_found", "no campaign has this id")
         m = measure_campaign(store, campaign_id=campaign_id, outcome_type=iv.outcome_type,
                              window_days=iv.window_days)

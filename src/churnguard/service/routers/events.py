@@ -9,6 +9,7 @@ from pathlib import Path
 
 from fastapi import APIRouter, Depends
 
+from churnguard import customers
 from churnguard.ingest import ingest_files
 from churnguard.service.auth import require
 from churnguard.service.errors import ApiError, error_responses
@@ -43,12 +44,9 @@ def post_events(batch: EventBatchIn, _role: str = Depends(require("write")),
                                   on_error="reject", config=service.project.config.ingest)
             users: list[str] = []
             if report.rows_added:
-                rows = store.con.execute(
-                    "SELECT DISTINCT user_id, max(ts) OVER () FROM events WHERE batch_id = ?",
-                    [report.batch_id]).fetchall()
-                users = [u for u, _ in rows]
-                if service.data_clock is not None and rows:
-                    service.data_clock.saw(rows[0][1])
+                users, newest = customers.in_batch(store, report.batch_id)
+                if service.data_clock is not None and users:
+                    service.data_clock.saw(newest)
         service.risk.book.mark(users)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
