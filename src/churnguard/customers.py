@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import itertools
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
@@ -99,15 +100,16 @@ def segments(store: Store) -> dict[str, list[str]]:
         SELECT DISTINCT name, value FROM user_attributes JOIN few USING (name)
         WHERE value IS NOT NULL ORDER BY name, value
         """).fetchall()
-    out: dict[str, list[str]] = {}
-    for name, value in rows:
-        out.setdefault(str(name), []).append(str(value))
-    return out
+    # The rows come ordered by name, so each attribute's values are one run.
+    return {str(name): [str(value) for _, value in run]
+            for name, run in itertools.groupby(rows, key=lambda row: row[0])}
 
 
 # -- timeline ------------------------------------------------------------------------------------
 @dataclass(frozen=True, kw_only=True)
 class TimelineEvent:
+    """One event as a timeline shows it (its free text left out)."""
+
     event_id: str
     ts: dt.datetime
     type: str

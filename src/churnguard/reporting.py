@@ -19,7 +19,7 @@ from churnguard.backtests import backtest_document, model_details, save_backtest
 from churnguard.config import ChurnDefinition
 from churnguard.customers import MAX_SEGMENT_VALUES
 from churnguard.errors import ChurnguardError
-from churnguard.evaluate import ORACLE, BacktestResult
+from churnguard.evaluate import ORACLE
 from churnguard.features import FEATURES, feature_groups_available
 from churnguard.labels import churn_preview
 from churnguard.registry import CHAMPION, alias_version, get_model_version, load_model
