@@ -17,6 +17,8 @@ from typing import Literal
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from churnguard.errors import ChurnguardError
+
 
 class _Section(BaseModel):
     # A typo in churnguard.toml must fail loudly, not be ignored.
@@ -216,8 +218,10 @@ class ProjectConfig(_Section):
     models: ModelsConfig = ModelsConfig()
 
 
-class ConfigError(ValueError):
+class ConfigError(ChurnguardError, ValueError):
     """churnguard.toml is missing, unreadable or invalid."""
+
+    code = "invalid_config"
 
 
 def load_config(path: Path) -> ProjectConfig:

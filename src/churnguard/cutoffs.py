@@ -49,6 +49,7 @@ import numpy as np
 import pandas as pd
 
 from churnguard.config import ChurnDefinition
+from churnguard.errors import ChurnguardError
 from churnguard.store import Store
 
 __all__ = [
@@ -89,12 +90,16 @@ DEFAULT_TRAIN_CUTOFFS = 3
 MAX_HISTORY_DAYS = 90
 
 
-class LabelError(ValueError):
+class LabelError(ChurnguardError, ValueError):
     """The store or the arguments cannot give cutoffs or labels (with the reason and the fix)."""
 
+    code = "cannot_label"
 
-class BacktestError(ValueError):
+
+class BacktestError(ChurnguardError, ValueError):
     """The store cannot support the requested backtest (with the reason and what to do)."""
+
+    code = "cannot_backtest"
 
 
 class OverlappingLabelsWarning(UserWarning):

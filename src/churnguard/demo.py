@@ -254,8 +254,8 @@ def _champion(measured: Any) -> str:
 def _demo_campaign(project: Project, store: Store, *, budget: float | None, population: int,
                    as_of: dt.datetime, out: Path, view: DemoView) -> None:
     """Measure the newest fully observed campaign, then plan (once per day) and export."""
+    from churnguard.campaigns import newest_measurable_campaign, stored_plan
     from churnguard.intervene.deliver import export_plan
-    from churnguard.intervene.history import newest_measurable_campaign, saved_plan_summary
 
     iv = project.config.intervene
     observed = newest_measurable_campaign(store, window_days=iv.window_days)
@@ -263,8 +263,9 @@ def _demo_campaign(project: Project, store: Store, *, budget: float | None, popu
         _measure(store, observed, outcome_type=iv.outcome_type, window_days=iv.window_days,
                  view=view)
     campaign_id = f"demo-{as_of:%Y%m%d}"
-    summary = saved_plan_summary(store, campaign_id)
-    if summary is not None:
+    saved = stored_plan(store, campaign_id)
+    if saved is not None:
+        summary = saved.summary
         view.note(f"campaign {campaign_id} was planned before; showing it")
     else:
         summary = _plan(project, store, campaign_id=campaign_id, as_of=as_of, view=view,

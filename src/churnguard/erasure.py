@@ -17,14 +17,16 @@ Three steps, in this order:
    of the database no longer holds the id. The store must be closed while it runs.
 
 With pseudonymisation on, the tables hold HMACs of the shop's ids (:func:`stored_user_id`);
-quarantined records keep the raw input, so both forms are looked for.
+quarantined records keep the raw input, so both forms are looked for (:func:`customer_ids`, worked
+out once per erasure). :func:`churnguard.customers.erase` runs the three steps; the REST API and the
+CLI call it, not these.
 
 >>> from churnguard.store import Store
 >>> store = Store.in_memory()
 >>> _ = store.con.execute(
 ...     "INSERT INTO events (event_id, user_id, ts, type, batch_id) VALUES "
 ...     "('e1', 'u1', '2025-01-05', 'order', 'b'), ('e2', 'u2', '2025-01-06', 'order', 'b')")
->>> report = erase_customer_rows(store, "u1")
+>>> report = erase_customer_rows(store, customer_ids("u1"))
 >>> report.rows_deleted["events"], store.con.execute("SELECT count(*) FROM events").fetchall()
 (1, [(1,)])
 """
@@ -46,6 +48,7 @@ from pathlib import Path
 import duckdb
 
 from churnguard.config import IngestConfig
+from churnguard.errors import ChurnguardError
 from churnguard.store import STORE_FILENAME, Store
 
 # Tables with a user_id column, erased by equality on it.
@@ -55,10 +58,6 @@ USER_TABLES = ("events", "users", "user_attributes", "campaigns", "labels", "sco
 _SKIP_FILES = ("churnguard.toml",)
 CACHE_DIRS = (".churnguard-cache",)  # derived data, deleted whole by an erasure
 _CHUNK = 1 << 20
-
-
-class ErasureError(RuntimeError):
-    """The customer could not be erased (the message says why; nothing was changed)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -71,6 +70,13 @@ class ErasureReport:
     @property
     def total_rows(self) -> int:
         return sum(self.rows_deleted.values())
+
+
+class ErasureError(ChurnguardError, RuntimeError):
+    """The customer could not be erased (the message says why; nothing was changed)."""
+
+    code = "erasure_failed"
+    bad_input = False
 
 
 def stored_user_id(user_id: str, config: IngestConfig | None = None) -> str:
@@ -89,16 +95,21 @@ def stored_user_id(user_id: str, config: IngestConfig | None = None) -> str:
     return hmac.new(key.encode("utf-8"), value.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
 
 
-def _needles(user_id: str, config: IngestConfig | None) -> list[str]:
+def customer_ids(user_id: str, config: IngestConfig | None = None) -> list[str]:
+    """The forms of a customer's id to erase: the stored one first, then the shop's own.
+
+    >>> customer_ids(" u1 ")
+    ['u1']
+    """
     stored = stored_user_id(user_id, config)
     return list(dict.fromkeys([stored, user_id.strip()]))
 
 
-def erase_customer_rows(store: Store, user_id: str, *,
-                        config: IngestConfig | None = None) -> ErasureReport:
-    """Delete every row that names the customer and record the erasure (counts only)."""
-    needles = _needles(user_id, config)
-    if not needles[0]:
+def erase_customer_rows(store: Store, ids: Sequence[str]) -> ErasureReport:
+    """Delete every row that names the customer (``ids``: :func:`customer_ids`) and record the
+    erasure (counts only)."""
+    needles = list(ids)
+    if not needles or not needles[0]:
         raise ErasureError("the user id is empty")
     stored = needles[0]
     counts: dict[str, int] = {}
@@ -191,17 +202,16 @@ def files_holding(root: Path, needles: Sequence[str]) -> list[Path]:
     return sorted(found)
 
 
-def erase_customer_files(root: Path, user_id: str, *,
-                         config: IngestConfig | None = None) -> int:
-    """Delete the caches and the files under the project folder that hold the customer's id;
-    returns how many files were deleted."""
+def erase_customer_files(root: Path, ids: Sequence[str]) -> int:
+    """Delete the caches and the files under the project folder that hold the customer's id
+    (``ids``: :func:`customer_ids`); returns how many files were deleted."""
     deleted = 0
     for name in CACHE_DIRS:
         cache = root / name
         if cache.is_dir():
             deleted += sum(1 for p in cache.rglob("*") if p.is_file())
             shutil.rmtree(cache)
-    paths = files_holding(root, _needles(user_id, config))
+    paths = files_holding(root, list(ids))
     for path in paths:
         path.unlink(missing_ok=True)
     return deleted + len(paths)
@@ -236,6 +246,13 @@ def _sql_path(path: Path) -> str:
     return str(path).replace("'", "''")
 
 
+def erasure_count(store: Store) -> int:
+    """How many erasures the store has recorded (anything derived before one may name an erased
+    customer)."""
+    (n,) = store.con.execute("SELECT count(*) FROM erasures").fetchall()[0]
+    return int(n)
+
+
 def tables_mentioning(store: Store, needles: Iterable[str]) -> dict[str, int]:
     """Rows per table whose text columns contain any needle (a check after an erasure)."""
     needles = list(needles)
@@ -259,5 +276,5 @@ def tables_mentioning(store: Store, needles: Iterable[str]) -> dict[str, int]:
 
 
 __all__ = ["CACHE_DIRS", "USER_TABLES", "ErasureError", "ErasureReport", "compact_store",
-           "erase_customer_files", "erase_customer_rows", "file_holds", "files_holding",
-           "stored_user_id", "tables_mentioning"]
+           "customer_ids", "erase_customer_files", "erase_customer_rows", "erasure_count",
+           "file_holds", "files_holding", "stored_user_id", "tables_mentioning"]

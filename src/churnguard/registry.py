@@ -25,14 +25,17 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from churnguard.errors import ChurnguardError
 from churnguard.models.base import MODEL_FORMAT_VERSION, ChurnModel
 from churnguard.store import Store
 
 CHAMPION = "champion"
 
 
-class RegistryError(LookupError):
+class RegistryError(ChurnguardError, LookupError):
     """A model version or alias that does not exist."""
+
+    code = "model_not_found"
 
 
 @dataclass(frozen=True, kw_only=True)

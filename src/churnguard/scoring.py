@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from churnguard.config import ChurnDefinition, ScoringConfig
+from churnguard.errors import ChurnguardError
 from churnguard.explain import reason_context, reasons
 from churnguard.features import build_features
 from churnguard.cutoffs import resolve_as_of, to_cutoff
@@ -28,8 +29,10 @@ SCORE_COLUMNS = ["user_id", "p_churn", "risk_tier", "reason_1", "reason_2", "rea
                  "model_version"]
 
 
-class ScoringError(ValueError):
+class ScoringError(ChurnguardError, ValueError):
     """Nothing to score with or nothing to score (with what to do about it)."""
+
+    code = "cannot_score"
 
 
 def risk_tiers(p: np.ndarray, tiers: ScoringConfig) -> np.ndarray:

@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
+from churnguard.errors import ChurnguardError
+
 if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
@@ -85,8 +87,11 @@ DATA_TABLES = (
 )
 
 
-class StoreError(RuntimeError):
+class StoreError(ChurnguardError, RuntimeError):
     """The store cannot be opened or is of a schema this version does not understand."""
+
+    code = "store_unavailable"
+    bad_input = False
 
 
 class Store:

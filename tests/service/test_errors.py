@@ -115,3 +115,49 @@ def test_unknown_user_and_model_404(reader: TestClient) -> None:
     response = reader.post(f"/v1/models/{SECRET_ID}/promote", headers=headers(ADMIN))
     assert error(response) == (404, "model_not_found")
     assert_no_echo(response, SECRET_ID)
+
+
+# -- domain errors: one base, a stable code, one mapping to HTTP -------------------------------
+def _domain_classes() -> dict[str, type]:
+    from churnguard.config import ConfigError
+    from churnguard.customers import UnknownCustomerError
+    from churnguard.erasure import ErasureError
+    from churnguard.evaluate import BacktestError
+    from churnguard.features import FeatureError
+    from churnguard.ingest import IngestError
+    from churnguard.intervene.deliver import DeliveryError
+    from churnguard.intervene.measure import MeasurementError
+    from churnguard.intervene.plan import PlanError
+    from churnguard.intervene.uplift import UpliftError
+    from churnguard.labels import LabelError
+    from churnguard.registry import RegistryError
+    from churnguard.reporting import ReportError
+    from churnguard.scoring import ScoringError
+    from churnguard.service.settings import SettingsError
+    from churnguard.store import StoreError
+
+    return {c.__name__: c for c in (
+        ConfigError, UnknownCustomerError, ErasureError, BacktestError, FeatureError, IngestError,
+        DeliveryError, MeasurementError, PlanError, UpliftError, LabelError, RegistryError,
+        ReportError, ScoringError, SettingsError, StoreError)}
+
+
+def test_every_domain_error_has_the_one_base_and_its_own_code() -> None:
+    from churnguard.errors import ChurnguardError, exit_code
+
+    classes = _domain_classes()
+    assert all(issubclass(c, ChurnguardError) for c in classes.values())
+    codes = [c.code for c in classes.values()]
+    assert len(set(codes)) == len(codes)
+    # The CLI's exit codes as they were before the base: 1 for these, 2 for the rest.
+    failures = {"ErasureError", "FeatureError", "StoreError"}
+    for name, cls in classes.items():
+        assert exit_code(cls("x")) == (1 if name in failures else 2), name
+
+
+def test_every_domain_answer_is_a_documented_api_code() -> None:
+    from churnguard.service.errors import CODES, DOMAIN_ANSWERS
+
+    assert {code for code, _ in DOMAIN_ANSWERS.values()} <= set(CODES)
+    known = {c.code for c in _domain_classes().values()}
+    assert set(DOMAIN_ANSWERS) <= known

@@ -20,11 +20,17 @@ import traceback
 import click
 
 # Importing the command modules registers their commands on `cli`.
-from churnguard.cli import behaviour, campaigns, data, demo, models, service  # noqa: F401
+from churnguard.cli import (  # noqa: F401
+    behaviour,
+    campaigns,
+    customers,
+    data,
+    demo,
+    models,
+    service,
+)
 from churnguard.cli.base import BadInput, cli, console
-from churnguard.config import ConfigError
-from churnguard.errors import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, ChurnguardError, exit_code
-from churnguard.store import StoreError
+from churnguard.errors import EXIT_FAILURE, EXIT_OK, ChurnguardError, exit_code
 
 __all__ = ["BadInput", "cli", "main"]
 
@@ -39,12 +45,6 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as exc:  # BadInput and click's own usage errors (exit code 2)
         exc.show()
         return exc.exit_code
-    except ConfigError as exc:
-        console.print(f"Error: {exc}", markup=False)
-        return EXIT_BAD_INPUT
-    except StoreError as exc:
-        console.print(f"Error: {exc}", markup=False)
-        return EXIT_FAILURE
     except ChurnguardError as exc:
         console.print(f"Error: {exc}", markup=False)
         return exit_code(exc)

@@ -62,18 +62,15 @@ def uplift_evaluate(outcome_type: str | None, window: int | None, folds: int,
     each learner (T, X, S and DR learners on gradient-boosted trees, and a random ranking) finds
     the customers the action works on. The learner with the best Qini is the one `plan` uses.
     """
-    from churnguard.intervene.uplift import UpliftError, evaluate_learners, uplift_dataset
+    from churnguard.intervene.uplift import evaluate_learners, uplift_dataset
 
     project = load_project(project_dir)
     outcome_type, window = _outcome(project, outcome_type, window)
     actions = [a.name for a in project.config.intervene.actions]
     with project.open_store(read_only=True) as store, stage_spinner("Evaluating uplift") as say:
-        try:
-            data = uplift_dataset(store, actions=actions, outcome_type=outcome_type,
-                                  window_days=window, definition=project.config.churn)
-            result = evaluate_learners(data, actions=actions, folds=folds, progress=say)
-        except UpliftError as exc:
-            raise BadInput(str(exc)) from None
+        data = uplift_dataset(store, actions=actions, outcome_type=outcome_type,
+                              window_days=window, definition=project.config.churn)
+        result = evaluate_learners(data, actions=actions, folds=folds, progress=say)
     table = Table(title=f"Uplift learners, out of fold ({result.n_rows:,} rows of "
                         f"{result.n_campaigns} campaigns; outcome: {outcome_type} within "
                         f"{window} days)")
@@ -116,8 +113,8 @@ def uplift_score(users_path: Path | None, outcome_type: str | None, window: int 
     Writes user_id and one column per action of the catalogue (e.g. 0.03 = three points more
     likely to order).
     """
-    from churnguard.intervene.uplift import UpliftError, score_uplift
-    from churnguard.cutoffs import LabelError, resolve_as_of
+    from churnguard.intervene.uplift import score_uplift
+    from churnguard.cutoffs import resolve_as_of
 
     if out_path.suffix.lower() not in (".csv", ".parquet"):
         raise BadInput(f"--out {out_path}: write .csv or .parquet")
@@ -135,13 +132,10 @@ def uplift_score(users_path: Path | None, outcome_type: str | None, window: int 
     outcome_type, window = _outcome(project, outcome_type, window)
     actions = [a.name for a in project.config.intervene.actions]
     with project.open_store(read_only=True) as store, stage_spinner("Scoring uplift") as say:
-        try:
-            when = resolve_as_of(store, as_of)
-            frame, used = score_uplift(store, actions=actions, definition=project.config.churn,
-                                       as_of=when, user_ids=user_ids, outcome_type=outcome_type,
-                                       window_days=window, learner=learner, progress=say)
-        except (UpliftError, LabelError) as exc:
-            raise BadInput(str(exc)) from None
+        when = resolve_as_of(store, as_of)
+        frame, used = score_uplift(store, actions=actions, definition=project.config.churn,
+                                   as_of=when, user_ids=user_ids, outcome_type=outcome_type,
+                                   window_days=window, learner=learner, progress=say)
     write_table(frame, out_path)
     click.echo(f"Scored {len(frame):,} customers × {len(actions)} actions with the {used} "
                f"(outcome: {outcome_type} within {window} days); written to {out_path}")
@@ -167,22 +161,16 @@ def plan(budget: float, out_path: Path | None, as_of: dt.date | None, campaign_i
     The plan is stored as a campaign: `churnguard deliver CAMPAIGN` sends it and
     `churnguard measure CAMPAIGN` measures it once the window has passed.
     """
-    from churnguard.evaluate import BacktestError
     from churnguard.intervene.deliver import EXPORT_SUFFIXES, export_plan
-    from churnguard.intervene.plan import PlanError, make_plan, save_plan
-    from churnguard.labels import LabelError
-    from churnguard.scoring import ScoringError
+    from churnguard.intervene.plan import make_plan, save_plan
 
     if out_path is not None and out_path.suffix.lower() not in EXPORT_SUFFIXES:
         raise BadInput(f"--out {out_path}: write one of {', '.join(EXPORT_SUFFIXES)}")
     project = load_project(project_dir)
     with project.open_store() as store, stage_spinner("Planning") as say:
-        try:
-            result = make_plan(store, config=project.config, budget=budget, as_of=as_of,
-                               campaign_id=campaign_id, progress=say)
-            save_plan(store, result, config=project.config)
-        except (PlanError, ScoringError, LabelError, BacktestError) as exc:
-            raise BadInput(str(exc)) from None
+        result = make_plan(store, config=project.config, budget=budget, as_of=as_of,
+                           campaign_id=campaign_id, progress=say)
+        save_plan(store, result, config=project.config)
         if out_path is not None:
             export_plan(store, campaign_id=result.campaign_id, path=out_path)
     print_plan_summary(result.summary)
@@ -231,16 +219,13 @@ def deliver(campaign_id: str, webhook: str | None, out_path: Path | None, batch_
     in the store records what was sent, so a rerun after a failure or a crash resumes where it
     stopped and never sends a customer twice (the receiver must dedupe on the key; docs/deliver.md).
     """
-    from churnguard.intervene.deliver import DeliveryError, deliver_plan
+    from churnguard.intervene.deliver import deliver_plan
 
     project = load_project(project_dir)
     with project.open_store() as store, day_progress("Delivering") as update:
-        try:
-            report = deliver_plan(store, campaign_id=campaign_id, webhook=webhook, out=out_path,
-                                  batch_size=batch_size, max_attempts=max_attempts,
-                                  progress=update)
-        except DeliveryError as exc:
-            raise BadInput(str(exc)) from None
+        report = deliver_plan(store, campaign_id=campaign_id, webhook=webhook, out=out_path,
+                              batch_size=batch_size, max_attempts=max_attempts,
+                              progress=update)
     click.echo(f"Campaign {campaign_id}: {report.sent:,} sent, {report.already_sent:,} already "
                f"sent, {report.failed:,} failed → {report.target}")
     for error in report.errors[:5]:
@@ -276,16 +261,13 @@ def measure(campaign_id: str, outcome_type: str | None, window: int | None,
     95% confidence intervals. The result is kept in the store and shown in the report; the
     campaign's outcomes also train the next uplift model (the loop closes).
     """
-    from churnguard.intervene.measure import MeasurementError, measure_campaign, save_measurement
+    from churnguard.intervene.measure import measure_campaign, save_measurement
 
     project = load_project(project_dir)
     outcome_type, window = _outcome(project, outcome_type, window)
     with project.open_store() as store:
-        try:
-            m = measure_campaign(store, campaign_id=campaign_id, outcome_type=outcome_type,
-                                 window_days=window, as_of=as_of)
-        except MeasurementError as exc:
-            raise BadInput(str(exc)) from None
+        m = measure_campaign(store, campaign_id=campaign_id, outcome_type=outcome_type,
+                             window_days=window, as_of=as_of)
         save_measurement(store, m)
     table = Table(title=f"Campaign {campaign_id}: {outcome_type} within {window} days, "
                         "treatment vs control (95% CI)")

@@ -119,18 +119,15 @@ def _ingest_command(kind: str, summary: str) -> click.Command:
 def _run_ingest(*, kind: str, files: tuple[Path, ...], mappings: tuple[str, ...], fmt: str,
                 on_error: str, delimiter: str | None, encoding: str, project_dir: Path | None,
                 default_type: str | None) -> None:
-    from churnguard.ingest import IngestError, ingest_files, parse_mapping
+    from churnguard.ingest import ingest_files, parse_mapping
 
     project = load_project(project_dir)
-    try:
-        mapping = parse_mapping(mappings)
-        with project.open_store() as store, stage_spinner(f"Ingesting {kind}") as update:
-            report = ingest_files(store, kind=kind, files=files, mapping=mapping,
-                                  default_type=default_type, fmt=fmt, on_error=on_error,
-                                  config=project.config.ingest, delimiter=delimiter,
-                                  encoding=encoding, progress=update)
-    except IngestError as exc:
-        raise BadInput(str(exc)) from None
+    mapping = parse_mapping(mappings)
+    with project.open_store() as store, stage_spinner(f"Ingesting {kind}") as update:
+        report = ingest_files(store, kind=kind, files=files, mapping=mapping,
+                              default_type=default_type, fmt=fmt, on_error=on_error,
+                              config=project.config.ingest, delimiter=delimiter,
+                              encoding=encoding, progress=update)
     click.echo(
         f"{kind}: read {report.rows_read:,} rows from {len(report.files)} file(s); "
         f"added {report.rows_added:,}, updated {report.rows_updated:,}, "
@@ -195,15 +192,12 @@ def churn_preview_command(activity: str | None, lookback: int | None, horizon: i
     [T - lookback, T), and churned when they have none in [T, T + horizon). Cutoffs run every
     30 days; the newest ones cannot be labelled yet (their horizon is in the future).
     """
-    from churnguard.labels import LabelError, churn_preview
+    from churnguard.labels import churn_preview
 
     project = load_project(project_dir)
     definition = churn_definition(project, activity, lookback, horizon)
     with project.open_store(read_only=True) as store:
-        try:
-            rows = churn_preview(store, definition=definition)
-        except LabelError as exc:
-            raise BadInput(str(exc)) from None
+        rows = churn_preview(store, definition=definition)
     table = Table("cutoff", "population", "churned", "churn rate", "labels",
                   title=f"Churn = no {'/'.join(definition.activity)} within "
                   f"{definition.horizon_days} days; population = "

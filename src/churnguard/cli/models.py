@@ -86,7 +86,6 @@ def train(models: str, as_of: dt.date | None, train_cutoffs: int | None, promote
     validation labels. Run `churnguard backtest` for an honest, out-of-time measure of the same
     recipe.
     """
-    from churnguard.evaluate import BacktestError
     from churnguard.training import train_model
 
     project = load_project(project_dir)
@@ -94,11 +93,8 @@ def train(models: str, as_of: dt.date | None, train_cutoffs: int | None, promote
     (name,) = _model_names(models)[:1]
     (model,) = _configured(project, [name])
     with project.open_store() as store, stage_spinner(f"Training {name}") as update:
-        try:
-            trained = train_model(store, definition=definition, model=model, as_of=as_of,
-                                  train_cutoffs=train_cutoffs, promote=promote, progress=update)
-        except BacktestError as exc:
-            raise BadInput(str(exc)) from None
+        trained = train_model(store, definition=definition, model=model, as_of=as_of,
+                              train_cutoffs=train_cutoffs, promote=promote, progress=update)
         _print_skipped_groups(store)
     auc = trained.validation_metrics.get("roc_auc")
     click.echo(f"Trained {trained.version} on {trained.n_train:,} rows "
@@ -162,7 +158,7 @@ def backtest(horizon: int | None, test_cutoff: dt.date | None, train_cutoffs: st
     docs/models.md). The leaderboard lists every model, and on simulated data
     (simulation.truth in churnguard.toml) the oracle that knows the true churn probabilities.
     """
-    from churnguard.evaluate import BacktestError, backtest as run_backtest
+    from churnguard.evaluate import backtest as run_backtest
     from churnguard.reporting import save_backtest
 
     project = load_project(project_dir)
@@ -172,13 +168,10 @@ def backtest(horizon: int | None, test_cutoff: dt.date | None, train_cutoffs: st
     cutoffs = _train_cutoffs(train_cutoffs)
     truth = project.simulation_truth()
     with project.open_store() as store:
-        try:
-            with stage_spinner("Backtest") as update:
-                result = run_backtest(store, definition=definition, test_cutoff=test_cutoff,
-                                      train_cutoffs=cutoffs, models=chosen, truth=truth,
-                                      progress=update)
-        except BacktestError as exc:
-            raise BadInput(str(exc)) from None
+        with stage_spinner("Backtest") as update:
+            result = run_backtest(store, definition=definition, test_cutoff=test_cutoff,
+                                  train_cutoffs=cutoffs, models=chosen, truth=truth,
+                                  progress=update)
         run_id = save_backtest(store, result)
         _print_skipped_groups(store)
     document = result.to_dict()
@@ -206,19 +199,15 @@ def score(as_of: dt.date | None, out_path: Path | None, lang: str | None, activi
     risk_tier (high/medium/low by scoring.high and scoring.medium), reason_1..reason_3,
     model_version. The scores are also kept in the store.
     """
-    from churnguard.labels import LabelError
-    from churnguard.scoring import ScoringError, score_customers
+    from churnguard.scoring import score_customers
 
     if out_path is not None and out_path.suffix.lower() not in (".csv", ".parquet"):
         raise BadInput(f"--out {out_path}: write .csv or .parquet")
     project = load_project(project_dir)
     definition = churn_definition(project, activity, lookback, horizon)
     with project.open_store() as store, stage_spinner("Scoring") as update:
-        try:
-            result = score_customers(store, definition=definition, tiers=project.config.scoring,
-                                     as_of=as_of, lang=lang, progress=update)
-        except (ScoringError, LabelError) as exc:
-            raise BadInput(str(exc)) from None
+        result = score_customers(store, definition=definition, tiers=project.config.scoring,
+                                 as_of=as_of, lang=lang, progress=update)
     frame = result.scores
     if out_path is not None:
         write_table(frame, out_path)
@@ -238,16 +227,12 @@ def score(as_of: dt.date | None, out_path: Path | None, lang: str | None, activi
 @project_option
 def explain(user_id: str, as_of: dt.date | None, lang: str | None, project_dir: Path | None) -> None:
     """Why the champion model thinks USER_ID may leave: probability, tier and reasons."""
-    from churnguard.labels import LabelError
-    from churnguard.scoring import ScoringError, explain_customer
+    from churnguard.scoring import explain_customer
 
     project = load_project(project_dir)
     with project.open_store(read_only=True) as store:
-        try:
-            result = explain_customer(store, user_id, definition=project.config.churn,
-                                      tiers=project.config.scoring, as_of=as_of, lang=lang)
-        except (ScoringError, LabelError) as exc:
-            raise BadInput(str(exc)) from None
+        result = explain_customer(store, user_id, definition=project.config.churn,
+                                  tiers=project.config.scoring, as_of=as_of, lang=lang)
     click.echo(f"{result.user_id}: P(churn within {project.config.churn.horizon_days} days) = "
                f"{result.p_churn:.1%} ({result.risk_tier} risk) as of {result.as_of:%Y-%m-%d}, "
                f"model {result.model_version}")
@@ -266,15 +251,12 @@ def report(out_path: Path, project_dir: Path | None) -> None:
     gains, score distribution, feature importance, churn by segment, the definition preview
     and the customers most at risk with their reasons."""
     from churnguard.report import render_report
-    from churnguard.reporting import ReportError, build_report_data
+    from churnguard.reporting import build_report_data
 
     project = load_project(project_dir)
     with project.open_store(read_only=True) as store:
-        try:
-            data = build_report_data(store, title=f"Churn report — {project.root.name}",
-                                     definition=project.config.churn)
-        except ReportError as exc:
-            raise BadInput(str(exc)) from None
+        data = build_report_data(store, title=f"Churn report — {project.root.name}",
+                                 definition=project.config.churn)
     path = render_report(data, out_path)
     click.echo(f"Report written to {path}")
 
@@ -290,7 +272,6 @@ def models_command(version: str | None, project_dir: Path | None) -> None:
     """
     from churnguard.registry import (
         CHAMPION,
-        RegistryError,
         alias_version,
         get_model_version,
         list_models,
@@ -299,10 +280,7 @@ def models_command(version: str | None, project_dir: Path | None) -> None:
     project = load_project(project_dir)
     if version is not None:
         with project.open_store(read_only=True) as store:
-            try:
-                chosen = get_model_version(store, version)
-            except RegistryError as exc:
-                raise BadInput(str(exc)) from None
+            chosen = get_model_version(store, version)
             is_champion = alias_version(store, CHAMPION) == chosen.version
         click.echo(json.dumps({"version": chosen.version, "name": chosen.name,
                                "created_at": chosen.created_at.isoformat(),

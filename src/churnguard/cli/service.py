@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from churnguard.cli.base import BadInput, cli, load_project, project_option
+from churnguard.cli.base import cli, load_project, project_option
 
 
 @cli.command()
@@ -24,10 +24,7 @@ def serve(host: str, port: int, project_dir: Path | None) -> None:
     outside development (CHURNGUARD_ENV) the service refuses to start without real keys.
     docs/service.md lists the endpoints, roles, limits and error codes.
     """
-    from churnguard.service import SettingsError, run
+    from churnguard.service import run
 
     project = load_project(project_dir)
-    try:
-        run(project.root, host=host, port=port)
-    except SettingsError as exc:
-        raise BadInput(str(exc)) from None
+    run(project.root, host=host, port=port)

@@ -10,14 +10,18 @@ import pandas as pd
 import pyarrow as pa
 
 from churnguard.config import ChurnDefinition
+from churnguard.errors import ChurnguardError
 from churnguard.features.registry import ATTRIBUTE_PREFIX, FEATURES, GROUPS
 from churnguard.features.sql import feature_query
 from churnguard.labels import to_cutoff
 from churnguard.store import Store
 
 
-class FeatureError(ValueError):
+class FeatureError(ChurnguardError, ValueError):
     """The population or the requested features cannot be computed (with the reason and the fix)."""
+
+    code = "invalid_features"
+    bad_input = False
 
 
 @dataclass(frozen=True, kw_only=True)

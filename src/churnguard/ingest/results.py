@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from churnguard.errors import ChurnguardError
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -33,8 +35,10 @@ class Problem:
         )
 
 
-class IngestError(Exception):
+class IngestError(ChurnguardError):
     """Bad input. ``str(exc)`` is the whole message for the user; ``problems`` the details."""
+
+    code = "invalid_input"
 
     def __init__(self, message: str, problems: Sequence[Problem] = ()) -> None:
         super().__init__(message)

@@ -35,6 +35,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from churnguard.config import NO_ACTION
+from churnguard.errors import ChurnguardError
 from churnguard.ingest import FAULT_ENV, FAULT_EXIT_CODE
 from churnguard.store import Store
 
@@ -57,8 +58,10 @@ _ERROR_CHARS = 500  # of a response body kept in last_error
 Progress = Callable[[int, int], None]
 
 
-class DeliveryError(ValueError):
+class DeliveryError(ChurnguardError, ValueError):
     """A plan cannot be exported or delivered as asked (with what to do about it)."""
+
+    code = "cannot_deliver"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -57,6 +57,7 @@ from scipy import stats
 
 from churnguard.config import NO_ACTION
 from churnguard.cutoffs import LabelError, label_window_end, to_cutoff
+from churnguard.errors import ChurnguardError
 from churnguard.store import Store
 
 __all__ = ["ALL", "CampaignMeasurement", "GroupMeasurement", "MeasurementError",
@@ -70,8 +71,10 @@ MIN_GROUP_SIZE = 30
 _KNOWN_SHOWN = 5
 
 
-class MeasurementError(ValueError):
+class MeasurementError(ChurnguardError, ValueError):
     """The campaign cannot be measured (unknown, no control group, window not yet over)."""
+
+    code = "campaign_not_measurable"
 
 
 # -- intervals ------------------------------------------------------------------------------------

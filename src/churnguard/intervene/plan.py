@@ -35,6 +35,7 @@ import pandas as pd
 
 from churnguard.config import ProjectConfig
 from churnguard.cutoffs import BacktestError, resolve_as_of, value_cutoffs
+from churnguard.errors import ChurnguardError
 from churnguard.intervene.actions import eligibility, expected_costs
 from churnguard.intervene.allocate import allocate
 from churnguard.intervene.control import control_key, control_mask
@@ -69,8 +70,10 @@ PLAN_COLUMNS = ["user_id", "action", "is_control", "risk_tier", "p_churn", "upli
 MIN_P_ACTIVE = 0.05
 
 
-class PlanError(ValueError):
+class PlanError(ChurnguardError, ValueError):
     """A plan cannot be made (with the reason and the fix)."""
+
+    code = "cannot_plan"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -317,8 +320,11 @@ def _with_items_and_messages(store: Store, rows: pd.DataFrame, inputs: PlanInput
     return rows
 
 
-def _summary(rows: pd.DataFrame, inputs: PlanInputs, *, budget: float,
-             config: ProjectConfig) -> dict:
+def plan_summary(rows: pd.DataFrame, inputs: PlanInputs, *, budget: float,
+                 config: ProjectConfig) -> dict:
+    """What a plan does, as stored with it and shown by the CLI, the API and the dashboard:
+    counts and expected figures overall, per action (``rows``' action, is_control, uplift,
+    expected_cost, expected_margin) and per risk tier of the treated customers."""
     treated = rows[~rows["is_control"]]
     per_action = {}
     for action, part in treated.groupby("action"):
@@ -352,6 +358,9 @@ def _summary(rows: pd.DataFrame, inputs: PlanInputs, *, budget: float,
                            for name in {inputs.evaluation.chosen, "t_learner"}}
                           if inputs.evaluation else None),
     }
+
+
+_summary = plan_summary  # make_plan's name for it
 
 
 def save_plan(store: Store, plan: Plan, *, config: ProjectConfig) -> None:

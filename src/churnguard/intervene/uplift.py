@@ -36,8 +36,10 @@ import pandas as pd
 import pyarrow as pa
 from sklearn.exceptions import NotFittedError
 
+from churnguard.campaigns import measurable_campaigns_sql
 from churnguard.config import NO_ACTION, ChurnDefinition
 from churnguard.cutoffs import label_window_end_sql
+from churnguard.errors import ChurnguardError
 from churnguard.features import build_features
 from churnguard.intervene.metrics import uplift_metrics
 from churnguard.store import Store
@@ -57,8 +59,10 @@ __all__ = [
 ]
 
 
-class UpliftError(ValueError):
+class UpliftError(ChurnguardError, ValueError):
     """The store holds no campaign history usable for uplift (with the reason and the fix)."""
+
+    code = "cannot_estimate_uplift"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -99,12 +103,7 @@ def uplift_dataset(store: Store, *, actions: Sequence[str], outcome_type: str = 
     known = list(actions)
     rows = con.execute(
         f"""
-        WITH usable AS (
-            SELECT campaign_id FROM campaigns
-            GROUP BY campaign_id
-            HAVING bool_or(is_control)
-               AND {label_window_end_sql('max(assigned_at)', window_days)} <= ?
-        )
+        WITH usable AS ({measurable_campaigns_sql(window_days)})
         SELECT c.campaign_id, c.user_id, c.assigned_at,
                CASE WHEN c.is_control THEN '{NO_ACTION}' ELSE c.action END AS action
         FROM campaigns c JOIN usable USING (campaign_id)

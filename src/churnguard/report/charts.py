@@ -20,7 +20,7 @@ import html
 import io
 import re
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 import matplotlib
 import numpy as np
@@ -28,6 +28,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 from sklearn.metrics import precision_recall_curve, roc_curve
+
+from churnguard.report.curves import Predictions, calibration_bins, gains
 
 __all__ = [
     "TIER_COLOURS",
@@ -63,7 +65,6 @@ _RC = {
     "legend.frameon": False,
 }
 
-Predictions = Mapping[str, tuple[np.ndarray, np.ndarray]]
 
 
 def _new_figure(width: float, height: float) -> Figure:
@@ -115,16 +116,21 @@ def _label(name: str, chosen: str) -> str:
     return name
 
 
+def _lines(predictions: Predictions, chosen: str) -> Iterator[tuple[tuple, str, dict]]:
+    """Each model's (y, p), legend label and line style, in draw order."""
+    order, others = _ordered(predictions, chosen)
+    for name in order:
+        yield predictions[name], _label(name, chosen), _style(name, chosen, others)
+
+
 def roc_chart(predictions: Predictions, *, chosen: str) -> str:
     """ROC curves, one per model; each ``y_true`` must hold both classes."""
     with matplotlib.rc_context(_RC):
         fig = _new_figure(5.2, 4.4)
         ax = fig.add_subplot()
-        order, others = _ordered(predictions, chosen)
-        for name in order:
-            y, p = predictions[name]
+        for (y, p), label, style in _lines(predictions, chosen):
             fpr, tpr, _ = roc_curve(y, p)
-            ax.plot(fpr, tpr, label=_label(name, chosen), **_style(name, chosen, others))
+            ax.plot(fpr, tpr, label=label, **style)
         ax.plot([0, 1], [0, 1], color="#999999", lw=1, ls=":", label="coin toss")
         ax.set(xlim=(0, 1), ylim=(0, 1.01),
                xlabel="share of staying customers flagged (false alarms)",
@@ -138,35 +144,15 @@ def pr_chart(predictions: Predictions, *, chosen: str, base_rate: float | None) 
     with matplotlib.rc_context(_RC):
         fig = _new_figure(5.2, 4.4)
         ax = fig.add_subplot()
-        order, others = _ordered(predictions, chosen)
-        for name in order:
-            y, p = predictions[name]
+        for (y, p), label, style in _lines(predictions, chosen):
             precision, recall, _ = precision_recall_curve(y, p)
-            ax.plot(recall, precision, label=_label(name, chosen), drawstyle="steps-post",
-                    **_style(name, chosen, others))
+            ax.plot(recall, precision, label=label, drawstyle="steps-post", **style)
         if base_rate is not None and np.isfinite(base_rate):
             ax.axhline(base_rate, color="#999999", lw=1, ls=":", label="random picking")
         ax.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="share of churners caught (recall)",
                ylabel="share of flagged who churn (precision)", title="Precision–recall curve")
         ax.legend(loc="upper right")
         return _to_svg(fig, label="Precision-recall curves of every model")
-
-
-def calibration_bins(y: np.ndarray, p: np.ndarray, *, n_bins: int = 10) -> pd.DataFrame:
-    """Equal-width bins of the predicted probability: count, mean prediction and observed rate.
-
-    >>> calibration_bins(np.array([0, 1, 1, 1]), np.array([0.05, 0.95, 0.9, 0.92]), n_bins=2)
-       count  mean_predicted  observed
-    0      1           0.050       0.0
-    1      3           0.923       1.0
-    """
-    y = np.asarray(y, dtype=float)
-    p = np.clip(np.asarray(p, dtype=float), 0.0, 1.0)
-    which = np.minimum((p * n_bins).astype(int), n_bins - 1)
-    frame = pd.DataFrame({"bin": which, "p": p, "y": y}).groupby("bin")
-    out = pd.DataFrame({"count": frame.size(), "mean_predicted": frame["p"].mean().round(3),
-                        "observed": frame["y"].mean().round(3)})
-    return out.reset_index(drop=True)
 
 
 def calibration_chart(predictions: Predictions, *, chosen: str, n_bins: int = 10) -> str:
@@ -196,13 +182,6 @@ def calibration_chart(predictions: Predictions, *, chosen: str, n_bins: int = 10
         return _to_svg(fig, label="Calibration reliability diagram")
 
 
-def _gains(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    order = np.argsort(-np.asarray(p, dtype=float), kind="stable")
-    hits = np.cumsum(np.asarray(y, dtype=float)[order])
-    x = np.arange(1, len(order) + 1) / len(order)
-    return np.concatenate([[0.0], x]), np.concatenate([[0.0], hits / hits[-1]])
-
-
 def gains_chart(predictions: Predictions, *, chosen: str) -> str:
     """Cumulative gains (share of churners reached vs share contacted) and the lift beside it."""
     with matplotlib.rc_context(_RC):
@@ -210,7 +189,7 @@ def gains_chart(predictions: Predictions, *, chosen: str) -> str:
         gains_ax, lift_ax = fig.subplots(1, 2)
         order, others = _ordered(predictions, chosen)
         for name in order:
-            x, g = _gains(*predictions[name])
+            x, g = (np.concatenate([[0.0], a]) for a in gains(*predictions[name]))
             style = _style(name, chosen, others)
             gains_ax.plot(x, g, label=_label(name, chosen), **style)
             start = max(1, int(0.01 * (len(x) - 1)))  # the first 1% is too noisy to read

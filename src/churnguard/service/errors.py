@@ -16,6 +16,10 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from churnguard.errors import ChurnguardError
+from churnguard.ingest import IngestError, Problem
+from churnguard.schema import CONTRACTS, ColumnType
+
 log = logging.getLogger("churnguard.service")
 
 # Status for each stable error code (docs/service.md lists them).
@@ -125,6 +129,70 @@ def _validation_handler(known: set[str]):
     return handle
 
 
+_EVENTS = CONTRACTS["events"]
+# Ingestion's reasons quote the bad value; the API says what kind of value was expected instead.
+_EXPECTED = {
+    ColumnType.TIMESTAMP: "is not a timestamp; use ISO-8601, e.g. 2024-01-31T14:05:00Z",
+    ColumnType.NUMBER: "is not a finite number",
+    ColumnType.RATING: "is not a rating; ratings are whole numbers from 1 to 5",
+    ColumnType.BOOLEAN: "is not a yes/no value",
+}
+
+
+def _safe_reason(problem: Problem) -> str:
+    reason = problem.reason
+    column = problem.column
+    if reason.startswith("is empty"):
+        return f"is empty; every event needs a {column}"
+    if "has no UTC offset" in reason:
+        return ("has no UTC offset while other events of the batch have one; send every "
+                "timestamp with an offset, or set ingest.timezone")
+    if column is not None and column in _EVENTS.names:
+        expected = _EXPECTED.get(_EVENTS.column(column).type)
+        if expected:
+            return expected
+    return "is not valid"
+
+
+def _event_details(exc: IngestError) -> list[ErrorDetail]:
+    details = []
+    for problem in exc.problems:
+        location: list[str | int] = ["body", "events"]
+        if problem.row is not None:
+            location.append(problem.row - 1)
+        if problem.column is not None and problem.column in _EVENTS.names:
+            location.append(problem.column)
+        details.append(ErrorDetail(location=location, reason=_safe_reason(problem)))
+    return details
+
+
+# The API's answer to a domain error that reaches it, by the error's stable code: the API's code
+# and, where the library's message may quote what the client sent, the API's own message. The
+# planner reads scores, labels and backtests, and POST /v1/campaigns/plan is the one route that
+# lets their errors through, so they mean the plan cannot be made. Other domain errors are 500s.
+DOMAIN_ANSWERS: dict[str, tuple[str, str | None]] = {
+    "user_not_found": ("user_not_found", None),
+    "cannot_plan": ("cannot_plan", None),
+    "cannot_score": ("cannot_plan", None),
+    "cannot_label": ("cannot_plan", None),
+    "cannot_backtest": ("cannot_plan", None),
+    "campaign_not_measurable": ("campaign_not_measurable", None),
+    "model_not_found": ("model_not_found", "no such model version; GET /v1/models lists them"),
+    "invalid_input": ("invalid_events",
+                      "some events break the events contract, so none were stored; see details"),
+}
+
+
+async def _domain_error_handler(request: Request, exc: ChurnguardError) -> JSONResponse:
+    answer = DOMAIN_ANSWERS.get(exc.code)
+    if answer is None:
+        return await _unexpected_handler(request, exc)
+    code, message = answer
+    details = _event_details(exc) if isinstance(exc, IngestError) else None
+    # The library's messages name the store's state, never the request's values.
+    return error_response(code, message or str(exc), details=details)
+
+
 async def _api_error_handler(request: Request, exc: ApiError) -> JSONResponse:
     return error_response(exc.code, exc.message, details=exc.details, headers=exc.headers)
 
@@ -157,5 +225,6 @@ async def _unexpected_handler(request: Request, exc: Exception) -> JSONResponse:
 def install_error_handlers(app: FastAPI, known_fields: set[str]) -> None:
     app.add_exception_handler(RequestValidationError, _validation_handler(known_fields))
     app.add_exception_handler(ApiError, _api_error_handler)
+    app.add_exception_handler(ChurnguardError, _domain_error_handler)
     app.add_exception_handler(StarletteHTTPException, _http_handler)
     app.add_exception_handler(Exception, _unexpected_handler)

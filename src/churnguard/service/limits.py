@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from churnguard.service.asgi import HttpMiddleware
 from churnguard.service.errors import error_response
 
 
@@ -11,16 +12,14 @@ class _TooLarge(Exception):
     pass
 
 
-class BodySizeLimit:
+class BodySizeLimit(HttpMiddleware):
     """Refuse bodies over ``max_bytes``: by Content-Length at once, else when the count passes."""
 
     def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
+        super().__init__(app)
+        self.max_bytes = max_bytes
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         for name, value in scope.get("headers", []):
             if name == b"content-length":
                 try:

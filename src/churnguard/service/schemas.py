@@ -181,6 +181,58 @@ class ChampionOut(_Out):
     changed: bool
 
 
+# -- campaigns ---------------------------------------------------------------------------------
+class PlanIn(_In):
+    budget: float = Field(ge=0, le=1e12, description="Most the campaign may spend.")
+    campaign_id: str | None = Field(None, min_length=1, max_length=200,
+                                    pattern=r"^[A-Za-z0-9._:-]+$")
+
+
+class ActionSummaryOut(_Out):
+    customers: int
+    control: int
+    expected_saves: float
+    expected_cost: float
+    expected_margin: float
+
+
+class CampaignOut(_Out):
+    campaign_id: str
+    status: str
+    created_at: dt.datetime
+    as_of: dt.datetime
+    budget: float
+    treated: int
+    control: int
+    expected_cost: float
+    expected_saves: float
+    expected_incremental_margin: float
+    per_action: dict[str, ActionSummaryOut]
+    uplift_source: str
+
+
+class GroupResultOut(_Out):
+    action: str
+    tier: str
+    n_treated: int
+    n_control: int
+    retention_treated: float | None
+    retention_control: float | None
+    incremental_retention: float | None
+    incremental_retention_ci: list[float] | None
+    incremental_net_revenue: float | None
+    incremental_net_revenue_ci: list[float] | None
+    note: str | None = None
+
+
+class CampaignResultsOut(_Out):
+    campaign_id: str
+    outcome_type: str
+    window_days: int
+    groups: list[GroupResultOut]
+    notes: list[str]
+
+
 # -- erasure and health ------------------------------------------------------------------------
 class ErasureOut(_Out):
     erasure_id: str

@@ -19,6 +19,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from churnguard.errors import ChurnguardError
+
 ROLES = ("read", "write", "admin")
 Role = Literal["read", "write", "admin"]
 DEVELOPMENT_KEY = "churnguard-dev-key"  # the default key; accepted in development only
@@ -26,8 +28,10 @@ MIN_KEY_LENGTH = 16
 ENV_PREFIX = "CHURNGUARD_"
 
 
-class SettingsError(ValueError):
+class SettingsError(ChurnguardError, ValueError):
     """The service settings are invalid or unsafe; the message says how to fix them."""
+
+    code = "invalid_settings"
 
 
 class ServiceSettings(BaseModel):

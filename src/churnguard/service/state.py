@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
-from churnguard.erasure import stored_user_id
+from churnguard.customers import stored_id
 from churnguard.project import Project
 from churnguard.service.auth import TokenBucket
 from churnguard.service.metrics import Metrics
@@ -65,7 +65,14 @@ class ServiceState:
 
     def stored_id(self, user_id: str) -> str:
         """The id as the store holds it (pseudonymised when the project says so)."""
-        return stored_user_id(user_id, self.project.config.ingest)
+        return stored_id(user_id, self.project.config.ingest)
+
+    def forget_customer(self, stored: str) -> None:
+        """Drop what the service keeps in memory about an erased customer."""
+        self.risk.forget(stored)
+        self.recommendations.forget(stored)
+        if self.data_clock is not None:
+            self.data_clock.reset()
 
     def close(self) -> None:
         self.risk.stop()

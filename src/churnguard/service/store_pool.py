@@ -95,6 +95,16 @@ class StorePool:
                 self._checkin(store)
 
     @contextlib.contextmanager
+    def writing(self) -> Iterator[Store]:
+        """A store handle for one request that writes: other writers wait."""
+        with self.reading() as store, self.write_lock:
+            yield store
+
+    def closed(self) -> contextlib.AbstractContextManager[Path]:
+        """The store file with nobody holding it open (:meth:`exclusive`)."""
+        return self.exclusive()
+
+    @contextlib.contextmanager
     def exclusive(self) -> Iterator[Path]:
         """Close the database while nobody uses it; yields its path; opens it again after."""
         with self._gate.exclusive(), self.write_lock:

@@ -9,29 +9,16 @@ The slider asks ``GET /dashboard/api/plan-preview`` for each budget (see
 
 from __future__ import annotations
 
-import json
 import math
 
+from churnguard import campaigns as stored_campaigns
 from churnguard.config import ProjectConfig
 from churnguard.reporting import latest_measurements
 from churnguard.service.dashboard import charts
 from churnguard.service.dashboard.i18n import t
 from churnguard.service.dashboard.layout import (
-    PageContext,
-    chart,
-    count,
-    day,
-    e,
-    minute,
-    money,
-    note,
-    page,
-    pct,
-    pp,
-    signed,
-    table,
-    tier_badge,
-)
+    PageContext, chart, count, day, e, minute, money, note, page, pct, pp, section, signed,
+    table, tier_badge)
 from churnguard.service.dashboard.planner import PlannerState
 from churnguard.store import Store
 
@@ -96,19 +83,11 @@ def _planner(ctx: PageContext, state: PlannerState, config: ProjectConfig,
 
 
 def _plans(lang: str, store: Store) -> tuple[str, list[dict]]:
-    rows = store.con.execute(
-        "SELECT campaign_id, created_at, as_of, budget, status, summary FROM plans "
-        "ORDER BY created_at DESC, campaign_id DESC LIMIT ?", [MAX_PLANS]).fetchall()
-    delivered = dict(store.con.execute(
-        "SELECT campaign_id, count(*) FILTER (status = 'delivered') FROM deliveries "
-        "GROUP BY campaign_id").fetchall())
+    delivered = stored_campaigns.delivered_counts(store)
     plans, html_rows = [], []
-    for campaign_id, created_at, as_of, budget, status, summary in rows:
-        try:
-            doc = json.loads(summary)
-        except (TypeError, ValueError):
-            doc = {}
-        doc = doc if isinstance(doc, dict) else {}
+    for plan in stored_campaigns.newest_plans(store, MAX_PLANS):
+        campaign_id, created_at, as_of = plan.campaign_id, plan.created_at, plan.as_of
+        budget, status, doc = plan.budget, plan.status, plan.summary
         plans.append({"campaign_id": campaign_id, "as_of": as_of})
         html_rows.append(
             f"<tr><td><code>{e(campaign_id)}</code></td><td>{e(minute(created_at))}</td>"
@@ -199,22 +178,12 @@ def render(ctx: PageContext, store: Store, config: ProjectConfig, state: Planner
     results = "\n".join(_measurement(lang, m, i) for i, m in enumerate(measured[:MAX_MEASURED]))
     if not measured:
         results = note(e(t(lang, "no_measurements")))
-    body = f"""
-<section>
-<h2>{e(t(lang, 'section_planner'))}</h2>
-{_planner(ctx, state, config, population, existing)}
-</section>
-<section>
-<h2>{e(t(lang, 'section_plans'))}</h2>
-{plans_html}
-</section>
-<section>
-<h2>{e(t(lang, 'section_results'))}</h2>
-<p class="muted">{e(t(lang, 'results_explained'))}</p>
-{results}
-{''.join(note(e(n)) for n in notes)}
-</section>
-"""
+    explained = f'<p class="muted">{e(t(lang, "results_explained"))}</p>'
+    body = "\n" + "\n".join([
+        section(t(lang, "section_planner"), _planner(ctx, state, config, population, existing)),
+        section(t(lang, "section_plans"), plans_html),
+        section(t(lang, "section_results"),
+                f"{explained}\n{results}\n{''.join(note(e(n)) for n in notes)}")]) + "\n"
     ctx.scripts.update({k: t(lang, k) for k in JS_STRINGS})
     return page(ctx, title=t(lang, "campaigns_title"), active="campaigns", body=body,
                 lead=e(t(lang, "campaigns_lead")))

@@ -3,7 +3,7 @@ script with the Plotly bundle served from the installed package.
 
 The curves are computed here from the numbers the store holds (the backtest's test predictions,
 the scores, the measurements) with the same definitions as the HTML report
-(:mod:`churnguard.report.charts`); long curves are thinned to a few hundred points, which a
+(:mod:`churnguard.report.curves`); long curves are thinned to a few hundred points, which a
 reader cannot tell apart, so pages stay small. Plotly reads a little HTML in its labels (``<b>``,
 ``<a href>``), so every name from the store goes through :func:`_text` first.
 
@@ -15,16 +15,16 @@ reader cannot tell apart, so pages stay small. Plotly reads a little HTML in its
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from html import escape
 
 import numpy as np
 from sklearn.metrics import roc_curve
 
-from churnguard.report.charts import CHOSEN_COLOUR, ORACLE_COLOUR, TIER_COLOURS, calibration_bins
+from churnguard.report.charts import CHOSEN_COLOUR, ORACLE_COLOUR, TIER_COLOURS
+from churnguard.report.curves import Predictions, calibration_bins, gains
 from churnguard.service.dashboard.i18n import event_name, t
 
-Predictions = Mapping[str, tuple[np.ndarray, np.ndarray]]
 MAX_POINTS = 300
 _OTHERS = ["#8e6cc0", "#17a2b8", "#b5651d", "#7f8c8d", "#d35490", "#6b8e23"]
 _GREY = "#999999"
@@ -238,29 +238,21 @@ def calibration(predictions: Predictions, *, chosen: str, lang: str, n_bins: int
     return {"data": data, "layout": layout}
 
 
-def _gains(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Share contacted (highest risk first) and share of all churners reached."""
-    order = np.argsort(-np.asarray(p, dtype=float), kind="stable")
-    hits = np.cumsum(np.asarray(y, dtype=float)[order])
-    share = np.arange(1, len(order) + 1) / len(order)
-    return share, hits / hits[-1]
-
-
 def lift(predictions: Predictions, *, chosen: str, lang: str) -> dict:
     """Cumulative gains (left) and lift over random contact (right), by share contacted."""
     data = []
     for i, name in enumerate(_order(predictions, chosen)):
-        share, gains = _gains(*predictions[name])
+        share, reached = gains(*predictions[name])
         start = max(1, int(0.01 * len(share)))  # the first 1% is too noisy to read
-        share, gains = _thin(share[start - 1:], gains[start - 1:])
+        share, reached = _thin(share[start - 1:], reached[start - 1:])
         style = _style(name, chosen, i)
         label = _label(name, chosen, lang)
         data.append({"type": "scatter", "mode": "lines", "name": label, "legendgroup": name,
-                     "x": _values(share), "y": _values(gains), "line": style,
+                     "x": _values(share), "y": _values(reached), "line": style,
                      "hovertemplate": "%{x:.0%} → %{y:.0%}<extra>%{fullData.name}</extra>"})
         data.append({"type": "scatter", "mode": "lines", "name": label, "legendgroup": name,
                      "showlegend": False, "xaxis": "x2", "yaxis": "y2",
-                     "x": _values(share), "y": _values(gains / share), "line": style,
+                     "x": _values(share), "y": _values(reached / share), "line": style,
                      "hovertemplate": "%{x:.0%}: ×%{y:.2f}<extra>%{fullData.name}</extra>"})
     data.append({"type": "scatter", "mode": "lines", "name": t(lang, "series_random"),
                  "x": [0, 1], "y": [0, 1], "line": {"color": _GREY, "width": 1, "dash": "dot"},

@@ -1,7 +1,7 @@
 """The at-risk customers (a sortable, filterable table with CSV export) and one customer's page.
 
-The table is the newest scoring run (:func:`~churnguard.service.dashboard.reads.latest_run`),
-filtered and sorted by DuckDB and shown a page at a time; the export holds every row the filters
+The table is the newest scoring run (:func:`churnguard.score_runs.latest_run`), filtered and
+sorted by DuckDB (:func:`churnguard.score_runs.at_risk`) and shown a page at a time; the export holds every row the filters
 keep. A customer's page adds what is true now: the service's real-time risk (the same answer as
 ``GET /v1/users/{id}/risk``), the events, the scores over time and the newest plan's action and
 message for them.
@@ -17,25 +17,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import quote
 
+from churnguard import customers, score_runs
+from churnguard.customers import PlannedContact, ScoreRow, Timeline, TimelineEvent, segments
 from churnguard.realtime import CustomerRisk
+from churnguard.score_runs import SORTS, TIERS, ScoringRun, latest_run
 from churnguard.service.dashboard import charts
 from churnguard.service.dashboard.i18n import event_name, t
 from churnguard.service.dashboard.layout import (
-    PageContext,
-    cards,
-    chart,
-    count,
-    day,
-    e,
-    minute,
-    money,
-    note,
-    page,
-    pct,
-    table,
-    tier_badge,
-)
-from churnguard.service.dashboard.reads import ScoringRun, latest_run, scored_sql, segments
+    PageContext, cards, chart, count, day, e, minute, money, note, page, pct, table, tier_badge)
 from churnguard.service.state import ServiceState
 from churnguard.store import Store
 
@@ -45,10 +34,6 @@ PAGE_SIZE = 50
 TIMELINE_EVENTS = 400  # drawn on the timeline chart
 EVENT_ROWS = 50  # listed in the table under it
 MAX_TEXT = 100  # longest search or reason filter kept
-TIERS = ("high", "medium", "low")
-_TIER_RANK = "CASE risk_tier WHEN 'high' THEN 3 WHEN 'medium' THEN 2 WHEN 'low' THEN 1 ELSE 0 END"
-SORTS = {"p_churn": "p_churn", "user_id": "user_id", "risk_tier": _TIER_RANK,
-         "revenue": "revenue", "segment": "segment", "action": "action"}
 # Spreadsheets run a cell that starts with one of these as a formula (CSV injection).
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -93,47 +78,6 @@ class Filters:
         return values
 
 
-def _query(run: ScoringRun, filters: Filters, *, horizon: int,
-           hashed_q: str | None) -> tuple[str, dict]:
-    """The filtered rows, sorted, with the total count in every row; and the parameters."""
-    where, params = [], {"version": run.version, "as_of": run.as_of}
-    if filters.tier:
-        where.append("risk_tier = $tier")
-        params["tier"] = filters.tier
-    if filters.segment:
-        where.append("segment = $segment_value")
-        params["segment_value"] = filters.segment[1]
-    if filters.reason:
-        where.append("contains(lower(concat_ws(' ', reason_1, reason_2, reason_3)), "
-                     "lower($reason))")
-        params["reason"] = filters.reason
-    if filters.q:
-        where.append("(starts_with(lower(user_id), lower($q)) OR user_id = $hashed_q)")
-        params["q"], params["hashed_q"] = filters.q, hashed_q or filters.q
-    segment_join = ""
-    if filters.segment:
-        segment_join = ("LEFT JOIN user_attributes a ON a.user_id = s.user_id "
-                        "AND a.name = $segment_name")
-        params["segment_name"] = filters.segment[0]
-    direction = "ASC" if filters.order == "asc" else "DESC"
-    sql = scored_sql(horizon) + f"""
-    , rows AS (
-        SELECT s.user_id, s.p_churn, s.risk_tier, s.revenue, s.reason_1, s.reason_2, s.reason_3,
-               {'a.value' if filters.segment else 'NULL::VARCHAR'} AS segment,
-               CASE WHEN planned.is_control THEN 'control' ELSE planned.action END AS action,
-               planned.campaign_id
-        FROM s {segment_join} LEFT JOIN planned ON planned.user_id = s.user_id)
-    SELECT *, count(*) OVER () AS total FROM rows
-    {('WHERE ' + ' AND '.join(where)) if where else ''}
-    ORDER BY {SORTS[filters.sort]} {direction} NULLS LAST, p_churn DESC, user_id
-    """
-    return sql, params
-
-
-_COLUMNS = ("user_id", "p_churn", "risk_tier", "revenue", "reason_1", "reason_2", "reason_3",
-            "segment", "action", "campaign_id", "total")
-
-
 def _hashed(service: ServiceState, q: str) -> str | None:
     if not q or not service.project.config.ingest.pseudonymise:
         return None
@@ -145,12 +89,11 @@ def at_risk_rows(service: ServiceState, store: Store, filters: Filters, *,
     run = latest_run(store)
     if run is None:
         return None, []
-    sql, params = _query(run, filters, horizon=service.project.config.churn.horizon_days,
-                         hashed_q=_hashed(service, filters.q))
-    if limit is not None:
-        sql += f" LIMIT {int(limit)} OFFSET {int(offset)}"
-    rows = [dict(zip(_COLUMNS, r, strict=True)) for r in store.con.execute(sql, params).fetchall()]
-    return run, rows
+    return run, score_runs.at_risk(
+        store, run, horizon_days=service.project.config.churn.horizon_days, tier=filters.tier,
+        segment=filters.segment, reason=filters.reason, q=filters.q,
+        hashed_q=_hashed(service, filters.q), sort=filters.sort, order=filters.order,
+        limit=limit, offset=offset)
 
 
 def _sort_link(ctx: PageContext, filters: Filters, key: str, label: str) -> str:
@@ -293,18 +236,8 @@ def export_csv(service: ServiceState, store: Store, query: Mapping[str, str]) ->
 
 # -- one customer ---------------------------------------------------------------------------------
 def resolve(service: ServiceState, store: Store, user_id: str) -> str | None:
-    """The id as the store holds it: the shop's id (hashed when the project pseudonymises), or
-    an id already in stored form (the links of the at-risk table); None when unknown."""
-    candidates = [service.stored_id(user_id)]
-    if service.project.config.ingest.pseudonymise:
-        candidates.append(user_id.strip())
-    for candidate in dict.fromkeys(candidates):
-        (found,) = store.con.execute(
-            "SELECT EXISTS (SELECT 1 FROM events WHERE user_id = $u) OR "
-            "EXISTS (SELECT 1 FROM users WHERE user_id = $u)", {"u": candidate}).fetchall()[0]
-        if found:
-            return candidate
-    return None
+    """The id as the store holds it (:func:`churnguard.customers.resolve`); None when unknown."""
+    return customers.resolve(store, user_id, service.project.config.ingest)
 
 
 def _risk_now(service: ServiceState, store: Store, stored: str) -> CustomerRisk | None:
@@ -322,22 +255,24 @@ def _items(text: object) -> list[dict]:
     return [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []
 
 
-def _action_box(ctx: PageContext, plan: tuple | None) -> str:
+def _action_box(ctx: PageContext, plan: PlannedContact | None) -> str:
     lang = ctx.lang
     if plan is None:
         return note(e(t(lang, "no_plan_for_customer")))
-    (campaign_id, created_at, action, is_control, channel, items, message_en, message_zh,
-     uplift, cost, status) = plan
-    if is_control:
-        return (f'<p>{e(t(lang, "in_control", campaign=campaign_id))}</p>')
-    message = message_zh if lang == "zh" else message_en
-    item_list = "".join(f"<li>{e(i.get('title') or i.get('item_id'))}</li>" for i in _items(items))
-    facts = [(t(lang, "col_action"), f"<code>{e(action)}</code>"),
-             (t(lang, "col_channel"), e(channel)),
-             (t(lang, "col_campaign"), f"<code>{e(campaign_id)}</code> ({e(minute(created_at))})"),
+    if plan.is_control:
+        return (f'<p>{e(t(lang, "in_control", campaign=plan.campaign_id))}</p>')
+    message = plan.message_zh if lang == "zh" else plan.message_en
+    item_list = "".join(f"<li>{e(i.get('title') or i.get('item_id'))}</li>"
+                        for i in _items(plan.items))
+    uplift = plan.uplift
+    facts = [(t(lang, "col_action"), f"<code>{e(plan.action)}</code>"),
+             (t(lang, "col_channel"), e(plan.channel)),
+             (t(lang, "col_campaign"),
+              f"<code>{e(plan.campaign_id)}</code> ({e(minute(plan.created_at))})"),
              (t(lang, "col_uplift"), e(f"{uplift * 100:+.1f} pp") if uplift is not None else "—"),
-             (t(lang, "col_cost"), money(cost)),
-             (t(lang, "col_delivery"), e(status) if status else e(t(lang, "not_delivered")))]
+             (t(lang, "col_cost"), money(plan.expected_cost)),
+             (t(lang, "col_delivery"), e(plan.delivery_status) if plan.delivery_status
+              else e(t(lang, "not_delivered")))]
     rows = "".join(f"<dt>{e(k)}</dt><dd>{v}</dd>" for k, v in facts)
     items_html = (f'<h3>{e(t(lang, "recommended_items"))}</h3><ul>{item_list}</ul>'
                   if item_list else "")
@@ -345,100 +280,122 @@ def _action_box(ctx: PageContext, plan: tuple | None) -> str:
             f'<blockquote class="message" id="message">{e(message)}</blockquote>{items_html}')
 
 
-def render_customer(ctx: PageContext, service: ServiceState, store: Store,
-                    stored: str) -> str:
-    lang = ctx.lang
-    config = service.project.config
-    risk = _risk_now(service, store, stored)
-    scores = store.con.execute(
-        "SELECT as_of, model_version, p_churn, risk_tier, reason_1, reason_2, reason_3, lang "
-        "FROM scores WHERE user_id = ? ORDER BY as_of, model_version", [stored]).fetchall()
-    plan = (store.con.execute(
-        "SELECT r.campaign_id, p.created_at, r.action, r.is_control, r.channel, r.items, "
-        "r.message_en, r.message_zh, r.uplift, r.expected_cost, d.status "
-        "FROM plan_rows r JOIN plans p USING (campaign_id) LEFT JOIN deliveries d "
-        "ON d.campaign_id = r.campaign_id AND d.user_id = r.user_id "
-        "WHERE r.user_id = ? ORDER BY p.created_at DESC, r.campaign_id LIMIT 1",
-        [stored]).fetchall() or [None])[0]
-    (n_events, n_orders, spend, last_order, signup) = store.con.execute(
-        "SELECT count(*), count(*) FILTER (type = 'order'), "
-        "coalesce(sum(amount) FILTER (type = 'order'), 0), max(ts) FILTER (type = 'order'), "
-        "(SELECT signup_ts FROM users WHERE user_id = $u) FROM events WHERE user_id = $u",
-        {"u": stored}).fetchall()[0]
-    events = store.con.execute(
-        "SELECT e.ts, e.type, e.item_id, coalesce(i.title, e.category) AS what, e.amount, "
-        "e.rating, e.channel FROM events e LEFT JOIN items i USING (item_id) "
-        "WHERE e.user_id = ? ORDER BY e.ts DESC, e.event_id LIMIT ?",
-        [stored, TIMELINE_EVENTS]).fetchall()
-    contacts = store.con.execute(
-        "SELECT c.assigned_at, c.campaign_id, c.action, c.is_control, c.channel, d.status "
-        "FROM campaigns c LEFT JOIN deliveries d ON d.campaign_id = c.campaign_id "
-        "AND d.user_id = c.user_id WHERE c.user_id = ? ORDER BY c.assigned_at, c.campaign_id",
-        [stored]).fetchall()
+@dataclass(frozen=True, kw_only=True)
+class _Now:
+    """The headline: the real-time answer, else the newest stored score."""
 
-    # Headline: the real-time answer, else the newest stored score.
+    p_churn: float | None
+    tier: str | None
+    as_of: object
+    status: str
+    model_version: str
+    reasons: list[str]
+    reasons_note: str
+
+
+def _now(lang: str, risk: CustomerRisk | None, scores: list[ScoreRow]) -> _Now:
+    last = scores[-1] if scores else None
     if risk is not None and risk.status == "active":
         p_now, tier_now, as_of_now = risk.p_churn, risk.risk_tier, risk.as_of
         status = t(lang, "status_active")
     elif risk is not None:
         p_now, tier_now, as_of_now = None, None, risk.as_of
         status = t(lang, "status_lapsed")
-    elif scores:
-        p_now, tier_now, as_of_now = scores[-1][2], scores[-1][3], scores[-1][0]
+    elif last is not None:
+        p_now, tier_now, as_of_now = last.p_churn, last.risk_tier, last.as_of
         status = t(lang, "status_stored")
     else:
         p_now = tier_now = as_of_now = None
         status = t(lang, "status_unscored")
     reasons = list(risk.reasons.get(lang, ())) if risk is not None else []
     reasons_note = ""
-    if not reasons and scores:
-        reasons = [r for r in scores[-1][4:7] if r]
-        if reasons and scores[-1][7] != lang:
-            said = t(lang, "reasons_language", language=scores[-1][7])
+    if not reasons and last is not None:
+        reasons = list(last.reasons)
+        if reasons and last.lang != lang:
+            said = t(lang, "reasons_language", language=last.lang)
             reasons_note = f'<p class="muted">{e(said)}</p>'
-    headline = cards([
-        (e(t(lang, "card_p_now")), pct(p_now),
-         (tier_badge(tier_now, lang) + " " if tier_now else "") + e(status)),
-        (e(t(lang, "card_as_of")), e(minute(as_of_now)),
-         e(t(lang, "card_model", version=risk.model_version if risk else
-             (scores[-1][1] if scores else "—")))),
-        (e(t(lang, "card_orders")), count(n_orders),
-         e(t(lang, "card_orders_sub", spend=money(spend), last=day(last_order)))),
-        (e(t(lang, "card_events")), count(n_events),
-         e(t(lang, "card_signup", date=day(signup)))),
+    version = risk.model_version if risk else (last.model_version if last else "—")
+    return _Now(p_churn=p_now, tier=tier_now, as_of=as_of_now, status=status,
+                model_version=version, reasons=reasons, reasons_note=reasons_note)
+
+
+def _headline(lang: str, now: _Now, seen: Timeline) -> str:
+    return cards([
+        (e(t(lang, "card_p_now")), pct(now.p_churn),
+         (tier_badge(now.tier, lang) + " " if now.tier else "") + e(now.status)),
+        (e(t(lang, "card_as_of")), e(minute(now.as_of)),
+         e(t(lang, "card_model", version=now.model_version))),
+        (e(t(lang, "card_orders")), count(seen.orders),
+         e(t(lang, "card_orders_sub", spend=money(seen.spend), last=day(seen.last_order)))),
+        (e(t(lang, "card_events")), count(seen.events_total),
+         e(t(lang, "card_signup", date=day(seen.signup_ts)))),
     ])
+
+
+def _what(event: TimelineEvent) -> str | None:
+    return event.title if event.title is not None else event.category
+
+
+def _timeline_chart(lang: str, seen: Timeline) -> str:
+    if not seen.events:
+        return note(e(t(lang, "no_events")))
+    points = [{"ts": x.ts, "type": x.type, "amount": x.amount,
+               "detail": " · ".join(str(v) for v in (_what(x), money(x.amount) if x.amount
+                                                      else None,
+                                                      f"★{x.rating}" if x.rating else None) if v)}
+              for x in seen.events]
+    marks = [{"at": c.assigned_at, "label": str(c.action)} for c in seen.contacts
+             if not c.is_control]
+    return chart("chart-timeline", charts.event_timeline(points, marks, lang=lang),
+                 caption=e(t(lang, "caption_timeline", n=count(len(seen.events)),
+                             total=count(seen.events_total))))
+
+
+def _history_tables(lang: str, seen: Timeline) -> tuple[str, str, str]:
+    """The score, event and contact tables under the charts."""
+    score_rows = [
+        f'<tr><td>{e(day(s.as_of))}</td><td class="num">{pct(s.p_churn)}</td>'
+        f"<td>{tier_badge(s.risk_tier, lang)}</td><td><code>{e(s.model_version)}</code></td></tr>"
+        for s in reversed(seen.scores)]
+    event_rows = [
+        f"<tr><td>{e(minute(x.ts))}</td><td>{e(event_name(lang, x.type))}</td>"
+        f"<td>{e(_what(x))}</td>"
+        f'<td class="num">{money(x.amount) if x.amount is not None else "—"}</td>'
+        f"<td>{e(x.rating)}</td><td>{e(x.channel)}</td></tr>"
+        for x in seen.events[:EVENT_ROWS]]
+    contact_rows = [
+        f"<tr><td>{e(minute(c.assigned_at))}</td><td><code>{e(c.campaign_id)}</code></td>"
+        f"<td><code>{e(c.action)}</code></td>"
+        f"<td>{e(t(lang, 'yes') if c.is_control else t(lang, 'no'))}</td><td>{e(c.channel)}</td>"
+        f"<td>{e(c.delivery_status)}</td></tr>" for c in seen.contacts]
+    scores = table([e(t(lang, h)) for h in ('col_date', 'col_p_churn', 'col_tier', 'col_model')],
+                   score_rows, empty=e(t(lang, 'no_scores_customer')))
+    events = table([e(t(lang, h)) for h in ('col_time', 'col_type', 'col_item', 'col_amount',
+                                             'col_rating', 'col_channel')], event_rows)
+    contacts = table([e(t(lang, h)) for h in ('col_date', 'col_campaign', 'col_action',
+                                               'col_control', 'col_channel', 'col_delivery')],
+                     contact_rows, empty=e(t(lang, 'no_contacts')))
+    return scores, events, contacts
+
+
+def render_customer(ctx: PageContext, service: ServiceState, store: Store,
+                    stored: str) -> str:
+    lang = ctx.lang
+    config = service.project.config
+    risk = _risk_now(service, store, stored)
+    seen = customers.timeline(store, stored, events=TIMELINE_EVENTS)
+    now = _now(lang, risk, seen.scores)
     reasons_html = ("<ol class=\"reasons\" id=\"reasons\">" + "".join(
-        f"<li>{e(r)}</li>" for r in reasons) + "</ol>" + reasons_note
-        if reasons else note(e(t(lang, "no_reasons"))))
-    points = [{"as_of": a, "p_churn": p} for a, v, p, *_ in scores]
-    now_point = ({"as_of": as_of_now, "p_churn": p_now}
-                 if risk is not None and p_now is not None else None)
+        f"<li>{e(r)}</li>" for r in now.reasons) + "</ol>" + now.reasons_note
+        if now.reasons else note(e(t(lang, "no_reasons"))))
+    points = [{"as_of": s.as_of, "p_churn": s.p_churn} for s in seen.scores]
+    now_point = ({"as_of": now.as_of, "p_churn": now.p_churn}
+                 if risk is not None and now.p_churn is not None else None)
     risk_chart = chart("chart-customer-risk", charts.risk_over_time(
         points, now_point, high=config.scoring.high, medium=config.scoring.medium, lang=lang))
-    timeline = [{"ts": ts, "type": kind, "amount": amount,
-                 "detail": " · ".join(str(x) for x in (what, money(amount) if amount else None,
-                                                       f"★{rating}" if rating else None) if x)}
-                for ts, kind, item, what, amount, rating, channel in events]
-    marks = [{"at": at, "label": str(action)} for at, _, action, is_control, *_ in contacts
-             if not is_control]
-    timeline_html = (chart("chart-timeline", charts.event_timeline(timeline, marks, lang=lang),
-                           caption=e(t(lang, "caption_timeline", n=count(len(events)),
-                                       total=count(n_events))))
-                     if events else note(e(t(lang, "no_events"))))
-    event_rows = [
-        f"<tr><td>{e(minute(ts))}</td><td>{e(event_name(lang, kind))}</td><td>{e(what)}</td>"
-        f'<td class="num">{money(amount) if amount is not None else "—"}</td>'
-        f"<td>{e(rating)}</td><td>{e(channel)}</td></tr>"
-        for ts, kind, item, what, amount, rating, channel in events[:EVENT_ROWS]]
-    contact_rows = [
-        f"<tr><td>{e(minute(at))}</td><td><code>{e(cid)}</code></td><td><code>{e(action)}</code>"
-        f"</td><td>{e(t(lang, 'yes') if is_control else t(lang, 'no'))}</td><td>{e(channel)}</td>"
-        f"<td>{e(status)}</td></tr>" for at, cid, action, is_control, channel, status in contacts]
-    score_rows = [
-        f'<tr><td>{e(day(a))}</td><td class="num">{pct(p)}</td><td>{tier_badge(tier, lang)}</td>'
-        f"<td><code>{e(v)}</code></td></tr>" for a, v, p, tier, *_ in reversed(scores)]
+    score_table, event_table, contact_table = _history_tables(lang, seen)
     body = f"""
-{headline}
+{_headline(lang, now, seen)}
 <div class="pair">
 <section>
 <h2>{e(t(lang, 'section_reasons'))}</h2>
@@ -446,28 +403,23 @@ def render_customer(ctx: PageContext, service: ServiceState, store: Store,
 </section>
 <section id="recommendation">
 <h2>{e(t(lang, 'section_action'))}</h2>
-{_action_box(ctx, plan)}
+{_action_box(ctx, seen.newest_plan)}
 </section>
 </div>
 <section>
 <h2>{e(t(lang, 'section_risk_over_time'))}</h2>
 {risk_chart}
-{table([e(t(lang, h)) for h in ('col_date', 'col_p_churn', 'col_tier', 'col_model')],
-       score_rows, empty=e(t(lang, 'no_scores_customer')))}
+{score_table}
 </section>
 <section>
 <h2>{e(t(lang, 'section_timeline'))}</h2>
-{timeline_html}
-<details><summary>{e(t(lang, 'latest_events', n=min(EVENT_ROWS, len(events))))}</summary>
-{table([e(t(lang, h)) for h in ('col_time', 'col_type', 'col_item', 'col_amount', 'col_rating',
-                                 'col_channel')], event_rows)}
+{_timeline_chart(lang, seen)}
+<details><summary>{e(t(lang, 'latest_events', n=min(EVENT_ROWS, len(seen.events))))}</summary>
+{event_table}
 </details>
 <h3>{e(t(lang, 'section_contacts'))}</h3>
-{table([e(t(lang, h)) for h in ('col_date', 'col_campaign', 'col_action', 'col_control',
-                                 'col_channel', 'col_delivery')], contact_rows,
-       empty=e(t(lang, 'no_contacts')))}
+{contact_table}
 </section>
 <p><a href="{e(ctx.url('/customers'))}">← {e(t(lang, 'back_to_list'))}</a></p>
 """
     return page(ctx, title=t(lang, "customer_title", user=stored), active="customers", body=body)
-

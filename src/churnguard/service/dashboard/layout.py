@@ -1,8 +1,8 @@
 """The page shell and the small formatting helpers every page uses.
 
 Everything that comes from the store goes through :func:`e` (HTML escaping) before it reaches a
-page; numbers are written by the report's formatters (:mod:`churnguard.report.html`), which this
-module hands on, so that every page and the report write them the same way. Data for charts and
+page; numbers are written by the report's formatters (:mod:`churnguard.report.formatting`), which
+this module hands on, so that every page and the report write them the same way. Data for charts and
 scripts travels in ``<script type="application/json">`` blocks (:func:`json_block`), which the
 browser never executes, so the pages need no inline script (the Content-Security-Policy forbids
 it).
@@ -25,12 +25,12 @@ from dataclasses import dataclass, field
 from html import escape
 from urllib.parse import urlencode
 
-from churnguard.report.html import count, formatted, money, pct, pp, signed
+from churnguard.report.formatting import count, formatted, money, pct, pp, signed
 from churnguard.service.dashboard.i18n import LANGS, t
 
 __all__ = ["NAV", "PageContext", "bare_page", "cards", "chart", "count", "day", "e", "href",
-           "json_block", "minute", "money", "note", "num", "page", "pct", "pp", "signed", "table",
-           "tier_badge"]
+           "json_block", "minute", "money", "note", "num", "page", "pct", "pp", "section", "signed",
+           "table", "tier_badge"]
 
 NAV = (("overview", "/"), ("customers", "/customers"), ("quality", "/model"),
        ("campaigns", "/campaigns"))
@@ -44,7 +44,7 @@ def e(value: object) -> str:
 
 
 def num(value: object, digits: int = 3) -> str:
-    """Like the report's :func:`~churnguard.report.html.num`, but with no thousands separator.
+    """Like the report's :func:`~churnguard.report.formatting.num`, but with no thousands separator.
 
     >>> num(1234.5678), num(None)
     ('1234.568', '—')
@@ -102,6 +102,11 @@ def table(headers: Iterable[str], rows: Iterable[str], *, cls: str = "",
     head = "".join(f"<th scope=\"col\">{h}</th>" for h in headers)
     return (f'<div class="scroll"><table class="{e(cls)}"><thead><tr>{head}</tr></thead>'
             f'<tbody>{"".join(rows)}</tbody></table></div>')
+
+
+def section(title: str, body: str) -> str:
+    """A page section: its heading (plain text, escaped here) over ``body`` (HTML)."""
+    return f"<section>\n<h2>{e(title)}</h2>\n{body}\n</section>"
 
 
 def cards(items: Iterable[tuple[str, str, str]]) -> str:

@@ -8,25 +8,17 @@ leave and would otherwise have gone on buying as they did.
 
 from __future__ import annotations
 
+from churnguard import score_runs
 from churnguard.config import ProjectConfig
+from churnguard.customers import known_count
 from churnguard.labels import LabelError, churn_preview
+from churnguard.monitor import events_mark
+from churnguard.score_runs import latest_run
 from churnguard.service.dashboard import charts
 from churnguard.service.dashboard.i18n import t
 from churnguard.service.dashboard.layout import (
-    PageContext,
-    cards,
-    chart,
-    count,
-    day,
-    e,
-    money,
-    note,
-    page,
-    pct,
-    table,
-    tier_badge,
-)
-from churnguard.service.dashboard.reads import Memo, latest_run, scored_sql
+    PageContext, cards, chart, count, day, e, money, note, page, pct, table, tier_badge)
+from churnguard.service.dashboard.memo import Memo
 from churnguard.store import Store
 
 HISTOGRAM_BINS = 20
@@ -34,7 +26,7 @@ HISTOGRAM_BINS = 20
 
 def _trend(store: Store, config: ProjectConfig, memo: Memo) -> list[dict] | str:
     """churn_preview per cutoff, kept until the events change; a string says why there is none."""
-    key = tuple(store.con.execute("SELECT count(*), max(ts) FROM events").fetchall()[0])
+    key = events_mark(store)
 
     def compute() -> list[dict] | str:
         try:
@@ -55,22 +47,10 @@ def render(ctx: PageContext, store: Store, config: ProjectConfig, memo: Memo) ->
         body = note(e(t(lang, "no_scores")))
         return page(ctx, title=title, active="overview", body=body)
     horizon = config.churn.horizon_days
-    params = {"version": run.version, "as_of": run.as_of}
-    by_tier = store.con.execute(
-        scored_sql(horizon) + """
-        SELECT risk_tier, count(*), sum(p_churn), sum(p_churn * revenue), sum(revenue),
-               min(p_churn), max(p_churn)
-        FROM s GROUP BY risk_tier""", params).fetchall()
-    bins = store.con.execute(
-        f"SELECT least(floor(p_churn * {HISTOGRAM_BINS}), {HISTOGRAM_BINS - 1})::INTEGER, "
-        "risk_tier, count(*) FROM scores WHERE model_version = $version AND as_of = $as_of "
-        "GROUP BY ALL", params).fetchall()
-    scoring = [{"as_of": a, "mean_p": p} for a, p in store.con.execute(
-        "SELECT as_of, avg(p_churn) FROM scores WHERE model_version = ? GROUP BY as_of "
-        "ORDER BY as_of", [run.version]).fetchall()]
-    (known,) = store.con.execute(
-        "SELECT count(*) FROM (SELECT user_id FROM users UNION SELECT DISTINCT user_id "
-        "FROM events)").fetchall()[0]
+    by_tier = score_runs.tier_totals(store, run, horizon_days=horizon)
+    bins = score_runs.histogram(store, run, n_bins=HISTOGRAM_BINS)
+    scoring = [{"as_of": a, "mean_p": p} for a, p in score_runs.mean_over_time(store, run.version)]
+    known = known_count(store)
 
     population = sum(r[1] for r in by_tier)
     churners = sum(r[2] or 0.0 for r in by_tier)

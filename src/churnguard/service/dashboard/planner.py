@@ -24,14 +24,17 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from churnguard.config import ProjectConfig
+from churnguard.erasure import erasure_count
 from churnguard.intervene.plan import (
     Plan,
     PlanInputs,
     choose_actions,
     make_plan,
     plan_inputs,
+    plan_summary,
     save_plan,
 )
 from churnguard.labels import scoring_cutoff
@@ -70,9 +73,8 @@ class PlannerState:
 
 
 def planner_key(store: Store) -> PlannerKey:
-    (erasures,) = store.con.execute("SELECT count(*) FROM erasures").fetchall()[0]
     return PlannerKey(as_of=scoring_cutoff(store), champion=alias_version(store, CHAMPION),
-                      erasures=int(erasures))
+                      erasures=erasure_count(store))
 
 
 def nice_ceiling(value: float) -> float:
@@ -91,28 +93,32 @@ def nice_ceiling(value: float) -> float:
 
 
 def preview(inputs: PlanInputs, *, config: ProjectConfig, budget: float) -> dict:
-    """What a plan under ``budget`` would do (expected figures after the control group)."""
+    """What a plan under ``budget`` would do (expected figures after the control group): the
+    plan's own summary (:func:`~churnguard.intervene.plan.plan_summary`) of the allocation,
+    times the share the control group leaves."""
     choice = choose_actions(inputs, config=config, budget=budget)
     picked = np.flatnonzero(choice >= 0)
     chosen = choice[picked]
     actions = inputs.actions
+    rows = pd.DataFrame({
+        "action": np.asarray(actions, dtype=object)[chosen],
+        "is_control": np.zeros(len(picked), dtype=bool),
+        "risk_tier": inputs.customers["risk_tier"].to_numpy()[picked],
+        "uplift": inputs.uplift[actions].to_numpy(dtype=float)[picked, chosen],
+        "expected_cost": inputs.cost[actions].to_numpy(dtype=float)[picked, chosen],
+        "expected_margin": inputs.margin(config)[picked, chosen]})
+    summary = plan_summary(rows, inputs, budget=budget, config=config)
     keep = 1.0 - config.intervene.control_share
-    uplift = inputs.uplift[actions].to_numpy(dtype=float)[picked, chosen]
-    cost = inputs.cost[actions].to_numpy(dtype=float)[picked, chosen]
-    margin = inputs.margin(config)[picked, chosen]
-    per_action = []
-    for k, action in enumerate(actions):
-        mine = chosen == k
-        if mine.any():
-            per_action.append({"action": action, "customers": float(mine.sum() * keep),
-                               "expected_saves": float(uplift[mine].sum() * keep),
-                               "expected_cost": float(cost[mine].sum() * keep)})
-    return {"budget": float(budget), "planned": int(len(picked)),
-            "contacted": float(len(picked) * keep),
-            "control": float(len(picked) * (1.0 - keep)),
-            "expected_saves": float(uplift.sum() * keep),
-            "expected_cost": float(cost.sum() * keep),
-            "expected_margin": float(margin.sum() * keep),
+    per_action = [{"action": action, "customers": float(part["customers"] * keep),
+                   "expected_saves": float(part["expected_saves"] * keep),
+                   "expected_cost": float(part["expected_cost"] * keep)}
+                  for action in actions if (part := summary["per_action"].get(action))]
+    return {"budget": float(budget), "planned": summary["treated"],
+            "contacted": float(summary["treated"] * keep),
+            "control": float(summary["treated"] * (1.0 - keep)),
+            "expected_saves": float(summary["expected_saves"] * keep),
+            "expected_cost": float(summary["expected_cost"] * keep),
+            "expected_margin": float(summary["expected_incremental_margin"] * keep),
             "per_action": per_action}
 
 

@@ -13,9 +13,9 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from churnguard.config import ProjectConfig
-from churnguard.features import FEATURES, build_features
-from churnguard.labels import population_and_labels
+from churnguard import monitor
+from churnguard.backtests import latest_backtest
+from churnguard.monitor import median, stability
 from churnguard.registry import (
     CHAMPION,
     alias_history,
@@ -23,24 +23,12 @@ from churnguard.registry import (
     get_model_version,
     list_models,
 )
-from churnguard.reporting import ReportError, latest_backtest
+from churnguard.report.curves import usable
 from churnguard.service.dashboard import charts
-from churnguard.service.dashboard.drift import psi, stability
 from churnguard.service.dashboard.i18n import t
 from churnguard.service.dashboard.layout import (
-    PageContext,
-    chart,
-    count,
-    day,
-    e,
-    minute,
-    note,
-    num,
-    page,
-    pct,
-    table,
-)
-from churnguard.service.dashboard.reads import Memo
+    PageContext, chart, count, day, e, minute, note, num, page, pct, section, table)
+from churnguard.service.dashboard.memo import Memo
 from churnguard.service.state import ServiceState
 from churnguard.store import Store
 
@@ -52,17 +40,9 @@ METRICS = (("roc_auc", True, "num"), ("pr_auc", True, "num"), ("brier", False, "
 
 def _split(predictions: pd.DataFrame) -> tuple[dict, dict]:
     """Per model (y, p) with both classes (ranking curves) and with any rows (calibration)."""
-    ranked, calibratable = {}, {}
-    for name, group in predictions.groupby("model", sort=False):
-        y = group["y_true"].to_numpy(dtype=float)
-        p = group["p_churn"].to_numpy(dtype=float)
-        keep = np.isfinite(y) & np.isfinite(p)
-        y, p = y[keep], p[keep]
-        if len(y):
-            calibratable[str(name)] = (y, p)
-            if len(np.unique(y)) == 2:
-                ranked[str(name)] = (y, p)
-    return ranked, calibratable
+    return usable({str(name): (group["y_true"].to_numpy(dtype=float),
+                               group["p_churn"].to_numpy(dtype=float))
+                   for name, group in predictions.groupby("model", sort=False)})
 
 
 def _metric(value: object, kind: str) -> str:
@@ -107,12 +87,6 @@ def _leaderboard(lang: str, document: dict, chosen: str | None) -> str:
 
 
 # -- drift ----------------------------------------------------------------------------------------
-def _scoring_dates(store: Store, version: str) -> list[dt.datetime]:
-    return [r[0] for r in store.con.execute(
-        "SELECT DISTINCT as_of FROM scores WHERE model_version = ? ORDER BY as_of DESC LIMIT 2",
-        [version]).fetchall()]
-
-
 def _important_features(service: ServiceState, store: Store, version: str) -> list[str]:
     champion = service.risk.champion(store)
     model = champion.model if champion is not None and champion.version == version else None
@@ -122,95 +96,51 @@ def _important_features(service: ServiceState, store: Store, version: str) -> li
         names = [str(n) for n in importance.sort_values(ascending=False).index]
     if not names:
         names = list(get_model_version(store, version).features)
-    return [n for n in names if n in FEATURES][:DRIFT_FEATURES]
-
-
-def _feature_psi(store: Store, config: ProjectConfig, features: list[str],
-                 reference: dt.datetime, current: dt.datetime) -> list[dict]:
-    population = population_and_labels(store, definition=config.churn,
-                                       cutoffs=[reference, current])
-    if population.empty or not features:
-        return []
-    frame = build_features(store, population[["user_id", "cutoff"]], definition=config.churn,
-                           features=features)
-    cutoffs = frame.index.get_level_values("cutoff")
-    old = frame[np.asarray(cutoffs == pd.Timestamp(reference))]
-    new = frame[np.asarray(cutoffs == pd.Timestamp(current))]
-    out = []
-    for name in features:
-        if name not in frame.columns:
-            continue
-        a = pd.to_numeric(old[name], errors="coerce").to_numpy(dtype=float)
-        b = pd.to_numeric(new[name], errors="coerce").to_numpy(dtype=float)
-        out.append({"feature": name, "psi": psi(a, b), "reference_median": _median(a),
-                    "current_median": _median(b)})
-    return out
-
-
-def _median(values: np.ndarray) -> float | None:
-    values = values[np.isfinite(values)]
-    return float(np.median(values)) if len(values) else None
+    return monitor.important_features(names, n=DRIFT_FEATURES)
 
 
 def _drift(service: ServiceState, store: Store, memo: Memo, *, version: str | None,
            run_id: str | None, document: dict, predictions: pd.DataFrame,
-           chosen: str | None) -> dict | None:
+           chosen: str | None) -> monitor.Drift | None:
     """Score and feature drift (aggregates only), kept while the scoring dates hold."""
     if version is None:
         return None
-    dates = _scoring_dates(store, version)
+    dates = monitor.scoring_dates(store, version)
     if not dates:
         return None
-    key = (version, tuple(dates), run_id)
-
-    def compute() -> dict | None:
-        current = dates[0]
-        p_new = store.con.execute(
-            "SELECT p_churn FROM scores WHERE model_version = ? AND as_of = ?",
-            [version, current]).fetchnumpy()["p_churn"].astype(float)
-        if len(dates) == 2:
-            reference, source = dates[1], "scores"
-            p_old = store.con.execute(
-                "SELECT p_churn FROM scores WHERE model_version = ? AND as_of = ?",
-                [version, reference]).fetchnumpy()["p_churn"].astype(float)
-        elif chosen is not None and document.get("test_cutoff") and \
-                (predictions["model"] == chosen).any():
-            reference, source = dt.datetime.fromisoformat(str(document["test_cutoff"])), "backtest"
-            p_old = predictions.loc[predictions["model"] == chosen, "p_churn"].to_numpy(float)
-        else:
-            return None
-        features = _important_features(service, store, version)
-        rows = _feature_psi(store, service.project.config, features, reference, current)
-        return {"reference": reference, "current": current, "source": source,
-                "score_psi": psi(p_old, p_new), "p_old": p_old, "p_new": p_new,
-                "features": rows}
-
-    return memo.get("drift", key, compute)
+    backtest = None
+    if chosen is not None and document.get("test_cutoff") and \
+            (predictions["model"] == chosen).any():
+        backtest = (dt.datetime.fromisoformat(str(document["test_cutoff"])),
+                    predictions.loc[predictions["model"] == chosen, "p_churn"].to_numpy(float))
+    return memo.get("drift", (version, tuple(dates), run_id), lambda: monitor.drift(
+        store, definition=service.project.config.churn, version=version, backtest=backtest,
+        features=lambda: _important_features(service, store, version)))
 
 
-def _drift_section(lang: str, drift: dict | None) -> str:
+def _drift_section(lang: str, drift: monitor.Drift | None) -> str:
     if drift is None:
         return note(e(t(lang, "no_drift")))
-    ref = day(drift["reference"])
-    cur = day(drift["current"])
-    source = t(lang, "drift_from_" + drift["source"], reference=ref, current=cur)
-    score_state = stability(drift["score_psi"])
+    ref = day(drift.reference)
+    cur = day(drift.current)
+    source = t(lang, "drift_from_" + drift.source, reference=ref, current=cur)
+    score_state = stability(drift.score_psi)
     figure = charts.score_drift(
-        drift["p_old"], drift["p_new"], lang=lang,
+        drift.p_old, drift.p_new, lang=lang,
         reference_label=t(lang, "drift_reference", date=ref),
         current_label=t(lang, "drift_current", date=cur))
-    rows = [f'<tr><td>{e(t(lang, "drift_scores"))}</td><td class="num">{num(drift["score_psi"])}'
+    rows = [f'<tr><td>{e(t(lang, "drift_scores"))}</td><td class="num">{num(drift.score_psi)}'
             f'</td><td><span class="state state-{score_state}">'
             f'{e(t(lang, "stability_" + score_state))}</span></td><td class="num">'
-            f'{pct(_median(drift["p_old"]))}</td><td class="num">{pct(_median(drift["p_new"]))}'
+            f'{pct(median(drift.p_old))}</td><td class="num">{pct(median(drift.p_new))}'
             f"</td></tr>"]
-    for f in drift["features"]:
-        state = stability(f["psi"])
-        rows.append(f'<tr><td><code>{e(f["feature"])}</code></td><td class="num">'
-                    f'{num(f["psi"])}</td><td><span class="state state-{state}">'
+    for f in drift.features:
+        state = stability(f.psi)
+        rows.append(f'<tr><td><code>{e(f.feature)}</code></td><td class="num">'
+                    f'{num(f.psi)}</td><td><span class="state state-{state}">'
                     f'{e(t(lang, "stability_" + state))}</span></td><td class="num">'
-                    f'{num(f["reference_median"], 2)}</td><td class="num">'
-                    f'{num(f["current_median"], 2)}</td></tr>')
+                    f'{num(f.reference_median, 2)}</td><td class="num">'
+                    f'{num(f.current_median, 2)}</td></tr>')
     headers = [e(t(lang, h)) for h in ("col_input", "col_psi", "col_stability",
                                        "col_median_reference", "col_median_current")]
     return (f'<p class="muted">{e(source)}</p>'
@@ -249,11 +179,8 @@ def render(ctx: PageContext, service: ServiceState, store: Store, memo: Memo) ->
     title = t(lang, "quality_title")
     version = alias_version(store, CHAMPION)
     chosen = get_model_version(store, version).name if version else None
-    try:
-        run_id, document, predictions = latest_backtest(store)
-    except ReportError:
-        run_id, document, predictions = None, {}, pd.DataFrame(
-            columns=["model", "user_id", "y_true", "p_churn"])
+    run_id, document, predictions = latest_backtest(store) or (None, {}, pd.DataFrame(
+        columns=["model", "user_id", "y_true", "p_churn"]))
     if run_id is None:
         backtest_html = note(e(t(lang, "no_backtest")))
     else:
@@ -273,20 +200,10 @@ def render(ctx: PageContext, service: ServiceState, store: Store, memo: Memo) ->
                          + f'<div class="pair">{"".join(curves)}</div>' + lift_html)
     drift = _drift(service, store, memo, version=version, run_id=run_id, document=document,
                    predictions=predictions, chosen=chosen)
-    body = f"""
-<section>
-<h2>{e(t(lang, 'section_leaderboard'))}</h2>
-{backtest_html}
-</section>
-<section>
-<h2>{e(t(lang, 'section_drift'))}</h2>
-{_drift_section(lang, drift)}
-</section>
-<section>
-<h2>{e(t(lang, 'section_versions'))}</h2>
-{_versions(lang, store)}
-</section>
-"""
+    body = "\n" + "\n".join([
+        section(t(lang, "section_leaderboard"), backtest_html),
+        section(t(lang, "section_drift"), _drift_section(lang, drift)),
+        section(t(lang, "section_versions"), _versions(lang, store))]) + "\n"
     return page(ctx, title=title, active="quality", body=body, lead=e(t(lang, "quality_lead")))
 
 

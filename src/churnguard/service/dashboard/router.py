@@ -20,13 +20,14 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from pydantic import BaseModel, ConfigDict, Field
 
 from churnguard.intervene.plan import PlanError
+from churnguard.score_runs import latest_run
 from churnguard.service.auth import require
 from churnguard.service.dashboard import campaigns, customers, overview, quality
 from churnguard.service.dashboard.assets import LONG_CACHE, STATIC_PREFIX, Assets
 from churnguard.service.dashboard.i18n import lang_of, t
 from churnguard.service.dashboard.layout import PageContext, bare_page, e, note, page
+from churnguard.service.dashboard.memo import Memo
 from churnguard.service.dashboard.planner import Planner
-from churnguard.service.dashboard.reads import Memo, latest_run
 from churnguard.service.dashboard.sessions import COOKIE, SESSION_SECONDS, Sessions, open_reads
 from churnguard.service.errors import ApiError
 from churnguard.service.state import ServiceState, service_of
@@ -147,6 +148,15 @@ def dashboard_router() -> APIRouter:
     """The dashboard's routes; ``create_app`` includes them with ``app.include_router``."""
     board = Dashboard()
     router = APIRouter(include_in_schema=False)
+    _page_routes(router, board)
+    _sign_in_routes(router, board)
+    _planner_routes(router, board)
+    _static_routes(router, board)
+    return router
+
+
+def _page_routes(router: APIRouter, board: Dashboard) -> None:
+    """The pages: overview, customers (list, export, one customer), model quality, campaigns."""
 
     def read_page(request: Request, service: ServiceState,
                   draw: Callable[[PageContext, Store], str]) -> Response:
@@ -214,7 +224,9 @@ def dashboard_router() -> APIRouter:
             return _html(campaigns.render(ctx, store, service.project.config, state,
                                           run.population if run else 0))
 
-    # -- signing in ---------------------------------------------------------------------------
+
+def _sign_in_routes(router: APIRouter, board: Dashboard) -> None:
+    """Signing in with an API key (a session cookie for the pages) and out."""
     @router.get("/login", response_class=HTMLResponse)
     def sign_in_page(request: Request, service: Service) -> Response:
         target = _safe_next(request.query_params.get("next"))
@@ -250,7 +262,9 @@ def dashboard_router() -> APIRouter:
         response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
         return response
 
-    # -- the planner --------------------------------------------------------------------------
+
+def _planner_routes(router: APIRouter, board: Dashboard) -> None:
+    """The budget slider's preview and committing a plan."""
     @router.get("/dashboard/api/plan-preview")
     def plan_preview(request: Request, service: Service,
                      budget: Annotated[float | None, Query(ge=0, le=MAX_BUDGET)] = None,
@@ -302,7 +316,10 @@ def dashboard_router() -> APIRouter:
         return JSONResponse(out.model_dump(), status_code=201,
                             headers={"Cache-Control": "no-store"})
 
-    # -- static files -------------------------------------------------------------------------
+
+def _static_routes(router: APIRouter, board: Dashboard) -> None:
+    """The pages' script, style sheet and Plotly bundle, cached for long (each name holds a
+    hash or a version)."""
     @router.get(STATIC_PREFIX + "/{name}")
     def static_file(name: str, request: Request) -> Response:
         found = board.assets.get(name, gzip_ok="gzip" in request.headers.get(
@@ -315,5 +332,3 @@ def dashboard_router() -> APIRouter:
         if packed:
             headers["Content-Encoding"] = "gzip"
         return Response(asset.body, media_type=asset.media_type, headers=headers)
-
-    return router

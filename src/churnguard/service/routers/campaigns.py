@@ -9,15 +9,21 @@ has passed (409 ``campaign_not_measurable`` before that, with the reason).
 from __future__ import annotations
 
 import datetime as dt
-import json
-from typing import Any
 
 from fastapi import APIRouter, Depends, Path
-from pydantic import BaseModel, ConfigDict, Field
 
+from churnguard.campaigns import campaign_exists, plan_exists, stored_plan
 from churnguard.service.auth import require
 from churnguard.service.errors import ApiError, error_responses
+from churnguard.service.schemas import (
+    ActionSummaryOut,
+    CampaignOut,
+    CampaignResultsOut,
+    GroupResultOut,
+    PlanIn,
+)
 from churnguard.service.state import ServiceState, service_of
+from churnguard.store import Store
 
 router = APIRouter(prefix="/v1/campaigns", tags=["campaigns"])
 
@@ -25,71 +31,16 @@ _AUTH = ("missing_api_key", "invalid_api_key", "forbidden", "rate_limited")
 _ID = Path(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:-]+$")
 
 
-class PlanIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    budget: float = Field(ge=0, le=1e12, description="Most the campaign may spend.")
-    campaign_id: str | None = Field(None, min_length=1, max_length=200,
-                                    pattern=r"^[A-Za-z0-9._:-]+$")
-
-
-class ActionSummaryOut(BaseModel):
-    customers: int
-    control: int
-    expected_saves: float
-    expected_cost: float
-    expected_margin: float
-
-
-class CampaignOut(BaseModel):
-    campaign_id: str
-    status: str
-    created_at: dt.datetime
-    as_of: dt.datetime
-    budget: float
-    treated: int
-    control: int
-    expected_cost: float
-    expected_saves: float
-    expected_incremental_margin: float
-    per_action: dict[str, ActionSummaryOut]
-    uplift_source: str
-
-
-class GroupResultOut(BaseModel):
-    action: str
-    tier: str
-    n_treated: int
-    n_control: int
-    retention_treated: float | None
-    retention_control: float | None
-    incremental_retention: float | None
-    incremental_retention_ci: list[float] | None
-    incremental_net_revenue: float | None
-    incremental_net_revenue_ci: list[float] | None
-    note: str | None = None
-
-
-class CampaignResultsOut(BaseModel):
-    campaign_id: str
-    outcome_type: str
-    window_days: int
-    groups: list[GroupResultOut]
-    notes: list[str]
-
-
-def _campaign(store: Any, campaign_id: str) -> CampaignOut:
-    rows = store.con.execute(
-        "SELECT campaign_id, status, created_at, as_of, budget, summary FROM plans "
-        "WHERE campaign_id = ?", [campaign_id]).fetchall()
-    if not rows:
+def _campaign(store: Store, campaign_id: str) -> CampaignOut:
+    plan = stored_plan(store, campaign_id)
+    if plan is None:
         raise ApiError("campaign_not_found", "no planned campaign has this id")
-    cid, status, created_at, as_of, budget, summary = rows[0]
-    s = json.loads(summary)
+    s = plan.summary
     # The store holds naive UTC; the API says so (RFC 3339 date-times carry an offset).
     return CampaignOut(
-        campaign_id=cid, status=status, created_at=created_at.replace(tzinfo=dt.UTC),
-        as_of=as_of.replace(tzinfo=dt.UTC), budget=budget,
+        campaign_id=plan.campaign_id, status=plan.status,
+        created_at=plan.created_at.replace(tzinfo=dt.UTC),
+        as_of=plan.as_of.replace(tzinfo=dt.UTC), budget=plan.budget,
         treated=s["treated"], control=s["control"], expected_cost=s["expected_cost"],
         expected_saves=s["expected_saves"],
         expected_incremental_margin=s["expected_incremental_margin"],
@@ -103,24 +54,15 @@ def _campaign(store: Any, campaign_id: str) -> CampaignOut:
                                        *_AUTH))
 def plan_campaign(body: PlanIn, _role: str = Depends(require("write")),
                   service: ServiceState = Depends(service_of)) -> CampaignOut:
-    from churnguard.evaluate import BacktestError
-    from churnguard.intervene.plan import PlanError, make_plan, save_plan
-    from churnguard.labels import LabelError
-    from churnguard.scoring import ScoringError
+    from churnguard.intervene.plan import make_plan, save_plan
 
     config = service.project.config
     with service.pool.reading() as store, service.pool.write_lock:
-        if body.campaign_id is not None and store.con.execute(
-                "SELECT count(*) FROM plans WHERE campaign_id = ?",
-                [body.campaign_id]).fetchall()[0][0]:
+        if body.campaign_id is not None and plan_exists(store, body.campaign_id):
             raise ApiError("campaign_exists", "a campaign with this id exists already")
-        try:
-            plan = make_plan(store, config=config, budget=body.budget,
-                             campaign_id=body.campaign_id)
-            save_plan(store, plan, config=config)
-        except (PlanError, ScoringError, LabelError, BacktestError) as exc:
-            # The library's messages name the store's state, never the request's values.
-            raise ApiError("cannot_plan", str(exc)) from None
+        # A plan that cannot be made raises a domain error: errors.py answers cannot_plan.
+        plan = make_plan(store, config=config, budget=body.budget, campaign_id=body.campaign_id)
+        save_plan(store, plan, config=config)
         out = _campaign(store, plan.campaign_id)
     service.recommendations.invalidate()
     return out
@@ -139,19 +81,14 @@ def get_campaign(campaign_id: str = _ID, _role: str = Depends(require("read")),
             responses=error_responses("campaign_not_found", "campaign_not_measurable", *_AUTH))
 def campaign_results(campaign_id: str = _ID, _role: str = Depends(require("read")),
                      service: ServiceState = Depends(service_of)) -> CampaignResultsOut:
-    from churnguard.intervene.measure import MeasurementError, measure_campaign
+    from churnguard.intervene.measure import measure_campaign
 
     iv = service.project.config.intervene
     with service.pool.reading() as store:
-        known = store.con.execute("SELECT count(*) FROM campaigns WHERE campaign_id = ?",
-                                  [campaign_id]).fetchall()[0][0]
-        if not known:
+        if not campaign_exists(store, campaign_id):
             raise ApiError("campaign_not_found", "no campaign has this id")
-        try:
-            m = measure_campaign(store, campaign_id=campaign_id, outcome_type=iv.outcome_type,
-                                 window_days=iv.window_days)
-        except MeasurementError as exc:
-            raise ApiError("campaign_not_measurable", str(exc)) from None
+        m = measure_campaign(store, campaign_id=campaign_id, outcome_type=iv.outcome_type,
+                             window_days=iv.window_days)
     groups = [GroupResultOut(
         action=g.action, tier=g.tier, n_treated=g.n_treated, n_control=g.n_control,
         retention_treated=g.retention_treated, retention_control=g.retention_control,

@@ -6,7 +6,6 @@ from fastapi import APIRouter, Depends, Path
 
 from churnguard.registry import (
     CHAMPION,
-    RegistryError,
     alias_history,
     alias_version,
     get_model_version,
@@ -90,11 +89,7 @@ def promote(version: str = Path(min_length=1, max_length=200),
     """Point the champion alias at ``version`` (one transaction, recorded in the history).
     Promoting the current champion changes nothing."""
     with service.pool.reading() as store, service.pool.write_lock:
-        try:
-            get_model_version(store, version)
-        except RegistryError:
-            raise ApiError("model_not_found", "no such model version; GET /v1/models lists "
-                           "them") from None
+        get_model_version(store, version)  # RegistryError: errors.py answers model_not_found
         current = alias_version(store, CHAMPION)
         if current == version:
             return ChampionOut(champion=version, previous=current, changed=False)

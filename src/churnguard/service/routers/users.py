@@ -7,12 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.concurrency import run_in_threadpool
 
-from churnguard.erasure import (
-    USER_TABLES,
-    compact_store,
-    erase_customer_files,
-    erase_customer_rows,
-)
+from churnguard import customers
 from churnguard.realtime import CustomerRisk
 from churnguard.service.auth import require
 from churnguard.service.errors import ApiError, error_responses
@@ -96,46 +91,28 @@ def get_timeline(user_id: UserId,
                  service: ServiceState = Depends(service_of)) -> TimelineOut:
     """Events (newest first, without free text), scores over time and campaigns received."""
     stored = service.stored_id(user_id)
-    limit = limit or service.settings.timeline_events
     with service.pool.reading() as store:
-        con = store.con
-        (total,) = con.execute("SELECT count(*) FROM events WHERE user_id = ?",
-                               [stored]).fetchall()[0]
-        signup = con.execute("SELECT signup_ts FROM users WHERE user_id = ?",
-                             [stored]).fetchall()
-        if not total and not signup:
-            raise ApiError("user_not_found", "no such customer in the store")
-        events = con.execute(
-            "SELECT event_id, ts, type, item_id, category, amount, quantity, rating, channel "
-            "FROM events WHERE user_id = ? ORDER BY ts DESC, event_id LIMIT ?",
-            [stored, limit]).fetchall()
-        scores = con.execute(
-            "SELECT as_of, model_version, p_churn, risk_tier, reason_1, reason_2, reason_3 "
-            "FROM scores WHERE user_id = ? ORDER BY as_of, model_version", [stored]).fetchall()
-        history = con.execute(
-            "SELECT campaign_id, action, is_control, assigned_at, channel FROM campaigns "
-            "WHERE user_id = ? ORDER BY assigned_at, campaign_id", [stored]).fetchall()
-        planned = con.execute(
-            "SELECT r.campaign_id, r.action, r.is_control, p.created_at, r.channel, d.status "
-            "FROM plan_rows r JOIN plans p USING (campaign_id) "
-            "LEFT JOIN deliveries d ON d.campaign_id = r.campaign_id AND d.user_id = r.user_id "
-            "WHERE r.user_id = ? ORDER BY p.created_at, r.campaign_id", [stored]).fetchall()
-    names = ("event_id", "ts", "type", "item_id", "category", "amount", "quantity", "rating",
-             "channel")
+        if not customers.exists(store, stored):
+            raise customers.UnknownCustomerError("no such customer in the store")
+        seen = customers.timeline(store, stored, events=limit or service.settings.timeline_events)
     return TimelineOut(
         user_id=user_id,
-        signup_ts=signup[0][0] if signup else None,
-        events_total=total,
-        events=[TimelineEventOut(**dict(zip(names, row, strict=True))) for row in events],
-        scores=[ScoreHistoryOut(as_of=a, model_version=v, p_churn=p, risk_tier=t,
-                                reasons=[r for r in (r1, r2, r3) if r])
-                for a, v, p, t, r1, r2, r3 in scores],
-        campaigns=[CampaignReceivedOut(campaign_id=c, action=a, is_control=k, at=at, channel=ch,
-                                       source="history", delivery_status=None)
-                   for c, a, k, at, ch in history]
-        + [CampaignReceivedOut(campaign_id=c, action=a, is_control=k, at=at, channel=ch,
-                               source="plan", delivery_status=st)
-           for c, a, k, at, ch, st in planned],
+        signup_ts=seen.signup_ts,
+        events_total=seen.events_total,
+        events=[TimelineEventOut(event_id=x.event_id, ts=x.ts, type=x.type, item_id=x.item_id,
+                                 category=x.category, amount=x.amount, quantity=x.quantity,
+                                 rating=x.rating, channel=x.channel) for x in seen.events],
+        scores=[ScoreHistoryOut(as_of=s.as_of, model_version=s.model_version, p_churn=s.p_churn,
+                                risk_tier=s.risk_tier, reasons=list(s.reasons))
+                for s in seen.scores],
+        campaigns=[CampaignReceivedOut(campaign_id=c.campaign_id, action=c.action,
+                                       is_control=c.is_control, at=c.assigned_at,
+                                       channel=c.channel, source="history",
+                                       delivery_status=None) for c in seen.contacts]
+        + [CampaignReceivedOut(campaign_id=p.campaign_id, action=p.action,
+                               is_control=p.is_control, at=p.created_at, channel=p.channel,
+                               source="plan", delivery_status=p.delivery_status)
+           for p in seen.planned],
     )
 
 
@@ -148,25 +125,11 @@ def erase_user(user_id: UserId, _role: str = Depends(require("admin")),
     project folder that holds the id (caches, exports), and rewrite the store file so no freed
     page keeps it. The audit record in ``erasures`` holds only the counts and a random id.
     The service pauses other requests while the store file is rewritten."""
-    config = service.project.config.ingest
-    stored = service.stored_id(user_id)
-    with service.pool.reading() as store, service.pool.write_lock:
-        known = store.con.execute(
-            "SELECT " + " + ".join(f"(SELECT count(*) FROM {t} WHERE user_id = ?)"
-                                   for t in USER_TABLES),
-            [stored] * len(USER_TABLES)).fetchall()[0][0]
-        report = erase_customer_rows(store, user_id, config=config) if known else None
-    if report is None:
-        raise ApiError("user_not_found", "no such customer in the store")
-    service.risk.forget(stored)
-    service.recommendations.forget(stored)
-    if service.data_clock is not None:
-        service.data_clock.reset()
-    files = erase_customer_files(service.project.root, user_id, config=config)
-    with service.pool.exclusive() as path:
-        compact_store(path)
+    report = customers.erase(user_id, root=service.project.root,
+                             config=service.project.config.ingest, access=service.pool,
+                             forget=service.forget_customer)
     return ErasureOut(erasure_id=report.erasure_id, erased_at=report.erased_at,
-                      rows_deleted=report.rows_deleted, files_deleted=files)
+                      rows_deleted=report.rows_deleted, files_deleted=report.files_deleted)
 
 
 __all__ = ["risk_or_error", "router"]

@@ -1,0 +1,32 @@
+"""The ``erase`` command: a customer's right to be forgotten, the same erasure as
+``DELETE /v1/users/{id}`` (both call :func:`churnguard.customers.erase`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from churnguard.cli.base import cli, load_project, project_option
+
+
+@cli.command()
+@click.argument("user_id")
+@project_option
+def erase(user_id: str, project_dir: Path | None) -> None:
+    """Erase every trace of USER_ID (the id as the shop writes it; hashed first when the project
+    pseudonymises): the rows of every table and the quarantined records that name the customer,
+    the files under the project folder that hold the id, and the freed pages of the store file.
+
+    An audit row with the erasure id and the rows deleted per table is kept; neither it nor the
+    output names the customer. An id the store does not know is bad input (exit code 2) and
+    changes nothing. Stop `churnguard serve` on the project first, or use its
+    DELETE /v1/users/{id}.
+    """
+    from churnguard import customers
+
+    project = load_project(project_dir)
+    report = customers.erase(user_id, root=project.root, config=project.config.ingest,
+                             access=customers.StoreFile(project.store_path))
+    click.echo(f"Erased {report.total_rows:,} rows and {report.files_deleted:,} files; "
+               f"erasure id {report.erasure_id}")
