@@ -24,9 +24,11 @@ demo: $(VENV)/.installed
 	$(VENV)/bin/churnguard demo --project $(DEMO_DIR)
 
 test: $(VENV)/.installed
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q
 
 test-all: $(VENV)/.installed
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q -m ""
 
 bench: $(VENV)/.installed
