@@ -91,7 +91,7 @@ def _population(store, cache, cutoff: dt.datetime, *, labels: bool):  # noqa: AN
 
     from churnguard.config import ChurnDefinition
     from churnguard.labels import population_and_labels
-    from churnguard.models.base import Snapshot
+    from churnguard.snapshots import Snapshot
 
     frame = population_and_labels(store, definition=ChurnDefinition(horizon_days=HORIZON),
                                   cutoffs=[cutoff])

@@ -76,7 +76,7 @@ def measure(users: int, days: int, seed: int) -> dict[str, float]:
 
     from churnguard.config import ChurnDefinition
     from churnguard.evaluate import backtest_cutoffs
-    from churnguard.models.base import Snapshot
+    from churnguard.snapshots import Snapshot
     from churnguard.models.gbdt import GBDTChurnModel
     from churnguard.snapshots import build_snapshot
     from churnguard.store import Store

@@ -31,10 +31,10 @@ import pyarrow as pa
 
 from churnguard.config import ChurnDefinition, ScoringConfig
 from churnguard.explain import reason_context, reasons
-from churnguard.models.base import ChurnModel, Snapshot
+from churnguard.models.base import ChurnModel
 from churnguard.registry import get_model_version
 from churnguard.scoring import champion, risk_tiers
-from churnguard.snapshots import build_snapshot
+from churnguard.snapshots import Snapshot, build_snapshot
 from churnguard.store import Store
 
 LANGS = ("en", "zh")

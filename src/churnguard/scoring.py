@@ -20,9 +20,9 @@ from churnguard.explain import reason_context, reasons
 from churnguard.features import build_features
 from churnguard.cutoffs import resolve_as_of, to_cutoff
 from churnguard.labels import population_and_labels
-from churnguard.models.base import ChurnModel, Snapshot
+from churnguard.models.base import ChurnModel
 from churnguard.registry import CHAMPION, RegistryError, alias_version, get_model_version, load_model
-from churnguard.snapshots import build_snapshot, order_histories
+from churnguard.snapshots import Snapshot, build_snapshot, order_histories
 from churnguard.store import Store
 
 SCORE_COLUMNS = ["user_id", "p_churn", "risk_tier", "reason_1", "reason_2", "reason_3",

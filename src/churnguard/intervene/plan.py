@@ -54,9 +54,8 @@ from churnguard.intervene.value import (
     future_revenue,
     value_backtest,
 )
-from churnguard.models.base import Snapshot
 from churnguard.scoring import reasons_for, score_customers
-from churnguard.snapshots import build_snapshot
+from churnguard.snapshots import Snapshot, build_snapshot
 from churnguard.store import Store
 
 __all__ = ["PLAN_COLUMNS", "Plan", "PlanError", "PlanInputs", "choose_actions", "make_plan",

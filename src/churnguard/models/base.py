@@ -29,8 +29,7 @@ from sklearn.exceptions import NotFittedError
 
 from churnguard.snapshots import Snapshot
 
-# Snapshot is re-exported while scoring, realtime and intervene.plan import it from here.
-__all__ = ["ChurnModel", "NotFittedError", "Snapshot", "fit_model", "store_arguments"]
+__all__ = ["ChurnModel", "NotFittedError", "fit_model", "store_arguments"]
 
 MODEL_FORMAT_VERSION = 1
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
@@ -33,7 +32,7 @@ import pandas as pd
 
 from churnguard.config import ProjectConfig
 from churnguard.explain import reason_context
-from churnguard.models.base import ChurnModel, Snapshot
+from churnguard.models.base import ChurnModel
 from churnguard.realtime import (
     LANGS,
     CustomerRisk,
@@ -45,7 +44,7 @@ from churnguard.realtime import (
 )
 from churnguard.registry import CHAMPION, alias_version, get_model_version, load_model
 from churnguard.service.store_pool import StorePool
-from churnguard.snapshots import build_snapshot
+from churnguard.snapshots import Snapshot, build_snapshot
 from churnguard.store import Store
 
 log = logging.getLogger("churnguard.service")
