@@ -45,8 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as exc:  # BadInput and click's own usage errors (exit code 2)
         exc.show()
         return exc.exit_code
-    except ChurnguardError as exc:
-        console.print(f"Error: {exc}", markup=False)
+    except ChurnguardError as exc:  # as click shows its own errors: one unwrapped line on stderr
+        click.echo(f"Error: {exc}", err=True)
         return exit_code(exc)
     except click.exceptions.Exit as exc:
         return exc.exit_code
