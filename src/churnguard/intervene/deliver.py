@@ -22,7 +22,6 @@ import hashlib
 import json
 import os
 import random
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ import pyarrow.parquet as pq
 
 from churnguard.config import NO_ACTION
 from churnguard.errors import ChurnguardError
+from churnguard.files import csv_text, replace_atomically
 from churnguard.ingest import FAULT_ENV, FAULT_EXIT_CODE
 from churnguard.store import Store
 
@@ -176,7 +176,7 @@ def export_plan(store: Store, *, campaign_id: str, path: str | Path) -> int:
         record["items"] = _items(record["items"], campaign_id, record["user_id"])
     writers = {".csv": _write_csv, ".parquet": _write_parquet, ".json": _write_json,
                ".jsonl": _write_jsonl}
-    _replace_atomically(path, lambda tmp: writers[suffix](records, tmp))
+    replace_atomically(path, lambda tmp: writers[suffix](records, tmp))
     return len(records)
 
 
@@ -201,7 +201,7 @@ def _items(text: str | None, campaign_id: str, user_id: str) -> list[Any]:
 def _write_csv(records: list[dict[str, Any]], path: Path) -> None:
     frame = pd.DataFrame.from_records(records, columns=list(PLAN_COLUMNS))
     frame["items"] = [json.dumps(items, ensure_ascii=False) for items in frame["items"]]
-    frame.to_csv(path, index=False, encoding="utf-8")
+    path.write_text(csv_text(frame), encoding="utf-8")
 
 
 def _write_parquet(records: list[dict[str, Any]], path: Path) -> None:
@@ -227,22 +227,6 @@ def _write_jsonl(records: list[dict[str, Any]], path: Path) -> None:
     with open(path, "w", encoding="utf-8") as fh:
         for record in records:
             fh.write(json.dumps(record, ensure_ascii=False) + "\n")
-
-
-def _replace_atomically(path: Path, write: Callable[[Path], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        write(tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 # --- delivery -------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 from churnguard import customers, score_runs
 from churnguard.customers import PlannedContact, ScoreRow, Timeline, TimelineEvent, segments
+from churnguard.files import csv_cell
 from churnguard.realtime import CustomerRisk
 from churnguard.score_runs import SORTS, TIERS, ScoringRun, latest_run
 from churnguard.service.dashboard import charts
@@ -35,7 +36,6 @@ TIMELINE_EVENTS = 400  # drawn on the timeline chart
 EVENT_ROWS = 50  # listed in the table under it
 MAX_TEXT = 100  # longest search or reason filter kept
 # Spreadsheets run a cell that starts with one of these as a formula (CSV injection).
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -210,12 +210,6 @@ def render_list(ctx: PageContext, service: ServiceState, store: Store,
                 lead=e(t(lang, "customers_lead")))
 
 
-def _cell(value: object) -> object:
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
-    return value
-
-
 def export_csv(service: ServiceState, store: Store, query: Mapping[str, str]) -> str | None:
     """Every row the filters keep, as CSV text (None: nothing has been scored)."""
     filters = Filters.parse(query, segments(store))
@@ -230,7 +224,7 @@ def export_csv(service: ServiceState, store: Store, query: Mapping[str, str]) ->
         columns.insert(4, "segment")
     writer.writerow(columns + ["as_of", "model_version"])
     for r in rows:
-        writer.writerow([_cell(r[c]) for c in columns] + [f"{run.as_of:%Y-%m-%d}", run.version])
+        writer.writerow([csv_cell(r[c]) for c in columns] + [f"{run.as_of:%Y-%m-%d}", run.version])
     return out.getvalue()
 
 
