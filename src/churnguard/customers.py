@@ -240,10 +240,11 @@ class StoreFile:
     """:class:`StoreAccess` for a process that has the store to itself (the CLI)."""
 
     path: Path
+    wait_s: float = 0.0  # how long to wait for another process that holds the store
 
     @contextlib.contextmanager
     def writing(self) -> Iterator[Store]:
-        with Store.open(self.path) as store:
+        with Store.open(self.path, wait_s=self.wait_s) as store:
             yield store
 
     @contextlib.contextmanager

@@ -18,6 +18,31 @@ from churnguard.store import STORE_FILENAME, Store
 
 CONFIG_FILENAME = "churnguard.toml"
 PROJECT_ENV = "CHURNGUARD_PROJECT"
+LOCK_WAIT_ENV = "CHURNGUARD_LOCK_WAIT"
+# How long a command waits for another process (a running ingest, say) to release the store:
+# long enough to queue behind a routine command, short enough to report a running service soon.
+LOCK_WAIT_S = 30.0
+
+
+def lock_wait_s() -> float:
+    """Seconds to wait for a store another process holds: $CHURNGUARD_LOCK_WAIT, else
+    :data:`LOCK_WAIT_S`.
+
+    >>> import os; os.environ[LOCK_WAIT_ENV] = "2.5"; lock_wait_s()
+    2.5
+    >>> del os.environ[LOCK_WAIT_ENV]; lock_wait_s()
+    30.0
+    """
+    text = os.environ.get(LOCK_WAIT_ENV, "").strip()
+    if not text:
+        return LOCK_WAIT_S
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise ConfigError(f"{LOCK_WAIT_ENV}={text!r}: give a number of seconds") from None
+    if not 0 <= seconds < float("inf"):
+        raise ConfigError(f"{LOCK_WAIT_ENV}={text!r}: give a number of seconds, 0 or more")
+    return seconds
 
 
 def resolve_project_dir(option: str | Path | None) -> Path:
@@ -39,7 +64,10 @@ class Project:
         return cls(root=root, config=load_config(root / CONFIG_FILENAME))
 
     def open_store(self, *, read_only: bool = False) -> Store:
-        return Store.open(self.store_path, read_only=read_only)
+        """The project's store; while another process holds it, wait up to
+        ``$CHURNGUARD_LOCK_WAIT`` seconds (default :data:`LOCK_WAIT_S`) before saying who holds
+        it (:class:`~churnguard.store.StoreBusyError`)."""
+        return Store.open(self.store_path, read_only=read_only, wait_s=lock_wait_s())
 
     def simulation_truth(self) -> Any:
         """The simulator's true churn probabilities (user_id, cutoff, p_churn) for the oracle,

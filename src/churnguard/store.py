@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -94,6 +96,60 @@ class StoreError(ChurnguardError, RuntimeError):
     bad_input = False
 
 
+class StoreBusyError(StoreError):
+    """Another process holds the store's file (DuckDB allows one writing process): the message
+    names the process and says what to do. Bad input in the sense that the user can fix it by
+    stopping or waiting for that process."""
+
+    code = "store_busy"
+    bad_input = True
+
+
+# DuckDB: 'Could not set lock on file "...": Conflicting lock is held in /usr/bin/python (PID 42)'
+_LOCK_HOLDER = re.compile(r"Conflicting lock is held in (?P<program>.*?) \(PID (?P<pid>\d+)\)")
+LOCK_POLL_S = 0.25
+
+
+def _holder(message: str) -> str:
+    """Who holds the lock, in words: the PID and, where /proc shows it, the command line."""
+    match = _LOCK_HOLDER.search(message)
+    if match is None:
+        return "another process"
+    pid = match.group("pid")
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        command = " ".join(a.decode("utf-8", "replace") for a in argv if a)
+    except OSError:
+        command = match.group("program")
+    return f"process {pid} ({command})"
+
+
+def _busy(path: Path, message: str, waited_s: float) -> StoreBusyError:
+    waited = f" (waited {waited_s:.0f} s)" if waited_s >= 1 else ""
+    return StoreBusyError(
+        f"{path}: the store is in use by {_holder(message)}{waited}. DuckDB lets one process "
+        "write a project at a time: if that is `churnguard serve`, use its REST API or stop it "
+        "first; otherwise wait until it ends, or let this command wait longer with "
+        "CHURNGUARD_LOCK_WAIT=SECONDS")
+
+
+def _connect(path: Path, *, read_only: bool, wait_s: float) -> duckdb.DuckDBPyConnection:
+    """Connect, waiting up to ``wait_s`` seconds while another process holds the file's lock."""
+    deadline = time.monotonic() + wait_s
+    started = time.monotonic()
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as exc:
+            if "Conflicting lock" not in str(exc):
+                raise StoreError(f"{path}: cannot open the store: {exc}") from exc
+            if time.monotonic() >= deadline:
+                raise _busy(path, str(exc), time.monotonic() - started) from None
+            time.sleep(LOCK_POLL_S)
+        except duckdb.Error as exc:
+            raise StoreError(f"{path}: cannot open the store: {exc}") from exc
+
+
 class Store:
     """A DuckDB database file holding one project's data.
 
@@ -106,15 +162,16 @@ class Store:
         self.path = path
 
     @classmethod
-    def open(cls, path: str | Path, *, read_only: bool = False, threads: int | None = None) -> Store:
-        """Open (creating if needed) the store at ``path`` and bring its schema up to date."""
+    def open(cls, path: str | Path, *, read_only: bool = False, threads: int | None = None,
+             wait_s: float = 0.0) -> Store:
+        """Open (creating if needed) the store at ``path`` and bring its schema up to date.
+
+        While another process holds the file, wait up to ``wait_s`` seconds for it, then raise
+        :class:`StoreBusyError` naming that process."""
         path = Path(path)
         if read_only and not path.exists():
             raise StoreError(f"{path}: no store here; run `churnguard init` first")
-        try:
-            con = duckdb.connect(str(path), read_only=read_only)
-        except duckdb.Error as exc:
-            raise StoreError(f"{path}: cannot open the store: {exc}") from exc
+        con = _connect(path, read_only=read_only, wait_s=wait_s)
         con.execute("SET TimeZone = 'UTC'")
         con.execute(f"SET threads = {threads or os.cpu_count() or 1}")
         # Plain FSST string compression costs ~10% of a bulk append's time for no gain in size

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from churnguard.cli.base import cli, load_project, project_option
+from churnguard.project import lock_wait_s
 
 
 @cli.command()
@@ -27,6 +28,7 @@ def erase(user_id: str, project_dir: Path | None) -> None:
 
     project = load_project(project_dir)
     report = customers.erase(user_id, root=project.root, config=project.config.ingest,
-                             access=customers.StoreFile(project.store_path))
+                             access=customers.StoreFile(project.store_path,
+                                                    wait_s=lock_wait_s()))
     click.echo(f"Erased {report.total_rows:,} rows and {report.files_deleted:,} files; "
                f"erasure id {report.erasure_id}")
