@@ -14,6 +14,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from churnguard import __version__
 from churnguard.project import Project
+from churnguard.service.asgi import ApiHeaders
 from churnguard.service.auth import API_KEY_HEADER
 from churnguard.service.dashboard import dashboard_router
 from churnguard.service.errors import install_error_handlers
@@ -78,6 +79,7 @@ def create_app(project: Project | Path | str, settings: ServiceSettings | None =
                            allow_methods=["GET", "POST", "DELETE"],
                            allow_headers=[API_KEY_HEADER, "Content-Type"])
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(ApiHeaders)
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
     return app
 

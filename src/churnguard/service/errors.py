@@ -8,6 +8,7 @@ the 404 and 405 answers and any unexpected exception (500, with no detail).
 from __future__ import annotations
 
 import logging
+import traceback
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -217,8 +218,11 @@ async def _http_handler(request: Request, exc: StarletteHTTPException) -> JSONRe
 
 
 async def _unexpected_handler(request: Request, exc: Exception) -> JSONResponse:
-    log.error("unhandled error on %s %s", request.method, request.url.path,
-              exc_info=(type(exc), exc, exc.__traceback__))
+    # The route's template, never the raw path: a path holds a customer's id, and logs are kept.
+    route = getattr(request.scope.get("route"), "path", "an unknown route")
+    # The frames say where it failed; the exception's message is left out, as it may quote data.
+    log.error("unhandled error on %s %s: %s\n%s", request.method, route, type(exc).__name__,
+              "".join(traceback.format_tb(exc.__traceback__)).rstrip())
     return error_response("internal_error", "the request failed; the server log has the details")
 
 

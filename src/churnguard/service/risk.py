@@ -195,6 +195,8 @@ class RiskService:
                  clock: Callable[[Store], dt.datetime]) -> None:
         self.pool, self.config, self.clock = pool, config, clock
         self.book = RiskBook()
+        # Why the last scoring of the whole population failed (None: it did not).
+        self.population_error: str | None = None
         self._champion: Champion | None = None
         self._champion_lock = threading.Lock()
         self._scratch: CustomerScratch | None = None
@@ -282,7 +284,20 @@ class RiskService:
         return job is not None and self._explain(job)
 
     def _score_everyone(self) -> _ExplainJob | None:
-        """Install everyone's probability now (seconds); returns the reasons still to compute."""
+        """Install everyone's probability now (seconds); returns the reasons still to compute.
+
+        A failure is recorded in :attr:`population_error` (the readiness probe reports it) and
+        raised; the next success clears it."""
+        try:
+            job = self._score_population()
+        except Exception as exc:
+            # The class only: a message may quote data (an id, an amount) and /readyz is public.
+            self.population_error = type(exc).__name__
+            raise
+        self.population_error = None
+        return job
+
+    def _score_population(self) -> _ExplainJob | None:
         ticket = self.book.ticket()
         with self.pool.reading() as store:
             version = alias_version(store, CHAMPION)

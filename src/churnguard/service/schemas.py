@@ -249,6 +249,10 @@ class ReadyOut(_Out):
     status: Literal["ready", "not_ready"]
     store: bool
     champion: str | None
+    population: Literal["scored", "pending", "failed"] = Field(
+        description="the last scoring of the whole population: scored; pending (not yet: answers "
+                    "are computed customer by customer meanwhile); failed (the server log says "
+                    "why; the service is not ready)")
     scores_as_of: UtcDatetime | None = Field(
         description="when everyone was last scored (null: not yet; answers are computed "
                     "customer by customer meanwhile)")

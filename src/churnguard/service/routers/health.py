@@ -20,8 +20,9 @@ def healthz() -> HealthOut:
     return HealthOut(status="ok")
 
 
-@router.get("/readyz", response_model=ReadyOut, summary="Ready to answer: store reachable and "
-            "a champion model present", responses={503: {"model": ReadyOut}})
+@router.get("/readyz", response_model=ReadyOut, summary="Ready to answer: store reachable, "
+            "a champion model present, and the last scoring of the population did not fail",
+            responses={503: {"model": ReadyOut}})
 def readyz(service: ServiceState = Depends(service_of)) -> JSONResponse:
     champion = None
     store_ok = service.pool.ping()
@@ -31,9 +32,11 @@ def readyz(service: ServiceState = Depends(service_of)) -> JSONResponse:
                 champion = alias_version(store, CHAMPION)
         except Exception:  # noqa: BLE001 - any failure means not ready
             store_ok = False
-    ready = store_ok and champion is not None
+    failed = service.risk.population_error
+    ready = store_ok and champion is not None and failed is None
+    population = "failed" if failed else ("scored" if service.risk.book.ready else "pending")
     body = ReadyOut(status="ready" if ready else "not_ready", store=store_ok, champion=champion,
-                    scores_as_of=service.risk.book.table_as_of,
+                    population=population, scores_as_of=service.risk.book.table_as_of,
                     reasons_ready=service.risk.book.reasons_progress)
     return JSONResponse(body.model_dump(mode="json"), status_code=200 if ready else 503)
 
