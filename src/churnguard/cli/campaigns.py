@@ -218,10 +218,19 @@ def deliver(campaign_id: str, webhook: str | None, out_path: Path | None, batch_
     Control customers are never sent. Every delivery carries an idempotency key; the delivery log
     in the store records what was sent, so a rerun after a failure or a crash resumes where it
     stopped and never sends a customer twice (the receiver must dedupe on the key; docs/deliver.md).
+
+    With CHURNGUARD_WEBHOOK_SECRET set, every request is signed (X-Churnguard-Timestamp and
+    X-Churnguard-Signature: HMAC-SHA256 of "timestamp." + body); CHURNGUARD_WEBHOOK_HOSTS limits
+    the hosts a webhook may go to.
     """
-    from churnguard.intervene.deliver import deliver_plan
+    import os
+
+    from churnguard.intervene.deliver import SECRET_ENV, deliver_plan
 
     project = load_project(project_dir)
+    if webhook is not None and not os.environ.get(SECRET_ENV):
+        console.print(f"Warning: {SECRET_ENV} is not set, so the requests are not signed and the "
+                      "receiver cannot tell them from forged ones (docs/deliver.md)", markup=False)
     with project.open_store() as store, day_progress("Delivering") as update:
         report = deliver_plan(store, campaign_id=campaign_id, webhook=webhook, out=out_path,
                               batch_size=batch_size, max_attempts=max_attempts,

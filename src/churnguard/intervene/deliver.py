@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 import hashlib
+import hmac
 import json
 import os
 import random
@@ -53,7 +54,9 @@ DELIVERY_FIELDS = ("idempotency_key", "user_id", "action", "channel", "items", "
                    "message_zh")
 PENDING, SENT, FAILED = "pending", "sent", "failed"
 MAX_DELAY_S = 60.0  # longest wait between two attempts, Retry-After included
-_ERROR_CHARS = 500  # of a response body kept in last_error
+SECRET_ENV = "CHURNGUARD_WEBHOOK_SECRET"  # signs every webhook request when set
+HOSTS_ENV = "CHURNGUARD_WEBHOOK_HOSTS"  # comma-separated hosts a webhook may go to, when set
+SIGNATURE_HEADER, TIMESTAMP_HEADER = "X-Churnguard-Signature", "X-Churnguard-Timestamp"
 
 Progress = Callable[[int, int], None]
 
@@ -252,12 +255,27 @@ class _Outcome:
     error: str | None
 
 
-class _Webhook:
-    """POSTs batches as JSON; 2xx is success, 429/5xx/network errors may be retried."""
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    """The ``X-Churnguard-Signature`` of a webhook request: ``v1=`` and the hex HMAC-SHA256
+    (RFC 2104) under ``secret`` of ``"{timestamp}."`` followed by the body's bytes. Signing the
+    timestamp with the body lets a receiver refuse a replayed request (docs/deliver.md).
 
-    def __init__(self, url: str, *, timeout_s: float) -> None:
+    >>> sign("s3cret", 1700000000, b'{"campaign_id": "c1"}')[:19]
+    'v1=f13d40462b28884f'
+    """
+    digest = hmac.new(secret.encode("utf-8"), str(timestamp).encode("ascii") + b"." + body,
+                      hashlib.sha256).hexdigest()
+    return f"v1={digest}"
+
+
+class _Webhook:
+    """POSTs batches as JSON; 2xx is success, 429/5xx/network errors may be retried. With a
+    secret, each request is signed (:func:`sign`)."""
+
+    def __init__(self, url: str, *, timeout_s: float, secret: str | None) -> None:
         self.url = url
         self.target = _redacted(url)
+        self.secret = secret
         self._client = httpx.Client(timeout=timeout_s, follow_redirects=False)
 
     def close(self) -> None:
@@ -268,6 +286,10 @@ class _Webhook:
                           ensure_ascii=False).encode("utf-8")
         headers = {"Content-Type": "application/json",
                    "Idempotency-Key": _batch_key([d["idempotency_key"] for d in deliveries])}
+        if self.secret:
+            timestamp = int(time.time())  # signed per attempt: a retry is a fresh request
+            headers[TIMESTAMP_HEADER] = str(timestamp)
+            headers[SIGNATURE_HEADER] = sign(self.secret, timestamp, body)
         try:
             response = self._client.post(self.url, content=body, headers=headers)
         except httpx.RequestError as exc:  # connect, read, write, timeout, protocol errors
@@ -275,8 +297,10 @@ class _Webhook:
         code = response.status_code
         if 200 <= code < 300:
             return _Try(ok=True, status_code=code)
-        text = response.text[:_ERROR_CHARS].strip()
-        error = f"HTTP {code} {response.reason_phrase}" + (f": {text}" if text else "")
+        # The receiver's body is not kept: it is theirs and may echo customers' data back.
+        size = len(response.content)
+        error = f"HTTP {code} {response.reason_phrase}" + (
+            f" (a {size:,}-byte body, not kept)" if size else "")
         retryable = code == 429 or code >= 500
         return _Try(ok=False, retryable=retryable, status_code=code, error=error,
                     retry_after=retry_after_seconds(response.headers.get("Retry-After"))
@@ -371,8 +395,9 @@ def deliver_plan(
     if webhook is not None:
         _check_webhook(webhook)
     _check_campaign(store, campaign_id)
-    sink: _Webhook | _File = (_Webhook(webhook, timeout_s=timeout_s) if webhook is not None
-                              else _File(Path(out)))  # type: ignore[arg-type]
+    sink: _Webhook | _File = (
+        _Webhook(webhook, timeout_s=timeout_s, secret=os.environ.get(SECRET_ENV) or None)
+        if webhook is not None else _File(Path(out)))  # type: ignore[arg-type]
     try:
         return _deliver(store, campaign_id, sink, batch_size=batch_size, max_attempts=max_attempts,
                         backoff_s=backoff_s, progress=progress)
@@ -509,6 +534,10 @@ def _check_webhook(url: str) -> None:
     if parsed.scheme not in ("http", "https") or not parsed.host:
         raise DeliveryError(f"webhook {url!r} is not an http(s) URL; give one like "
                             "https://crm.example.com/hooks/churnguard")
+    allowed = {h.strip().lower() for h in os.environ.get(HOSTS_ENV, "").split(",") if h.strip()}
+    if allowed and parsed.host.lower() not in allowed:
+        raise DeliveryError(f"webhook host {parsed.host!r} is not in {HOSTS_ENV} "
+                            f"({', '.join(sorted(allowed))}); add it there to deliver to it")
 
 
 def _redacted(url: str) -> str:
