@@ -359,7 +359,7 @@ def check_beats_baselines(model: Any, snapshot: Snapshot,
     for name, (baseline, margin) in baselines.items():
         auc[name] = float(roc_auc_score(y, baseline.predict_proba(snapshot)))
         if not auc[model.name] >= auc[name] + margin:
-            broken.append(f"{name} ({auc[name]:.4f}) by less than {margin}")
+            broken.append(f"{name} ({auc[name]:.4f}) by {margin}")
     _require(not broken, f"{model.name} (ROC-AUC {auc[model.name]:.4f}) does not beat "
              + ", ".join(broken))
     return auc
