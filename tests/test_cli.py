@@ -140,6 +140,37 @@ def test_console_script_exit_code_reaches_the_shell(tmp_path: Path) -> None:
     assert "not a churnguard project" in proc.stderr
 
 
+# Quality floors of the demo's backtest, set against its own baselines. Measured on the run
+# below (1,500 customers over 420 days; one training cutoff of 547 rows, 709 validation and
+# 860 test rows, base rate 0.470):
+#   ROC-AUC  recency 0.8228, btyd 0.8442, gbdt 0.8434, behaviour 0.5385, behaviour+gbdt 0.8342,
+#            oracle 0.9228
+#   ECE      recency 0.0518, btyd 0.1113, gbdt 0.0325, behaviour 0.0672, behaviour+gbdt 0.0258,
+#            oracle 0.0215
+# and broken, on the same data: gbdt without its calibrator, ECE 0.0806 (recency without its
+# own: 0.514); gbdt fitted on shuffled labels, ROC-AUC 0.6010; gbdt without its recency,
+# frequency and browsing features and its BTYD inputs, 0.8289. Each floor fails on each break
+# it is meant for. Margins are about half the measured gap.
+#: gbdt over the recency rule (measured gap 0.0206).
+DEMO_MARGIN_OVER_RECENCY = 0.010
+#: gbdt under BTYD at most by this much: on this small shop the trees (35 of them, from 547
+#: training rows) only tie BTYD (measured gap -0.0008), so this is a floor, not a margin; the
+#: contract test holds the margin over BTYD on the larger test shop (tests/models).
+DEMO_TOLERANCE_UNDER_BTYD = 0.010
+#: ECE bounds of the calibrated models (btyd is not calibrated: 0.111). The tiny behaviour
+#: network's bound is loose: it has little to calibrate (ROC-AUC 0.54).
+DEMO_MAX_ECE = {"recency": 0.075, "gbdt": 0.055, "behaviour": 0.10, "behaviour+gbdt": 0.055}
+
+
+def _assert_demo_quality(by_name: dict[str, dict]) -> None:
+    """The demo backtest's floors (see above): gbdt against the baselines, ECE bounded."""
+    gbdt, recency, btyd = (by_name[n]["roc_auc"] for n in ("gbdt", "recency", "btyd"))
+    assert gbdt >= recency + DEMO_MARGIN_OVER_RECENCY, (gbdt, recency)
+    assert gbdt >= btyd - DEMO_TOLERANCE_UNDER_BTYD, (gbdt, btyd)
+    for name, bound in DEMO_MAX_ECE.items():
+        assert by_name[name]["ece"] <= bound, (name, by_name[name]["ece"])
+
+
 @pytest.mark.e2e
 def test_demo_end_to_end_small(tmp_path: Path) -> None:
     """The main job, as `make demo` runs it, at small size, through the installed script:
@@ -166,6 +197,7 @@ def test_demo_end_to_end_small(tmp_path: Path) -> None:
     by_name = {m["name"]: m for m in document["models"]}
     # The oracle knows the truth: no model may beat it by more than noise.
     assert by_name["oracle"]["roc_auc"] >= max(by_name[n]["roc_auc"] for n in names) - 0.01
+    _assert_demo_quality(by_name)
     # The behaviour models were trained at the demo's small size, from the encoder pretrained
     # (without labels) on the events before the validation cutoff, and the size is recorded.
     assert (project / "pretrained" / "encoder.pt").exists()
@@ -183,6 +215,7 @@ def test_demo_end_to_end_small(tmp_path: Path) -> None:
         assert details[name]["trees"] >= 1
     # The champion is the backtest's best among the models that give reasons, not a fixed one.
     assert champion == max(("gbdt", "behaviour+gbdt"), key=lambda n: by_name[n]["roc_auc"])
+    assert by_name[champion]["ece"] <= DEMO_MAX_ECE[champion]  # the scores are probabilities
 
     scores = pd.read_csv(project / "scores.csv", keep_default_na=False)
     assert list(scores.columns) == ["user_id", "p_churn", "risk_tier", "reason_1", "reason_2",

@@ -16,10 +16,15 @@ follows scikit-learn's habits (STYLE.md #1), whatever its data:
 - a learner that reads a snapshot sees nothing at or after its cutoff
   (:func:`check_no_look_ahead`).
 
-Churn models add three checks of their own: one probability per row in [0, 1]
+Churn models add checks of their own: one probability per row in [0, 1]
 (:func:`check_probabilities`), and neither the order of the feature columns nor the order of
 the rows changes a customer's score (:func:`check_feature_order`, :func:`check_row_order`).
-:func:`check_churn_model` runs every check that needs no store on one churn model.
+:func:`check_churn_model` runs every check that needs no store on one churn model. Two more
+need labelled, out-of-time data and bounds measured on it, so the caller gives both: a model
+that claims calibrated probabilities has a bounded ECE, a mean probability near the base rate
+and beats the scores it calibrates (:func:`check_calibration`, with
+:func:`uncalibrated_scores`); a model that claims to rank better than a baseline does so by a
+margin (:func:`check_beats_baselines`).
 
 A :class:`Case` says how to fit and predict one learner on some data; the checks take it, so
 learners with different ``fit`` signatures share them. A failed check raises AssertionError
@@ -47,13 +52,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.exceptions import NotFittedError
+from sklearn.metrics import roc_auc_score
 
 from churnguard.config import ChurnDefinition
 from churnguard.snapshots import Snapshot, build_snapshot
 from churnguard.store import Store
 
 __all__ = [
+    "Calibration",
     "Case",
+    "check_beats_baselines",
+    "check_calibration",
     "check_churn_model",
     "check_constructor",
     "check_feature_order",
@@ -65,6 +74,7 @@ __all__ = [
     "check_same_seed",
     "check_unfitted",
     "churn_case",
+    "uncalibrated_scores",
 ]
 
 
@@ -250,3 +260,106 @@ def check_churn_model(make: Callable[[], Any], *, train: Snapshot, validation: S
     check_feature_order(fitted, test)
     check_row_order(fitted, test, atol=row_atol)
     return fitted
+
+
+# -- quality on labelled, out-of-time data ---------------------------------------------------------
+def _ece(y: np.ndarray, p: np.ndarray, n_bins: int = 10) -> float:
+    # The backtest's ECE (churnguard.evaluate.ece, a layer above this one): equal-frequency
+    # bins, sum_b (n_b / n) |mean(y_b) - mean(p_b)|. The contract test checks they agree.
+    order = np.argsort(p, kind="stable")
+    return float(sum(part.size * abs(y[part].mean() - p[part].mean())
+                     for part in np.array_split(order, min(n_bins, y.size))) / y.size)
+
+
+def _labelled(snapshot: Snapshot) -> np.ndarray:
+    _require(snapshot.labels is not None and len(snapshot) > 0,
+             "the quality checks need a labelled, non-empty snapshot")
+    y = snapshot.y().astype(float)
+    _require(np.unique(y).size == 2, "the quality checks need churned and retained rows")
+    return y
+
+
+def uncalibrated_scores(model: Any) -> dict[str, Callable[[Snapshot], np.ndarray]]:
+    """What ``model`` calibrates, by name, as functions of a snapshot: its own score before
+    calibration (``predict_raw``), or, for a stacked model (``members_``), each member's input to
+    the combiner (the member's ``predict_raw``, or its probability where it has none). Empty for
+    a model whose raw score is no probability (the recency rule's day count).
+
+    >>> from churnguard.models.gbdt import GBDTChurnModel
+    >>> list(uncalibrated_scores(GBDTChurnModel()))
+    ['raw']
+    """
+    if hasattr(model, "predict_raw"):
+        return {"raw": model.predict_raw}
+    members = getattr(model, "members_", None) or {}
+    return {f"{name} raw" if hasattr(member, "predict_raw") else name:
+            getattr(member, "predict_raw", member.predict_proba)
+            for name, member in members.items()}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Calibration:
+    """What :func:`check_calibration` measured: the ECE, Brier score and mean of the
+    probabilities, the base rate, and (ECE, Brier) of each uncalibrated score."""
+
+    ece: float
+    brier: float
+    mean: float
+    base_rate: float
+    uncalibrated: dict[str, tuple[float, float]]
+
+
+def check_calibration(model: Any, snapshot: Snapshot, *, max_ece: float, max_mean_gap: float,
+                      uncalibrated: dict[str, Callable[[Snapshot], np.ndarray]] | None = None,
+                      ) -> Calibration:
+    """The probabilities on ``snapshot`` (labelled, out of time: after the data the model and
+    its calibrator saw) are calibrated:
+
+    - the expected calibration error (10 equal-frequency bins) is at most ``max_ece``;
+    - the mean probability is within ``max_mean_gap`` of the base rate (what a campaign's
+      budget is sized on);
+    - calibration helps: both the ECE and the Brier score are below those of each
+      ``uncalibrated`` score (:func:`uncalibrated_scores`), so a calibrator that does nothing,
+      or harms, fails.
+
+    Every broken condition is named in one AssertionError. Returns what was measured.
+    """
+    y = _labelled(snapshot)
+    p = np.asarray(model.predict_proba(snapshot), dtype=float)
+    raw = {name: np.clip(np.asarray(score(snapshot), dtype=float), 0.0, 1.0)
+           for name, score in (uncalibrated or {}).items()}
+    measured = Calibration(ece=_ece(y, p), brier=float(np.mean((p - y) ** 2)),
+                           mean=float(p.mean()), base_rate=float(y.mean()),
+                           uncalibrated={name: (_ece(y, r), float(np.mean((r - y) ** 2)))
+                                         for name, r in raw.items()})
+    broken = []
+    if not measured.ece <= max_ece:
+        broken.append(f"ECE {measured.ece:.4f} above the bound {max_ece}")
+    if not abs(measured.mean - measured.base_rate) <= max_mean_gap:
+        broken.append(f"mean probability {measured.mean:.4f} more than {max_mean_gap} from the "
+                      f"base rate {measured.base_rate:.4f}")
+    for name, (ece, brier) in measured.uncalibrated.items():
+        if not (measured.ece < ece and measured.brier < brier):
+            broken.append(f"calibration does not improve on {name!r}: ECE {measured.ece:.4f} "
+                          f"against {ece:.4f}, Brier {measured.brier:.4f} against {brier:.4f}")
+    _require(not broken, f"{model.name} is not calibrated on {len(y)} out-of-time rows: "
+             + "; ".join(broken))
+    return measured
+
+
+def check_beats_baselines(model: Any, snapshot: Snapshot,
+                          baselines: dict[str, tuple[Any, float]]) -> dict[str, float]:
+    """``model`` ranks the labelled ``snapshot`` better than each fitted baseline by its margin:
+    ROC-AUC(model) >= ROC-AUC(baseline) + margin, for ``baselines`` = {name: (baseline,
+    margin)}. Every baseline it fails to beat is named in one AssertionError. Returns the
+    ROC-AUC of the model and of each baseline, by name."""
+    y = _labelled(snapshot)
+    auc = {model.name: float(roc_auc_score(y, model.predict_proba(snapshot)))}
+    broken = []
+    for name, (baseline, margin) in baselines.items():
+        auc[name] = float(roc_auc_score(y, baseline.predict_proba(snapshot)))
+        if not auc[model.name] >= auc[name] + margin:
+            broken.append(f"{name} ({auc[name]:.4f}) by {margin}")
+    _require(not broken, f"{model.name} (ROC-AUC {auc[model.name]:.4f}) does not beat "
+             + ", ".join(broken))
+    return auc
