@@ -24,8 +24,8 @@ from churnguard.report.markup import when as _when
 from churnguard.report.model_sections import METRICS
 from churnguard.report.style import CSS
 
-__all__ = ["METRICS", "SECTIONS", "build_html", "page_sections", "count", "finite", "formatted", "money",
-           "num", "pct", "pp", "render_report", "signed"]
+__all__ = ["METRICS", "SECTIONS", "build_html", "count", "finite", "formatted", "money",
+           "num", "page_sections", "pct", "pp", "render_report", "signed"]
 
 # (id, heading, plain-language line under the heading)
 SECTIONS: tuple[tuple[str, str, str], ...] = (
