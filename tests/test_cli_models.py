@@ -40,10 +40,27 @@ def test_score_before_training_says_what_to_do(project: Path,
 
 def test_report_before_backtest_says_what_to_do(project: Path,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run(["report", "--project", str(project), "--out",
-                        str(project / "r.html")], capsys)
-    assert code == 2
-    assert "run `churnguard backtest` first" in err
+    """Before any backtest, model or score, the report renders what exists (the churn
+    definition and its preview) and says, on the page and on stderr, which command makes each
+    missing part."""
+    out_path = project / "r.html"
+    code, out, err = run(["report", "--project", str(project), "--out", str(out_path)], capsys)
+    assert code == 0
+    assert out == f"Report written to {out_path}\n"
+    assert err == (
+        "Not in the report: No backtest yet: run churnguard backtest; the model leaderboard, "
+        "the curves, calibration, gains and churn by segment come from it.\n"
+        "Not in the report: No model trained yet: run churnguard train; the chosen model and "
+        "its feature importance come from it.\n"
+        "Not in the report: No scores yet: run churnguard score; the score distribution and the "
+        "customers most at risk come from it.\n")
+    page = out_path.read_text(encoding="utf-8")
+    assert "No backtest yet: run <code>churnguard backtest</code>" in page
+    assert "No model trained yet: run <code>churnguard train</code>" in page
+    assert "No scores yet: run <code>churnguard score</code>" in page
+    assert '<section id="backtest">' in page and '<table class="leaderboard">' not in page
+    assert '<table class="preview">' in page  # the definition preview needs none of them
+    out_path.unlink()
 
 
 def test_backtest_json_has_the_documented_shape(project: Path,

@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -18,6 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from churnguard.config import IngestConfig
+from churnguard.ingest import faults
 from churnguard.ingest import (
     FAULT_AFTER_INSERT,
     FAULT_ENV,
@@ -28,6 +30,7 @@ from churnguard.ingest import (
     list_quarantine,
     parse_mapping,
 )
+from churnguard.ingest.faults import FAULT_POINTS
 from churnguard.store import DATA_TABLES, Store
 
 EVENTS_HEADER = "user_id,ts,type,amount,rating,text"
@@ -594,6 +597,117 @@ def test_crash_before_commit_leaves_the_store_unchanged(seeded: Store, tmp_path:
         assert snapshot(reopened) == before
         # And the store still works: the same load now succeeds.
         assert ingest_files(reopened, kind="events", files=[f]).rows_added == 2
+
+
+# Per kind: what a store may hold already, and the rows of the load that is killed (new rows, a
+# changed row for the keyed kinds, a repeat for events); BAD is one bad row of that kind.
+CRASH_FILES: dict[str, dict[str, str]] = {
+    "events": {"held": "user_id,ts,type,amount\ns1,2024-01-01,order,\ns2,2024-01-02,view,\n",
+               "load": "user_id,ts,type,amount\nu1,2024-02-01,order,10\nu2,2024-02-02,view,\n"
+                       "s1,2024-01-01,order,\n",
+               "bad": "u3,not-a-time,order,5\n"},
+    "users": {"held": "user_id,signup_ts,region\ns1,2024-01-01,eu\ns2,2024-01-02,us\n",
+              "load": "user_id,signup_ts,region\nu1,2024-02-01,eu\ns1,2024-01-01,apac\n",
+              "bad": "u3,not-a-time,eu\n"},
+    "items": {"held": "item_id,category,price,title,colour\ni1,shoes,10,Red shoe,red\n",
+              "load": "item_id,category,price,title,colour\ni2,hats,5,Hat,blue\n"
+                      "i1,shoes,12,Red shoe,red\n",
+              "bad": "i3,hats,not-a-number,Hat,green\n"},
+    "campaigns": {"held": "user_id,campaign_id,action,assigned_at,is_control\n"
+                          "s1,c1,coupon_10,2024-01-01,false\n",
+                  "load": "user_id,campaign_id,action,assigned_at,is_control\n"
+                          "u1,c1,coupon_10,2024-01-02,true\ns1,c1,coupon_10,2024-01-01,true\n",
+                  "bad": "u2,c1,coupon_10,not-a-time,false\n"},
+    "labels": {"held": "user_id,as_of,churned\ns1,2024-01-01,false\n",
+               "load": "user_id,as_of,churned\nu1,2024-01-01,true\ns1,2024-01-01,true\n",
+               "bad": "u2,2024-01-01,maybe\n"},
+}
+# What the store holds when the load is killed, and whether the file has a bad row (quarantined):
+# "empty" takes the one-pass write-while-validating path for events (and, with a bad row, its
+# undo and the usual path); "holding" the append of new events and the keyed upserts' updates.
+CRASH_MODES = (("empty", False), ("empty", True), ("holding", True))
+_CRASH_SCRIPT = """
+import json, sys
+from churnguard.store import Store
+from churnguard.ingest import ingest_files
+path, kind, file, on_error = json.loads(sys.argv[1])
+with Store.open(path) as store:
+    ingest_files(store, kind=kind, files=[file], on_error=on_error)
+print("not reached")
+"""
+
+
+def _kind_rows(store: Store, kind: str) -> list[tuple]:
+    """The rows of the kind's table without their batch id (a rerun writes another one)."""
+    table = "events" if kind == "events" else kind
+    columns = [c for (c,) in store.con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = ? "
+        "AND column_name <> 'batch_id' ORDER BY ordinal_position", [table]).fetchall()]
+    return sorted(store.con.execute(
+        f"SELECT {', '.join(columns)} FROM {table}").fetchall(), key=repr)
+
+
+def _counts(report) -> tuple[int, ...]:
+    return (report.rows_read, report.rows_added, report.rows_updated, report.rows_duplicate,
+            report.rows_bad)
+
+
+def _crash_cases() -> list:
+    return [pytest.param(point, kind, held, bad,
+                         id=f"{point}-{kind}-{held}{'-quarantine' if bad else ''}")
+            for point, kinds in FAULT_POINTS.items() for kind in kinds
+            for held, bad in CRASH_MODES]
+
+
+def test_every_fault_point_constant_is_declared() -> None:
+    """A fault point named in faults.py but left out of FAULT_POINTS would never be crash-tested."""
+    named = {value for name, value in vars(faults).items()
+             if name.startswith("FAULT_") and isinstance(value, str) and ":" in value}
+    assert named == set(FAULT_POINTS)
+    assert all(set(kinds) <= set(CRASH_FILES) for kinds in FAULT_POINTS.values())
+
+
+@pytest.mark.parametrize(("point", "kind", "held", "bad"), _crash_cases())
+def test_a_kill_at_any_fault_point_leaves_the_store_unchanged_and_a_rerun_loads_once(
+        point: str, kind: str, held: str, bad: bool, tmp_path: Path) -> None:
+    """A real process killed at ``point`` while it loads ``kind``: the store is as before, and the
+    same load run again gives what it gives on an untouched copy, once."""
+    files = CRASH_FILES[kind]
+    path = tmp_path / "churnguard.duckdb"
+    with Store.open(path) as store:
+        # Something else is stored, so that "unchanged" is not the same as "empty".
+        other = "users" if kind == "events" else "events"
+        ingest_files(store, kind=other, files=[write(tmp_path / "other.csv",
+                                                     CRASH_FILES[other]["held"])])
+        if held == "holding":
+            ingest_files(store, kind=kind, files=[write(tmp_path / "held.csv", files["held"])])
+        before = snapshot(store)
+    load = write(tmp_path / f"{kind}.csv", files["load"] + (files["bad"] if bad else ""))
+    on_error = "quarantine" if bad else "reject"
+    untouched = tmp_path / "untouched.duckdb"
+    shutil.copyfile(path, untouched)
+
+    proc = subprocess.run(
+        [sys.executable, "-c", _CRASH_SCRIPT, json.dumps([str(path), kind, str(load), on_error])],
+        env={**os.environ, FAULT_ENV: point}, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == FAULT_EXIT_CODE, f"{point} was not reached: {proc.stderr}"
+    assert "not reached" not in proc.stdout
+
+    with Store.open(untouched) as reference:
+        expected = ingest_files(reference, kind=kind, files=[load], on_error=on_error)
+        expected_rows = _kind_rows(reference, kind)
+    assert expected.rows_added > 0 and expected.rows_bad == int(bad)
+    with Store.open(path) as reopened:
+        assert snapshot(reopened) == before
+        rerun = ingest_files(reopened, kind=kind, files=[load], on_error=on_error)
+        assert _counts(rerun) == _counts(expected)
+        assert _kind_rows(reopened, kind) == expected_rows
+        again = ingest_files(reopened, kind=kind, files=[load], on_error=on_error)
+        assert (again.rows_added, again.rows_updated) == (0, 0)
+        assert _kind_rows(reopened, kind) == expected_rows
+        (batches,) = reopened.con.execute(
+            "SELECT count(*) FROM ingest_batches WHERE kind = ?", [kind]).fetchall()[0]
+        assert batches == (held == "holding") + 2
 
 
 def test_second_file_bad_rolls_back_the_first(seeded: Store, tmp_path: Path) -> None:

@@ -137,21 +137,43 @@ def feature_importance(model: Any) -> pd.Series:
     return gain.sort_values(ascending=False, kind="stable").rename("gain")
 
 
-def build_report_data(store: Store, *, title: str, definition: ChurnDefinition) -> ReportData:
-    """Everything the report shows, from the latest backtest, the champion's latest scores and
-    the intervention tables (plans, plan_rows, measurements)."""
-    _, document, predictions = latest_backtest(store)
-    version = alias_version(store, CHAMPION)
-    if version is None:
-        raise ReportError("no champion model yet; run `churnguard train` first")
-    scores = store.con.execute(
+def _champion_scores(store: Store, version: str) -> pd.DataFrame:
+    """The champion's newest scores, riskiest first (empty when it has scored no one)."""
+    return store.con.execute(
         "SELECT user_id, p_churn, risk_tier, reason_1, reason_2, reason_3, model_version "
         "FROM scores WHERE model_version = ? AND as_of = (SELECT max(as_of) FROM scores "
         "WHERE model_version = ?) ORDER BY p_churn DESC", [version, version]).df()
-    if scores.empty:
-        raise ReportError(f"the champion {version} has not scored anyone yet; run "
-                          "`churnguard score` first")
-    chosen = get_model_version(store, version).name
+
+
+def build_report_data(store: Store, *, title: str, definition: ChurnDefinition) -> ReportData:
+    """Everything the report shows, from the latest backtest, the champion's latest scores and
+    the intervention tables (plans, plan_rows, measurements).
+
+    What has not been computed yet (no backtest, no champion, no scores) is named in
+    ``ReportData.missing``, its fields left empty: the page says which command makes it and
+    shows the rest.
+    """
+    missing: list[str] = []
+    found = backtests.latest_backtest(store)
+    if found is None:
+        missing.append("backtest")
+        document, predictions = {}, pd.DataFrame(columns=["model", "user_id", "y_true",
+                                                          "p_churn"])
+    else:
+        _, document, predictions = found
+    version = alias_version(store, CHAMPION)
+    notes: list[str] = []
+    if version is None:
+        missing += ["model", "scores"]
+        chosen, importance, scores = "", pd.Series(dtype=float), pd.DataFrame()
+    else:
+        chosen = get_model_version(store, version).name
+        importance = feature_importance(load_model(store, version))
+        scores = _champion_scores(store, version)
+        if scores.empty:
+            missing.append("scores")
+        else:
+            notes.append(f"Scores by model version {version}.")
     test_predictions = {
         model: (group["y_true"].to_numpy(dtype=float), group["p_churn"].to_numpy(dtype=float))
         for model, group in predictions.groupby("model", sort=False)
@@ -160,15 +182,12 @@ def build_report_data(store: Store, *, title: str, definition: ChurnDefinition) 
     labels = (predictions[predictions["model"] == any_model][["user_id", "y_true"]]
               .rename(columns={"y_true": "churned"}) if any_model else
               pd.DataFrame(columns=["user_id", "churned"]))
-    model = load_model(store, version)
-    importance = feature_importance(model)
     skipped = {g.group: g.reason for g in feature_groups_available(store) if not g.available}
     preview = [
         {"cutoff": row.cutoff, "population": row.population, "churned": row.churned,
          "churn_rate": row.churn_rate, "observable": row.observable}
         for row in churn_preview(store, definition=definition)
     ]
-    notes = [f"Scores by model version {version}."]
     plan, plan_sample = latest_plan(store, notes)
     measurements = latest_measurements(store, notes)
     return ReportData(
@@ -189,6 +208,7 @@ def build_report_data(store: Store, *, title: str, definition: ChurnDefinition) 
         plan=plan,
         plan_sample=plan_sample,
         measurements=measurements,
+        missing=tuple(missing),
     )
 
 

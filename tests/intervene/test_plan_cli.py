@@ -10,7 +10,7 @@ import pytest
 
 from churnguard.cli import main
 from churnguard.config import ProjectConfig
-from churnguard.intervene.plan import make_plan
+from churnguard.intervene.plan import make_plan, plan_inputs
 from churnguard.project import Project
 from churnguard.scoring import reasons_for, score_customers
 from churnguard.simulate import simulate
@@ -113,6 +113,38 @@ def test_control_group_is_reproducible_and_budget_zero_contacts_nobody(project: 
     key = ["user_id", "is_control"]
     pd.testing.assert_frame_equal(first.rows[key], again.rows[key])
     assert none.summary["treated"] == 0
+
+
+def test_plan_draws_its_control_group_by_campaign_id_and_key(
+        project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another campaign, or another control key, holds out other customers, as many of them in
+    every risk tier and action (tests/intervene/test_control.py tests the hash itself)."""
+    config = Project.load(project).config
+    env = config.intervene.control_key_env
+    monkeypatch.setenv(env, "first-key")
+    with _store(project) as store:
+        inputs = plan_inputs(store, config=config)
+        base = make_plan(store, config=config, budget=200, campaign_id="spring", inputs=inputs)
+        other_campaign = make_plan(store, config=config, budget=200, campaign_id="summer",
+                                   inputs=inputs)
+        monkeypatch.setenv(env, "second-key")
+        other_key = make_plan(store, config=config, budget=200, campaign_id="spring",
+                              inputs=inputs)
+
+    def held_out(plan) -> pd.DataFrame:
+        return plan.rows[plan.rows["is_control"]]
+
+    def strata(plan) -> dict[tuple[str, str], int]:
+        return held_out(plan).groupby(["risk_tier", "action"]).size().to_dict()
+
+    assert len(held_out(base)) >= 20
+    for other in (other_campaign, other_key):
+        # As many held out in each risk tier and action (control rows are never trimmed) ...
+        assert strata(other) == strata(base)
+        shared = set(held_out(base)["user_id"]) & set(held_out(other)["user_id"])
+        # ... but two independent draws share a control customer about as often as the control
+        # share (10%); the same draw shares them all.
+        assert len(shared) < 0.5 * len(held_out(base))
 
 
 def test_measure_a_historical_campaign(project: Path, tmp_path: Path) -> None:

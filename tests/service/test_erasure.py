@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from churnguard.erasure import tables_mentioning
 from churnguard.ingest import ingest_files
@@ -17,11 +19,28 @@ from service.helpers import ADMIN, READ, WRITE, ClientFactory, error, headers
 WHO = "erase-me-7f3a9c"
 
 
+def _holds(path: Path, needle: str) -> bool:
+    """Parquet is read as data (its compressed pages hide an id's bytes), anything else as
+    UTF-8/16/32 bytes."""
+    if needle in path.name:
+        return True
+    if path.suffix == ".parquet":
+        table = pq.read_table(path)
+        return any(needle in str(v) for column in table.columns for v in column.to_pylist())
+    data = path.read_bytes()
+    return any(needle.encode(c) in data for c in ("utf-8", "utf-16-le", "utf-32-le"))
+
+
 def _holding(root: Path, needle: str) -> list[str]:
-    patterns = [needle.encode(c) for c in ("utf-8", "utf-16-le", "utf-32-le")]
     return sorted(str(p.relative_to(root)) for p in root.rglob("*")
-                  if p.is_file() and (needle in p.name
-                                      or any(x in p.read_bytes() for x in patterns)))
+                  if p.is_file() and _holds(p, needle))
+
+
+def _parquet_export(path: Path, user_ids: list[str]) -> None:
+    """Scores as a BI tool exports them, among 60 other customers: zstd pages, no statistics."""
+    ids = [f"u9{i:06d}" for i in range(60)] + user_ids
+    pq.write_table(pa.table({"user_id": ids, "p_churn": [0.4] * len(ids)}), path,
+                   compression="zstd", write_statistics=False)
 
 
 def _seed_every_table(project: Project, inputs: Path) -> None:
@@ -71,6 +90,14 @@ def test_erasure_leaves_no_row_and_no_file_with_the_id(make_client: ClientFactor
     (project_dir / "exports").mkdir()
     (project_dir / "exports" / "scores.csv").write_text(f"user_id,p\n{WHO},0.4\n")
     (project_dir / "exports" / "other.csv").write_text("user_id,p\nu0000001,0.4\n")
+    _parquet_export(project_dir / "exports" / "scores.parquet", ["u0000001", WHO])
+    _parquet_export(project_dir / "exports" / "other.parquet", ["u0000001"])
+    (project_dir / "exports" / "contacts.json").write_text(json.dumps(
+        [{"user_id": "u0000001", "action": "coupon_10"}, {"user_id": WHO, "action": "none"}]))
+    # A byte scan cannot see the id in the Parquet export; only reading it as data does.
+    assert WHO.encode() not in (project_dir / "exports" / "scores.parquet").read_bytes()
+    assert _holding(project_dir / "exports", WHO) == ["contacts.json", "scores.csv",
+                                                      "scores.parquet"]
     with Store.open(project.store_path) as store:
         before = tables_mentioning(store, [WHO])
     assert {"events", "users", "user_attributes", "labels", "campaigns", "quarantine", "scores",
@@ -84,7 +111,7 @@ def test_erasure_leaves_no_row_and_no_file_with_the_id(make_client: ClientFactor
     assert body["rows_deleted"] == {"events": 12, "users": 1, "user_attributes": 1, "labels": 1,
                                     "campaigns": 1, "scores": 1, "backtest_predictions": 1,
                                     "plan_rows": 1, "deliveries": 1, "quarantine": 1}
-    assert body["files_deleted"] == 2
+    assert body["files_deleted"] == 4  # the cache's file and the three exports
     assert WHO not in erased.text
 
     # The service goes on, without the customer.
@@ -103,6 +130,7 @@ def test_erasure_leaves_no_row_and_no_file_with_the_id(make_client: ClientFactor
     assert [(a, json.loads(r)) for a, r in audit] == [(body["erasure_id"], body["rows_deleted"])]
     assert _holding(project_dir, WHO) == []
     assert (project_dir / "exports" / "other.csv").exists()
+    assert (project_dir / "exports" / "other.parquet").exists()
 
 
 def test_erasure_after_a_real_plan_and_delivery(make_client: ClientFactory, project_dir: Path

@@ -249,8 +249,12 @@ def explain(user_id: str, as_of: dt.date | None, lang: str | None, project_dir: 
 def report(out_path: Path, project_dir: Path | None) -> None:
     """Write a self-contained HTML report (opens offline): leaderboard, curves, calibration,
     gains, score distribution, feature importance, churn by segment, the definition preview
-    and the customers most at risk with their reasons."""
+    and the customers most at risk with their reasons.
+
+    What has not been computed yet (no backtest, no model, no scores) is left out: the report
+    and stderr say which command makes it."""
     from churnguard.report import render_report
+    from churnguard.report.data import missing_line
     from churnguard.reporting import build_report_data
 
     project = load_project(project_dir)
@@ -259,6 +263,8 @@ def report(out_path: Path, project_dir: Path | None) -> None:
                                  definition=project.config.churn)
     path = render_report(data, out_path)
     click.echo(f"Report written to {path}")
+    for key in data.missing:
+        click.echo(f"Not in the report: {missing_line(key)}", err=True)
 
 
 @cli.command(name="models")

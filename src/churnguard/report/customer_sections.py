@@ -12,6 +12,7 @@ from churnguard.report.formatting import count, pct
 from churnguard.report.markup import (
     esc as _e,
     figure as _figure,
+    missing as _missing,
     note as _note,
     table as _table,
     text as _text,
@@ -31,6 +32,8 @@ MAX_COHORTS = 36
 
 
 def _distribution(data: ReportData) -> str:
+    if "scores" in data.missing:
+        return _missing("scores")
     p = pd.to_numeric(data.scores["p_churn"], errors="coerce")
     keep = p.notna().to_numpy()
     if not keep.any():
@@ -56,7 +59,9 @@ def _distribution(data: ReportData) -> str:
 def _importance(data: ReportData) -> str:
     imp = pd.to_numeric(data.feature_importance, errors="coerce").dropna()
     parts = []
-    if imp.empty:
+    if "model" in data.missing:
+        parts.append(_missing("model"))
+    elif imp.empty:
         parts.append(_note("No feature importance was supplied."))
     else:
         top = imp.sort_values(ascending=False, kind="stable").head(TOP_FEATURES)
@@ -105,6 +110,8 @@ def _segment_table(values: pd.Series, churned: pd.Series, *, cohort: bool) -> tu
 
 
 def _segments(data: ReportData) -> str:
+    if "backtest" in data.missing:  # the labels of its test cutoff
+        return _missing("backtest")
     seg = data.segments
     columns = [c for c in seg.columns if c not in ("churned", "user_id")]
     if seg.empty or not columns:
@@ -158,6 +165,8 @@ def _definition(data: ReportData) -> str:
 
 
 def _customers(data: ReportData) -> str:
+    if "scores" in data.missing:
+        return _missing("scores")
     scores = data.scores.assign(p_numeric_=pd.to_numeric(data.scores["p_churn"], errors="coerce"))
     top = scores.sort_values("p_numeric_", ascending=False, kind="stable", na_position="last")
     top = top.head(TOP_CUSTOMERS)

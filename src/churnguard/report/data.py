@@ -10,11 +10,34 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-__all__ = ["ReportData", "NAIVE_MODEL", "ORACLE_MODEL"]
+__all__ = ["MISSING", "NAIVE_MODEL", "ORACLE_MODEL", "ReportData", "missing_line"]
 
 # The rule every model must beat, and the simulated truth every model is measured against.
 NAIVE_MODEL = "recency"
 ORACLE_MODEL = "oracle"
+
+# What a report can be made without, as (what is missing, the command that makes it, what the
+# page shows from it): the page says so in place of the sections that need it, and renders the
+# rest (``ReportData.missing``).
+MISSING: dict[str, tuple[str, str, str]] = {
+    "backtest": ("No backtest yet", "churnguard backtest",
+                 "the model leaderboard, the curves, calibration, gains and churn by segment "
+                 "come from it"),
+    "model": ("No model trained yet", "churnguard train",
+              "the chosen model and its feature importance come from it"),
+    "scores": ("No scores yet", "churnguard score",
+               "the score distribution and the customers most at risk come from it"),
+}
+
+
+def missing_line(key: str) -> str:
+    """One line of plain text on something the report lacks.
+
+    >>> missing_line("backtest").split(";")[0]
+    'No backtest yet: run churnguard backtest'
+    """
+    what, command, why = MISSING[key]
+    return f"{what}: run {command}; {why}."
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -35,6 +58,11 @@ class ReportData:
     stores; ``plan_sample`` holds rows of ``plan_rows`` for that plan (the page shows the 20
     contacted customers with the highest expected margin); ``measurements`` holds the newest
     ``CampaignMeasurement.to_dict()`` document of each measured campaign, newest first.
+
+    ``missing`` names what has not been computed yet (keys of :data:`MISSING`: ``backtest``,
+    ``model``, ``scores``); the fields it feeds are then empty (``backtest={}``,
+    ``test_predictions={}``, ``chosen_model=""``, an empty ``scores`` frame) and the page says
+    which command makes them where their sections would be.
     """
 
     title: str
@@ -53,10 +81,15 @@ class ReportData:
     plan: dict = field(default_factory=dict)
     plan_sample: pd.DataFrame = field(default_factory=pd.DataFrame)
     measurements: list[dict] = field(default_factory=list)
+    missing: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        unknown = [m for m in self.missing if m not in MISSING]
+        if unknown:
+            raise ValueError(f"ReportData.missing names {unknown}; it may name "
+                             f"{', '.join(MISSING)}")
         missing = [c for c in SCORE_COLUMNS if c not in self.scores.columns]
-        if missing:
+        if missing and not ("scores" in self.missing and self.scores.empty):
             raise ValueError(
                 f"ReportData.scores lacks the column(s) {missing} (it has "
                 f"{list(self.scores.columns)}); pass the table written by `churnguard score`")

@@ -25,7 +25,7 @@ from churnguard.report.model_sections import METRICS
 from churnguard.report.style import CSS
 
 __all__ = ["METRICS", "SECTIONS", "build_html", "count", "finite", "formatted", "money",
-           "num", "pct", "pp", "render_report", "signed"]
+           "num", "page_sections", "pct", "pp", "render_report", "signed"]
 
 # (id, heading, plain-language line under the heading)
 SECTIONS: tuple[tuple[str, str, str], ...] = (
@@ -65,15 +65,35 @@ def render_report(data: ReportData, path: str | os.PathLike) -> Path:
     return _write_atomically(Path(path), build_html(data))
 
 
+# Without a backtest, its four sections give way to one that says how to run it.
+BACKTEST_SECTIONS = ("leaderboard", "curves", "calibration", "gains")
+NO_BACKTEST_SECTION = ("backtest", "Model quality",
+                       "How well the models tell leavers from stayers, judged out of time: a "
+                       "backtest measures it.")
+
+
+def page_sections(data: ReportData) -> tuple[tuple[str, str, str], ...]:
+    """The sections of this page, in order: :data:`SECTIONS`, with the backtest's replaced by
+    one that says how to run it when there is none."""
+    if "backtest" not in data.missing:
+        return SECTIONS
+    at = next(i for i, (sid, _, _) in enumerate(SECTIONS) if sid in BACKTEST_SECTIONS)
+    kept = [s for s in SECTIONS if s[0] not in BACKTEST_SECTIONS]
+    return (*kept[:at], NO_BACKTEST_SECTION, *kept[at:])
+
+
 def build_html(data: ReportData) -> str:
     """The whole page as one string."""
     bodies = {**model_sections.bodies(data), **customer_sections.bodies(data),
               **intervention_sections.bodies(data)}
-    nav = "".join(f'<li><a href="#{sid}">{_e(title)}</a></li>' for sid, title, _ in SECTIONS)
+    shown = page_sections(data)
+    nav = "".join(f'<li><a href="#{sid}">{_e(title)}</a></li>' for sid, title, _ in shown)
     sections = "\n".join(
         f'<section id="{sid}">\n<h2>{i}. {_e(title)}</h2>\n<p class="lead">{_e(lead)}</p>\n'
         f"{bodies[sid]}\n</section>"
-        for i, (sid, title, lead) in enumerate(SECTIONS, start=1))
+        for i, (sid, title, lead) in enumerate(shown, start=1))
+    chosen = (f'chosen model\n<span class="badge">{_e(data.chosen_model)}</span>'
+              if data.chosen_model else "no model trained yet")
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -85,8 +105,7 @@ def build_html(data: ReportData) -> str:
 <body>
 <header>
 <h1>{_e(data.title)}</h1>
-<p class="meta">Generated {_e(_when(data.generated_at))} · chosen model
-<span class="badge">{_e(data.chosen_model)}</span></p>
+<p class="meta">Generated {_e(_when(data.generated_at))} · {chosen}</p>
 <nav><ol>{nav}</ol></nav>
 </header>
 <main>

@@ -13,6 +13,7 @@ import math
 from collections.abc import Iterable
 
 from churnguard.report import charts
+from churnguard.report.data import MISSING
 from churnguard.report.formatting import finite, num, pct
 
 
@@ -46,6 +47,18 @@ def when(moment: object) -> str:
 
 def note(text: str) -> str:
     return f'<p class="note">{esc(text)}</p>'
+
+
+def missing(key: str) -> str:
+    """What the report lacks (a key of :data:`~churnguard.report.data.MISSING`) and the command
+    that makes it, in place of the sections that need it.
+
+    >>> missing("scores")[:72]
+    '<p class="note missing">No scores yet: run <code>churnguard score</code>'
+    """
+    what, command, why = MISSING[key]
+    return (f'<p class="note missing">{esc(what)}: run <code>{esc(command)}</code>; '
+            f"{esc(why)}.</p>")
 
 
 def table(headers: Iterable[str], rows: Iterable[str], *, cls: str = "") -> str:

@@ -13,6 +13,7 @@ from churnguard.report.markup import (
     esc as _e,
     figure as _figure,
     metric as _metric,
+    missing as _missing,
     note as _note,
     table as _table,
 )
@@ -82,6 +83,26 @@ def _usable_predictions(data: ReportData):
 
 
 def _summary(data: ReportData) -> str:
+    parts = []
+    if data.missing:
+        parts.append("<h3>Not in this report yet</h3>"
+                     + "".join(_missing(key) for key in data.missing))
+    if "scores" not in data.missing:
+        parts.append(_score_cards(data))
+    if data.chosen_model:
+        parts.append(f"<p>{_model_sentence(data)}</p>")
+    extra = list(data.notes)
+    if data.chosen_model and "backtest" not in data.missing and \
+            data.chosen_model not in data.test_predictions:
+        extra.append(f"The chosen model “{data.chosen_model}” has no test predictions; its "
+                     "charts are missing.")
+    if extra:
+        parts.append("<h3>Notes</h3><ul class=\"notes\">"
+                     + "".join(f"<li>{_e(x)}</li>" for x in extra) + "</ul>")
+    return "\n".join(parts)
+
+
+def _score_cards(data: ReportData) -> str:
     scores = data.scores
     p = pd.to_numeric(scores["p_churn"], errors="coerce")
     n = len(scores)
@@ -103,15 +124,7 @@ def _summary(data: ReportData) -> str:
     card_html += ('<div class="card"><div class="label">Risk tiers</div>' + "".join(
         f'<div class="tier-share"><span class="tier tier-{t}">{t}</span> {pct(share[t])}</div>'
         for t in ("high", "medium", "low")) + "</div>")
-    parts = [f'<div class="cards">{card_html}</div>', f"<p>{_model_sentence(data)}</p>"]
-    extra = list(data.notes)
-    if data.chosen_model not in data.test_predictions:
-        extra.append(f"The chosen model “{data.chosen_model}” has no test predictions; its "
-                     "charts are missing.")
-    if extra:
-        parts.append("<h3>Notes</h3><ul class=\"notes\">"
-                     + "".join(f"<li>{_e(x)}</li>" for x in extra) + "</ul>")
-    return "\n".join(parts)
+    return f'<div class="cards">{card_html}</div>'
 
 
 def _model_sentence(data: ReportData) -> str:
@@ -119,6 +132,9 @@ def _model_sentence(data: ReportData) -> str:
     chosen, naive, oracle = (_model(data, n)
                              for n in (data.chosen_model, NAIVE_MODEL, ORACLE_MODEL))
     name = f"<strong>{_e(data.chosen_model)}</strong>"
+    if "backtest" in data.missing:
+        return (f"The chosen model is {name}; no backtest has been run, so its out-of-time "
+                "quality is not known yet.")
     if chosen is None:
         return (f"The chosen model is {name}; the backtest holds no result for it, so its "
                 "out-of-time quality is unknown.")
@@ -296,6 +312,8 @@ def _gains(data: ReportData, ranked: dict) -> str:
 
 def bodies(data: ReportData) -> dict[str, str]:
     """The HTML of each model section, by section id."""
+    if "backtest" in data.missing:
+        return {"summary": _summary(data), "backtest": _missing("backtest")}
     ranked, calibratable, prediction_notes = _usable_predictions(data)
     return {"summary": _summary(data), "leaderboard": _leaderboard(data),
             "curves": _curves(data, ranked, prediction_notes),
