@@ -294,11 +294,12 @@ _real_customer_ids = erasure.customer_ids
 
 
 def _parquet_never_read(mp: pytest.MonkeyPatch) -> None:
-    mp.setattr(erasure, "_parquet_holds", lambda path, needles: False)
+    mp.setattr(erasure, "_rewrite_parquet", lambda path, ids: None)
+    mp.setattr(erasure, "_parquet_names", lambda path, ids: False)
 
 
-def _bytes_never_read(mp: pytest.MonkeyPatch) -> None:
-    mp.setattr(erasure, "_bytes_hold", lambda path, needles: False)
+def _json_never_rewritten(mp: pytest.MonkeyPatch) -> None:
+    mp.setattr(erasure, "_rewrite_json", lambda path, ids: None)
 
 
 def _id_not_pseudonymised(mp: pytest.MonkeyPatch) -> None:
@@ -312,11 +313,11 @@ def _raw_id_not_looked_for(mp: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize(("check", "break_"), [
     (check_erasure_of_exports, _parquet_never_read),
-    (check_erasure_of_exports, _bytes_never_read),
+    (check_erasure_of_exports, _json_never_rewritten),
     (check_erasure_by_raw_id_when_pseudonymised, _parquet_never_read),
     (check_erasure_by_raw_id_when_pseudonymised, _id_not_pseudonymised),
     (check_erasure_by_raw_id_when_pseudonymised, _raw_id_not_looked_for),
-], ids=["exports-parquet-never-read", "exports-json-never-read",
+], ids=["exports-parquet-never-read", "exports-json-never-rewritten",
         "pseudonymised-parquet-never-read", "pseudonymised-id-not-hashed",
         "pseudonymised-raw-id-not-looked-for"])
 def test_the_erasure_checks_fail_on_a_broken_erasure(
@@ -382,7 +383,7 @@ def _files_before_rows(mp: pytest.MonkeyPatch) -> None:
     real = customers.erase_customer_rows
 
     def files_first(store: Store, ids: list[str]) -> object:
-        erasure.erase_customer_files(Path(store.path).parent, ids)
+        erasure.sweep_customer_files(Path(store.path).parent, ids)
         return real(store, ids)
 
     mp.setattr(customers, "erase_customer_rows", files_first)

@@ -36,9 +36,9 @@ from churnguard.erasure import (
     ErasureReport,
     compact_store,
     customer_ids,
-    erase_customer_files,
     erase_customer_rows,
     stored_user_id,
+    sweep_customer_files,
 )
 from churnguard.errors import ChurnguardError
 from churnguard.store import Store
@@ -277,10 +277,11 @@ def erase(user_id: str, *, root: Path, config: IngestConfig | None, access: Stor
         raise UnknownCustomerError("no such customer in the store")
     if forget is not None:
         forget(ids[0])
-    files = erase_customer_files(root, ids)
+    files = sweep_customer_files(root, ids)
     with access.closed() as path:
         compact_store(path)
-    return replace(report, files_deleted=files)
+    return replace(report, files_deleted=files.deleted, files_rewritten=files.rewritten,
+                   files_to_review=files.to_review)
 
 
 __all__ = ["MAX_SEGMENT_VALUES", "Contact", "PlannedContact", "ScoreRow", "StoreAccess",

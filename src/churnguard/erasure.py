@@ -7,11 +7,12 @@ Three steps, in this order:
    keyed by user id and the quarantined records that mention the id, and appends an audit record
    to ``erasures`` that holds no personal data: a random erasure id, the time, and how many rows
    each table lost;
-2. :func:`erase_customer_files` deletes the caches (``.churnguard-cache/``: the behaviour model's
-   event sequences, rebuilt on next use, and stale anyway once events change) and every other file
-   under the project folder (the store and its configuration excepted) whose name or content
-   holds the id: exports, reports. Raw exports kept inside the project folder are deleted too, so
-   keep them outside it;
+2. :func:`sweep_customer_files` deletes the caches (``.churnguard-cache/``: the behaviour model's
+   event sequences, rebuilt on next use, and stale anyway once events change) and rewrites the
+   exports under the project folder (CSV, TSV, Parquet, JSON, JSON Lines with a ``user_id``
+   column) without the customer's rows, matching the id as a whole value. It never deletes a
+   file it did not write: any other file that holds the id as a whole word (a report, notes) is
+   listed for the operator and left alone. Keep raw exports outside the project folder;
 3. :func:`compact_store` rewrites the store file. DuckDB marks deleted rows and leaves their
    bytes in the file's blocks (a checkpoint does not zero freed blocks), so only a fresh copy
    of the database no longer holds the id. The store must be closed while it runs.
@@ -33,22 +34,28 @@ CLI call it, not these.
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
-import gzip
 import hashlib
 import hmac
 import json
 import os
+import re
 import shutil
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from churnguard.config import IngestConfig
 from churnguard.errors import ChurnguardError
+from churnguard.files import replace_atomically
 from churnguard.store import STORE_FILENAME, Store
 
 # Tables with a user_id column, erased by equality on it.
@@ -57,7 +64,11 @@ USER_TABLES = ("events", "users", "user_attributes", "campaigns", "labels", "sco
 
 _SKIP_FILES = ("churnguard.toml",)
 CACHE_DIRS = (".churnguard-cache",)  # derived data, deleted whole by an erasure
-_CHUNK = 1 << 20
+# Model files churnguard writes (encoder weights, checkpoints, training logs): they hold no ids,
+# and a byte search of weights finds short ids by chance.
+OWN_MODEL_DIRS = ("pretrained",)
+# The column (or JSON field) that names the customer in every table churnguard writes.
+ID_COLUMN = "user_id"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -66,6 +77,8 @@ class ErasureReport:
     erased_at: dt.datetime
     rows_deleted: dict[str, int]
     files_deleted: int = 0
+    files_rewritten: tuple[str, ...] = ()
+    files_to_review: tuple[str, ...] = ()
 
     @property
     def total_rows(self) -> int:
@@ -138,83 +151,208 @@ def _store_files(root: Path) -> set[Path]:
     return {base, base.with_name(base.name + ".wal")}
 
 
-def _parquet_holds(path: Path, needles: Sequence[str]) -> bool:
-    con = duckdb.connect()
-    try:
-        columns = [name for name, type_, *_ in con.execute(
-            "DESCRIBE SELECT * FROM read_parquet(?)", [str(path)]).fetchall()
-            if type_ == "VARCHAR"]
-        if not columns:
-            return False
-        condition = " OR ".join(f'"{c.replace(chr(34), chr(34) * 2)}" IN (SELECT unnest(?))'
-                                for c in columns)
-        (hit,) = con.execute(
-            f"SELECT count(*) > 0 FROM (SELECT 1 FROM read_parquet(?) WHERE {condition} LIMIT 1)",
-            [str(path), *([list(needles)] * len(columns))]).fetchall()[0]
-        return bool(hit)
-    except duckdb.Error:
-        return _bytes_hold(path, needles)  # not readable as Parquet: look at the bytes
-    finally:
-        con.close()
+@dataclass(frozen=True, kw_only=True)
+class FileSweep:
+    """What erasing a customer did to the files under a project folder (paths relative to it).
+
+    ``deleted``: the cache files (derived data, rebuilt on next use). ``rewritten``: exports that
+    held the customer's rows, written again without them. ``to_review``: files that hold the id
+    as a whole word but are not tables churnguard can edit (a report, notes, a file named after
+    the customer): left as they were, for the operator to deal with.
+    """
+
+    deleted: int = 0
+    rewritten: tuple[str, ...] = ()
+    to_review: tuple[str, ...] = ()
 
 
-def _bytes_hold(path: Path, needles: Sequence[str]) -> bool:
-    # UTF-8 text, and the UTF-16/32 of numpy string arrays and some exports.
-    patterns = [n.encode(codec) for n in needles for codec in ("utf-8", "utf-16-le", "utf-32-le")]
-    overlap = max(len(p) for p in patterns) - 1
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
-    try:
-        with opener(path, "rb") as fh:
-            tail = b""
-            while chunk := fh.read(_CHUNK):
-                window = tail + chunk
-                if any(p in window for p in patterns):
-                    return True
-                tail = window[-overlap:] if overlap else b""
-    except (OSError, EOFError):  # a corrupt .gz: fall back to its raw bytes
-        if opener is gzip.open:
-            return any(p in path.read_bytes() for p in patterns)
-        raise
+def _rows_kept(values: Sequence[Any], ids: set[str]) -> list[bool]:
+    return [not (isinstance(v, str) and v.strip() in ids) for v in values]
+
+
+def _holds_word(data: bytes, ids: Sequence[str]) -> bool:
+    """Whether the bytes hold an id as a whole word (not inside a longer id or number), in
+    UTF-8 or the UTF-16/32 of numpy string arrays and some exports."""
+    for codec in ("utf-8", "utf-16-le", "utf-32-le"):
+        for needle in ids:
+            pattern = re.escape(needle.encode(codec))
+            if codec == "utf-8":
+                pattern = rb"(?<![\w.@-])" + pattern + rb"(?![\w.@-])"
+            if re.search(pattern, data):
+                return True
     return False
 
 
-def file_holds(path: Path, needles: Sequence[str]) -> bool:
-    """Whether the file's name or content holds any of ``needles`` (Parquet is read as data,
-    since its compressed pages hide the bytes)."""
-    if any(n in path.name for n in needles):
-        return True
-    if path.suffix.lower() in (".parquet", ".pq"):
-        return _parquet_holds(path, needles)
-    return _bytes_hold(path, needles)
+def _rewrite_csv(path: Path, ids: set[str]) -> bool | None:
+    """Drop the rows whose ``user_id`` is one of ``ids``; None: no user_id column."""
+    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        rows = list(csv.reader(fh, delimiter=delimiter))
+    if not rows or ID_COLUMN not in rows[0]:
+        return None
+    at = rows[0].index(ID_COLUMN)
+    kept = [rows[0], *(r for r in rows[1:] if not (len(r) > at and r[at].strip() in ids))]
+    if len(kept) == len(rows):
+        return False
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+            csv.writer(fh, delimiter=delimiter, lineterminator="\n").writerows(kept)
+
+    replace_atomically(path, write)
+    return True
 
 
-def files_holding(root: Path, needles: Sequence[str]) -> list[Path]:
-    """Files under ``root`` (the store and churnguard.toml excepted) that hold the id."""
-    skip = _store_files(root) | {root / name for name in _SKIP_FILES}
-    found = []
-    for dirpath, _dirs, names in os.walk(root):
-        for name in names:
-            path = Path(dirpath) / name
-            if path in skip or not path.is_file() or path.is_symlink():
+def _rewrite_parquet(path: Path, ids: set[str]) -> bool | None:
+    table = pq.read_table(path)
+    if ID_COLUMN not in table.column_names:
+        return None
+    mask = _rows_kept(table.column(ID_COLUMN).to_pylist(), ids)
+    if all(mask):
+        return False
+    replace_atomically(path, lambda tmp: pq.write_table(table.filter(pa.array(mask)), tmp))
+    return True
+
+
+def _without(document: Any, ids: set[str]) -> tuple[Any, int]:
+    """The JSON document without the records (objects) whose user_id is one of ``ids``, and
+    how many went."""
+    if isinstance(document, list):
+        kept, dropped = [], 0
+        for item in document:
+            if isinstance(item, dict) and str(item.get(ID_COLUMN, "")).strip() in ids:
+                dropped += 1
                 continue
-            if file_holds(path, needles):
-                found.append(path)
-    return sorted(found)
+            item, n = _without(item, ids)
+            kept.append(item)
+            dropped += n
+        return kept, dropped
+    if isinstance(document, dict):
+        pairs = [(k, _without(v, ids)) for k, v in document.items()]
+        return {k: v for k, (v, _) in pairs}, sum(n for _, (_, n) in pairs)
+    return document, 0
 
 
-def erase_customer_files(root: Path, ids: Sequence[str]) -> int:
-    """Delete the caches and the files under the project folder that hold the customer's id
-    (``ids``: :func:`customer_ids`); returns how many files were deleted."""
+def _rewrite_json(path: Path, ids: set[str]) -> bool | None:
+    if path.suffix.lower() in (".jsonl", ".ndjson"):
+        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+        kept = [line for line in lines if not _names(line, ids)]
+        if len(kept) == len(lines):
+            return None
+        replace_atomically(path, lambda tmp: tmp.write_text("".join(kept), encoding="utf-8"))
+        return True
+    document, dropped = _without(json.loads(path.read_text(encoding="utf-8")), ids)
+    if not dropped:
+        return None
+    replace_atomically(path, lambda tmp: tmp.write_text(
+        json.dumps(document, ensure_ascii=False), encoding="utf-8"))
+    return True
+
+
+def _names(line: str, ids: set[str]) -> bool:
+    """Whether a JSON line is a record of one of ``ids``."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return False
+    return isinstance(record, dict) and str(record.get(ID_COLUMN, "")).strip() in ids
+
+
+def _rewriter(suffix: str) -> Callable[[Path, set[str]], bool | None] | None:
+    """The function that rewrites an export of this suffix without a customer's rows."""
+    if suffix in (".csv", ".tsv"):
+        return _rewrite_csv
+    if suffix in (".parquet", ".pq"):
+        return _rewrite_parquet
+    if suffix in (".json", ".jsonl", ".ndjson"):
+        return _rewrite_json
+    return None
+
+
+def _sweep_one(path: Path, ids: Sequence[str]) -> str | None:
+    """"rewritten", "review" or None (the file does not name the customer)."""
+    rewrite = _rewriter(path.suffix.lower())
+    if rewrite is not None:
+        try:
+            done = rewrite(path, set(ids))
+        except (OSError, ValueError, UnicodeError, pa.ArrowException, csv.Error):
+            done = None  # not readable as the table its name says: treated as any file
+        if done:
+            return "rewritten"
+    if any(re.search(rf"(?<![\w.@-]){re.escape(n)}(?![\w.@-])", path.name) for n in ids):
+        return "review"
+    if path.suffix.lower() in (".parquet", ".pq"):  # compressed pages hide the bytes: read data
+        return "review" if _parquet_names(path, ids) else None
+    if path.suffix.lower() in (".json", ".jsonl", ".ndjson"):  # text values, not numbers
+        names = _json_names(path, set(ids))
+        if names is not None:
+            return "review" if names else None
+    return "review" if _holds_word(path.read_bytes(), ids) else None
+
+
+def _json_names(path: Path, ids: set[str]) -> bool | None:
+    """Whether a JSON (Lines) file holds one of ``ids`` as a text value or key; None when it is
+    not JSON."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        documents = ([json.loads(line) for line in text.splitlines() if line.strip()]
+                     if path.suffix.lower() != ".json" else [json.loads(text)])
+    except (OSError, ValueError):
+        return None
+    return any(value.strip() in ids for d in documents for value in _texts(d))
+
+
+def _texts(document: Any) -> Iterable[str]:
+    if isinstance(document, str):
+        yield document
+    elif isinstance(document, dict):
+        for key, value in document.items():
+            yield str(key)
+            yield from _texts(value)
+    elif isinstance(document, list):
+        for value in document:
+            yield from _texts(value)
+
+
+def _parquet_names(path: Path, ids: Sequence[str]) -> bool:
+    """Whether any text column of a Parquet file holds one of ``ids`` as a whole value."""
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowException):
+        return _holds_word(path.read_bytes(), ids)
+    wanted = pa.array(list(ids), pa.string())
+    return any(pc.any(pc.is_in(column.cast(pa.string()), value_set=wanted)).as_py()
+               for column in table.columns
+               if pa.types.is_string(column.type) or pa.types.is_large_string(column.type))
+
+
+def sweep_customer_files(root: Path, ids: Sequence[str]) -> FileSweep:
+    """Remove a customer (``ids``: :func:`customer_ids`) from the files under the project
+    folder: the caches are deleted whole; exports (CSV, TSV, Parquet, JSON, JSON Lines with a
+    ``user_id`` column or field) are rewritten without the customer's rows, matched as whole
+    values; any other file that holds the id as a whole word is listed for review, never
+    deleted. The store, churnguard.toml and the model files in ``pretrained/`` are not read."""
     deleted = 0
     for name in CACHE_DIRS:
         cache = root / name
         if cache.is_dir():
             deleted += sum(1 for p in cache.rglob("*") if p.is_file())
             shutil.rmtree(cache)
-    paths = files_holding(root, list(ids))
-    for path in paths:
-        path.unlink(missing_ok=True)
-    return deleted + len(paths)
+    skip = _store_files(root) | {root / name for name in _SKIP_FILES}
+    rewritten, review = [], []
+    for dirpath, dirs, names in os.walk(root):
+        if Path(dirpath) == root:
+            dirs[:] = [d for d in dirs if d not in OWN_MODEL_DIRS]
+        for name in sorted(names):
+            path = Path(dirpath) / name
+            if path in skip or not path.is_file() or path.is_symlink():
+                continue
+            outcome = _sweep_one(path, ids)
+            if outcome is not None:
+                (rewritten if outcome == "rewritten" else review).append(
+                    path.relative_to(root).as_posix())
+    return FileSweep(deleted=deleted, rewritten=tuple(sorted(rewritten)),
+                     to_review=tuple(sorted(review)))
 
 
 def compact_store(path: Path) -> None:
@@ -276,5 +414,5 @@ def tables_mentioning(store: Store, needles: Iterable[str]) -> dict[str, int]:
 
 
 __all__ = ["CACHE_DIRS", "USER_TABLES", "ErasureError", "ErasureReport", "compact_store",
-           "customer_ids", "erase_customer_files", "erase_customer_rows", "erasure_count",
-           "file_holds", "files_holding", "stored_user_id", "tables_mentioning"]
+           "FileSweep", "customer_ids", "erase_customer_rows", "erasure_count",
+           "stored_user_id", "sweep_customer_files", "tables_mentioning"]

@@ -111,7 +111,12 @@ def test_erasure_leaves_no_row_and_no_file_with_the_id(make_client: ClientFactor
     assert body["rows_deleted"] == {"events": 12, "users": 1, "user_attributes": 1, "labels": 1,
                                     "campaigns": 1, "scores": 1, "backtest_predictions": 1,
                                     "plan_rows": 1, "deliveries": 1, "quarantine": 1}
-    assert body["files_deleted"] == 4  # the cache's file and the three exports
+    # The cache's file is deleted; the three exports lose the customer's rows, nothing else
+    # (issue 16, item 1: an erasure never deletes a file it did not write for the customer).
+    assert body["files_deleted"] == 1
+    assert body["files_rewritten"] == ["exports/contacts.json", "exports/scores.csv",
+                                       "exports/scores.parquet"]
+    assert body["files_to_review"] == []
     assert WHO not in erased.text
 
     # The service goes on, without the customer.

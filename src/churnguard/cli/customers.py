@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from churnguard.cli.base import cli, load_project, project_option
+from churnguard.cli.base import cli, console, load_project, project_option
 from churnguard.project import lock_wait_s
 
 
@@ -30,5 +30,14 @@ def erase(user_id: str, project_dir: Path | None) -> None:
     report = customers.erase(user_id, root=project.root, config=project.config.ingest,
                              access=customers.StoreFile(project.store_path,
                                                     wait_s=lock_wait_s()))
-    click.echo(f"Erased {report.total_rows:,} rows and {report.files_deleted:,} files; "
-               f"erasure id {report.erasure_id}")
+    click.echo(f"Erased {report.total_rows:,} rows, {report.files_deleted:,} cache files and the "
+               f"customer's rows of {len(report.files_rewritten):,} exports; erasure id "
+               f"{report.erasure_id}")
+    for path in report.files_rewritten:
+        console.print(f"  rewritten without the customer: {path}", markup=False)
+    if report.files_to_review:
+        console.print("These files hold the id but are not tables churnguard can edit; they were "
+                      "left as they were. Remove the customer from them, or delete them (a "
+                      "report: run `churnguard report` again):", markup=False)
+        for path in report.files_to_review:
+            console.print(f"  {path}", markup=False)

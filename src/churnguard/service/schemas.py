@@ -238,7 +238,12 @@ class ErasureOut(_Out):
     erasure_id: str
     erased_at: UtcDatetime
     rows_deleted: dict[str, int]
-    files_deleted: int
+    files_deleted: int = Field(description="cache files deleted (derived data, rebuilt on use)")
+    files_rewritten: list[str] = Field(
+        description="exports under the project folder rewritten without the customer's rows")
+    files_to_review: list[str] = Field(
+        description="other files under the project folder that hold the id as a whole word "
+                    "(a report, notes): left as they were, for the operator")
 
 
 class HealthOut(_Out):

@@ -129,7 +129,9 @@ def erase_user(user_id: UserId, _role: str = Depends(require("admin")),
                              config=service.project.config.ingest, access=service.pool,
                              forget=service.forget_customer)
     return ErasureOut(erasure_id=report.erasure_id, erased_at=report.erased_at,
-                      rows_deleted=report.rows_deleted, files_deleted=report.files_deleted)
+                      rows_deleted=report.rows_deleted, files_deleted=report.files_deleted,
+                      files_rewritten=list(report.files_rewritten),
+                      files_to_review=list(report.files_to_review))
 
 
 __all__ = ["risk_or_error", "router"]
