@@ -5,7 +5,7 @@ dashboard's customer page read :func:`timeline`; ``DELETE /v1/users/{id}`` and `
 call :func:`erase`. Ids come in as the shop writes them; :func:`stored_id` gives the form the store
 holds (an HMAC when the project pseudonymises).
 
->>> from churnguard.store import Store
+>>> from churnguard.store import Store, StoreBusyError
 >>> store = Store.in_memory()
 >>> exists(store, "u1")
 False
@@ -35,17 +35,23 @@ from churnguard.erasure import (
     USER_TABLES,
     ErasureReport,
     compact_store,
+    clear_pending,
     customer_ids,
     erase_customer_rows,
+    mark_pending,
+    pending_compactions,
     stored_user_id,
     sweep_customer_files,
 )
 from churnguard.errors import ChurnguardError
-from churnguard.store import Store
+from churnguard.store import Store, StoreBusyError
 
 stored_id = stored_user_id
 # A user attribute makes segments when it has at most this many distinct values.
 MAX_SEGMENT_VALUES = 12
+# How long an erasure waits for another process that holds the store file before it leaves the
+# rewrite pending (the rows and files are gone already; only freed pages still hold the bytes).
+COMPACT_WAIT_S = 30.0
 
 
 class UnknownCustomerError(ChurnguardError, LookupError):
@@ -278,12 +284,38 @@ def erase(user_id: str, *, root: Path, config: IngestConfig | None, access: Stor
     if forget is not None:
         forget(ids[0])
     files = sweep_customer_files(root, ids)
-    with access.closed() as path:
-        compact_store(path)
-    return replace(report, files_deleted=files.deleted, files_rewritten=files.rewritten,
-                   files_to_review=files.to_review)
+    report = replace(report, files_deleted=files.deleted, files_rewritten=files.rewritten,
+                     files_to_review=files.to_review)
+    return replace(report, compacted=_compact(root, access, report.erasure_id))
 
 
-__all__ = ["MAX_SEGMENT_VALUES", "Contact", "PlannedContact", "ScoreRow", "StoreAccess",
-           "StoreFile", "Timeline", "TimelineEvent", "UnknownCustomerError", "erase", "exists",
-           "in_batch", "known_count", "resolve", "segments", "stored_id", "timeline"]
+def _compact(root: Path, access: StoreAccess, erasure_id: str) -> bool:
+    """Rewrite the store file so that no freed page keeps the erased rows' bytes. When another
+    process holds the file past :data:`COMPACT_WAIT_S`, the erasure is recorded as pending
+    (:func:`finish_pending` completes it) and False is returned; the store is left as it was."""
+    try:
+        with access.closed() as path:
+            compact_store(path, wait_s=COMPACT_WAIT_S)
+    except StoreBusyError:
+        mark_pending(root, erasure_id)
+        return False
+    clear_pending(root)  # one rewrite drops the freed pages of every earlier erasure too
+    return True
+
+
+def finish_pending(root: Path, access: StoreAccess) -> list[str]:
+    """Run the store rewrite that earlier erasures could not (another process held the file);
+    returns their erasure ids, [] when none was pending. Raises StoreBusyError when the file is
+    still held."""
+    pending = pending_compactions(root)
+    if pending:
+        with access.closed() as path:
+            compact_store(path, wait_s=COMPACT_WAIT_S)
+        clear_pending(root)
+    return pending
+
+
+__all__ = ["COMPACT_WAIT_S", "MAX_SEGMENT_VALUES", "Contact", "PlannedContact", "ScoreRow",
+           "StoreAccess", "StoreFile", "Timeline", "TimelineEvent", "UnknownCustomerError", "erase",
+           "exists", "finish_pending", "in_batch", "known_count", "resolve", "segments",
+           "stored_id", "timeline"]

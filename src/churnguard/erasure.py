@@ -42,6 +42,7 @@ import json
 import os
 import re
 import shutil
+import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -56,13 +57,13 @@ import pyarrow.parquet as pq
 from churnguard.config import IngestConfig
 from churnguard.errors import ChurnguardError
 from churnguard.files import replace_atomically
-from churnguard.store import STORE_FILENAME, Store
+from churnguard.store import LOCK_POLL_S, STORE_FILENAME, Store, StoreBusyError
 
 # Tables with a user_id column, erased by equality on it.
 USER_TABLES = ("events", "users", "user_attributes", "campaigns", "labels", "scores",
                "backtest_predictions", "plan_rows", "deliveries")
 
-_SKIP_FILES = ("churnguard.toml",)
+_SKIP_FILES = ("churnguard.toml", ".churnguard-pending-compaction")
 CACHE_DIRS = (".churnguard-cache",)  # derived data, deleted whole by an erasure
 # Model files churnguard writes (encoder weights, checkpoints, training logs): they hold no ids,
 # and a byte search of weights finds short ids by chance.
@@ -79,6 +80,8 @@ class ErasureReport:
     files_deleted: int = 0
     files_rewritten: tuple[str, ...] = ()
     files_to_review: tuple[str, ...] = ()
+    # False: another process held the store, so the rewrite that drops the freed pages is pending
+    compacted: bool = True
 
     @property
     def total_rows(self) -> int:
@@ -355,12 +358,29 @@ def sweep_customer_files(root: Path, ids: Sequence[str]) -> FileSweep:
                      to_review=tuple(sorted(review)))
 
 
-def compact_store(path: Path) -> None:
+def compact_store(path: Path, *, wait_s: float = 0.0) -> None:
     """Rewrite the (closed) store at ``path`` into a fresh file and swap it in atomically.
 
-    Deleted rows leave their bytes in the blocks DuckDB freed; a copy holds live rows only.
+    Deleted rows leave their bytes in the blocks DuckDB freed; a copy holds live rows only. While
+    another process holds the file, try again for up to ``wait_s`` seconds, then raise
+    :class:`~churnguard.store.StoreBusyError`; the old file is untouched by a failed attempt.
     """
     path = Path(path)
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            _compact_once(path)
+            return
+        except duckdb.IOException as exc:
+            if "Conflicting lock" not in str(exc) or time.monotonic() >= deadline:
+                if "Conflicting lock" in str(exc):
+                    raise StoreBusyError(f"{path}: another process holds the store, so it "
+                                         "could not be rewritten yet") from None
+                raise
+            time.sleep(LOCK_POLL_S)
+
+
+def _compact_once(path: Path) -> None:
     fresh = path.with_name(f".{path.name}.compact")
     fresh.unlink(missing_ok=True)
     con = duckdb.connect()
@@ -378,6 +398,32 @@ def compact_store(path: Path) -> None:
     con.close()
     os.replace(fresh, path)
     path.with_name(path.name + ".wal").unlink(missing_ok=True)
+
+
+# -- compactions that could not run yet --------------------------------------------------------
+# An erasure is done when the id's bytes are gone from the store file. When another process held
+# the file at that moment, the erasure ids are kept here (no personal data) until a later
+# compaction succeeds: at the service's start, before the next erasure, or `churnguard erase
+# --finish`.
+PENDING_FILE = ".churnguard-pending-compaction"
+
+
+def pending_compactions(root: Path) -> list[str]:
+    """The erasure ids whose store compaction has not run yet."""
+    marker = Path(root) / PENDING_FILE
+    if not marker.exists():
+        return []
+    return [line for line in marker.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def mark_pending(root: Path, erasure_id: str) -> None:
+    ids = [*pending_compactions(root), erasure_id]
+    replace_atomically(Path(root) / PENDING_FILE,
+                       lambda tmp: tmp.write_text("\n".join(ids) + "\n", encoding="utf-8"))
+
+
+def clear_pending(root: Path) -> None:
+    (Path(root) / PENDING_FILE).unlink(missing_ok=True)
 
 
 def _sql_path(path: Path) -> str:
@@ -414,5 +460,6 @@ def tables_mentioning(store: Store, needles: Iterable[str]) -> dict[str, int]:
 
 
 __all__ = ["CACHE_DIRS", "USER_TABLES", "ErasureError", "ErasureReport", "compact_store",
-           "FileSweep", "customer_ids", "erase_customer_rows", "erasure_count",
+           "FileSweep", "PENDING_FILE", "clear_pending", "customer_ids", "mark_pending",
+           "pending_compactions", "erase_customer_rows", "erasure_count",
            "stored_user_id", "sweep_customer_files", "tables_mentioning"]

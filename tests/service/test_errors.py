@@ -134,12 +134,12 @@ def _domain_classes() -> dict[str, type]:
     from churnguard.reporting import ReportError
     from churnguard.scoring import ScoringError
     from churnguard.service.settings import SettingsError
-    from churnguard.store import StoreError
+    from churnguard.store import StoreBusyError, StoreError
 
     return {c.__name__: c for c in (
         ConfigError, UnknownCustomerError, ErasureError, BacktestError, FeatureError, IngestError,
         DeliveryError, MeasurementError, PlanError, UpliftError, LabelError, RegistryError,
-        ReportError, ScoringError, SettingsError, StoreError)}
+        ReportError, ScoringError, SettingsError, StoreError, StoreBusyError)}
 
 
 def test_every_domain_error_has_the_one_base_and_its_own_code() -> None:

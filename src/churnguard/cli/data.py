@@ -23,6 +23,7 @@ from churnguard.cli.base import (
     project_option,
     stage_spinner,
 )
+from churnguard.erasure import pending_compactions
 from churnguard.project import CONFIG_FILENAME, Project, init_project, resolve_project_dir
 
 
@@ -235,4 +236,8 @@ def _print_store_summary(store: Any, project: Project) -> None:
         for event_type, n in summary["by_type"].items():
             types.add_row(event_type, f"{n:,}")
         out.print(types)
+    pending = pending_compactions(project.root)
+    if pending:
+        out.print(f"{len(pending):,} erasure(s) wait for the store file to be rewritten (another "
+                  "process held it): run `churnguard erase --finish`")
 

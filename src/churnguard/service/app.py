@@ -12,7 +12,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from churnguard import __version__
+from churnguard import __version__, customers
 from churnguard.project import Project
 from churnguard.service.asgi import ApiHeaders
 from churnguard.service.auth import API_KEY_HEADER
@@ -23,7 +23,8 @@ from churnguard.service.metrics import MetricsMiddleware
 from churnguard.service.routers import campaigns, events, health, models, score, users
 from churnguard.service.schemas import field_names
 from churnguard.service.settings import ServiceSettings, SettingsError
-from churnguard.service.state import build_state
+from churnguard.service.state import ServiceState, build_state
+from churnguard.store import StoreBusyError
 
 log = logging.getLogger("churnguard.service")
 
@@ -56,6 +57,7 @@ def create_app(project: Project | Path | str, settings: ServiceSettings | None =
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        _finish_erasures(state)
         state.risk.start(refresh_seconds=settings.refresh_seconds, warm=settings.warm_on_start)
         try:
             yield
@@ -82,6 +84,18 @@ def create_app(project: Project | Path | str, settings: ServiceSettings | None =
     app.add_middleware(ApiHeaders)
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
     return app
+
+
+def _finish_erasures(state: ServiceState) -> None:
+    """Rewrite the store for erasures whose rewrite could not run (another process held the
+    file); if it still cannot, the service starts anyway and /readyz counts them."""
+    try:
+        done = customers.finish_pending(state.project.root, state.pool)
+    except StoreBusyError:
+        log.warning("erasures still wait for the store file to be rewritten")
+        return
+    if done:
+        log.info("finished the store rewrite of %d erasure(s)", len(done))
 
 
 def run(project_dir: Path | str, *, host: str = "127.0.0.1", port: int = 8000,

@@ -179,6 +179,7 @@ DOMAIN_ANSWERS: dict[str, tuple[str, str | None]] = {
     "cannot_backtest": ("cannot_plan", None),
     "campaign_not_measurable": ("campaign_not_measurable", None),
     "model_not_found": ("model_not_found", "no such model version; GET /v1/models lists them"),
+    "store_busy": ("not_ready", "another process holds the store; try again shortly"),
     "invalid_input": ("invalid_events",
                       "some events break the events contract, so none were stored; see details"),
 }

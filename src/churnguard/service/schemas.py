@@ -244,6 +244,10 @@ class ErasureOut(_Out):
     files_to_review: list[str] = Field(
         description="other files under the project folder that hold the id as a whole word "
                     "(a report, notes): left as they were, for the operator")
+    compacted: bool = Field(
+        description="the store file was rewritten, so no freed page keeps the customer's bytes; "
+                    "false (answer 202): another process held the file, the rewrite is pending "
+                    "and runs at the next erasure or service start (GET /readyz counts them)")
 
 
 class HealthOut(_Out):
@@ -261,6 +265,9 @@ class ReadyOut(_Out):
     scores_as_of: UtcDatetime | None = Field(
         description="when everyone was last scored (null: not yet; answers are computed "
                     "customer by customer meanwhile)")
+    pending_erasures: int = Field(
+        ge=0, description="erasures whose store rewrite is still pending (another process held "
+                          "the file): their rows are gone, freed pages may still hold bytes")
     reasons_ready: float | None = Field(
         ge=0, le=1, description="share of those answers whose reasons are computed")
 

@@ -11,11 +11,17 @@ file can be rewritten (compaction after an erasure) and opened again.
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from churnguard.store import Store
+from churnguard.store import Store, StoreBusyError
+
+log = logging.getLogger("churnguard.service")
+# After a rewrite of the store file (an erasure), how long to wait for another process that
+# opened it meanwhile (a backup, `churnguard status`) before leaving the reopen to the next request.
+REOPEN_WAIT_S = 10.0
 
 
 class _Gate:
@@ -64,13 +70,18 @@ class StorePool:
         self._lock = threading.Lock()
         self._idle: list[Store] = []
         self._main: Store | None = Store.open(self.path)
+        self._closed_for_good = False
 
     def _checkout(self) -> Store:
         with self._lock:
             if self._idle:
                 return self._idle.pop()
             if self._main is None:
-                raise RuntimeError("the store is closed")
+                if self._closed_for_good:
+                    raise RuntimeError("the store is closed")
+                # The reopen after a rewrite found the file held by another process: try again
+                # (StoreBusyError, a 503, while it still holds it).
+                self._main = Store.open(self.path)
             cursor = self._main.con.cursor()
         cursor.execute("SET TimeZone = 'UTC'")
         return Store(cursor, self.path)
@@ -112,7 +123,11 @@ class StorePool:
             try:
                 yield self.path
             finally:
-                self._main = Store.open(self.path)
+                try:
+                    self._main = Store.open(self.path, wait_s=REOPEN_WAIT_S)
+                except StoreBusyError:
+                    log.warning("another process holds the store; the service reopens it on "
+                                "the next request")
 
     def ping(self) -> bool:
         try:
@@ -134,4 +149,5 @@ class StorePool:
 
     def close(self) -> None:
         with self._gate.exclusive():
+            self._closed_for_good = True
             self._close_all()

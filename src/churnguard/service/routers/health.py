@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, PlainTextResponse
 
+from churnguard.erasure import pending_compactions
 from churnguard.registry import CHAMPION, alias_version
 from churnguard.service.auth import require
 from churnguard.service.errors import error_responses
@@ -37,6 +38,7 @@ def readyz(service: ServiceState = Depends(service_of)) -> JSONResponse:
     population = "failed" if failed else ("scored" if service.risk.book.ready else "pending")
     body = ReadyOut(status="ready" if ready else "not_ready", store=store_ok, champion=champion,
                     population=population, scores_as_of=service.risk.book.table_as_of,
+                    pending_erasures=len(pending_compactions(service.project.root)),
                     reasons_ready=service.risk.book.reasons_progress)
     return JSONResponse(body.model_dump(mode="json"), status_code=200 if ready else 503)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
+from fastapi.responses import JSONResponse
 from fastapi.concurrency import run_in_threadpool
 
 from churnguard import customers
@@ -117,9 +118,11 @@ def get_timeline(user_id: UserId,
 
 
 @router.delete("/{user_id}", response_model=ErasureOut, summary="Erase every trace of a customer",
-               responses=error_responses("invalid_request", "user_not_found", *_AUTH))
+               responses={202: {"model": ErasureOut, "description": "erased; the store file's "
+                                "rewrite is pending (another process held it)"},
+                          **error_responses("invalid_request", "user_not_found", *_AUTH)})
 def erase_user(user_id: UserId, _role: str = Depends(require("admin")),
-               service: ServiceState = Depends(service_of)) -> ErasureOut:
+               service: ServiceState = Depends(service_of)) -> JSONResponse:
     """Delete the customer's rows from every table (events, attributes, labels, campaigns,
     scores, backtest predictions, plans, deliveries, quarantined records), every file under the
     project folder that holds the id (caches, exports), and rewrite the store file so no freed
@@ -128,10 +131,12 @@ def erase_user(user_id: UserId, _role: str = Depends(require("admin")),
     report = customers.erase(user_id, root=service.project.root,
                              config=service.project.config.ingest, access=service.pool,
                              forget=service.forget_customer)
-    return ErasureOut(erasure_id=report.erasure_id, erased_at=report.erased_at,
+    body = ErasureOut(erasure_id=report.erasure_id, erased_at=report.erased_at,
                       rows_deleted=report.rows_deleted, files_deleted=report.files_deleted,
                       files_rewritten=list(report.files_rewritten),
-                      files_to_review=list(report.files_to_review))
+                      files_to_review=list(report.files_to_review), compacted=report.compacted)
+    # 202: done but for the store rewrite, which runs as soon as the file is free.
+    return JSONResponse(body.model_dump(mode="json"), status_code=200 if report.compacted else 202)
 
 
 __all__ = ["risk_or_error", "router"]
