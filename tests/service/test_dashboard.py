@@ -39,8 +39,9 @@ _SHOP: Path | None = None
 def build_dashboard_shop(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """1,500 simulated customers over 420 days with everything the dashboard shows: a backtest
     (recency, gbdt and the oracle), a gbdt champion, scores at two dates a month apart, a
-    campaign plan and the measurement of the newest past campaign. Built once per session (both
-    dashboard test modules call this); tests copy the project before writing to it."""
+    campaign plan (with a control group) and the measurement of the newest past campaign. Built
+    once per session (both dashboard test modules call this); tests copy the project before
+    writing to it."""
     global _SHOP
     if _SHOP is not None:
         return _SHOP
@@ -60,6 +61,14 @@ def build_dashboard_shop(tmp_path_factory: pytest.TempPathFactory) -> Path:
             score_customers(store, definition=config.churn, tiers=config.scoring, as_of=as_of)
         plan = make_plan(store, config=config, budget=20, campaign_id="spring")
         save_plan(store, plan, config=config)
+        # What the tests rely on, checked here so that a change to the shop fails loudly instead
+        # of leaving a case untested: a second page of high-risk customers, and a plan with both
+        # contacted customers and a control group.
+        (high,), = store.con.execute("SELECT count(*) FROM scores WHERE risk_tier = 'high' "
+                                     "AND as_of = (SELECT max(as_of) FROM scores)").fetchall()
+        assert high > 50, f"the dashboard shop has {high} high-risk customers, not a 2nd page"
+        assert plan.rows["is_control"].any() and not plan.rows["is_control"].all(), \
+            "the dashboard shop's plan needs contacted customers and a control group"
         (newest,) = store.con.execute(
             f"SELECT campaign_id FROM campaigns GROUP BY campaign_id HAVING bool_or(is_control) "
             f"AND max(assigned_at) + INTERVAL ({config.intervene.window_days}) DAY <= "
