@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import settings
+from hypothesis.configuration import set_hypothesis_home_dir
 
 from churnguard.config import ChurnDefinition
 from churnguard.ingest import ingest_files
 from churnguard.simulate import simulate
 from churnguard.store import Store
+
+# Hypothesis keeps its files (failing examples for replay, a cache of constants) under
+# .pytest_cache, which git ignores, instead of a .hypothesis folder in the working tree. In CI (CI
+# set, as .ci/run does) the examples are derived from each test's name, so a run is repeatable,
+# and none are saved.
+set_hypothesis_home_dir(Path(__file__).resolve().parent.parent / ".pytest_cache" / "hypothesis")
+settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+if os.environ.get("CI", "").lower() not in ("", "0", "false"):
+    settings.load_profile("ci")
 
 
 @pytest.fixture

@@ -66,18 +66,13 @@ def add_plan(store: Store, campaign_id: str = "c1", *, contacted: int = 40, cont
     return groups
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Receiver:
-    """The webhook server in a subprocess, with its files."""
+    """The webhook server in a subprocess, with its files. The server binds a free port itself
+    and says which; a restarted server gets a fresh one (``url`` follows it)."""
 
-    def __init__(self, folder: Path, port: int) -> None:
-        self.folder, self.port = folder, port
-        self.url = f"http://127.0.0.1:{port}/hooks/churnguard"
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.url = ""
         self.out = folder / "received.jsonl"
         self.requests = folder / "requests.jsonl"
         self.proc: subprocess.Popen[str] | None = None
@@ -85,12 +80,14 @@ class Receiver:
     def start(self, *flags: str) -> Receiver:
         self.stop()
         self.proc = subprocess.Popen(
-            [sys.executable, str(SERVER), "--port", str(self.port), "--out", str(self.out),
+            [sys.executable, str(SERVER), "--out", str(self.out),
              "--requests-log", str(self.requests), *flags],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         line = self.proc.stdout.readline()  # type: ignore[union-attr]
-        assert line.startswith("listening on"), self.proc.stderr.read()  # type: ignore[union-attr]
+        assert line.startswith("listening on http://127.0.0.1:"), \
+            self.proc.stderr.read()  # type: ignore[union-attr]
+        self.url = f"{line.split()[-1]}/hooks/churnguard"
         return self
 
     def stop(self) -> None:
@@ -114,7 +111,7 @@ class Receiver:
 
 @pytest.fixture
 def receiver(tmp_path: Path) -> Iterator[Receiver]:
-    r = Receiver(tmp_path, free_port())
+    r = Receiver(tmp_path)
     yield r
     r.stop()
 
@@ -170,7 +167,7 @@ def test_receiver_failing_and_killed_then_rerun_delivers_each_customer_exactly_o
         assert plan_status(store) == "partially_delivered"
         assert len(receiver.recorded()) == 80  # the receiver holds the unanswered batch too
 
-        receiver.start()  # restarted, healthy, same port and files
+        receiver.start()  # restarted, healthy, same files (a fresh port: receiver.url follows)
         again = deliver_plan(store, campaign_id="c1", webhook=receiver.url, batch_size=20,
                              max_attempts=4, **FAST)
         assert (again.sent, again.already_sent, again.failed) == (140, 60, 0)
@@ -342,8 +339,12 @@ def test_5xx_exhausts_max_attempts_and_records_the_last_status(store: Store,
 
 def test_connection_refused_is_recorded_not_swallowed(store: Store) -> None:
     add_plan(store, contacted=3, control=0, no_action=0)
-    url = f"http://127.0.0.1:{free_port()}/hook"  # nobody listens here
-    report = deliver_plan(store, campaign_id="c1", webhook=url, max_attempts=2, **FAST)
+    # A port held by this test but not listening: connecting is refused, and no other process
+    # can take the port meanwhile.
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{held.getsockname()[1]}/hook"
+        report = deliver_plan(store, campaign_id="c1", webhook=url, max_attempts=2, **FAST)
     assert (report.sent, report.failed, report.attempts) == (0, 3, 2)
     assert report.errors[0].startswith("ConnectError: ")
     assert {(v[0], v[1], v[2]) for v in log(store).values()} == {("failed", 2, None)}

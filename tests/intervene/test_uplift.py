@@ -107,9 +107,12 @@ def test_dataset_takes_observed_randomised_campaigns_with_exact_outcomes() -> No
     assert dict(zip(data.user_id, data.y, strict=True)) == {"a": 1.0, "b": 0.0}
     assert dict(zip(data.user_id, data.revenue, strict=True)) == {"a": 15.0, "b": 0.0}
     assert data.skipped_actions == {"mystery": 1}
-    # Features are point in time: the outcome order of 'a' is not counted yet.
-    assert "orders_total" not in data.features or \
-        data.features["orders_total"].tolist() == [1, 1]
+    # Features are point in time: the outcome order of 'a' (15 on 2025-02-20) is not counted
+    # yet; each customer has the one order before the assignment of 2025-02-01.
+    assert list(data.user_id) == ["a", "b"]
+    assert data.features["orders_total"].tolist() == [1, 1]
+    assert data.features["order_amount_sum"].tolist() == [10.0, 20.0]
+    assert data.features["days_since_last_order"].tolist() == [27.0, 26.0]
 
 
 def test_dataset_errors_say_what_is_missing() -> None:

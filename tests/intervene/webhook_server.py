@@ -2,12 +2,13 @@
 
 Run as a script (standard library only)::
 
-    python webhook_server.py --port 8765 --out received.jsonl [--requests-log requests.jsonl]
+    python webhook_server.py --out received.jsonl [--port 8765] [--requests-log requests.jsonl]
         [--fail-rate 0.3 --fail-statuses 500,503,429 --seed 1] [--retry-after 0.2]
         [--script 429,200,400] [--exit-after 3]
 
 It listens on 127.0.0.1 and prints ``listening on http://127.0.0.1:PORT`` once it accepts
-requests. Every POST body ``{"campaign_id", "deliveries": [...]}`` that it accepts has each
+requests. Without ``--port`` (or with 0) the system picks a free port as the server binds it, so
+two servers never race for one: read the port from that line. Every POST body ``{"campaign_id", "deliveries": [...]}`` that it accepts has each
 delivery appended to ``--out`` as one JSON line (with ``campaign_id``), unless its
 ``idempotency_key`` was seen before: a repeated key is answered 200 but not recorded twice. The
 seen keys are read back from ``--out`` at start, so a restarted server still dedupes.
@@ -127,7 +128,7 @@ def make_handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--port", type=int, default=0, help="0: a free port, chosen on binding")
     parser.add_argument("--out", required=True, help="JSON Lines file of recorded deliveries")
     parser.add_argument("--requests-log", help="JSON Lines file, one line per request")
     parser.add_argument("--fail-rate", type=float, default=0.0)

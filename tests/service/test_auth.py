@@ -34,15 +34,36 @@ def test_each_role_reaches_what_it_may(reader: TestClient) -> None:
         assert reader.get("/v1/models", headers=headers(key)).status_code == 200
 
 
+class FakeClock:
+    """A monotonic clock that moves only when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def test_rate_limit_per_key_answers_429_with_retry_after(make_client: ClientFactory) -> None:
     client = make_client(rate_per_second=0.5, rate_burst=3, warm_on_start=False)
+    # The limiter the settings built, on a clock the test moves: however slowly the requests
+    # run, no token comes back between them.
+    clock = FakeClock()
+    client.app.state.service.limiter.clock = clock
     codes = [client.get("/v1/models", headers=headers(READ)).status_code for _ in range(4)]
     assert codes == [200, 200, 200, 429]
     limited = client.get("/v1/models", headers=headers(READ))
     assert error(limited) == (429, "rate_limited")
-    assert int(limited.headers["Retry-After"]) >= 1
+    # The bucket is empty and refills at 0.5 a second: the next token is 2 s away.
+    assert limited.headers["Retry-After"] == "2"
     # Another key has its own bucket.
     assert client.get("/v1/models", headers=headers(ADMIN)).status_code == 200
+    clock.now += 1.0  # half a token: still refused, a second to go
+    again = client.get("/v1/models", headers=headers(READ))
+    assert error(again) == (429, "rate_limited") and again.headers["Retry-After"] == "1"
+    clock.now += 1.0  # one token back, and only one
+    codes = [client.get("/v1/models", headers=headers(READ)).status_code for _ in range(2)]
+    assert codes == [200, 429]
 
 
 def test_cors_is_closed_by_default_and_opens_for_listed_origins(

@@ -25,7 +25,6 @@ from churnguard.project import Project, init_project
 from churnguard.reporting import save_backtest
 from churnguard.scoring import score_customers
 from churnguard.service import create_app
-from churnguard.service.dashboard import dashboard_router
 from churnguard.service.dashboard.i18n import EN, ZH
 from churnguard.service.dashboard.sessions import COOKIE
 from churnguard.simulate import simulate
@@ -40,8 +39,9 @@ _SHOP: Path | None = None
 def build_dashboard_shop(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """1,500 simulated customers over 420 days with everything the dashboard shows: a backtest
     (recency, gbdt and the oracle), a gbdt champion, scores at two dates a month apart, a
-    campaign plan and the measurement of the newest past campaign. Built once per session (both
-    dashboard test modules call this); tests copy the project before writing to it."""
+    campaign plan (with a control group) and the measurement of the newest past campaign. Built
+    once per session (both dashboard test modules call this); tests copy the project before
+    writing to it."""
     global _SHOP
     if _SHOP is not None:
         return _SHOP
@@ -61,6 +61,14 @@ def build_dashboard_shop(tmp_path_factory: pytest.TempPathFactory) -> Path:
             score_customers(store, definition=config.churn, tiers=config.scoring, as_of=as_of)
         plan = make_plan(store, config=config, budget=20, campaign_id="spring")
         save_plan(store, plan, config=config)
+        # What the tests rely on, checked here so that a change to the shop fails loudly instead
+        # of leaving a case untested: a second page of high-risk customers, and a plan with both
+        # contacted customers and a control group.
+        (high,), = store.con.execute("SELECT count(*) FROM scores WHERE risk_tier = 'high' "
+                                     "AND as_of = (SELECT max(as_of) FROM scores)").fetchall()
+        assert high > 50, f"the dashboard shop has {high} high-risk customers, not a 2nd page"
+        assert plan.rows["is_control"].any() and not plan.rows["is_control"].all(), \
+            "the dashboard shop's plan needs contacted customers and a control group"
         (newest,) = store.con.execute(
             f"SELECT campaign_id FROM campaigns GROUP BY campaign_id HAVING bool_or(is_control) "
             f"AND max(assigned_at) + INTERVAL ({config.intervene.window_days}) DAY <= "
@@ -71,11 +79,8 @@ def build_dashboard_shop(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def dashboard_app(project_dir: Path, **overrides: object):
-    """The service over the project, with the dashboard (included here until create_app does)."""
-    app = create_app(Project.load(project_dir), settings(**overrides))
-    if not any(getattr(route, "path", None) == "/customers" for route in app.routes):
-        app.include_router(dashboard_router())
-    return app
+    """The service over the project, as create_app builds it: the dashboard is part of it."""
+    return create_app(Project.load(project_dir), settings(**overrides))
 
 
 @pytest.fixture(scope="module")
@@ -211,8 +216,11 @@ def test_at_risk_table_filters_sorts_pages_and_exports(client: TestClient) -> No
     first_link = ascending.split('class="customer-link" href="', 1)[1].split('">', 1)[1]
     assert first_link.startswith(f"{lowest}</a>")
 
+    # The shop has more high-risk customers than one page holds: the second page is real.
+    assert len(high) > 50
     second = client.get("/customers", params={"tier": "high", "page": 2}).text
-    assert (f"51–{min(100, len(high))} of" in second) if len(high) > 50 else True
+    assert f"51–{min(100, len(high))} of {len(high):,} customers" in second
+    assert second.count('class="tier tier-high"') == min(100, len(high)) - 50
 
     target = high[0][0]
     found = client.get("/customers", params={"q": target}).text
@@ -259,10 +267,12 @@ def test_customer_page_shows_risk_reasons_and_the_planned_message(client: TestCl
     chinese = client.get(f"/customers/{user}", params={"lang": "zh"})
     assert message_zh[:20] in chinese.text and "推荐措施" in chinese.text
 
-    control = _store_value(client, "SELECT user_id FROM plan_rows WHERE is_control LIMIT 1")
-    if control:
-        assert "In the control group of campaign spring" in \
-            client.get(f"/customers/{control[0][0]}").text
+    # The plan holds out a control group (the shop's plan is measurable): its members say so.
+    (control,), = _store_value(client, "SELECT user_id FROM plan_rows "
+                                       "WHERE campaign_id = 'spring' AND is_control "
+                                       "ORDER BY user_id LIMIT 1")
+    assert "In the control group of campaign spring" in client.get(f"/customers/{control}").text
+    assert "In the control group" not in english.text
 
     missing = client.get("/customers/nobody-like-this")
     assert missing.status_code == 404 and "No customer with this id" in missing.text

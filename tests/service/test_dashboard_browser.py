@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -35,22 +34,16 @@ class Served:
     project: Path
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    """The service with the dashboard over a copy of the shop, on a free local port."""
+    """The service with the dashboard over a copy of the shop, on a local port that uvicorn
+    binds itself (port 0: the system picks a free one, so no other process can race for it)."""
     import uvicorn
 
     target = tmp_path_factory.mktemp("dashboard_browser") / "project"
     shutil.copytree(build_dashboard_shop(tmp_path_factory), target)
-    port = _free_port()
     server = uvicorn.Server(uvicorn.Config(
-        dashboard_app(target, warm_on_start=False), host="127.0.0.1", port=port,
+        dashboard_app(target, warm_on_start=False), host="127.0.0.1", port=0,
         log_level="warning", access_log=False))
     thread = threading.Thread(target=server.run, name="dashboard-uvicorn", daemon=True)
     thread.start()
@@ -58,6 +51,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     while not server.started:
         assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
         time.sleep(0.05)
+    port = server.servers[0].sockets[0].getsockname()[1]
     try:
         yield Served(url=f"http://127.0.0.1:{port}", project=target)
     finally:
