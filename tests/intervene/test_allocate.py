@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import math
 import re
-import time
 
 import numpy as np
 import pytest
@@ -306,7 +305,10 @@ def test_capacity_accepts_numpy_integers_and_whole_floats():
 # -- the issue's target ----------------------------------------------------------------------------
 
 @pytest.mark.slow
-def test_a_million_customers_in_ten_seconds():
+def test_a_million_customers_within_half_a_percent_of_the_bound():
+    # The speed target (a million customers in at most ten seconds) is measured where timings
+    # belong, in benchmarks/bench_allocate.py (RESULTS.md "allocate": 3.1 s); a test never
+    # depends on wall-clock speed (issue 17, item 9).
     rng = np.random.default_rng(0)
     n = 1_000_000
     at_stake = rng.lognormal(np.log(30.0), 1.0, n) * rng.beta(2.0, 5.0, n)
@@ -321,11 +323,8 @@ def test_a_million_customers_in_ten_seconds():
     margin = effect * at_stake[:, None] - cost
     problem = {"margin": margin, "cost": cost, "capacity": [None, None, 500, None, None, None],
                "budget": 200_000.0}
-    started = time.perf_counter()
     a = allocate(**problem, method="lagrangian")
-    seconds = time.perf_counter() - started
     assert_feasible(a, problem)
     assert a.gap <= 0.005
     assert (a.choice == 2).sum() == 500
     assert a.spend >= 0.999 * problem["budget"]
-    assert seconds <= 10.0
