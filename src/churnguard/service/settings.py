@@ -53,6 +53,10 @@ class ServiceSettings(BaseModel):
     max_score_ids: int = Field(10_000, gt=0)
     rate_per_second: float = Field(50.0, gt=0)
     rate_burst: int = Field(100, gt=0)
+    # Failed sign-ins (a missing or unknown key) per client address: at most this many in a
+    # burst, refilled at this many a minute; past it every request of that client answers 429.
+    auth_failures_burst: int = Field(10, gt=0)
+    auth_failures_per_minute: float = Field(10.0, gt=0)
     clock: Literal["wall", "data"] = "wall"
     # Everyone's risk is recomputed this often (the answers between refreshes move only with the
     # clock; a customer's new events are taken into account at once). 0: never after the start.

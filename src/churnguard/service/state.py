@@ -59,6 +59,7 @@ class ServiceState:
     pool: StorePool
     risk: RiskService
     limiter: TokenBucket
+    auth_failures: TokenBucket  # failed authentications per client address
     metrics: Metrics
     data_clock: DataClock | None
     recommendations: Recommendations
@@ -95,6 +96,8 @@ def build_state(project: Project, settings: ServiceSettings,
         project=project, settings=settings, pool=pool,
         risk=RiskService(pool=pool, config=project.config, clock=clock),
         limiter=TokenBucket(rate=settings.rate_per_second, burst=settings.rate_burst),
+        auth_failures=TokenBucket(rate=settings.auth_failures_per_minute / 60.0,
+                                  burst=settings.auth_failures_burst),
         metrics=Metrics(), data_clock=data_clock, recommendations=Recommendations())
 
 

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from churnguard.intervene.plan import PlanError
 from churnguard.score_runs import latest_run
-from churnguard.service.auth import require
+from churnguard.service.auth import API_KEY_HEADER, key_bucket, require
 from churnguard.service.dashboard import campaigns, customers, overview, quality
 from churnguard.service.dashboard.assets import LONG_CACHE, STATIC_PREFIX, Assets
 from churnguard.service.dashboard.i18n import lang_of, t
@@ -247,7 +247,8 @@ def _sign_in_routes(router: APIRouter, board: Dashboard) -> None:
 
     @router.post("/dashboard/session")
     def start_session(request: Request, role: str = Depends(require("read"))) -> JSONResponse:
-        token = board.sessions.open(role)  # type: ignore[arg-type]
+        key = request.headers.get(API_KEY_HEADER, "")
+        token = board.sessions.open(role, bucket=key_bucket(key))  # type: ignore[arg-type]
         response = JSONResponse({"role": role}, headers={"Cache-Control": "no-store"})
         response.set_cookie(COOKIE, token, max_age=SESSION_SECONDS, path="/", httponly=True,
                             samesite="strict", secure=request.url.scheme == "https")

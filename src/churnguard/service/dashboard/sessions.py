@@ -11,10 +11,13 @@ request, whatever the cookie says.
 In development with no keys configured (the service then accepts only the development key) the
 pages need no sign-in.
 
+Requests through a session count against the rate limit of the key that opened it (``bucket``):
+a key's limit does not grow with the number of sessions it opens.
+
 >>> sessions = Sessions(ttl_seconds=60, clock=lambda: 0.0)
->>> token = sessions.open("read")
->>> sessions.role(token), sessions.role("forged")
-('read', None)
+>>> token = sessions.open("read", bucket="key-digest")
+>>> sessions.role(token), sessions.role("forged"), sessions.bucket(token)
+('read', None, 'key-digest')
 """
 
 from __future__ import annotations
@@ -45,13 +48,15 @@ class Sessions:
         self.ttl, self.clock = ttl_seconds, clock
         self._lock = threading.Lock()
         self._by_digest: dict[str, tuple[Role, float]] = {}
+        self._buckets: dict[str, str] = {}  # session digest -> its key's rate-limit bucket
 
     @staticmethod
     def _digest(token: str) -> str:
         # Kept by digest: a memory dump does not hand out live tokens.
         return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
-    def open(self, role: Role) -> str:
+    def open(self, role: Role, *, bucket: str) -> str:
+        """A new session of ``role``, counted against the rate-limit ``bucket`` of its key."""
         token = secrets.token_urlsafe(32)
         now = self.clock()
         with self._lock:
@@ -60,6 +65,8 @@ class Sessions:
                 while len(self._by_digest) >= MAX_SESSIONS:
                     self._by_digest.pop(next(iter(self._by_digest)))
             self._by_digest[self._digest(token)] = (role, now + self.ttl)
+            self._buckets = {d: b for d, b in self._buckets.items() if d in self._by_digest}
+            self._buckets[self._digest(token)] = bucket
         return token
 
     def role(self, token: str | None) -> Role | None:
@@ -81,5 +88,7 @@ class Sessions:
                 self._by_digest.pop(self._digest(token), None)
 
     def bucket(self, token: str) -> str:
-        """The rate limiter's name for this session (never the token itself)."""
-        return "dashboard:" + self._digest(token)
+        """The rate limiter's name for this session: its key's (never the token itself)."""
+        digest = self._digest(token)
+        with self._lock:
+            return self._buckets.get(digest, "dashboard:" + digest)
