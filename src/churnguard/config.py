@@ -53,6 +53,15 @@ class IngestConfig(_Section):
     # The zone that timestamps without an offset are in. Unset: they are read as UTC, but a file
     # that mixes timestamps with and without an offset is rejected as ambiguous.
     timezone: str | None = None
+    # Bounds on numbers (docs/ingest.md): an amount, price or cost is at most max_amount in size
+    # and a quantity at most max_quantity; a row outside them is bad. The ceilings keep every sum
+    # the features take exact (DECIMAL(38, 6) holds 10^32): one absurd value must never stop
+    # the scoring of the whole shop.
+    max_amount: float = Field(1e10, gt=0, le=1e15)
+    max_quantity: float = Field(1e6, gt=0, le=1e9)
+    # Numbers written as text with a decimal comma and '.' or ' ' between thousands (1.234,50),
+    # as European exports write them. Off: '.' is the decimal mark and ',' groups thousands.
+    decimal_comma: bool = False
 
     @property
     def naive_timezone(self) -> str:

@@ -14,8 +14,10 @@ from churnguard.ingest.pseudonymise import _hmac_sql, _scrub_sql
 from churnguard.ingest.read import _JSON, _ROW, _Source, _read_error
 from churnguard.schema import (
     EVENT_HASH_COLUMNS,
+    NEGATIVE_AMOUNT_TYPES,
     ColumnType,
     Contract,
+    NumberBound,
     column_sql,
     quote_ident,
     quote_literal,
@@ -83,6 +85,8 @@ def _stage_select(
             timezone=config.naive_timezone,
             naive_is_error=naive_is_error.get(column.name),
             default=default,
+            bound=_bound(column.name, config, values.get("type")) if column.type is ColumnType.NUMBER else None,
+            decimal_comma=config.decimal_comma,
         )
         value = sql.value
         if column.name == "user_id" and pseudonym is not None:
@@ -115,6 +119,24 @@ def _stage_select(
     else:
         outer += [f"CAST(NULL AS VARCHAR) AS {_ERR_COL}", f"CAST(NULL AS VARCHAR) AS {_ERR}"]
     return f"SELECT {', '.join(outer)} FROM (SELECT {', '.join(inner)} FROM {source.view})"
+
+
+def _bound(name: str, config: IngestConfig, event_type: str | None) -> NumberBound:
+    """The range of number column ``name``: amounts, prices and costs within ``max_amount``,
+    quantities within ``max_quantity``; negative only for an event's amount or quantity when its
+    type (the SQL ``event_type``) is a return, whose refund it is."""
+    if name == "quantity":
+        maximum, setting = config.max_quantity, "ingest.max_quantity"
+    else:
+        maximum, setting = config.max_amount, "ingest.max_amount"
+    if event_type is None or name not in ("amount", "quantity"):
+        return NumberBound(maximum=maximum, setting=setting)
+    types = ", ".join(quote_literal(t) for t in NEGATIVE_AMOUNT_TYPES)
+    return NumberBound(
+        maximum=maximum, setting=setting,
+        negative_when=f"coalesce(({event_type}) IN ({types}), false)",
+        negative_rule=f"only a return (its refund) may have a negative {name}",
+    )
 
 
 def _stage(
