@@ -60,6 +60,19 @@ def _line_numbers(source: _Source, rows: Sequence[int]) -> dict[int, tuple[int, 
                     break
         return found
     delimiter, quote, _escape = source.csv_dialect or _sniff(source)
+    # A bad row may hold a field far beyond the csv module's default limit (128 KiB): DuckDB read
+    # it, so the error path must too.
+    limit = csv.field_size_limit()
+    csv.field_size_limit(max(limit, 1 << 30))
+    try:
+        _csv_line_numbers(source, delimiter, quote, wanted, last, found)
+    finally:
+        csv.field_size_limit(limit)
+    return found
+
+
+def _csv_line_numbers(source: _Source, delimiter: str, quote: str, wanted: set[int], last: int,
+                      found: dict[int, tuple[int, bytes | None]]) -> None:
     with _open_binary(source.path) as fh:
         text = io.TextIOWrapper(fh, encoding="utf-8", errors="replace", newline="")
         reader = csv.reader(text, delimiter=delimiter, quotechar=quote or '"')
@@ -74,7 +87,6 @@ def _line_numbers(source: _Source, rows: Sequence[int]) -> dict[int, tuple[int, 
                 if row >= last:
                     break
             start = reader.line_num + 1
-    return found
 
 
 def _sniff(source: _Source) -> tuple[str, str, str]:
