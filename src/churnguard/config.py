@@ -62,6 +62,10 @@ class IngestConfig(_Section):
     # Numbers written as text with a decimal comma and '.' or ' ' between thousands (1.234,50),
     # as European exports write them. Off: '.' is the decimal mark and ',' groups thousands.
     decimal_comma: bool = False
+    # User and item attribute columns declared to hold contact details (e-mail addresses, phone
+    # numbers, identity numbers): stored as HMAC pseudonyms (the key of pseudonym_key_env). Any
+    # other attribute value holding such details makes its row bad.
+    pseudonymised_attributes: tuple[str, ...] = ()
 
     @property
     def naive_timezone(self) -> str:

@@ -247,7 +247,9 @@ def _load_source(
         _append_events(con, stage, batch.batch_id, totals, n_rows - n_bad, clean=n_bad == 0,
                        repeats=repeats)
     if n_bad and options.on_error == "quarantine":
-        _quarantine(con, contract.kind, stage, source, batch.batch_id)
+        _quarantine(con, contract.kind, stage, source, batch.batch_id,
+                    user_id_column=plan.sources.get("user_id"), pseudonym=options.pseudonym,
+                    scrub=options.config.scrub_text)
 
 
 def _record_batch(

@@ -10,7 +10,7 @@ import numpy as np
 
 from churnguard.config import IngestConfig
 from churnguard.ingest.columns import _Plan
-from churnguard.ingest.pseudonymise import _hmac_sql, _scrub_sql
+from churnguard.ingest.pseudonymise import _contact_sql, _hmac_sql, _pseudonym_key, _scrub_sql
 from churnguard.ingest.read import _JSON, _ROW, _Source, _read_error
 from churnguard.schema import (
     EVENT_HASH_COLUMNS,
@@ -100,10 +100,7 @@ def _stage_select(
     # Inner query: typed values and one error column per checked column; outer: the first error.
     inner = [f"{_ROW}"]
     inner += [f"{v} AS {quote_ident(name)}" for name, v in values.items()]
-    inner += [
-        f"NULLIF(trim(CAST({quote_ident(src)} AS VARCHAR)), '') AS {quote_ident('attr:' + name)}"
-        for name, src in plan.attributes.items()
-    ]
+    inner += _attribute_values(plan, config, errors)
     inner += [f"{e} AS __cg_e{i}" for i, (_, e) in enumerate(errors)]
     outer = [f"* EXCLUDE ({', '.join(f'__cg_e{i}' for i in range(len(errors)))})" if errors else "*"]
     if errors:
@@ -119,6 +116,34 @@ def _stage_select(
     else:
         outer += [f"CAST(NULL AS VARCHAR) AS {_ERR_COL}", f"CAST(NULL AS VARCHAR) AS {_ERR}"]
     return f"SELECT {', '.join(outer)} FROM (SELECT {', '.join(inner)} FROM {source.view})"
+
+
+def _attribute_values(plan: _Plan, config: IngestConfig, errors: list[tuple[str, str]]) -> list[str]:
+    """The attribute columns of the inner SELECT (users, items), and their errors: contact details
+    (e-mail addresses, phone and identity numbers) are not features and must not sit in the store
+    in clear. A column declared in ingest.pseudonymised_attributes is stored as HMACs; in any
+    other column such a value makes the row bad."""
+    declared = set(config.pseudonymised_attributes)
+    key = _pseudonym_key(config) if declared & set(plan.attributes) else None
+    columns = []
+    for name, src in plan.attributes.items():
+        text = f"NULLIF(trim(CAST({quote_ident(src)} AS VARCHAR)), '')"
+        if key is not None and name in declared:
+            value = _hmac_sql(text, key)
+        else:
+            value = text
+            errors.append((name, (
+                f"CASE WHEN {_contact_sql(text)} THEN "
+                f"{quote_literal(_CONTACT_REASON)} END")))
+        columns.append(f"{value} AS {quote_ident('attr:' + name)}")
+    return columns
+
+
+_CONTACT_REASON = (
+    "holds an e-mail address or a phone or identity number; contact details are not kept as "
+    "attributes: leave the column out, or list it in ingest.pseudonymised_attributes in "
+    "churnguard.toml to keep a pseudonym (HMAC) of it"
+)
 
 
 def _bound(name: str, config: IngestConfig, event_type: str | None) -> NumberBound:
