@@ -6,6 +6,7 @@ from __future__ import annotations
 import codecs
 import datetime as dt
 import os
+import shutil
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -201,10 +202,13 @@ def _load_file(
     source = _open_source(con, Path(file), display, index, options.fmt, options.delimiter,
                           options.encoding)
     try:
+        batch.notes += source.notes
         _load_source(con, options, batch, index, source)
     finally:
         for table in reversed(source.tables):
             _drop(con, table)
+        for folder in source.folders:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _load_source(
@@ -280,9 +284,11 @@ def _normalise_encoding(encoding: str) -> str:
     try:
         name = codecs.lookup(encoding).name
     except LookupError as exc:
-        raise IngestError(f"unknown encoding {encoding!r}; use utf-8, latin-1 or utf-16") from exc
-    # DuckDB's names for the encodings its CSV reader knows.
-    return {"utf-8": "utf-8", "iso8859-1": "latin-1", "utf-16": "utf-16"}.get(name, name)
+        raise IngestError(f"unknown encoding {encoding!r}; e.g. utf-8, gb18030 (Chinese Excel), "
+                          "utf-16 (Excel's Unicode text) or cp1252 (Western Excel)") from exc
+    # DuckDB's names for the encodings its CSV reader knows; Python's for the rest, which are
+    # transcoded first (ingest/encodings.py).
+    return {"utf-8": "utf-8", "iso8859-1": "latin-1"}.get(name, name)
 
 
 def _check_timezone(store: Store, timezone: str) -> None:

@@ -60,7 +60,7 @@ def _contact_sql(value_sql: str) -> str:
     """SQL: whether the text holds an e-mail address, an identity number or a phone number.
 
     >>> import duckdb
-    >>> [duckdb.connect().execute(f"SELECT {_contact_sql('?')}", [v]).fetchone()[0]
+    >>> [duckdb.connect().execute(f"SELECT {_contact_sql('$1')}", [v]).fetchone()[0]
     ...  for v in ("x@example.com", "13800138000", "eu-west", "2024-01-31", "42")]
     [True, True, False, False, False]
     """
