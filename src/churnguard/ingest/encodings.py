@@ -51,11 +51,23 @@ def open_binary(path: Path):  # noqa: ANN201 - a binary file object
     return gzip.open(path, "rb") if path.name.lower().endswith(".gz") else open(path, "rb")  # noqa: SIM115
 
 
-def bom_encoding(path: Path) -> str | None:
+def read_head(path: Path, size: int, display: str) -> bytes:
+    """The first ``size`` bytes of the (decompressed) file; a broken gzip file is bad input."""
+    try:
+        with open_binary(path) as fh:
+            return fh.read(size)
+    except (OSError, EOFError) as exc:
+        raise _unreadable(display, exc) from exc
+
+
+def _unreadable(display: str, exc: BaseException) -> IngestError:
+    reason = f"cannot read it (a truncated or corrupt compressed file?): {exc}"
+    return IngestError(f"{display}: {reason}", [Problem(display, None, None, reason)])
+
+
+def bom_encoding(path: Path, display: str) -> str | None:
     """The encoding a byte order mark at the start names (UTF-16 only; DuckDB reads UTF-8's)."""
-    with open_binary(path) as fh:
-        head = fh.read(2)
-    return _BOMS.get(head)
+    return _BOMS.get(read_head(path, 2, display))
 
 
 def _gb2312_share(data: bytes) -> float:
@@ -77,11 +89,13 @@ def _gb2312_share(data: bytes) -> float:
     return inside / total
 
 
-def looks_gb18030(path: Path) -> bool:
+def looks_gb18030(path: Path, display: str) -> bool:
     """Whether the file's first 4 MiB are not UTF-8 but, beyond reasonable doubt, Chinese text
-    in GB18030 (a file whose sample is UTF-8 is read as UTF-8)."""
-    with open_binary(path) as fh:
-        sample = fh.read(_SAMPLE)
+    in GB18030 (a file whose sample is UTF-8 is read as UTF-8). zstd files are not looked into
+    (they can only be read as UTF-8 or latin-1)."""
+    if path.name.lower().endswith(".zst"):
+        return False
+    sample = read_head(path, _SAMPLE, display)
     try:
         codecs.getincrementaldecoder("utf-8")("strict").decode(sample, final=False)
         return False
@@ -119,6 +133,9 @@ def transcode(path: Path, encoding: str, display: str) -> Transcoded:
                 out.write(text)
                 if not chunk:
                     break
+    except (OSError, EOFError) as exc:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise _unreadable(display, exc) from exc
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise

@@ -12,7 +12,14 @@ from pathlib import Path
 
 import duckdb
 
-from churnguard.ingest.encodings import NATIVE, bom_encoding, decoded_previews, looks_gb18030, transcode
+from churnguard.ingest.encodings import (
+    NATIVE,
+    bom_encoding,
+    decoded_previews,
+    looks_gb18030,
+    read_head,
+    transcode,
+)
 from churnguard.ingest.results import IngestError, Problem
 from churnguard.schema import quote_ident, quote_literal
 
@@ -118,7 +125,7 @@ def _describe(con: duckdb.DuckDBPyConnection, source: _Source, raw: str, delimit
                 raise IngestError(f"{display}: JSON files must be UTF-8; do not pass an encoding")
             reader = "read_ndjson_objects"
             extra = ""
-            if _first_byte(path) == b"[":
+            if read_head(path, 4096, display).lstrip()[:1] == b"[":
                 reader, extra = "read_json_objects", ", format = 'array'"
             source.tables.append(raw)
             con.execute(
@@ -152,8 +159,8 @@ def _csv_encoding(source: _Source, encoding: str) -> str:
     then points at (the display name stays the user's file)."""
     if encoding == "utf-8":
         # Looked at before DuckDB reads: a failed read aborts the call's transaction.
-        encoding = bom_encoding(source.path) or ("gb18030" if looks_gb18030(source.path)
-                                                 else encoding)
+        encoding = bom_encoding(source.path, source.display) or (
+            "gb18030" if looks_gb18030(source.path, source.display) else encoding)
     if encoding in NATIVE:
         return encoding
     copy = transcode(source.path, encoding, source.display)
@@ -179,12 +186,6 @@ def _read_csv(con: duckdb.DuckDBPyConnection, source: _Source, raw: str,
 
 def _is_unicode_error(exc: duckdb.Error) -> bool:
     return "unicode" in str(exc).lower()
-
-
-def _first_byte(path: Path) -> bytes:
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
-    with opener(path, "rb") as fh:
-        return fh.read(4096).lstrip()[:1]
 
 
 def _read_error(
