@@ -66,6 +66,12 @@ class IngestConfig(_Section):
     # numbers, identity numbers): stored as HMAC pseudonyms (the key of pseudonym_key_env). Any
     # other attribute value holding such details makes its row bad.
     pseudonymised_attributes: tuple[str, ...] = ()
+    # Events dated later than the time of the ingest plus max_future_minutes are bad rows (the
+    # minutes allow for clocks that run a little ahead): one wrong clock must not move "now" for
+    # every customer. "allow" turns the check off; a simulated shop (simulation.truth set) lives
+    # on its own calendar, which may run past today, so there "allow" is the default.
+    future_events: Literal["reject", "allow"] = "reject"
+    max_future_minutes: int = Field(10, ge=0, le=7 * 24 * 60)
 
     @property
     def naive_timezone(self) -> str:
@@ -229,6 +235,16 @@ class ProjectConfig(_Section):
     simulation: SimulationConfig = SimulationConfig()
     intervene: InterveneConfig = InterveneConfig()
     models: ModelsConfig = ModelsConfig()
+
+    @model_validator(mode="after")
+    def _simulated_calendar(self) -> ProjectConfig:
+        # The simulator's world starts on a fixed date and may run past today (the demo's two
+        # years end 2027-01-01): its events are not from a wrong clock. Set explicitly, the
+        # [ingest] setting wins.
+        if self.simulation.truth and "future_events" not in self.ingest.model_fields_set:
+            object.__setattr__(self, "ingest",
+                               self.ingest.model_copy(update={"future_events": "allow"}))
+        return self
 
 
 class ConfigError(ChurnguardError, ValueError):

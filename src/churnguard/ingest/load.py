@@ -77,6 +77,7 @@ class _Options:
     config: IngestConfig
     pseudonym: bytes | None
     say: Callable[[str], None]
+    started_at: dt.datetime  # naive UTC: the reference of "in the future"
 
 
 @dataclass
@@ -117,16 +118,16 @@ def ingest_files(
     )
     encoding = _normalise_encoding(encoding)
     _check_timezone(store, config.naive_timezone)
+    started_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     options = _Options(
         contract=contract, mapping=mapping, default_type=default_type, fmt=fmt,
         on_error=on_error, delimiter=delimiter, encoding=encoding, config=config,
         pseudonym=_pseudonym_key(config) if config.pseudonymise else None,
-        say=progress or (lambda message: None),
+        say=progress or (lambda message: None), started_at=started_at,
     )  # fmt: skip
     batch = _Batch(
         batch_id=dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:12]
     )
-    started_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     file_names = tuple(str(f) for f in files)
 
     with store.transaction() as con:
@@ -221,7 +222,7 @@ def _load_source(
     batch.notes += plan.notes
     options.say(f"validating {display}")
     select = _stage_select(con, contract, source, plan, options.config, options.pseudonym,
-                           options.default_type)
+                           options.default_type, options.started_at)
     if contract.kind == "events" and not batch.rejected and not _events_stored(con):
         options.say(f"writing {display} as it is validated")
         added = _append_if_clean(con, source, plan, select, batch.batch_id)

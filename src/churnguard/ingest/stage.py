@@ -3,6 +3,7 @@ error (NULL for a good row), and the temp table or view that holds the result.""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 
 import duckdb
@@ -57,8 +58,12 @@ def _stage_select(
     config: IngestConfig,
     pseudonym: bytes | None,
     default_type: str | None,
+    now: dt.datetime,
 ) -> str:
-    """A SELECT of the file's typed rows, each with its first error (NULL for a good row)."""
+    """A SELECT of the file's typed rows, each with its first error (NULL for a good row).
+
+    ``now`` is the time of the ingest (naive UTC): events later than it plus
+    ``config.max_future_minutes`` are bad."""
     naive_is_error = _mixed_timezone_columns(con, contract, source, plan, config)
     values: dict[str, str] = {}
     errors: list[tuple[str, str]] = []
@@ -97,6 +102,8 @@ def _stage_select(
         if sql.error != "NULL":
             errors.append((column.name, sql.error))
 
+    if contract.kind == "events" and config.future_events == "reject":
+        errors.append(("ts", _future_error(values["ts"], now, config.max_future_minutes)))
     # Inner query: typed values and one error column per checked column; outer: the first error.
     inner = [f"{_ROW}"]
     inner += [f"{v} AS {quote_ident(name)}" for name, v in values.items()]
@@ -116,6 +123,17 @@ def _stage_select(
     else:
         outer += [f"CAST(NULL AS VARCHAR) AS {_ERR_COL}", f"CAST(NULL AS VARCHAR) AS {_ERR}"]
     return f"SELECT {', '.join(outer)} FROM (SELECT {', '.join(inner)} FROM {source.view})"
+
+
+def _future_error(ts: str, now: dt.datetime, minutes: int) -> str:
+    """Why an event is bad when it is dated after the ingest time plus ``minutes`` (else NULL)."""
+    latest = (now + dt.timedelta(minutes=minutes)).replace(microsecond=0)
+    said = (f" (UTC) is in the future: later than the time of this ingest, {now:%Y-%m-%d %H:%M} "
+            f"UTC, plus ingest.max_future_minutes ({minutes}); check the clock of the system "
+            "that wrote it")
+    quote = quote_literal(chr(39))
+    return (f"CASE WHEN ({ts}) > TIMESTAMP '{latest:%Y-%m-%d %H:%M:%S}' THEN "
+            f"{quote} || strftime(({ts}), '%Y-%m-%d %H:%M:%S') || {quote_literal(chr(39) + said)} END")
 
 
 def _attribute_values(plan: _Plan, config: IngestConfig, errors: list[tuple[str, str]]) -> list[str]:

@@ -166,8 +166,8 @@ _BOUND_REASONS = (
     (" characters long; ", "is too long; ids are at most 256 characters and event types 64"),
     ("holds a control character", "holds a control character; ids and event types must be "
                                   "printable text"),
-    (" is in the future", "is in the future; events later than the ingest time plus "
-                          "ingest.max_future_skew_minutes are refused"),
+    (" is in the future: ", "is in the future; events later than the time of the request "
+                           "plus ingest.max_future_minutes are refused"),
 )
 
 
