@@ -41,6 +41,11 @@ class ChurnDefinition(_Section):
         return value
 
 
+# The largest max_amount may be: amounts up to it sum exactly in the features' DECIMAL(38, 6)
+# (which holds 10^32) over any store that fits on a machine.
+AMOUNT_CEILING = 1e15
+
+
 class IngestConfig(_Section):
     """How raw files are normalised before they are stored."""
 
@@ -57,7 +62,7 @@ class IngestConfig(_Section):
     # and a quantity at most max_quantity; a row outside them is bad. The ceilings keep every sum
     # the features take exact (DECIMAL(38, 6) holds 10^32): one absurd value must never stop
     # the scoring of the whole shop.
-    max_amount: float = Field(1e10, gt=0, le=1e15)
+    max_amount: float = Field(1e10, gt=0, le=AMOUNT_CEILING)
     max_quantity: float = Field(1e6, gt=0, le=1e9)
     # Numbers written as text with a decimal comma and '.' or ' ' between thousands (1.234,50),
     # as European exports write them. Off: '.' is the decimal mark and ',' groups thousands.
