@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from churnguard.config import IngestConfig, load_config
+from churnguard.config import NEW_PROJECT_TOML, IngestConfig, load_config
 from churnguard.ingest import IngestError, ingest_files, list_quarantine
 from churnguard.store import Store
 
@@ -83,6 +83,12 @@ def test_a_simulated_shop_keeps_its_own_calendar(tmp_path: Path) -> None:
                     encoding="utf-8")
     assert load_config(path).ingest.future_events == "reject"
     path.write_text("", encoding="utf-8")
+    assert load_config(path).ingest.future_events == "reject"
+    # What `churnguard demo` writes: a new project's settings, then the simulation's truth.
+    path.write_text(NEW_PROJECT_TOML + "\n[simulation]\ntruth = 'data/truth/churn.parquet'\n",
+                    encoding="utf-8")
+    assert load_config(path).ingest.future_events == "allow"
+    path.write_text(NEW_PROJECT_TOML, encoding="utf-8")
     assert load_config(path).ingest.future_events == "reject"
 
 
