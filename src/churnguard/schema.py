@@ -233,11 +233,13 @@ def column_sql(
             f"WHEN NOT isfinite({number}) THEN {shown} || ' is not a finite number' "
         )
         if bound is not None:
-            ok = f"({ok} AND abs({number}) <= {bound.maximum!r} AND ({number} >= 0 OR {bound.negative_when}))"
+            top, negative_ok = bound.maximum, bound.negative_when
+            ok = f"({ok} AND abs({number}) <= {top!r} AND ({number} >= 0 OR {negative_ok}))"
+            too_big = (f" is out of range; {column.name} must lie within ±{top:g} "
+                       f"({bound.setting} in churnguard.toml)")
             bad += (
-                f"WHEN abs({number}) > {bound.maximum!r} THEN {shown} || "
-                f"{quote_literal(f' is out of range; {column.name} must lie within ±{bound.maximum:g} ({bound.setting} in churnguard.toml)')} "
-                f"WHEN {number} < 0 AND NOT ({bound.negative_when}) THEN {shown} || "
+                f"WHEN abs({number}) > {top!r} THEN {shown} || {quote_literal(too_big)} "
+                f"WHEN {number} < 0 AND NOT ({negative_ok}) THEN {shown} || "
                 f"{quote_literal(f' is negative; {bound.negative_rule}')} "
             )
         bad += "END"

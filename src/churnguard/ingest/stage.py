@@ -90,7 +90,8 @@ def _stage_select(
             timezone=config.naive_timezone,
             naive_is_error=naive_is_error.get(column.name),
             default=default,
-            bound=_bound(column.name, config, values.get("type")) if column.type is ColumnType.NUMBER else None,
+            bound=(_bound(column.name, config, values.get("type"))
+                   if column.type is ColumnType.NUMBER else None),
             decimal_comma=config.decimal_comma,
         )
         value = sql.value
