@@ -84,12 +84,15 @@ def test_a_simulated_shop_keeps_its_own_calendar(tmp_path: Path) -> None:
     assert load_config(path).ingest.future_events == "reject"
     path.write_text("", encoding="utf-8")
     assert load_config(path).ingest.future_events == "reject"
-    # What `churnguard demo` writes: a new project's settings, then the simulation's truth.
-    path.write_text(NEW_PROJECT_TOML + "\n[simulation]\ntruth = 'data/truth/churn.parquet'\n",
-                    encoding="utf-8")
-    assert load_config(path).ingest.future_events == "allow"
     path.write_text(NEW_PROJECT_TOML, encoding="utf-8")
     assert load_config(path).ingest.future_events == "reject"
+    # What `churnguard demo` does: a new project, then the simulation's truth recorded in it.
+    from churnguard.demo import _point_at_truth
+    from churnguard.project import Project, init_project
+
+    project, _ = init_project(tmp_path / "demo")
+    _point_at_truth(project, tmp_path / "demo" / "data" / "truth" / "churn.parquet")
+    assert Project.load(project.root).config.ingest.future_events == "allow"
 
 
 def test_the_api_refuses_an_event_from_2199(api: TestClient) -> None:
