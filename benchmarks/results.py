@@ -134,10 +134,13 @@ def simulated_shop(folder: Path, *, users: int, days: int, seed: int, scenario: 
 
 def ingest_shop(store, sim: Path, *, kinds: Sequence[str] = KINDS) -> None:  # noqa: ANN001
     """Ingest the simulator's Parquet files of ``kinds`` into an open store."""
+    from churnguard.config import IngestConfig
     from churnguard.ingest import ingest_files
 
+    # The simulator's calendar starts on START and may run past today: not a wrong clock.
+    config = IngestConfig(future_events="allow")
     for kind in kinds:
-        ingest_files(store, kind=kind, files=[sim / f"{kind}.parquet"])
+        ingest_files(store, kind=kind, files=[sim / f"{kind}.parquet"], config=config)
 
 
 def cached_shop(folder: Path, *, users: int, days: int, seed: int, scenario: str = "default",

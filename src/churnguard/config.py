@@ -41,6 +41,11 @@ class ChurnDefinition(_Section):
         return value
 
 
+# The largest max_amount may be: amounts up to it sum exactly in the features' DECIMAL(38, 6)
+# (which holds 10^32) over any store that fits on a machine.
+AMOUNT_CEILING = 1e15
+
+
 class IngestConfig(_Section):
     """How raw files are normalised before they are stored."""
 
@@ -53,6 +58,25 @@ class IngestConfig(_Section):
     # The zone that timestamps without an offset are in. Unset: they are read as UTC, but a file
     # that mixes timestamps with and without an offset is rejected as ambiguous.
     timezone: str | None = None
+    # Bounds on numbers (docs/ingest.md): an amount, price or cost is at most max_amount in size
+    # and a quantity at most max_quantity; a row outside them is bad. The ceilings keep every sum
+    # the features take exact (DECIMAL(38, 6) holds 10^32): one absurd value must never stop
+    # the scoring of the whole shop.
+    max_amount: float = Field(1e10, gt=0, le=AMOUNT_CEILING)
+    max_quantity: float = Field(1e6, gt=0, le=1e9)
+    # Numbers written as text with a decimal comma and '.' or ' ' between thousands (1.234,50),
+    # as European exports write them. Off: '.' is the decimal mark and ',' groups thousands.
+    decimal_comma: bool = False
+    # User and item attribute columns declared to hold contact details (e-mail addresses, phone
+    # numbers, identity numbers): stored as HMAC pseudonyms (the key of pseudonym_key_env). Any
+    # other attribute value holding such details makes its row bad.
+    pseudonymised_attributes: tuple[str, ...] = ()
+    # Events dated later than the time of the ingest plus max_future_minutes are bad rows (the
+    # minutes allow for clocks that run a little ahead): one wrong clock must not move "now" for
+    # every customer. "allow" turns the check off; a simulated shop (simulation.truth set) lives
+    # on its own calendar, which may run past today, so there "allow" is the default.
+    future_events: Literal["reject", "allow"] = "reject"
+    max_future_minutes: int = Field(10, ge=0, le=7 * 24 * 60)
 
     @property
     def naive_timezone(self) -> str:
@@ -216,6 +240,16 @@ class ProjectConfig(_Section):
     simulation: SimulationConfig = SimulationConfig()
     intervene: InterveneConfig = InterveneConfig()
     models: ModelsConfig = ModelsConfig()
+
+    @model_validator(mode="after")
+    def _simulated_calendar(self) -> ProjectConfig:
+        # The simulator's world starts on a fixed date and may run past today (the demo's two
+        # years end 2027-01-01): its events are not from a wrong clock. Set explicitly, the
+        # [ingest] setting wins.
+        if self.simulation.truth and "future_events" not in self.ingest.model_fields_set:
+            object.__setattr__(self, "ingest",
+                               self.ingest.model_copy(update={"future_events": "allow"}))
+        return self
 
 
 class ConfigError(ChurnguardError, ValueError):

@@ -28,6 +28,16 @@ KNOWN_EVENT_TYPES = (
 BOOLEAN_TRUE = ("true", "1", "yes")
 BOOLEAN_FALSE = ("false", "0", "no")
 
+# One id limit everywhere (files, the REST API's bodies and paths): an id longer than this could be
+# stored but never read or erased through the API. Event types share the API's limit.
+ID_MAX_CHARS = 256
+EVENT_TYPE_MAX_CHARS = 64
+# Control characters (C0, DEL, C1: escape sequences, NUL, line breaks) are refused in ids and event
+# types, which are shown in terminals, logs and pages as they are stored. RE2 syntax.
+CONTROL_CHARACTER_RE = r"[\x00-\x1F\x7F-\x9F]"
+# The event types whose amount and quantity may be negative: a return's refund (docs/ingest.md).
+NEGATIVE_AMOUNT_TYPES = ("return",)
+
 TIMESTAMP_HINT = "use ISO-8601, e.g. 2024-01-31, 2024-01-31 14:05:00 or 2024-01-31T14:05:00+01:00"
 
 
@@ -173,13 +183,16 @@ def column_sql(
     timezone: str = "UTC",
     naive_is_error: str | None = None,
     default: str | None = None,
+    bound: NumberBound | None = None,
+    decimal_comma: bool = False,
 ) -> ColumnSql:
     """Build the SQL that validates and normalises ``column`` read from ``source``.
 
     ``source`` is a quoted column reference (None when the file lacks the column); ``source_type``
     its DuckDB type. Naive timestamps are taken to be in ``timezone``; when ``naive_is_error`` is
     given, a naive timestamp is bad and that is the reason. ``default`` (a SQL literal) fills a
-    missing value.
+    missing value. ``bound`` limits a number; ``decimal_comma`` reads numbers written as text
+    with a decimal comma (``1.234,50``), see :func:`number_text_sql`.
     """
     if source is None:
         value = default or "NULL"
@@ -207,17 +220,30 @@ def column_sql(
         if default is not None:
             value = f"coalesce({value}, {default})"
             absent = "false"
-        bad = "NULL"
+        bad = _identifier_error(t, text) if t in (T.ID, T.EVENT_TYPE) else "NULL"
     elif t is T.TIMESTAMP:
         value, bad, naive = _timestamp_sql(source, base_type, text, timezone, naive_is_error)
     elif t is T.NUMBER:
-        number = f"TRY_CAST({text} AS DOUBLE)" if is_text else f"TRY_CAST({source} AS DOUBLE)"
+        number = (f"TRY_CAST({number_text_sql(text, decimal_comma=decimal_comma)} AS DOUBLE)"
+                  if is_text else f"TRY_CAST({source} AS DOUBLE)")
+        ok = f"isfinite({number})"
         bad = (
             f"CASE WHEN {absent} THEN NULL "
             f"WHEN {number} IS NULL THEN {shown} || ' is not a number' "
-            f"WHEN NOT isfinite({number}) THEN {shown} || ' is not a finite number' END"
+            f"WHEN NOT isfinite({number}) THEN {shown} || ' is not a finite number' "
         )
-        value = f"CASE WHEN isfinite({number}) THEN {number} END"
+        if bound is not None:
+            top, negative_ok = bound.maximum, bound.negative_when
+            ok = f"({ok} AND abs({number}) <= {top!r} AND ({number} >= 0 OR {negative_ok}))"
+            too_big = (f" is out of range; {column.name} must lie within ±{top:g} "
+                       f"({bound.setting} in churnguard.toml)")
+            bad += (
+                f"WHEN abs({number}) > {top!r} THEN {shown} || {quote_literal(too_big)} "
+                f"WHEN {number} < 0 AND NOT ({negative_ok}) THEN {shown} || "
+                f"{quote_literal(f' is negative; {bound.negative_rule}')} "
+            )
+        bad += "END"
+        value = f"CASE WHEN {ok} THEN {number} END"
     elif t is T.RATING:
         number = f"TRY_CAST({text} AS DOUBLE)" if is_text else f"TRY_CAST({source} AS DOUBLE)"
         ok = f"({number} BETWEEN 1 AND 5 AND {number} = floor({number}))"
@@ -247,6 +273,68 @@ def column_sql(
         empty_reason = quote_literal(f"is empty; every row needs a {column.name}")
         bad = f"CASE WHEN {absent} THEN {empty_reason} ELSE {bad} END"
     return ColumnSql(value=value, error=bad, naive=naive)
+
+
+@dataclass(frozen=True, kw_only=True)
+class NumberBound:
+    """The range of a number column: at most ``maximum`` in size (the churnguard.toml
+    ``setting`` that says so) and negative only where the SQL condition ``negative_when`` holds
+    (``negative_rule`` says when, for the message)."""
+
+    maximum: float
+    setting: str
+    negative_when: str = "false"
+    negative_rule: str = "it must not be negative"
+
+
+def _identifier_error(t: ColumnType, text: str) -> str:
+    """Why an id or event type is bad (NULL when it is fine): too long, or a control character."""
+    limit, what = (ID_MAX_CHARS, "ids") if t is T.ID else (EVENT_TYPE_MAX_CHARS, "event types")
+    return (
+        f"CASE WHEN length({text}) > {limit} THEN 'is ' || length({text}) || "
+        f"{quote_literal(f' characters long; {what} are at most {limit} characters')} "
+        f"WHEN regexp_matches({text}, {quote_literal(CONTROL_CHARACTER_RE)}) THEN "
+        f"{quote_literal(f'holds a control character; {what} must be printable text')} END"
+    )
+
+
+# Currency signs a shop's export may write around an amount; the codes are those of the signs.
+_CURRENCY = r"(?:[$€£¥￥₩₹₽]|元|RMB|CNY|USD|EUR|GBP|JPY)"
+
+
+def number_text_sql(text: str, *, decimal_comma: bool = False) -> str:
+    """SQL that turns a number written for people (``￥1,234.50``, ``-$12``, ``1 234,50 €``) into
+    one DuckDB can cast: a currency sign or code before or after it goes, and so do thousands
+    separators, but only where they group digits by three (``1,5`` stays unreadable rather than
+    becoming 15). With ``decimal_comma`` the comma is the decimal mark and ``.`` or a space
+    groups thousands (European exports); a ``.`` that does not group thousands is then bad.
+
+    >>> import duckdb
+    >>> def read(value, **kw):
+    ...     sql = number_text_sql(quote_literal(value), **kw)
+    ...     return duckdb.connect().execute(f"SELECT TRY_CAST({sql} AS DOUBLE)").fetchone()[0]
+    >>> read("￥1,234.50"), read("-$12"), read("1,5"), read("1e3")
+    (1234.5, -12.0, None, 1000.0)
+    >>> read("1.234,50 €", decimal_comma=True), read("3.5", decimal_comma=True)
+    (1234.5, None)
+    """
+    spaces = r"[\s\x{00A0}\x{202F}]*"
+    bare = (
+        f"regexp_replace(regexp_replace({text}, {quote_literal('^([+-]?)' + spaces + _CURRENCY + spaces)}, "
+        f"'\\1'), {quote_literal(spaces + _CURRENCY + '$')}, '')"
+    )
+    if decimal_comma:
+        grouped = r"[+-]?[0-9]{1,3}([. \x{00A0}\x{202F}][0-9]{3})*(,[0-9]+)?"
+        return (
+            f"CASE WHEN regexp_full_match({bare}, {quote_literal(grouped)}) THEN "
+            f"replace(regexp_replace({bare}, '[. \\x{{00A0}}\\x{{202F}}]', '', 'g'), ',', '.') "
+            f"WHEN contains({bare}, '.') OR contains({bare}, ',') THEN NULL ELSE {bare} END"
+        )
+    grouped = r"[+-]?[0-9]{1,3}([, \x{00A0}\x{202F}][0-9]{3})+(\.[0-9]*)?"
+    return (
+        f"CASE WHEN regexp_full_match({bare}, {quote_literal(grouped)}) THEN "
+        f"regexp_replace({bare}, '[, \\x{{00A0}}\\x{{202F}}]', '', 'g') ELSE {bare} END"
+    )
 
 
 def _timestamp_sql(

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import duckdb
 import numpy as np
 import pandas as pd
 
-from churnguard.config import ChurnDefinition, ScoringConfig
+from churnguard.config import AMOUNT_CEILING, ChurnDefinition, ScoringConfig
 from churnguard.errors import ChurnguardError
 from churnguard.explain import reason_context, reasons
 from churnguard.features import build_features
@@ -64,13 +65,41 @@ class ScoreResult:
     # Per user_id (index): reason_keys_1..3 (reason codes behind the sentences) and review_topic
     # (the topic of the latest review), for messages that pick their angle from the reasons.
     reason_keys: pd.DataFrame | None = None
+    # Customers of the population who could not be scored, and why (see _snapshot).
+    left_out: dict[str, str] = field(default_factory=dict)
 
 
 def _snapshot(store: Store, definition: ChurnDefinition, as_of: dt.datetime,
-              model_version: str) -> Snapshot:
+              model_version: str) -> tuple[Snapshot, dict[str, str]]:
+    """The scoring snapshot, and the customers left out of it (user id -> why).
+
+    One customer's data must not stop the scoring of the others: when the features cannot be
+    computed because some customer's amounts break their exact sums (a store loaded before
+    ingestion bounded amounts, docs/ingest.md), those customers are left out and named, and
+    everyone else is scored."""
     features = get_model_version(store, model_version).features
-    return build_snapshot(store, definition=definition, cutoffs=[as_of], features=features,
-                          with_labels=False)
+    try:
+        return build_snapshot(store, definition=definition, cutoffs=[as_of], features=features,
+                              with_labels=False), {}
+    except duckdb.DataError:
+        unscorable = _unscorable(store, as_of)
+        if not unscorable:
+            raise
+    population = population_and_labels(store, definition=definition, cutoffs=[as_of])
+    rest = population.loc[~population["user_id"].astype(str).isin(unscorable),
+                          ["user_id", "cutoff"]]
+    left_out = {u: unscorable[u] for u in population["user_id"].astype(str) if u in unscorable}
+    return _one(store, definition, rest, features), left_out
+
+
+def _unscorable(store: Store, as_of: dt.datetime) -> dict[str, str]:
+    """Customers with an event before ``as_of`` whose amount is beyond what features can sum."""
+    rows = store.con.execute(
+        "SELECT DISTINCT user_id FROM events WHERE ts < ? AND NOT (abs(amount) <= ?) "
+        "ORDER BY user_id", [as_of, AMOUNT_CEILING]).fetchall()
+    reason = (f"an event's amount is beyond {AMOUNT_CEILING:g} in size, so the features cannot "
+              "be computed; correct or delete the event (churnguard erase removes the customer)")
+    return {str(u): reason for (u,) in rows}
 
 
 def _one(store: Store, definition: ChurnDefinition, population: pd.DataFrame,
@@ -124,7 +153,9 @@ def score_customers(store: Store, *, definition: ChurnDefinition, tiers: Scoring
     when = resolve_as_of(store, as_of)
     version, model = champion(store, version)
     say(f"building features at {when:%Y-%m-%d}")
-    snapshot = _snapshot(store, definition, when, version)
+    snapshot, left_out = _snapshot(store, definition, when, version)
+    for user, why in left_out.items():
+        say(f"left out customer {user}: {why}")
     if len(snapshot) == 0:
         raise ScoringError(f"nobody is in the population at {when:%Y-%m-%d} (no "
                            f"{'/'.join(definition.activity)} in the previous "
@@ -154,7 +185,8 @@ def score_customers(store: Store, *, definition: ChurnDefinition, tiers: Scoring
     frame = frame.reset_index(drop=True)[SCORE_COLUMNS]
     if save:
         _save_scores(store, frame, when, lang)
-    return ScoreResult(as_of=when, model_version=version, scores=frame, reason_keys=keys)
+    return ScoreResult(as_of=when, model_version=version, scores=frame, reason_keys=keys,
+                       left_out=left_out)
 
 
 def _save_scores(store: Store, frame: pd.DataFrame, as_of: dt.datetime, lang: str) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import codecs
 import datetime as dt
 import os
+import shutil
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -76,6 +77,7 @@ class _Options:
     config: IngestConfig
     pseudonym: bytes | None
     say: Callable[[str], None]
+    started_at: dt.datetime  # naive UTC: the reference of "in the future"
 
 
 @dataclass
@@ -116,16 +118,16 @@ def ingest_files(
     )
     encoding = _normalise_encoding(encoding)
     _check_timezone(store, config.naive_timezone)
+    started_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     options = _Options(
         contract=contract, mapping=mapping, default_type=default_type, fmt=fmt,
         on_error=on_error, delimiter=delimiter, encoding=encoding, config=config,
         pseudonym=_pseudonym_key(config) if config.pseudonymise else None,
-        say=progress or (lambda message: None),
+        say=progress or (lambda message: None), started_at=started_at,
     )  # fmt: skip
     batch = _Batch(
         batch_id=dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:12]
     )
-    started_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     file_names = tuple(str(f) for f in files)
 
     with store.transaction() as con:
@@ -201,10 +203,13 @@ def _load_file(
     source = _open_source(con, Path(file), display, index, options.fmt, options.delimiter,
                           options.encoding)
     try:
+        batch.notes += source.notes
         _load_source(con, options, batch, index, source)
     finally:
         for table in reversed(source.tables):
             _drop(con, table)
+        for folder in source.folders:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _load_source(
@@ -217,7 +222,7 @@ def _load_source(
     batch.notes += plan.notes
     options.say(f"validating {display}")
     select = _stage_select(con, contract, source, plan, options.config, options.pseudonym,
-                           options.default_type)
+                           options.default_type, options.started_at)
     if contract.kind == "events" and not batch.rejected and not _events_stored(con):
         options.say(f"writing {display} as it is validated")
         added = _append_if_clean(con, source, plan, select, batch.batch_id)
@@ -247,7 +252,9 @@ def _load_source(
         _append_events(con, stage, batch.batch_id, totals, n_rows - n_bad, clean=n_bad == 0,
                        repeats=repeats)
     if n_bad and options.on_error == "quarantine":
-        _quarantine(con, contract.kind, stage, source, batch.batch_id)
+        _quarantine(con, contract.kind, stage, source, batch.batch_id,
+                    user_id_column=plan.sources.get("user_id"), pseudonym=options.pseudonym,
+                    scrub=options.config.scrub_text)
 
 
 def _record_batch(
@@ -278,9 +285,11 @@ def _normalise_encoding(encoding: str) -> str:
     try:
         name = codecs.lookup(encoding).name
     except LookupError as exc:
-        raise IngestError(f"unknown encoding {encoding!r}; use utf-8, latin-1 or utf-16") from exc
-    # DuckDB's names for the encodings its CSV reader knows.
-    return {"utf-8": "utf-8", "iso8859-1": "latin-1", "utf-16": "utf-16"}.get(name, name)
+        raise IngestError(f"unknown encoding {encoding!r}; e.g. utf-8, gb18030 (Chinese Excel), "
+                          "utf-16 (Excel's Unicode text) or cp1252 (Western Excel)") from exc
+    # DuckDB's names for the encodings its CSV reader knows; Python's for the rest, which are
+    # transcoded first (ingest/encodings.py).
+    return {"utf-8": "utf-8", "iso8859-1": "latin-1"}.get(name, name)
 
 
 def _check_timezone(store: Store, timezone: str) -> None:

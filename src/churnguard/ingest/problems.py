@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import duckdb
 
+from churnguard.ingest.pseudonymise import _hmac_sql, _scrub_sql
 from churnguard.ingest.read import _JSON, _ROW, _Source, _open_binary
 from churnguard.ingest.results import IngestError, Problem
 from churnguard.ingest.stage import _ERR, _ERR_COL
@@ -60,6 +61,19 @@ def _line_numbers(source: _Source, rows: Sequence[int]) -> dict[int, tuple[int, 
                     break
         return found
     delimiter, quote, _escape = source.csv_dialect or _sniff(source)
+    # A bad row may hold a field far beyond the csv module's default limit (128 KiB): DuckDB read
+    # it, so the error path must too.
+    limit = csv.field_size_limit()
+    csv.field_size_limit(max(limit, 1 << 30))
+    try:
+        _csv_line_numbers(source, delimiter, quote, wanted, last, found)
+    finally:
+        csv.field_size_limit(limit)
+    return found
+
+
+def _csv_line_numbers(source: _Source, delimiter: str, quote: str, wanted: set[int], last: int,
+                      found: dict[int, tuple[int, bytes | None]]) -> None:
     with _open_binary(source.path) as fh:
         text = io.TextIOWrapper(fh, encoding="utf-8", errors="replace", newline="")
         reader = csv.reader(text, delimiter=delimiter, quotechar=quote or '"')
@@ -74,7 +88,6 @@ def _line_numbers(source: _Source, rows: Sequence[int]) -> dict[int, tuple[int, 
                 if row >= last:
                     break
             start = reader.line_num + 1
-    return found
 
 
 def _sniff(source: _Source) -> tuple[str, str, str]:
@@ -111,30 +124,60 @@ def _rejection(rejected: list[tuple[str, int, list[Problem]]]) -> IngestError:
 
 
 def _quarantine(
-    con: duckdb.DuckDBPyConnection, kind: str, stage: str, source: _Source, batch_id: str
+    con: duckdb.DuckDBPyConnection,
+    kind: str,
+    stage: str,
+    source: _Source,
+    batch_id: str,
+    *,
+    user_id_column: str | None,
+    pseudonym: bytes | None,
+    scrub: bool,
 ) -> None:
-    """Store the bad rows with where and why, and the raw record as JSON text."""
+    """Store the bad rows with where and why, and the record as JSON text, private as a stored
+    row is: the field that holds the user id pseudonymised (``pseudonym``, the HMAC key, when
+    ingest.pseudonymise is on), e-mail addresses and phone numbers scrubbed from every other text
+    field and from the reason (``scrub``: ingest.scrub_text), since a bad row is bad precisely
+    because something unexpected may sit in any of its fields."""
+    fields = []
+    for name, type_ in source.columns.items():
+        ref = f"r.{quote_ident(name)}"
+        if name == user_id_column and pseudonym is not None:
+            # As a stored row has it: trimmed, then the HMAC (erasure finds it by that form).
+            value = _hmac_sql(f"NULLIF(trim(CAST({ref} AS VARCHAR)), '')", pseudonym)
+        elif scrub and type_.upper() in ("VARCHAR", "JSON"):
+            value = _scrub_sql(f"CAST({ref} AS VARCHAR)")
+        else:
+            value = ref
+        fields.append(f"{quote_ident(name)} := {value}")
+    record = (f"CAST(to_json(struct_pack({', '.join(fields)})) AS VARCHAR)" if fields
+              else "CAST(NULL AS VARCHAR)")
     if source.fmt == "jsonl":
-        record = f"CAST(r.{_JSON} AS VARCHAR)"
-    else:
-        fields = ", ".join(
-            f"{quote_ident(name)} := r.{quote_ident(name)}" for name in source.columns
-        )
-        record = f"CAST(to_json(struct_pack({fields})) AS VARCHAR)"
+        # A line that parsed but is not an object has no fields: keep it whole (scrubbed).
+        raw = f"CAST(r.{_JSON} AS VARCHAR)"
+        record = (f"CASE WHEN json_type(r.{_JSON}) = 'OBJECT' THEN {record} "
+                  f"ELSE {_scrub_sql(raw) if scrub else raw} END")
+    reason = _scrub_sql(f"s.{_ERR}") if scrub else f"s.{_ERR}"
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     con.execute(
-        f"INSERT INTO quarantine SELECT ?, ?, ?, s.{_ROW}, s.{_ERR_COL}, s.{_ERR}, {record}, ? "
+        f"INSERT INTO quarantine SELECT ?, ?, ?, s.{_ROW}, s.{_ERR_COL}, {reason}, {record}, ? "
         f"FROM {stage} s JOIN {source.view} r ON r.{_ROW} = s.{_ROW} WHERE s.{_ERR} IS NOT NULL",
         [batch_id, kind, source.display, now],
     )
     if source.fmt == "jsonl":
-        _fill_invalid_json_records(con, stage, source, batch_id)
+        _fill_invalid_json_records(con, stage, source, batch_id, keep_raw=pseudonym is None,
+                                   scrub=scrub)
 
 
 def _fill_invalid_json_records(
-    con: duckdb.DuckDBPyConnection, stage: str, source: _Source, batch_id: str
+    con: duckdb.DuckDBPyConnection, stage: str, source: _Source, batch_id: str, *,
+    keep_raw: bool, scrub: bool
 ) -> None:
-    """Error path: lines that are not JSON have no parsed record; keep their raw text instead."""
+    """Error path: lines that are not JSON have no parsed record; keep their raw text instead
+    (scrubbed), unless ids are pseudonymised: the user id in a line that cannot be parsed cannot
+    be found to be replaced, so the record stays empty (file and row say where the line is)."""
+    if not keep_raw:
+        return
     rows = [
         r
         for (r,) in con.execute(
@@ -149,7 +192,9 @@ def _fill_invalid_json_records(
         for row, (_, text) in lines.items()
         if text is not None
     ]
+    record = _scrub_sql("CAST(? AS VARCHAR)") if scrub else "?"
     con.executemany(
-        "UPDATE quarantine SET record = ? WHERE batch_id = ? AND file = ? AND row_number = ?",
+        f"UPDATE quarantine SET record = {record} "
+        "WHERE batch_id = ? AND file = ? AND row_number = ?",
         [(rec, batch_id, source.display, row) for rec, row in updates],
     )

@@ -6,11 +6,20 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
 
+from churnguard.ingest.encodings import (
+    NATIVE,
+    bom_encoding,
+    decoded_previews,
+    looks_gb18030,
+    read_head,
+    transcode,
+)
 from churnguard.ingest.results import IngestError, Problem
 from churnguard.schema import quote_ident, quote_literal
 
@@ -38,6 +47,9 @@ class _Source:
     columns: dict[str, str]  # the file's column name -> DuckDB type
     tables: list[str] = field(default_factory=list)  # temp objects to drop afterwards
     csv_dialect: tuple[str, str, str] | None = None  # delimiter, quote, escape (error path)
+    # Temporary folders to delete afterwards (a transcoded copy of the file), and what to say.
+    folders: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 def _drop(con: duckdb.DuckDBPyConnection, name: str) -> None:
@@ -85,23 +97,24 @@ def _open_source(
     source = _Source(display=display, path=path, fmt=fmt, view=view, columns={}, tables=[view])
     if delimiter is not None:
         source.csv_dialect = (delimiter, '"', '"')
+    try:
+        _describe(con, source, raw, delimiter, encoding)
+    except BaseException:
+        for folder in source.folders:  # a transcoded copy; the caller never sees this source
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return source
+
+
+def _describe(con: duckdb.DuckDBPyConnection, source: _Source, raw: str, delimiter: str | None,
+              encoding: str) -> None:
+    """Create the source's view over its file and record the file's columns."""
+    path, display, fmt, view = source.path, source.display, source.fmt, source.view
     literal = quote_literal(str(path))
     try:
         if fmt == "csv":
-            options = ["all_varchar = true", "header = true", f"encoding = {quote_literal(encoding)}"]
-            if delimiter is not None:
-                options.append(f"delim = {quote_literal(delimiter)}")
             source.tables.append(raw)
-            # read_csv has no file_row_number; row_number() OVER () runs as a streaming window
-            # over the scan in file order (insertion order is preserved), which tests check.
-            con.execute(
-                f"CREATE OR REPLACE TEMP TABLE {raw} AS "
-                f"SELECT row_number() OVER () AS {_ROW}, * FROM read_csv({literal}, {', '.join(options)})"
-            )
-            con.execute(
-                f"CREATE OR REPLACE TEMP VIEW {view} AS "
-                f"SELECT * FROM {raw}"
-            )
+            _read_csv(con, source, raw, delimiter, _csv_encoding(source, encoding))
         elif fmt == "parquet":
             con.execute(
                 f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT file_row_number + 1 AS {_ROW}, "
@@ -112,7 +125,7 @@ def _open_source(
                 raise IngestError(f"{display}: JSON files must be UTF-8; do not pass an encoding")
             reader = "read_ndjson_objects"
             extra = ""
-            if _first_byte(path) == b"[":
+            if read_head(path, 4096, display).lstrip()[:1] == b"[":
                 reader, extra = "read_json_objects", ", format = 'array'"
             source.tables.append(raw)
             con.execute(
@@ -138,25 +151,61 @@ def _open_source(
     except duckdb.Error as exc:
         raise _read_error(exc, path, display, fmt, encoding) from exc
     source.columns = {name: type_ for name, type_, *_ in described if name not in (_ROW, _JSON)}
-    return source
 
 
-def _first_byte(path: Path) -> bytes:
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
-    with opener(path, "rb") as fh:
-        return fh.read(4096).lstrip()[:1]
+def _csv_encoding(source: _Source, encoding: str) -> str:
+    """The encoding DuckDB reads ``source`` in: a file in an encoding it cannot decode (or with
+    a UTF-16 byte order mark) is first transcoded to a temporary UTF-8 copy, which ``source``
+    then points at (the display name stays the user's file)."""
+    if encoding == "utf-8":
+        # Looked at before DuckDB reads: a failed read aborts the call's transaction.
+        encoding = bom_encoding(source.path, source.display) or (
+            "gb18030" if looks_gb18030(source.path, source.display) else encoding)
+    if encoding in NATIVE:
+        return encoding
+    copy = transcode(source.path, encoding, source.display)
+    source.folders.append(copy.folder)
+    source.path = copy.path
+    source.notes.append(f"{source.display}: read as {encoding.upper()} text")
+    return "utf-8"
+
+
+def _read_csv(con: duckdb.DuckDBPyConnection, source: _Source, raw: str,
+              delimiter: str | None, encoding: str) -> None:
+    options = ["all_varchar = true", "header = true", f"encoding = {quote_literal(encoding)}"]
+    if delimiter is not None:
+        options.append(f"delim = {quote_literal(delimiter)}")
+    # read_csv has no file_row_number; row_number() OVER () runs as a streaming window over the
+    # scan in file order (insertion order is preserved), which tests check.
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {raw} AS SELECT row_number() OVER () AS {_ROW}, * "
+        f"FROM read_csv({quote_literal(str(source.path))}, {', '.join(options)})"
+    )
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {source.view} AS SELECT * FROM {raw}")
+
+
+def _is_unicode_error(exc: duckdb.Error) -> bool:
+    return "unicode" in str(exc).lower()
 
 
 def _read_error(
     exc: duckdb.Error, path: Path, display: str, fmt: str, encoding: str
 ) -> IngestError:
     message = str(exc)
-    if fmt == "csv" and "unicode" in message.lower():
-        line, detail = _find_undecodable_line(path, encoding)
+    if fmt == "csv" and _is_unicode_error(exc):
+        line, detail, raw = _find_undecodable_line(path, encoding)
         where = f"line {line}" if line else "the file"
+        # Never a blind suggestion: each encoding that decodes the line comes with how the line
+        # then reads, so the user can see which one is the file's (latin-1 decodes anything).
+        shown = "; ".join(
+            f"encoding='{name}' (--encoding {name}) reads it as {_preview(text)}"
+            for name, text in decoded_previews(raw or b"")
+        )
+        hint = (f"; name the encoding the file was saved in, after checking how {where} reads "
+                f"in it: {shown}" if shown else
+                "; name the encoding the file was saved in with --encoding")
         return IngestError(
-            f"{display}: {where} is not valid {encoding.upper()} text{detail}; if the file was "
-            "saved in another encoding, pass it, e.g. encoding='latin-1' (--encoding latin-1)",
+            f"{display}: {where} is not valid {encoding.upper()} text{detail}{hint}",
             [Problem(display, None, None, f"not valid {encoding} text", line)],
         )
     first_line = message.splitlines()[0] if message else type(exc).__name__
@@ -176,12 +225,22 @@ def _open_binary(path: Path) -> io.BufferedIOBase:
     return gzip.open(path, "rb") if path.name.lower().endswith(".gz") else open(path, "rb")  # noqa: SIM115
 
 
-def _find_undecodable_line(path: Path, encoding: str) -> tuple[int | None, str]:
-    """Error path only: the first line that does not decode, and where in it."""
+def _find_undecodable_line(path: Path, encoding: str) -> tuple[int | None, str, bytes | None]:
+    """Error path only: the first line that does not decode, where in it, and its bytes."""
     with _open_binary(path) as fh:
         for number, raw in enumerate(fh, start=1):
             try:
                 raw.decode(encoding)
             except UnicodeDecodeError as err:
-                return number, f" (byte 0x{raw[err.start]:02x} at position {err.start + 1})"
-    return None, ""
+                return (number, f" (byte 0x{raw[err.start]:02x} at position {err.start + 1})",
+                        raw.rstrip(b"\r\n"))
+    return None, "", None
+
+
+def _preview(text: str, limit: int = 80) -> str:
+    """A line shown in a message: quoted, control characters escaped, cut short when long.
+
+    >>> print(_preview("a,b" + chr(7)))
+    'a,b\\x07'
+    """
+    return repr(text if len(text) <= limit else text[: limit - 3] + "...")

@@ -3,6 +3,7 @@ error (NULL for a good row), and the temp table or view that holds the result.""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 
 import duckdb
@@ -10,12 +11,14 @@ import numpy as np
 
 from churnguard.config import IngestConfig
 from churnguard.ingest.columns import _Plan
-from churnguard.ingest.pseudonymise import _hmac_sql, _scrub_sql
+from churnguard.ingest.pseudonymise import _contact_sql, _hmac_sql, _pseudonym_key, _scrub_sql
 from churnguard.ingest.read import _JSON, _ROW, _Source, _read_error
 from churnguard.schema import (
     EVENT_HASH_COLUMNS,
+    NEGATIVE_AMOUNT_TYPES,
     ColumnType,
     Contract,
+    NumberBound,
     column_sql,
     quote_ident,
     quote_literal,
@@ -55,8 +58,12 @@ def _stage_select(
     config: IngestConfig,
     pseudonym: bytes | None,
     default_type: str | None,
+    now: dt.datetime,
 ) -> str:
-    """A SELECT of the file's typed rows, each with its first error (NULL for a good row)."""
+    """A SELECT of the file's typed rows, each with its first error (NULL for a good row).
+
+    ``now`` is the time of the ingest (naive UTC): events later than it plus
+    ``config.max_future_minutes`` are bad."""
     naive_is_error = _mixed_timezone_columns(con, contract, source, plan, config)
     values: dict[str, str] = {}
     errors: list[tuple[str, str]] = []
@@ -83,6 +90,9 @@ def _stage_select(
             timezone=config.naive_timezone,
             naive_is_error=naive_is_error.get(column.name),
             default=default,
+            bound=(_bound(column.name, config, values.get("type"))
+                   if column.type is ColumnType.NUMBER else None),
+            decimal_comma=config.decimal_comma,
         )
         value = sql.value
         if column.name == "user_id" and pseudonym is not None:
@@ -93,13 +103,12 @@ def _stage_select(
         if sql.error != "NULL":
             errors.append((column.name, sql.error))
 
+    if contract.kind == "events" and config.future_events == "reject":
+        errors.append(("ts", _future_error(values["ts"], now, config.max_future_minutes)))
     # Inner query: typed values and one error column per checked column; outer: the first error.
     inner = [f"{_ROW}"]
     inner += [f"{v} AS {quote_ident(name)}" for name, v in values.items()]
-    inner += [
-        f"NULLIF(trim(CAST({quote_ident(src)} AS VARCHAR)), '') AS {quote_ident('attr:' + name)}"
-        for name, src in plan.attributes.items()
-    ]
+    inner += _attribute_values(plan, config, errors)
     inner += [f"{e} AS __cg_e{i}" for i, (_, e) in enumerate(errors)]
     outer = [f"* EXCLUDE ({', '.join(f'__cg_e{i}' for i in range(len(errors)))})" if errors else "*"]
     if errors:
@@ -115,6 +124,63 @@ def _stage_select(
     else:
         outer += [f"CAST(NULL AS VARCHAR) AS {_ERR_COL}", f"CAST(NULL AS VARCHAR) AS {_ERR}"]
     return f"SELECT {', '.join(outer)} FROM (SELECT {', '.join(inner)} FROM {source.view})"
+
+
+def _future_error(ts: str, now: dt.datetime, minutes: int) -> str:
+    """Why an event is bad when it is dated after the ingest time plus ``minutes`` (else NULL)."""
+    latest = (now + dt.timedelta(minutes=minutes)).replace(microsecond=0)
+    said = (f" (UTC) is in the future: later than the time of this ingest, {now:%Y-%m-%d %H:%M} "
+            f"UTC, plus ingest.max_future_minutes ({minutes}); check the clock of the system "
+            "that wrote it")
+    quote = quote_literal(chr(39))
+    return (f"CASE WHEN ({ts}) > TIMESTAMP '{latest:%Y-%m-%d %H:%M:%S}' THEN "
+            f"{quote} || strftime(({ts}), '%Y-%m-%d %H:%M:%S') || {quote_literal(chr(39) + said)} END")
+
+
+def _attribute_values(plan: _Plan, config: IngestConfig, errors: list[tuple[str, str]]) -> list[str]:
+    """The attribute columns of the inner SELECT (users, items), and their errors: contact details
+    (e-mail addresses, phone and identity numbers) are not features and must not sit in the store
+    in clear. A column declared in ingest.pseudonymised_attributes is stored as HMACs; in any
+    other column such a value makes the row bad."""
+    declared = set(config.pseudonymised_attributes)
+    key = _pseudonym_key(config) if declared & set(plan.attributes) else None
+    columns = []
+    for name, src in plan.attributes.items():
+        text = f"NULLIF(trim(CAST({quote_ident(src)} AS VARCHAR)), '')"
+        if key is not None and name in declared:
+            value = _hmac_sql(text, key)
+        else:
+            value = text
+            errors.append((name, (
+                f"CASE WHEN {_contact_sql(text)} THEN "
+                f"{quote_literal(_CONTACT_REASON)} END")))
+        columns.append(f"{value} AS {quote_ident('attr:' + name)}")
+    return columns
+
+
+_CONTACT_REASON = (
+    "holds an e-mail address or a phone or identity number; contact details are not kept as "
+    "attributes: leave the column out, or list it in ingest.pseudonymised_attributes in "
+    "churnguard.toml to keep a pseudonym (HMAC) of it"
+)
+
+
+def _bound(name: str, config: IngestConfig, event_type: str | None) -> NumberBound:
+    """The range of number column ``name``: amounts, prices and costs within ``max_amount``,
+    quantities within ``max_quantity``; negative only for an event's amount or quantity when its
+    type (the SQL ``event_type``) is a return, whose refund it is."""
+    if name == "quantity":
+        maximum, setting = config.max_quantity, "ingest.max_quantity"
+    else:
+        maximum, setting = config.max_amount, "ingest.max_amount"
+    if event_type is None or name not in ("amount", "quantity"):
+        return NumberBound(maximum=maximum, setting=setting)
+    types = ", ".join(quote_literal(t) for t in NEGATIVE_AMOUNT_TYPES)
+    return NumberBound(
+        maximum=maximum, setting=setting,
+        negative_when=f"coalesce(({event_type}) IN ({types}), false)",
+        negative_rule=f"only a return (its refund) may have a negative {name}",
+    )
 
 
 def _stage(

@@ -145,6 +145,10 @@ def _safe_reason(problem: Problem) -> str:
     column = problem.column
     if reason.startswith("is empty"):
         return f"is empty; every event needs a {column}"
+    # Ingestion's bounds (docs/ingest.md): said without the value the client sent.
+    for marker, said in _BOUND_REASONS:
+        if marker in reason:
+            return said
     if "has no UTC offset" in reason:
         return ("has no UTC offset while other events of the batch have one; send every "
                 "timestamp with an offset, or set ingest.timezone")
@@ -153,6 +157,19 @@ def _safe_reason(problem: Problem) -> str:
         if expected:
             return expected
     return "is not valid"
+
+
+_BOUND_REASONS = (
+    (" is out of range; ", "is out of range; amounts are bounded by ingest.max_amount and "
+                           "quantities by ingest.max_quantity"),
+    (" is negative; ", "is negative; only a return (its refund) may have a negative amount or "
+                       "quantity"),
+    (" characters long; ", "is too long; ids are at most 256 characters and event types 64"),
+    ("holds a control character", "holds a control character; ids and event types must be "
+                                  "printable text"),
+    (" is in the future: ", "is in the future; events later than the time of the request "
+                           "plus ingest.max_future_minutes are refused"),
+)
 
 
 def _event_details(exc: IngestError) -> list[ErrorDetail]:

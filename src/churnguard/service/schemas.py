@@ -94,7 +94,10 @@ class UserRiskOut(_Out):
 
 
 class ScoreIn(_In):
-    user_ids: list[str] = Field(min_length=1, description="at most max_score_ids (10,000)")
+    # One id limit everywhere (docs/service.md): a longer id cannot be stored, so it is refused
+    # rather than echoed back.
+    user_ids: list[Annotated[str, Field(max_length=ID_MAX)]] = Field(
+        min_length=1, description="at most max_score_ids (10,000), each at most 256 characters")
     lang: Lang = "en"
 
 
