@@ -25,6 +25,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from churnguard.config import ChurnDefinition
 from churnguard.errors import ChurnguardError
 from churnguard.models.base import MODEL_FORMAT_VERSION, ChurnModel
 from churnguard.store import Store
@@ -47,6 +48,27 @@ class ModelVersion:
     data_window: dict[str, Any]
     metrics: dict[str, Any]
     features: list[str]
+
+
+def trained_definition(version: ModelVersion) -> ChurnDefinition | None:
+    """The churn definition the version was trained with (``config["definition"]``, written
+    by :func:`churnguard.training.train_model`), or None for a version registered without one.
+
+    >>> trained_definition(ModelVersion(version="v", name="gbdt", created_at=_now(), features=[],
+    ...     config={"definition": {"horizon_days": 30}}, data_window={}, metrics={})).horizon_days
+    30
+    """
+    given = version.config.get("definition")
+    return ChurnDefinition.model_validate(given) if isinstance(given, dict) else None
+
+
+def champion_definition(store: Store, configured: ChurnDefinition) -> ChurnDefinition:
+    """The definition scores should follow: the champion's own (a model trained for a 30-day
+    horizon predicts a 30-day horizon), else ``configured`` (churnguard.toml's)."""
+    version = alias_version(store, CHAMPION)
+    if version is None:
+        return configured
+    return trained_definition(get_model_version(store, version)) or configured
 
 
 def _now() -> dt.datetime:

@@ -22,7 +22,14 @@ from churnguard.features import build_features
 from churnguard.cutoffs import resolve_as_of, to_cutoff
 from churnguard.labels import population_and_labels
 from churnguard.models.base import ChurnModel
-from churnguard.registry import CHAMPION, RegistryError, alias_version, get_model_version, load_model
+from churnguard.registry import (
+    CHAMPION,
+    RegistryError,
+    alias_version,
+    get_model_version,
+    load_model,
+    trained_definition,
+)
 from churnguard.snapshots import Snapshot, build_snapshot, order_histories
 from churnguard.store import Store
 
@@ -55,6 +62,17 @@ def champion(store: Store, version: str | None = None) -> tuple[str, ChurnModel]
         return version, load_model(store, version)
     except RegistryError as exc:
         raise ScoringError(str(exc)) from None
+
+
+def _check_horizon(store: Store, version: str, definition: ChurnDefinition) -> None:
+    """A model predicts churn within the horizon it was trained for: scoring it for another
+    is bad input, said before any work."""
+    trained = trained_definition(get_model_version(store, version))
+    if trained is not None and trained.horizon_days != definition.horizon_days:
+        raise ScoringError(
+            f"{version} was trained for a {trained.horizon_days}-day horizon, not "
+            f"{definition.horizon_days} days: leave out --horizon to score with the model's own "
+            f"definition, or train a model for {definition.horizon_days} days")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -152,6 +170,7 @@ def score_customers(store: Store, *, definition: ChurnDefinition, tiers: Scoring
     lang = lang or tiers.lang
     when = resolve_as_of(store, as_of)
     version, model = champion(store, version)
+    _check_horizon(store, version, definition)
     say(f"building features at {when:%Y-%m-%d}")
     snapshot, left_out = _snapshot(store, definition, when, version)
     for user, why in left_out.items():
@@ -238,6 +257,7 @@ def explain_customer(store: Store, user_id: str, *, definition: ChurnDefinition,
     lang = lang or tiers.lang
     when = resolve_as_of(store, as_of)
     version, model = champion(store, version)
+    _check_horizon(store, version, definition)
     population = population_and_labels(store, definition=definition, cutoffs=[when])
     mine = population[population["user_id"] == str(user_id)]
     if mine.empty:

@@ -25,6 +25,7 @@ from churnguard.cli.base import (
     stage_spinner,
     write_table,
 )
+from churnguard.cli.models import champions_definition
 
 
 def _outcome(project, outcome_type: str | None, window: int | None) -> tuple[str, int]:
@@ -168,6 +169,7 @@ def plan(budget: float, out_path: Path | None, as_of: dt.date | None, campaign_i
         raise BadInput(f"--out {out_path}: write one of {', '.join(EXPORT_SUFFIXES)}")
     project = load_project(project_dir)
     with project.open_store() as store, stage_spinner("Planning") as say:
+        champions_definition(store, project)  # the plan follows it; say so when it differs
         result = make_plan(store, config=project.config, budget=budget, as_of=as_of,
                            campaign_id=campaign_id, progress=say)
         save_plan(store, result, config=project.config)

@@ -61,6 +61,23 @@ def _train_cutoffs(value: str | None) -> int | list[dt.date] | None:
         raise BadInput(f"--train-cutoffs: {exc}; give a number K or dates D1,D2,...") from None
 
 
+def champions_definition(store: Any, project: Project) -> Any:
+    """The churn definition the champion was trained with, saying so when it is not the one in
+    churnguard.toml (scores follow the model; --activity/--lookback/--horizon override)."""
+    from churnguard.registry import champion_definition
+
+    configured = project.config.churn
+    definition = champion_definition(store, configured)
+    if definition != configured:
+        console.print(f"Using the champion's churn definition, as it was trained: no "
+                      f"{'/'.join(definition.activity)} within {definition.horizon_days} days, "
+                      f"population over {definition.lookback_days} days (churnguard.toml says "
+                      f"{configured.horizon_days} and {configured.lookback_days} days; "
+                      "--horizon, --lookback and --activity override).", markup=False,
+                      soft_wrap=True)
+    return definition
+
+
 @cli.command()
 @click.option("--models", "models", default="gbdt", show_default=True,
               help="The model to train: recency, btyd, gbdt, behaviour, behaviour_gru, "
@@ -204,8 +221,10 @@ def score(as_of: dt.date | None, out_path: Path | None, lang: str | None, activi
     if out_path is not None and out_path.suffix.lower() not in (".csv", ".parquet"):
         raise BadInput(f"--out {out_path}: write .csv or .parquet")
     project = load_project(project_dir)
-    definition = churn_definition(project, activity, lookback, horizon)
+    told = any(v is not None for v in (activity, lookback, horizon))
     with project.open_store() as store, stage_spinner("Scoring") as update:
+        definition = (churn_definition(project, activity, lookback, horizon) if told
+                      else champions_definition(store, project))
         result = score_customers(store, definition=definition, tiers=project.config.scoring,
                                  as_of=as_of, lang=lang, progress=update)
     frame = result.scores
@@ -231,9 +250,10 @@ def explain(user_id: str, as_of: dt.date | None, lang: str | None, project_dir: 
 
     project = load_project(project_dir)
     with project.open_store(read_only=True) as store:
-        result = explain_customer(store, user_id, definition=project.config.churn,
+        definition = champions_definition(store, project)
+        result = explain_customer(store, user_id, definition=definition,
                                   tiers=project.config.scoring, as_of=as_of, lang=lang)
-    click.echo(f"{result.user_id}: P(churn within {project.config.churn.horizon_days} days) = "
+    click.echo(f"{result.user_id}: P(churn within {definition.horizon_days} days) = "
                f"{result.p_churn:.1%} ({result.risk_tier} risk) as of {result.as_of:%Y-%m-%d}, "
                f"model {result.model_version}")
     for k, sentence in enumerate(result.reasons, 1):

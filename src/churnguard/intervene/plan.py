@@ -54,6 +54,7 @@ from churnguard.intervene.value import (
     future_revenue,
     value_backtest,
 )
+from churnguard.registry import champion_definition
 from churnguard.scoring import reasons_for, score_customers
 from churnguard.snapshots import Snapshot, build_snapshot
 from churnguard.store import Store
@@ -161,10 +162,20 @@ def _value(store: Store, config: ProjectConfig, scoring: Snapshot, say: Callable
     return revenue, basket, source
 
 
+def following_the_champion(store: Store, config: ProjectConfig) -> ProjectConfig:
+    """``config`` with the churn definition the champion was trained with: a plan acts on the
+    risk the model predicts (a 30-day model's customers leave within 30 days, whatever
+    churnguard.toml says now)."""
+    definition = champion_definition(store, config.churn)
+    return config if definition == config.churn else config.model_copy(update={"churn": definition})
+
+
 def plan_inputs(store: Store, *, config: ProjectConfig, as_of: object = None, seed: int = 0,
                 progress: Callable[[str], None] | None = None) -> PlanInputs:
-    """Scores, uplift, value, costs, eligibility and capacities at ``as_of`` (default: T)."""
+    """Scores, uplift, value, costs, eligibility and capacities at ``as_of`` (default: T), under
+    the champion's churn definition (:func:`following_the_champion`)."""
     say = _say(progress)
+    config = following_the_champion(store, config)
     when = resolve_as_of(store, as_of)
     # Reasons are written only for the customers the plan contacts (make_plan), not for everyone.
     scored = score_customers(store, definition=config.churn, tiers=config.scoring, as_of=when,
@@ -255,6 +266,7 @@ def make_plan(store: Store, *, config: ProjectConfig, budget: float, as_of: obje
     if not np.isfinite(budget) or budget < 0:
         raise PlanError(f"the budget must be a finite amount >= 0, got {budget}")
     say = _say(progress)
+    config = following_the_champion(store, config)
     inputs = inputs or plan_inputs(store, config=config, as_of=as_of, seed=seed, progress=say)
     iv = config.intervene
     campaign_id = campaign_id or f"cg-{inputs.as_of:%Y%m%d}-{uuid.uuid4().hex[:8]}"

@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from churnguard.config import ProjectConfig
+from churnguard.config import ChurnDefinition, ProjectConfig
 from churnguard.explain import reason_context
 from churnguard.models.base import ChurnModel
 from churnguard.realtime import (
@@ -42,7 +42,13 @@ from churnguard.realtime import (
     lapsed_sentence,
     probabilities,
 )
-from churnguard.registry import CHAMPION, alias_version, get_model_version, load_model
+from churnguard.registry import (
+    CHAMPION,
+    alias_version,
+    get_model_version,
+    load_model,
+    trained_definition,
+)
 from churnguard.service.store_pool import StorePool
 from churnguard.snapshots import Snapshot, build_snapshot
 from churnguard.store import Store
@@ -66,6 +72,7 @@ class Champion:
     version: str
     model: ChurnModel
     features: list[str]
+    definition: ChurnDefinition  # the one it was trained with (else churnguard.toml's)
 
 
 class RiskBook:
@@ -213,8 +220,11 @@ class RiskService:
                 version = alias_version(store, CHAMPION)
                 if version is None:
                     return None
-                self._champion = Champion(version=version, model=load_model(store, version),
-                                          features=list(get_model_version(store, version).features))
+                found = get_model_version(store, version)
+                self._champion = Champion(
+                    version=version, model=load_model(store, version),
+                    features=list(found.features),
+                    definition=trained_definition(found) or self.config.churn)
             return self._champion
 
     def champion_changed(self) -> None:
@@ -229,8 +239,10 @@ class RiskService:
         included), ("unknown", None), or ("miss", None) when it must be computed."""
         state, risk = self.book.lookup(user_id)
         if state == "lapsed":
+            champion = self._champion
+            definition = self.config.churn if champion is None else champion.definition
             return "hit", replace(risk, reasons={
-                lang: (lapsed_sentence(self.config.churn, lang),) for lang in LANGS})
+                lang: (lapsed_sentence(definition, lang),) for lang in LANGS})
         return state, risk
 
     def risk(self, store: Store, user_id: str) -> CustomerRisk | None:
@@ -263,7 +275,7 @@ class RiskService:
             if self._scratch is None:
                 self._scratch = CustomerScratch(store)
             risks = self._scratch.score(
-                store, user_ids, definition=self.config.churn, tiers=self.config.scoring,
+                store, user_ids, definition=champion.definition, tiers=self.config.scoring,
                 as_of=as_of, version=champion.version, model=champion.model,
                 features=champion.features)
         for risk in risks.values():
@@ -304,10 +316,12 @@ class RiskService:
             if version is None:
                 return None
             model = load_model(store, version)  # its own copy: scored beside request threads
-            features = list(get_model_version(store, version).features)
+            found = get_model_version(store, version)
+            features = list(found.features)
             as_of = self.clock(store)
-            snapshot = build_snapshot(store, definition=self.config.churn, cutoffs=[as_of],
-                                      features=features, with_labels=False)
+            snapshot = build_snapshot(store, cutoffs=[as_of], features=features,
+                                      definition=trained_definition(found) or self.config.churn,
+                                      with_labels=False)
             context = reason_context(store, snapshot.index.to_frame(index=False)) \
                 if len(snapshot) else None
             known = set(known_customers(store))
