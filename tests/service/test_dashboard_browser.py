@@ -75,8 +75,22 @@ def signed_in(served: Served, **size: int) -> Iterator[BrowserPage]:
         yield browser
 
 
+# No page.wait_for_function: when its predicate is not true at once it polls by evaluating a
+# string, which the dashboard's Content-Security-Policy (no 'unsafe-eval') refuses; so it failed
+# only when the page was slow, on a loaded machine. Locators and attribute reads poll without it.
 def _charts_drawn(page, expected: int) -> None:
-    page.wait_for_function(f"document.querySelectorAll('{CHART}').length >= {expected}")
+    page.locator(CHART).nth(expected - 1).wait_for(state="attached")
+
+
+def _wait_for_budget(page, wanted: float) -> None:
+    """Until the preview says it was computed for ``wanted`` (bounded by the page timeout)."""
+    deadline = time.monotonic() + TIMEOUT_MS / 1000
+    while True:
+        shown = page.get_attribute("#preview-saves", "data-budget")
+        if shown is not None and float(shown) == wanted:
+            return
+        assert time.monotonic() < deadline, f"the preview never showed budget {wanted}"
+        page.wait_for_timeout(50)
 
 
 def test_every_page_loads_and_draws_its_charts(served: Served) -> None:
@@ -151,7 +165,7 @@ def test_the_budget_slider_updates_expected_saves(served: Served) -> None:
         page = browser.page
         page.goto(served.url + "/campaigns")
         page.wait_for_selector("#planner[data-status=ready]", timeout=180_000)
-        page.wait_for_function("document.querySelector('#preview-saves').dataset.budget")
+        page.wait_for_selector("#preview-saves[data-budget]", state="attached")
         top = float(page.get_attribute("#budget", "max"))
 
         def slide_to(value: float) -> str:
@@ -159,9 +173,7 @@ def test_the_budget_slider_updates_expected_saves(served: Served) -> None:
                 "#budget", "(el, v) => { el.value = String(v); "
                            "el.dispatchEvent(new Event('input', {bubbles: true})); }", value)
             wanted = page.eval_on_selector("#budget", "el => Number(el.value)")
-            page.wait_for_function(
-                "v => Number(document.querySelector('#preview-saves').dataset.budget) === v",
-                arg=wanted)
+            _wait_for_budget(page, wanted)
             return page.inner_text("#preview-saves")
 
         small = slide_to(top * 0.05)
