@@ -27,6 +27,7 @@ from churnguard.cli.base import (
 )
 from churnguard.durations import parse_date
 from churnguard.project import Project
+from churnguard.report.formatting import probability
 
 
 def _model_names(value: str) -> tuple[str, ...]:
@@ -254,7 +255,7 @@ def explain(user_id: str, as_of: dt.date | None, lang: str | None, project_dir: 
         result = explain_customer(store, user_id, definition=definition,
                                   tiers=project.config.scoring, as_of=as_of, lang=lang)
     click.echo(f"{result.user_id}: P(churn within {definition.horizon_days} days) = "
-               f"{result.p_churn:.1%} ({result.risk_tier} risk) as of {result.as_of:%Y-%m-%d}, "
+               f"{probability(result.p_churn)} ({result.risk_tier} risk) as of {result.as_of:%Y-%m-%d}, "
                f"model {result.model_version}")
     for k, sentence in enumerate(result.reasons, 1):
         click.echo(f"  {k}. {sentence}")
