@@ -255,7 +255,8 @@ def explain(user_id: str, as_of: dt.date | None, lang: str | None, project_dir: 
         result = explain_customer(store, user_id, definition=definition,
                                   tiers=project.config.scoring, as_of=as_of, lang=lang)
     click.echo(f"{result.user_id}: P(churn within {definition.horizon_days} days) = "
-               f"{probability(result.p_churn)} ({result.risk_tier} risk) as of {result.as_of:%Y-%m-%d}, "
+               f"{probability(result.p_churn)} ({result.risk_tier} risk) "
+               f"as of {result.as_of:%Y-%m-%d}, "
                f"model {result.model_version}")
     for k, sentence in enumerate(result.reasons, 1):
         click.echo(f"  {k}. {sentence}")

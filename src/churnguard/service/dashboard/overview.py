@@ -80,7 +80,7 @@ def render(ctx: PageContext, store: Store, config: ProjectConfig, memo: Memo) ->
         rows.append(
             f'<tr><td><a href="{e(link)}">{tier_badge(tier, lang)}</a></td>'
             f'<td class="num">{count(r[1])}</td><td class="num">{pct(r[1] / population)}</td>'
-            f'<td class="num">{probability(r[5], 0)} – {probability(r[6], 0)}</td>'
+            f'<td class="num">{e(probability(r[5], 0))} – {e(probability(r[6], 0))}</td>'
             f'<td class="num">{count(r[2])}</td><td class="num">{money(r[3])}</td></tr>')
     tier_table = table([e(t(lang, h)) for h in ("col_tier", "col_customers", "col_share",
                                                  "col_range", "col_churners", "col_revenue_risk")],

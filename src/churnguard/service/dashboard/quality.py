@@ -133,7 +133,8 @@ def _drift_section(lang: str, drift: monitor.Drift | None) -> str:
     rows = [f'<tr><td>{e(t(lang, "drift_scores"))}</td><td class="num">{num(drift.score_psi)}'
             f'</td><td><span class="state state-{score_state}">'
             f'{e(t(lang, "stability_" + score_state))}</span></td><td class="num">'
-            f'{probability(median(drift.p_old))}</td><td class="num">{probability(median(drift.p_new))}'
+            f'{e(probability(median(drift.p_old)))}</td><td class="num">'
+            f'{e(probability(median(drift.p_new)))}'
             f"</td></tr>"]
     for f in drift.features:
         state = stability(f.psi)
