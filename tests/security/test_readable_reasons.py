@@ -110,7 +110,8 @@ ATTRIBUTES = ("attr_membership_level", "attr_age")
 REASON_FEATURES = (*FEATURES, *BTYD_FEATURES, *ATTRIBUTES)
 
 
-def one_row(values: dict, contributions: dict, user: str = "u") -> tuple[pd.DataFrame, pd.DataFrame]:
+def one_row(values: dict, contributions: dict,
+            user: str = "u") -> tuple[pd.DataFrame, pd.DataFrame]:
     index = pd.MultiIndex.from_tuples([(user, CUTOFF)], names=["user_id", "cutoff"])
     features = pd.DataFrame({f: [v] for f, v in values.items()}, index=index)
     shap = pd.DataFrame({f: [contributions.get(f, 0.0)] for f in values}, index=index)
