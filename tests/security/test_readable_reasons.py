@@ -144,6 +144,15 @@ def test_btyd_outputs_are_said_as_the_customers_own_rhythm(feature: str):
     assert en["reason_keys_1"].iloc[0] == "purchase_rhythm"  # the key messages read, unchanged
 
 
+def test_a_customer_not_yet_overdue_hears_of_their_slow_rhythm():
+    slow = CUSTOMER | {"order_gap_mean_days": 72.4, "days_since_last_order": 29.6}
+    shap, features = one_row(slow, {"btyd_p_no_purchase": 1.0})
+    assert reasons(shap, features)["reason_1"].iloc[0] == (
+        "Usually orders only every 72 days; the last order was 29 days ago")
+    assert reasons(shap, features, lang="zh")["reason_1"].iloc[0] == (
+        "平时约每72天才下单一次，上次下单在29天前")
+
+
 def test_a_customer_with_one_order_day_has_no_rhythm_yet():
     one = CUSTOMER | {"order_days_total": 1, "order_gap_mean_days": np.nan}
     shap, features = one_row(one, {"btyd_p_no_purchase": 1.0})

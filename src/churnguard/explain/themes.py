@@ -157,8 +157,9 @@ def _overdue() -> _Theme:
                  drivers=("days_since_last_activity",), tier=2),
         # the BTYD outputs, said as the customer's own rhythm; listed last so that, without
         # BTYD contributions, the variants above keep winning ties
-        _Variant(name="rhythm_overdue", template="rhythm", key="purchase_rhythm", fields=rhythm,
+        _Variant(name="rhythm_overdue", key="purchase_rhythm", fields=rhythm,
                  drivers=_BTYD_FEATURES, when=rhythm_overdue),
+        # not overdue yet: the model weighs a slow rhythm (a long wait for the next order)
         _Variant(name="rhythm", key="purchase_rhythm", fields=rhythm, drivers=_BTYD_FEATURES,
                  tier=1),
         _Variant(name="rhythm_once", key="purchase_rhythm", fields={"days": rhythm["days"]},
