@@ -520,11 +520,11 @@ def _recipe(store: Store, config: GateConfig) -> tuple[str, ChurnModel]:
 
 
 def _decided_already(store: Store, cohort: dt.datetime) -> GateDecision | None:
-    """The challenge decision already taken on ``cohort`` for the current champion (a rerun
-    after a crash or a second cycle the same day returns it instead of training again)."""
-    holder = alias_version(store, CHAMPION)
+    """The challenge decision already taken on ``cohort``: the gate judges each cohort once, so
+    a rerun after a crash or a second cycle the same week returns it instead of training again,
+    and a champion rolled back by hand is not promoted again on the same evidence."""
     for decision in reversed(list_decisions(store, trigger="challenge")):
-        if decision.cohort_cutoff == cohort and decision.champion_after == holder:
+        if decision.cohort_cutoff == cohort:
             return decision
     return None
 
@@ -550,8 +550,9 @@ def challenge(store: Store, *, definition: ChurnDefinition, as_of: object = None
 
     ``definition``: churnguard.toml's churn definition (the champion's own wins); ``as_of``:
     judge as if the data ended there (a replay). When the champion has no cohort out of time
-    for it, no challenger is trained: the decision is ``no-evidence``. Running it again on the
-    same cohort returns the decision already taken."""
+    for it, no challenger is trained: the decision is ``no-evidence``. Each cohort is judged
+    once: running it again on the same cohort returns the decision already taken (whatever
+    happened to the champion since: a rollback is not undone on the same evidence)."""
     say = progress or (lambda message: None)
     definition = _gate_definition(store, definition)
     cohort = evaluation_cutoff(store, definition=definition, as_of=as_of)

@@ -243,6 +243,11 @@ def test_a_challenge_that_crashed_before_deciding_judges_its_challenger_on_rerun
     assert decision.challenger_version == waiting and len(list_models(store)) == models
     assert decision.outcome == "promoted" and alias_version(store, CHAMPION) == waiting
 
+    # Rolled back by hand: the same cohort is not judged again, so it is not re-promoted.
+    registry.rollback(store, reason="the call centre reports odd scores")
+    assert challenge(store, definition=DEFINITION, config=CONFIG) == decision
+    assert alias_version(store, CHAMPION) == v["shuffled"] and len(list_models(store)) == models
+
 
 def test_a_decision_is_refused_when_the_champion_moved_meanwhile(gate_shop: GateShop) -> None:
     store, v = gate_shop.store, gate_shop.versions

@@ -357,8 +357,8 @@ def models_show(version: str, project_dir: Path | None) -> None:
 
 def _print_decision(decision: Any) -> None:
     click.echo(f"{decision.outcome}: {decision.reason}")
-    click.echo(f"Decision {decision.decision_id}; the champion is "
-               f"{decision.champion_after or 'none'}.")
+    click.echo(f"Decision {decision.decision_id} left "
+               f"{decision.champion_after or 'no model'} as the champion.")
 
 
 @models_command.command(name="challenge")
@@ -378,9 +378,13 @@ def models_challenge(as_of: dt.date | None, project_dir: Path | None) -> None:
     from churnguard.champions import challenge
 
     project = load_project(_group_project(project_dir))
+    started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     with project.open_store() as store, stage_spinner("Challenging the champion") as update:
         decision = challenge(store, definition=project.config.churn, as_of=as_of,
                              config=project.config.gate, progress=update)
+    if decision.decided_at < started and decision.cohort_cutoff is not None:
+        click.echo(f"Already decided on the cohort at {decision.cohort_cutoff:%Y-%m-%d} "
+                   f"({decision.decided_at:%Y-%m-%d %H:%M} UTC); each cohort is judged once.")
     _print_decision(decision)
 
 
@@ -410,19 +414,19 @@ def models_decisions(as_json: bool, project_dir: Path | None) -> None:
     if not decisions:
         click.echo("No decisions yet; `churnguard models challenge` takes one.")
         return
-    table = Table("at (UTC)", "trigger", "outcome", "champion", "challenger", "cohort", "n",
-                  "AUC champion", "AUC challenger", "ΔAUC", "lower bound", "ECE challenger",
-                  title="Champion/challenger decisions")
     for d in decisions:
-        table.add_row(f"{d.decided_at:%Y-%m-%d %H:%M}", d.trigger, d.outcome,
-                      d.champion_version or "—", d.challenger_version or "—",
-                      "—" if d.cohort_cutoff is None else f"{d.cohort_cutoff:%Y-%m-%d}",
-                      _figure(d.n_customers, ","), _figure(d.champion_auc, ".4f"),
-                      _figure(d.challenger_auc, ".4f"), _figure(d.delta_auc, "+.4f"),
-                      _figure(d.delta_auc_lower, "+.4f"), _figure(d.challenger_ece, ".4f"))
-    Console(highlight=False).print(table)
-    for d in decisions:
-        click.echo(f"{d.decision_id}: {d.reason}")
+        click.echo(f"{d.decided_at:%Y-%m-%d %H:%M} UTC  {d.outcome} ({d.trigger})  "
+                   f"{d.decision_id}")
+        click.echo(f"  champion {d.champion_version or 'none'} -> {d.champion_after or 'none'}"
+                   + (f"; challenger {d.challenger_version}" if d.challenger_version else ""))
+        if d.cohort_cutoff is not None and d.n_customers is not None:
+            level = "" if d.confidence is None else f"{d.confidence:.0%} "
+            click.echo(f"  cohort {d.cohort_cutoff:%Y-%m-%d}, {d.n_customers:,} customers: "
+                       f"ROC-AUC {_figure(d.champion_auc, '.4f')} -> "
+                       f"{_figure(d.challenger_auc, '.4f')}, ΔAUC {_figure(d.delta_auc, '+.4f')} "
+                       f"({level}lower bound {_figure(d.delta_auc_lower, '+.4f')}), ECE "
+                       f"{_figure(d.champion_ece, '.4f')} -> {_figure(d.challenger_ece, '.4f')}")
+        click.echo(f"  {d.reason}")
 
 
 @models_command.command(name="rollback")
