@@ -138,7 +138,7 @@ def test_a_model_trained_on_shuffled_labels_is_never_promoted(gate_shop: GateSho
     set_alias(store, CHAMPION, v["early"], reason="test")
     against = decide(store, challenger=v["shuffled"], definition=DEFINITION, config=CONFIG)
     assert against.outcome == "kept" and alias_version(store, CHAMPION) == v["early"]
-    assert against.delta_auc_lower < -0.2
+    assert against.delta_auc_lower < -0.2 and "lower bound of ΔAUC" in against.reason
 
 
 def test_without_a_champion_a_calibrated_challenger_that_beats_the_baselines_becomes_champion(
