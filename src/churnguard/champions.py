@@ -31,8 +31,8 @@ and :func:`~churnguard.models.checks.check_beats_baselines`).
 
 **Realized metrics.** :func:`check_realized` watches a promoted champion on each later matured
 cohort, out of time for it and for the champion it replaced: when the previous champion beats it
-there by more than ``tolerance`` with the same confidence (the one-sided lower bound of AUC(previous)
-− AUC(promoted) above ``tolerance``), it rolls back and records why.
+there by more than ``tolerance`` with the same confidence (the one-sided lower bound of
+AUC(previous) − AUC(promoted) above ``tolerance``), it rolls back and records why.
 
 >>> import numpy as np
 >>> rng = np.random.default_rng(0)
