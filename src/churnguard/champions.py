@@ -601,8 +601,9 @@ def check_realized(store: Store, *, definition: ChurnDefinition, config: GateCon
 
     None, recording nothing, when there is nothing to judge: no champion, a champion the gate
     did not promote over another (the first, or one set by hand or by a rollback), no matured
-    cohort after its promotion cohort yet, the two trained for different churn definitions, or
-    this cohort already judged for this champion."""
+    cohort after its promotion cohort yet, the two trained for different churn definitions, a
+    cohort with fewer than ``min_class_size`` of a class, or this cohort already judged for
+    this champion."""
     say = progress or (lambda message: None)
     holder = alias_version(store, CHAMPION)
     promotion = None if holder is None else _promotion_of(store, holder)
