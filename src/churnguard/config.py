@@ -233,6 +233,32 @@ class ModelsConfig(_Section):
     behaviour: BehaviourSettings = BehaviourSettings()
 
 
+# -- [gate]: the champion/challenger gate (docs/operate.md, "The gate") ----------------------------
+class GateConfig(_Section):
+    """When a challenger replaces the champion, and when a promoted one is rolled back.
+
+    A challenger is promoted when the one-sided ``confidence`` lower bound of the paired ΔAUC
+    (challenger − champion, bootstrap over the customers of the newest matured out-of-time
+    cohort, ``resamples`` resamples from ``seed``) is at least ``-tolerance`` and its ECE on that
+    cohort is at most ``max_ece``. A promoted champion is rolled back when the previous one beats
+    it on a later cohort by more than ``tolerance`` at the same confidence. A cohort with fewer
+    than ``min_class_size`` churned or retained customers is no evidence. Without a champion,
+    the first challenger (of kind ``model``) must be calibrated (ECE at most ``max_ece``, mean
+    probability within ``max_mean_gap`` of the churn rate) and beat the recency rule and BTYD by
+    ``baseline_margin`` ROC-AUC.
+    """
+
+    tolerance: float = Field(0.005, ge=0, lt=0.5)
+    confidence: float = Field(0.95, gt=0.5, lt=1)
+    max_ece: float = Field(0.03, gt=0, le=1)
+    resamples: int = Field(1000, ge=100, le=100_000)
+    seed: int = Field(0, ge=0)
+    min_class_size: int = Field(30, ge=1)
+    model: str = Field("gbdt", min_length=1)
+    baseline_margin: float = Field(0.01, ge=0, lt=0.5)
+    max_mean_gap: float = Field(0.03, gt=0, le=1)
+
+
 class ProjectConfig(_Section):
     churn: ChurnDefinition = ChurnDefinition()
     ingest: IngestConfig = IngestConfig()
@@ -240,6 +266,7 @@ class ProjectConfig(_Section):
     simulation: SimulationConfig = SimulationConfig()
     intervene: InterveneConfig = InterveneConfig()
     models: ModelsConfig = ModelsConfig()
+    gate: GateConfig = GateConfig()
 
     @model_validator(mode="after")
     def _simulated_calendar(self) -> ProjectConfig:
