@@ -104,7 +104,7 @@ def uncatalogued_note(found: Sequence[str], catalogue: Sequence[str]) -> str | N
     """The note that says which learned actions the catalogue lacks; None when it lists all.
 
     >>> uncatalogued_note(["sms_voucher"], ["coupon_10"])  # doctest: +ELLIPSIS
-    "learned from campaigns but not in the [intervene] actions of churnguard.toml: sms_voucher; ...
+    'learned from campaigns but not in the [intervene] actions of churnguard.toml: sms_voucher; ...
     """
     missing = uncatalogued(found, catalogue)
     if not missing:
