@@ -161,6 +161,25 @@ def test_plan_allocates_only_catalogue_actions_and_says_so(shop: tuple[Path, dt.
     assert f"left out of the allocation (their cost is unknown): {OWN_ACTION}" in said
 
 
+def test_measure_follows_the_same_horizon(shop: tuple[Path, dt.datetime], tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    project, newest = shop
+    base = ["measure", "shop-spring", "--window", f"{WINDOW}d", "--project", str(project)]
+    # Measuring writes the result to the store: work on a copy.
+    copy = tmp_path / "project"
+    copy.mkdir()
+    for name in ("churnguard.toml", "churnguard.duckdb"):
+        (copy / name).write_bytes((project / name).read_bytes())
+    base[-1] = str(copy)
+    assert main(base) == 2
+    assert "but the newest event in the store is at" in _stderr(capsys)
+    out = tmp_path / "m.json"
+    assert main([*base, "--as-of", _day(newest + dt.timedelta(days=15)),
+                 "--json", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert {g["action"] for g in doc["groups"]} >= {"coupon_10", OWN_ACTION}
+
+
 def test_the_observed_horizon_is_as_of_but_never_past_the_data() -> None:
     """A window is observed when both as_of and the data cover it: the data's end is the newest
     event, or the start of the newest ingestion of events when that is later."""
