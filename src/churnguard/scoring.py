@@ -102,7 +102,7 @@ def isolated_snapshot(store: Store, *, definition: ChurnDefinition, cutoffs: lis
         return build_snapshot(store, definition=definition, cutoffs=cutoffs, features=features,
                               with_labels=with_labels), {}
     except duckdb.DataError:
-        unscorable = _unscorable(store, max(to_cutoff(c) for c in cutoffs))
+        unscorable = unscorable_customers(store, max(to_cutoff(c) for c in cutoffs))
         if not unscorable:
             raise
     population = population_and_labels(store, definition=definition, cutoffs=cutoffs)
@@ -119,7 +119,7 @@ def _snapshot(store: Store, definition: ChurnDefinition, as_of: dt.datetime,
     return isolated_snapshot(store, definition=definition, cutoffs=[as_of], features=features)
 
 
-def _unscorable(store: Store, as_of: dt.datetime) -> dict[str, str]:
+def unscorable_customers(store: Store, as_of: dt.datetime) -> dict[str, str]:
     """Customers with an event before ``as_of`` whose amount is beyond what features can sum."""
     rows = store.con.execute(
         "SELECT DISTINCT user_id FROM events WHERE ts < ? AND NOT (abs(amount) <= ?) "
@@ -295,4 +295,4 @@ def explain_customer(store: Store, user_id: str, *, definition: ChurnDefinition,
 
 __all__ = ["SCORE_COLUMNS", "CustomerExplanation", "ScoreResult", "ScoringError",
            "champion", "explain_customer", "isolated_snapshot", "reasons_for", "risk_tiers",
-           "score_customers"]
+           "score_customers", "unscorable_customers"]

@@ -161,6 +161,42 @@ def test_plan_allocates_only_catalogue_actions_and_says_so(shop: tuple[Path, dt.
     assert f"left out of the allocation (their cost is unknown): {OWN_ACTION}" in said
 
 
+def _copy(project: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "project"
+    copy.mkdir()
+    for name in ("churnguard.toml", "churnguard.duckdb"):
+        (copy / name).write_bytes((project / name).read_bytes())
+    return copy
+
+
+def test_one_unscorable_campaign_customer_is_left_out_of_uplift_and_plan(
+        shop: tuple[Path, dt.datetime], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 16 item 2 for uplift: an amount the features cannot sum (a store loaded before
+    ingestion bounded amounts) stops neither learning from the campaign nor scoring the rest."""
+    project, newest = shop
+    copy = _copy(project, tmp_path)
+    with Store.open(copy / "churnguard.duckdb") as store:
+        victim = store.con.execute(
+            "SELECT min(user_id) FROM campaigns WHERE action = 'coupon_10'").fetchone()[0]
+        first = store.con.execute("SELECT min(ts) FROM events").fetchone()[0]
+        store.con.execute("INSERT INTO events (event_id, user_id, ts, type, amount, batch_id) "
+                          "VALUES ('absurd', ?, ?, 'order', 1e40, 'old')", [victim, first])
+    out = tmp_path / "uplift.csv"
+    when = _day(newest + dt.timedelta(days=15))
+    capsys.readouterr()
+    assert main(["uplift", "score", "--window", f"{WINDOW}d", "--learner", "t_learner",
+                 "--as-of", when, "--out", str(out), "--project", str(copy)]) == 0
+    said = _stderr(capsys)
+    frame = pd.read_csv(out)
+    assert len(frame) == 299 and victim not in set(frame["user_id"])
+    assert f"left out customer {victim}: an event's amount is beyond 1e+15" in said
+    assert "1 customers' campaign rows were left out of the learning" in said
+    assert main(["plan", "--budget", "50", "--campaign-id", "p", "--as-of", when,
+                 "--project", str(copy)]) == 0
+    assert f"left out customer {victim}" in _stderr(capsys)
+
+
 def test_measure_follows_the_same_horizon(shop: tuple[Path, dt.datetime], tmp_path: Path,
                                           capsys: pytest.CaptureFixture[str]) -> None:
     project, newest = shop

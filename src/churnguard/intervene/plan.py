@@ -138,6 +138,9 @@ def _uplift(store: Store, config: ProjectConfig, features: pd.DataFrame, tiers: 
                      + ", ".join(f"{a} ({n:,} rows)" for a, n in
                                  sorted(data.skipped_actions.items()))
                      + "; add them to the catalogue to plan them")
+    if data.left_out:
+        notes.append(f"{len(data.left_out)} customers' campaign rows were left out of the uplift "
+                     f"learning: {next(iter(set(data.left_out.values())))}")
     say(f"fitting the {evaluation.chosen} on {len(data):,} campaign rows")
     learner = LEARNERS[evaluation.chosen](random_state=seed).fit(
         data.features, data.action, data.y, actions)

@@ -30,6 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+import duckdb
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
@@ -42,6 +43,7 @@ from churnguard.cutoffs import label_window_end_sql
 from churnguard.errors import ChurnguardError
 from churnguard.features import build_features
 from churnguard.intervene.metrics import uplift_metrics
+from churnguard.scoring import unscorable_customers
 from churnguard.store import Store
 
 __all__ = [
@@ -81,6 +83,8 @@ class UpliftData:
     outcome_type: str
     window_days: int
     skipped_actions: dict[str, int] = field(default_factory=dict)  # not in the catalogue
+    # Campaign customers whose data cannot be featurised, left out (user id -> why).
+    left_out: dict[str, str] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.y)
@@ -157,6 +161,26 @@ def uplift_dataset(store: Store, *, actions: Sequence[str] | None = None,
         rows = rows[rows["action"].isin([*actions, NO_ACTION])].reset_index(drop=True)
     else:
         skipped = {}
+    try:
+        return _dataset(store, rows, outcome_type=outcome_type, window_days=window_days,
+                        definition=definition, features=features, skipped=skipped)
+    except duckdb.DataError:
+        # One customer's data must not stop the learning from everyone else's (as in scoring).
+        left_out = unscorable_customers(store, pd.Timestamp(rows["assigned_at"].max())
+                                        .to_pydatetime())
+        if not left_out:
+            raise
+    rows = rows[~rows["user_id"].astype(str).isin(set(left_out))].reset_index(drop=True)
+    return _dataset(store, rows, outcome_type=outcome_type, window_days=window_days,
+                    definition=definition, features=features, skipped=skipped,
+                    left_out=left_out)
+
+
+def _dataset(store: Store, rows: pd.DataFrame, *, outcome_type: str, window_days: int,
+             definition: ChurnDefinition | None, features: Sequence[str] | None,
+             skipped: dict[str, int], left_out: dict[str, str] | None = None) -> UpliftData:
+    """The outcomes and point-in-time features of the campaign ``rows``."""
+    con = store.con
     keys = pa.table({
         "user_id": pa.array(rows["user_id"].astype(str).to_numpy(dtype=object), pa.string()),
         "cutoff": pa.array(pd.to_datetime(rows["assigned_at"]).astype("datetime64[us]")
@@ -187,6 +211,7 @@ def uplift_dataset(store: Store, *, actions: Sequence[str] | None = None,
         user_id=rows["user_id"].to_numpy(dtype=object),
         campaign_id=rows["campaign_id"].to_numpy(dtype=object),
         outcome_type=outcome_type, window_days=int(window_days), skipped_actions=skipped,
+        left_out=dict(left_out or {}),
     )
 
 
@@ -526,13 +551,28 @@ def score_uplift(store: Store, *, actions: Sequence[str], definition: ChurnDefin
     users = pd.DataFrame({"user_id": [str(u) for u in user_ids], "cutoff": as_of})
     users["cutoff"] = pd.to_datetime(users["cutoff"]).astype("datetime64[us]")
     say(f"building features for {len(users):,} customers")
-    features = build_features(store, users, definition=definition)
+    try:
+        features = build_features(store, users, definition=definition)
+        left_out: dict[str, str] = {}
+    except duckdb.DataError:
+        # One customer's data must not stop the scoring of the others (scoring.py does the same).
+        asked = set(users["user_id"])
+        left_out = {u: why for u, why in unscorable_customers(store, as_of).items()
+                    if u in asked}
+        if not left_out:
+            raise
+        users = users[~users["user_id"].isin(set(left_out))].reset_index(drop=True)
+        features = build_features(store, users, definition=definition)
     features.attrs = {}
     features = features.reindex(pd.MultiIndex.from_frame(users))
     data = uplift_dataset(store, outcome_type=outcome_type, window_days=window_days,
                           definition=definition, features=list(features.columns), as_of=as_of)
     columns = [*actions, *uncatalogued(data.actions, actions)]
     notes = [n for n in (uncatalogued_note(data.actions, actions),) if n]
+    notes += [f"left out customer {u}: {why}" for u, why in left_out.items()]
+    if data.left_out:
+        notes.append(f"{len(data.left_out)} customers' campaign rows were left out of the "
+                     f"learning: {next(iter(set(data.left_out.values())))}")
     evaluation = None
     if learner == "auto":
         evaluation = evaluate_learners(data, seed=seed, progress=say)
