@@ -11,13 +11,13 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from churnguard.campaigns import stored_plan
 from churnguard.cli import main
 from churnguard.config import ChurnDefinition, ProjectConfig, ScoringConfig
 from churnguard.ingest import ingest_files
-from churnguard.intervene.plan import make_plan, plan_inputs, save_plan
 from churnguard.models.baselines import RecencyModel
 from churnguard.project import Project
 from churnguard.registry import CHAMPION, register_model, set_alias
@@ -82,42 +82,32 @@ def _poison(store: Store, victim: str) -> None:
 
 
 def test_plan_leaves_out_one_unscorable_customer_and_plans_everyone_else(
-        shop: Path, tmp_path: Path) -> None:
-    path = tmp_path / "churnguard.duckdb"
-    path.write_bytes(shop.read_bytes())
-    config = ProjectConfig()
-    with Store.open(path, threads=2) as store:
-        before = plan_inputs(store, config=config)
-        victim = before.customers.sort_values("p_churn", ascending=False)["user_id"].iloc[0]
-        _poison(store, victim)
-        said: list[str] = []
-        plan = make_plan(store, config=config, budget=50, as_of=before.as_of,
-                         campaign_id="isolated", progress=said.append)
-        save_plan(store, plan, config=config)
-        stored = stored_plan(store, "isolated")
-    assert plan.summary["left_out"] == 1
-    assert plan.summary["population"] == len(before.customers) - 1
-    assert any(victim in note and "beyond 1e+15" in note for note in plan.summary["notes"])
-    assert any(victim in line for line in said)
-    assert victim not in set(plan.rows["user_id"])
-    assert len(plan.rows) > 0 and plan.rows["expected_cost"].sum() > 0
-    # The stored summary (what the API and the dashboard show) says so too.
-    assert stored is not None and stored.summary["left_out"] == 1
-
-
-def test_plan_cli_names_the_left_out_customer(shop: Path, tmp_path: Path,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+        shop: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     root = tmp_path / "project"
     assert main(["init", str(root)]) == 0
     (root / "churnguard.duckdb").write_bytes(shop.read_bytes())
+    config = ProjectConfig()
     with Store.open(root / "churnguard.duckdb", threads=2) as store:
-        victim = store.con.execute("SELECT min(user_id) FROM events WHERE type = 'order' "
-                                   "AND ts > (SELECT max(ts) - INTERVAL 60 DAY FROM events)"
-                                   ).fetchone()[0]
+        before = score_customers(store, definition=config.churn, tiers=config.scoring,
+                                 save=False, with_reasons=False)
+        victim = before.scores["user_id"].iloc[0]  # the riskiest customer
         _poison(store, victim)
+    out = tmp_path / "plan.csv"
     capsys.readouterr()
-    assert main(["plan", "--budget", "50", "--campaign-id", "c", "--project", str(root)]) == 0
-    assert f"left out customer {victim}" in " ".join(capsys.readouterr().err.split())
+    assert main(["plan", "--budget", "50", "--campaign-id", "isolated", "--out", str(out),
+                 "--as-of", f"{before.as_of:%Y-%m-%d}", "--project", str(root)]) == 0
+    said = " ".join(capsys.readouterr().err.split())
+    assert f"left out customer {victim}: an event's amount is beyond 1e+15" in said
+    rows = pd.read_csv(out)
+    assert victim not in set(rows["user_id"])
+    assert len(rows) > 0 and rows["expected_cost"].sum() > 0
+    # The stored summary (what the API and the dashboard show) says so too, and everyone
+    # else was in the plan's population.
+    with Store.open(root / "churnguard.duckdb", read_only=True) as store:
+        summary = stored_plan(store, "isolated").summary
+    assert summary["left_out"] == 1
+    assert summary["population"] == len(before.scores) - 1
+    assert any(victim in note and "beyond 1e+15" in note for note in summary["notes"])
 
 
 def test_service_start_leaves_out_one_customer_and_stays_ready(
