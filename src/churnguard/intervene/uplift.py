@@ -4,7 +4,11 @@ Every historical campaign in the store that holds out a control group is a rando
 Its rows become training data: the customer's point-in-time features at the assignment (events
 strictly before ``assigned_at``, plus the users table's attributes), the action they got (or
 ``none`` for the control), and the outcome: an event of ``outcome_type`` (default: an order) in
-[assigned_at, assigned_at + window). Only campaigns whose window has fully passed are used.
+[assigned_at, assigned_at + window). Only campaigns whose window has fully passed by the
+observed horizon are used (``campaigns.observed_until``: the as_of, never past the data's end).
+Every action the campaigns gave is learned, in the catalogue or not: an effect needs no cost
+(only ``plan`` does, and it allocates the catalogue's actions only). A customer whose data cannot
+be featurised (``scoring.unscorable_customers``) is left out, not everyone.
 
 Three meta-learners on gradient-boosted trees estimate tau_a(x) = P(Y=1 | x, a) - P(Y=1 | x, none):
 
