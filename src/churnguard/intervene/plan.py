@@ -45,7 +45,6 @@ from churnguard.intervene.uplift import (
     UpliftEvaluation,
     evaluate_learners,
     prior_uplift,
-    uncatalogued,
     uplift_dataset,
 )
 from churnguard.intervene.value import (
