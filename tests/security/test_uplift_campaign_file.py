@@ -234,8 +234,10 @@ def test_the_observed_horizon_is_as_of_but_never_past_the_data() -> None:
     with pytest.raises(UpliftError, match="end of the data"):
         uplift_dataset(store, window_days=30, as_of=later)
     store.con.execute(
-        "INSERT INTO ingest_batches VALUES ('b', 'events', ['f.csv'], 'reject', 2, 2, 0, 0, 0, "
-        "$at, $at)", {"at": day + dt.timedelta(days=30)})
+        "INSERT INTO ingest_batches (batch_id, kind, files, on_error, rows_read, rows_added, "
+        "rows_updated, rows_duplicate, rows_bad, started_at, finished_at) "
+        "VALUES ('b', 'events', ['f.csv'], 'reject', 2, 2, 0, 0, 0, $at, $at)",
+        {"at": day + dt.timedelta(days=30)})
     assert observed_until(store, later) == day + dt.timedelta(days=30)
     assert observed_until(store, day + dt.timedelta(days=25)) == day + dt.timedelta(days=25)
     data = uplift_dataset(store, window_days=30, as_of=later)
