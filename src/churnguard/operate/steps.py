@@ -124,8 +124,9 @@ def ingest_run(ctx: CycleContext) -> StepOutcome:
                "duplicates": duplicates,
                "rows_added": sum(i.get("rows_added", 0) for i in ingested),
                "rows_updated": sum(i.get("rows_updated", 0) for i in ingested)}
-    if not files:
-        return StepOutcome.skipped(f"no new file in {folder}", figures=figures)
+    if not ingested and not rejected:
+        seen = f"; {len(duplicates)} seen before, filed under done/" if duplicates else ""
+        return StepOutcome.skipped(f"no new file in {folder}{seen}", figures=figures)
     decision = (f"ingested {len(ingested)} file(s), {figures['rows_added']:,} rows added and "
                 f"{figures['rows_updated']:,} updated; refused {len(rejected)}; "
                 f"{len(duplicates)} already seen")
@@ -255,7 +256,7 @@ def challenge_run(ctx: CycleContext) -> StepOutcome:
     alarm = bool(monitor and monitor.figures.get("alarm"))
     due = alarm or age >= op.retrain_every_days
     why = ("the monitor raised a drift alarm" if alarm else
-           f"the champion is {age:.0f} days old (retrain_every_days = {op.retrain_every_days})")
+           f"the champion's data ends {age:.0f} day(s) ago (retrain_every_days = {op.retrain_every_days})")
     figures = {"champion": version, "age_days": round(age, 1), "alarm": alarm, "due": due,
                "wired": False}
     if not due:
