@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from churnguard import __version__, customers
-from churnguard.operate import Cron
+from churnguard.operate import Cron, Scheduler
 from churnguard.operate.schedule import utc_now
 from churnguard.project import Project
 from churnguard.service.asgi import ApiHeaders
