@@ -80,3 +80,26 @@ def test_a_cycle_runs_every_step_and_records_its_figures(project: Project,
                                                   f"{record.cycle_id}")
     assert unchanged["plan"].decision.startswith("no plan due")
     assert counts(project) == after_first
+
+
+def test_a_step_whose_inputs_did_not_change_is_skipped_and_runs_again_when_they_do(
+        project: Project) -> None:
+    first = by_step(run(project, steps=["ingest", "score"]))
+    assert first["ingest"].status == first["score"].status == "done"
+    second = by_step(run(project, steps=["ingest", "score"]))
+    assert second["score"].status == "skipped"
+    assert second["score"].decision == (f"inputs unchanged since cycle "
+                                        f"{first['score'].cycle_id}: nothing new to do")
+    assert second["score"].fingerprint == first["score"].fingerprint
+    with project.open_store() as store:
+        (user, newest) = store.con.execute(
+            "SELECT user_id, max(ts) FROM events GROUP BY user_id ORDER BY 2 DESC LIMIT 1"
+        ).fetchall()[0]
+    pd.DataFrame({"user_id": [user], "type": ["visit"],
+                  "ts": [(newest + pd.Timedelta(days=2)).isoformat() + "Z"]}).to_csv(
+        project.root / "inbox" / "events-visit.csv", index=False)
+    third = by_step(run(project, steps=["ingest", "score"]))
+    assert third["ingest"].status == third["score"].status == "done"  # a new day to score at
+    assert third["score"].fingerprint != first["score"].fingerprint
+    assert pd.Timestamp(third["score"].figures["as_of"]) > pd.Timestamp(
+        first["score"].figures["as_of"])
