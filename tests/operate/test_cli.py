@@ -58,3 +58,16 @@ def test_bad_arguments_exit_2(project: Project, capsys: pytest.CaptureFixture[st
                               args: list[str], message: str) -> None:
     assert main(["run", *args, "--project", str(project.root)]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_the_report_lists_the_cycles(project: Project, tmp_path) -> None:
+    root = str(project.root)
+    assert main(["run", "--steps", "ingest", "--project", root]) == 0
+    out = tmp_path / "report.html"
+    assert main(["report", "--out", str(out), "--project", root]) == 0
+    page = out.read_text()
+    section = page[page.index('<section id="cycles">'):]
+    with project.open_store() as store:
+        (cycle_id,) = store.con.execute("SELECT cycle_id FROM cycles").fetchall()[0]
+    assert f"<td>{cycle_id}</td>" in section
+    assert "<strong>ingest</strong> done: ingested 1 file(s)" in section

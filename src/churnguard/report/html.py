@@ -16,7 +16,12 @@ import os
 import tempfile
 from pathlib import Path
 
-from churnguard.report import customer_sections, intervention_sections, model_sections
+from churnguard.report import (
+    customer_sections,
+    cycle_sections,
+    intervention_sections,
+    model_sections,
+)
 from churnguard.report.data import ReportData
 from churnguard.report.formatting import count, finite, formatted, money, num, pct, pp, signed
 from churnguard.report.markup import esc as _e
@@ -57,6 +62,9 @@ SECTIONS: tuple[tuple[str, str, str], ...] = (
     ("interventions", "Interventions",
      "Whom the latest plan contacts with which action and what it expects to gain, and what "
      "measured campaigns really gained against their random control groups."),
+    ("cycles", "Operating cycles",
+     "What the newest cycles of `churnguard run` and the service's schedule did, step by step, "
+     "and why."),
 )
 
 
@@ -85,7 +93,7 @@ def page_sections(data: ReportData) -> tuple[tuple[str, str, str], ...]:
 def build_html(data: ReportData) -> str:
     """The whole page as one string."""
     bodies = {**model_sections.bodies(data), **customer_sections.bodies(data),
-              **intervention_sections.bodies(data)}
+              **intervention_sections.bodies(data), **cycle_sections.bodies(data)}
     shown = page_sections(data)
     nav = "".join(f'<li><a href="#{sid}">{_e(title)}</a></li>' for sid, title, _ in shown)
     sections = "\n".join(
