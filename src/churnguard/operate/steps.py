@@ -80,8 +80,14 @@ def _inbox_folder(ctx: CycleContext) -> Path:
 
 # -- ingest ---------------------------------------------------------------------------------------
 def ingest_inputs(ctx: CycleContext) -> dict[str, Any]:
-    files = inbox.scan(_inbox_folder(ctx))
-    return {"inbox": str(_inbox_folder(ctx)), "files": sorted(f.content_hash for f in files)}
+    # Names and sizes only: the step looks every time (skip_unchanged=False) and hashes the
+    # files itself, so hashing them here too would read every file twice.
+    folder = _inbox_folder(ctx)
+    files = [p for p in folder.rglob("*") if p.is_file()] if folder.is_dir() else []
+    return {"inbox": str(folder),
+            "files": sorted((p.relative_to(folder).as_posix(), p.stat().st_size) for p in files
+                            if p.relative_to(folder).parts[0] not in (inbox.DONE_FOLDER,
+                                                                      inbox.REJECTED_FOLDER))}
 
 
 def _file_away_known(folder: Path, f: inbox.InboxFile, seen: inbox.Known) -> dict[str, Any]:

@@ -18,10 +18,6 @@ from churnguard.report.markup import when as _when
 
 
 def cycles_html(cycles: list[dict]) -> str:
-    if not cycles:
-        return ('<p class="note">No operating cycle has run yet: <code>churnguard run</code> '
-                "runs one, and <code>churnguard serve</code> runs them on "
-                "<code>[operate] schedule</code>.</p>")
     rows = []
     for cycle in cycles:
         steps = "<br>".join(

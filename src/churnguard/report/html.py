@@ -82,11 +82,13 @@ NO_BACKTEST_SECTION = ("backtest", "Model quality",
 
 def page_sections(data: ReportData) -> tuple[tuple[str, str, str], ...]:
     """The sections of this page, in order: :data:`SECTIONS`, with the backtest's replaced by
-    one that says how to run it when there is none."""
+    one that says how to run it when there is none, and the cycles' only when a cycle ran (a
+    project run by hand has none to show)."""
+    sections = SECTIONS if data.cycles else tuple(s for s in SECTIONS if s[0] != "cycles")
     if "backtest" not in data.missing:
-        return SECTIONS
-    at = next(i for i, (sid, _, _) in enumerate(SECTIONS) if sid in BACKTEST_SECTIONS)
-    kept = [s for s in SECTIONS if s[0] not in BACKTEST_SECTIONS]
+        return sections
+    at = next(i for i, (sid, _, _) in enumerate(sections) if sid in BACKTEST_SECTIONS)
+    kept = [s for s in sections if s[0] not in BACKTEST_SECTIONS]
     return (*kept[:at], NO_BACKTEST_SECTION, *kept[at:])
 
 
