@@ -61,12 +61,15 @@ def test_a_refused_file_is_recorded_moved_aside_with_a_note_and_never_retried(
     bad.write_text("user_id,type,ts\nu1,order,not a time\n")
     nameless = inbox / "export.csv"
     nameless.write_text("user_id,type,ts\nu1,order,2026-01-01\n")
+    (inbox / "orders").mkdir()
+    (inbox / "orders" / "march.csv").write_text("user_id,type,ts\nu2,order,2026-01-01\n")
     before = counts(project)
     record = run(project, steps=["ingest"])
     ingest = by_step(record)["ingest"]
     assert record.status == "done"  # a refused file does not stop the cycle
     refused = {f["file"]: f["error"] for f in ingest.figures["rejected"]}
-    assert set(refused) == {"events/broken.csv", "export.csv"}
+    assert set(refused) == {"events/broken.csv", "export.csv", "orders/march.csv"}
+    assert "cannot tell what orders/march.csv holds" in refused["orders/march.csv"]
     assert "ts" in refused["events/broken.csv"]
     assert "cannot tell what export.csv holds" in refused["export.csv"]
     note = inbox / "rejected" / "events" / "broken.csv.error.txt"
@@ -76,7 +79,8 @@ def test_a_refused_file_is_recorded_moved_aside_with_a_note_and_never_retried(
         rows = store.con.execute("SELECT name, status, batch_id, error FROM inbox_files "
                                  "WHERE status = 'rejected' ORDER BY name").fetchall()
     assert [(n, s, b) for n, s, b, _ in rows] == [("events/broken.csv", "rejected", None),
-                                                  ("export.csv", "rejected", None)]
+                                                  ("export.csv", "rejected", None),
+                                                  ("orders/march.csv", "rejected", None)]
     # Nothing of the refused files reached the store; the late events did.
     assert counts(project)["ingest_batches"] == before["ingest_batches"] + 1
 
@@ -88,7 +92,7 @@ def test_a_refused_file_is_recorded_moved_aside_with_a_note_and_never_retried(
     assert again.figures["duplicates"][0]["refused"] is True
     assert "refused before (as events/broken.csv" in \
         (inbox / "rejected" / "events" / "again.csv.error.txt").read_text()
-    assert counts(project)["inbox_files"] == before["inbox_files"] + 3
+    assert counts(project)["inbox_files"] == before["inbox_files"] + 4
 
 
 def test_files_still_being_written_wait(project: Project) -> None:

@@ -7,7 +7,7 @@ Layout (``[operate] inbox``, default ``<project>/inbox``)::
     inbox/done/…                    (ingested files, moved here after their commit)
     inbox/rejected/…                (refused files, each with NAME.error.txt saying why)
 
-The kind of a file is its sub-folder's name; at the top level it is the word its name starts
+The kind of a file is its (first) sub-folder's name; at the top level it is the word its name starts
 with (``events``, ``users``, ``items``, ``campaigns``, ``labels``, or the singular), followed by
 the end of the name or one of ``-_. ``. A file of no kind is refused with a note saying how to
 name it. Names starting with ``.`` or ending in ``.tmp``/``.part`` are files still being written
@@ -89,20 +89,19 @@ class InboxFile:
 
 
 def scan(inbox: Path) -> list[InboxFile]:
-    """The files waiting in the inbox: the top level and the kind folders (not done/ and
-    rejected/), complete files only, in :data:`KIND_ORDER` then by name."""
+    """The files waiting in the inbox (every folder but done/ and rejected/: a file in a
+    folder that names no kind is refused, not left unseen), complete files only, in
+    :data:`KIND_ORDER` then by name."""
     if not inbox.is_dir():
         return []
-    candidates = [p for p in inbox.iterdir() if p.is_file()]
-    for kind in KINDS:
-        folder = inbox / kind
-        if folder.is_dir():
-            candidates += [p for p in sorted(folder.rglob("*")) if p.is_file()]
     files = []
-    for path in candidates:
-        if path.name.startswith(".") or path.name.lower().endswith(WAITING_SUFFIXES):
-            continue
+    for path in inbox.rglob("*"):
         relative = PurePosixPath(path.relative_to(inbox).as_posix())
+        if not path.is_file() or relative.parts[0] in (DONE_FOLDER, REJECTED_FOLDER):
+            continue
+        if any(part.startswith(".") for part in relative.parts) \
+                or path.name.lower().endswith(WAITING_SUFFIXES):
+            continue
         files.append(InboxFile(path=path, name=str(relative), kind=kind_of(relative),
                                size=path.stat().st_size, content_hash=content_hash(path)))
     rank = {k: i for i, k in enumerate(KIND_ORDER)}
