@@ -37,8 +37,8 @@ def _step_line(record: object) -> str:
 
 @cli.command(name="run")
 @click.option("--now", callback=_timestamp, default=None, metavar="TIMESTAMP",
-              help="Act as if it were this time, UTC (default: the data's now, just after the "
-                   "newest event).")
+              help="Act as if it were this time, UTC (default: the data's now, the midnight "
+                   "after the newest event).")
 @click.option("--steps", default=None, metavar="STEP[,STEP]",
               help="Run only these steps, in cycle order: ingest, score, monitor, challenge, "
                    "plan, deliver, measure (default: all).")
