@@ -259,6 +259,34 @@ class GateConfig(_Section):
     max_mean_gap: float = Field(0.03, gt=0, le=1)
 
 
+# -- [operate]: the operating cycle (docs/operate.md, "The cycle") -------------------------------
+class OperateConfig(_Section):
+    """The operating cycle (`churnguard run`, and `churnguard serve` on a schedule;
+    docs/operate.md)."""
+
+    # Folder the shop drops export files into, relative to the project folder (docs/operate.md:
+    # sub-folders by kind, files ingested once by content).
+    inbox: str = Field("inbox", min_length=1)
+    # What ingest does with bad rows of an inbox file (as `churnguard ingest --on-error`).
+    on_error: Literal["reject", "skip", "quarantine"] = "reject"
+    # When `churnguard serve` runs a cycle: a 5-field cron expression in UTC, e.g. "0 6 * * mon"
+    # (Mondays at 06:00). Unset: the service runs none (`churnguard run` from cron instead).
+    schedule: str | None = Field(None, min_length=1)
+    # Plan a campaign when the newest plan is this many days old (by the data's clock), with at
+    # most this budget. No budget: the cycle plans nothing.
+    plan_every_days: int = Field(7, gt=0)
+    plan_budget: float | None = Field(None, ge=0)
+    # Train a challenger when the champion is this many days old (or drift says so).
+    retrain_every_days: int = Field(28, gt=0)
+    # The model a project without any trains first (a name from the model catalogue).
+    first_model: str = Field("gbdt", min_length=1)
+    # Send each plan the cycle makes, exactly once: to deliver_webhook when set, else to
+    # deliver_out/CAMPAIGN.jsonl (relative to the project folder).
+    deliver: bool = False
+    deliver_webhook: str | None = Field(None, min_length=1)
+    deliver_out: str = Field("outbox", min_length=1)
+
+
 class ProjectConfig(_Section):
     churn: ChurnDefinition = ChurnDefinition()
     ingest: IngestConfig = IngestConfig()
@@ -267,6 +295,7 @@ class ProjectConfig(_Section):
     intervene: InterveneConfig = InterveneConfig()
     models: ModelsConfig = ModelsConfig()
     gate: GateConfig = GateConfig()
+    operate: OperateConfig = OperateConfig()
 
     @model_validator(mode="after")
     def _simulated_calendar(self) -> ProjectConfig:

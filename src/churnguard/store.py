@@ -69,6 +69,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         description="model decisions of the champion/challenger gate, with their evidence",
         sql=_migration_sql("0004_model_decisions.sql"),
     ),
+    Migration(
+        version=5,
+        description="operating cycles, their steps, the inbox's files",
+        sql=_migration_sql("0005_cycles.sql"),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version
