@@ -12,9 +12,11 @@ point (module docstring of operate/cycle.py):
 * monitor: score and feature drift by PSI against the previous scoring date
   (:func:`churnguard.monitor.drift`), read only. The calibrated monitor replaces it;
 * challenge: a project without a model trains its first one (``[operate] first_model``), which
-  becomes champion as there is nothing to compare it with. With a champion the step says
-  whether a challenger is due (by ``retrain_every_days`` or a monitor alarm) and records that
-  the gate is not wired in yet;
+  becomes champion as there is nothing to compare it with. With a champion, the gate first
+  checks a champion it promoted on its realized metrics (:func:`churnguard.champions.
+  check_realized`, which may roll it back); then, when a challenger is due (by
+  ``retrain_every_days`` or a monitor alarm), :func:`churnguard.champions.challenge` trains,
+  shadow-scores and promotes it only on evidence (docs/operate.md, "The gate");
 * plan: when the newest plan is ``plan_every_days`` old, the plan ``churnguard plan`` makes
   with ``plan_budget``, stored under the campaign id ``cycle-<cycle id>``: a rerun finds it;
 * deliver: this cycle's plan (and any cycle plan whose delivery started and did not finish)
@@ -256,21 +258,37 @@ def challenge_run(ctx: CycleContext) -> StepOutcome:
             evidence="the project had no champion, so there was nothing to compare it with; "
                      "its validation figures are in-sample for calibration (the backtest's are "
                      "the honest ones)", figures=figures, changed=True)
-    with ctx.access.reading() as store:
+    from churnguard.champions import challenge, check_realized  # noqa: PLC0415 (heavy imports)
+
+    gate, say = ctx.config.gate, (lambda m: ctx.say(f"challenge: {m}"))
+    with ctx.access.writing() as store:
+        # Every cycle: a champion the gate promoted is checked on its realized metrics first.
+        realized = check_realized(store, definition=ctx.config.churn, config=gate,
+                                  as_of=ctx.now, progress=say)
+        version = alias_version(store, CHAMPION)
         age = _champion_age_days(store, version, now, ctx.config.churn)
     monitor = ctx.records.get("monitor")
     alarm = bool(monitor and monitor.figures.get("alarm"))
     due = alarm or age >= op.retrain_every_days
     why = ("the monitor raised a drift alarm" if alarm else
            f"the champion's data ends {age:.0f} day(s) ago (retrain_every_days = {op.retrain_every_days})")
-    figures = {"champion": version, "age_days": round(age, 1), "alarm": alarm, "due": due,
-               "wired": False}
+    figures: dict[str, Any] = {"champion": version, "age_days": round(age, 1), "alarm": alarm,
+                               "due": due,
+                               "realized": realized.to_dict() if realized is not None else None}
+    rolled_back = realized is not None and realized.moves_champion
+    if rolled_back:
+        said = f"{realized.outcome} to {realized.champion_after}: {realized.reason}"
+        return StepOutcome.done(said, evidence="realized metrics on a matured cohort",
+                                figures=figures, changed=True)
     if not due:
         return StepOutcome.skipped(f"no challenger due: {why}", figures=figures)
-    return StepOutcome.skipped(
-        f"a challenger is due ({why}), but challenge: not wired: the gate that trains, "
-        "shadow-scores and promotes it is not part of this build; `churnguard train` by hand",
-        evidence=why, figures=figures)
+    with ctx.access.writing() as store:
+        decision = challenge(store, definition=ctx.config.churn, as_of=ctx.now, config=gate,
+                             progress=say)
+    figures["decision"] = decision.to_dict()
+    return StepOutcome.done(f"{decision.outcome}: {decision.reason}",
+                            evidence=f"a challenger was due: {why}", figures=figures,
+                            changed=decision.moves_champion)
 
 
 # -- plan -----------------------------------------------------------------------------------------
