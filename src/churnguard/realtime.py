@@ -16,7 +16,11 @@ scratch store runs the very same library functions (``build_snapshot``, ``reason
 
 A customer known to the store but with no activity event in the lookback window before the
 instant is ``lapsed``: by the churn definition they have already churned, so they get no
-probability (the model never learned from such rows) and one sentence saying so.
+probability (the model never learned from such rows) and one sentence saying so. A customer whose
+own data the features cannot take (an amount beyond what they sum exactly, from a store loaded
+before ingestion bounded amounts: :func:`churnguard.scoring.unscorable_customers`) is
+``unscorable``: no probability, and a sentence saying what to fix; the others asked about with
+them are scored as usual.
 """
 
 from __future__ import annotations
@@ -33,12 +37,12 @@ from churnguard.config import ChurnDefinition, ScoringConfig
 from churnguard.explain import reason_context, reasons
 from churnguard.models.base import ChurnModel
 from churnguard.registry import get_model_version
-from churnguard.scoring import champion, risk_tiers
+from churnguard.scoring import champion, risk_tiers, unscorable_customers
 from churnguard.snapshots import Snapshot, build_snapshot
 from churnguard.store import Store
 
 LANGS = ("en", "zh")
-ACTIVE, LAPSED = "active", "lapsed"
+ACTIVE, LAPSED, UNSCORABLE = "active", "lapsed", "unscorable"
 
 _REFERENCE_TABLES = ("users", "user_attributes", "items")
 
@@ -47,8 +51,9 @@ _REFERENCE_TABLES = ("users", "user_attributes", "items")
 class CustomerRisk:
     """One customer's churn risk at ``as_of``.
 
-    ``status`` is ``active`` (in the population: scored) or ``lapsed`` (no activity event in the
-    lookback window: already churned by the definition, ``p_churn`` and ``risk_tier`` are None).
+    ``status`` is ``active`` (in the population: scored), ``lapsed`` (no activity event in the
+    lookback window: already churned by the definition, ``p_churn`` and ``risk_tier`` are None)
+    or ``unscorable`` (their data cannot be featurised; None too, and the reason says what to fix).
     ``reasons`` maps a language to up to three sentences.
     """
 
@@ -73,6 +78,27 @@ def lapsed_sentence(definition: ChurnDefinition, lang: str) -> str:
         return f"过去{days}天内没有{activity}：按流失定义，该客户已经流失"
     return (f"No {activity} in the last {days} days: by the churn definition this customer has "
             "already churned")
+
+
+def unscorable_sentence(lang: str) -> str:
+    """What an unscorable customer's answer says instead of reasons.
+
+    >>> unscorable_sentence("en").startswith("This customer's data cannot be scored")
+    True
+    """
+    if lang == "zh":
+        return ("该客户的数据无法评分：有一笔事件的金额超出特征能精确求和的范围；"
+                "请更正或删除该事件（churnguard erase 会删除该客户的全部数据）")
+    return ("This customer's data cannot be scored: an event's amount is beyond what the "
+            "features can sum exactly; correct or delete the event (churnguard erase removes "
+            "the customer)")
+
+
+def _unscorable(user_id: str, *, as_of: dt.datetime, version: str,
+                langs: Sequence[str]) -> CustomerRisk:
+    return CustomerRisk(user_id=user_id, as_of=as_of, model_version=version, status=UNSCORABLE,
+                        p_churn=None, risk_tier=None,
+                        reasons={lang: (unscorable_sentence(lang),) for lang in langs})
 
 
 def probabilities(model: ChurnModel, version: str, snapshot: Snapshot, *,
@@ -232,8 +258,12 @@ class CustomerScratch:
             [wanted]).fetchall()}
         out: dict[str, CustomerRisk] = {}
         if con.execute("SELECT count(*) FROM events").fetchall()[0][0]:
+            # One customer's unsummable amount must not stop the answers of the others.
+            bad = unscorable_customers(self.store, as_of)
+            for user_id in bad:
+                out[user_id] = _unscorable(user_id, as_of=as_of, version=version, langs=langs)
             snapshot = build_snapshot(self.store, definition=definition, cutoffs=[as_of],
-                                      features=list(features), with_labels=False)
+                                      features=list(features), with_labels=False, exclude=bad)
             for risk in score_snapshot(self.store, model, version, snapshot, tiers=tiers,
                                        as_of=as_of, langs=langs):
                 out[risk.user_id] = risk
@@ -256,6 +286,6 @@ def frame_of(risks: Iterable[CustomerRisk], lang: str = "en") -> pd.DataFrame:
                                        "reason_2", "reason_3"])
 
 
-__all__ = ["ACTIVE", "LANGS", "LAPSED", "CustomerRisk", "CustomerScratch", "PopulationScores",
-           "explain_rows", "frame_of", "known_customers", "lapsed_sentence", "probabilities",
-           "score_population_at", "score_snapshot"]
+__all__ = ["ACTIVE", "LANGS", "LAPSED", "UNSCORABLE", "CustomerRisk", "CustomerScratch",
+           "PopulationScores", "explain_rows", "frame_of", "known_customers", "lapsed_sentence",
+           "probabilities", "score_population_at", "score_snapshot", "unscorable_sentence"]

@@ -27,7 +27,7 @@ from churnguard.snapshots import build_snapshot
 from churnguard.store import Store
 from churnguard.training import training_cutoffs
 from service.conftest import make_client, project_dir, template_project  # noqa: F401
-from service.helpers import ClientFactory
+from service.helpers import READ, ClientFactory, headers
 
 
 @pytest.fixture(scope="module")
@@ -133,6 +133,20 @@ def test_service_start_leaves_out_one_customer_and_stays_ready(
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert "left out 1 customers" in logged and "beyond 1e+15" in logged
     assert victim not in logged
+    # Their own answer says what is wrong (no 500), in both languages, and a batch that holds
+    # them answers for everyone.
+    for lang, words in (("en", "cannot be scored"), ("zh", "无法评分")):
+        own = client.get(f"/v1/users/{victim}/risk?lang={lang}", headers=headers(READ))
+        assert own.status_code == 200, own.text
+        answer = own.json()
+        assert (answer["status"], answer["p_churn"], answer["risk_tier"]) == \
+            ("unscorable", None, None)
+        assert words in answer["reasons"][0]
+    batch = client.post("/v1/score", json={"user_ids": [victim, other]}, headers=headers(READ))
+    assert batch.status_code == 200, batch.text
+    rows = {row["user_id"]: row for row in batch.json()["scores"]}
+    assert rows[victim]["status"] == "unscorable" and rows[victim]["p_churn"] is None
+    assert rows[other]["status"] == "active" and 0 <= rows[other]["p_churn"] <= 1
     # A refresh of the population does the same.
     assert risk.rebuild()
     assert client.get("/readyz").json()["left_out"] == 1

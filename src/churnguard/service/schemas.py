@@ -13,7 +13,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 
 Lang = Literal["en", "zh"]
 Tier = Literal["high", "medium", "low"]
-Status = Literal["active", "lapsed"]
+Status = Literal["active", "lapsed", "unscorable"]
 
 
 
@@ -86,7 +86,9 @@ class UserRiskOut(_Out):
     as_of: UtcDatetime = Field(description="the instant (UTC) the features were computed at")
     model_version: str
     status: Status = Field(description="lapsed: no activity in the lookback window, so already "
-                                       "churned by the definition; no probability then")
+                                       "churned by the definition; unscorable: the customer's "
+                                       "data cannot be featurised (the reason says what to "
+                                       "fix); no probability then")
     p_churn: float | None = Field(ge=0, le=1)
     risk_tier: Tier | None
     reasons: list[str]
@@ -103,7 +105,7 @@ class ScoreIn(_In):
 
 class ScoreRowOut(_Out):
     user_id: str
-    status: Literal["active", "lapsed", "unknown"]
+    status: Literal["active", "lapsed", "unscorable", "unknown"]
     p_churn: float | None = Field(ge=0, le=1)
     risk_tier: Tier | None
     reasons: list[str]

@@ -19,7 +19,9 @@ router = APIRouter(prefix="/v1/score", tags=["score"])
 def score(body: ScoreIn, _role: str = Depends(require("read")),
           service: ServiceState = Depends(service_of)) -> ScoreOut:
     """One row per distinct id asked about, in the order asked: ``active`` (scored),
-    ``lapsed`` (already churned by the definition) or ``unknown`` (not in the store)."""
+    ``lapsed`` (already churned by the definition), ``unscorable`` (their data cannot be
+    featurised: the reason says what to fix; the others are scored) or ``unknown`` (not in the
+    store)."""
     if len(body.user_ids) > service.settings.max_score_ids:
         raise ApiError("batch_too_large", f"score at most {service.settings.max_score_ids} "
                        "customers per call; split the list")
