@@ -233,6 +233,28 @@ class ModelsConfig(_Section):
     behaviour: BehaviourSettings = BehaviourSettings()
 
 
+# -- [monitor] (issue 18 item 3; docs/monitor.md) -------------------------------------------------
+class MonitorConfig(_Section):
+    """``churnguard monitor``: drift with thresholds calibrated by bootstrap at the batch size,
+    Benjamini–Hochberg across features, and realized metrics on matured cohorts."""
+
+    # False discovery rate of the drift alarms: on unchanged data, at most this share of the
+    # batches raises any alarm (so at most this share of the feature checks alarms).
+    fdr: float = Field(0.01, gt=0, lt=1)
+    # Bootstrap draws of the null at the batch size (the tail beyond them is a fitted gamma).
+    bootstrap: int = Field(500, ge=50, le=100_000)
+    statistic: Literal["psi", "js"] = "psi"
+    # Without a champion (whose training window is the reference), the reference is the
+    # population this many days before the batch.
+    reference_lag_days: int = Field(90, gt=0)
+    # At most this many reference rows (a seeded sample), to bound the feature computation.
+    reference_rows: int = Field(20_000, ge=100)
+    # A campaign assignment this many days before a cohort's cutoff can still change its
+    # outcome: such treated customers are left out of the realized metrics too.
+    treatment_window_days: int = Field(90, ge=0)
+    seed: int = 0
+
+
 class ProjectConfig(_Section):
     churn: ChurnDefinition = ChurnDefinition()
     ingest: IngestConfig = IngestConfig()
@@ -240,6 +262,7 @@ class ProjectConfig(_Section):
     simulation: SimulationConfig = SimulationConfig()
     intervene: InterveneConfig = InterveneConfig()
     models: ModelsConfig = ModelsConfig()
+    monitor: MonitorConfig = MonitorConfig()
 
     @model_validator(mode="after")
     def _simulated_calendar(self) -> ProjectConfig:
