@@ -53,8 +53,8 @@ import pandas as pd
 from scipy.stats import gamma
 
 __all__ = ["EMPTY_SHARE", "MAX_CATEGORIES", "MAX_LEVELS", "TAIL_DRAWS", "Binning",
-           "FeatureDrift", "Statistic", "benjamini_hochberg", "bin_feature", "drift_test",
-           "js_divergence", "psi_shares"]
+           "FeatureDrift", "PreparedReference", "Statistic", "benjamini_hochberg", "bin_feature",
+           "drift_test", "js_divergence", "prepare_reference", "psi_shares"]
 
 Statistic = Literal["psi", "js"]
 EMPTY_SHARE = 1e-4
@@ -103,11 +103,8 @@ class Binning:
             hit = levels[at] == x if len(levels) else np.zeros(len(x), dtype=bool)
             return np.where(missing | ~np.isfinite(x), self.n_bins - 1,
                             np.where(hit, at, len(levels)))
-        lookup = {level: i for i, level in enumerate(self.levels)}
-        other = len(self.levels)
-        out = np.fromiter((lookup.get(v, other) for v in _levels_of(values)), dtype=np.int64,
-                          count=len(values))
-        return np.where(missing, missing_bin, out)
+        at = pd.Index(self.levels, dtype=object).get_indexer(_levels_of(values))
+        return np.where(missing, missing_bin, np.where(at < 0, len(self.levels), at))
 
 
 def _is_numeric(values: pd.Series) -> bool:
@@ -118,7 +115,7 @@ def _levels_of(values: pd.Series) -> np.ndarray:
     """Values as comparable keys: numbers as floats, anything else as text."""
     if _is_numeric(values):
         return pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
-    return values.astype(object).map(lambda v: v if v is None else str(v)).to_numpy()
+    return values.astype(str).to_numpy(dtype=object)  # missing ones are masked by the caller
 
 
 def bin_feature(reference: pd.Series) -> Binning:
@@ -282,13 +279,43 @@ def _null(ref_counts: np.ndarray, n_bins: np.ndarray, *, batch_size: int, draws:
     return out
 
 
-def drift_test(reference: pd.DataFrame, batch: pd.DataFrame, *,
+@dataclass(frozen=True, kw_only=True)
+class PreparedReference:
+    """A reference window reduced to what the checks need: per feature its bins, its counts
+    per bin and its median (:func:`prepare_reference`), so that many batches can be checked
+    against one reference without binning it again."""
+
+    names: list[str]
+    binnings: list[Binning]
+    counts: np.ndarray  # (features, bins), padded with empty bins
+    rows: int
+    medians: list[float | None]
+
+
+def prepare_reference(reference: pd.DataFrame,
+                      features: Sequence[str] | None = None) -> PreparedReference:
+    """The bins and counts of ``reference``'s columns (``features``: which; default all)."""
+    names = [c for c in (features if features is not None else reference.columns)
+             if c in reference.columns]
+    if len(reference) == 0:
+        raise ValueError("the reference needs at least one row")
+    binnings = [bin_feature(reference[name]) for name in names]
+    width = max((b.n_bins for b in binnings), default=1)
+    codes = (np.column_stack([b.codes(reference[n]) for b, n in zip(binnings, names)])
+             if names else np.zeros((len(reference), 0), dtype=np.int64))
+    return PreparedReference(names=names, binnings=binnings, counts=_counts(codes, width),
+                             rows=len(reference),
+                             medians=[_median(reference[n]) for n in names])
+
+
+def drift_test(reference: pd.DataFrame | PreparedReference, batch: pd.DataFrame, *,
                features: Sequence[str] | None = None, statistic: Statistic = "psi",
                fdr: float = 0.01, bootstrap: int = 500, seed: int = 0) -> list[FeatureDrift]:
-    """The drift check of every feature of ``batch`` against ``reference`` (module docstring).
+    """The drift check of every feature of ``batch`` against ``reference`` (a frame, or one
+    :func:`prepare_reference` made; module docstring).
 
     ``features``: the columns to check (default: those of ``reference`` that ``batch`` has
-    too). Both frames need at least one row. Deterministic for a given ``seed``.
+    too). Both need at least one row. Deterministic for a given ``seed``.
     """
     if statistic not in _STATISTICS:
         raise ValueError(f"statistic must be one of {sorted(_STATISTICS)}, got {statistic!r}")
@@ -296,20 +323,23 @@ def drift_test(reference: pd.DataFrame, batch: pd.DataFrame, *,
         raise ValueError(f"fdr must be between 0 and 1, got {fdr}")
     if bootstrap < 1:
         raise ValueError(f"bootstrap must be at least 1, got {bootstrap}")
-    names = [c for c in (features if features is not None else reference.columns)
-             if c in reference.columns and c in batch.columns]
-    if not names:
+    if not isinstance(reference, PreparedReference):
+        reference = prepare_reference(reference, features)
+    keep = [j for j, name in enumerate(reference.names) if name in batch.columns
+            and (features is None or name in features)]
+    if not keep:
         return []
-    if len(reference) == 0 or len(batch) == 0:
-        raise ValueError("the reference and the batch need at least one row each")
-    binnings = [bin_feature(reference[name]) for name in names]
+    if len(batch) == 0:
+        raise ValueError("the batch needs at least one row")
+    names = [reference.names[j] for j in keep]
+    binnings = [reference.binnings[j] for j in keep]
+    ref_counts = reference.counts[keep]
     n_bins = np.array([b.n_bins for b in binnings])
-    width = int(n_bins.max())
-    ref_codes = np.column_stack([b.codes(reference[n]) for b, n in zip(binnings, names)])
+    width = ref_counts.shape[1]
     cur_codes = np.column_stack([b.codes(batch[n]) for b, n in zip(binnings, names)])
-    ref_counts, cur_counts = _counts(ref_codes, width), _counts(cur_codes, width)
+    cur_counts = _counts(cur_codes, width)
     measure = _STATISTICS[statistic]
-    observed = measure(cur_counts / len(batch), ref_counts / len(reference))
+    observed = measure(cur_counts / len(batch), ref_counts / reference.rows)
     null = _null(ref_counts, n_bins, batch_size=len(batch), draws=bootstrap,
                  statistic=statistic, rng=np.random.default_rng(seed))
     p = _p_values(observed, null)
@@ -317,9 +347,9 @@ def drift_test(reference: pd.DataFrame, batch: pd.DataFrame, *,
     p99 = np.quantile(null, 0.99, axis=0)
     missing = n_bins - 1
     return [FeatureDrift(
-        name=name, kind=b.kind, statistic=float(observed[j]), p_value=float(p[j]),
-        q_value=float(q[j]), alarm=bool(q[j] <= fdr), null_p99=float(p99[j]),
-        reference_missing=float(ref_counts[j, missing[j]] / len(reference)),
-        batch_missing=float(cur_counts[j, missing[j]] / len(batch)),
-        reference_median=_median(reference[name]), batch_median=_median(batch[name]))
-        for j, (name, b) in enumerate(zip(names, binnings))]
+        name=name, kind=b.kind, statistic=float(observed[i]), p_value=float(p[i]),
+        q_value=float(q[i]), alarm=bool(q[i] <= fdr), null_p99=float(p99[i]),
+        reference_missing=float(ref_counts[i, missing[i]] / reference.rows),
+        batch_missing=float(cur_counts[i, missing[i]] / len(batch)),
+        reference_median=reference.medians[j], batch_median=_median(batch[name]))
+        for i, (j, name, b) in enumerate(zip(keep, names, binnings))]
