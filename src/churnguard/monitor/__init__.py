@@ -29,11 +29,11 @@ from churnguard.monitor.psi import (
     scoring_dates,
     stability,
 )
-from churnguard.monitor.realized import Cohort, matured_cohorts
+from churnguard.monitor.realized import Cohort, matured_cohorts, scores_mark
 from churnguard.monitor.run import SCORE, MonitorError, MonitorReport, Reference, run_monitor
 
 __all__ = ["LIMIT", "SCORE", "Cohort", "Drift", "Estimate", "FeatureDrift", "FeaturePsi",
            "MonitorError", "MonitorReport", "Reference", "benjamini_hochberg", "drift",
            "drift_test", "estimate", "events_mark", "expected_auc", "feature_drift",
            "important_features", "matured_cohorts", "median", "psi", "run_monitor", "scores_at",
-           "scoring_dates", "stability"]
+           "scores_mark", "scoring_dates", "stability"]

@@ -30,7 +30,8 @@ from churnguard.labels import population_and_labels
 from churnguard.registry import RegistryError, get_model_version, trained_definition
 from churnguard.store import Store
 
-__all__ = ["MAX_COHORTS", "Cohort", "cohort_rows", "matured_cohorts", "reliability"]
+__all__ = ["MAX_COHORTS", "Cohort", "cohort_rows", "matured_cohorts", "reliability",
+           "scores_mark"]
 
 #: The newest matured cohorts reported (older ones are history the dashboard need not redo).
 MAX_COHORTS = 12
@@ -74,6 +75,13 @@ def reliability(y: np.ndarray, p: np.ndarray, *, n_bins: int = N_BINS) -> list[d
     return [{"n": int(part.size), "mean_p": round(float(p[part].mean()), 6),
              "churn_rate": round(float(y[part].mean()), 6)}
             for part in np.array_split(order, min(n_bins, p.size)) if part.size]
+
+
+def scores_mark(store: Store) -> tuple[int, dt.datetime | None]:
+    """How many scores the store holds and when the newest was written: it changes whenever a
+    scoring run is saved or a customer erased, so realized figures can be kept while it holds."""
+    n, newest = store.con.execute("SELECT count(*), max(scored_at) FROM scores").fetchall()[0]
+    return int(n), newest
 
 
 def _finite(value: float) -> float | None:
