@@ -30,7 +30,8 @@ def report(monitor_project: Path):  # noqa: ANN201
     return found, version
 
 
-def test_the_report_checks_every_input_of_the_champion_and_its_scores(report) -> None:  # noqa: ANN001
+def test_the_report_checks_every_input_of_the_champion_and_its_scores(
+        report) -> None:  # noqa: ANN001
     found, version = report
     assert found.reference.source == "champion"
     window = version.data_window

@@ -174,5 +174,6 @@ def drift(store: Store, *, definition: ChurnDefinition, version: str,
                  score_psi=psi(p_old, p_new), p_old=p_old, p_new=p_new, features=rows)
 
 
-__all__ = ["Drift", "FeaturePsi", "drift", "events_mark", "feature_drift", "important_features", "median",
+__all__ = ["Drift", "FeaturePsi", "drift", "events_mark", "feature_drift", "important_features",
+           "median",
            "psi", "scores_at", "scoring_dates", "stability"]

@@ -175,9 +175,9 @@ def _reference(store: Store, champion: _Champion | None, definition: ChurnDefini
     rows, total = _population(store, definition, cutoffs, most=config.reference_rows,
                               seed=config.seed)
     if rows.empty:
-        raise MonitorError(
-            f"nobody is in the reference population at {', '.join(f'{c:%Y-%m-%d}' for c in cutoffs)}"
-            f"; ingest more history, or set a shorter [monitor] reference_lag_days")
+        days = ", ".join(f"{c:%Y-%m-%d}" for c in cutoffs)
+        raise MonitorError(f"nobody is in the reference population at {days}; ingest more "
+                           "history, or set a shorter [monitor] reference_lag_days")
     return Reference(source=source, cutoffs=cutoffs, rows=len(rows), population=total,
                      model_version=champion.version.version if champion else None), rows
 
