@@ -4,6 +4,7 @@ in how behaviour maps to churn (its stated limit)."""
 from __future__ import annotations
 
 import numpy as np
+from scipy.stats import rankdata
 from sklearn.metrics import roc_auc_score
 
 from churnguard.monitor.estimate import LIMIT, estimate, expected_auc
@@ -53,11 +54,15 @@ def test_the_estimate_cannot_see_a_changed_mapping_from_behaviour_to_churn() -> 
 
 
 def test_expected_auc_is_the_mean_auc_of_labels_drawn_from_the_probabilities() -> None:
-    """On a small batch the pairwise formula agrees with brute force over 1,000 label draws
-    (the expectation of the AUC ratio, not only the ratio of expectations, at this size)."""
+    """On a small batch the pairwise formula agrees with brute force: the mean Mann-Whitney AUC
+    of 50,000 label sets drawn from the probabilities (the expectation of the AUC ratio, not only
+    the ratio of expectations, at this size). Measured: 0.9154 against 0.9150; one draw's AUC
+    agrees with sklearn's."""
     p = np.array([0.05, 0.1, 0.1, 0.3, 0.5, 0.7, 0.9, 0.95])
-    rng = np.random.default_rng(0)
-    draws = rng.random((2_000, p.size)) < p
-    both = draws[(draws.sum(axis=1) > 0) & (draws.sum(axis=1) < p.size)]
-    brute = np.mean([roc_auc_score(y, p) for y in both[:1_000]])
-    assert abs(expected_auc(p) - brute) < 0.02
+    draws = np.random.default_rng(0).random((50_000, p.size)) < p
+    y = draws[(draws.sum(axis=1) > 0) & (draws.sum(axis=1) < p.size)].astype(float)
+    ranks = rankdata(p)
+    n1 = y.sum(axis=1)
+    aucs = (y @ ranks - n1 * (n1 + 1) / 2) / (n1 * (p.size - n1))
+    assert aucs[0] == roc_auc_score(y[0], p)
+    assert abs(expected_auc(p) - aucs.mean()) < 0.005
