@@ -252,6 +252,8 @@ class MonitorConfig(_Section):
     # A campaign assignment this many days before a cohort's cutoff can still change its
     # outcome: such treated customers are left out of the realized metrics too.
     treatment_window_days: int = Field(90, ge=0)
+    # Inputs not checked for drift (e.g. tenure_days, which grows with the age of the data).
+    ignore: tuple[str, ...] = ()
     seed: int = 0
 
 

@@ -260,11 +260,12 @@ def _counts(codes: np.ndarray, width: int) -> np.ndarray:
 
 
 def _null(ref_counts: np.ndarray, n_bins: np.ndarray, *, batch_size: int, draws: int,
-          statistic: Statistic, rng: np.random.Generator) -> np.ndarray:
+          statistic: Statistic, rng: np.random.Generator,
+          reference_size: int | None = None) -> np.ndarray:
     """(draws, F) statistics of batches of ``batch_size`` against references of the reference's
     size, both drawn from the reference's (smoothed) shares."""
     measure = _STATISTICS[statistic]
-    m = int(ref_counts[0].sum())
+    m = int(reference_size or ref_counts[0].sum())
     width = ref_counts.shape[1]
     real = np.arange(width)[None, :] < n_bins[:, None]
     smoothed = np.where(real, ref_counts + 0.5, 0.0)
@@ -310,12 +311,17 @@ def prepare_reference(reference: pd.DataFrame,
 
 def drift_test(reference: pd.DataFrame | PreparedReference, batch: pd.DataFrame, *,
                features: Sequence[str] | None = None, statistic: Statistic = "psi",
-               fdr: float = 0.01, bootstrap: int = 500, seed: int = 0) -> list[FeatureDrift]:
+               fdr: float = 0.01, bootstrap: int = 500, seed: int = 0,
+               reference_size: int | None = None) -> list[FeatureDrift]:
     """The drift check of every feature of ``batch`` against ``reference`` (a frame, or one
     :func:`prepare_reference` made; module docstring).
 
     ``features``: the columns to check (default: those of ``reference`` that ``batch`` has
     too). Both need at least one row. Deterministic for a given ``seed``.
+    ``reference_size``: the reference's effective number of independent rows, the size its
+    redraws take in the null (default: its rows). A reference that holds the same customers at
+    several cutoffs has fewer independent rows than rows, and its shares vary more than its row
+    count says; giving the number of distinct customers keeps the null honest (conservative).
     """
     if statistic not in _STATISTICS:
         raise ValueError(f"statistic must be one of {sorted(_STATISTICS)}, got {statistic!r}")
@@ -341,6 +347,7 @@ def drift_test(reference: pd.DataFrame | PreparedReference, batch: pd.DataFrame,
     measure = _STATISTICS[statistic]
     observed = measure(cur_counts / len(batch), ref_counts / reference.rows)
     null = _null(ref_counts, n_bins, batch_size=len(batch), draws=bootstrap,
+                 reference_size=reference_size,
                  statistic=statistic, rng=np.random.default_rng(seed))
     p = _p_values(observed, null)
     q = benjamini_hochberg(p)

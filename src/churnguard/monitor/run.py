@@ -7,7 +7,9 @@
   newest event), all of it.
 * **Features**: the champion's inputs (its registered feature list), else every feature the
   store supports; **scores**: the champion's probabilities of both (computed here, so the
-  reference and the batch are scored the same way).
+  reference and the batch are scored the same way), less those ``[monitor] ignore`` names.
+  A customer in the reference at several cutoffs counts once in the null's redraws of the
+  reference (its distinct customers are its independent rows).
 * Drift of every feature and of the scores (:mod:`.drift`), the label-free estimate of the
   batch (:mod:`.estimate`) and the realized figures of matured cohorts (:mod:`.realized`).
 """
@@ -218,8 +220,13 @@ def run_monitor(store: Store, *, as_of: dt.datetime | None = None,
         batch_table[SCORE] = p_batch
     say(f"drift of {len(checked)} features{' and the scores' if champion else ''} "
         f"({config.bootstrap} bootstrap draws)")
+    ignored = set(config.ignore)
+    # The same customer at several cutoffs of the window is not several independent rows: the
+    # null redraws the reference at its number of distinct customers (module docstring).
     tests = drift_test(ref_table, batch_table, statistic=config.statistic, fdr=config.fdr,
-                       bootstrap=config.bootstrap, seed=config.seed)
+                       bootstrap=config.bootstrap, seed=config.seed,
+                       features=[c for c in ref_table.columns if c not in ignored],
+                       reference_size=int(ref_rows["user_id"].nunique()))
     features = [t for t in tests if t.name != SCORE]
     score = next((t for t in tests if t.name == SCORE), None)
     say("realized metrics of matured cohorts")
