@@ -122,3 +122,18 @@ def test_the_dashboard_page_shows_drift_the_estimate_its_limit_and_realized_figu
     assert ("concept drift" if lang == "en" else "概念漂移") in html
     assert f"{SCORED_AT:%Y-%m-%d}" in html and 'class="realized"' in html
     assert 'href="/monitor' in html  # in the navigation
+
+
+def test_the_page_says_why_there_is_no_report_in_a_project_without_events(
+        tmp_path: Path) -> None:
+    from churnguard.project import init_project
+
+    project, _ = init_project(tmp_path / "empty")
+    with TestClient(create_app(project, settings(warm_on_start=False)),
+                    raise_server_exceptions=False) as client:
+        assert client.post("/dashboard/session", headers=headers(READ)).status_code == 200
+        page = client.get("/monitor")
+        assert page.status_code == 200
+        assert "No monitoring report" in page.text and "no events" in page.text
+        answer = client.get("/v1/monitor", headers=headers(READ))
+        assert answer.status_code == 409 and answer.json()["error"]["code"] == "cannot_monitor"

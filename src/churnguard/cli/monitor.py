@@ -10,8 +10,14 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from churnguard.cli.base import cli, console, date_callback, load_project, project_option, \
-    stage_spinner
+from churnguard.cli.base import (
+    cli,
+    console,
+    date_callback,
+    load_project,
+    project_option,
+    stage_spinner,
+)
 
 
 def _num(value: object, digits: int = 3) -> str:

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from churnguard.config import ChurnDefinition, MonitorConfig
-from churnguard.cutoffs import resolve_as_of, to_cutoff
+from churnguard.cutoffs import LabelError, resolve_as_of, to_cutoff
 from churnguard.errors import ChurnguardError
 from churnguard.features import build_features
 from churnguard.labels import population_and_labels
@@ -197,7 +197,10 @@ def run_monitor(store: Store, *, as_of: dt.datetime | None = None,
     config = config or MonitorConfig()
     say = progress or (lambda message: None)
     configured = definition or ChurnDefinition()
-    when = resolve_as_of(store, as_of)
+    try:
+        when = resolve_as_of(store, as_of)
+    except LabelError as exc:  # no events: nothing to monitor (one code for the faces)
+        raise MonitorError(str(exc)) from exc
     champion = _champion(store)
     used = (trained_definition(champion.version) if champion else None) or configured
     names = list(champion.version.features) if champion else None
