@@ -244,8 +244,10 @@ class MonitorConfig(_Section):
     # Bootstrap draws of the null at the batch size (the tail beyond them is a fitted gamma).
     bootstrap: int = Field(500, ge=50, le=100_000)
     statistic: Literal["psi", "js"] = "psi"
-    # Without a champion (whose training window is the reference), the reference is the
-    # population this many days before the batch.
+    # The reference: "champion" (its training window; the population reference_lag_days before
+    # the batch when there is no champion or no recorded window) or "lag" (always that
+    # population: reference_lag_days = 7 compares each week with the one before).
+    reference: Literal["champion", "lag"] = "champion"
     reference_lag_days: int = Field(90, gt=0)
     # At most this many reference rows (a seeded sample), to bound the feature computation.
     reference_rows: int = Field(20_000, ge=100)

@@ -62,6 +62,16 @@ def test_without_a_champion_the_reference_is_the_population_one_lag_earlier(
     assert len(found.features) > 20 and found.notes
 
 
+def test_a_lag_reference_can_be_chosen_with_a_champion(monitor_project: Path) -> None:
+    project = Project.load(monitor_project)
+    with project.open_store(read_only=True) as store:
+        found = run_monitor(store, config=MonitorConfig(reference="lag", reference_lag_days=7,
+                                                        bootstrap=100))
+    assert found.reference.source == "lag"
+    assert (found.as_of - found.reference.cutoffs[0]).days == 7
+    assert found.score_drift is not None and found.estimate is not None
+
+
 def test_the_command_prints_the_report_as_json_and_as_tables(
         project_copy: Project, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["monitor", "--project", str(project_copy.root), "--json"]) == 0

@@ -1,8 +1,9 @@
 """One monitoring pass over a store: :func:`run_monitor` and its :class:`MonitorReport`.
 
 * **Reference**: the champion's training window (its training and validation cutoffs, from the
-  registry), or, without a champion or a recorded window, the population
-  ``reference_lag_days`` before the batch. At most ``reference_rows`` rows (a seeded sample).
+  registry), or, without a champion or a recorded window, or with ``[monitor] reference = "lag"``,
+  the population ``reference_lag_days`` before the batch. At most ``reference_rows`` rows (a
+  seeded sample).
 * **Batch**: the population at ``as_of`` (default: the scoring cutoff, the midnight after the
   newest event), all of it.
 * **Features**: the champion's inputs (its registered feature list), else every feature the
@@ -170,7 +171,7 @@ def _scores(store: Store, champion: _Champion, frame: pd.DataFrame, rows: pd.Dat
 
 def _reference(store: Store, champion: _Champion | None, definition: ChurnDefinition,
                as_of: dt.datetime, config: MonitorConfig) -> tuple[Reference, pd.DataFrame]:
-    cutoffs = [c for c in _window(champion) if c < as_of]
+    cutoffs = [c for c in _window(champion) if c < as_of] if config.reference == "champion" else []
     source = "champion" if cutoffs else "lag"
     if not cutoffs:
         cutoffs = [as_of - dt.timedelta(days=config.reference_lag_days)]
