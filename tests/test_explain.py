@@ -230,22 +230,27 @@ def test_numbers_are_rounded_for_people():
 
 # -- features a future model may add ---------------------------------------------------------------
 def test_btyd_attribute_embedding_and_unknown_columns():
+    # Issue 16 item 16: BTYD outputs are said as the customer's own rhythm, never as a model
+    # quantity ("Buying pattern: p no purchase is 0.87"), and static attributes are not reasons
+    # (tests/security/test_readable_reasons.py holds the regression tests).
     shap, features = frames({"u": {
         "btyd_p_alive": (0.35, 0.9),
         "btyd_expected_purchases_90d": (0.42, 0.05),
+        "order_gap_mean_days": (24.2, 0.0),
+        "days_since_last_order": (61.7, 0.0),
         "attr_membership_level": ("basic", 0.4),
         "attr_age": (31.0, 0.3),
         "emb_0": (0.12, 5.0),  # embeddings are not reasons however large
         "mystery_column": (7.0, 4.0),  # nothing describes it: skipped
     }})
     out = reasons(shap, features)
-    assert sentences(out, "u") == ["Buying pattern suggests a 35% chance they are still active",
-                                   "Membership level: basic", ""]
-    assert keys(out, "u") == ["purchase_rhythm", "attr_membership_level", ""]
+    assert sentences(out, "u") == [
+        "Usually orders every 24 days; it has been 61 days since the last order", "", ""]
+    assert keys(out, "u") == ["purchase_rhythm", "", ""]
     zh = reasons(shap, features, lang="zh")
-    assert sentences(zh, "u")[:2] == ["购买规律显示其仍在活跃的概率约为35%",
-                                      "Membership level：basic"]
+    assert sentences(zh, "u")[:2] == ["通常每24天下单一次，距上次下单已61天", ""]
     assert theme_of("emb_0") is None and theme_of("mystery_column") is None
+    assert theme_of("attr_membership_level") is None
 
 
 def test_every_registered_feature_has_a_theme():

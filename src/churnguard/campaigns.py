@@ -2,8 +2,12 @@
 newest plans, how many messages each campaign delivered, and which campaigns can be measured.
 
 A campaign is *measurable* when it held out a control group and its outcome window has passed
-before the newest event: only then are its outcomes fully observed. Uplift training and
-measurement use the same rule, so it is written once here.
+by the *observed horizon* (:func:`observed_until`): only then are its outcomes fully observed.
+The horizon is the moment a command works at (``--as-of``), but never past what the data
+covers: the newest event, or the start of the newest ingestion of events if that is later (the
+events known up to that moment were all loaded then; an as_of beyond it would count outcomes
+nobody has seen yet). Without an as_of it is the newest event. Uplift training and measurement
+use the same rule, so it is written once here.
 
 Plans are written by :func:`churnguard.intervene.plan.save_plan` (``plans``, ``plan_rows`` and
 the campaign in ``campaigns``); deliveries by :mod:`churnguard.intervene.deliver`.
@@ -24,6 +28,8 @@ True
 ...                       {"ts": day + dt.timedelta(days=30)})
 >>> newest_measurable_campaign(store, window_days=30)
 'c1'
+>>> observed_until(store, day + dt.timedelta(days=90)) == day + dt.timedelta(days=30)
+True
 """
 
 from __future__ import annotations
@@ -90,9 +96,22 @@ def delivered_counts(store: Store) -> dict[str, int]:
         "GROUP BY campaign_id").fetchall()}
 
 
+def observed_until(store: Store, as_of: dt.datetime | None = None) -> dt.datetime | None:
+    """The moment up to which campaign outcomes are observed (see the module docstring):
+    ``as_of``, capped at the data's end (the newest event, or the start of the newest ingestion
+    of events when that is later); without ``as_of``, the newest event. None: no events."""
+    newest, ingested = store.con.execute(
+        "SELECT (SELECT max(ts) FROM events), "
+        "(SELECT max(started_at) FROM ingest_batches WHERE kind = 'events' AND rows_added > 0)"
+    ).fetchone()
+    if newest is None or as_of is None:
+        return newest
+    return min(as_of, max(newest, ingested or newest))
+
+
 def measurable_campaigns_sql(window_days: int) -> str:
     """A query of the campaign ids with a control group whose ``window_days`` outcome window
-    ends on or before its one parameter (the newest event's time)."""
+    ends on or before its one parameter (the observed horizon, :func:`observed_until`)."""
     window_end = label_window_end_sql("max(assigned_at)", window_days)
     return ("SELECT campaign_id FROM campaigns GROUP BY campaign_id "
             f"HAVING bool_or(is_control) AND {window_end} <= ?")
@@ -100,7 +119,7 @@ def measurable_campaigns_sql(window_days: int) -> str:
 
 def newest_measurable_campaign(store: Store, *, window_days: int) -> str | None:
     """The id of the newest campaign (by its last assignment) that can be measured, or None."""
-    (newest_event,) = store.con.execute("SELECT max(ts) FROM events").fetchone()
+    newest_event = observed_until(store)
     row = store.con.execute(
         f"""
         WITH usable AS ({measurable_campaigns_sql(window_days)})
@@ -111,4 +130,5 @@ def newest_measurable_campaign(store: Store, *, window_days: int) -> str | None:
 
 
 __all__ = ["StoredPlan", "campaign_exists", "delivered_counts", "measurable_campaigns_sql",
-           "newest_measurable_campaign", "newest_plans", "plan_exists", "stored_plan"]
+           "newest_measurable_campaign", "newest_plans", "observed_until", "plan_exists",
+           "stored_plan"]

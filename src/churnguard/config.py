@@ -233,6 +233,60 @@ class ModelsConfig(_Section):
     behaviour: BehaviourSettings = BehaviourSettings()
 
 
+# -- [gate]: the champion/challenger gate (docs/operate.md, "The gate") ----------------------------
+class GateConfig(_Section):
+    """When a challenger replaces the champion, and when a promoted one is rolled back.
+
+    A challenger is promoted when the one-sided ``confidence`` lower bound of the paired ΔAUC
+    (challenger − champion, bootstrap over the customers of the newest matured out-of-time
+    cohort, ``resamples`` resamples from ``seed``) is at least ``-tolerance`` and its ECE on that
+    cohort is at most ``max_ece``. A promoted champion is rolled back when the previous one beats
+    it on a later cohort by more than ``tolerance`` at the same confidence. A cohort with fewer
+    than ``min_class_size`` churned or retained customers is no evidence. Without a champion,
+    the first challenger (of kind ``model``) must be calibrated (ECE at most ``max_ece``, mean
+    probability within ``max_mean_gap`` of the churn rate) and beat the recency rule and BTYD by
+    ``baseline_margin`` ROC-AUC.
+    """
+
+    tolerance: float = Field(0.005, ge=0, lt=0.5)
+    confidence: float = Field(0.95, gt=0.5, lt=1)
+    max_ece: float = Field(0.03, gt=0, le=1)
+    resamples: int = Field(1000, ge=100, le=100_000)
+    seed: int = Field(0, ge=0)
+    min_class_size: int = Field(30, ge=1)
+    model: str = Field("gbdt", min_length=1)
+    baseline_margin: float = Field(0.01, ge=0, lt=0.5)
+    max_mean_gap: float = Field(0.03, gt=0, le=1)
+
+
+# -- [operate]: the operating cycle (docs/operate.md, "The cycle") -------------------------------
+class OperateConfig(_Section):
+    """The operating cycle (`churnguard run`, and `churnguard serve` on a schedule;
+    docs/operate.md)."""
+
+    # Folder the shop drops export files into, relative to the project folder (docs/operate.md:
+    # sub-folders by kind, files ingested once by content).
+    inbox: str = Field("inbox", min_length=1)
+    # What ingest does with bad rows of an inbox file (as `churnguard ingest --on-error`).
+    on_error: Literal["reject", "skip", "quarantine"] = "reject"
+    # When `churnguard serve` runs a cycle: a 5-field cron expression in UTC, e.g. "0 6 * * mon"
+    # (Mondays at 06:00). Unset: the service runs none (`churnguard run` from cron instead).
+    schedule: str | None = Field(None, min_length=1)
+    # Plan a campaign when the newest plan is this many days old (by the data's clock), with at
+    # most this budget. No budget: the cycle plans nothing.
+    plan_every_days: int = Field(7, gt=0)
+    plan_budget: float | None = Field(None, ge=0)
+    # Train a challenger when the champion is this many days old (or drift says so).
+    retrain_every_days: int = Field(28, gt=0)
+    # The model a project without any trains first (a name from the model catalogue).
+    first_model: str = Field("gbdt", min_length=1)
+    # Send each plan the cycle makes, exactly once: to deliver_webhook when set, else to
+    # deliver_out/CAMPAIGN.jsonl (relative to the project folder).
+    deliver: bool = False
+    deliver_webhook: str | None = Field(None, min_length=1)
+    deliver_out: str = Field("outbox", min_length=1)
+
+
 # -- [monitor] (issue 18 item 3; docs/monitor.md) -------------------------------------------------
 class MonitorConfig(_Section):
     """``churnguard monitor``: drift with thresholds calibrated by bootstrap at the batch size,
@@ -266,6 +320,8 @@ class ProjectConfig(_Section):
     simulation: SimulationConfig = SimulationConfig()
     intervene: InterveneConfig = InterveneConfig()
     models: ModelsConfig = ModelsConfig()
+    gate: GateConfig = GateConfig()
+    operate: OperateConfig = OperateConfig()
     monitor: MonitorConfig = MonitorConfig()
 
     @model_validator(mode="after")

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 from churnguard.files import write_table
 from churnguard.models.catalog import KINDS, demo_models, demo_pretrain_config, demo_settings
 from churnguard.project import CONFIG_FILENAME, Project, init_project
+from churnguard.report.formatting import probability
 from churnguard.store import Store
 
 
@@ -195,7 +196,8 @@ def _score(project: Project, store: Store, out: Path, view: DemoView) -> Any:
     view.note(f"{len(scored.scores):,} customers: {tiers.get('high', 0):,} high, "
               f"{tiers.get('medium', 0):,} medium, {tiers.get('low', 0):,} low risk")
     top = scored.scores.iloc[0]
-    view.note(f"most at risk: {top['user_id']} ({top['p_churn']:.0%}): {top['reason_1']}")
+    view.note(f"most at risk: {top['user_id']} ({probability(top['p_churn'], 0)}): "
+              f"{top['reason_1']}")
     return scored
 
 

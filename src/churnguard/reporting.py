@@ -117,6 +117,25 @@ def latest_measurements(store: Store, notes: list[str]) -> list[dict]:
     return [d for d in documents if d]
 
 
+def recent_cycles(store: Store, limit: int = 10) -> list[dict]:
+    """The newest ``limit`` operating cycles with their steps' status and decision (none in a
+    store opened read-only before its schema had the cycle tables)."""
+    (exists,) = store.con.execute("SELECT count(*) FROM information_schema.tables "
+                                  "WHERE table_name = 'cycles'").fetchall()[0]
+    if not exists:
+        return []
+    cycles = [dict(zip(("cycle_id", "trigger", "status", "started_at", "finished_at"), row,
+                       strict=True)) for row in store.con.execute(
+        "SELECT cycle_id, trigger, status, started_at, finished_at FROM cycles "
+        "ORDER BY started_at DESC, cycle_id DESC LIMIT ?", [int(limit)]).fetchall()]
+    for cycle in cycles:
+        cycle["steps"] = [dict(zip(("step", "status", "decision", "error"), row, strict=True))
+                          for row in store.con.execute(
+            "SELECT step, status, decision, error FROM cycle_steps WHERE cycle_id = ? "
+            "ORDER BY position", [cycle["cycle_id"]]).fetchall()]
+    return cycles
+
+
 def feature_importance(model: Any) -> pd.Series:
     """The champion's total split gain per feature, largest first (empty when it has none).
 
@@ -208,10 +227,11 @@ def build_report_data(store: Store, *, title: str, definition: ChurnDefinition) 
         plan=plan,
         plan_sample=plan_sample,
         measurements=measurements,
+        cycles=recent_cycles(store),
         missing=tuple(missing),
     )
 
 
 __all__ = ["ReportError", "backtest_document", "build_report_data", "feature_importance",
            "latest_backtest", "latest_measurements", "latest_plan", "model_details",
-           "save_backtest"]
+           "recent_cycles", "save_backtest"]

@@ -87,30 +87,39 @@ class ScoreResult:
     left_out: dict[str, str] = field(default_factory=dict)
 
 
-def _snapshot(store: Store, definition: ChurnDefinition, as_of: dt.datetime,
-              model_version: str) -> tuple[Snapshot, dict[str, str]]:
-    """The scoring snapshot, and the customers left out of it (user id -> why).
+def isolated_snapshot(store: Store, *, definition: ChurnDefinition, cutoffs: list[object],
+                      features: list[str] | None = None, with_labels: bool = False
+                      ) -> tuple[Snapshot, dict[str, str]]:
+    """:func:`~churnguard.snapshots.build_snapshot`, and the customers left out of it (user id
+    -> why, in population order).
 
     One customer's data must not stop the scoring of the others: when the features cannot be
     computed because some customer's amounts break their exact sums (a store loaded before
     ingestion bounded amounts, docs/ingest.md), those customers are left out and named, and
-    everyone else is scored."""
-    features = get_model_version(store, model_version).features
+    everyone else is in the snapshot. ``score``, ``plan`` and the service's population scoring
+    all build their snapshots here."""
     try:
-        return build_snapshot(store, definition=definition, cutoffs=[as_of], features=features,
-                              with_labels=False), {}
+        return build_snapshot(store, definition=definition, cutoffs=cutoffs, features=features,
+                              with_labels=with_labels), {}
     except duckdb.DataError:
-        unscorable = _unscorable(store, as_of)
+        unscorable = unscorable_customers(store, max(to_cutoff(c) for c in cutoffs))
         if not unscorable:
             raise
-    population = population_and_labels(store, definition=definition, cutoffs=[as_of])
-    rest = population.loc[~population["user_id"].astype(str).isin(unscorable),
-                          ["user_id", "cutoff"]]
-    left_out = {u: unscorable[u] for u in population["user_id"].astype(str) if u in unscorable}
-    return _one(store, definition, rest, features), left_out
+    population = population_and_labels(store, definition=definition, cutoffs=cutoffs)
+    left_out = {u: unscorable[u] for u in dict.fromkeys(population["user_id"].astype(str))
+                if u in unscorable}
+    return build_snapshot(store, definition=definition, cutoffs=cutoffs, features=features,
+                          with_labels=with_labels, exclude=unscorable), left_out
 
 
-def _unscorable(store: Store, as_of: dt.datetime) -> dict[str, str]:
+def _snapshot(store: Store, definition: ChurnDefinition, as_of: dt.datetime,
+              model_version: str) -> tuple[Snapshot, dict[str, str]]:
+    """The scoring snapshot at ``as_of`` with the model's features, and who is left out."""
+    features = get_model_version(store, model_version).features
+    return isolated_snapshot(store, definition=definition, cutoffs=[as_of], features=features)
+
+
+def unscorable_customers(store: Store, as_of: dt.datetime) -> dict[str, str]:
     """Customers with an event before ``as_of`` whose amount is beyond what features can sum."""
     rows = store.con.execute(
         "SELECT DISTINCT user_id FROM events WHERE ts < ? AND NOT (abs(amount) <= ?) "
@@ -285,4 +294,5 @@ def explain_customer(store: Store, user_id: str, *, definition: ChurnDefinition,
 
 
 __all__ = ["SCORE_COLUMNS", "CustomerExplanation", "ScoreResult", "ScoringError",
-           "champion", "explain_customer", "reasons_for", "risk_tiers", "score_customers"]
+           "champion", "explain_customer", "isolated_snapshot", "reasons_for", "risk_tiers",
+           "score_customers", "unscorable_customers"]

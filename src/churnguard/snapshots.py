@@ -25,7 +25,7 @@ assembled from three set-based DuckDB queries over the same table of (user, cuto
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -140,11 +140,14 @@ def build_snapshot(
     cutoffs: Sequence[object],
     features: Sequence[str] | None = None,
     with_labels: bool = True,
+    exclude: Collection[str] = (),
 ) -> Snapshot:
     """The population at ``cutoffs`` with labels, point-in-time features and order histories.
 
     ``features``: exact feature columns (e.g. a fitted model's ``feature_names_``); default: every
     feature this store supports. ``with_labels=False`` leaves ``labels`` as None (scoring).
+    ``exclude``: user ids left out of the population (customers whose data cannot be
+    featurised, see :func:`churnguard.scoring.isolated_snapshot`).
     Labels are 1.0 (churned), 0.0, or NaN where the horizon is not observed yet.
 
     ``meta`` holds ``cutoffs`` (the distinct cutoffs, oldest first), ``skipped`` (feature -> why
@@ -154,6 +157,9 @@ def build_snapshot(
     on first use by the models that read them).
     """
     population = population_and_labels(store, definition=definition, cutoffs=cutoffs)
+    if exclude:
+        population = population[~population["user_id"].astype(str).isin(set(exclude))]
+        population = population.reset_index(drop=True)
     frame = build_features(store, population[["user_id", "cutoff"]], definition=definition,
                            features=features)
     skipped = dict(frame.attrs.get("skipped", {}))

@@ -7,8 +7,8 @@ ingest batch that added (or last changed) the row.
 >>> import tempfile, pathlib
 >>> with tempfile.TemporaryDirectory() as d:
 ...     with Store.open(pathlib.Path(d) / "churnguard.duckdb") as store:
-...         store.schema_version()
-3
+...         store.schema_version() == SCHEMA_VERSION
+True
 """
 
 from __future__ import annotations
@@ -63,6 +63,16 @@ MIGRATIONS: tuple[Migration, ...] = (
         version=3,
         description="campaign plans, delivery log, measurements, erasure audit",
         sql=_migration_sql("0003_plans_deliveries_measurements_erasures.sql"),
+    ),
+    Migration(
+        version=4,
+        description="model decisions of the champion/challenger gate, with their evidence",
+        sql=_migration_sql("0004_model_decisions.sql"),
+    ),
+    Migration(
+        version=5,
+        description="operating cycles, their steps, the inbox's files",
+        sql=_migration_sql("0005_cycles.sql"),
     ),
 )
 

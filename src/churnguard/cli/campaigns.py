@@ -63,15 +63,15 @@ def uplift_evaluate(outcome_type: str | None, window: int | None, folds: int,
     each learner (T, X, S and DR learners on gradient-boosted trees, and a random ranking) finds
     the customers the action works on. The learner with the best Qini is the one `plan` uses.
     """
-    from churnguard.intervene.uplift import evaluate_learners, uplift_dataset
+    from churnguard.intervene.uplift import evaluate_learners, uncatalogued_note, uplift_dataset
 
     project = load_project(project_dir)
     outcome_type, window = _outcome(project, outcome_type, window)
-    actions = [a.name for a in project.config.intervene.actions]
+    catalogue = [a.name for a in project.config.intervene.actions]
     with project.open_store(read_only=True) as store, stage_spinner("Evaluating uplift") as say:
-        data = uplift_dataset(store, actions=actions, outcome_type=outcome_type,
-                              window_days=window, definition=project.config.churn)
-        result = evaluate_learners(data, actions=actions, folds=folds, progress=say)
+        data = uplift_dataset(store, outcome_type=outcome_type, window_days=window,
+                              definition=project.config.churn)
+        result = evaluate_learners(data, folds=folds, progress=say)
     table = Table(title=f"Uplift learners, out of fold ({result.n_rows:,} rows of "
                         f"{result.n_campaigns} campaigns; outcome: {outcome_type} within "
                         f"{window} days)")
@@ -83,10 +83,9 @@ def uplift_evaluate(outcome_type: str | None, window: int | None, folds: int,
                       f"{row['uplift_at_10']:+.3f}", f"{row['uplift_at_20']:+.3f}",
                       f"{row['uplift_at_30']:+.3f}")
     console.print(table)
-    if data.skipped_actions:
-        console.print("Campaign actions not in the catalogue (left out): "
-                      + ", ".join(f"{a} ({n:,} rows)" for a, n in data.skipped_actions.items()),
-                      markup=False)
+    note = uncatalogued_note(data.actions, catalogue)
+    if note:
+        console.print(f"Note: actions {note}", markup=False, soft_wrap=True)
     if json_path is not None:
         json_path.write_text(json.dumps(result.to_json(), indent=2) + "\n", encoding="utf-8")
     click.echo(f"Chosen learner: {result.chosen}"
@@ -112,7 +111,9 @@ def uplift_score(users_path: Path | None, outcome_type: str | None, window: int 
     within the window if the customer gets that action instead of nothing.
 
     Writes user_id and one column per action of the catalogue (e.g. 0.03 = three points more
-    likely to order).
+    likely to order), then one per action that the campaigns gave but the catalogue lacks
+    (learning an effect needs no cost; a note names them). With --as-of, a campaign counts once
+    its window has ended by that date (and by the end of the ingested data).
     """
     from churnguard.intervene.uplift import score_uplift
     from churnguard.cutoffs import resolve_as_of
@@ -134,12 +135,16 @@ def uplift_score(users_path: Path | None, outcome_type: str | None, window: int 
     actions = [a.name for a in project.config.intervene.actions]
     with project.open_store(read_only=True) as store, stage_spinner("Scoring uplift") as say:
         when = resolve_as_of(store, as_of)
-        frame, used = score_uplift(store, actions=actions, definition=project.config.churn,
-                                   as_of=when, user_ids=user_ids, outcome_type=outcome_type,
-                                   window_days=window, learner=learner, progress=say)
+        result = score_uplift(store, actions=actions, definition=project.config.churn,
+                              as_of=when, user_ids=user_ids, outcome_type=outcome_type,
+                              window_days=window, learner=learner, progress=say)
+    frame = result.effects
     write_table(frame, out_path)
-    click.echo(f"Scored {len(frame):,} customers × {len(actions)} actions with the {used} "
-               f"(outcome: {outcome_type} within {window} days); written to {out_path}")
+    for note in result.notes:
+        console.print(f"Note: actions {note}", markup=False, soft_wrap=True)
+    click.echo(f"Scored {len(frame):,} customers × {frame.shape[1] - 1} actions with the "
+               f"{result.learner} (outcome: {outcome_type} within {window} days); written to "
+               f"{out_path}")
 
 
 @cli.command()
@@ -159,6 +164,8 @@ def plan(budget: float, out_path: Path | None, as_of: dt.date | None, campaign_i
     each action's expected cost, allocates the budget under the actions' capacities, holds out
     a random control group (intervene.control_share, stratified by risk tier and action), and
     writes recommended items and a message in English and Chinese for each contacted customer.
+    A customer whose data cannot be featurised is left out and named in a note; campaign
+    actions missing from the catalogue ([intervene] actions: their cost) are not allocated.
     The plan is stored as a campaign: `churnguard deliver CAMPAIGN` sends it and
     `churnguard measure CAMPAIGN` measures it once the window has passed.
     """
@@ -197,6 +204,9 @@ def print_plan_summary(summary: dict) -> None:
                   f"{summary['expected_incremental_margin']:,.2f}")
     console.print(table)
     console.print(f"Uplift: {summary['uplift_source']}", markup=False)
+    # Plans stored before the notes existed have none.
+    for note in summary.get("notes", []):
+        console.print(f"Note: {note}", markup=False, soft_wrap=True)
     value = summary["value_model"]
     console.print(f"Value: the {value['chosen']} model (chosen by backtest on "
                   f"{value['test_cutoff']}; MAE "

@@ -27,6 +27,7 @@ from churnguard.cli.base import (
 )
 from churnguard.durations import parse_date
 from churnguard.project import Project
+from churnguard.report.formatting import probability
 
 
 def _model_names(value: str) -> tuple[str, ...]:
@@ -254,7 +255,8 @@ def explain(user_id: str, as_of: dt.date | None, lang: str | None, project_dir: 
         result = explain_customer(store, user_id, definition=definition,
                                   tiers=project.config.scoring, as_of=as_of, lang=lang)
     click.echo(f"{result.user_id}: P(churn within {definition.horizon_days} days) = "
-               f"{result.p_churn:.1%} ({result.risk_tier} risk) as of {result.as_of:%Y-%m-%d}, "
+               f"{probability(result.p_churn)} ({result.risk_tier} risk) "
+               f"as of {result.as_of:%Y-%m-%d}, "
                f"model {result.model_version}")
     for k, sentence in enumerate(result.reasons, 1):
         click.echo(f"  {k}. {sentence}")
@@ -287,33 +289,43 @@ def report(out_path: Path, project_dir: Path | None) -> None:
         click.echo(f"Not in the report: {missing_line(key)}", err=True)
 
 
-@cli.command(name="models")
-@click.argument("version", required=False)
+class _ModelsGroup(click.Group):
+    """``churnguard models [VERSION]`` as before, and its subcommands: a first argument that
+    names no subcommand is a VERSION to show."""
+
+    def resolve_command(self, ctx: click.Context, args: list[str]
+                        ) -> tuple[str | None, click.Command | None, list[str]]:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            return "show", self.commands["show"], args
+        return super().resolve_command(ctx, args)
+
+    def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        formatter.write_usage(ctx.command_path, "[OPTIONS] [VERSION | COMMAND [ARGS]...]")
+
+
+def _group_project(project_dir: Path | None) -> Path | None:
+    """--project given to the subcommand, else to ``models`` itself."""
+    if project_dir is not None:
+        return project_dir
+    parent = click.get_current_context().parent
+    return None if parent is None else parent.params.get("project_dir")
+
+
+@cli.group(name="models", cls=_ModelsGroup, invoke_without_command=True)
 @project_option
-def models_command(version: str | None, project_dir: Path | None) -> None:
+@click.pass_context
+def models_command(ctx: click.Context, project_dir: Path | None) -> None:
     """List the registered model versions; the champion is marked.
 
     With VERSION, print that version as JSON: its settings (the model's hyper-parameters and
-    the churn definition), data window, validation metrics and features.
+    the churn definition), data window, validation metrics and features. The subcommands run
+    and audit the champion/challenger gate (docs/operate.md, "The gate").
     """
-    from churnguard.registry import (
-        CHAMPION,
-        alias_version,
-        get_model_version,
-        list_models,
-    )
+    if ctx.invoked_subcommand is not None:
+        return
+    from churnguard.registry import CHAMPION, alias_version, list_models
 
     project = load_project(project_dir)
-    if version is not None:
-        with project.open_store(read_only=True) as store:
-            chosen = get_model_version(store, version)
-            is_champion = alias_version(store, CHAMPION) == chosen.version
-        click.echo(json.dumps({"version": chosen.version, "name": chosen.name,
-                               "created_at": chosen.created_at.isoformat(),
-                               "champion": is_champion, "config": chosen.config,
-                               "data_window": chosen.data_window, "metrics": chosen.metrics,
-                               "features": chosen.features}, indent=2, default=str))
-        return
     with project.open_store(read_only=True) as store:
         versions, champion = list_models(store), alias_version(store, CHAMPION)
     if not versions:
@@ -326,3 +338,113 @@ def models_command(version: str | None, project_dir: Path | None) -> None:
                       "★" if v.version == champion else "")
     Console(highlight=False).print(table)
 
+
+@models_command.command(name="show", hidden=True)
+@click.argument("version")
+@project_option
+def models_show(version: str, project_dir: Path | None) -> None:
+    """Print VERSION as JSON (`churnguard models VERSION`)."""
+    from churnguard.registry import CHAMPION, alias_version, get_model_version
+
+    project = load_project(_group_project(project_dir))
+    with project.open_store(read_only=True) as store:
+        chosen = get_model_version(store, version)
+        is_champion = alias_version(store, CHAMPION) == chosen.version
+    click.echo(json.dumps({"version": chosen.version, "name": chosen.name,
+                           "created_at": chosen.created_at.isoformat(),
+                           "champion": is_champion, "config": chosen.config,
+                           "data_window": chosen.data_window, "metrics": chosen.metrics,
+                           "features": chosen.features}, indent=2, default=str))
+
+
+def _print_decision(decision: Any) -> None:
+    click.echo(f"{decision.outcome}: {decision.reason}")
+    click.echo(f"Decision {decision.decision_id} left "
+               f"{decision.champion_after or 'no model'} as the champion.")
+
+
+@models_command.command(name="challenge")
+@click.option("--as-of", default=None, callback=date_callback,
+              help="Judge as if the data ended on this date (default: on all the data).")
+@project_option
+def models_challenge(as_of: dt.date | None, project_dir: Path | None) -> None:
+    """Train a challenger with the champion's recipe, judge it against the champion on the
+    newest matured cohort out of time for both, and promote it only if it passes the gate.
+
+    Promoted when the one-sided lower bound of the paired ΔAUC (challenger − champion,
+    bootstrap over customers) is at least −tolerance and its ECE on the cohort is at most
+    max_ece ([gate] in churnguard.toml; defaults 95%, −0.005 and 0.03). When the champion was
+    trained on the newest cohort there is no fair comparison: "no evidence", it stays. Every
+    decision is recorded (`churnguard models decisions`).
+    """
+    from churnguard.champions import challenge
+
+    project = load_project(_group_project(project_dir))
+    started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    with project.open_store() as store, stage_spinner("Challenging the champion") as update:
+        decision = challenge(store, definition=project.config.churn, as_of=as_of,
+                             config=project.config.gate, progress=update)
+    if decision.decided_at < started and decision.cohort_cutoff is not None:
+        click.echo(f"Already decided on the cohort at {decision.cohort_cutoff:%Y-%m-%d} "
+                   f"({decision.decided_at:%Y-%m-%d %H:%M} UTC); each cohort is judged once.")
+    _print_decision(decision)
+
+
+def _figure(value: Any, spec: str) -> str:
+    return "—" if value is None else format(value, spec)
+
+
+@models_command.command(name="decisions")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the decisions as a JSON list (oldest first) on stdout.")
+@project_option
+def models_decisions(as_json: bool, project_dir: Path | None) -> None:
+    """The champion/challenger decisions, oldest first, with their evidence: the cohort, the
+    ROC-AUC of each model, ΔAUC and its lower bound, the ECEs, the thresholds and the reason.
+
+    Outcomes: promoted (the challenger became champion), kept, no-evidence (no cohort out of
+    time for both yet; the champion stays), rolled-back.
+    """
+    from churnguard.registry import list_decisions
+
+    project = load_project(_group_project(project_dir))
+    with project.open_store(read_only=True) as store:
+        decisions = list_decisions(store)
+    if as_json:
+        click.echo(json.dumps([d.to_dict() for d in decisions], indent=2, default=str))
+        return
+    if not decisions:
+        click.echo("No decisions yet; `churnguard models challenge` takes one.")
+        return
+    for d in decisions:
+        click.echo(f"{d.decided_at:%Y-%m-%d %H:%M} UTC  {d.outcome} ({d.trigger})  "
+                   f"{d.decision_id}")
+        click.echo(f"  champion {d.champion_version or 'none'} -> {d.champion_after or 'none'}"
+                   + (f"; challenger {d.challenger_version}" if d.challenger_version else ""))
+        if d.cohort_cutoff is not None and d.n_customers is not None:
+            level = "" if d.confidence is None else f"{d.confidence:.0%} "
+            click.echo(f"  cohort {d.cohort_cutoff:%Y-%m-%d}, {d.n_customers:,} customers: "
+                       f"ROC-AUC {_figure(d.champion_auc, '.4f')} -> "
+                       f"{_figure(d.challenger_auc, '.4f')}, ΔAUC {_figure(d.delta_auc, '+.4f')} "
+                       f"({level}lower bound {_figure(d.delta_auc_lower, '+.4f')}), ECE "
+                       f"{_figure(d.champion_ece, '.4f')} -> {_figure(d.challenger_ece, '.4f')}")
+        click.echo(f"  {d.reason}")
+
+
+@models_command.command(name="rollback")
+@click.option("--to", "to", default=None, metavar="VERSION",
+              help="The earlier champion to restore (default: the one before the current "
+              "champion, skipping any that were themselves rolled back).")
+@click.option("--reason", required=True, help="Why; recorded with the decision.")
+@project_option
+def models_rollback(to: str | None, reason: str, project_dir: Path | None) -> None:
+    """Set the champion back to the previous champion (or --to VERSION, an earlier champion)
+    and record the decision with the reason. The alias move and the record are one
+    transaction."""
+    from churnguard.registry import rollback
+
+    project = load_project(_group_project(project_dir))
+    with project.open_store() as store:
+        decision = rollback(store, reason=reason, to=to)
+    click.echo(f"Rolled back: the champion is {decision.champion_after} again (was "
+               f"{decision.champion_version}); decision {decision.decision_id}.")

@@ -10,6 +10,11 @@ variants whose values are known for the customer (a variant never prints a missi
 whose own features contributed most; a theme with no such variant (e.g. "returns" for a customer
 with none) is not a reason for that customer.
 
+A reason never quotes a model quantity: the BTYD outputs (``btyd_*``) count toward "overdue" and
+are said as the customer's own order rhythm ("Usually orders every 24 days; it has been 61 days
+since the last order", key ``purchase_rhythm``); user attributes (``attr_*``) and embeddings are
+never reasons.
+
 Templates are data (:data:`TEMPLATES`, read from ``templates.toml``); :func:`reason_context` adds
 details the features do not hold (the date, rating and topic of the last review, ...) so that
 sentences can name them.

@@ -12,9 +12,12 @@ from churnguard.features.build import _population_table
 from churnguard.store import Store
 
 
-# Columns of the frame :func:`reason_context` builds; timestamps are naive UTC.
+# Columns of the frame :func:`reason_context` builds; timestamps are naive UTC. The last three are
+# the customer's own order rhythm, for the BTYD reasons: the days with an order, the mean gap in
+# days between them (as the order_gap_mean_days feature) and the days since the last order.
 CONTEXT_COLUMNS = ("last_review_at", "last_review_rating", "last_review_topic", "last_order_at",
-                   "oldest_open_ticket_at")
+                   "oldest_open_ticket_at", "order_days", "usual_order_gap_days",
+                   "days_since_order")
 
 
 def _topic_sql(column: str) -> str:
@@ -44,8 +47,14 @@ def _context_query(pop_view: str) -> str:
                arg_max({{'ts': ts, 'rating': rating, 'text': text}},
                        (rating IS NOT NULL, ts, event_id)) AS r
         FROM ev WHERE type = 'review' GROUP BY user_id, cutoff),
-    orders AS (SELECT user_id, cutoff, max(ts) AS last_order_at FROM ev WHERE type = 'order'
-               GROUP BY user_id, cutoff),
+    orders AS (
+        -- gaps between order *days*, as the order_gap_mean_days feature (features/sql.py)
+        SELECT user_id, cutoff, max(ts) AS last_order_at,
+               count(DISTINCT date_trunc('day', ts)) AS order_days,
+               date_diff('day', min(date_trunc('day', ts)), max(date_trunc('day', ts)))
+                   AS order_span_days,
+               (epoch_us(cutoff) - epoch_us(max(ts))) / 86400e6 AS days_since_order
+        FROM ev WHERE type = 'order' GROUP BY user_id, cutoff),
     tickets AS (SELECT * FROM ev WHERE type IN ('support_ticket', 'ticket_resolved')),
     open_by_id AS (
         SELECT t.user_id, t.cutoff, t.ts, t.event_id FROM tickets t
@@ -67,7 +76,11 @@ def _context_query(pop_view: str) -> str:
            rv.r.rating::DOUBLE AS last_review_rating,
            CASE WHEN rv.r IS NOT NULL THEN {_topic_sql('rv.r.text')} END AS last_review_topic,
            o.last_order_at,
-           t.oldest_open_ticket_at
+           t.oldest_open_ticket_at,
+           o.order_days::DOUBLE AS order_days,
+           CASE WHEN o.order_days > 1 THEN o.order_span_days / (o.order_days - 1) END::DOUBLE
+               AS usual_order_gap_days,
+           o.days_since_order::DOUBLE AS days_since_order
     FROM pop p
     LEFT JOIN review rv ON rv.user_id = p.user_id AND rv.cutoff = p.cutoff
     LEFT JOIN orders o ON o.user_id = p.user_id AND o.cutoff = p.cutoff
@@ -81,8 +94,10 @@ def reason_context(store: Store, population: pd.DataFrame) -> pd.DataFrame:
     ``population``: user_id and cutoff (columns or index). Returns a frame indexed by
     (user_id, cutoff), sorted, with :data:`CONTEXT_COLUMNS`: the latest review's time, rating and
     topic (by keyword, :data:`TOPIC_KEYWORDS`; ``"none"`` when no keyword matches), the last
-    order's time and the time the oldest still-unresolved support ticket was opened (NaT/NaN when
-    there is none). Review texts themselves never leave the store.
+    order's time, the time the oldest still-unresolved support ticket was opened, and the
+    customer's order rhythm: the number of days with an order, the mean gap in days between them
+    and the days since the last order (NaT/NaN when there is none). Review texts themselves never
+    leave the store.
     """
     table = _population_table(population)
     with store.registered(table, "reason_population") as view:

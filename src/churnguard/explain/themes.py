@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 import numpy as np
+import pandas as pd
 
 from churnguard.explain.topics import NO_TOPIC
 from churnguard.explain.values import Source, _Values
@@ -16,7 +17,6 @@ _THEME_OF_GROUP = {
     "windows": "declining", "browsing": "stopped_browsing", "cart": "abandoned_carts",
     "categories": "narrow_categories", "returns": "returns", "reviews": "low_review",
     "tickets": "open_tickets", "coupons": "coupons", "tenure": "tenure",
-    "attributes": "attributes",
 }  # fmt: skip
 # Features whose registry group reads differently to a marketer: any event, not an order.
 _THEME_OF_FEATURE = {"days_since_last_event": "stopped_browsing",
@@ -24,18 +24,27 @@ _THEME_OF_FEATURE = {"days_since_last_event": "stopped_browsing",
 
 
 def theme_of(feature: str) -> str | None:
-    """The theme a feature's contribution counts toward, or None (not a reason: embeddings and
-    columns nothing describes).
+    """The theme a feature's contribution counts toward, or None (not a reason: embeddings,
+    user attributes and columns nothing describes).
 
-    >>> theme_of("overdue_ratio"), theme_of("btyd_p_alive"), theme_of("emb_12"), theme_of("x")
-    ('overdue', 'purchase_rhythm', None, None)
+    The BTYD outputs (``btyd_*``: the chance of still being active, of buying nothing within the
+    horizon, the expected orders) are model quantities a marketer cannot read; what they measure
+    is how overdue the next order is against the customer's own rhythm, so they count toward
+    "overdue" and are said as that rhythm (reason key ``purchase_rhythm``). Static attributes
+    (``attr_*``: membership level, region, ...) describe who the customer is, not why they may
+    leave; they are never a reason (the model still uses them).
+
+    >>> theme_of("overdue_ratio"), theme_of("btyd_p_alive"), theme_of("attr_membership_level")
+    ('overdue', 'overdue', None)
+    >>> theme_of("emb_12"), theme_of("x")
+    (None, None)
     """
     if feature in _THEME_OF_FEATURE:
         return _THEME_OF_FEATURE[feature]
     if feature.startswith("btyd_"):
-        return "purchase_rhythm"
+        return "overdue"
     if feature.startswith(ATTRIBUTE_PREFIX):
-        return "attributes"
+        return None
     if feature.startswith("emb_"):
         return None
     spec = FEATURES.get(feature)
@@ -89,10 +98,30 @@ _ORDER = ("order", "orders")
 _OVERDUE_FEATURES = ("days_since_last_order", "days_since_last_activity", "overdue_ratio",
                      "order_gap_mean_days", "order_gap_std_days", "order_gap_last_days")
 _GAP_FEATURES = ("order_gap_mean_days", "order_gap_std_days", "order_gap_last_days")
+# The BTYD outputs (models/btyd_churn.py BTYD_FEATURES; explain sits below models, so named here).
+_BTYD_FEATURES = ("btyd_p_alive", "btyd_expected_orders", "btyd_p_no_purchase")
+
+
+def _either(first: np.ndarray, fallback: np.ndarray) -> np.ndarray:
+    """``first`` where known, else ``fallback`` (context from the store before the features)."""
+    return np.where(pd.isna(first), fallback, first)
+
+
+def _rhythm_fields() -> dict[str, _Field]:
+    """The customer's own rhythm: the mean gap between their order days and the days since the
+    last order, from :func:`reason_context` (the store, before the cutoff) or else the features
+    the model saw (the same definitions: features/sql.py)."""
+    gap = lambda v: _either(v["usual_order_gap_days"], v["order_gap_mean_days"])
+    days = lambda v: _either(v["days_since_order"], v["days_since_last_order"])
+    return {"gap": _Field(kind="int", source=gap, noun=_DAY), "days": _days_of(days)}
 
 
 def _days(name: str) -> _Field:
     return _Field(kind="days", source=name, noun=_DAY)
+
+
+def _days_of(source: Source) -> _Field:
+    return _Field(kind="days", source=source, noun=_DAY)
 
 
 def _overdue() -> _Theme:
@@ -104,6 +133,15 @@ def _overdue() -> _Theme:
         # on the numbers as printed, so that "74 days ago; usually every 74 days" never shows
         return (np.floor(v["days_since_last_order"])
                 > np.floor(v["order_gap_mean_days"] + 0.5))
+
+    rhythm = _rhythm_fields()
+
+    def rhythm_overdue(v: _Values) -> np.ndarray:
+        return (np.floor(v.resolve(rhythm["days"].source).astype(float))
+                > np.floor(v.resolve(rhythm["gap"].source).astype(float) + 0.5))
+
+    def one_order_day(v: _Values) -> np.ndarray:
+        return _either(v["order_days"], v["order_days_total"]) == 1
 
     recency = ("days_since_last_order", "days_since_last_activity")
     return _Theme(key="overdue", variants=(
@@ -117,6 +155,15 @@ def _overdue() -> _Theme:
         _Variant(name="slow_rhythm", fields={"gap": gap}, drivers=_GAP_FEATURES, tier=1),
         _Variant(name="last_active", fields={"days": _days("days_since_last_activity")},
                  drivers=("days_since_last_activity",), tier=2),
+        # the BTYD outputs, said as the customer's own rhythm; listed last so that, without
+        # BTYD contributions, the variants above keep winning ties
+        _Variant(name="rhythm_overdue", key="purchase_rhythm", fields=rhythm,
+                 drivers=_BTYD_FEATURES, when=rhythm_overdue),
+        # not overdue yet: the model weighs a slow rhythm (a long wait for the next order)
+        _Variant(name="rhythm", key="purchase_rhythm", fields=rhythm, drivers=_BTYD_FEATURES,
+                 tier=1),
+        _Variant(name="rhythm_once", key="purchase_rhythm", fields={"days": rhythm["days"]},
+                 drivers=_BTYD_FEATURES, tier=1, when=one_order_day),
     ))
 
 
@@ -310,30 +357,10 @@ _STATIC_THEMES: tuple[_Theme, ...] = (
 )
 
 
-def _readable(column: str, prefix: str) -> str:
-    return column[len(prefix):].replace("_", " ").strip() or column
-
-
 def _dynamic_themes(columns: list[str]) -> list[_Theme]:
-    """Themes whose variants depend on the columns: attributes, BTYD outputs, other features."""
+    """Themes whose variants depend on the columns: registered features of a group no theme
+    covers, said with their description."""
     themes = []
-    attrs = [c for c in columns if theme_of(c) == "attributes"]
-    if attrs:
-        themes.append(_Theme(key="attributes", variants=tuple(
-            _Variant(name=c, template="attribute", key=c, drivers=(c,),
-                     fields={"name": _Field(kind="text", source=_const(
-                                 _readable(c, ATTRIBUTE_PREFIX).capitalize())),
-                             "value": _Field(kind="value", source=c)})
-            for c in attrs)))
-    btyd = [c for c in columns if theme_of(c) == "purchase_rhythm"]
-    if btyd:
-        themes.append(_Theme(key="purchase_rhythm", variants=tuple(
-            _Variant(name="p_alive", drivers=(c,), fields={"p": _Field(kind="pct", source=c)})
-            if c == "btyd_p_alive" else
-            _Variant(name=c, template="score", drivers=(c,),
-                     fields={"name": _Field(kind="text", source=_const(_readable(c, "btyd_"))),
-                             "value": _Field(kind="number", source=c)})
-            for c in btyd)))
     other = [c for c in columns if theme_of(c) == "other"]
     if other:
         themes.append(_Theme(key="other", variants=tuple(

@@ -107,11 +107,15 @@ def ingest_files(
     delimiter: str | None = None,
     encoding: str = "utf-8",
     progress: Callable[[str], None] | None = None,
+    before_commit: Callable[[duckdb.DuckDBPyConnection, str | None], None] | None = None,
 ) -> IngestReport:
     """Validate and load ``files`` of one ``kind`` into the store, all or nothing.
 
     Raises :class:`IngestError` for bad input; under ``on_error='reject'`` any bad row is bad
-    input. See the module docstring for the rules.
+    input. See the module docstring for the rules. ``before_commit(con, batch_id)`` runs inside
+    the call's transaction once everything is written (``batch_id`` None when no row was read),
+    so a caller's own record of the load (the operating cycle's inbox) commits with it or not
+    at all.
     """
     contract, mapping, default_type = _checked_arguments(
         kind, fmt, on_error, files, mapping, default_type
@@ -139,6 +143,8 @@ def ingest_files(
             _record_batch(con, kind, file_names, on_error, batch, started_at)
         else:
             batch.notes.append("no data rows were read; the store is unchanged")
+        if before_commit is not None:
+            before_commit(con, batch.batch_id if batch.totals.read else None)
         if os.environ.get(FAULT_ENV) == FAULT_AFTER_INSERT:
             # Fault injection for the atomicity test: die after writing, before the commit.
             os._exit(FAULT_EXIT_CODE)

@@ -55,6 +55,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from churnguard.campaigns import observed_until as data_horizon
 from churnguard.config import NO_ACTION
 from churnguard.cutoffs import LabelError, label_window_end, to_cutoff
 from churnguard.errors import ChurnguardError
@@ -384,7 +385,8 @@ def measure_campaign(store: Store, *, campaign_id: str, outcome_type: str = "ord
     """Measure ``campaign_id`` against its control group (module docstring: estimands, CIs).
 
     ``as_of`` (default: the newest event in the store) is the moment the measurement is taken;
-    every customer's window must be over by then and by the newest event. Customers count as
+    every customer's window must be over by then and by the end of the data (the newest event,
+    or the newest ingestion of events when later: :func:`churnguard.campaigns.observed_until`). Customers count as
     assigned (intention to treat), whether or not a delivery reached them. Nothing is written;
     :func:`save_measurement` keeps the result.
     """
@@ -398,8 +400,9 @@ def measure_campaign(store: Store, *, campaign_id: str, outcome_type: str = "ord
     observed_until, newest = _observed_until(store, outcome_type, as_of)
     window_end = label_window_end(facts["last"], int(window_days))
     if window_end > observed_until:
-        reach = ("the measurement's as_of" if as_of is not None and observed_until < newest
-                 else "the newest event in the store")
+        reach = ("the newest event in the store" if observed_until == newest
+                 else "the measurement's as_of" if observed_until == to_cutoff(as_of)
+                 else "the newest ingestion of events")
         raise MeasurementError(
             f"campaign {campaign_id!r} cannot be measured yet: the {window_days}-day window of "
             f"its last assignment ({_fmt(facts['last'])}) ends at {_fmt(window_end)}, but "
@@ -448,7 +451,8 @@ def _measurable_campaign(store: Store, campaign_id: str) -> dict[str, Any]:
 def _observed_until(store: Store, outcome_type: str, as_of: object
                     ) -> tuple[dt.datetime, dt.datetime]:
     """(the moment the measurement sees the events up to, the newest event): ``as_of``, but
-    never past the newest event."""
+    never past what the data covers (:func:`churnguard.campaigns.observed_until`: the newest
+    event, or the start of the newest ingestion of events when that is later)."""
     n_events, newest = store.con.execute(
         "SELECT count_if(type = ?), max(ts) FROM events", [outcome_type]).fetchall()[0]
     if newest is None:
@@ -461,9 +465,10 @@ def _observed_until(store: Store, outcome_type: str, as_of: object
     if as_of is None:
         return newest, newest
     try:
-        return min(to_cutoff(as_of), newest), newest
+        cutoff = to_cutoff(as_of)
     except LabelError as exc:
         raise MeasurementError(f"as_of: {exc}") from None
+    return data_horizon(store, cutoff), newest
 
 
 @dataclass(frozen=True, kw_only=True)

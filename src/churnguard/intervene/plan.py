@@ -55,8 +55,8 @@ from churnguard.intervene.value import (
     value_backtest,
 )
 from churnguard.registry import champion_definition
-from churnguard.scoring import reasons_for, score_customers
-from churnguard.snapshots import Snapshot, build_snapshot
+from churnguard.scoring import isolated_snapshot, reasons_for, score_customers
+from churnguard.snapshots import Snapshot
 from churnguard.store import Store
 
 __all__ = ["PLAN_COLUMNS", "Plan", "PlanError", "PlanInputs", "choose_actions", "make_plan",
@@ -90,6 +90,10 @@ class PlanInputs:
     value_source: dict = field(default_factory=dict)
     evaluation: UpliftEvaluation | None = None
     model_version: str = ""
+    # Customers of the population left out because their data cannot be featurised (user id ->
+    # why; scoring.isolated_snapshot), and what else the plan's reader should know.
+    left_out: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def actions(self) -> list[str]:
@@ -107,21 +111,35 @@ def _say(progress: Callable[[str], None] | None) -> Callable[[str], None]:
 
 
 def _uplift(store: Store, config: ProjectConfig, features: pd.DataFrame, tiers: np.ndarray,
-            say: Callable[[str], None], seed: int) -> tuple[pd.DataFrame, str,
-                                                         UpliftEvaluation | None]:
+            say: Callable[[str], None], seed: int, as_of: dt.datetime
+            ) -> tuple[pd.DataFrame, str, UpliftEvaluation | None, list[str]]:
+    """Effects of the catalogue's actions, where they come from, the evaluation, and notes.
+
+    Only the catalogue's actions can be allocated (an action's cost is in the catalogue); the
+    campaigns' other actions are left out of the learning and named in a note."""
     actions = [a.name for a in config.intervene.actions]
     iv = config.intervene
     try:
         say("learning uplift from past campaigns")
         data = uplift_dataset(store, actions=actions, outcome_type=iv.outcome_type,
                               window_days=iv.window_days, definition=config.churn,
-                              features=list(features.columns))
+                              features=list(features.columns), as_of=as_of)
         # Three folds: honest, and a plan stays quick enough to make on demand.
         evaluation = evaluate_learners(data, actions=actions, folds=3, seed=seed, progress=say)
     except UpliftError as exc:
         source = (f"prior effects by risk tier from churnguard.toml, because no campaign history "
                   f"can be used: {exc}")
-        return prior_uplift(tiers, dict(iv.prior_effects), actions), source, None
+        return prior_uplift(tiers, dict(iv.prior_effects), actions), source, None, []
+    notes = []
+    if data.skipped_actions:
+        notes.append("campaign actions not in the [intervene] actions of churnguard.toml are "
+                     "left out of the allocation (their cost is unknown): "
+                     + ", ".join(f"{a} ({n:,} rows)" for a, n in
+                                 sorted(data.skipped_actions.items()))
+                     + "; add them to the catalogue to plan them")
+    if data.left_out:
+        notes.append(f"{len(data.left_out)} customers' campaign rows were left out of the uplift "
+                     f"learning: {next(iter(set(data.left_out.values())))}")
     say(f"fitting the {evaluation.chosen} on {len(data):,} campaign rows")
     learner = LEARNERS[evaluation.chosen](random_state=seed).fit(
         data.features, data.action, data.y, actions)
@@ -130,7 +148,7 @@ def _uplift(store: Store, config: ProjectConfig, features: pd.DataFrame, tiers: 
               f"randomised campaigns (chosen by out-of-fold Qini, recalibrated out of fold)")
     if learner.missing_actions_:
         source += f"; no history for {', '.join(learner.missing_actions_)} (effect 0)"
-    return effects, source, evaluation
+    return effects, source, evaluation, notes
 
 
 def _value(store: Store, config: ProjectConfig, scoring: Snapshot, say: Callable[[str], None]
@@ -142,8 +160,11 @@ def _value(store: Store, config: ProjectConfig, scoring: Snapshot, say: Callable
     except BacktestError as exc:
         raise PlanError(f"cannot estimate customer value: {exc}") from exc
     say("choosing the value model by backtest")
-    train = build_snapshot(store, definition=definition, cutoffs=[train_cutoff])
-    test = build_snapshot(store, definition=definition, cutoffs=[test_cutoff])
+    # Customers whose data cannot be featurised are left out of the value model's training too.
+    train, _ = isolated_snapshot(store, definition=definition, cutoffs=[train_cutoff],
+                                 with_labels=True)
+    test, _ = isolated_snapshot(store, definition=definition, cutoffs=[test_cutoff],
+                                with_labels=True)
     if len(train) == 0:
         train = test
     report, fitted = value_backtest(train, test, store=store, definition=definition)
@@ -182,13 +203,23 @@ def plan_inputs(store: Store, *, config: ProjectConfig, as_of: object = None, se
                              save=False, with_reasons=False, progress=say)
     scores = scored.scores[["user_id", "p_churn", "risk_tier", "model_version"]]
     definition = config.churn
-    scoring = build_snapshot(store, definition=definition, cutoffs=[when], with_labels=False)
+    # The plan's features are every feature (the uplift and value models use them), so a
+    # customer the champion's features could score may still be left out here.
+    scoring, unfeaturised = isolated_snapshot(store, definition=definition, cutoffs=[when])
+    left_out = {**scored.left_out, **unfeaturised}
+    if left_out:
+        scoring = scoring.subset(~scoring.index.get_level_values(0).astype(str)
+                                 .isin(set(left_out)))
     order = scoring.index.get_level_values(0).astype(str)
     customers = scores.set_index("user_id").reindex(order).reset_index()
     features = scoring.features
     iv = config.intervene
-    uplift, source, evaluation = _uplift(store, config, features, customers["risk_tier"]
-                                         .to_numpy(), say, seed)
+    uplift, source, evaluation, notes = _uplift(store, config, features,
+                                                customers["risk_tier"].to_numpy(), say, seed,
+                                                when)
+    notes = [*(f"left out customer {u}: {why}" for u, why in left_out.items()), *notes]
+    for note in notes:
+        say(note)
     revenue, basket, value_source = _value(store, config, scoring, say)
     p_active = np.clip(1.0 - customers["p_churn"].to_numpy(dtype=float), MIN_P_ACTIVE, 1.0)
     customers["revenue"] = revenue
@@ -208,7 +239,8 @@ def plan_inputs(store: Store, *, config: ProjectConfig, as_of: object = None, se
                       cost=cost, eligible=eligible[[a.name for a in iv.actions]]
                       .reset_index(drop=True), capacity=capacity, uplift_source=source,
                       value_source=value_source, evaluation=evaluation,
-                      model_version=str(scores["model_version"].iloc[0]))
+                      model_version=str(scores["model_version"].iloc[0]), left_out=left_out,
+                      notes=notes)
 
 
 def choose_actions(inputs: PlanInputs, *, config: ProjectConfig, budget: float,
@@ -361,6 +393,8 @@ def plan_summary(rows: pd.DataFrame, inputs: PlanInputs, *, budget: float,
         "per_action": per_action,
         "per_tier": per_tier,
         "uplift_source": inputs.uplift_source,
+        "left_out": len(inputs.left_out),
+        "notes": list(inputs.notes),
         "value_model": inputs.value_source,
         "model_version": inputs.model_version,
         "uplift_evaluation": inputs.evaluation.to_json() if inputs.evaluation else None,

@@ -4,7 +4,11 @@ Every historical campaign in the store that holds out a control group is a rando
 Its rows become training data: the customer's point-in-time features at the assignment (events
 strictly before ``assigned_at``, plus the users table's attributes), the action they got (or
 ``none`` for the control), and the outcome: an event of ``outcome_type`` (default: an order) in
-[assigned_at, assigned_at + window). Only campaigns whose window has fully passed are used.
+[assigned_at, assigned_at + window). Only campaigns whose window has fully passed by the
+observed horizon are used (``campaigns.observed_until``: the as_of, never past the data's end).
+Every action the campaigns gave is learned, in the catalogue or not: an effect needs no cost
+(only ``plan`` does, and it allocates the catalogue's actions only). A customer whose data cannot
+be featurised (``scoring.unscorable_customers``) is left out, not everyone.
 
 Three meta-learners on gradient-boosted trees estimate tau_a(x) = P(Y=1 | x, a) - P(Y=1 | x, none):
 
@@ -30,18 +34,20 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+import duckdb
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 from sklearn.exceptions import NotFittedError
 
-from churnguard.campaigns import measurable_campaigns_sql
+from churnguard.campaigns import measurable_campaigns_sql, observed_until
 from churnguard.config import NO_ACTION, ChurnDefinition
 from churnguard.cutoffs import label_window_end_sql
 from churnguard.errors import ChurnguardError
 from churnguard.features import build_features
 from churnguard.intervene.metrics import uplift_metrics
+from churnguard.scoring import unscorable_customers
 from churnguard.store import Store
 
 __all__ = [
@@ -51,10 +57,13 @@ __all__ = [
     "UpliftData",
     "UpliftError",
     "UpliftEvaluation",
+    "UpliftScores",
     "XLearner",
     "evaluate_learners",
     "prior_uplift",
     "score_uplift",
+    "uncatalogued",
+    "uncatalogued_note",
     "uplift_dataset",
 ]
 
@@ -78,21 +87,56 @@ class UpliftData:
     outcome_type: str
     window_days: int
     skipped_actions: dict[str, int] = field(default_factory=dict)  # not in the catalogue
+    # Campaign customers whose data cannot be featurised, left out (user id -> why).
+    left_out: dict[str, str] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.y)
 
+    @property
+    def actions(self) -> list[str]:
+        """The actions the rows received (the control group's NO_ACTION aside), sorted."""
+        return sorted({str(a) for a in self.action} - {NO_ACTION})
 
-def uplift_dataset(store: Store, *, actions: Sequence[str], outcome_type: str = "order",
-                   window_days: int = 90, definition: ChurnDefinition | None = None,
-                   features: Sequence[str] | None = None) -> UpliftData:
+
+def uncatalogued(found: Sequence[str], catalogue: Sequence[str]) -> list[str]:
+    """The actions of ``found`` that the [intervene] catalogue does not list (no cost known).
+
+    >>> uncatalogued(["coupon_10", "sms_voucher"], ["coupon_10", "cs_outreach"])
+    ['sms_voucher']
+    """
+    return [a for a in found if a not in catalogue]
+
+
+def uncatalogued_note(found: Sequence[str], catalogue: Sequence[str]) -> str | None:
+    """The note that says which learned actions the catalogue lacks; None when it lists all.
+
+    >>> uncatalogued_note(["sms_voucher"], ["coupon_10"])  # doctest: +ELLIPSIS
+    'learned from campaigns but not in the [intervene] actions of churnguard.toml: sms_voucher; ...
+    """
+    missing = uncatalogued(found, catalogue)
+    if not missing:
+        return None
+    return ("learned from campaigns but not in the [intervene] actions of churnguard.toml: "
+            f"{', '.join(missing)}; their effects are estimated, but `plan` cannot give them "
+            "(it needs their cost): add them to the catalogue to plan them")
+
+
+def uplift_dataset(store: Store, *, actions: Sequence[str] | None = None,
+                   outcome_type: str = "order", window_days: int = 90,
+                   definition: ChurnDefinition | None = None,
+                   features: Sequence[str] | None = None,
+                   as_of: dt.datetime | None = None) -> UpliftData:
     """Training rows from the store's randomised campaigns (see the module docstring).
 
-    A campaign counts when it has a control group, at least one row of a catalogue action, and
-    its window ended before the newest event in the store (else outcomes are not yet known).
+    A campaign counts when it has a control group and its window ended by the observed horizon
+    (:func:`churnguard.campaigns.observed_until`: ``as_of``, never past the data's end; without
+    ``as_of`` the newest event), else its outcomes are not yet known. ``actions`` keeps only the
+    rows of those actions (the rest are counted in ``skipped_actions``); None keeps every action
+    the campaigns gave: learning an action's effect needs no cost, so it needs no catalogue.
     """
     con = store.con
-    last = con.execute("SELECT max(ts) FROM events").fetchall()[0][0]
+    last = observed_until(store, as_of)
     if last is None:
         raise UpliftError("the store has no events, so no campaign outcome can be observed; "
                           "ingest events first (churnguard ingest events)")
@@ -100,7 +144,6 @@ def uplift_dataset(store: Store, *, actions: Sequence[str], outcome_type: str = 
     if not n_campaigns:
         raise UpliftError("the store holds no campaigns; ingest a randomised campaign with a "
                           "control group (churnguard ingest campaigns) or use prior effects")
-    known = list(actions)
     rows = con.execute(
         f"""
         WITH usable AS ({measurable_campaigns_sql(window_days)})
@@ -110,13 +153,38 @@ def uplift_dataset(store: Store, *, actions: Sequence[str], outcome_type: str = 
         ORDER BY c.campaign_id, c.user_id
         """, [last]).df()
     if rows.empty:
+        horizon = ("the newest event" if as_of is None else "as_of" if last >= as_of
+                   else "the end of the data (the newest event or ingestion of events)")
         raise UpliftError(
             f"no campaign has both a control group and a fully observed {window_days}-day "
-            f"outcome window before the newest event ({last:%Y-%m-%d}); wait until the window "
+            f"outcome window before {horizon} ({last:%Y-%m-%d}); wait until the window "
             "has passed, or use prior effects")
-    counts = rows["action"].value_counts()
-    skipped = {a: int(n) for a, n in counts.items() if a != NO_ACTION and a not in known}
-    rows = rows[rows["action"].isin([*known, NO_ACTION])].reset_index(drop=True)
+    if actions is not None:
+        counts = rows["action"].value_counts()
+        skipped = {a: int(n) for a, n in counts.items() if a != NO_ACTION and a not in actions}
+        rows = rows[rows["action"].isin([*actions, NO_ACTION])].reset_index(drop=True)
+    else:
+        skipped = {}
+    try:
+        return _dataset(store, rows, outcome_type=outcome_type, window_days=window_days,
+                        definition=definition, features=features, skipped=skipped)
+    except duckdb.DataError:
+        # One customer's data must not stop the learning from everyone else's (as in scoring).
+        left_out = unscorable_customers(store, pd.Timestamp(rows["assigned_at"].max())
+                                        .to_pydatetime())
+        if not left_out:
+            raise
+    rows = rows[~rows["user_id"].astype(str).isin(set(left_out))].reset_index(drop=True)
+    return _dataset(store, rows, outcome_type=outcome_type, window_days=window_days,
+                    definition=definition, features=features, skipped=skipped,
+                    left_out=left_out)
+
+
+def _dataset(store: Store, rows: pd.DataFrame, *, outcome_type: str, window_days: int,
+             definition: ChurnDefinition | None, features: Sequence[str] | None,
+             skipped: dict[str, int], left_out: dict[str, str] | None = None) -> UpliftData:
+    """The outcomes and point-in-time features of the campaign ``rows``."""
+    con = store.con
     keys = pa.table({
         "user_id": pa.array(rows["user_id"].astype(str).to_numpy(dtype=object), pa.string()),
         "cutoff": pa.array(pd.to_datetime(rows["assigned_at"]).astype("datetime64[us]")
@@ -147,6 +215,7 @@ def uplift_dataset(store: Store, *, actions: Sequence[str], outcome_type: str = 
         user_id=rows["user_id"].to_numpy(dtype=object),
         campaign_id=rows["campaign_id"].to_numpy(dtype=object),
         outcome_type=outcome_type, window_days=int(window_days), skipped_actions=skipped,
+        left_out=dict(left_out or {}),
     )
 
 
@@ -370,17 +439,23 @@ def _summary(name: str, per_action: dict[str, dict], weights: dict[str, int]) ->
     return out
 
 
-def evaluate_learners(data: UpliftData, *, actions: Sequence[str], folds: int = 5,
-                      seed: int = 0, progress: Callable[[str], None] | None = None
-                      ) -> UpliftEvaluation:
+def evaluate_learners(data: UpliftData, *, actions: Sequence[str] | None = None,
+                      folds: int = 5, seed: int = 0,
+                      progress: Callable[[str], None] | None = None) -> UpliftEvaluation:
     """Cross-fitted effects of every learner; Qini, AUUC and uplift@k per action on the rows of
     that action and the control group; the chosen learner has the highest mean Qini (weighted by
-    the action's rows). A random ranking is reported alongside as the floor."""
+    the action's rows). A random ranking is reported alongside as the floor. ``actions``
+    (default: every action of ``data``) are the actions evaluated."""
     say = progress or (lambda message: None)
+    actions = data.actions if actions is None else actions
     acts = [a for a in actions if (data.action == a).any()]
     if not acts:
-        raise UpliftError(f"no campaign row received any of the catalogue actions "
-                          f"({', '.join(actions)}); their names must match the catalogue")
+        if not data.actions:
+            raise UpliftError("no campaign row received an action (every usable row is in a "
+                              "control group); uplift needs treated customers")
+        raise UpliftError(f"no campaign row received any of the actions "
+                          f"({', '.join(actions)}); the campaigns gave "
+                          f"{', '.join(data.actions)}")
     fold = _folds(data.user_id, folds, seed)
     oof = {name: pd.DataFrame(0.0, index=range(len(data)), columns=acts) for name in LEARNERS}
     for k in range(folds):
@@ -448,14 +523,25 @@ def prior_uplift(risk_tier: np.ndarray, priors: dict[str, dict[str, float]],
                          for a in actions})
 
 
+@dataclass(frozen=True, kw_only=True)
+class UpliftScores:
+    """What :func:`score_uplift` found: the effects, the learner used and notes for the user."""
+
+    effects: pd.DataFrame  # user_id, then one column per action
+    learner: str
+    notes: list[str] = field(default_factory=list)
+
+
 def score_uplift(store: Store, *, actions: Sequence[str], definition: ChurnDefinition,
                  as_of: dt.datetime, user_ids: Sequence[str] | None = None,
                  outcome_type: str = "order", window_days: int = 90, learner: str = "auto",
-                 seed: int = 0, progress: Callable[[str], None] | None = None
-                 ) -> tuple[pd.DataFrame, str]:
+                 seed: int = 0, progress: Callable[[str], None] | None = None) -> UpliftScores:
     """Estimated effect of each action per customer (every customer in the users table, or
-    ``user_ids``) at ``as_of``: user_id plus one column per action. Returns the frame and the
-    learner used (``auto``: the one with the best out-of-fold Qini)."""
+    ``user_ids``) at ``as_of``: user_id plus one column per action: the catalogue's ``actions``
+    (0 where no campaign gave one), then every other action the randomised campaigns gave,
+    which a note names (learning an effect needs no cost; only ``plan`` needs the catalogue).
+    Campaigns count when their window ended by ``as_of`` (and the data's end). The learner is
+    ``learner``, or with ``auto`` the one with the best out-of-fold Qini."""
     say = progress or (lambda message: None)
     if learner != "auto" and learner not in LEARNERS:
         raise UpliftError(f"unknown learner {learner!r}; choose auto or one of "
@@ -469,19 +555,36 @@ def score_uplift(store: Store, *, actions: Sequence[str], definition: ChurnDefin
     users = pd.DataFrame({"user_id": [str(u) for u in user_ids], "cutoff": as_of})
     users["cutoff"] = pd.to_datetime(users["cutoff"]).astype("datetime64[us]")
     say(f"building features for {len(users):,} customers")
-    features = build_features(store, users, definition=definition)
+    try:
+        features = build_features(store, users, definition=definition)
+        left_out: dict[str, str] = {}
+    except duckdb.DataError:
+        # One customer's data must not stop the scoring of the others (scoring.py does the same).
+        asked = set(users["user_id"])
+        left_out = {u: why for u, why in unscorable_customers(store, as_of).items()
+                    if u in asked}
+        if not left_out:
+            raise
+        users = users[~users["user_id"].isin(set(left_out))].reset_index(drop=True)
+        features = build_features(store, users, definition=definition)
     features.attrs = {}
     features = features.reindex(pd.MultiIndex.from_frame(users))
-    data = uplift_dataset(store, actions=actions, outcome_type=outcome_type,
-                          window_days=window_days, definition=definition,
-                          features=list(features.columns))
+    data = uplift_dataset(store, outcome_type=outcome_type, window_days=window_days,
+                          definition=definition, features=list(features.columns), as_of=as_of)
+    columns = [*actions, *uncatalogued(data.actions, actions)]
+    notes = [n for n in (uncatalogued_note(data.actions, actions),) if n]
+    notes += [f"left out customer {u}: {why}" for u, why in left_out.items()]
+    if data.left_out:
+        notes.append(f"{len(data.left_out)} customers' campaign rows were left out of the "
+                     f"learning: {next(iter(set(data.left_out.values())))}")
     evaluation = None
     if learner == "auto":
-        evaluation = evaluate_learners(data, actions=actions, seed=seed, progress=say)
+        evaluation = evaluate_learners(data, seed=seed, progress=say)
         learner = evaluation.chosen
     say(f"fitting the {learner} on {len(data):,} campaign rows")
-    model = LEARNERS[learner](random_state=seed).fit(data.features, data.action, data.y, actions)
-    effects = model.predict(features.reset_index(drop=True))[list(actions)]
+    model = LEARNERS[learner](random_state=seed).fit(data.features, data.action, data.y, columns)
+    effects = model.predict(features.reset_index(drop=True))[columns]
     if evaluation is not None:
         effects = evaluation.calibrate(effects)
-    return pd.concat([users[["user_id"]], effects], axis=1), learner
+    return UpliftScores(effects=pd.concat([users[["user_id"]], effects], axis=1),
+                        learner=learner, notes=notes)

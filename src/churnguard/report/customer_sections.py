@@ -8,7 +8,7 @@ import pandas as pd
 
 from churnguard.report import charts
 from churnguard.report.data import ReportData
-from churnguard.report.formatting import count, pct
+from churnguard.report.formatting import count, pct, probability
 from churnguard.report.markup import (
     esc as _e,
     figure as _figure,
@@ -44,10 +44,11 @@ def _distribution(data: ReportData) -> str:
     for tier in [t for t in charts.TIER_COLOURS if t in counts.index] + \
             [t for t in counts.index if t not in charts.TIER_COLOURS]:
         sel = tiers == tier
+        low, high = probability(p[keep][sel].min()), probability(p[keep][sel].max())
         rows.append(f'<tr><td><span class="tier tier-{_e(tier)}">{_e(tier)}</span></td>'
                     f'<td class="num">{count(sel.sum())}</td><td class="num">'
-                    f"{pct(sel.mean())}</td><td class=\"num\">{pct(p[keep][sel].min())} – "
-                    f"{pct(p[keep][sel].max())}</td><td class=\"num\">"
+                    f"{pct(sel.mean())}</td><td class=\"num\">{_e(low)} – "
+                    f"{_e(high)}</td><td class=\"num\">"
                     f"{count(p[keep][sel].sum())}</td></tr>")
     return (_figure(charts.score_distribution_chart(p[keep].to_numpy(), tiers),
                     "Each bar counts the customers whose predicted probability falls in that "
@@ -179,8 +180,8 @@ def _customers(data: ReportData) -> str:
         tier = str(record["risk_tier"])
         cells = "".join(f"<td>{_e(_text(record[c]))}</td>" for c in reasons)
         rows.append(f'<tr><td class="num">{rank}</td><td><code>{_e(record["user_id"])}</code></td>'
-                    f'<td class="num">{pct(record["p_numeric_"])}</td><td><span class="tier '
-                    f'tier-{_e(tier)}">{_e(tier)}</span></td>{cells}</tr>')
+                    f'<td class="num">{_e(probability(record["p_numeric_"]))}</td>'
+                    f'<td><span class="tier tier-{_e(tier)}">{_e(tier)}</span></td>{cells}</tr>')
     version = scores["model_version"].dropna().unique() if "model_version" in scores else []
     about = (f"<p class=\"muted\">Scored by model version {_e(', '.join(map(str, version)))}.</p>"
              if len(version) else "")

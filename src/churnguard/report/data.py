@@ -81,6 +81,9 @@ class ReportData:
     plan: dict = field(default_factory=dict)
     plan_sample: pd.DataFrame = field(default_factory=pd.DataFrame)
     measurements: list[dict] = field(default_factory=list)
+    # The newest operating cycles: cycle_id, trigger, status, started_at, finished_at and
+    # steps (step, status, decision, error), newest first.
+    cycles: list[dict] = field(default_factory=list)
     missing: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:

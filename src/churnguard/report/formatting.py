@@ -7,13 +7,16 @@ show as a dash.
 ('1,234.568', '12.3%', '12,346', '-3.50', '+2.00', '+3.1 pp')
 >>> num(None), pct(float("nan")), count("n/a")
 ('—', '—', '—')
+
+A predicted probability goes through :func:`probability`, never :func:`pct`: it never reads as
+certain (100%) or impossible (0%).
 """
 
 from __future__ import annotations
 
 import math
 
-__all__ = ["count", "finite", "formatted", "money", "num", "pct", "pp", "signed"]
+__all__ = ["count", "finite", "formatted", "money", "num", "pct", "pp", "probability", "signed"]
 
 
 def finite(value: object) -> float | None:
@@ -41,6 +44,29 @@ def num(value: object, digits: int = 3) -> str:
 
 def pct(value: object, digits: int = 1) -> str:
     return formatted(value, f".{digits}%")
+
+
+def probability(value: object, digits: int = 1) -> str:
+    """A predicted probability as a percentage that never reads as certain: a value that would
+    print as 100% shows as ">99.9%" (">99%" with ``digits=0``), one that would print as 0% as
+    "<0.1%" ("<1%"). A calibrated model's top step can be exactly 1.0 (isotonic calibration), yet
+    no customer is certain to leave. Only what is shown changes; stored numbers stay as they are.
+
+    >>> probability(0.8734), probability(1.0), probability(0.99996), probability(0.0)
+    ('87.3%', '>99.9%', '>99.9%', '<0.1%')
+    >>> probability(1.0, 0), probability(0.004, 0), probability(0.5, 0), probability(None)
+    ('>99%', '<1%', '50%', '—')
+    """
+    x = finite(value)
+    if x is None:
+        return "—"
+    step = 10.0 ** -digits  # the smallest step shown, in percent
+    shown = round(100 * x, digits)
+    if shown >= 100:
+        return f">{100 - step:.{digits}f}%"
+    if shown <= 0:
+        return f"<{step:.{digits}f}%"
+    return f"{x:.{digits}%}"
 
 
 def count(value: object) -> str:

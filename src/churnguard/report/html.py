@@ -16,7 +16,12 @@ import os
 import tempfile
 from pathlib import Path
 
-from churnguard.report import customer_sections, intervention_sections, model_sections
+from churnguard.report import (
+    customer_sections,
+    cycle_sections,
+    intervention_sections,
+    model_sections,
+)
 from churnguard.report.data import ReportData
 from churnguard.report.formatting import count, finite, formatted, money, num, pct, pp, signed
 from churnguard.report.markup import esc as _e
@@ -57,6 +62,9 @@ SECTIONS: tuple[tuple[str, str, str], ...] = (
     ("interventions", "Interventions",
      "Whom the latest plan contacts with which action and what it expects to gain, and what "
      "measured campaigns really gained against their random control groups."),
+    ("cycles", "Operating cycles",
+     "What the newest cycles of `churnguard run` and the service's schedule did, step by step, "
+     "and why."),
 )
 
 
@@ -74,18 +82,20 @@ NO_BACKTEST_SECTION = ("backtest", "Model quality",
 
 def page_sections(data: ReportData) -> tuple[tuple[str, str, str], ...]:
     """The sections of this page, in order: :data:`SECTIONS`, with the backtest's replaced by
-    one that says how to run it when there is none."""
+    one that says how to run it when there is none, and the cycles' only when a cycle ran (a
+    project run by hand has none to show)."""
+    sections = SECTIONS if data.cycles else tuple(s for s in SECTIONS if s[0] != "cycles")
     if "backtest" not in data.missing:
-        return SECTIONS
-    at = next(i for i, (sid, _, _) in enumerate(SECTIONS) if sid in BACKTEST_SECTIONS)
-    kept = [s for s in SECTIONS if s[0] not in BACKTEST_SECTIONS]
+        return sections
+    at = next(i for i, (sid, _, _) in enumerate(sections) if sid in BACKTEST_SECTIONS)
+    kept = [s for s in sections if s[0] not in BACKTEST_SECTIONS]
     return (*kept[:at], NO_BACKTEST_SECTION, *kept[at:])
 
 
 def build_html(data: ReportData) -> str:
     """The whole page as one string."""
     bodies = {**model_sections.bodies(data), **customer_sections.bodies(data),
-              **intervention_sections.bodies(data)}
+              **intervention_sections.bodies(data), **cycle_sections.bodies(data)}
     shown = page_sections(data)
     nav = "".join(f'<li><a href="#{sid}">{_e(title)}</a></li>' for sid, title, _ in shown)
     sections = "\n".join(

@@ -7,7 +7,8 @@ import pandas as pd
 
 from churnguard.report import charts
 from churnguard.report.data import ReportData
-from churnguard.report.formatting import count, finite, money, num, pct, pp, signed
+from churnguard.report.formatting import (
+    count, finite, money, num, pct, pp, probability, signed)
 from churnguard.report.markup import (
     cards as _cards,
     esc as _e,
@@ -246,7 +247,8 @@ def _plan_sample(sample: pd.DataFrame) -> str:
         rows.append(
             f'<tr><td class="num">{rank}</td><td><code>{_e(r["user_id"])}</code></td>'
             f'<td>{_e(r["action"])}</td><td>{"—" if tier == "—" else _tier_badge(tier)}</td>'
-            f'<td class="num">{pct(r.get("p_churn"))}</td><td class="num">{pp(r.get("uplift"))}'
+            f'<td class="num">{_e(probability(r.get("p_churn")))}</td>'
+            f'<td class="num">{pp(r.get("uplift"))}'
             f'</td><td class="num">{money(r.get("value"))}</td><td class="num">'
             f'{money(r.get("expected_cost"))}</td><td class="num">{money(r["margin_"])}</td>'
             f'<td>{_e(_text(r.get("message_en")))}</td></tr>')

@@ -13,6 +13,8 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from churnguard import __version__, customers
+from churnguard.operate import Cron, Scheduler
+from churnguard.operate.schedule import utc_now
 from churnguard.project import Project
 from churnguard.service.asgi import ApiHeaders
 from churnguard.service.auth import API_KEY_HEADER
@@ -36,13 +38,17 @@ a message that never repeats what was sent."""
 
 
 def create_app(project: Project | Path | str, settings: ServiceSettings | None = None, *,
-               now: Callable[[], dt.datetime] | None = None) -> FastAPI:
+               now: Callable[[], dt.datetime] | None = None,
+               cycle_clock: Callable[[], dt.datetime] = utc_now,
+               cycle_poll_s: float = 15.0) -> FastAPI:
     """The service over ``project`` (a :class:`Project` or its folder).
 
     ``settings`` default to :meth:`ServiceSettings.from_env`, which refuses unsafe settings.
     ``now`` replaces the clock (tests): a function returning naive UTC datetimes. The store is
     opened here; the population is scored when the app starts (its lifespan) and the store is
-    closed when it stops.
+    closed when it stops. With ``[operate] schedule`` set, a background thread runs a cycle
+    each time the cron expression fires by ``cycle_clock`` (UTC wall time; tests move their
+    own), looking every ``cycle_poll_s`` seconds.
     """
     if not isinstance(project, Project):
         project = Project.load(Path(project).resolve())
@@ -53,12 +59,17 @@ def create_app(project: Project | Path | str, settings: ServiceSettings | None =
         raise SettingsError(f"cannot start the service: ingest.pseudonymise is on but "
                             f"{ingest.pseudonym_key_env} is not set; set it to the key the "
                             "store was loaded with")
+    schedule = project.config.operate.schedule
+    cron = Cron.parse(schedule) if schedule else None  # a bad expression stops the start
     state = build_state(project, settings, now)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         _finish_erasures(state)
         state.risk.start(refresh_seconds=settings.refresh_seconds, warm=settings.warm_on_start)
+        if cron is not None:
+            state.cycles = Scheduler(cron, state.run_cycle, now=cycle_clock, poll_s=cycle_poll_s)
+            state.cycles.start()
         try:
             yield
         finally:

@@ -49,8 +49,9 @@ from churnguard.registry import (
     load_model,
     trained_definition,
 )
+from churnguard.scoring import isolated_snapshot
 from churnguard.service.store_pool import StorePool
-from churnguard.snapshots import Snapshot, build_snapshot
+from churnguard.snapshots import Snapshot
 from churnguard.store import Store
 
 log = logging.getLogger("churnguard.service")
@@ -90,6 +91,9 @@ class RiskBook:
         self._fresh: dict[str, tuple[CustomerRisk, int]] = {}
         self._table: dict[str, CustomerRisk] | None = None
         self._known: set[str] = set()
+        # In the population but left out of its scoring (their data cannot be featurised):
+        # never "lapsed", their answers are computed on the spot.
+        self._left_out: set[str] = set()
         self._table_seq = 0
         self.table_as_of: dt.datetime | None = None
         self.table_version: str | None = None
@@ -122,6 +126,7 @@ class RiskBook:
             self._fresh.clear()
             self._table = None
             self._known = set()
+            self._left_out = set()
             self.table_as_of = self.table_version = None
 
     def lookup(self, user_id: str) -> tuple[str, CustomerRisk | None]:
@@ -131,7 +136,8 @@ class RiskBook:
             fresh = self._fresh.get(user_id)
             if fresh is not None:
                 return "hit", fresh[0]
-            if self._table is None or self._marks.get(user_id, 0) > self._table_seq:
+            if self._table is None or self._marks.get(user_id, 0) > self._table_seq \
+                    or user_id in self._left_out:
                 return "miss", None
             risk = self._table.get(user_id)
             if risk is not None:
@@ -149,12 +155,13 @@ class RiskBook:
                 self._fresh[risk.user_id] = (risk, seq)
 
     def install(self, scored: dict[str, CustomerRisk], known: set[str], *, as_of: dt.datetime,
-                version: str, ticket: tuple[int, int]) -> bool:
+                version: str, ticket: tuple[int, int], left_out: set[str] | None = None) -> bool:
         seq, generation = ticket
         with self._lock:
             if generation != self._generation:
                 return False
             self._table, self._known, self._table_seq = scored, known, seq
+            self._left_out = set(left_out or ())
             self.table_as_of, self.table_version = as_of, version
             self.reasons_done = 0
             self._marks = {u: s for u, s in self._marks.items() if s > seq}
@@ -195,6 +202,11 @@ class RiskBook:
             return min(1.0, self.reasons_done / len(self._table)) if self._table else 1.0
 
 
+def _reasons(left_out: dict[str, str]) -> str:
+    """The distinct reasons customers were left out for (they name no customer)."""
+    return "; ".join(sorted(set(left_out.values())))
+
+
 class RiskService:
     """Computes and caches risk answers for the routers."""
 
@@ -204,6 +216,9 @@ class RiskService:
         self.book = RiskBook()
         # Why the last scoring of the whole population failed (None: it did not).
         self.population_error: str | None = None
+        # How many customers the last scoring of the population left out because their data
+        # cannot be featurised (scoring.isolated_snapshot); everyone else was scored.
+        self.population_left_out = 0
         self._champion: Champion | None = None
         self._champion_lock = threading.Lock()
         self._scratch: CustomerScratch | None = None
@@ -319,17 +334,28 @@ class RiskService:
             found = get_model_version(store, version)
             features = list(found.features)
             as_of = self.clock(store)
-            snapshot = build_snapshot(store, cutoffs=[as_of], features=features,
-                                      definition=trained_definition(found) or self.config.churn,
-                                      with_labels=False)
+            snapshot, left_out = isolated_snapshot(
+                store, cutoffs=[as_of], features=features,
+                definition=trained_definition(found) or self.config.churn)
             context = reason_context(store, snapshot.index.to_frame(index=False)) \
                 if len(snapshot) else None
             known = set(known_customers(store))
+        if left_out and len(snapshot) == 0:
+            # Nobody could be scored: the population was not scored (/readyz says not ready).
+            raise RuntimeError(f"all {len(left_out)} customers of the population were left out: "
+                               f"{_reasons(left_out)}")
         risks = probabilities(model, version, snapshot, tiers=self.config.scoring, as_of=as_of)
         before = self.book.previous_reasons(version)
         scored = {r.user_id: replace(r, reasons=before.get(r.user_id, {})) for r in risks}
-        if not self.book.install(scored, known, as_of=as_of, version=version, ticket=ticket):
+        if not self.book.install(scored, known, as_of=as_of, version=version, ticket=ticket,
+                                 left_out=set(left_out)):
             return None
+        self.population_left_out = len(left_out)
+        if left_out:
+            # A count and the reason, never the ids: the log is not where customers are named
+            # (``churnguard score`` names them to the operator who runs it).
+            log.warning("left out %d customers whose data cannot be featurised: %s",
+                        len(left_out), _reasons(left_out))
         log.info("scored %d customers as of %s with %s", len(scored), as_of, version)
         p = np.array([r.p_churn for r in risks], dtype=float)
         return _ExplainJob(ticket=ticket, model=model, snapshot=snapshot, context=context,

@@ -273,6 +273,11 @@ class ReadyOut(_Out):
                           "the file): their rows are gone, freed pages may still hold bytes")
     reasons_ready: float | None = Field(
         ge=0, le=1, description="share of those answers whose reasons are computed")
+    left_out: int = Field(
+        0, ge=0, description="customers the last scoring of the population left out because "
+                             "their data cannot be featurised (e.g. an amount beyond what the "
+                             "features sum; the server log says why): everyone else was scored, "
+                             "and their own answers are computed on the spot")
 
 
 def field_names() -> set[str]:

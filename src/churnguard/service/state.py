@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 from fastapi import Request
 
 from churnguard.customers import stored_id
+from churnguard.operate import CycleRecord, Scheduler, run_cycle
 from churnguard.project import Project
 from churnguard.service.auth import TokenBucket
 from churnguard.service.metrics import Metrics
@@ -18,6 +20,8 @@ from churnguard.service.risk import RiskService
 from churnguard.service.settings import ServiceSettings
 from churnguard.service.store_pool import StorePool
 from churnguard.store import Store
+
+log = logging.getLogger("churnguard.service")
 
 
 def wall_now() -> dt.datetime:
@@ -63,6 +67,7 @@ class ServiceState:
     metrics: Metrics
     data_clock: DataClock | None
     recommendations: Recommendations
+    cycles: Scheduler | None = None  # runs [operate] schedule's cycles (started by the app)
 
     def stored_id(self, user_id: str) -> str:
         """The id as the store holds it (pseudonymised when the project says so)."""
@@ -75,7 +80,23 @@ class ServiceState:
         if self.data_clock is not None:
             self.data_clock.reset()
 
+    def run_cycle(self, fire: dt.datetime | None = None) -> CycleRecord:
+        """One operating cycle through the pool (reads beside the requests, writes in turn
+        with the other writers); afterwards the risk answers follow new events and a new
+        champion."""
+        record = run_cycle(self.pool, project=self.project, trigger="schedule",
+                           progress=lambda message: log.info("cycle: %s", message))
+        if record.changed:
+            if self.data_clock is not None:
+                self.data_clock.reset()
+            self.risk.champion_changed()
+        if record.status != "done":
+            log.error("cycle %s stopped at %s", record.cycle_id, record.error)
+        return record
+
     def close(self) -> None:
+        if self.cycles is not None:
+            self.cycles.stop()
         self.risk.stop()
         self.pool.close()
 

@@ -23,6 +23,7 @@ from sklearn.metrics import roc_curve
 
 from churnguard.report.charts import CHOSEN_COLOUR, ORACLE_COLOUR, TIER_COLOURS
 from churnguard.report.curves import Predictions, calibration_bins, gains
+from churnguard.report.formatting import probability
 from churnguard.service.dashboard.i18n import event_name, t
 
 MAX_POINTS = 300
@@ -145,13 +146,16 @@ def risk_over_time(points: Sequence[dict], now: dict | None, *, high: float, med
         data.append({"type": "scatter", "mode": "lines+markers", "name": t(lang, "series_scored"),
                      "x": [p["as_of"] for p in points],
                      "y": _values([p["p_churn"] for p in points]),
+                     # the hover text is written here, so that it never reads 100% or 0%
+                     "customdata": [probability(p["p_churn"]) for p in points],
                      "line": {"color": CHOSEN_COLOUR, "width": 2.5},
-                     "hovertemplate": "%{x|%Y-%m-%d}: %{y:.1%}<extra></extra>"})
+                     "hovertemplate": "%{x|%Y-%m-%d}: %{customdata}<extra></extra>"})
     if now is not None:
         data.append({"type": "scatter", "mode": "markers", "name": t(lang, "series_now"),
                      "x": [now["as_of"]], "y": _values([now["p_churn"]]),
+                     "customdata": [probability(now["p_churn"])],
                      "marker": {"color": TIER_COLOURS["high"], "size": 12, "symbol": "diamond"},
-                     "hovertemplate": "%{x|%Y-%m-%d %H:%M}: %{y:.1%}<extra></extra>"})
+                     "hovertemplate": "%{x|%Y-%m-%d %H:%M}: %{customdata}<extra></extra>"})
     layout = _layout(t(lang, "chart_risk_over_time"), x=t(lang, "axis_date"),
                      y=t(lang, "axis_p_churn"), height=300)
     layout["yaxis"].update(range=[0, 1], tickformat=".0%")

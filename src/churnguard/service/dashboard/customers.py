@@ -25,7 +25,8 @@ from churnguard.score_runs import SORTS, TIERS, ScoringRun, latest_run
 from churnguard.service.dashboard import charts
 from churnguard.service.dashboard.i18n import event_name, t
 from churnguard.service.dashboard.layout import (
-    PageContext, cards, chart, count, day, e, minute, money, note, page, pct, table, tier_badge)
+    PageContext, cards, chart, count, day, e, minute, money, note, page, pct, probability, table,
+    tier_badge)
 from churnguard.service.state import ServiceState
 from churnguard.store import Store
 
@@ -183,7 +184,8 @@ def render_list(ctx: PageContext, service: ServiceState, store: Store,
         body_rows.append(
             f'<tr class="row-link" data-href="{e(url)}"><td class="num">{i}</td>'
             f'<td><a class="customer-link" href="{e(url)}">{e(r["user_id"])}</a></td>'
-            f'<td class="num">{pct(r["p_churn"])}</td><td>{tier_badge(r["risk_tier"], lang)}</td>'
+            f'<td class="num">{e(probability(r["p_churn"]))}</td>'
+            f'<td>{tier_badge(r["risk_tier"], lang)}</td>'
             f'<td class="num">{money(r["revenue"])}</td>{segment}<td class="reasons">'
             f'{reason_html}</td><td>{action_html}</td></tr>')
     pages = max(1, -(-total // PAGE_SIZE))
@@ -315,7 +317,7 @@ def _now(lang: str, risk: CustomerRisk | None, scores: list[ScoreRow]) -> _Now:
 
 def _headline(lang: str, now: _Now, seen: Timeline) -> str:
     return cards([
-        (e(t(lang, "card_p_now")), pct(now.p_churn),
+        (e(t(lang, "card_p_now")), e(probability(now.p_churn)),
          (tier_badge(now.tier, lang) + " " if now.tier else "") + e(now.status)),
         (e(t(lang, "card_as_of")), e(minute(now.as_of)),
          e(t(lang, "card_model", version=now.model_version))),
@@ -348,7 +350,7 @@ def _timeline_chart(lang: str, seen: Timeline) -> str:
 def _history_tables(lang: str, seen: Timeline) -> tuple[str, str, str]:
     """The score, event and contact tables under the charts."""
     score_rows = [
-        f'<tr><td>{e(day(s.as_of))}</td><td class="num">{pct(s.p_churn)}</td>'
+        f'<tr><td>{e(day(s.as_of))}</td><td class="num">{e(probability(s.p_churn))}</td>'
         f"<td>{tier_badge(s.risk_tier, lang)}</td><td><code>{e(s.model_version)}</code></td></tr>"
         for s in reversed(seen.scores)]
     event_rows = [

@@ -25,12 +25,12 @@ from dataclasses import dataclass, field
 from html import escape
 from urllib.parse import urlencode
 
-from churnguard.report.formatting import count, formatted, money, pct, pp, signed
+from churnguard.report.formatting import count, formatted, money, pct, pp, probability, signed
 from churnguard.service.dashboard.i18n import LANGS, t
 
 __all__ = ["NAV", "PageContext", "bare_page", "cards", "chart", "count", "day", "e", "href",
-           "json_block", "minute", "money", "note", "num", "page", "pct", "pp", "section", "signed",
-           "table", "tier_badge"]
+           "json_block", "minute", "money", "note", "num", "page", "pct", "pp", "probability",
+           "section", "signed", "table", "tier_badge"]
 
 NAV = (("overview", "/"), ("customers", "/customers"), ("quality", "/model"),
        ("monitor", "/monitor"), ("campaigns", "/campaigns"))

@@ -17,7 +17,8 @@ from churnguard.score_runs import latest_run
 from churnguard.service.dashboard import charts
 from churnguard.service.dashboard.i18n import t
 from churnguard.service.dashboard.layout import (
-    PageContext, cards, chart, count, day, e, money, note, page, pct, table, tier_badge)
+    PageContext, cards, chart, count, day, e, money, note, page, pct, probability, table,
+    tier_badge)
 from churnguard.service.dashboard.memo import Memo
 from churnguard.store import Store
 
@@ -79,7 +80,7 @@ def render(ctx: PageContext, store: Store, config: ProjectConfig, memo: Memo) ->
         rows.append(
             f'<tr><td><a href="{e(link)}">{tier_badge(tier, lang)}</a></td>'
             f'<td class="num">{count(r[1])}</td><td class="num">{pct(r[1] / population)}</td>'
-            f'<td class="num">{pct(r[5], 0)} – {pct(r[6], 0)}</td>'
+            f'<td class="num">{e(probability(r[5], 0))} – {e(probability(r[6], 0))}</td>'
             f'<td class="num">{count(r[2])}</td><td class="num">{money(r[3])}</td></tr>')
     tier_table = table([e(t(lang, h)) for h in ("col_tier", "col_customers", "col_share",
                                                  "col_range", "col_churners", "col_revenue_risk")],

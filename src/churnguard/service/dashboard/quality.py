@@ -27,7 +27,8 @@ from churnguard.report.curves import usable
 from churnguard.service.dashboard import charts
 from churnguard.service.dashboard.i18n import t
 from churnguard.service.dashboard.layout import (
-    PageContext, chart, count, day, e, minute, note, num, page, pct, section, table)
+    PageContext, chart, count, day, e, minute, note, num, page, pct, probability, section,
+    table)
 from churnguard.service.dashboard.memo import Memo
 from churnguard.service.state import ServiceState
 from churnguard.store import Store
@@ -132,7 +133,8 @@ def _drift_section(lang: str, drift: monitor.Drift | None) -> str:
     rows = [f'<tr><td>{e(t(lang, "drift_scores"))}</td><td class="num">{num(drift.score_psi)}'
             f'</td><td><span class="state state-{score_state}">'
             f'{e(t(lang, "stability_" + score_state))}</span></td><td class="num">'
-            f'{pct(median(drift.p_old))}</td><td class="num">{pct(median(drift.p_new))}'
+            f'{e(probability(median(drift.p_old)))}</td><td class="num">'
+            f'{e(probability(median(drift.p_new)))}'
             f"</td></tr>"]
     for f in drift.features:
         state = stability(f.psi)

@@ -39,7 +39,8 @@ def readyz(service: ServiceState = Depends(service_of)) -> JSONResponse:
     body = ReadyOut(status="ready" if ready else "not_ready", store=store_ok, champion=champion,
                     population=population, scores_as_of=service.risk.book.table_as_of,
                     pending_erasures=len(pending_compactions(service.project.root)),
-                    reasons_ready=service.risk.book.reasons_progress)
+                    reasons_ready=service.risk.book.reasons_progress,
+                    left_out=service.risk.population_left_out)
     return JSONResponse(body.model_dump(mode="json"), status_code=200 if ready else 503)
 
 
