@@ -287,6 +287,32 @@ class OperateConfig(_Section):
     deliver_out: str = Field("outbox", min_length=1)
 
 
+# -- [monitor] (issue 18 item 3; docs/monitor.md) -------------------------------------------------
+class MonitorConfig(_Section):
+    """``churnguard monitor``: drift with thresholds calibrated by bootstrap at the batch size,
+    Benjamini–Hochberg across features, and realized metrics on matured cohorts."""
+
+    # False discovery rate of the drift alarms: on unchanged data, at most this share of the
+    # batches raises any alarm (so at most this share of the feature checks alarms).
+    fdr: float = Field(0.01, gt=0, lt=1)
+    # Bootstrap draws of the null at the batch size (the tail beyond them is a fitted gamma).
+    bootstrap: int = Field(500, ge=50, le=100_000)
+    statistic: Literal["psi", "js"] = "psi"
+    # The reference: "champion" (its training window; the population reference_lag_days before
+    # the batch when there is no champion or no recorded window) or "lag" (always that
+    # population: reference_lag_days = 7 compares each week with the one before).
+    reference: Literal["champion", "lag"] = "champion"
+    reference_lag_days: int = Field(90, gt=0)
+    # At most this many reference rows (a seeded sample), to bound the feature computation.
+    reference_rows: int = Field(20_000, ge=100)
+    # A campaign assignment this many days before a cohort's cutoff can still change its
+    # outcome: such treated customers are left out of the realized metrics too.
+    treatment_window_days: int = Field(90, ge=0)
+    # Inputs not checked for drift (e.g. tenure_days, which grows with the age of the data).
+    ignore: tuple[str, ...] = ()
+    seed: int = 0
+
+
 class ProjectConfig(_Section):
     churn: ChurnDefinition = ChurnDefinition()
     ingest: IngestConfig = IngestConfig()
@@ -296,6 +322,7 @@ class ProjectConfig(_Section):
     models: ModelsConfig = ModelsConfig()
     gate: GateConfig = GateConfig()
     operate: OperateConfig = OperateConfig()
+    monitor: MonitorConfig = MonitorConfig()
 
     @model_validator(mode="after")
     def _simulated_calendar(self) -> ProjectConfig:

@@ -130,6 +130,7 @@ def _domain_classes() -> dict[str, type]:
     from churnguard.intervene.plan import PlanError
     from churnguard.intervene.uplift import UpliftError
     from churnguard.labels import LabelError
+    from churnguard.monitor import MonitorError
     from churnguard.registry import RegistryError
     from churnguard.reporting import ReportError
     from churnguard.scoring import ScoringError
@@ -138,8 +139,8 @@ def _domain_classes() -> dict[str, type]:
 
     return {c.__name__: c for c in (
         ConfigError, UnknownCustomerError, ErasureError, BacktestError, FeatureError, IngestError,
-        DeliveryError, MeasurementError, PlanError, UpliftError, LabelError, RegistryError,
-        ReportError, ScoringError, SettingsError, StoreError, StoreBusyError)}
+        DeliveryError, MeasurementError, PlanError, UpliftError, LabelError, MonitorError,
+        RegistryError, ReportError, ScoringError, SettingsError, StoreError, StoreBusyError)}
 
 
 def test_every_domain_error_has_the_one_base_and_its_own_code() -> None:

@@ -3,9 +3,9 @@
 One module per command group: ``base`` (the group and the options every command shares),
 ``data`` (init, simulate, ingest, churn preview, status), ``models`` (train, backtest, score,
 explain, report, models), ``behaviour`` (pretrain), ``campaigns`` (uplift, plan, deliver,
-measure), ``customers`` (erase), ``service`` (serve), ``operate`` (run, cycles) and ``demo``.
-Each imports ``base`` and registers its commands on :data:`cli`; this module imports them all and
-maps failures to the exit codes in one place (:func:`main`).
+measure), ``customers`` (erase), ``monitor`` (monitor), ``service`` (serve), ``operate`` (run,
+cycles) and ``demo``. Each imports ``base`` and registers its commands on :data:`cli`; this module
+imports them all and maps failures to the exit codes in one place (:func:`main`).
 
 Exit codes (DESIGN.md): 0 success, 2 bad usage or bad input (the message names file, row, column
 and reason), 1 anything else.
@@ -27,6 +27,7 @@ from churnguard.cli import (  # noqa: F401
     data,
     demo,
     models,
+    monitor,
     operate,
     service,
 )

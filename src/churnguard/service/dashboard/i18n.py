@@ -21,6 +21,7 @@ EN: dict[str, str] = {
     "nav_customers": "At-risk customers",
     "nav_quality": "Model quality",
     "nav_campaigns": "Campaigns",
+    "nav_monitor": "Monitor",
     "switch_language": "中文",
     "sign_out": "Sign out",
     "find_placeholder": "Find a customer by id",
@@ -163,6 +164,57 @@ EN: dict[str, str] = {
     "col_amount": "Amount",
     "col_rating": "Rating",
     "col_control": "Control",
+    # monitor (issue 18 item 3)
+    "monitor_title": "Monitor",
+    "monitor_lead": "Has anything changed since the champion was trained, and how well is it "
+                    "doing? Each input's drift is judged against what an unchanged batch of "
+                    "this size would show (a bootstrap from the reference), and alarms are "
+                    "decided across inputs at a false discovery rate of {fdr}.",
+    "monitor_failed": "No monitoring report: {message}",
+    "monitor_batch": "Batch",
+    "monitor_batch_sub": "the population at {date}",
+    "monitor_reference": "Reference",
+    "monitor_alarms": "Drift alarms",
+    "monitor_alarms_sub": "of {n} checks",
+    "section_score_drift": "Drift of the scores",
+    "section_feature_drift": "Drift of every input",
+    "monitor_reference_text": "Reference: {text}.",
+    "monitor_method": "{statistic} of the batch against the reference; \u201cunchanged 99%\u201d "
+                      "is the value an unchanged batch of this size exceeds 1% of the time "
+                      "({bootstrap} bootstrap draws); p: the bootstrap p-value; q: adjusted by "
+                      "Benjamini\u2013Hochberg across all checks; an alarm when q \u2264 {fdr}.",
+    "col_statistic": "Statistic",
+    "col_unchanged_p99": "Unchanged 99%",
+    "col_p": "p",
+    "col_q": "q",
+    "col_alarm": "Alarm",
+    "col_missing": "Missing (ref. → batch)",
+    "alarm": "alarm",
+    "quiet": "quiet",
+    "no_score_drift": "No champion model, so no scores to compare.",
+    "section_estimate": "Label-free estimate for the batch",
+    "estimate_churn_rate": "Expected churn rate",
+    "estimate_churn_rate_sub": "mean probability of {n} customers",
+    "estimate_auc": "Expected ROC AUC",
+    "estimate_auc_sub": "{low}–{high} if labels follow the probabilities",
+    "estimate_limit": "Its limit: it is computed from the model's own probabilities, assuming "
+                      "they stay calibrated, so it cannot see a change in how behaviour maps to "
+                      "churn (concept drift). Only the realized figures below, once the labels "
+                      "are in, can.",
+    "no_estimate": "No champion model, so no estimate.",
+    "section_realized": "Realized on matured cohorts",
+    "realized_explained": "A scoring run at T matures at T + horizon, when every customer's "
+                          "outcome is known. Customers a campaign treated are left out (the "
+                          "treatment changed their outcome); the control groups stay.",
+    "no_realized": "No scoring run has matured yet: run `churnguard score` regularly; each run "
+                   "is judged one horizon later.",
+    "col_cutoff": "Cutoff",
+    "col_treated_out": "Treated, left out",
+    "col_churn_rate": "Churn rate",
+    "col_mean_p": "Mean probability",
+    "col_auc": "ROC AUC",
+    "col_ece": "Calibration error",
+    "col_lift": "Lift at 10%",
     # model quality
     "quality_title": "Model quality",
     "quality_lead": "How well the models predicted churn in the latest out-of-time backtest, "
@@ -329,6 +381,7 @@ ZH: dict[str, str] = {
     "nav_customers": "高风险客户",
     "nav_quality": "模型质量",
     "nav_campaigns": "营销活动",
+    "nav_monitor": "监控",
     "switch_language": "English",
     "sign_out": "退出登录",
     "find_placeholder": "按客户编号查找",
@@ -460,6 +513,51 @@ ZH: dict[str, str] = {
     "col_amount": "金额",
     "col_rating": "评分",
     "col_control": "对照组",
+    # monitor (issue 18 item 3)
+    "monitor_title": "监控",
+    "monitor_lead": "冠军模型训练以来数据是否发生了变化？它现在表现如何？每个输入的漂移都与同样大小的"
+                    "未变化批次应有的波动（从参照数据自助抽样）相比较，并在所有输入间以 {fdr} 的"
+                    "错误发现率决定是否告警。",
+    "monitor_failed": "无法生成监控报告：{message}",
+    "monitor_batch": "批次",
+    "monitor_batch_sub": "{date} 的客户群",
+    "monitor_reference": "参照",
+    "monitor_alarms": "漂移告警",
+    "monitor_alarms_sub": "共 {n} 项检验",
+    "section_score_drift": "评分的漂移",
+    "section_feature_drift": "每个输入的漂移",
+    "monitor_reference_text": "参照：{text}。",
+    "monitor_method": "批次相对参照的 {statistic}；“未变化 99%”是同样大小的未变化批次只有 1% "
+                      "的概率超过的值（{bootstrap} 次自助抽样）；p：自助法 p 值；q：在所有检验间经 "
+                      "Benjamini–Hochberg 校正；q ≤ {fdr} 时告警。",
+    "col_statistic": "统计量",
+    "col_unchanged_p99": "未变化 99%",
+    "col_p": "p",
+    "col_q": "q",
+    "col_alarm": "告警",
+    "col_missing": "缺失（参照 → 批次）",
+    "alarm": "告警",
+    "quiet": "正常",
+    "no_score_drift": "没有冠军模型，因此没有可比较的评分。",
+    "section_estimate": "批次的无标签估计",
+    "estimate_churn_rate": "预期流失率",
+    "estimate_churn_rate_sub": "{n} 位客户的平均概率",
+    "estimate_auc": "预期 ROC AUC",
+    "estimate_auc_sub": "若标签服从概率：{low}–{high}",
+    "estimate_limit": "局限：它由模型自身的概率算出，假定概率保持校准，因此看不到行为与流失之间关系的"
+                      "变化（概念漂移）。只有标签到齐后下方的实际指标才能看到。",
+    "no_estimate": "没有冠军模型，因此没有估计。",
+    "section_realized": "已到期批次的实际表现",
+    "realized_explained": "在 T 日的评分于 T + 预测期 到期，此时每位客户的结果都已知。被营销活动"
+                          "干预的客户不计入（干预改变了他们的结果）；对照组保留。",
+    "no_realized": "尚无到期的评分：请定期运行 `churnguard score`；每次评分在一个预测期后评估。",
+    "col_cutoff": "截止日",
+    "col_treated_out": "已干预（不计入）",
+    "col_churn_rate": "流失率",
+    "col_mean_p": "平均概率",
+    "col_auc": "ROC AUC",
+    "col_ece": "校准误差",
+    "col_lift": "前 10% 提升度",
     "quality_title": "模型质量",
     "quality_lead": "在最新的时间外回测中各模型预测流失的表现、输入数据此后是否发生漂移，以及哪个"
                     "版本是冠军模型。",

@@ -22,14 +22,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from churnguard.intervene.plan import PlanError
 from churnguard.score_runs import latest_run
 from churnguard.service.auth import API_KEY_HEADER, key_bucket, require
-from churnguard.service.dashboard import campaigns, customers, overview, quality
+from churnguard.service.dashboard import campaigns, customers, monitor, overview, quality
 from churnguard.service.dashboard.assets import LONG_CACHE, STATIC_PREFIX, Assets
 from churnguard.service.dashboard.i18n import lang_of, t
 from churnguard.service.dashboard.layout import PageContext, bare_page, e, note, page
 from churnguard.service.dashboard.memo import Memo
 from churnguard.service.dashboard.planner import Planner
 from churnguard.service.dashboard.sessions import COOKIE, SESSION_SECONDS, Sessions, open_reads
+from churnguard.errors import ChurnguardError
 from churnguard.service.errors import ApiError
+from churnguard.service.monitor_reports import monitor_document, report_cache
 from churnguard.service.state import ServiceState, service_of
 from churnguard.store import Store
 
@@ -156,7 +158,8 @@ def dashboard_router() -> APIRouter:
 
 
 def _page_routes(router: APIRouter, board: Dashboard) -> None:
-    """The pages: overview, customers (list, export, one customer), model quality, campaigns."""
+    """The pages: overview, customers (list, export, one customer), model quality, monitor,
+    campaigns."""
 
     def read_page(request: Request, service: ServiceState,
                   draw: Callable[[PageContext, Store], str]) -> Response:
@@ -210,6 +213,22 @@ def _page_routes(router: APIRouter, board: Dashboard) -> None:
     def quality_page(request: Request, service: Service) -> Response:
         return read_page(request, service, lambda ctx, store: quality.render(
             ctx, service, store, board.memo))
+
+    @router.get("/monitor", response_class=HTMLResponse)
+    def monitor_page(request: Request, service: Service) -> Response:
+        def draw(ctx: PageContext, store: Store) -> str:
+            try:
+                document = monitor_document(service, store, report_cache(request.app.state),
+                                            None)
+            except ChurnguardError as exc:
+                if not exc.bad_input:
+                    raise
+                # Nothing to monitor yet (no events, nobody in the population): said on the
+                # page, as the other pages say what is missing.
+                return monitor.render_failure(ctx, str(exc))
+            return monitor.render(ctx, document)
+
+        return read_page(request, service, draw)
 
     @router.get("/campaigns", response_class=HTMLResponse)
     def campaigns_page(request: Request, service: Service) -> Response:

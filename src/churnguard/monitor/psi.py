@@ -1,4 +1,5 @@
-"""Monitoring: how far the scores and the model's inputs moved between a reference and now.
+"""Fixed-bin PSI of the scores and the model's inputs between two scoring dates (the model-quality
+page's drift section; :mod:`churnguard.monitor.drift` calibrates the thresholds instead).
 
 Population stability: PSI = Σ_b (a_b − e_b) · ln(a_b / e_b) over bins b, with e_b the reference
 share and a_b the current share of bin b (Siddiqi 2006, *Credit Risk Scorecards*, ch. 8; its
@@ -81,7 +82,7 @@ def median(values: np.ndarray) -> float | None:
 
 
 @dataclass(frozen=True, kw_only=True)
-class FeatureDrift:
+class FeaturePsi:
     feature: str
     psi: float | None
     reference_median: float | None
@@ -96,7 +97,7 @@ class Drift:
     score_psi: float | None
     p_old: np.ndarray
     p_new: np.ndarray
-    features: list[FeatureDrift]
+    features: list[FeaturePsi]
 
 
 def events_mark(store: Store) -> tuple[int, dt.datetime | None]:
@@ -126,7 +127,7 @@ def important_features(ranked: list[str], *, n: int) -> list[str]:
 
 
 def feature_drift(store: Store, definition: ChurnDefinition, features: list[str],
-                  reference: dt.datetime, current: dt.datetime) -> list[FeatureDrift]:
+                  reference: dt.datetime, current: dt.datetime) -> list[FeaturePsi]:
     """PSI and medians of each feature over the population at ``reference`` and at
     ``current``."""
     population = population_and_labels(store, definition=definition,
@@ -144,7 +145,7 @@ def feature_drift(store: Store, definition: ChurnDefinition, features: list[str]
             continue
         a = pd.to_numeric(old[name], errors="coerce").to_numpy(dtype=float)
         b = pd.to_numeric(new[name], errors="coerce").to_numpy(dtype=float)
-        out.append(FeatureDrift(feature=name, psi=psi(a, b), reference_median=median(a),
+        out.append(FeaturePsi(feature=name, psi=psi(a, b), reference_median=median(a),
                                 current_median=median(b)))
     return out
 
@@ -173,5 +174,6 @@ def drift(store: Store, *, definition: ChurnDefinition, version: str,
                  score_psi=psi(p_old, p_new), p_old=p_old, p_new=p_new, features=rows)
 
 
-__all__ = ["Drift", "FeatureDrift", "drift", "events_mark", "feature_drift", "important_features", "median",
+__all__ = ["Drift", "FeaturePsi", "drift", "events_mark", "feature_drift", "important_features",
+           "median",
            "psi", "scores_at", "scoring_dates", "stability"]
