@@ -49,7 +49,8 @@ def test_a_cycle_runs_every_step_and_records_its_figures(project: Project,
     assert pd.Timestamp(score["as_of"]) == pd.Timestamp(now)
     assert score["scored"] == score["tier_high"] + score["tier_medium"] + score["tier_low"] > 0
     monitor = steps["monitor"].figures
-    assert monitor["score_psi"] is not None and len(monitor["features"]) > 0
+    assert monitor["score_drift"] is not None and len(monitor["features"]) > 0
+    assert monitor["alarm"] == monitor["drifted"] == bool(monitor["alarms"])
     assert "no challenger due" in steps["challenge"].decision
     assert campaign == f"cycle-{record.cycle_id}"
     assert steps["plan"].figures["expected_cost"] <= 40.0 + 1e-6

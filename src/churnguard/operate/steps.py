@@ -9,8 +9,9 @@ point (module docstring of operate/cycle.py):
   (operate/inbox.py);
 * score: the champion's scores at the data's now, stored as ``churnguard score`` stores them
   (a rerun replaces the same (as_of, version) set);
-* monitor: score and feature drift by PSI against the previous scoring date
-  (:func:`churnguard.monitor.drift`), read only. The calibrated monitor replaces it;
+* monitor: :func:`churnguard.monitor.run_monitor` (drift of every feature and of the scores
+  with thresholds calibrated to the batch size, the label-free estimate, realized metrics on
+  matured cohorts), read only; an alarm makes a challenger due;
 * challenge: a project without a model trains its first one (``[operate] first_model``), which
   becomes champion as there is nothing to compare it with. With a champion, the gate first
   checks a champion it promoted on its realized metrics (:func:`churnguard.champions.
@@ -38,7 +39,7 @@ from churnguard.campaigns import measurable_campaigns_sql
 from churnguard.config import ChurnDefinition
 from churnguard.cutoffs import resolve_as_of, to_cutoff
 from churnguard.errors import ChurnguardError
-from churnguard.monitor import drift, events_mark, important_features, scoring_dates, stability
+from churnguard.monitor import MonitorError, events_mark, run_monitor, scores_mark
 from churnguard.operate import inbox
 from churnguard.operate.cycle import (
     CycleContext,
@@ -57,7 +58,6 @@ from churnguard.registry import (
 )
 from churnguard.store import Store
 
-DRIFT_FEATURES = 10  # the champion's most important features checked for drift
 CAMPAIGN_PREFIX = "cycle-"  # campaign id of a cycle's plan: cycle-<cycle id>
 
 
@@ -182,37 +182,32 @@ def score_run(ctx: CycleContext) -> StepOutcome:
 # -- monitor --------------------------------------------------------------------------------------
 def monitor_inputs(ctx: CycleContext) -> dict[str, Any]:
     with ctx.access.reading() as store:
-        version = alias_version(store, CHAMPION)
-        dates = scoring_dates(store, version) if version else []
-        return {**_mark(store), "champion": version, "scoring_dates": dates}
+        return {**_mark(store), "now": _data_now(ctx, store),
+                "champion": alias_version(store, CHAMPION), "scores": scores_mark(store),
+                "monitor": ctx.config.monitor.model_dump(mode="json")}
 
 
 def monitor_run(ctx: CycleContext) -> StepOutcome:
     with ctx.access.reading() as store:
-        version = alias_version(store, CHAMPION)
-        if version is None:
+        if alias_version(store, CHAMPION) is None:
             return StepOutcome.skipped("no champion model yet; nothing to monitor")
-        ranked = list(get_model_version(store, version).features)
-        definition = champion_definition(store, ctx.config.churn)
-        found = drift(store, definition=definition, version=version,
-                      features=lambda: important_features(ranked, n=DRIFT_FEATURES))
-    if found is None:
-        return StepOutcome.skipped(f"{version} has scored at one date only; drift compares two")
-    features = [{"feature": f.feature, "psi": f.psi, "stability": stability(f.psi)}
-                for f in found.features]
-    major = [f["feature"] for f in features if f["stability"] == "major"]
-    score_state = stability(found.score_psi)
-    alarm = score_state == "major" or bool(major)
-    figures = {"reference": found.reference, "current": found.current,
-               "score_psi": found.score_psi, "score_stability": score_state,
-               "features": features, "major": major, "alarm": alarm}
-    psi_text = "–" if found.score_psi is None else f"{found.score_psi:.3f}"
+        try:
+            report = run_monitor(store, as_of=ctx.now, config=ctx.config.monitor,
+                                 definition=ctx.config.churn,
+                                 progress=lambda m: ctx.say(f"monitor: {m}"))
+        except MonitorError as exc:
+            return StepOutcome.skipped(f"nothing to monitor: {exc}")
+    figures = {**report.to_dict(), "alarm": report.drifted}
+    score = report.score_drift
+    score_text = ("no score drift test" if score is None else
+                  f"score {report.statistic} {score.statistic:.3f} (q {score.q_value:.3g})")
     return StepOutcome.done(
-        f"{'drift alarm' if alarm else 'no drift alarm'}: score PSI {psi_text} ({score_state}), "
-        f"{len(major)} of {len(features)} features with a major shift",
-        evidence=f"PSI of {found.current:%Y-%m-%d} against {found.reference:%Y-%m-%d} "
-                 "(monitor.drift, fixed thresholds 0.1/0.25; the calibrated monitor "
-                 "replaces this step)", figures=figures)
+        f"{'drift alarm' if report.drifted else 'no drift alarm'}: {len(report.alarms)} of "
+        f"{len(report.features) + (score is not None)} checks alarm; {score_text}",
+        evidence=f"batch of {report.batch_size:,} customers at {report.as_of:%Y-%m-%d} against "
+                 f"{report.reference.description}; bootstrap "
+                 f"null at the batch size, Benjamini–Hochberg at FDR {report.fdr:g} "
+                 "(docs/monitor.md)", figures=figures)
 
 
 # -- challenge ------------------------------------------------------------------------------------
@@ -489,4 +484,4 @@ for _step in (
 ):
     register_step(_step, replace_existing=True)
 
-__all__ = ["CAMPAIGN_PREFIX", "DRIFT_FEATURES"]
+__all__ = ["CAMPAIGN_PREFIX"]
