@@ -18,7 +18,7 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -128,8 +128,9 @@ def _busy(path: Path, message: str, waited_s: float) -> StoreBusyError:
     waited = f" (waited {waited_s:.0f} s)" if waited_s >= 1 else ""
     return StoreBusyError(
         f"{path}: the store is in use by {_holder(message)}{waited}. DuckDB lets one process "
-        "write a project at a time: if that is `churnguard serve`, use its REST API or stop it "
-        "first; otherwise wait until it ends, or let this command wait longer with "
+        "write a project at a time: if that is `churnguard serve` (commands borrow the store from "
+        "it where Unix sockets exist, docs/service.md), use its REST API or stop it first; "
+        "otherwise wait until it ends, or let this command wait longer with "
         "CHURNGUARD_LOCK_WAIT=SECONDS")
 
 
@@ -160,6 +161,7 @@ class Store:
     def __init__(self, con: duckdb.DuckDBPyConnection, path: Path | None) -> None:
         self.con = con
         self.path = path
+        self._on_close: list[Callable[[], None]] = []
 
     @classmethod
     def open(cls, path: str | Path, *, read_only: bool = False, threads: int | None = None,
@@ -200,7 +202,17 @@ class Store:
         self.close()
 
     def close(self) -> None:
-        self.con.close()
+        try:
+            self.con.close()
+        finally:
+            callbacks, self._on_close = self._on_close, []
+            for callback in callbacks:
+                callback()
+
+    def on_close(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once the connection is closed (a borrowed store goes back to the
+        service that lent it, :mod:`churnguard.lending`)."""
+        self._on_close.append(callback)
 
     # -- schema ---------------------------------------------------------------------------------
     def schema_version(self) -> int:

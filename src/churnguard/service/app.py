@@ -36,13 +36,14 @@ a message that never repeats what was sent."""
 
 
 def create_app(project: Project | Path | str, settings: ServiceSettings | None = None, *,
-               now: Callable[[], dt.datetime] | None = None) -> FastAPI:
+               now: Callable[[], dt.datetime] | None = None, lend: bool = False) -> FastAPI:
     """The service over ``project`` (a :class:`Project` or its folder).
 
     ``settings`` default to :meth:`ServiceSettings.from_env`, which refuses unsafe settings.
     ``now`` replaces the clock (tests): a function returning naive UTC datetimes. The store is
     opened here; the population is scored when the app starts (its lifespan) and the store is
-    closed when it stops.
+    closed when it stops. ``lend``: listen for commands that borrow the store while the app
+    runs (:mod:`churnguard.lending`; :func:`run` does).
     """
     if not isinstance(project, Project):
         project = Project.load(Path(project).resolve())
@@ -59,6 +60,8 @@ def create_app(project: Project | Path | str, settings: ServiceSettings | None =
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         _finish_erasures(state)
         state.risk.start(refresh_seconds=settings.refresh_seconds, warm=settings.warm_on_start)
+        if lend:
+            state.start_lending()
         try:
             yield
         finally:
@@ -107,6 +110,6 @@ def run(project_dir: Path | str, *, host: str = "127.0.0.1", port: int = 8000,
     """
     import uvicorn
 
-    app = create_app(project_dir, settings)
+    app = create_app(project_dir, settings, lend=True)
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False,
                 server_header=False)

@@ -1,0 +1,380 @@
+"""Issue 18 item 2: every CLI command works while `churnguard serve` runs on the same project.
+
+DuckDB lets one process hold the store, so the service *lends* it (churnguard.lending): a command
+asks the service over the project's Unix socket, the service closes its handle and answers, the
+command opens the file, and the service opens it again when the command is done (or dies).
+
+The service runs here as a real `churnguard serve` process on a copy of the small shop with a
+champion; the commands run in this process (through `churnguard.cli.main`, as a user's would)
+or, where the test kills one, as a separate process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+import httpx
+import pandas as pd
+import pytest
+
+from churnguard import lending
+from churnguard.cli import cli, main
+from churnguard.store import Store
+
+from service.helpers import ADMIN, KEYS, READ, WRITE, headers
+from service.test_serve import COMMANDS as SERVE_COMMANDS
+from service.test_serve import STOP_TIMEOUT_S, Server, _launch
+
+SERVE = SERVE_COMMANDS["churnguard serve"]
+# Bounds against a hang, not measures of speed.
+RECOVER_TIMEOUT_S = 120
+LOCK_WORDS = ("Conflicting lock", "in use by", "store_busy", "did not lend")
+
+# A command-line process that borrows the store the way every command does
+# (Project.open_store) and keeps it until killed, or for HOLD seconds.
+BORROWER = textwrap.dedent("""
+    import sys, time
+    from churnguard.project import Project
+    root, seconds = sys.argv[1], float(sys.argv[2])
+    with Project.load(__import__("pathlib").Path(root)).open_store():
+        print("borrowed", flush=True)
+        time.sleep(seconds)
+    print("returned", flush=True)
+""")
+
+
+@contextmanager
+def serving(project: Path) -> Iterator[Server]:
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("CHURNGUARD_")}
+    env = {**inherited, "CHURNGUARD_ENV": "production", "NO_COLOR": "1",
+           "CHURNGUARD_API_KEYS": ",".join(f"{k}:{role}" for k, role in KEYS.items()),
+           "CHURNGUARD_CLOCK": "data"}
+    for _ in range(5):
+        server = _launch(SERVE, project, env)
+        if server is not None:
+            break
+    else:
+        pytest.fail("five free ports in a row were taken before the server could bind them")
+    try:
+        yield server
+    finally:
+        if server.proc.poll() is None:
+            server.proc.send_signal(signal.SIGINT)
+            try:
+                server.proc.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                server.proc.kill()
+                server.proc.wait()
+
+
+def borrow_in_another_process(project: Path, seconds: float) -> subprocess.Popen[str]:
+    proc = subprocess.Popen([sys.executable, "-c", BORROWER, str(project), str(seconds)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline().strip()
+    if line != "borrowed":
+        proc.kill()
+        pytest.fail(f"the borrower did not get the store: {line!r} {proc.stderr.read()}")
+    return proc
+
+
+def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    capsys.readouterr()
+    code = main(argv)
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+def a_scored_customer(project: Path) -> str:
+    """A customer of the shop's population (read from the template's scores below)."""
+    return pd.read_parquet(project.parent / "inputs" / "events.parquet",
+                           columns=["user_id"])["user_id"].iloc[0]
+
+
+def events_file(path: Path, user_id: str, ts: str) -> Path:
+    path.write_text(f"user_id,ts,type,amount\n{user_id},{ts},order,42.0\n", encoding="utf-8")
+    return path
+
+
+def newest_event(template: Path) -> pd.Timestamp:
+    with Store.open(template / "churnguard.duckdb", read_only=True) as store:
+        return pd.Timestamp(store.con.execute("SELECT max(ts) FROM events").fetchall()[0][0])
+
+
+def wait_for(check: Callable[[], bool], what: str, timeout: float = RECOVER_TIMEOUT_S) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what}: not within {timeout} s")
+        time.sleep(0.2)
+
+
+# -- one served project for the fast tests of this module ----------------------------------------
+@pytest.fixture(scope="module")
+def served(template_project: Path, tmp_path_factory: pytest.TempPathFactory
+           ) -> Iterator[tuple[Path, Server]]:
+    root = tmp_path_factory.mktemp("lend") / "project"
+    shutil.copytree(template_project, root)
+    with serving(root) as server:
+        yield root, server
+
+
+@pytest.fixture()
+def http(served: tuple[Path, Server]) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=served[1].url, timeout=120) as client:
+        yield client
+
+
+def test_the_socket_is_private_to_the_user(served: tuple[Path, Server]) -> None:
+    path = lending.socket_path(served[0])
+    mode = path.lstat().st_mode
+    assert stat.S_ISSOCK(mode) and stat.S_IMODE(mode) == 0o600
+
+
+def test_a_command_reads_and_writes_while_the_service_runs_and_the_service_sees_the_write(
+        served: tuple[Path, Server], http: httpx.Client, template_project: Path,
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    root, _ = served
+    monkeypatch.setenv("CHURNGUARD_LOCK_WAIT", "60")
+    newcomer = "lend-newcomer-1"
+    # The service does not know the customer yet.
+    assert http.get(f"/v1/users/{newcomer}/risk", headers=headers(READ)).status_code == 404
+
+    code, out = run_cli(["status", "--project", str(root)], capsys)
+    assert code == 0, out
+    assert not any(word in out for word in LOCK_WORDS)
+
+    ts = (newest_event(template_project) - pd.Timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    code, out = run_cli(["ingest", "events", str(events_file(tmp_path / "new.csv", newcomer, ts)),
+                         "--project", str(root)], capsys)
+    assert code == 0, out
+    # The service has the store back and its answers include the command's write.
+    timeline = http.get(f"/v1/users/{newcomer}", headers=headers(READ))
+    assert timeline.status_code == 200 and timeline.json()["events_total"] == 1
+    risk = http.get(f"/v1/users/{newcomer}/risk", headers=headers(READ))
+    assert risk.status_code == 200, risk.text
+    assert risk.json()["status"] == "active" and 0 <= risk.json()["p_churn"] <= 1
+    assert "X-Churnguard-Store-Lent-Since" not in risk.headers
+    # ... and it writes again itself.
+    posted = http.post("/v1/events", headers=headers(WRITE), json={"events": [
+        {"user_id": newcomer, "ts": ts.replace("Z", "+00:00"), "type": "visit"}]})
+    assert posted.status_code == 200, posted.text
+
+
+def test_the_service_answers_risk_while_a_command_holds_the_store_and_recovers_from_kill_9(
+        served: tuple[Path, Server], http: httpx.Client, template_project: Path) -> None:
+    root, server = served
+    customer = a_scored_customer(template_project)
+    before = http.get(f"/v1/users/{customer}/risk", headers=headers(READ))
+    assert before.status_code == 200, before.text
+
+    borrower = borrow_in_another_process(root, 600)
+    try:
+        during = http.get(f"/v1/users/{customer}/risk", headers=headers(READ))
+        assert during.status_code == 200, during.text
+        # Answered from memory: the same answer, marked as not holding what the command writes.
+        assert during.json()["p_churn"] == before.json()["p_churn"]
+        since = during.headers["X-Churnguard-Store-Lent-Since"]
+        assert since.endswith("Z") and pd.Timestamp(since) <= pd.Timestamp.now(tz="UTC")
+        ready = http.get("/readyz")
+        assert ready.status_code == 200 and ready.json()["status"] == "ready", ready.text
+    finally:
+        borrower.send_signal(signal.SIGKILL)  # kill -9: no chance to give the store back
+        borrower.wait(timeout=STOP_TIMEOUT_S)
+
+    # The kernel closed the borrower's socket: the service opened the store again and serves
+    # writes (a request arriving before that waits, bounded, then says when to retry).
+    def writes_again() -> bool:
+        answer = http.post("/v1/events", headers=headers(WRITE), json={"events": [
+            {"user_id": customer, "ts": "2020-01-01T00:00:00+00:00", "type": "visit"}]})
+        if answer.status_code == 503:
+            assert answer.headers["Retry-After"].isdigit()
+            return False
+        assert answer.status_code == 200, answer.text
+        return True
+
+    wait_for(writes_again, "the service serving writes after its borrower was killed")
+    after = http.get(f"/v1/users/{customer}/risk", headers=headers(READ))
+    assert after.status_code == 200 and "X-Churnguard-Store-Lent-Since" not in after.headers
+    assert server.proc.poll() is None
+    assert "Traceback" not in server.log
+
+
+def test_commands_take_turns_and_a_waiting_one_names_the_borrower_ahead(
+        served: tuple[Path, Server], http: httpx.Client, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    root, _ = served
+    first = borrow_in_another_process(root, 600)
+    try:
+        monkeypatch.setenv("CHURNGUARD_LOCK_WAIT", "0")  # the handover minimum still applies
+        code, out = run_cli(["status", "--project", str(root)], capsys)
+        assert code == 2, out
+        assert f"process {first.pid}" in out and "CHURNGUARD_LOCK_WAIT" in out
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.wait(timeout=STOP_TIMEOUT_S)
+
+    # A short borrower ahead of us: we wait for our turn and then run.
+    second = borrow_in_another_process(root, 2)
+    monkeypatch.setenv("CHURNGUARD_LOCK_WAIT", "120")
+    code, out = run_cli(["status", "--project", str(root)], capsys)
+    assert code == 0, out
+    assert second.wait(timeout=STOP_TIMEOUT_S) == 0
+    assert second.stdout is not None and second.stdout.read().strip() == "returned"
+
+
+def test_a_borrow_for_another_projects_store_is_refused(
+        served: tuple[Path, Server], http: httpx.Client, tmp_path: Path) -> None:
+    root, _ = served
+    other = tmp_path / "other"
+    assert main(["init", str(other)]) == 0
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        with lending._address(lending.socket_path(root)) as address:
+            sock.connect(address)
+        sock.sendall(json.dumps({"op": "borrow", "protocol": lending.PROTOCOL,
+                                 "store": str(other / "churnguard.duckdb"), "pid": os.getpid(),
+                                 "command": "test", "read_only": False}).encode() + b"\n")
+        reply = json.loads(sock.makefile().readline())
+    assert reply["lent"] is False and "serves" in reply["error"]
+    # Nothing was lent: the service's store is open and it writes.
+    posted = http.post("/v1/events", headers=headers(WRITE), json={"events": [
+        {"user_id": "lend-other", "ts": "2020-01-01T00:00:00+00:00", "type": "visit"}]})
+    assert posted.status_code == 200, posted.text
+
+
+def test_a_socket_left_by_a_killed_service_is_ignored_by_commands_and_replaced(
+        project_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch) -> None:
+    monkeypatch.setenv("CHURNGUARD_LOCK_WAIT", "60")
+    path = lending.socket_path(project_dir)
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    with lending._address(path) as address:
+        stale.bind(address)
+    stale.close()  # the file stays; nobody listens: what a killed service leaves
+    assert path.exists()
+    code, out = run_cli(["status", "--project", str(project_dir)], capsys)
+    assert code == 0, out
+    with serving(project_dir) as server:
+        assert lending.socket_path(project_dir).exists()
+        code, out = run_cli(["status", "--project", str(project_dir)], capsys)
+        assert code == 0, out
+        server.proc.send_signal(signal.SIGINT)
+        server.proc.wait(timeout=STOP_TIMEOUT_S)
+    assert server.proc.returncode == 0, server.log
+    assert not path.exists()  # a clean stop removes it
+
+
+# -- every command ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Shop:
+    root: Path
+    work: Path
+    inputs: Path
+    customer: str
+    newest: pd.Timestamp
+
+
+def _p(shop: Shop) -> list[str]:
+    return ["--project", str(shop.root)]
+
+
+# argv (after the command's name) and the exit code it has without a service. Every command of
+# the group that opens a store has a row; a command added without one fails the test below.
+ARGS: dict[str, Callable[[Shop], tuple[list[str], int]]] = {
+    "init": lambda s: ([str(s.root)], 0),
+    "status": lambda s: (_p(s), 0),
+    "churn preview": lambda s: (_p(s), 0),
+    "ingest items": lambda s: ([str(s.inputs / "items.parquet"), *_p(s)], 0),
+    "ingest users": lambda s: ([str(s.inputs / "users.parquet"), *_p(s)], 0),
+    "ingest events": lambda s: ([str(events_file(s.work / "ev.csv", "lend-new-2",
+                                                 s.newest.strftime("%Y-%m-%dT%H:%M:%SZ"))),
+                                 *_p(s)], 0),
+    "ingest campaigns": lambda s: ([str(s.inputs / "campaigns.parquet"), *_p(s)], 0),
+    "ingest labels": lambda s: ([str(_labels(s)), *_p(s)], 0),
+    "ingest quarantine": lambda s: (_p(s), 0),
+    "models": lambda s: (_p(s), 0),
+    "explain": lambda s: ([s.customer, *_p(s)], 0),
+    "score": lambda s: (["--out", str(s.work / "scores.csv"), *_p(s)], 0),
+    "train": lambda s: (["--models", "recency", "--no-promote", *_p(s)], 0),
+    "backtest": lambda s: (["--models", "recency", "--train-cutoffs", "1", *_p(s)], 0),
+    "uplift evaluate": lambda s: (["--folds", "2", *_p(s)], 0),
+    "uplift score": lambda s: (["--out", str(s.work / "uplift.csv"), *_p(s)], 0),
+    "plan": lambda s: (["--budget", "50", "--campaign-id", "lend-plan", *_p(s)], 0),
+    "deliver": lambda s: (["lend-plan", "--out", str(s.work / "deliveries.jsonl"), *_p(s)], 0),
+    # The planned campaign's outcome window has not passed: refused as not yet measurable.
+    "measure": lambda s: (["lend-plan", *_p(s)], 2),
+    "report": lambda s: (["--out", str(s.work / "report.html"), *_p(s)], 0),
+    "pretrain": lambda s: (["--epochs", "1", "--max-customers", "100",
+                            "--out", str(s.work / "encoder"), *_p(s)], 0),
+    "erase": lambda s: ([s.customer, *_p(s)], 0),
+    "demo": lambda s: (["--users", "100", "--days", "400", "--no-behaviour", *_p(s)], 0),
+}
+# Commands that open no store, with the reason.
+NO_STORE = {
+    "serve": "it is the service itself",
+    "simulate": "it writes a simulated shop's files and opens no store",
+}
+
+
+def _labels(shop: Shop) -> Path:
+    path = shop.work / "labels.csv"
+    path.write_text(f"user_id,as_of,churned\n{shop.customer},2020-01-01,1\n", encoding="utf-8")
+    return path
+
+
+def command_names(group: click.Group = cli, prefix: str = "") -> list[str]:
+    names = []
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            names.extend(command_names(command, f"{prefix}{name} "))
+        else:
+            names.append(prefix + name)
+    return names
+
+
+def test_every_command_has_a_row_or_a_reason() -> None:
+    missing = [n for n in command_names() if n not in ARGS and n not in NO_STORE]
+    assert not missing, f"add these commands to ARGS (or NO_STORE, with a reason): {missing}"
+
+
+@pytest.mark.slow
+def test_every_command_works_while_the_service_runs(
+        project_dir: Path, template_project: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("CHURNGUARD_LOCK_WAIT", "600")
+    shop = Shop(root=project_dir, work=tmp_path, inputs=template_project.parent / "inputs",
+                customer=a_scored_customer(template_project),
+                newest=newest_event(template_project))
+    # "erase" and "demo" change the shop the most: last.
+    order = sorted((n for n in command_names() if n in ARGS),
+                   key=lambda n: (n == "demo", n == "erase", list(ARGS).index(n)))
+    ran = []
+    with serving(project_dir) as server, \
+            httpx.Client(base_url=server.url, timeout=120) as http:
+        for name in order:
+            args, expected = ARGS[name](shop)
+            code, out = run_cli([*name.split(), *args], capsys)
+            assert code == expected, f"churnguard {name}: exit {code}\n{out}"
+            assert not any(word in out for word in LOCK_WORDS), f"churnguard {name}:\n{out}"
+            # The service keeps answering between commands, from the store it has back.
+            health = http.get(f"/v1/users/{shop.customer}", headers=headers(ADMIN))
+            assert health.status_code in (200, 404), f"after {name}: {health.text}"
+            ran.append(name)
+        assert server.proc.poll() is None, server.log
+    assert server.proc.returncode == 0, server.log
+    assert "Traceback" not in server.log, server.log
+    assert set(ran) == {n for n in command_names() if n not in NO_STORE}
