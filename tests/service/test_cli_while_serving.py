@@ -321,7 +321,10 @@ ARGS: dict[str, Callable[[Shop], tuple[list[str], int]]] = {
     "pretrain": lambda s: (["--epochs", "1", "--max-customers", "100",
                             "--out", str(s.work / "encoder"), *_p(s)], 0),
     "erase": lambda s: ([s.customer, *_p(s)], 0),
-    "demo": lambda s: (["--users", "100", "--days", "400", "--no-behaviour", *_p(s)], 0),
+    # The template's shop again (service/conftest.py: 300 customers, 420 days, seed 5), so
+    # the simulator's truth matches the store's data.
+    "demo": lambda s: (["--users", "300", "--days", "420", "--seed", "5", "--no-behaviour",
+                        *_p(s)], 0),
 }
 # Commands that open no store, with the reason.
 NO_STORE = {

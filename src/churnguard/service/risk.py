@@ -304,9 +304,10 @@ class RiskService:
 
     @property
     def champion_version(self) -> str | None:
-        """The champion's version as last loaded (None: not loaded yet)."""
+        """The champion's version as last loaded, else the one the population was scored
+        with (None: neither yet)."""
         champion = self._champion
-        return None if champion is None else champion.version
+        return self.book.table_version if champion is None else champion.version
 
     def store_returned(self, lend: Lend) -> None:
         """A command borrowed the store and may have changed it: a new champion (``train``,
