@@ -8,8 +8,10 @@ project's store; a command that needs the store asks the service to *lend* it:
    service refuses connections and is replaced or ignored).
 2. A command connects and sends one JSON line naming the store it wants
    (``{"op": "borrow", "store": PATH, "pid": ..., "read_only": ...}``). The service refuses a
-   store that is not its own. It lends to one borrower at a time, in order of arrival: it lets
-   its in-flight requests finish, closes its own handle and answers ``{"lent": true, ...}``.
+   store that is not its own. It answers ``{"waiting": true, "pid": ..., "borrower_pid": ...}``
+   (who lends, and who has the store now) and lends to one borrower at a time, in order of
+   arrival: it lets its in-flight requests finish, closes its own handle and answers
+   ``{"lent": true, ...}``.
 3. The command opens the file itself, runs, closes it, and closes the connection. The service
    sees the connection end — also when the command is killed (the kernel closes its sockets) —
    and opens the store again.
@@ -221,7 +223,7 @@ def _ask(sock: socket.socket, key: str, *, wait_s: float, read_only: bool) -> Le
                 "turns with the service; wait longer with CHURNGUARD_LOCK_WAIT=SECONDS") from None
         if reply is None:
             return None  # the service is stopping: its file is free in a moment
-        if reply.get("queued"):
+        if reply.get("waiting"):
             queued = reply
             continue
         if not reply.get("lent"):
@@ -440,10 +442,11 @@ class Lender:
         ticket = object()
         with self._cond:
             self._queue.append(ticket)
-            if self._queue[0] is not ticket and self.borrower is not None:
-                conn.sendall(_encode({"queued": True, "pid": os.getpid(),
-                                      "borrower_pid": self.borrower.pid,
-                                      "borrower": self.borrower.command}))
+            # First word back: who lends, and who has the store now (for a waiter's message).
+            ahead = self.borrower
+            conn.sendall(_encode({"waiting": True, "pid": os.getpid(),
+                                  "borrower_pid": ahead and ahead.pid,
+                                  "borrower": ahead and ahead.command}))
         try:
             if not self._wait_turn(conn, ticket):
                 return
