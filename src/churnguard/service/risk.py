@@ -309,17 +309,17 @@ class RiskService:
         champion = self._champion
         return self.book.table_version if champion is None else champion.version
 
-    def store_returned(self, lend: Lend) -> None:
+    def store_returned(self, lend: Lend, store: Store) -> None:
         """A command borrowed the store and may have changed it: a new champion (``train``,
         ``models``) voids every answer; customers with newly ingested events or user rows are
         scored afresh on their next request; erased ones are forgotten; the scratch copy of
         the reference tables is rebuilt; everyone is rescored in the background."""
         if not lend.changed:
             return
-        with self.pool.reading(wait_s=None) as store:
-            version = alias_version(store, CHAMPION)
-            touched = customers_touched_since(store, lend.since)
-            known = known_customers(store)
+        # ``store``: the service's reopened handle, before any request can use it.
+        version = alias_version(store, CHAMPION)
+        touched = customers_touched_since(store, lend.since)
+        known = known_customers(store)
         with self._scratch_lock:
             if self._scratch is not None:
                 self._scratch.close()

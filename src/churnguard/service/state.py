@@ -78,14 +78,14 @@ class ServiceState:
         if self.data_clock is not None:
             self.data_clock.reset()
 
-    def store_returned(self, lend: Lend) -> None:
+    def store_returned(self, lend: Lend, store: Store) -> None:
         """A command gave the store back: drop what memory may hold about data it changed."""
         if not lend.changed:
             return
         if self.data_clock is not None:
             self.data_clock.reset()
         self.recommendations.invalidate()
-        self.risk.store_returned(lend)
+        self.risk.store_returned(lend, store)
 
     def start_lending(self) -> None:
         """Let commands on this project borrow the store (:mod:`churnguard.lending`)."""

@@ -180,8 +180,9 @@ class StorePool:
         return self.exclusive()
 
     @contextlib.contextmanager
-    def exclusive(self) -> Iterator[Path]:
-        """Close the database while nobody uses it; yields its path; opens it again after."""
+    def exclusive(self, reopened: Callable[[Store], None] | None = None) -> Iterator[Path]:
+        """Close the database while nobody uses it; yields its path; opens it again after,
+        and hands it to ``reopened`` before any request can use it."""
         with self._gate.exclusive(), self.write_lock:
             self._close_all()
             try:
@@ -189,6 +190,8 @@ class StorePool:
             finally:
                 if not self._stopping:
                     self._reopen()
+                    if reopened is not None and self._main is not None:
+                        reopened(self._main)
 
     def _reopen(self) -> None:
         try:
@@ -197,37 +200,38 @@ class StorePool:
             log.warning("another process holds the store; the service reopens it on "
                         "the next request")
 
-    def on_returned(self, callback: Callable[[Lend], None]) -> None:
-        """Call ``callback`` after each lend, once the store is open again (the service drops
-        what it keeps in memory about data the borrower may have changed)."""
+    def on_returned(self, callback: Callable[[Lend, Store], None]) -> None:
+        """Call ``callback(lend, store)`` after each lend, once the store is open again and
+        before any request uses it (the service drops what it keeps in memory about data the
+        borrower changed)."""
         self._returned.append(callback)
 
     @contextlib.contextmanager
     def lent(self, borrower: Borrower) -> Iterator[None]:
         """Close the store for ``borrower`` (a command-line process) once in-flight requests
-        end; open it again when the block ends, then tell :meth:`on_returned`."""
+        end; open it again when the block ends, and tell :meth:`on_returned`."""
         # Set before the handover: requests arriving while in-flight ones finish wait bounded
         # too, and risk answers come from memory from now on.
         since = self.lent_since = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         self.lent_to = borrower
-        changed = False
-        try:
-            with self.exclusive():
-                before = _file_state(self.path)
+        before = None
+
+        def reopened(store: Store) -> None:
+            # Whether the file changed: a write moves its mtime, a rewrite swaps its inode.
+            ended = Lend(borrower=borrower, since=since,
+                         changed=_file_state(self.path) != before)
+            for callback in self._returned:
                 try:
-                    yield
-                finally:
-                    changed = not borrower.read_only and _file_state(self.path) != before
+                    callback(ended, store)
+                except Exception:  # noqa: BLE001 - requests read the store afresh anyway
+                    log.exception("refreshing the service after a lend failed")
+
+        try:
+            with self.exclusive(reopened):
+                before = _file_state(self.path)
+                yield
         finally:
             self.lent_to = self.lent_since = None
-        ended = Lend(borrower=borrower, since=since, changed=changed)
-        if self._stopping:
-            return
-        for callback in self._returned:
-            try:
-                callback(ended)
-            except Exception:  # noqa: BLE001 - the next request reads the store afresh anyway
-                log.exception("refreshing the service after a lend failed")
 
     def stopping(self) -> None:
         """The service stops: requests waiting for a lent store give up, and the store is not
