@@ -278,6 +278,22 @@ def test_a_socket_left_by_a_killed_service_is_ignored_by_commands_and_replaced(
     assert not path.exists()  # a clean stop removes it
 
 
+def test_the_service_stops_cleanly_while_a_command_borrows_and_the_command_finishes(
+        project_dir: Path) -> None:
+    with serving(project_dir) as server:
+        borrower = borrow_in_another_process(project_dir, 15)
+        server.proc.send_signal(signal.SIGINT)
+        server.proc.wait(timeout=STOP_TIMEOUT_S)
+        # The service did not wait for the command, and the command ends as it would anyway.
+        assert borrower.poll() is None
+        assert borrower.wait(timeout=STOP_TIMEOUT_S) == 0, borrower.stderr.read()
+    assert server.proc.returncode == 0, server.log
+    assert "Traceback" not in server.log and "ERROR" not in server.log, server.log
+    assert not lending.socket_path(project_dir).exists()
+    with Store.open(project_dir / "churnguard.duckdb", read_only=True) as store:
+        assert store.table_counts()["events"] > 0  # the file is whole and free
+
+
 # -- every command ------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Shop:
