@@ -20,6 +20,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -231,13 +232,20 @@ def test_commands_take_turns_and_a_waiting_one_names_the_borrower_ahead(
     finally:
         first.communicate("done\n", timeout=STOP_TIMEOUT_S)
 
-    # A short borrower ahead of us: we wait for our turn and then run.
-    second = borrow_in_another_process(root, 2)
+    # A borrower ahead of us: we wait for our turn (it cannot come while the other holds the
+    # store) and then run.
+    second = borrow_in_another_process(root, 600)
     monkeypatch.setenv("CHURNGUARD_LOCK_WAIT", "120")
-    code, out = run_cli(["status", "--project", str(root)], capsys)
-    assert code == 0, out
-    assert second.wait(timeout=STOP_TIMEOUT_S) == 0
-    assert second.stdout is not None and second.stdout.read().strip() == "returned"
+    codes: list[int] = []
+    waiter = threading.Thread(target=lambda: codes.append(
+        main(["status", "--project", str(root)])))
+    waiter.start()
+    waiter.join(timeout=3)
+    assert waiter.is_alive() and not codes  # waiting, not failed
+    out, err = second.communicate("done\n", timeout=STOP_TIMEOUT_S)
+    assert second.returncode == 0 and out.strip() == "returned", err
+    waiter.join(timeout=RECOVER_TIMEOUT_S)
+    assert codes == [0], capsys.readouterr()
 
 
 def test_a_borrow_for_another_projects_store_is_refused(
