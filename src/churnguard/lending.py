@@ -102,30 +102,38 @@ def _address(path: Path) -> Iterator[str]:
         os.close(fd)
 
 
-def _read_line(sock: socket.socket, timeout: float | None) -> dict[str, Any] | None:
-    """One JSON line from ``sock``; None when the peer closed first. Raises TimeoutError."""
-    deadline = None if timeout is None else time.monotonic() + timeout
-    data = b""
-    while b"\n" not in data:
-        left = None if deadline is None else deadline - time.monotonic()
-        if left is not None and left <= 0:
-            raise TimeoutError
-        sock.settimeout(left)
-        try:
-            chunk = sock.recv(4096)
-        except TimeoutError:
-            raise
-        except OSError:
-            return None
-        if not chunk:
-            return None
-        data += chunk
-        if len(data) > _MAX_LINE:
-            raise ValueError("message too long")
-    message = json.loads(data.split(b"\n", 1)[0])
-    if not isinstance(message, dict):
-        raise ValueError("not a JSON object")
-    return message
+class _Lines:
+    """JSON lines read from a socket; what arrives past a line waits in a buffer for the next
+    read (two answers sent back to back can arrive in one chunk)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self._buffer = b""
+
+    def read(self, timeout: float | None) -> dict[str, Any] | None:
+        """The next message; None when the peer closed first. Raises TimeoutError."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while b"\n" not in self._buffer:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise TimeoutError
+            self.sock.settimeout(left)
+            try:
+                chunk = self.sock.recv(4096)
+            except TimeoutError:
+                raise
+            except OSError:
+                return None
+            if not chunk:
+                return None
+            self._buffer += chunk
+            if len(self._buffer) > _MAX_LINE:
+                raise ValueError("message too long")
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        message = json.loads(line)
+        if not isinstance(message, dict):
+            raise ValueError("not a JSON object")
+        return message
 
 
 def _command_line() -> str:
@@ -211,9 +219,10 @@ def _ask(sock: socket.socket, key: str, *, wait_s: float, read_only: bool) -> Le
                           "command": _command_line(), "read_only": read_only}))
     queued: dict[str, Any] | None = None
     deadline = time.monotonic() + wait_s
+    lines = _Lines(sock)
     while True:
         try:
-            reply = _read_line(sock, max(0.0, deadline - time.monotonic()))
+            reply = lines.read(max(0.0, deadline - time.monotonic()))
         except TimeoutError:
             ahead = (f"; ahead of it: process {queued['borrower_pid']} ({queued['borrower']})"
                      if queued and queued.get("borrower_pid") else "")
@@ -420,7 +429,7 @@ class Lender:
         if uid is not None and uid != os.getuid():
             conn.sendall(_encode({"lent": False, "error": "another user's process"}))
             return None
-        message = _read_line(conn, timeout=10)
+        message = _Lines(conn).read(timeout=10)
         if message is None:
             return None
         refusal = None

@@ -127,6 +127,19 @@ def wait_for(check: Callable[[], bool], what: str, timeout: float = RECOVER_TIME
         time.sleep(0.2)
 
 
+def test_two_answers_arriving_in_one_chunk_are_both_read() -> None:
+    # The service's "waiting" and "lent" can reach the command in one read: losing the second
+    # left the command waiting for an answer that had already come.
+    a, b = socket.socketpair()
+    with a, b:
+        a.sendall(b'{"waiting": true}\n{"lent": true}\n')
+        lines = lending._Lines(b)
+        assert lines.read(5) == {"waiting": True}
+        assert lines.read(5) == {"lent": True}
+        a.close()
+        assert lines.read(5) is None
+
+
 # -- one served project for the fast tests of this module ----------------------------------------
 @pytest.fixture(scope="module")
 def served(template_project: Path, tmp_path_factory: pytest.TempPathFactory
