@@ -197,6 +197,11 @@ def borrow(store_path: Path, *, wait_s: float, read_only: bool = False) -> Lease
     except (ConnectionRefusedError, FileNotFoundError):
         sock.close()  # a socket left by a service that is gone: nobody lends, nobody holds
         return None
+    except PermissionError:
+        sock.close()
+        raise StoreBusyError(f"{key}: `churnguard serve` runs on this project as another user "
+                             f"(its socket {path} is theirs alone); run the command as that "
+                             "user, or use the service's REST API") from None
     except OSError as exc:
         sock.close()
         raise StoreError(f"{path}: cannot reach the running service to borrow the store: "

@@ -140,6 +140,28 @@ def test_two_answers_arriving_in_one_chunk_are_both_read() -> None:
         assert lines.read(5) is None
 
 
+def test_a_project_path_too_long_for_a_socket_address_still_lends(tmp_path: Path) -> None:
+    root = tmp_path.joinpath(*["a-rather-long-folder-name"] * 6)
+    root.mkdir(parents=True)
+    assert len(str(lending.socket_path(root))) > 108  # over the limit of a socket address
+    lends: list[int] = []
+
+    @contextmanager
+    def lend(borrower: lending.Borrower) -> Iterator[None]:
+        lends.append(borrower.pid)
+        yield
+
+    lender = lending.Lender(root=root, store_path=root / "churnguard.duckdb", lend=lend)
+    assert lender.start()
+    try:
+        lease = lending.borrow(root / "churnguard.duckdb", wait_s=30)
+        assert lease is not None and lends == [os.getpid()]
+        lease.release()
+    finally:
+        lender.stop()
+    assert not lending.socket_path(root).exists()
+
+
 # -- one served project for the fast tests of this module ----------------------------------------
 @pytest.fixture(scope="module")
 def served(template_project: Path, tmp_path_factory: pytest.TempPathFactory
