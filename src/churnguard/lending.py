@@ -255,7 +255,10 @@ def open_store(path: Path, *, read_only: bool = False, wait_s: float) -> Store:
 
     The returned store gives a borrowed file back when it is closed."""
     path = Path(path)
-    deadline = time.monotonic() + wait_s
+    if not supported():
+        return Store.open(path, read_only=read_only, wait_s=wait_s)
+    started = time.monotonic()
+    deadline = started + wait_s
     while True:
         lease = borrow(path, wait_s=max(0.0, deadline - time.monotonic()), read_only=read_only)
         if lease is not None:
@@ -270,9 +273,9 @@ def open_store(path: Path, *, read_only: bool = False, wait_s: float) -> Store:
             return Store.open(path, read_only=read_only)
         except StoreBusyError:
             # A service may be starting (it opens the store, then listens): look again.
-            if time.monotonic() >= deadline or not supported():
+            if time.monotonic() >= deadline:
                 return Store.open(path, read_only=read_only,
-                                  wait_s=max(0.0, deadline - time.monotonic()))
+                                  waited_s=time.monotonic() - started)
             time.sleep(LOCK_POLL_S)
 
 

@@ -134,10 +134,12 @@ def _busy(path: Path, message: str, waited_s: float) -> StoreBusyError:
         "CHURNGUARD_LOCK_WAIT=SECONDS")
 
 
-def _connect(path: Path, *, read_only: bool, wait_s: float) -> duckdb.DuckDBPyConnection:
-    """Connect, waiting up to ``wait_s`` seconds while another process holds the file's lock."""
+def _connect(path: Path, *, read_only: bool, wait_s: float,
+             waited_s: float = 0.0) -> duckdb.DuckDBPyConnection:
+    """Connect, waiting up to ``wait_s`` seconds while another process holds the file's lock
+    (``waited_s``: how long the caller waited already, for the message)."""
     deadline = time.monotonic() + wait_s
-    started = time.monotonic()
+    started = time.monotonic() - waited_s
     while True:
         try:
             return duckdb.connect(str(path), read_only=read_only)
@@ -165,15 +167,16 @@ class Store:
 
     @classmethod
     def open(cls, path: str | Path, *, read_only: bool = False, threads: int | None = None,
-             wait_s: float = 0.0) -> Store:
+             wait_s: float = 0.0, waited_s: float = 0.0) -> Store:
         """Open (creating if needed) the store at ``path`` and bring its schema up to date.
 
         While another process holds the file, wait up to ``wait_s`` seconds for it, then raise
-        :class:`StoreBusyError` naming that process."""
+        :class:`StoreBusyError` naming that process (and the time waited, ``waited_s`` of it
+        before this call)."""
         path = Path(path)
         if read_only and not path.exists():
             raise StoreError(f"{path}: no store here; run `churnguard init` first")
-        con = _connect(path, read_only=read_only, wait_s=wait_s)
+        con = _connect(path, read_only=read_only, wait_s=wait_s, waited_s=waited_s)
         con.execute("SET TimeZone = 'UTC'")
         con.execute(f"SET threads = {threads or os.cpu_count() or 1}")
         # Plain FSST string compression costs ~10% of a bulk append's time for no gain in size
