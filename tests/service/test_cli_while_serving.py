@@ -232,6 +232,12 @@ def test_the_service_answers_risk_while_a_command_holds_the_store_and_recovers_f
         assert since.endswith("Z") and pd.Timestamp(since) <= pd.Timestamp.now(tz="UTC")
         ready = http.get("/readyz")
         assert ready.status_code == 200 and ready.json()["status"] == "ready", ready.text
+        # A write needs the store: it waits (bounded), then says when to try again.
+        refused = http.post("/v1/events", headers=headers(WRITE), json={"events": [
+            {"user_id": "lend-refused", "ts": "2020-01-01T00:00:00+00:00", "type": "visit"}]})
+        assert refused.status_code == 503, refused.text
+        assert refused.json()["error"]["code"] == "not_ready"
+        assert refused.headers["Retry-After"] == "5"
     finally:
         borrower.send_signal(signal.SIGKILL)  # kill -9: no chance to give the store back
         borrower.wait(timeout=STOP_TIMEOUT_S)
@@ -248,6 +254,8 @@ def test_the_service_answers_risk_while_a_command_holds_the_store_and_recovers_f
         return True
 
     wait_for(writes_again, "the service serving writes after its borrower was killed")
+    # Nothing of the refused request was stored.
+    assert http.get("/v1/users/lend-refused", headers=headers(READ)).status_code == 404
     after = http.get(f"/v1/users/{customer}/risk", headers=headers(READ))
     assert after.status_code == 200 and "X-Churnguard-Store-Lent-Since" not in after.headers
     assert server.proc.poll() is None
