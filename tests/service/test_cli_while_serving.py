@@ -34,6 +34,8 @@ import pytest
 
 from churnguard import lending
 from churnguard.cli import cli, main
+from churnguard.realtime import CustomerRisk
+from churnguard.service.risk import RiskBook
 from churnguard.store import Store
 
 from service.helpers import ADMIN, KEYS, READ, WRITE, headers
@@ -43,6 +45,7 @@ from service.test_serve import STOP_TIMEOUT_S, Server, _launch
 SERVE = SERVE_COMMANDS["churnguard serve"]
 # Bounds against a hang, not measures of speed.
 RECOVER_TIMEOUT_S = 120
+NOW = pd.Timestamp("2026-02-25").to_pydatetime()
 LOCK_WORDS = ("Conflicting lock", "in use by", "store_busy", "did not lend")
 
 # A command-line process that borrows the store the way every command does
@@ -160,6 +163,23 @@ def test_a_project_path_too_long_for_a_socket_address_still_lends(tmp_path: Path
     finally:
         lender.stop()
     assert not lending.socket_path(root).exists()
+
+
+def test_while_lent_the_book_answers_a_scored_customer_without_reasons_but_not_a_marked_one(
+        ) -> None:
+    # Nothing can compute reasons while a command has the store, so the probability is
+    # answered alone; a customer with events newer than the table must still be recomputed.
+    book = RiskBook()
+    ticket = book.ticket()
+    scored = {u: CustomerRisk(user_id=u, as_of=NOW, model_version="v1", status="active",
+                              p_churn=0.5, risk_tier="medium", reasons={}) for u in ("a", "b")}
+    assert book.install(scored, {"a", "b"}, as_of=NOW, version="v1", ticket=ticket)
+    book.mark(["b"])
+    assert book.lookup("a") == ("miss", None)
+    assert book.lookup("a", without_reasons=True) == ("hit", scored["a"])
+    assert book.lookup("b", without_reasons=True) == ("miss", None)
+    # Erased while lent: the customers the store no longer knows are found and forgotten.
+    assert book.known_but_not_in(frozenset({"b"})) == ["a"]
 
 
 # -- one served project for the fast tests of this module ----------------------------------------
@@ -447,6 +467,10 @@ def test_every_command_works_while_the_service_runs(
             # The service keeps answering between commands, from the store it has back.
             health = http.get(f"/v1/users/{shop.customer}", headers=headers(ADMIN))
             assert health.status_code in (200, 404), f"after {name}: {health.text}"
+            if name == "erase":  # the service forgot what it kept in memory, too
+                assert health.status_code == 404
+                gone = http.get(f"/v1/users/{shop.customer}/risk", headers=headers(READ))
+                assert gone.status_code == 404, gone.text
             ran.append(name)
         assert server.proc.poll() is None, server.log
     assert server.proc.returncode == 0, server.log
