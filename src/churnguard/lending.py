@@ -452,7 +452,8 @@ class Lender:
             conn.sendall(_encode({"lent": False, "error": refusal,
                                   "store": str(self.store_path)}))
             return None
-        return Borrower(pid=int(message.get("pid", 0)), command=str(message.get("command", ""))[:300],
+        return Borrower(pid=int(message.get("pid", 0)),
+                        command=str(message.get("command", ""))[:300],
                         read_only=bool(message.get("read_only", False)))
 
     def _lend_to(self, conn: socket.socket, borrower: Borrower) -> None:

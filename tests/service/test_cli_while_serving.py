@@ -107,7 +107,7 @@ def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, s
 
 
 def a_scored_customer(project: Path) -> str:
-    """A customer of the shop's population (read from the template's scores below)."""
+    """A customer of the shop: the first one in its events file."""
     return pd.read_parquet(project.parent / "inputs" / "events.parquet",
                            columns=["user_id"])["user_id"].iloc[0]
 
