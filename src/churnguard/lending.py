@@ -419,7 +419,7 @@ class Lender:
         with conn:
             try:
                 borrower = self._request(conn)
-            except (OSError, ValueError, TimeoutError) as exc:
+            except (OSError, ValueError, TypeError, TimeoutError) as exc:
                 with contextlib.suppress(OSError):
                     conn.sendall(_encode({"lent": False, "error": f"bad request: {exc}"}))
                 return
