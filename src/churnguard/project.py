@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from churnguard import lending
 from churnguard.config import (
     NEW_PROJECT_TOML,
     ConfigError,
@@ -64,10 +66,17 @@ class Project:
         return cls(root=root, config=load_config(root / CONFIG_FILENAME))
 
     def open_store(self, *, read_only: bool = False) -> Store:
-        """The project's store; while another process holds it, wait up to
-        ``$CHURNGUARD_LOCK_WAIT`` seconds (default :data:`LOCK_WAIT_S`) before saying who holds
-        it (:class:`~churnguard.store.StoreBusyError`)."""
-        return Store.open(self.store_path, read_only=read_only, wait_s=lock_wait_s())
+        """The project's store. While `churnguard serve` runs on the project, the store is
+        borrowed from it (:mod:`churnguard.lending`) and given back when closed; while another
+        process holds it, wait up to ``$CHURNGUARD_LOCK_WAIT`` seconds (default
+        :data:`LOCK_WAIT_S`) before saying who holds it
+        (:class:`~churnguard.store.StoreBusyError`)."""
+        return lending.open_store(self.store_path, read_only=read_only, wait_s=lock_wait_s())
+
+    def holding_store(self) -> contextlib.AbstractContextManager[None]:
+        """Keep the store borrowed from a running service for a block that opens the file
+        directly, or rewrites it (``erase``); nothing when no service runs."""
+        return lending.holding(self.store_path, wait_s=lock_wait_s())
 
     def simulation_truth(self) -> Any:
         """The simulator's true churn probabilities (user_id, cutoff, p_churn) for the oracle,

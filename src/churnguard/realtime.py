@@ -186,6 +186,17 @@ def known_customers(store: Store) -> frozenset[str]:
     return frozenset(str(u) for u in rows["user_id"])
 
 
+def customers_touched_since(store: Store, since: dt.datetime) -> frozenset[str]:
+    """Every user id with events or a users row from an ingest batch that started at or after
+    ``since`` (naive UTC): whose risk a later ingest may have changed."""
+    rows = store.con.execute(
+        "WITH batches AS (SELECT batch_id FROM ingest_batches WHERE started_at >= ?) "
+        "SELECT DISTINCT user_id FROM events WHERE batch_id IN (SELECT batch_id FROM batches) "
+        "UNION SELECT user_id FROM users WHERE batch_id IN (SELECT batch_id FROM batches)",
+        [since]).fetchnumpy()
+    return frozenset(str(u) for u in rows["user_id"])
+
+
 def score_population_at(store: Store, *, definition: ChurnDefinition, tiers: ScoringConfig,
                         as_of: dt.datetime, langs: Sequence[str] = LANGS,
                         version: str | None = None,
@@ -287,5 +298,6 @@ def frame_of(risks: Iterable[CustomerRisk], lang: str = "en") -> pd.DataFrame:
 
 
 __all__ = ["ACTIVE", "LANGS", "LAPSED", "UNSCORABLE", "CustomerRisk", "CustomerScratch",
-           "PopulationScores", "explain_rows", "frame_of", "known_customers", "lapsed_sentence",
-           "probabilities", "score_population_at", "score_snapshot", "unscorable_sentence"]
+           "PopulationScores", "customers_touched_since", "explain_rows", "frame_of",
+           "known_customers", "lapsed_sentence", "probabilities", "score_population_at",
+           "score_snapshot", "unscorable_sentence"]

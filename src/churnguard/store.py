@@ -18,7 +18,7 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -138,15 +138,18 @@ def _busy(path: Path, message: str, waited_s: float) -> StoreBusyError:
     waited = f" (waited {waited_s:.0f} s)" if waited_s >= 1 else ""
     return StoreBusyError(
         f"{path}: the store is in use by {_holder(message)}{waited}. DuckDB lets one process "
-        "write a project at a time: if that is `churnguard serve`, use its REST API or stop it "
-        "first; otherwise wait until it ends, or let this command wait longer with "
+        "write a project at a time: if that is `churnguard serve` (commands borrow the store from "
+        "it where Unix sockets exist, docs/service.md), use its REST API or stop it first; "
+        "otherwise wait until it ends, or let this command wait longer with "
         "CHURNGUARD_LOCK_WAIT=SECONDS")
 
 
-def _connect(path: Path, *, read_only: bool, wait_s: float) -> duckdb.DuckDBPyConnection:
-    """Connect, waiting up to ``wait_s`` seconds while another process holds the file's lock."""
+def _connect(path: Path, *, read_only: bool, wait_s: float,
+             waited_s: float = 0.0) -> duckdb.DuckDBPyConnection:
+    """Connect, waiting up to ``wait_s`` seconds while another process holds the file's lock
+    (``waited_s``: how long the caller waited already, for the message)."""
     deadline = time.monotonic() + wait_s
-    started = time.monotonic()
+    started = time.monotonic() - waited_s
     while True:
         try:
             return duckdb.connect(str(path), read_only=read_only)
@@ -170,18 +173,20 @@ class Store:
     def __init__(self, con: duckdb.DuckDBPyConnection, path: Path | None) -> None:
         self.con = con
         self.path = path
+        self._on_close: list[Callable[[], None]] = []
 
     @classmethod
     def open(cls, path: str | Path, *, read_only: bool = False, threads: int | None = None,
-             wait_s: float = 0.0) -> Store:
+             wait_s: float = 0.0, waited_s: float = 0.0) -> Store:
         """Open (creating if needed) the store at ``path`` and bring its schema up to date.
 
         While another process holds the file, wait up to ``wait_s`` seconds for it, then raise
-        :class:`StoreBusyError` naming that process."""
+        :class:`StoreBusyError` naming that process (and the time waited, ``waited_s`` of it
+        before this call)."""
         path = Path(path)
         if read_only and not path.exists():
             raise StoreError(f"{path}: no store here; run `churnguard init` first")
-        con = _connect(path, read_only=read_only, wait_s=wait_s)
+        con = _connect(path, read_only=read_only, wait_s=wait_s, waited_s=waited_s)
         con.execute("SET TimeZone = 'UTC'")
         con.execute(f"SET threads = {threads or os.cpu_count() or 1}")
         # Plain FSST string compression costs ~10% of a bulk append's time for no gain in size
@@ -210,7 +215,17 @@ class Store:
         self.close()
 
     def close(self) -> None:
-        self.con.close()
+        try:
+            self.con.close()
+        finally:
+            callbacks, self._on_close = self._on_close, []
+            for callback in callbacks:
+                callback()
+
+    def on_close(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once the connection is closed (a borrowed store goes back to the
+        service that lent it, :mod:`churnguard.lending`)."""
+        self._on_close.append(callback)
 
     # -- schema ---------------------------------------------------------------------------------
     def schema_version(self) -> int:

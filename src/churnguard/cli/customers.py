@@ -25,8 +25,8 @@ def erase(user_id: str | None, finish: bool, project_dir: Path | None) -> None:
     An audit row with the erasure id and the rows deleted per table is kept; neither it nor the
     output names the customer. When another process holds the store file at the end, the
     rewrite waits for it (up to 30 s) and is then left pending for `--finish`. An id the store does not know is bad input (exit code 2) and
-    changes nothing. Stop `churnguard serve` on the project first, or use its
-    DELETE /v1/users/{id}.
+    changes nothing. While `churnguard serve` runs on the project, the store is borrowed
+    from it (docs/service.md); its DELETE /v1/users/{id} does the same.
     """
     from churnguard import customers
 
@@ -34,13 +34,18 @@ def erase(user_id: str | None, finish: bool, project_dir: Path | None) -> None:
         raise BadInput("give a USER_ID to erase, or --finish alone")
     project = load_project(project_dir)
     access = customers.StoreFile(project.store_path, wait_s=lock_wait_s())
+    # One borrow from a running service across the row deletion and the file rewrite: the
+    # rewrite needs the file closed by everyone.
+    with project.holding_store():
+        if finish:
+            done = customers.finish_pending(project.root, access)
+        else:
+            report = customers.erase(user_id, root=project.root, config=project.config.ingest,
+                                     access=access)
     if finish:
-        done = customers.finish_pending(project.root, access)
         click.echo(f"Rewrote the store for {len(done):,} pending erasure(s)" if done
                    else "No erasure is pending")
         return
-    report = customers.erase(user_id, root=project.root, config=project.config.ingest,
-                             access=access)
     click.echo(f"Erased {report.total_rows:,} rows, {report.files_deleted:,} cache files and the "
                f"customer's rows of {len(report.files_rewritten):,} exports; erasure id "
                f"{report.erasure_id}")

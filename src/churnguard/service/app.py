@@ -40,7 +40,7 @@ a message that never repeats what was sent."""
 def create_app(project: Project | Path | str, settings: ServiceSettings | None = None, *,
                now: Callable[[], dt.datetime] | None = None,
                cycle_clock: Callable[[], dt.datetime] = utc_now,
-               cycle_poll_s: float = 15.0) -> FastAPI:
+               cycle_poll_s: float = 15.0, lend: bool = False) -> FastAPI:
     """The service over ``project`` (a :class:`Project` or its folder).
 
     ``settings`` default to :meth:`ServiceSettings.from_env`, which refuses unsafe settings.
@@ -48,7 +48,8 @@ def create_app(project: Project | Path | str, settings: ServiceSettings | None =
     opened here; the population is scored when the app starts (its lifespan) and the store is
     closed when it stops. With ``[operate] schedule`` set, a background thread runs a cycle
     each time the cron expression fires by ``cycle_clock`` (UTC wall time; tests move their
-    own), looking every ``cycle_poll_s`` seconds.
+    own), looking every ``cycle_poll_s`` seconds. ``lend``: listen for commands that borrow
+    the store while the app runs (:mod:`churnguard.lending`; :func:`run` does).
     """
     if not isinstance(project, Project):
         project = Project.load(Path(project).resolve())
@@ -70,6 +71,8 @@ def create_app(project: Project | Path | str, settings: ServiceSettings | None =
         if cron is not None:
             state.cycles = Scheduler(cron, state.run_cycle, now=cycle_clock, poll_s=cycle_poll_s)
             state.cycles.start()
+        if lend:
+            state.start_lending()
         try:
             yield
         finally:
@@ -118,6 +121,6 @@ def run(project_dir: Path | str, *, host: str = "127.0.0.1", port: int = 8000,
     """
     import uvicorn
 
-    app = create_app(project_dir, settings)
+    app = create_app(project_dir, settings, lend=True)
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False,
                 server_header=False)

@@ -189,6 +189,7 @@ def _event_details(exc: IngestError) -> list[ErrorDetail]:
 # and, where the library's message may quote what the client sent, the API's own message. The
 # planner reads scores, labels and backtests, and POST /v1/campaigns/plan is the one route that
 # lets their errors through, so they mean the plan cannot be made. Other domain errors are 500s.
+STORE_BUSY_RETRY_S = 5
 DOMAIN_ANSWERS: dict[str, tuple[str, str | None]] = {
     "user_not_found": ("user_not_found", None),
     "cannot_plan": ("cannot_plan", None),
@@ -210,8 +211,10 @@ async def _domain_error_handler(request: Request, exc: ChurnguardError) -> JSONR
         return await _unexpected_handler(request, exc)
     code, message = answer
     details = _event_details(exc) if isinstance(exc, IngestError) else None
+    # A busy store (lent to a command, docs/service.md) is back soon: say when to retry.
+    headers = {"Retry-After": str(STORE_BUSY_RETRY_S)} if exc.code == "store_busy" else None
     # The library's messages name the store's state, never the request's values.
-    return error_response(code, message or str(exc), details=details)
+    return error_response(code, message or str(exc), details=details, headers=headers)
 
 
 async def _api_error_handler(request: Request, exc: ApiError) -> JSONResponse:

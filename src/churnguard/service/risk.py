@@ -37,6 +37,7 @@ from churnguard.realtime import (
     LANGS,
     CustomerRisk,
     CustomerScratch,
+    customers_touched_since,
     explain_rows,
     known_customers,
     lapsed_sentence,
@@ -50,7 +51,7 @@ from churnguard.registry import (
     trained_definition,
 )
 from churnguard.scoring import isolated_snapshot
-from churnguard.service.store_pool import StorePool
+from churnguard.service.store_pool import Lend, StorePool
 from churnguard.snapshots import Snapshot
 from churnguard.store import Store
 
@@ -129,9 +130,13 @@ class RiskBook:
             self._left_out = set()
             self.table_as_of = self.table_version = None
 
-    def lookup(self, user_id: str) -> tuple[str, CustomerRisk | None]:
+    def lookup(self, user_id: str, *, without_reasons: bool = False,
+               ) -> tuple[str, CustomerRisk | None]:
         """("hit", risk), ("lapsed", None): known but outside the population, ("unknown", None):
-        the store does not know the customer, or ("miss", None): it must be computed."""
+        the store does not know the customer, or ("miss", None): it must be computed.
+
+        ``without_reasons``: a scored customer whose reasons are not computed yet is a hit
+        with no reasons (while the store is lent, nothing can compute them)."""
         with self._lock:
             fresh = self._fresh.get(user_id)
             if fresh is not None:
@@ -141,7 +146,7 @@ class RiskBook:
                 return "miss", None
             risk = self._table.get(user_id)
             if risk is not None:
-                return ("hit", risk) if risk.reasons else ("miss", None)
+                return ("hit", risk) if risk.reasons or without_reasons else ("miss", None)
             if user_id in self._known:
                 return "lapsed", CustomerRisk(
                     user_id=user_id, as_of=self.table_as_of, model_version=self.table_version,
@@ -188,6 +193,12 @@ class RiskBook:
             if self._table is None or self.table_version != version:
                 return {}
             return {u: r.reasons for u, r in self._table.items() if r.reasons}
+
+    def known_but_not_in(self, known: frozenset[str]) -> list[str]:
+        """Customers the book knows that ``known`` (the store now) does not: erased."""
+        with self._lock:
+            table = set(self._table or ()) | self._known | set(self._fresh)
+        return sorted(table - known)
 
     @property
     def ready(self) -> bool:
@@ -249,10 +260,13 @@ class RiskService:
         self._refresh.set()
 
     # -- answers ----------------------------------------------------------------------------
-    def cached(self, user_id: str) -> tuple[str, CustomerRisk | None]:
+    def cached(self, user_id: str, *, lent: bool = False) -> tuple[str, CustomerRisk | None]:
         """The answer known without reading the store: ("hit", risk) (lapsed customers
-        included), ("unknown", None), or ("miss", None) when it must be computed."""
-        state, risk = self.book.lookup(user_id)
+        included), ("unknown", None), or ("miss", None) when it must be computed.
+
+        ``lent``: the store is lent to a command, so a scored customer whose reasons are not
+        computed yet is answered without them rather than waiting for the store."""
+        state, risk = self.book.lookup(user_id, without_reasons=lent)
         if state == "lapsed":
             champion = self._champion
             definition = self.config.churn if champion is None else champion.definition
@@ -303,6 +317,36 @@ class RiskService:
             if self._scratch is not None:
                 self._scratch.forget(user_id)
 
+    @property
+    def champion_version(self) -> str | None:
+        """The champion's version as last loaded, else the one the population was scored
+        with (None: neither yet)."""
+        champion = self._champion
+        return self.book.table_version if champion is None else champion.version
+
+    def store_returned(self, lend: Lend, store: Store) -> None:
+        """A command borrowed the store and may have changed it: a new champion (``train``,
+        ``models``) voids every answer; customers with newly ingested events or user rows are
+        scored afresh on their next request; erased ones are forgotten; the scratch copy of
+        the reference tables is rebuilt; everyone is rescored in the background."""
+        if not lend.changed:
+            return
+        # ``store``: the service's reopened handle, before any request can use it.
+        version = alias_version(store, CHAMPION)
+        touched = customers_touched_since(store, lend.since)
+        known = known_customers(store)
+        with self._scratch_lock:
+            if self._scratch is not None:
+                self._scratch.close()
+                self._scratch = None
+        if version != self.champion_version:
+            self.champion_changed()
+            return
+        self.book.mark(sorted(touched))
+        for gone in self.book.known_but_not_in(known):
+            self.book.forget(gone)
+        self._refresh.set()
+
     # -- everyone, in the background -------------------------------------------------------
     def rebuild(self) -> bool:
         """Score the whole population now and explain it; False when there is no champion or
@@ -326,7 +370,8 @@ class RiskService:
 
     def _score_population(self) -> _ExplainJob | None:
         ticket = self.book.ticket()
-        with self.pool.reading() as store:
+        # The background scorer waits for a lent store however long the command takes.
+        with self.pool.reading(wait_s=None) as store:
             version = alias_version(store, CHAMPION)
             if version is None:
                 return None
@@ -413,11 +458,17 @@ class RiskService:
             try:
                 self.rebuild()
             except Exception:  # noqa: BLE001 - keep refreshing; the log says what failed
+                if self._stop.is_set():
+                    return  # the service stopped while a command borrowed the store
                 log.exception("refreshing the population's scores failed")
 
-    def stop(self) -> None:
+    def stop_soon(self) -> None:
+        """Ask the background scorer to stop (without waiting for it)."""
         self._stop.set()
         self._refresh.set()
+
+    def stop(self) -> None:
+        self.stop_soon()
         if self._thread is not None:
             self._thread.join(timeout=30)
         with self._scratch_lock:

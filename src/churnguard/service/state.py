@@ -11,14 +11,15 @@ from dataclasses import dataclass
 from fastapi import Request
 
 from churnguard.customers import stored_id
+from churnguard.lending import Lender
 from churnguard.operate import CycleRecord, Scheduler, run_cycle
-from churnguard.project import Project
+from churnguard.project import Project, lock_wait_s
 from churnguard.service.auth import TokenBucket
 from churnguard.service.metrics import Metrics
 from churnguard.service.recommendations import Recommendations
 from churnguard.service.risk import RiskService
 from churnguard.service.settings import ServiceSettings
-from churnguard.service.store_pool import StorePool
+from churnguard.service.store_pool import Lend, StorePool
 from churnguard.store import Store
 
 log = logging.getLogger("churnguard.service")
@@ -32,8 +33,9 @@ def wall_now() -> dt.datetime:
 class DataClock:
     """'Now' for a store of past data: one second after the newest stored event.
 
-    Kept in memory (the service is the store's only writer while it runs) and moved on by the
-    events the service stores."""
+    Kept in memory (the service is the store's only writer while it runs, but for commands it
+    lends the store to: it is reset when they give it back) and moved on by the events the
+    service stores."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -68,6 +70,7 @@ class ServiceState:
     data_clock: DataClock | None
     recommendations: Recommendations
     cycles: Scheduler | None = None  # runs [operate] schedule's cycles (started by the app)
+    lender: Lender | None = None  # lends the store to commands (started with the app)
 
     def stored_id(self, user_id: str) -> str:
         """The id as the store holds it (pseudonymised when the project says so)."""
@@ -94,9 +97,32 @@ class ServiceState:
             log.error("cycle %s stopped at %s", record.cycle_id, record.error)
         return record
 
+    def store_returned(self, lend: Lend, store: Store) -> None:
+        """A command gave the store back: drop what memory may hold about data it changed."""
+        if not lend.changed:
+            return
+        if self.data_clock is not None:
+            self.data_clock.reset()
+        self.recommendations.invalidate()
+        self.risk.store_returned(lend, store)
+
+    def start_lending(self) -> None:
+        """Let commands on this project borrow the store (:mod:`churnguard.lending`)."""
+        self.lender = Lender(root=self.project.root, store_path=self.pool.path,
+                             lend=self.pool.lent)
+        if not self.lender.start():
+            self.lender = None
+
     def close(self) -> None:
+        # Order matters: scheduled cycles stop, the background scorer and requests waiting
+        # for a lent store give up, lending stops (a borrowing command keeps the file until it
+        # closes it), then the store closes.
         if self.cycles is not None:
             self.cycles.stop()
+        self.risk.stop_soon()
+        self.pool.stopping()
+        if self.lender is not None:
+            self.lender.stop()
         self.risk.stop()
         self.pool.close()
 
@@ -112,14 +138,17 @@ def build_state(project: Project, settings: ServiceSettings,
     else:
         def clock(store: Store) -> dt.datetime:
             return wall_now()
-    pool = StorePool(project.store_path)
-    return ServiceState(
+    # A command that holds the store (an ingest) is waited for, as commands wait for each other.
+    pool = StorePool(project.store_path, wait_s=lock_wait_s())
+    state = ServiceState(
         project=project, settings=settings, pool=pool,
         risk=RiskService(pool=pool, config=project.config, clock=clock),
         limiter=TokenBucket(rate=settings.rate_per_second, burst=settings.rate_burst),
         auth_failures=TokenBucket(rate=settings.auth_failures_per_minute / 60.0,
                                   burst=settings.auth_failures_burst),
         metrics=Metrics(), data_clock=data_clock, recommendations=Recommendations())
+    pool.on_returned(state.store_returned)
+    return state
 
 
 async def service_of(request: Request) -> ServiceState:

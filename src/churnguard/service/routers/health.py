@@ -26,13 +26,18 @@ def healthz() -> HealthOut:
             responses={503: {"model": ReadyOut}})
 def readyz(service: ServiceState = Depends(service_of)) -> JSONResponse:
     champion = None
-    store_ok = service.pool.ping()
-    if store_ok:
-        try:
-            with service.pool.reading() as store:
-                champion = alias_version(store, CHAMPION)
-        except Exception:  # noqa: BLE001 - any failure means not ready
-            store_ok = False
+    if service.pool.lent_to is not None:
+        # A command borrows the store for a while: risk answers come from memory meanwhile, so
+        # the service stays ready (a balancer must not pull it for a CLI command).
+        store_ok, champion = True, service.risk.champion_version
+    else:
+        store_ok = service.pool.ping()
+        if store_ok:
+            try:
+                with service.pool.reading() as store:
+                    champion = alias_version(store, CHAMPION)
+            except Exception:  # noqa: BLE001 - any failure means not ready
+                store_ok = False
     failed = service.risk.population_error
     ready = store_ok and champion is not None and failed is None
     population = "failed" if failed else ("scored" if service.risk.book.ready else "pending")

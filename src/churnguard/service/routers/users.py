@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Response
 from fastapi.responses import JSONResponse
 from fastapi.concurrency import run_in_threadpool
 
@@ -27,6 +27,8 @@ from churnguard.service.state import ServiceState, service_of
 from churnguard.store import Store
 
 router = APIRouter(prefix="/v1/users", tags=["users"])
+# On a risk answer given from memory while a command borrows the store: since when (UTC).
+LENT_HEADER = "X-Churnguard-Store-Lent-Since"
 
 UserId = Annotated[str, Path(min_length=1, max_length=ID_MAX, description="the shop's user id")]
 _AUTH = ("missing_api_key", "invalid_api_key", "forbidden", "rate_limited")
@@ -68,15 +70,21 @@ def _risk_from_store(service: ServiceState, user_id: str, stored: str, lang: str
 
 @router.get("/{user_id}/risk", response_model=UserRiskOut, summary="Churn risk as of now",
             responses=error_responses("invalid_request", "user_not_found", "no_model", *_AUTH))
-async def get_risk(user_id: UserId, lang: Lang = "en", _role: str = Depends(require("read")),
+async def get_risk(user_id: UserId, response: Response, lang: Lang = "en",
+                   _role: str = Depends(require("read")),
                    service: ServiceState = Depends(service_of)) -> UserRiskOut:
     """The calibrated probability of churning within the horizon, the risk tier and up to
     three reasons, computed as of now: events stored a moment ago count. ``lapsed`` customers
     (no activity in the lookback window) have already churned by the definition and get no
     probability. The recommended action comes from the newest campaign plan, if any."""
     stored = service.stored_id(user_id)
-    state, risk = service.risk.cached(stored)
-    if state == "miss" or not service.recommendations.loaded:
+    lent_since = service.pool.lent_since
+    state, risk = service.risk.cached(stored, lent=lent_since is not None)
+    if lent_since is not None and state != "miss":
+        # A command borrows the store: answer from memory, and say that what the command
+        # writes (its events, a new model) is not in this answer (docs/service.md).
+        response.headers[LENT_HEADER] = lent_since.strftime("%Y-%m-%dT%H:%M:%SZ")
+    elif state == "miss" or not service.recommendations.loaded:
         # Reading the store and scoring take a worker thread; a cached answer does not.
         return await run_in_threadpool(_risk_from_store, service, user_id, stored, lang)
     if risk is None:
@@ -139,4 +147,4 @@ def erase_user(user_id: UserId, _role: str = Depends(require("admin")),
     return JSONResponse(body.model_dump(mode="json"), status_code=200 if report.compacted else 202)
 
 
-__all__ = ["risk_or_error", "router"]
+__all__ = ["LENT_HEADER", "risk_or_error", "router"]
