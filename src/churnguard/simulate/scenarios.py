@@ -18,25 +18,35 @@ Three scenarios exist:
 ``drift``
     The ``default`` shop until ``change_day`` (day 365 unless told: a year as in ``default``),
     then a change in how behaviour maps to churn (concept drift, not only a shift of the
-    features), with two causes:
+    features). Each customer has a latent sensitivity to slow delivery d_i in [0, 1]
+    (``population.draw_delivery_sensitivity``; higher where deliveries are often late). It
+    exists from day 0 and shows in the data all along: a delivery-sensitive customer writes a
+    low-rated delivery review of a slow delivery (3 days or more) with probability 0.8 d_i.
+    Before the change it does not move churn, so a model trained then has no reason to use it.
+    From the change day on:
 
-    * a competitor launches fast delivery: for ``slow_window`` (30) days after a delivery that took
-      3 days or more, the daily hazard gains the factor 1 + delivery_kappa * d_i, where d_i in
-      [0, 1] is each customer's latent sensitivity to slow delivery
-      (``population.draw_delivery_sensitivity``). A recent order, a sign of loyalty before, is a
-      risk for such a customer after. The trait exists from day 0 and
-      shows in the data all along: delivery-sensitive customers write low-rated delivery reviews
-      about slow deliveries (3 days or more), and they live more often where deliveries are late
-      (the ``region`` attribute). Before the change it does not move churn, so a model trained
-      then has no reason to look at it; after it, a retrained model can find it;
+    * a competitor launches fast delivery in ``competitor_regions`` (cn-east and cn-south, 32% of
+      the customers): there the daily hazard gains the lasting factor
+      1 + competitor_kappa * d_i, and the customers it took keep comparing in the shop -- while
+      dormant they visit at their old rate times d_i (instead of now and then) but buy
+      elsewhere. Visits, a sign of a live customer before, no longer are for them;
+    * everywhere, for ``slow_window`` (30) days after a slow delivery the hazard gains the factor
+      1 + delivery_kappa * d_i: a recent order, a sign of loyalty before, becomes a risk;
     * a second, lasting price rise (prices * (1 + change_price_increase)) with the hazard term
-      1 + change_price_kappa * price_sensitivity (no decay: the competitor is cheaper for good),
-      and coupons that now offset the rise: a coupon's hazard multiplier is
-      1 - coupon_hazard_after * ps * k/20 instead of 1 - coupon_hazard * ps * k/20.
+      1 + change_price_kappa * price_sensitivity (no decay), and coupons that now offset more of
+      it: a coupon's hazard multiplier is 1 - coupon_hazard_after * ps * k/20 instead of
+      1 - coupon_hazard * ps * k/20.
+
+    What a retrained model can see of it: the region attribute, the low-rated reviews, visits
+    without orders and the returns and coupons of price-sensitive customers. Measured with
+    ``benchmarks/bench_drift_scenario.py`` (RESULTS.md "drift_scenario"): a GBDT never retrained
+    after the change loses about 0.04 ROC-AUC against one retrained on post-change labels.
 
     Until the change the simulation draws the same numbers as ``default`` with the same seed (the
-    trait has its own random stream), so the two shops share their history up to ``change_day``
-    except for the review events the trait adds. ``truth/change.json`` records the change.
+    trait has its own random stream, and the drift-only draws reuse uniforms the default draws
+    anyway), so the two shops share their orders and their true churn probabilities up to the
+    change; only the review events the trait adds (and the times of day of events, drawn in one
+    pass) differ. ``truth/change.json`` records the change, ``truth/users.parquet`` the trait.
 
 The scenarios share the same population, catalogue, campaigns and actions; only the parameters
 below differ.

@@ -170,13 +170,17 @@ def change_truth(*, world: World, horizon_days: int) -> dict[str, object]:
         "first_wholly_changed_labels_matured": (
             date + dt.timedelta(days=horizon_days)).isoformat(),
         "parameters": p.change_parameters(),
-        "per_customer_trait": "truth/users.parquet: delivery_sensitivity (in [0, 1]; the hazard "
-                              "factor after the change is 1 + delivery_kappa * delivery_sensitivity)"
-                              " and price_sensitivity (1 + price_kappa_lasting * price_sensitivity)",
+        "competitor_regions": list(p.competitor_regions),
+        "per_customer_trait": (
+            "truth/users.parquet: delivery_sensitivity d in [0, 1] and price_sensitivity ps. "
+            "After the change the daily hazard is multiplied by (1 + competitor_kappa * d) in "
+            "competitor_regions, by (1 + delivery_kappa * d) for slow_window_days after a "
+            "delivery of 3 days or more, and by (1 + price_kappa_lasting * ps)"),
         "what": ("From change_date on, a competitor's fast delivery makes delivery-sensitive "
-                 "customers leave faster and a lasting price rise makes price-sensitive ones "
-                 "leave faster; coupons offset more of it. Before it, the mapping from behaviour "
-                 "to churn is the default scenario's."),
+                 "customers leave faster (and those it took in its regions keep browsing here "
+                 "without buying), and a lasting price rise makes price-sensitive ones leave "
+                 "faster; coupons offset more of it. Before it, the mapping from behaviour to "
+                 "churn is the default scenario's."),
     }
 
 
