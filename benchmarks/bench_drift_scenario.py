@@ -111,7 +111,8 @@ def measure(*, scenario: str, users: int, days: int, change_day: int, every: int
     started = time.perf_counter()
     with Store.open(shop.db, read_only=True) as store:
         snap = build_snapshot(store, definition=definition,
-                              cutoffs=[dt.datetime.combine(date[d], dt.time()) for d in sorted(needed)])
+                              cutoffs=[dt.datetime.combine(date[d], dt.time())
+                                       for d in sorted(needed)])
     snapshot_seconds = time.perf_counter() - started
     cut = snap.index.get_level_values(1)
 
@@ -137,7 +138,8 @@ def measure(*, scenario: str, users: int, days: int, change_day: int, every: int
         test = rows([t])
         y = test.y()
         oracle = truth.reindex(test.index).to_numpy()
-        row = {"day": t, "cutoff": date[t].isoformat(), "n": len(test), "churn_rate": float(y.mean()),
+        row = {"day": t, "cutoff": date[t].isoformat(), "n": len(test),
+               "churn_rate": float(y.mean()),
                "never": float(roc_auc_score(y, frozen.predict_proba(test))),
                "retrained": float(roc_auc_score(y, fitted(*retrained[t]).predict_proba(test))),
                "retrained_validation": date[retrained[t][0]].isoformat(),
@@ -169,7 +171,8 @@ def summary(runs: list[dict[str, object]], *, args: argparse.Namespace) -> str:
              "same recipe on the labels matured by each cohort's cutoff. ROC-AUC per test cohort "
              "(mean over seeds).", ""]
     lines += ["| cohort cutoff | days after change | scenario | n | churn rate | never retrained "
-              "| retrained | loss (retrained − never) | oracle |", "|---|---|---|---|---|---|---|---|---|"]
+              "| retrained | loss (retrained − never) | oracle |",
+              "|---|---|---|---|---|---|---|---|---|"]
     scenarios = sorted({r["scenario"] for r in runs}, key=["drift", "default"].index)
     for scenario in scenarios:
         mine = [r for r in runs if r["scenario"] == scenario]
@@ -196,12 +199,15 @@ def summary(runs: list[dict[str, object]], *, args: argparse.Namespace) -> str:
                      f"{len(each)} cohort(s), ± std over seeds; per cohort {min(each):+.4f} to "
                      f"{max(each):+.4f}); the oracle leads the retrained model by "
                      f"{mean_std(oracle_gap)[0]:.4f}.")
-    seconds = {k: mean_std([r["seconds"][k] for r in runs])[0] for k in ("prepare", "snapshot", "fit")}  # type: ignore[index]
-    lines.append(f"- Seconds per scenario and seed (mean): simulate + ingest {seconds['prepare']:.0f} "
-                 f"(0 when cached), snapshot {seconds['snapshot']:.0f}, {runs[0]['models']} GBDT fits "
+    seconds = {k: mean_std([r["seconds"][k] for r in runs])[0]  # type: ignore[index]
+               for k in ("prepare", "snapshot", "fit")}
+    lines.append(f"- Seconds per scenario and seed (mean): simulate + ingest "
+                 f"{seconds['prepare']:.0f} (0 when cached), snapshot {seconds['snapshot']:.0f}, "
+                 f"{runs[0]['models']} GBDT fits "
                  f"{seconds['fit']:.0f}.")
-    lines.append(f"- Labels that carry the change exist from cohorts at {change - dt.timedelta(days=HORIZON - 1)} "
-                 f"on (their {HORIZON}-day window reaches the change) and are known from {change + dt.timedelta(days=1)}; "
+    lines.append(f"- Labels that carry the change exist from cohorts at "
+                 f"{change - dt.timedelta(days=HORIZON - 1)} on (their {HORIZON}-day window "
+                 f"reaches the change) and are known from {change + dt.timedelta(days=1)}; "
                  f"wholly changed labels are known from {change + dt.timedelta(days=HORIZON)} "
                  "(`truth/change.json`).")
     return "\n".join(lines)

@@ -118,7 +118,8 @@ def test_the_change_is_in_how_behaviour_maps_to_churn(pair: dict[str, object]) -
 
     # The same contrast in the default shop (region alone moves churn a little there: late
     # deliveries) is the yardstick; before the change the two shops agree exactly.
-    values = {(name, day): contrast(name, day) for name in ("drift", "default") for day in (60, 240)}
+    values = {(name, day): contrast(name, day)
+              for name in ("drift", "default") for day in (60, 240)}
     assert values["drift", 60] == values["default", 60]
     assert values["drift", 240] > values["default", 240] + 0.15, values
 

@@ -164,7 +164,8 @@ def change_truth(*, world: World, horizon_days: int) -> dict[str, object]:
         "change_day": day,
         "change_date": date.isoformat(),
         "horizon_days": horizon_days,
-        "first_cutoff_with_changed_labels": (date - dt.timedelta(days=horizon_days - 1)).isoformat(),
+        "first_cutoff_with_changed_labels":
+            (date - dt.timedelta(days=horizon_days - 1)).isoformat(),
         "first_cutoff_wholly_changed": date.isoformat(),
         "first_changed_labels_matured": (date + dt.timedelta(days=1)).isoformat(),
         "first_wholly_changed_labels_matured": (
