@@ -58,7 +58,7 @@ def test_default_scenario_is_unchanged(tmp_path: Path) -> None:
 def pair(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     """The default and the drift shop with the same seed, change on day 150 of 300."""
     out = tmp_path_factory.mktemp("drift_pair")
-    cutoffs = [_day(50), _day(60), _day(150), _day(240)]
+    cutoffs = [_day(50), _day(60), _day(150), _day(200), _day(240)]
     runs = {name: simulate(n_users=2000, days=300, seed=3, out_dir=out / name, scenario=name,
                            cutoffs=cutoffs, **({"change_day": 150} if name == "drift" else {}))
             for name in ("default", "drift")}
@@ -122,6 +122,21 @@ def test_the_change_is_in_how_behaviour_maps_to_churn(pair: dict[str, object]) -
               for name in ("drift", "default") for day in (60, 240)}
     assert values["drift", 60] == values["default", 60]
     assert values["drift", 240] > values["default", 240] + 0.15, values
+
+
+def test_the_truth_stays_exact_after_the_change(pair: dict[str, object]) -> None:
+    """The true P(churn) at cutoffs whose horizon lies after the change matches the churn the
+    events show, within 4 exact binomial standard errors (as the default shop's truth does)."""
+    from shop_helpers import churn_check_rows
+
+    for day in (150, 200):
+        rows = churn_check_rows(shop_events=pair["events"]["drift"], churn=pair["churn"]["drift"],
+                                cutoff=pd.Timestamp(_day(day), tz="UTC"))
+        p = rows["p_churn"].to_numpy()
+        se = np.sqrt(np.sum(p * (1 - p))) / p.size
+        assert len(rows) > 800 and se < 0.02, (day, len(rows), se)
+        gap = rows["churned"].mean() - p.mean()
+        assert abs(gap) < 4 * se, (day, rows["churned"].mean(), p.mean(), se)
 
 
 def test_the_truth_records_the_change_and_the_trait(pair: dict[str, object]) -> None:
