@@ -17,7 +17,7 @@ from churnguard.simulate import ACTIONS, SCENARIOS, SimulationResult, default_cu
         ({"n_users": 0}, "n_users must be an integer >= 1, got 0"),
         ({"days": 0}, "days must be an integer >= 1, got 0"),
         ({"horizon_days": 0}, "horizon_days must be an integer >= 1, got 0"),
-        ({"scenario": "nope"}, "unknown scenario 'nope'; the scenarios are: default, sequence"),
+        ({"scenario": "nope"}, "unknown scenario 'nope'; the scenarios are: default, drift, sequence"),
         ({"cutoffs": [dt.date(2024, 12, 1)]}, "cutoff datetime.date(2024, 12, 1) must be a date"),
     ],
 )
@@ -29,8 +29,8 @@ def test_bad_arguments_raise_precise_value_errors(tmp_out, kwargs, message):
     assert not tmp_out.exists()
 
 
-def test_scenarios_are_the_documented_two():
-    assert sorted(SCENARIOS) == ["default", "sequence"]
+def test_scenarios_are_the_documented_three():
+    assert sorted(SCENARIOS) == ["default", "drift", "sequence"]
 
 
 def test_progress_is_called_once_per_day(tmp_out):

@@ -50,17 +50,28 @@ def init(directory: Path | None) -> None:
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Folder to write events, users, items, campaigns and the ground truth to.")
 @click.option("--scenario", default="default", show_default=True,
-              help="'default', or 'sequence' (the order of events carries signal that totals miss).")
+              help="'default'; 'sequence' (the order of events carries signal that totals miss); "
+              "or 'drift' (the default shop until --change-day, then delivery-sensitive and "
+              "price-sensitive customers leave faster: concept drift with known truth).")
+@click.option("--change-day", type=click.IntRange(min=1), default=None,
+              help="With --scenario drift: the day (counted from --start) the change happens on "
+              "[default: 365, a year]. It must fall inside --days; simulate at least 180 days "
+              "past it to see a horizon of labels that carry it.")
 @click.option("--start", default="2025-01-01", show_default=True, callback=date_callback,
               help="First simulated day (YYYY-MM-DD).")
 @days_option("--horizon", default="90d", help="Churn horizon used for the ground truth.")
-def simulate(n_users: int, days: int, seed: int, out_dir: Path, scenario: str, start: dt.date,
-             horizon: int) -> None:
+def simulate(n_users: int, days: int, seed: int, out_dir: Path, scenario: str,
+             change_day: int | None, start: dt.date, horizon: int) -> None:
     """Simulate an online shop with known ground truth.
 
     Writes events.parquet, users.parquet, items.parquet and campaigns.parquet (the historical
     randomised campaigns) in the data contracts' format, and truth/ with each customer's true
-    churn probability and true action effects at every cutoff (every 30 days from day 90).
+    churn probability and true action effects at every cutoff (every 30 days from day 90). The
+    drift scenario adds truth/change.json (the change's date and parameters) and each customer's
+    delivery sensitivity in truth/users.parquet.
+
+    \b
+    churnguard simulate --users 20000 --days 635 --scenario drift --out shop
     """
     from churnguard.simulate import simulate as run_simulation
 
@@ -68,7 +79,7 @@ def simulate(n_users: int, days: int, seed: int, out_dir: Path, scenario: str, s
         with day_progress(f"Simulating {n_users:,} customers") as update:
             result = run_simulation(n_users=n_users, days=days, seed=seed, out_dir=out_dir,
                                     scenario=scenario, start=start, horizon_days=horizon,
-                                    progress=update)
+                                    change_day=change_day, progress=update)
     except ValueError as exc:
         raise BadInput(str(exc)) from None
     click.echo(

@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 
 from churnguard.simulate.catalog import CATEGORIES, Catalog, draw_items
 from churnguard.simulate.population import BARGAIN, Population
-from churnguard.simulate.process import OrderExperience
+from churnguard.simulate.process import SLOW_DELIVERY, OrderExperience
 from churnguard.simulate.text import (
     DELIVERY,
     PRICE,
@@ -162,8 +162,13 @@ class _Sessions:
 
 
 def build_events(*, rng: np.random.Generator, log: DayLog, population: Population,
-                 catalog: Catalog, start: dt.date, days: int) -> pa.Table:
-    """Turn the day log into the events table, sorted by (ts, user_id), with unique event ids."""
+                 catalog: Catalog, start: dt.date, days: int,
+                 delivery_reviews: bool = False) -> pa.Table:
+    """Turn the day log into the events table, sorted by (ts, user_id), with unique event ids.
+
+    ``delivery_reviews``: delivery-sensitive customers review slow deliveries badly (the drift
+    scenario; see ``_reviews_and_returns``).
+    """
     v_day, v_user, v_ordered = _cat(log._visit, (np.int32, np.int64, bool))
     orders = _Orders(**dict(zip(_Orders.__dataclass_fields__, _cat(
         log._order, (np.int32, np.int64, np.int64, np.int16, np.int64, np.float64, np.int32,
@@ -176,7 +181,8 @@ def build_events(*, rng: np.random.Generator, log: DayLog, population: Populatio
                          ordered=v_ordered)
     _browsing(cols=cols, s=sessions, tindex=tindex)
     _carts_and_orders(cols=cols, s=sessions, orders=orders)
-    _reviews_and_returns(rng=rng, cols=cols, population=population, orders=orders, tindex=tindex)
+    _reviews_and_returns(rng=rng, cols=cols, population=population, orders=orders, tindex=tindex,
+                         delivery_reviews=delivery_reviews)
     texts = _tickets(rng=rng, cols=cols, population=population, opened=opened, resolved=resolved,
                      texts=texts, tindex=tindex)
     return _to_table(cols=cols, texts=texts, population=population, catalog=catalog,
@@ -236,23 +242,37 @@ def _carts_and_orders(*, cols: _Columns, s: _Sessions, orders: _Orders) -> None:
 
 
 def _reviews_and_returns(*, rng: np.random.Generator, cols: _Columns, population: Population,
-                         orders: _Orders, tindex: dict) -> None:
-    """Reviews after the experience of an order, and returns."""
+                         orders: _Orders, tindex: dict, delivery_reviews: bool = False) -> None:
+    """Reviews after the experience of an order, and returns.
+
+    With ``delivery_reviews``, an order delivered slowly (SLOW_DELIVERY days or more) but neither
+    late nor defective draws a complaint with probability 0.8 * d (d: the customer's delivery
+    sensitivity): a review on delivery rated like a bad experience. It uses the same uniform as
+    the review decision, so the random stream is the same as without it.
+    """
     o_day, o_user, o_item, o_delay = orders.day, orders.user, orders.item, orders.delay
     o_late, o_defect = orders.late, orders.defect
     zh, device = population.language_zh, population.device
     # Reviews follow the experience: topic and sentiment, rating, language.
     bad = o_late | o_defect
     n_o = o_user.shape[0]
-    reviewed = rng.random(n_o) < np.where(bad, 0.4, 0.15)
+    u = rng.random(n_o)
+    if delivery_reviews:
+        p_gripe = np.where(bad | (o_delay < SLOW_DELIVERY), 0.0,
+                           0.8 * population.traits.delivery_sensitivity[o_user])
+        gripe = u < p_gripe
+        reviewed = u < np.where(bad, 0.4, 0.15 + p_gripe)
+    else:
+        gripe = np.zeros(n_o, bool)
+        reviewed = u < np.where(bad, 0.4, 0.15)
     r = np.flatnonzero(reviewed)
     good_topic = rng.choice([DELIVERY, QUALITY, PRICE, SERVICE], size=n_o, p=[0.3, 0.4, 0.2, 0.1])
     good_topic = np.where((population.traits.segment[o_user] == BARGAIN) & (rng.random(n_o) < 0.5),
                           PRICE, good_topic)
-    topic = np.where(o_defect, QUALITY, np.where(o_late, DELIVERY, good_topic))
+    topic = np.where(o_defect, QUALITY, np.where(o_late | gripe, DELIVERY, good_topic))
     rating_bad = rng.choice([1, 2, 3, 4], size=n_o, p=[0.4, 0.33, 0.19, 0.08])
     rating_good = rng.choice([2, 3, 4, 5], size=n_o, p=[0.03, 0.1, 0.35, 0.52])
-    rating = np.where(bad, rating_bad, rating_good)
+    rating = np.where(bad | gripe, rating_bad, rating_good)
     text = pick_templates(rng=rng, index=tindex, kind="review", topic=topic[r],
                           positive=rating[r] >= 4, zh=zh[o_user[r]])
     r_sec = (o_day[r].astype(np.int64) + o_delay[r] + rng.integers(1, 5, r.size)) * DAY \

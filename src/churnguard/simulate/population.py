@@ -60,6 +60,10 @@ class Traits:
     visit_ratio: np.ndarray
     contact_ok: np.ndarray  # bool
     campaign_u: np.ndarray  # (n, n_campaigns, 2): pre-drawn uniforms (targeting, arm)
+    # Latent sensitivity to slow delivery in [0, 1]; only the drift scenario uses it.
+    delivery_sensitivity: np.ndarray
+    # 1.0 where a competitor launched fast delivery (the drift scenario's regions), else 0.0.
+    competitor: np.ndarray
 
     @property
     def n(self) -> int:
@@ -90,9 +94,28 @@ class Population:
     initial_last_order: np.ndarray  # int32, day of the last order before the window (or -10**6)
 
 
+def draw_delivery_sensitivity(*, rng: np.random.Generator, region: np.ndarray) -> np.ndarray:
+    """Each customer's latent sensitivity to slow delivery: Beta(a_r, 2.5), a_r = 0.5 + 12 * the
+    region's late-delivery risk (customers where deliveries are often late care more).
+
+    Means by region run from about 0.31 (us-east) to 0.54 (cn-south).
+
+    >>> d = draw_delivery_sensitivity(rng=np.random.default_rng(0), region=np.zeros(4, np.int8))
+    >>> bool(((d >= 0) & (d <= 1)).all())
+    True
+    """
+    return rng.beta(0.5 + 12.0 * REGION_LATE_RISK[region], 2.5)
+
+
 def draw_population(*, rng: np.random.Generator, n_users: int, days: int,
-                    n_campaigns: int) -> Population:
-    """Draw ``n_users`` customers; about half signed up in the two years before the window."""
+                    n_campaigns: int, trait_rng: np.random.Generator | None = None,
+                    competitor_regions: tuple[str, ...] = ()) -> Population:
+    """Draw ``n_users`` customers; about half signed up in the two years before the window.
+
+    ``trait_rng`` draws the delivery sensitivity from a stream of its own, so that the other
+    draws are the same with or without it; without it everyone's sensitivity is 0.
+    ``competitor_regions``: where a competitor launches fast delivery (drift scenario).
+    """
     n = n_users
     prestart = rng.random(n) < 0.5
     seg_pre = rng.choice(4, size=n, p=[0.3, 0.3, 0.4, 0.0])
@@ -145,6 +168,9 @@ def draw_population(*, rng: np.random.Generator, n_users: int, days: int,
         hazard_mult=_HAZARD_MULT[segment], price_sensitivity=ps, baseline=baseline,
         breadth=breadth, visit_ratio=1.5 + rng.gamma(2.0, 0.6, size=n), contact_ok=contact_ok,
         campaign_u=rng.random((n, n_campaigns, 2)),
+        delivery_sensitivity=np.zeros(n) if trait_rng is None
+        else draw_delivery_sensitivity(rng=trait_rng, region=region),
+        competitor=np.isin(region, [REGIONS.index(r) for r in competitor_regions]).astype(float),
     )
     return Population(
         traits=traits, signup_second=signup_second, region=region, membership=membership,

@@ -14,7 +14,12 @@ One day d runs in this order:
 3. ``day_rates``: for an alive customer
    p_{i,d} = base_i * season(d) * exp(beta (s - b)) * m_order          (P(order on d))
    q_{i,d} = h0 * h_seg * exp(-gamma s) * (1 + k exp(-tenure/60)) * price(d) * ticket * m_hazard
-   (P(alive -> dormant after d)); a dormant customer comes back with c_{i,d} = c0 * m_order.
+             * change(d)
+   (P(alive -> dormant after d)); a dormant customer comes back with c_{i,d} = c0 * m_order;
+   change(d) = 1 before a drift scenario's change day (always in the other scenarios), then
+   (1 + delivery_kappa * delivery_sensitivity * [d within slow_window days after the latest
+   delivery that took SLOW_DELIVERY days or more]) * (1 + change_price_kappa * price_sensitivity).
+   The window is set by the order (step 4) when its delay is drawn, so the key property holds.
 4. the simulation draws orders and transitions; ``apply_orders`` applies what an order causes
    (last order day, delivery shock, a ticket with its pre-drawn resolution day, coupon redemption).
 
@@ -50,6 +55,8 @@ CAMPAIGN_EVERY = 90
 CAMPAIGN_LOOKBACK = 180
 CAMPAIGN_TARGET_SHARE = 0.5
 CONTROL_SHARE = 0.2
+# A delivery taking this many days or more is slow to a delivery-sensitive customer (drift).
+SLOW_DELIVERY = 3
 
 
 def campaign_days(*, days: int) -> tuple[int, ...]:
@@ -82,6 +89,9 @@ class State:
     iv_hazard: np.ndarray
     iv_coupon: np.ndarray  # discount fraction while an unredeemed coupon is active
     iv_row: np.ndarray  # int64: campaign row that gave the active intervention (-1 none)
+    # [slow_from, slow_until): the days after the latest slow delivery (drift scenario only).
+    slow_from: np.ndarray  # int32
+    slow_until: np.ndarray  # int32
 
 
 def initial_state(*, population: Population) -> State:
@@ -99,6 +109,8 @@ def initial_state(*, population: Population) -> State:
         iv_hazard=np.ones(n),
         iv_coupon=np.zeros(n),
         iv_row=np.full(n, -1, dtype=np.int64),
+        slow_from=np.full(n, EMPTY, dtype=np.int32),
+        slow_until=np.full(n, EMPTY, dtype=np.int32),
     )
 
 
@@ -170,14 +182,17 @@ def advance_day(*, traits: Traits, state: State, world: World, day: int) -> None
     state.iv_row[expired] = -1
 
 
-def apply_action(*, traits: Traits, state: State, day: int, action: np.ndarray) -> np.ndarray:
+def apply_action(*, traits: Traits, state: State, day: int, action: np.ndarray,
+                 params: ScenarioParams | None = None) -> np.ndarray:
     """Apply per-customer action codes (CONTROL = nothing) on ``day``; returns the mask of
     tickets (TICKET_SLOTS, n) that cs_outreach resolved.
 
     Multipliers for the next INTERVENTION_DAYS days (they replace any active intervention):
 
-    * coupon_k: m_order = 1 + 1.6 ps k/20, m_hazard = 1 - 0.5 ps k/20 (ps = price sensitivity);
-      the coupon is single use (an order redeems it and ends the order-rate lift).
+    * coupon_k: m_order = 1 + 1.6 ps k/20, m_hazard = 1 - h ps k/20 (ps = price sensitivity,
+      h = the scenario's coupon_hazard, 0.5; after a drift scenario's change coupon_hazard_after;
+      without ``params`` 0.5); the coupon is single use (an order redeems it and ends the
+      order-rate lift).
     * recommendation: m_order = 1 + 0.9 exp(-(breadth - 1) / 1.5) (narrow interests gain most),
       m_hazard = 0.95.
     * cs_outreach: resolves the open tickets now and lifts s by 0.9 if any was open, 0.1 otherwise;
@@ -190,10 +205,12 @@ def apply_action(*, traits: Traits, state: State, day: int, action: np.ndarray) 
     m_order = np.ones_like(ps)
     m_hazard = np.ones_like(ps)
     coupon = np.zeros_like(ps)
+    h = 0.5 if params is None else (
+        params.coupon_hazard_after if params.changed(day) else params.coupon_hazard)
     for code, pct in _COUPON_PCT.items():
         m = action == code
         m_order[m] = 1.0 + 1.6 * ps[m] * pct / 0.20
-        m_hazard[m] = 1.0 - 0.5 * ps[m] * pct / 0.20
+        m_hazard[m] = 1.0 - h * ps[m] * pct / 0.20
         coupon[m] = pct
     rec = action == RECOMMENDATION
     m_order[rec] = 1.0 + 0.9 * np.exp(-(traits.breadth[rec] - 1.0) / 1.5)
@@ -243,7 +260,7 @@ def apply_campaigns(*, traits: Traits, state: State, world: World, day: int
     if assignment is None:
         return None
     targeted, arm = assignment
-    resolved = apply_action(traits=traits, state=state, day=day, action=arm)
+    resolved = apply_action(traits=traits, state=state, day=day, action=arm, params=world.params)
     return targeted, arm, resolved
 
 
@@ -261,6 +278,13 @@ def day_rates(*, traits: Traits, state: State, world: World, day: int
     if day >= prm.price_day:
         hazard = hazard * (1.0 + prm.price_kappa * traits.price_sensitivity
                            * np.exp(-(day - prm.price_day) / prm.price_decay))
+    if prm.changed(day):
+        # The drift scenario's change: after a slow delivery a delivery-sensitive customer tries
+        # the competitor's fast delivery; price-sensitive ones feel the lasting price rise.
+        after_slow = (state.slow_from <= day) & (day < state.slow_until)
+        hazard = hazard * (1.0 + prm.delivery_kappa * traits.delivery_sensitivity * after_slow) \
+            * (1.0 + prm.competitor_kappa * traits.delivery_sensitivity * traits.competitor) \
+            * (1.0 + prm.change_price_kappa * traits.price_sensitivity)
     is_open = open_tickets(state=state, day=day)
     if prm.sequence_tickets:
         after_last = is_open & (state.t_open > state.last_order[None, :])
@@ -313,6 +337,13 @@ def apply_orders(*, state: State, world: World, day: int, idx: np.ndarray,
     """
     prm = world.params
     state.last_order[idx] = day
+    if prm.change_day is not None:
+        # Remember the window after a slow delivery (SLOW_DELIVERY days or more): after the
+        # drift scenario's change, a delivery-sensitive customer is at risk during it.
+        slow = experience.delay >= SLOW_DELIVERY
+        delivered = day + experience.delay[slow]
+        state.slow_from[idx[slow]] = delivered
+        state.slow_until[idx[slow]] = delivered + prm.slow_window
     shock = np.where(experience.late | experience.defective, 0.0, prm.shock_good) \
         + np.where(experience.late, prm.shock_late, 0.0) \
         + np.where(experience.defective, prm.shock_defective, 0.0)

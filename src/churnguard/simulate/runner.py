@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +30,7 @@ from churnguard.simulate.process import (
     initial_state,
     take_state,
 )
-from churnguard.simulate.scenarios import scenario_params
+from churnguard.simulate.scenarios import ScenarioParams, changing_scenarios, scenario_params
 from churnguard.simulate.truth import CutoffTruth, campaign_truth, cutoff_truth
 from churnguard.simulate.writer import CampaignLog, write_outputs
 
@@ -75,33 +75,59 @@ def _validate(*, n_users: int, days: int, horizon_days: int, start: dt.date,
                              f"(after the start, at most start + days)")
 
 
+def _with_change_day(params: ScenarioParams, *, change_day: int | None,
+                     days: int) -> ScenarioParams:
+    """The scenario's parameters with ``change_day`` applied, checked against the window."""
+    if change_day is not None:
+        if params.change_day is None:
+            raise ValueError(f"scenario {params.name!r} has no change; a change day applies to "
+                             f"scenarios with one ({', '.join(changing_scenarios())})")
+        if not isinstance(change_day, int | np.integer) or isinstance(change_day, bool):
+            raise ValueError(f"change_day must be an integer, got {change_day!r}")
+        params = replace(params, change_day=int(change_day))
+    if params.change_day is not None and not 1 <= params.change_day < days:
+        raise ValueError(
+            f"scenario {params.name!r} changes on day {params.change_day}, outside the "
+            f"{days}-day window (days 1 to {days - 1}); simulate more days or choose another "
+            f"change day")
+    return params
+
+
 def simulate(*, n_users: int, days: int, seed: int, out_dir: str | Path,
              scenario: str = "default", start: dt.date = dt.date(2025, 1, 1),
              horizon_days: int = 90, cutoffs: list[dt.date] | None = None,
+             change_day: int | None = None,
              progress: Callable[[int, int], None] | None = None) -> SimulationResult:
     """Simulate ``n_users`` customers for ``days`` days from ``start`` and write Parquet files.
 
     Same seed, same arguments: byte-identical Parquet content. ``progress(done_days, days)`` is
     called once per simulated day. Truth is exact (see ``truth.py``).
 
+    ``change_day``: for a scenario with a change (``drift``), the day (window index, 1 to
+    days - 1) it happens on instead of the scenario's own (day 365); a ValueError for the others.
+
     >>> import tempfile
     >>> r = simulate(n_users=50, days=100, seed=1, out_dir=tempfile.mkdtemp())
     >>> r.n_users, r.cutoffs[0].isoformat()
     (50, '2025-04-01')
     """
-    params = scenario_params(name=scenario)
+    params = _with_change_day(scenario_params(name=scenario), change_day=change_day, days=days)
     cutoffs = sorted(set(cutoffs)) if cutoffs is not None else default_cutoffs(start=start,
                                                                               days=days)
     _validate(n_users=n_users, days=days, horizon_days=horizon_days, start=start, cutoffs=cutoffs)
     out_dir = Path(out_dir)
     n_users, days = int(n_users), int(days)
 
-    streams = np.random.SeedSequence(seed).spawn(4)
-    rng_pop, rng_catalog, rng_days, rng_events = (np.random.default_rng(s) for s in streams)
+    # A fifth stream for the drift scenario's latent trait: spawn(5) gives the same first four
+    # children as spawn(4), so the other draws do not depend on whether the trait is drawn.
+    streams = np.random.SeedSequence(seed).spawn(5)
+    rng_pop, rng_catalog, rng_days, rng_events = (np.random.default_rng(s) for s in streams[:4])
     world = World(params=params, start=start, campaign_days=campaign_days(days=days))
     catalog = draw_catalog(rng=rng_catalog)
-    population = draw_population(rng=rng_pop, n_users=n_users, days=days,
-                                 n_campaigns=len(world.campaign_days))
+    population = draw_population(
+        rng=rng_pop, n_users=n_users, days=days, n_campaigns=len(world.campaign_days),
+        trait_rng=np.random.default_rng(streams[4]) if params.change_day is not None else None,
+        competitor_regions=params.competitor_regions)
     traits = population.traits
     state = initial_state(population=population)
     cutoff_days = {(c - start).days: c for c in cutoffs}
@@ -130,7 +156,7 @@ def simulate(*, n_users: int, days: int, seed: int, out_dir: str | Path,
             progress(day + 1, days)
 
     events = build_events(rng=rng_events, log=log, population=population, catalog=catalog,
-                          start=start, days=days)
+                          start=start, days=days, delivery_reviews=params.delivery_reviews)
     paths = write_outputs(
         out_dir=out_dir, seed=seed, scenario=scenario, start=start, days=days,
         horizon_days=horizon_days, cutoffs=cutoffs, population=population, catalog=catalog,
@@ -173,7 +199,14 @@ def _shop(*, rng: np.random.Generator, state: State, world: World, day: int,
     u = rng.random(n_users)
     alive = state.alive
     v = np.minimum(p * traits.visit_ratio, 1.0)
-    visit = np.where(alive, u < v, (u < DORMANT_VISIT) & (traits.signup_day <= day))
+    dormant_v = DORMANT_VISIT
+    if params.changed(day):
+        # Drift: customers lost to the competitor keep comparing in our shop; they browse at
+        # their old rate times their delivery sensitivity but buy elsewhere (no order while
+        # dormant). Same uniform as the plain visit, so the random stream does not move.
+        dormant_v = np.maximum(DORMANT_VISIT,
+                               v * traits.competitor * traits.delivery_sensitivity)
+    visit = np.where(alive, u < v, (u < dormant_v) & (traits.signup_day <= day))
     order = alive & (u < p)
     log.visits(day=day, users=np.flatnonzero(visit), ordered=order[visit])
     idx = np.flatnonzero(order)
@@ -185,6 +218,8 @@ def _shop(*, rng: np.random.Generator, state: State, world: World, day: int,
         item = draw_items(rng=rng, catalog=catalog, category=category)
         quantity = 1 + rng.poisson(0.3, idx.size)
         price = catalog.price[item] * (1.0 + params.price_increase * (day >= params.price_day))
+        if params.changed(day):
+            price = price * (1.0 + params.change_price_increase)
         amount = np.round(price * quantity, 2)
         coupon_row = state.iv_row[idx].copy()
         _, redeemed = apply_orders(state=state, world=world, day=day, idx=idx,

@@ -1,6 +1,6 @@
 """Scenario parameters of the simulated shop.
 
-Two scenarios exist:
+Three scenarios exist:
 
 ``default``
     Satisfaction has a long memory (daily mean-reversion factor rho = 0.97, a half-life of about
@@ -15,13 +15,50 @@ Two scenarios exist:
     complaints that were followed by further orders carries little risk. Satisfaction memory is
     short (rho = 0.85, half-life about 4 days), so long-run averages of experience say little.
 
-Both scenarios share the same population, catalogue, campaigns and actions; only the parameters
+``drift``
+    The ``default`` shop until ``change_day`` (day 365 unless told: a year as in ``default``),
+    then a change in how behaviour maps to churn (concept drift, not only a shift of the
+    features). Each customer has a latent sensitivity to slow delivery d_i in [0, 1]
+    (``population.draw_delivery_sensitivity``; higher where deliveries are often late). It
+    exists from day 0 and shows in the data all along: a delivery-sensitive customer writes a
+    low-rated delivery review of a slow delivery (3 days or more) with probability 0.8 d_i.
+    Before the change it does not move churn, so a model trained then has no reason to use it.
+    From the change day on:
+
+    * a competitor launches fast delivery in ``competitor_regions`` (cn-east and cn-south, 32% of
+      the customers): there the daily hazard gains the lasting factor
+      1 + competitor_kappa * d_i, and the customers it took keep comparing in the shop -- while
+      dormant they visit at their old rate times d_i (instead of now and then) but buy
+      elsewhere. Visits, a sign of a live customer before, no longer are for them;
+    * everywhere, for ``slow_window`` (30) days after a slow delivery the hazard gains the factor
+      1 + delivery_kappa * d_i: a recent order, a sign of loyalty before, becomes a risk;
+    * a second, lasting price rise (prices * (1 + change_price_increase)) with the hazard term
+      1 + change_price_kappa * price_sensitivity (no decay), and coupons that now offset more of
+      it: a coupon's hazard multiplier is 1 - coupon_hazard_after * ps * k/20 instead of
+      1 - coupon_hazard * ps * k/20.
+
+    What a retrained model can see of it: the region attribute, the low-rated reviews, visits
+    without orders and the returns and coupons of price-sensitive customers. Measured with
+    ``benchmarks/bench_drift_scenario.py`` (RESULTS.md "drift_scenario"): a GBDT never retrained
+    after the change loses about 0.045 ROC-AUC against one retrained on post-change labels.
+
+    Until the change the simulation draws the same numbers as ``default`` with the same seed (the
+    trait has its own random stream, and the drift-only draws reuse uniforms the default draws
+    anyway), so the two shops share their orders and their true churn probabilities up to the
+    change; only the review events the trait adds (and the times of day of events, drawn in one
+    pass) differ. ``truth/change.json`` records the change, ``truth/users.parquet`` the trait.
+
+The scenarios share the same population, catalogue, campaigns and actions; only the parameters
 below differ.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+
+
+# The drift scenario changes after a year, as the default shop, unless told otherwise.
+DRIFT_CHANGE_DAY = 365
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,6 +99,39 @@ class ScenarioParams:
     shock_resolved: float = 0.4
     # Daily satisfaction drag per open ticket (an ignored complaint keeps annoying).
     ticket_drag: float = 0.02
+    # Coupon hazard multiplier 1 - coupon_hazard * ps * k/20 (k% coupon, ps price sensitivity).
+    coupon_hazard: float = 0.5
+    # Concept drift (``drift``): None means the mapping from behaviour to churn never changes.
+    # From day change_day on: hazard * (1 + delivery_kappa * delivery_sensitivity * [within
+    # slow_window days after a slow delivery]) * (1 + change_price_kappa * price_sensitivity),
+    # prices * (1 + change_price_increase), and coupons use coupon_hazard_after, not coupon_hazard.
+    change_day: int | None = None
+    delivery_kappa: float = 0.0
+    slow_window: int = 30
+    # Lasting hazard term 1 + competitor_kappa * delivery_sensitivity where the competitor
+    # launched (regions, names from population.REGIONS).
+    competitor_kappa: float = 0.0
+    competitor_regions: tuple[str, ...] = ()
+    change_price_increase: float = 0.0
+    change_price_kappa: float = 0.0
+    coupon_hazard_after: float = 0.5
+    # Delivery-sensitive customers review slow deliveries badly (how the trait shows in data).
+    delivery_reviews: bool = False
+
+    def changed(self, day: int) -> bool:
+        """Whether the change has happened by ``day`` (never without a change_day)."""
+        return self.change_day is not None and day >= self.change_day
+
+    def change_parameters(self) -> dict[str, dict[str, float]]:
+        """The parameters the change moves: {name: {"before": value, "after": value}}."""
+        return {
+            "delivery_kappa": {"before": 0.0, "after": self.delivery_kappa},
+            "slow_window_days": {"before": 0.0, "after": float(self.slow_window)},
+            "competitor_kappa": {"before": 0.0, "after": self.competitor_kappa},
+            "price_increase": {"before": 0.0, "after": self.change_price_increase},
+            "price_kappa_lasting": {"before": 0.0, "after": self.change_price_kappa},
+            "coupon_hazard": {"before": self.coupon_hazard, "after": self.coupon_hazard_after},
+        }
 
 
 SCENARIOS: dict[str, ScenarioParams] = {
@@ -79,6 +149,17 @@ SCENARIOS: dict[str, ScenarioParams] = {
         sequence_tickets=True,
         ticket_drag=0.0,
     ),
+    "drift": replace(
+        ScenarioParams(name="drift"),
+        change_day=DRIFT_CHANGE_DAY,
+        delivery_kappa=6.0,
+        competitor_kappa=10.0,
+        competitor_regions=("cn-east", "cn-south"),
+        change_price_increase=0.10,
+        change_price_kappa=1.0,
+        coupon_hazard_after=0.9,
+        delivery_reviews=True,
+    ),
 }
 
 
@@ -89,3 +170,8 @@ def scenario_params(*, name: str) -> ScenarioParams:
     except KeyError:
         known = ", ".join(sorted(SCENARIOS))
         raise ValueError(f"unknown scenario {name!r}; the scenarios are: {known}") from None
+
+
+def changing_scenarios() -> list[str]:
+    """Names of the scenarios with a change (concept drift) at a known day."""
+    return sorted(name for name, p in SCENARIOS.items() if p.change_day is not None)

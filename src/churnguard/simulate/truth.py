@@ -84,7 +84,7 @@ def cutoff_truth(*, traits: Traits, state: State, world: World, day: int, horizo
     t = take_traits(traits=traits, index=index)
     s = take_state(state=state, index=index)
     action = np.repeat(np.arange(-1, len(ACTIONS), dtype=np.int8), n)
-    apply_action(traits=t, state=s, day=day, action=action)
+    apply_action(traits=t, state=s, day=day, action=action, params=world.params)
     prob = no_order_probability(traits=t, state=s, world=world, day=day, horizon=horizon)
     prob = prob.reshape(k, n)
     effects = {name: prob[j + 1] - prob[0] for j, name in enumerate(ACTIONS)}
@@ -104,7 +104,7 @@ def campaign_truth(*, traits: Traits, state: State, world: World, day: int, hori
     t = take_traits(traits=traits, index=index)
     s = take_state(state=state, index=index)
     action = np.concatenate([np.full(users.shape[0], CONTROL, dtype=np.int8), arm[treated]])
-    apply_action(traits=t, state=s, day=day, action=action)
+    apply_action(traits=t, state=s, day=day, action=action, params=world.params)
     prob = no_order_probability(traits=t, state=s, world=world, day=day, horizon=horizon)
     p_none = prob[: users.shape[0]]
     p_action = p_none.copy()

@@ -117,7 +117,7 @@ def write_outputs(*, out_dir: Path, seed: int, scenario: str, start: dt.date, da
     paths["truth_churn"] = _write(
         _churn_truth_table(truths=truths, population=population, user_ids=user_ids, start=start),
         out_dir / "truth" / "churn.parquet")
-    paths["truth_users"] = _write(pa.table({
+    truth_users = {
         "user_id": user_ids,
         "segment": np.array(SEGMENTS)[tr.segment],
         "price_sensitivity": tr.price_sensitivity,
@@ -125,17 +125,64 @@ def write_outputs(*, out_dir: Path, seed: int, scenario: str, start: dt.date, da
         "base_order_rate": tr.base_rate,
         "baseline_satisfaction": tr.baseline,
         "return_propensity": population.return_propensity,
-    }), out_dir / "truth" / "users.parquet")
+    }
+    change = world.params.change_day is not None
+    if change:  # only scenarios with a change carry it: the others' files stay as they were
+        truth_users["delivery_sensitivity"] = tr.delivery_sensitivity
+    paths["truth_users"] = _write(pa.table(truth_users), out_dir / "truth" / "users.parquet")
+    if change:
+        paths["truth_change"] = _write_json(
+            change_truth(world=world, horizon_days=horizon_days), out_dir / "truth" / "change.json")
     manifest = _manifest(seed=seed, scenario=scenario, start=start, days=days,
                          horizon_days=horizon_days, cutoffs=cutoffs, n_users=tr.n,
                          catalog=catalog, events=events, campaigns=campaigns, world=world,
                          paths=paths, out_dir=out_dir)
-    path = out_dir / "manifest.json"
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    paths["manifest"] = path
+    paths["manifest"] = _write_json(manifest, out_dir / "manifest.json")
     return paths
+
+
+def _write_json(data: dict[str, object], path: Path) -> Path:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def change_truth(*, world: World, horizon_days: int) -> dict[str, object]:
+    """What ``truth/change.json`` says about a scenario's change (concept drift).
+
+    A cohort at cutoff T is labelled by orders in [T, T + horizon): its labels carry the change
+    when T + horizon > change day (partly until T reaches the change day, wholly from then on), and
+    they are known (matured) at T + horizon.
+    """
+    p = world.params
+    assert p.change_day is not None
+    day = p.change_day
+    date = world.start + dt.timedelta(days=day)
+    return {
+        "scenario": p.name,
+        "change_day": day,
+        "change_date": date.isoformat(),
+        "horizon_days": horizon_days,
+        "first_cutoff_with_changed_labels":
+            (date - dt.timedelta(days=horizon_days - 1)).isoformat(),
+        "first_cutoff_wholly_changed": date.isoformat(),
+        "first_changed_labels_matured": (date + dt.timedelta(days=1)).isoformat(),
+        "first_wholly_changed_labels_matured": (
+            date + dt.timedelta(days=horizon_days)).isoformat(),
+        "parameters": p.change_parameters(),
+        "competitor_regions": list(p.competitor_regions),
+        "per_customer_trait": (
+            "truth/users.parquet: delivery_sensitivity d in [0, 1] and price_sensitivity ps. "
+            "After the change the daily hazard is multiplied by (1 + competitor_kappa * d) in "
+            "competitor_regions, by (1 + delivery_kappa * d) for slow_window_days after a "
+            "delivery of 3 days or more, and by (1 + price_kappa_lasting * ps)"),
+        "what": ("From change_date on, a competitor's fast delivery makes delivery-sensitive "
+                 "customers leave faster (and those it took in its regions keep browsing here "
+                 "without buying), and a lasting price rise makes price-sensitive ones leave "
+                 "faster; coupons offset more of it. Before it, the mapping from behaviour to "
+                 "churn is the default scenario's."),
+    }
 
 
 def _users_table(*, population: Population, user_ids: np.ndarray, start: dt.date) -> pa.Table:
@@ -231,5 +278,8 @@ def _manifest(*, seed: int, scenario: str, start: dt.date, days: int, horizon_da
         "counts": {"n_users": n_users, "n_events": events.num_rows, "n_items": catalog.n_items,
                    "n_campaign_rows": campaigns.n_rows},
         "truth_method": TRUTH_METHOD,
+        **({"change": {"day": world.params.change_day,
+                       "date": (start + dt.timedelta(days=world.params.change_day)).isoformat()}}
+           if world.params.change_day is not None else {}),
         "files": {k: str(v.relative_to(out_dir)) for k, v in paths.items()},
     }
