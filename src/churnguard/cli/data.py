@@ -86,6 +86,16 @@ def simulate(n_users: int, days: int, seed: int, out_dir: Path, scenario: str,
         f"Simulated {result.n_users:,} customers, {result.n_events:,} events over {days} days "
         f"(scenario {result.scenario}, seed {result.seed}) into {result.out_dir}"
     )
+    # The default --start is fixed (same seed, same data), so a long period can reach past
+    # today, and ingestion refuses events from the future: say so now, not at ingest time.
+    ends, today = start + dt.timedelta(days=days), dt.datetime.now(dt.UTC).date()
+    if ends > today:
+        click.echo(
+            f"Note: the simulated period ends {ends}, after today ({today}): `churnguard "
+            "ingest` refuses events later than the time of the ingest (docs/ingest.md, \"Events "
+            f"from the future\"). Simulate with --start {today - dt.timedelta(days=days)} to end "
+            "today, or set future_events = \"allow\" under [ingest] in the project that loads "
+            "these files.", err=True)
 
 
 # -- ingest --------------------------------------------------------------------------------------
