@@ -1,38 +1,64 @@
 """The champion/challenger gate: a new model replaces the champion only on out-of-time evidence.
 
-:func:`challenge` trains a **challenger** with the champion's recipe (its catalogue kind, its
-settings, its churn definition) on the newest data that leaves an out-of-time cohort to judge it
-on, registers it (alias ``challenger``), **shadow-scores** it and the champion on that cohort, and
-decides. :func:`decide` judges an already registered challenger the same way. Every decision is
-written to the registry with its evidence (:class:`~churnguard.registry.GateDecision`), in the
-same transaction as the alias move it makes (:func:`~churnguard.registry.record_decision`).
+**Evaluate the recipe out of time, deploy the refit.** :func:`challenge` trains the champion's
+recipe (its catalogue kind, its settings, its churn definition) twice over: an **evaluated
+twin** as of the newest matured cohort ``E`` (every label window it learns from ends by ``E``),
+which is shadow-scored on ``E`` against the champion's own evaluated twin and decides; and, only
+when that decision is *promoted*, the **refit**: the same recipe trained on every label
+available at the decision time, as ``churnguard train`` would (:func:`churnguard.training.
+train_model`, validation cutoff ``E``, labels up to ``E + horizon``). The refit is what becomes
+champion. Judging the refit itself on ``E`` is impossible (it learned from ``E``), and deploying
+the twin would leave the champion one horizon behind a model retrained every cycle.
+:func:`decide` judges an already registered version as the challenger's twin the same way.
+Every decision is written to the registry with its evidence
+(:class:`~churnguard.registry.GateDecision`), in the same transaction as the alias move it
+makes (:func:`~churnguard.registry.record_decision`).
 
 **The cohort.** A cohort ``E`` is *out of time* for a model when every label window it learned
 from (its training cutoffs and its validation cutoff, which early stopping and calibration read)
 ends on or before ``E``: ``max(cutoffs) + horizon <= E`` (:func:`learned_until`). Then neither
 its features nor its labels told the model anything about the period the cohort is labelled on.
 The gate judges on the newest matured cutoff ``E`` (``E + horizon`` <= the end of the data, or
-the ``as_of`` given; :func:`evaluation_cutoff`), and trains the challenger as of ``E``: its
-validation cutoff is ``E - horizon`` and its training cutoffs end one horizon before that
-(:func:`churnguard.cutoffs.training_cutoffs`), so its labels end at ``E``. A champion that is not
-out of time on ``E`` (it was trained on the newest cohort) cannot be compared fairly: the decision
-is ``no-evidence`` and the champion stays.
+the ``as_of`` given; :func:`evaluation_cutoff`). The challenger's twin is trained as of ``E``:
+its validation cutoff is ``E - horizon`` and its training cutoffs end one horizon before that
+(:func:`churnguard.cutoffs.training_cutoffs`), so its labels end at ``E``.
+
+**The champion's evaluated twin** (:func:`champion_twin`), the first of these that exists:
+
+1. the twin recorded when the gate promoted the champion (the refit's registry config,
+   ``config["gate"]["evaluated_twin"]``), when it is out of time on ``E`` (it is: it learned up
+   to an earlier cohort);
+2. the champion itself, when it is out of time on ``E`` (trained by hand as of an earlier date);
+3. the champion's recipe refitted, by the gate, as of ``U - (R - E)``: ``U`` where the
+   champion's labels end, ``R`` where a refit now would end them (``E + horizon`` without
+   ``as_of``), so the champion's twin lags the champion exactly as the challenger's twin lags
+   the challenger's refit, and its labels end strictly before ``E``. It is registered with
+   ``config["gate"] = {"role": "twin", "twin_of": champion}`` and found again by later
+   challenges while that champion lasts.
+
+No evidence (the champion stays, nothing is trained) when the champion already learned from
+every label a refit would (``U >= R``: nothing new since it was trained), when the registry does
+not say what it learned from, or when even its recipe refitted one lag earlier would learn past
+``E`` (a replay ``as_of`` before the champion's training data ended).
 
 **The rule.** With a champion, the challenger is promoted when the one-sided ``confidence``
-(default 95%) lower bound of the paired ΔAUC = AUC(challenger) − AUC(champion) is at least
-``-tolerance`` (default −0.005) and the challenger's ECE on the cohort (after its own
-calibration) is at most ``max_ece`` (0.03). The bound comes from a paired bootstrap over the
+(default 95%) lower bound of the paired ΔAUC = AUC(challenger's twin) − AUC(champion's twin) is
+at least ``-tolerance`` (default −0.005) and the challenger twin's ECE on the cohort (after its
+own calibration) is at most ``max_ece`` (0.03). The bound comes from a paired bootstrap over the
 cohort's customers (Efron & Tibshirani 1993, *An Introduction to the Bootstrap*, ch. 13, the
 percentile interval): each resample draws customers with replacement and scores both models on
 the same draw, so what the two share (which customers are easy) cancels in the difference
-(:func:`paired_auc_bootstrap`). Without a champion, the challenger becomes champion when it is
-calibrated and beats the recency rule and BTYD (:func:`churnguard.models.checks.check_calibration`
-and :func:`~churnguard.models.checks.check_beats_baselines`).
+(:func:`paired_auc_bootstrap`). Without a champion, the challenger becomes champion when its
+twin is calibrated and beats the recency rule and BTYD
+(:func:`churnguard.models.checks.check_calibration` and
+:func:`~churnguard.models.checks.check_beats_baselines`).
 
-**Realized metrics.** :func:`check_realized` watches a promoted champion on each later matured
-cohort, out of time for it and for the champion it replaced: when the previous champion beats it
-there by more than ``tolerance`` with the same confidence (the one-sided lower bound of
-AUC(previous) − AUC(promoted) above ``tolerance``), it rolls back and records why.
+**Realized metrics.** :func:`check_realized` watches a promoted champion (the deployed refit) on
+each later matured cohort out of time for it and for the deployed champion it replaced -- for a
+refit, cohorts at or after the decision's data end, so from one horizon after the decision: when
+the previous champion beats it there by more than ``tolerance`` with the same confidence (the
+one-sided lower bound of AUC(previous) − AUC(promoted) above ``tolerance``), it rolls back and
+records why.
 
 >>> import numpy as np
 >>> rng = np.random.default_rng(0)
@@ -47,6 +73,7 @@ AUC(previous) − AUC(promoted) above ``tolerance``), it rolls back and records 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -57,6 +84,7 @@ import pandas as pd
 
 from churnguard.config import ChurnDefinition, GateConfig
 from churnguard.cutoffs import (
+    BacktestError,
     cutoff_text,
     label_window_end,
     label_window_start,
@@ -64,6 +92,7 @@ from churnguard.cutoffs import (
     newest_labelled_cutoff,
     scoring_cutoff,
     to_cutoff,
+    training_cutoffs,
 )
 from churnguard.errors import ChurnguardError
 from churnguard.evaluate import ece, roc_auc
@@ -76,8 +105,10 @@ from churnguard.registry import (
     GateDecision,
     ModelVersion,
     alias_version,
+    fault,
     get_model_version,
     list_decisions,
+    list_models,
     load_model,
     new_decision_id,
     record_decision,
@@ -89,16 +120,31 @@ from churnguard.store import Store
 from churnguard.training import train_model
 
 __all__ = [
+    "FAULT_REFIT_REGISTERED",
+    "LINK",
     "GateDecision",
     "GateError",
     "PairedAUC",
     "challenge",
+    "champion_twin",
     "check_realized",
     "decide",
     "evaluation_cutoff",
     "learned_until",
     "paired_auc_bootstrap",
+    "refit_until",
 ]
+
+#: Where the gate records, in a version's registry config (``config["gate"]``), how the
+#: versions it trains relate: ``{"role": "refit", "evaluated_twin": T, "cohort": E}`` for a
+#: deployed refit, ``{"role": "twin", "twin_of": C, "cohort": E}`` for a champion's recipe
+#: refitted to stand for it on ``E`` (:func:`churnguard.training.train_model`'s ``links``).
+LINK = "gate"
+
+#: Fault injection (crash tests): the promoted recipe's refit is registered, the decision
+#: (and the alias move) not yet written. A kill here leaves a registered refit no decision
+#: names and the champion unchanged; the rerun deploys that refit instead of training another.
+FAULT_REFIT_REGISTERED = "gate:after-refit"
 
 # Rows of resamples drawn and scored at a time: bounds the memory (a 256 x n int64 block per
 # array, 40 MiB at 20,000 customers) without changing the result (the draws are sequential).
@@ -352,11 +398,13 @@ def _figures(paired: PairedAUC, ece_champion: float, ece_challenger: float) -> d
             "challenger_ece": ece_challenger}
 
 
-def _judge_against_champion(store: Store, *, champion: ModelVersion, challenger: ModelVersion,
-                            cohort: _Cohort, config: GateConfig,
+def _judge_against_champion(store: Store, *, champion: ModelVersion, evaluated: ModelVersion,
+                            challenger: ModelVersion, cohort: _Cohort, config: GateConfig,
                             say: Callable[[str], None]) -> GateDecision:
+    """The challenger's evaluated twin ``challenger`` against the champion's, ``evaluated``
+    (:func:`champion_twin`), on the cohort; the decision names the deployed ``champion``."""
     paired, ece_champion, ece_challenger = _compare(
-        store, champion=champion, challenger=challenger, cohort=cohort, config=config, say=say)
+        store, champion=evaluated, challenger=challenger, cohort=cohort, config=config, say=say)
     level = f"{config.confidence:.0%}"
     broken = []
     if not paired.lower >= -config.tolerance:
@@ -378,7 +426,9 @@ def _judge_against_champion(store: Store, *, champion: ModelVersion, challenger:
         champion_after=challenger.version if promoted else champion.version, reason=reason,
         cohort_cutoff=cohort.cutoff, **_figures(paired, ece_champion, ece_challenger),
         **_thresholds(config),
-        evidence={"resamples_used": paired.used, "windows": _windows(champion, challenger)})
+        evidence={"resamples_used": paired.used,
+                  "evaluated": {"champion": evaluated.version, "challenger": challenger.version},
+                  "windows": _windows(champion, evaluated, challenger)})
 
 
 def _baselines(store: Store, challenger: ModelVersion, definition: ChurnDefinition,
@@ -403,10 +453,12 @@ def _baselines(store: Store, challenger: ModelVersion, definition: ChurnDefiniti
 def _first_champion(store: Store, *, challenger: ModelVersion, definition: ChurnDefinition,
                     cohort: _Cohort, config: GateConfig,
                     say: Callable[[str], None]) -> GateDecision:
-    """No champion yet: the challenger becomes champion when it is calibrated and beats the
-    baselines on the out-of-time cohort."""
+    """No champion yet: the challenger becomes champion when its evaluated twin is calibrated
+    and beats the baselines on the out-of-time cohort."""
     model = load_model(store, challenger.version)
-    broken, evidence = [], {"windows": _windows(challenger)}
+    broken: list[str] = []
+    evidence: dict[str, Any] = {"evaluated": {"champion": None, "challenger": challenger.version},
+                                "windows": _windows(challenger)}
     p = np.asarray(model.predict_proba(cohort.snapshot), dtype=float)
     try:
         measured = check_calibration(model, cohort.snapshot, max_ece=config.max_ece,
@@ -444,11 +496,158 @@ def _gate_definition(store: Store, definition: ChurnDefinition) -> ChurnDefiniti
     return trained_definition(get_model_version(store, champion)) or definition
 
 
+# -- twins and refits -----------------------------------------------------------------------------
+def _link(version: ModelVersion) -> dict[str, Any]:
+    """How the gate related ``version`` to others when it trained it (``config["gate"]``)."""
+    given = version.config.get(LINK)
+    return given if isinstance(given, dict) else {}
+
+
+def _recipe_of(store: Store, version: str) -> ChurnModel:
+    """An unfitted copy of ``version`` with the same settings: its constructor arguments are
+    the recipe (the learner contract: fit never changes them)."""
+    fitted = load_model(store, version)
+    return type(fitted)(**copy.deepcopy(fitted.get_params()))
+
+
+def refit_until(store: Store, *, definition: ChurnDefinition, as_of: object = None
+                ) -> dt.datetime:
+    """Where the labels of a model trained now end: the validation cutoff ``churnguard train``
+    picks (:func:`churnguard.cutoffs.training_cutoffs`; the newest matured cutoff without
+    ``as_of``) plus the horizon."""
+    _, validation = training_cutoffs(store, definition=definition, as_of=as_of)
+    return label_window_end(validation, definition.horizon_days)
+
+
+def _referenced(store: Store) -> set[str]:
+    """Every version a decision names: deployed, or evaluated for it."""
+    named: set[str] = set()
+    for d in list_decisions(store):
+        named.update(v for v in (d.champion_version, d.challenger_version, d.champion_after) if v)
+        named.update(v for v in d.evidence.get("evaluated", {}).values() if v)
+    return named
+
+
+def _nothing_new(store: Store, champion: ModelVersion, *, definition: ChurnDefinition,
+                 as_of: object) -> str | None:
+    """Why a challenge with the champion's own recipe has nothing to learn that the champion
+    did not (its labels end where a refit's would), or None."""
+    until, refit = learned_until(champion), refit_until(store, definition=definition,
+                                                         as_of=as_of)
+    if until is None or until < refit:
+        return None
+    return (f"the champion {champion.version} learned from labels up to {cutoff_text(until)}, "
+            f"as far as the data goes (a model trained now would learn from labels up to "
+            f"{cutoff_text(refit)}): its recipe has nothing newer to learn from until the data "
+            f"goes past {cutoff_text(until)}")
+
+
+def _twin_plan(store: Store, champion: ModelVersion, cohort: dt.datetime, *,
+               definition: ChurnDefinition, as_of: object
+               ) -> tuple[ModelVersion | dt.datetime | None, str]:
+    """The champion's evaluated twin on ``cohort`` (module docstring): a registered version,
+    or the date its recipe is to be refitted as of, or None with the reason there is none."""
+    recorded = _link(champion).get("evaluated_twin")
+    if recorded:
+        twin = get_model_version(store, recorded)
+        if _out_of_time(twin, cohort):
+            return twin, f"its evaluated twin {twin.version}, recorded when it was promoted"
+    if _out_of_time(champion, cohort):
+        return champion, "the champion itself (out of time on the cohort)"
+    until = learned_until(champion)
+    if until is None:
+        return None, (f"the champion {champion.version} was registered without the cutoffs it "
+                      "learned from, so no cohort can be shown to be out of time for it or a "
+                      "refit of it")
+    # Lag the champion's twin behind the champion as the challenger's twin lags its refit.
+    twin_until = until - (refit_until(store, definition=definition, as_of=as_of) - cohort)
+    if twin_until > cohort:
+        return None, (f"the champion {champion.version} learned from labels up to "
+                      f"{cutoff_text(until)}, after the data of this replay ends: even its "
+                      f"recipe refitted as of {cutoff_text(twin_until)} would learn past the "
+                      f"cohort at {cutoff_text(cohort)}")
+    for version in reversed(list_models(store)):
+        link = _link(version)
+        if (link.get("role") == "twin" and link.get("twin_of") == champion.version
+                and learned_until(version) == twin_until):
+            return version, f"the champion's recipe refitted as of {cutoff_text(twin_until)}"
+    try:
+        training_cutoffs(store, definition=definition, as_of=twin_until)
+    except BacktestError as exc:
+        return None, (f"the champion {champion.version} learned from labels up to "
+                      f"{cutoff_text(until)}, after the cohort at {cutoff_text(cohort)}, and "
+                      f"its recipe cannot be refitted as of {cutoff_text(twin_until)} to "
+                      f"judge it out of time: {exc}")
+    return twin_until, f"the champion's recipe refitted as of {cutoff_text(twin_until)}"
+
+
+def champion_twin(store: Store, champion: ModelVersion, *, cohort: dt.datetime,
+                  definition: ChurnDefinition, as_of: object = None,
+                  progress: Callable[[str], None] | None = None) -> ModelVersion:
+    """The version that stands for ``champion`` on the out-of-time ``cohort`` (module
+    docstring: its recorded twin, itself, or its recipe refitted one lag earlier, trained and
+    registered here when it is not yet). :class:`GateError` when there is none."""
+    plan, why = _twin_plan(store, champion, cohort, definition=definition, as_of=as_of)
+    if plan is None:
+        raise GateError(why)
+    if isinstance(plan, ModelVersion):
+        return plan
+    say = progress or (lambda message: None)
+    say(f"refitting the champion's recipe as of {cutoff_text(plan)}: its evaluated twin")
+    trained = train_model(store, definition=definition, model=_recipe_of(store, champion.version),
+                          as_of=plan, promote=False, progress=say,
+                          links={"role": "twin", "twin_of": champion.version,
+                                 "cohort": cutoff_text(cohort)})
+    return get_model_version(store, trained.version)
+
+
+def _waiting_refit(store: Store, twin: str, until: dt.datetime) -> ModelVersion | None:
+    """A refit of ``twin`` up to ``until`` that no decision names (the process died between
+    registering it and recording the decision): deployed instead of trained again."""
+    named = _referenced(store)
+    for version in reversed(list_models(store)):
+        link = _link(version)
+        if (link.get("role") == "refit" and link.get("evaluated_twin") == twin
+                and version.version not in named and learned_until(version) == until):
+            return version
+    return None
+
+
+def _deploy_refit(store: Store, decision: GateDecision, *, twin: ModelVersion,
+                  definition: ChurnDefinition, as_of: object,
+                  say: Callable[[str], None]) -> GateDecision:
+    """The promoted recipe refitted on every label available at the decision, registered with
+    a link to its evaluated twin (``config["gate"]``): the decision deploys it instead."""
+    until = refit_until(store, definition=definition, as_of=as_of)
+    refit = _waiting_refit(store, twin.version, until)
+    if refit is None:
+        say(f"refitting {twin.name} on the labels up to {cutoff_text(until)}: the model to "
+            "deploy")
+        trained = train_model(store, definition=definition, model=_recipe_of(store, twin.version),
+                              as_of=as_of, promote=False, progress=say,
+                              links={"role": "refit", "evaluated_twin": twin.version,
+                                     "cohort": _day(decision.cohort_cutoff)})
+        refit = get_model_version(store, trained.version)
+    fault(FAULT_REFIT_REGISTERED)
+    return dataclasses.replace(
+        decision, challenger_version=refit.version, champion_after=refit.version,
+        reason=(f"{decision.reason}; deployed as {refit.version}, the same recipe refitted on "
+                f"the labels up to {cutoff_text(until)}"),
+        evidence={**decision.evidence, "refit": {"version": refit.version,
+                                                 "evaluated_twin": twin.version,
+                                                 "learned_until": cutoff_text(until)},
+                  "windows": {**decision.evidence.get("windows", {}), **_windows(refit)}})
+
+
+# -- decide: judge a registered challenger --------------------------------------------------------
 def decide(store: Store, *, challenger: str, definition: ChurnDefinition, as_of: object = None,
-           config: GateConfig, progress: Callable[[str], None] | None = None) -> GateDecision:
-    """Judge the registered version ``challenger`` against the champion on the newest matured
-    cohort out of time for both, record the decision, and promote it when it passes (module
-    docstring). ``definition``: churnguard.toml's; the champion's own definition wins.
+           config: GateConfig, progress: Callable[[str], None] | None = None,
+           refit: bool = True) -> GateDecision:
+    """Judge the registered version ``challenger`` as the challenger's evaluated twin against
+    the champion's (:func:`champion_twin`) on the newest matured cohort, record the decision
+    and, when it passes, deploy the same recipe refitted on all the labels (module docstring;
+    ``refit=False`` deploys ``challenger`` itself). ``definition``: churnguard.toml's; the
+    champion's own definition wins.
 
     A challenger that learned from labels past that cohort, or that predicts another churn
     definition than the champion's, is a :class:`GateError`."""
@@ -468,9 +667,14 @@ def decide(store: Store, *, challenger: str, definition: ChurnDefinition, as_of:
             f"{cutoff_text(cohort_at)} --no-promote)")
     holder = alias_version(store, CHAMPION)
     champion = None if holder is None else get_model_version(store, holder)
-    if champion is not None and not _out_of_time(champion, cohort_at):
-        return record_decision(store, _stale_champion(champion, candidate.version, cohort_at,
-                                                      definition, config))
+    evaluated = None
+    if champion is not None:
+        plan, why = _twin_plan(store, champion, cohort_at, definition=definition, as_of=as_of)
+        if plan is None:
+            return record_decision(store, _stale_champion(champion, candidate.version,
+                                                          cohort_at, why, config))
+        evaluated = champion_twin(store, champion, cohort=cohort_at, definition=definition,
+                                  as_of=as_of, progress=say)
     say(f"building the cohort at {cutoff_text(cohort_at)}")
     cohort = _cohort(store, definition, cohort_at)
     too_few = _too_few(cohort, config)
@@ -478,27 +682,21 @@ def decide(store: Store, *, challenger: str, definition: ChurnDefinition, as_of:
         return record_decision(store, _no_evidence(
             champion=holder, challenger=candidate.version, trigger="challenge", config=config,
             reason=too_few, cohort=cohort_at))
-    if champion is None:
+    if champion is None or evaluated is None:
         decision = _first_champion(store, challenger=candidate, definition=definition,
                                    cohort=cohort, config=config, say=say)
     else:
-        decision = _judge_against_champion(store, champion=champion, challenger=candidate,
-                                           cohort=cohort, config=config, say=say)
+        decision = _judge_against_champion(store, champion=champion, evaluated=evaluated,
+                                           challenger=candidate, cohort=cohort, config=config,
+                                           say=say)
+    if decision.promoted and refit:
+        decision = _deploy_refit(store, decision, twin=candidate, definition=definition,
+                                 as_of=as_of, say=say)
     return record_decision(store, decision)
 
 
 def _stale_champion(champion: ModelVersion, challenger: str | None, cohort: dt.datetime,
-                    definition: ChurnDefinition, config: GateConfig) -> GateDecision:
-    until = learned_until(champion)
-    if until is None:
-        why = (f"the champion {champion.version} was registered without the cutoffs it learned "
-               "from, so no cohort can be shown to be out of time for it")
-    else:
-        ready = label_window_end(until, definition.horizon_days)
-        why = (f"the champion {champion.version} learned from labels up to {cutoff_text(until)}, "
-               f"after the newest matured cohort {cutoff_text(cohort)}: there is no cohort out "
-               f"of time for it yet. The cohort at {cutoff_text(until)} matures once the data "
-               f"reaches {cutoff_text(ready)}")
+                    why: str, config: GateConfig) -> GateDecision:
     return _no_evidence(champion=champion.version, challenger=challenger, trigger="challenge",
                         config=config, reason=f"kept, no evidence: {why}", cohort=cohort,
                         evidence={"windows": _windows(champion)})
@@ -514,9 +712,8 @@ def _recipe(store: Store, config: GateConfig) -> tuple[str, ChurnModel]:
             raise GateError(f"[gate] model = {config.model!r} is no model kind; known: "
                             f"{', '.join(KINDS)}")
         return config.model, KINDS[config.model].build()
-    fitted = load_model(store, holder)
-    # The constructor arguments are the recipe (the learner contract: fit never changes them).
-    return fitted.name, type(fitted)(**copy.deepcopy(fitted.get_params()))
+    recipe = _recipe_of(store, holder)
+    return recipe.name, recipe
 
 
 def _decided_already(store: Store, cohort: dt.datetime) -> GateDecision | None:
@@ -531,10 +728,10 @@ def _decided_already(store: Store, cohort: dt.datetime) -> GateDecision | None:
 
 def _waiting_challenger(store: Store, name: str, definition: ChurnDefinition,
                         cohort: dt.datetime) -> str | None:
-    """A challenger trained for this cohort and recipe that no decision has judged yet (the
-    process died after registering it): judged instead of trained again."""
+    """A challenger's twin trained for this cohort and recipe that no decision has judged yet
+    (the process died after registering it): judged instead of trained again."""
     version = alias_version(store, CHALLENGER)
-    if version is None or any(d.challenger_version == version for d in list_decisions(store)):
+    if version is None or version in _referenced(store):
         return None
     candidate = get_model_version(store, version)
     same = (candidate.name == name and trained_definition(candidate) == definition
@@ -544,15 +741,17 @@ def _waiting_challenger(store: Store, name: str, definition: ChurnDefinition,
 
 def challenge(store: Store, *, definition: ChurnDefinition, as_of: object = None,
               config: GateConfig, progress: Callable[[str], None] | None = None) -> GateDecision:
-    """Train a challenger with the champion's recipe on the newest data that leaves an
-    out-of-time cohort, register it (alias ``challenger``), shadow-score it against the champion
-    on that cohort, decide, and record the decision (module docstring).
+    """Train the champion's recipe as of the newest matured cohort (the challenger's evaluated
+    twin; alias ``challenger``), shadow-score it against the champion's evaluated twin on that
+    cohort, decide, and when promoted deploy the recipe refitted on all the labels; record the
+    decision (module docstring).
 
     ``definition``: churnguard.toml's churn definition (the champion's own wins); ``as_of``:
-    judge as if the data ended there (a replay). When the champion has no cohort out of time
-    for it, no challenger is trained: the decision is ``no-evidence``. Each cohort is judged
-    once: running it again on the same cohort returns the decision already taken (whatever
-    happened to the champion since: a rollback is not undone on the same evidence)."""
+    judge as if the data ended there (a replay). When the champion's recipe has nothing newer
+    to learn from, or no evaluated twin can exist for it, nothing is trained: the decision is
+    ``no-evidence``. Each cohort is judged once: running it again on the same cohort returns
+    the decision already taken (whatever happened to the champion since: a rollback is not
+    undone on the same evidence)."""
     say = progress or (lambda message: None)
     definition = _gate_definition(store, definition)
     cohort = evaluation_cutoff(store, definition=definition, as_of=as_of)
@@ -563,13 +762,16 @@ def challenge(store: Store, *, definition: ChurnDefinition, as_of: object = None
     holder = alias_version(store, CHAMPION)
     if holder is not None:
         champion = get_model_version(store, holder)
-        if not _out_of_time(champion, cohort):
-            return record_decision(store, _stale_champion(champion, None, cohort, definition,
-                                                          config))
+        why = _nothing_new(store, champion, definition=definition, as_of=as_of)
+        plan = None
+        if why is None:
+            plan, why = _twin_plan(store, champion, cohort, definition=definition, as_of=as_of)
+        if plan is None:
+            return record_decision(store, _stale_champion(champion, None, cohort, why, config))
     name, recipe = _recipe(store, config)
     version = _waiting_challenger(store, name, definition, cohort)
     if version is None:
-        say(f"training a {name} challenger as of {cutoff_text(cohort)}")
+        say(f"training a {name} challenger as of {cutoff_text(cohort)} (its evaluated twin)")
         trained = train_model(store, definition=definition, model=recipe, as_of=cohort,
                               promote=False, progress=say)
         version = trained.version
@@ -593,7 +795,10 @@ def check_realized(store: Store, *, definition: ChurnDefinition, config: GateCon
                    as_of: object = None, progress: Callable[[str], None] | None = None
                    ) -> GateDecision | None:
     """Judge a champion the gate promoted on the newest matured cohort after the one it was
-    promoted on (out of time for it and for the champion it replaced): when the previous
+    promoted on that is out of time for it and for the champion it replaced -- the deployed
+    models, not their evaluated twins: a refit learned from the labels up to the decision's
+    data end ``t``, so it is first judged on the cohort at ``t``, once the data reaches
+    ``t + horizon``. When the previous
     champion's ROC-AUC there exceeds the promoted one's by more than ``tolerance`` -- the
     one-sided ``confidence`` lower bound of AUC(previous) − AUC(promoted), the same paired
     bootstrap, above ``tolerance`` -- roll back to it; otherwise keep it. Both are recorded,
@@ -601,9 +806,9 @@ def check_realized(store: Store, *, definition: ChurnDefinition, config: GateCon
 
     None, recording nothing, when there is nothing to judge: no champion, a champion the gate
     did not promote over another (the first, or one set by hand or by a rollback), no matured
-    cohort after its promotion cohort yet, the two trained for different churn definitions, a
-    cohort with fewer than ``min_class_size`` of a class, or this cohort already judged for
-    this champion."""
+    cohort after its promotion cohort and out of time for both yet, the two trained for
+    different churn definitions, a cohort with fewer than ``min_class_size`` of a class, or
+    this cohort already judged for this champion."""
     say = progress or (lambda message: None)
     holder = alias_version(store, CHAMPION)
     promotion = None if holder is None else _promotion_of(store, holder)
@@ -616,6 +821,8 @@ def check_realized(store: Store, *, definition: ChurnDefinition, config: GateCon
         return None
     cohort_at = evaluation_cutoff(store, definition=used, as_of=as_of)
     after_promotion = promotion.cohort_cutoff is not None and cohort_at > promotion.cohort_cutoff
+    # Fresh for both deployed models: a cohort after the promotion's that neither learned from
+    # (for a promoted refit, at or after the data end of its decision; learned_until).
     if not (after_promotion and _out_of_time(current, cohort_at)
             and _out_of_time(previous, cohort_at)):
         return None

@@ -202,6 +202,13 @@ def _fault(point: str) -> None:
         os._exit(FAULT_EXIT_CODE)
 
 
+def fault(point: str) -> None:
+    """Die at ``point`` when ``CHURNGUARD_FAULT`` names it: the gate's own fault points outside
+    :func:`record_decision` (:data:`churnguard.champions.FAULT_REFIT_REGISTERED`) go through
+    here, so a test that replaces ``_fault`` reaches them too."""
+    _fault(point)
+
+
 @dataclass(frozen=True, kw_only=True)
 class GateDecision:
     """One decision about the champion, with its evidence (a row of ``model_decisions``).

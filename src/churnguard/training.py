@@ -12,6 +12,7 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -76,13 +77,16 @@ class TrainedModel:
 
 def train_model(store: Store, *, definition: ChurnDefinition, model: str | ChurnModel = "gbdt",
                 as_of: object = None, train_cutoffs: int | None = None, promote: bool | None = None,
-                progress: Callable[[str], None] | None = None) -> TrainedModel:
+                progress: Callable[[str], None] | None = None,
+                links: dict[str, Any] | None = None) -> TrainedModel:
     """Fit ``model`` on the newest labelled cutoffs and register it as a new version.
 
     ``model``: a name from :data:`~churnguard.models.catalog.KINDS` (its default
     hyper-parameters), or an unfitted model instance (e.g. a behaviour model of a chosen size).
     ``promote``: True makes it the champion; None (default) makes it the champion only when
-    there is none yet; False never.
+    there is none yet; False never. ``links``: recorded in the version's config under
+    ``"gate"`` (how the champion/challenger gate relates it to other versions:
+    :mod:`churnguard.champions`).
     """
     say = progress or (lambda message: None)
     if isinstance(model, ChurnModel):
@@ -106,7 +110,8 @@ def train_model(store: Store, *, definition: ChurnDefinition, model: str | Churn
     features = list(getattr(estimator, "snapshot_features_", list(train.features.columns)))
     version = register_model(
         store, estimator, name=model,
-        config={"model": estimator.get_params(), "definition": definition.model_dump(mode="json")},
+        config={"model": estimator.get_params(), "definition": definition.model_dump(mode="json"),
+                **({"gate": dict(links)} if links else {})},
         data_window={"train_cutoffs": [f"{c:%Y-%m-%d}" for c in fit_cutoffs],
                      "validation_cutoff": f"{validation:%Y-%m-%d}",
                      "n_train": len(train), "n_validation": len(valid)},

@@ -64,9 +64,17 @@ def test_a_challenge_judges_out_of_time_and_records_its_evidence(gate_shop: Gate
 
     decision = challenge(store, definition=DEFINITION, config=CONFIG)
 
-    # A challenger was trained with the champion's recipe and registered under its alias.
-    (challenger,) = {v.version for v in list_models(store)} - before
-    assert alias_version(store, CHALLENGER) == challenger == decision.challenger_version
+    # A challenger (its evaluated twin) was trained with the champion's recipe and registered
+    # under its alias; the champion, out of time on the cohort, stands for itself. When
+    # promoted, the recipe refitted on all the labels is registered too and deployed
+    # (tests/gate/test_refit.py checks the refit); kept, nothing else is trained.
+    challenger = alias_version(store, CHALLENGER)
+    assert decision.evidence["evaluated"] == {"champion": champion, "challenger": challenger}
+    promoted = decision.outcome == "promoted"
+    deployed = decision.challenger_version if promoted else challenger
+    assert deployed == decision.challenger_version
+    added = {v.version for v in list_models(store)} - before
+    assert added == ({challenger, deployed} if promoted else {challenger})
     trained, old = get_model_version(store, challenger), get_model_version(store, champion)
     assert (trained.name, trained.config) == (old.name, old.config)
     # Judged on the newest matured cohort; the challenger's labels end there, the champion's
@@ -93,9 +101,8 @@ def test_a_challenge_judges_out_of_time_and_records_its_evidence(gate_shop: Gate
 
     # Recorded as returned; the champion moved only if promoted, and the move names it.
     assert list_decisions(store) == [decision]
-    promoted = decision.outcome == "promoted"
     assert promoted == (decision.delta_auc_lower >= -0.005 and decision.challenger_ece <= 0.03)
-    assert alias_version(store, CHAMPION) == (challenger if promoted else champion)
+    assert alias_version(store, CHAMPION) == (deployed if promoted else champion)
     history = alias_history(store, CHAMPION)
     assert len(history) == (2 if promoted else 1)
     if promoted:
@@ -104,18 +111,22 @@ def test_a_challenge_judges_out_of_time_and_records_its_evidence(gate_shop: Gate
     # A rerun on the same cohort returns that decision; nothing is trained or recorded again.
     again = challenge(store, definition=DEFINITION, config=CONFIG)
     assert again == decision
-    assert len(list_models(store)) == len(before) + 1 and len(list_decisions(store)) == 1
+    assert len(list_models(store)) == len(before) + len(added) and len(list_decisions(store)) == 1
 
 
 def test_the_alias_moves_only_on_promoted(gate_shop: GateShop) -> None:
-    """A bad champion and a good challenger: promoted, the alias moves with the record. The
-    other way round: kept, the alias stays."""
+    """A bad champion and a good challenger: promoted, the alias moves with the record, to
+    the challenger's recipe refitted on all the labels. The other way round: kept, the alias
+    stays."""
     store, v = gate_shop.store, gate_shop.versions
     set_alias(store, CHAMPION, v["shuffled"], reason="test")
     decision = decide(store, challenger=v["good"], definition=DEFINITION, config=CONFIG)
     assert decision.outcome == "promoted", decision.reason
     assert decision.delta_auc_lower > 0.2  # shuffled labels rank at chance
-    assert alias_version(store, CHAMPION) == v["good"] == decision.champion_after
+    refit = decision.champion_after
+    assert alias_version(store, CHAMPION) == refit == decision.challenger_version
+    assert get_model_version(store, refit).config["gate"]["evaluated_twin"] == v["good"]
+    assert decision.evidence["evaluated"]["challenger"] == v["good"]
     assert alias_history(store, CHAMPION)[-1]["previous_version"] == v["shuffled"]
 
     set_alias(store, CHAMPION, v["good"], reason="test")
@@ -146,7 +157,9 @@ def test_without_a_champion_a_calibrated_challenger_that_beats_the_baselines_bec
     store, v = gate_shop.store, gate_shop.versions
     decision = decide(store, challenger=v["good"], definition=DEFINITION, config=CONFIG)
     assert decision.outcome == "promoted", decision.reason
-    assert alias_version(store, CHAMPION) == v["good"]
+    # The evaluated version passed; its recipe refitted on all the labels is deployed.
+    assert decision.evidence["refit"]["evaluated_twin"] == v["good"]
+    assert alias_version(store, CHAMPION) == decision.evidence["refit"]["version"]
     baselines = decision.evidence["baseline_auc"]
     assert set(baselines) == {"gbdt", "recency", "btyd"}
     assert baselines["gbdt"] >= max(baselines["recency"], baselines["btyd"]) + 0.01
@@ -170,8 +183,9 @@ def test_a_miscalibrated_challenger_is_kept_even_when_it_ranks_as_well(gate_shop
 
 
 def test_no_evidence_when_the_champion_trained_on_the_newest_cohort(gate_shop) -> None:
-    """The champion validated on the newest matured cohort: nothing is out of time for it, so
-    no challenger is trained and the decision says when evidence will exist."""
+    """The champion validated on the newest matured cohort: it learned from every label a
+    model trained now would, so its recipe has nothing newer to learn; no challenger is trained
+    and the decision says when there will be."""
     store, v, cohort = gate_shop.store, gate_shop.versions, gate_shop.cohort
     set_alias(store, CHAMPION, v["latest"], reason="test")
     before = _registry_state(store)
@@ -199,7 +213,8 @@ def test_a_challenger_that_learned_from_the_cohort_is_refused(gate_shop: GateSho
 def test_a_crash_inside_the_promotion_leaves_no_half_promoted_model(
         gate_shop: GateShop, monkeypatch: pytest.MonkeyPatch, point: str) -> None:
     """Raising at each point inside the decision's transaction: neither the row nor the alias
-    move survive; the rerun promotes whole."""
+    move survive (the refit, registered before the transaction, stays registered and unused);
+    the rerun deploys that refit whole."""
     store, v = gate_shop.store, gate_shop.versions
     set_alias(store, CHAMPION, v["shuffled"], reason="test")
     before = _registry_state(store)
@@ -213,18 +228,21 @@ def test_a_crash_inside_the_promotion_leaves_no_half_promoted_model(
     monkeypatch.setattr(registry, "_fault", crash)
     with pytest.raises(RuntimeError, match=f"crash at {point}"):
         decide(store, challenger=v["good"], definition=DEFINITION, config=CONFIG)
-    assert _registry_state(store) == before
+    after = _registry_state(store)
+    assert after[:3] == before[:3]
+    (refit,) = set(after[3]) - set(before[3])
     monkeypatch.setattr(registry, "_fault", real_fault)
     decision = decide(store, challenger=v["good"], definition=DEFINITION, config=CONFIG)
-    assert decision.outcome == "promoted" and alias_version(store, CHAMPION) == v["good"]
-    assert list_decisions(store) == [decision]
+    assert decision.outcome == "promoted" and alias_version(store, CHAMPION) == refit
+    assert list_decisions(store) == [decision] and _registry_state(store)[3] == after[3]
 
 
 def test_a_challenge_that_crashed_before_deciding_judges_its_challenger_on_rerun(
         gate_shop: GateShop, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The challenger is registered before the decision: a crash in the decision leaves it
-    registered (alias ``challenger``) and the champion untouched; the rerun judges that
-    challenger instead of training another."""
+    """The challenger is registered before the decision: a crash in the decision (the first
+    fault point: the promoted recipe's refit just registered) leaves both registered (the
+    challenger's twin under the alias ``challenger``) and the champion untouched; the rerun
+    judges that challenger and deploys that refit instead of training others."""
     store, v = gate_shop.store, gate_shop.versions
     set_alias(store, CHAMPION, v["shuffled"], reason="test")
 
@@ -240,8 +258,11 @@ def test_a_challenge_that_crashed_before_deciding_judges_its_challenger_on_rerun
     models = len(list_models(store))
     monkeypatch.undo()
     decision = challenge(store, definition=DEFINITION, config=CONFIG)
-    assert decision.challenger_version == waiting and len(list_models(store)) == models
-    assert decision.outcome == "promoted" and alias_version(store, CHAMPION) == waiting
+    assert decision.evidence["evaluated"]["challenger"] == waiting
+    assert len(list_models(store)) == models
+    refit = decision.challenger_version
+    assert get_model_version(store, refit).config["gate"]["evaluated_twin"] == waiting
+    assert decision.outcome == "promoted" and alias_version(store, CHAMPION) == refit
 
     # Rolled back by hand: the same cohort is not judged again, so it is not re-promoted.
     registry.rollback(store, reason="the call centre reports odd scores")

@@ -368,14 +368,16 @@ def _print_decision(decision: Any) -> None:
               help="Judge as if the data ended on this date (default: on all the data).")
 @project_option
 def models_challenge(as_of: dt.date | None, project_dir: Path | None) -> None:
-    """Train a challenger with the champion's recipe, judge it against the champion on the
-    newest matured cohort out of time for both, and promote it only if it passes the gate.
+    """Train the champion's recipe as of the newest matured cohort, judge it against the
+    champion's on that cohort (both out of time there), and when it passes the gate deploy the
+    same recipe refitted on all the labels.
 
     Promoted when the one-sided lower bound of the paired ΔAUC (challenger − champion,
     bootstrap over customers) is at least −tolerance and its ECE on the cohort is at most
-    max_ece ([gate] in churnguard.toml; defaults 95%, −0.005 and 0.03). When the champion was
-    trained on the newest cohort there is no fair comparison: "no evidence", it stays. Every
-    decision is recorded (`churnguard models decisions`).
+    max_ece ([gate] in churnguard.toml; defaults 95%, −0.005 and 0.03). A champion trained
+    past the cohort is stood for by its recipe refitted one horizon earlier; when it already
+    learned from all the data there is nothing new: "no evidence", it stays. Every decision
+    is recorded (`churnguard models decisions`).
     """
     from churnguard.champions import challenge
 
@@ -402,8 +404,9 @@ def models_decisions(as_json: bool, project_dir: Path | None) -> None:
     """The champion/challenger decisions, oldest first, with their evidence: the cohort, the
     ROC-AUC of each model, ΔAUC and its lower bound, the ECEs, the thresholds and the reason.
 
-    Outcomes: promoted (the challenger became champion), kept, no-evidence (no cohort out of
-    time for both yet; the champion stays), rolled-back.
+    Outcomes: promoted (the challenger's recipe, refitted on all the labels, became
+    champion), kept, no-evidence (nothing new to learn, or nothing to judge it on out of time;
+    the champion stays), rolled-back.
     """
     from churnguard.registry import list_decisions
 
