@@ -22,7 +22,13 @@ from churnguard.errors import ChurnguardError
 from churnguard.evaluate import ORACLE
 from churnguard.features import FEATURES, feature_groups_available
 from churnguard.labels import churn_preview
-from churnguard.registry import CHAMPION, alias_version, get_model_version, load_model
+from churnguard.registry import (
+    CHAMPION,
+    alias_version,
+    get_model_version,
+    list_decisions,
+    load_model,
+)
 from churnguard.report import ReportData
 from churnguard.store import Store
 
@@ -136,6 +142,17 @@ def recent_cycles(store: Store, limit: int = 10) -> list[dict]:
     return cycles
 
 
+def gate_decisions(store: Store) -> list[dict]:
+    """The champion/challenger gate's decisions with their evidence, newest first (JSON-ready:
+    :meth:`~churnguard.registry.GateDecision.to_dict`); none in a store opened read-only before
+    its schema had the decisions table."""
+    (exists,) = store.con.execute("SELECT count(*) FROM information_schema.tables "
+                                  "WHERE table_name = 'model_decisions'").fetchall()[0]
+    if not exists:
+        return []
+    return [d.to_dict() for d in reversed(list_decisions(store))]
+
+
 def feature_importance(model: Any) -> pd.Series:
     """The champion's total split gain per feature, largest first (empty when it has none).
 
@@ -228,10 +245,11 @@ def build_report_data(store: Store, *, title: str, definition: ChurnDefinition) 
         plan_sample=plan_sample,
         measurements=measurements,
         cycles=recent_cycles(store),
+        decisions=gate_decisions(store),
         missing=tuple(missing),
     )
 
 
 __all__ = ["ReportError", "backtest_document", "build_report_data", "feature_importance",
-           "latest_backtest", "latest_measurements", "latest_plan", "model_details",
-           "recent_cycles", "save_backtest"]
+           "gate_decisions", "latest_backtest", "latest_measurements", "latest_plan",
+           "model_details", "recent_cycles", "save_backtest"]

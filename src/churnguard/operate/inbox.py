@@ -88,13 +88,11 @@ class InboxFile:
     content_hash: str
 
 
-def scan(inbox: Path) -> list[InboxFile]:
-    """The files waiting in the inbox (every folder but done/ and rejected/: a file in a
-    folder that names no kind is refused, not left unseen), complete files only, in
-    :data:`KIND_ORDER` then by name."""
+def _complete_files(inbox: Path) -> list[tuple[Path, PurePosixPath]]:
+    """(path, path under the inbox) of every complete file the next cycle will look at."""
     if not inbox.is_dir():
         return []
-    files = []
+    found = []
     for path in inbox.rglob("*"):
         relative = PurePosixPath(path.relative_to(inbox).as_posix())
         if not path.is_file() or relative.parts[0] in (DONE_FOLDER, REJECTED_FOLDER):
@@ -102,10 +100,41 @@ def scan(inbox: Path) -> list[InboxFile]:
         if any(part.startswith(".") for part in relative.parts) \
                 or path.name.lower().endswith(WAITING_SUFFIXES):
             continue
-        files.append(InboxFile(path=path, name=str(relative), kind=kind_of(relative),
-                               size=path.stat().st_size, content_hash=content_hash(path)))
+        found.append((path, relative))
+    return found
+
+
+def _in_cycle_order(files: list[InboxFile]) -> list[InboxFile]:
     rank = {k: i for i, k in enumerate(KIND_ORDER)}
     return sorted(files, key=lambda f: (rank.get(f.kind or "", len(rank)), f.name))
+
+
+def scan(inbox: Path) -> list[InboxFile]:
+    """The files waiting in the inbox (every folder but done/ and rejected/: a file in a
+    folder that names no kind is refused, not left unseen), complete files only, in
+    :data:`KIND_ORDER` then by name."""
+    return _in_cycle_order([
+        InboxFile(path=path, name=str(relative), kind=kind_of(relative),
+                  size=path.stat().st_size, content_hash=content_hash(path))
+        for path, relative in _complete_files(inbox)])
+
+
+def waiting(inbox: Path) -> list[InboxFile]:
+    """What :func:`scan` finds, without reading the files (``content_hash`` is empty): the
+    dashboard lists the inbox on every view, and hashing gigabytes for that is not worth it."""
+    return _in_cycle_order([
+        InboxFile(path=path, name=str(relative), kind=kind_of(relative),
+                  size=path.stat().st_size, content_hash="")
+        for path, relative in _complete_files(inbox)])
+
+
+def folder_of(root: Path, setting: str) -> Path:
+    """The inbox folder: ``[operate] inbox`` (``setting``) under the project folder ``root``.
+
+    >>> folder_of(Path("/shop"), "inbox").as_posix()
+    '/shop/inbox'
+    """
+    return (root / setting).resolve()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -125,6 +154,36 @@ def known(store: Store, hashes: list[str]) -> dict[str, Known]:
         "SELECT content_hash, name, status, cycle_id, error FROM inbox_files "
         "WHERE content_hash IN (SELECT unnest(?::VARCHAR[]))", [hashes]).fetchall()
     return {h: Known(name=n, status=s, cycle_id=c, error=e) for h, n, s, c, e in rows}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Seen:
+    """A file a cycle has dealt with (a row of ``inbox_files``)."""
+
+    name: str
+    kind: str | None
+    size_bytes: int
+    status: str  # ingested, rejected
+    batch_id: str | None
+    cycle_id: str | None
+    error: str | None
+    seen_at: dt.datetime
+
+
+def seen_files(store: Store, *, limit: int = 50, status: str | None = None) -> list[Seen]:
+    """The files cycles have ingested or rejected, newest first (only ``status`` when given;
+    none in a store opened read-only before its schema had the table)."""
+    (exists,) = store.con.execute("SELECT count(*) FROM information_schema.tables "
+                                  "WHERE table_name = 'inbox_files'").fetchall()[0]
+    if not exists:
+        return []
+    where, args = ("WHERE status = ?", [status]) if status else ("", [])
+    rows = store.con.execute(
+        "SELECT name, kind, size_bytes, status, batch_id, cycle_id, error, seen_at "
+        f"FROM inbox_files {where} ORDER BY seen_at DESC, name LIMIT ?",
+        [*args, int(limit)]).fetchall()
+    return [Seen(name=n, kind=k, size_bytes=size, status=st, batch_id=b, cycle_id=c, error=e,
+                 seen_at=at) for n, k, size, st, b, c, e, at in rows]
 
 
 def _record(con: duckdb.DuckDBPyConnection, f: InboxFile, *, status: str, cycle_id: str,
@@ -206,5 +265,5 @@ def _reject(store: Store, f: InboxFile, *, cycle_id: str, error: str) -> Ingeste
 
 
 __all__ = ["DONE_FOLDER", "INGESTED", "KIND_ORDER", "REJECTED", "REJECTED_FOLDER", "InboxFile",
-           "Ingested", "Known", "content_hash", "file_away", "ingest_one", "kind_of", "known",
-           "scan"]
+           "Ingested", "Known", "Seen", "content_hash", "file_away", "folder_of", "ingest_one",
+           "kind_of", "known", "scan", "seen_files", "waiting"]

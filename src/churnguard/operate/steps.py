@@ -77,7 +77,7 @@ def _data_now(ctx: CycleContext, store: Store) -> dt.datetime | None:
 
 
 def _inbox_folder(ctx: CycleContext) -> Path:
-    return (ctx.project.root / ctx.config.operate.inbox).resolve()
+    return inbox.folder_of(ctx.project.root, ctx.config.operate.inbox)
 
 
 # -- ingest ---------------------------------------------------------------------------------------

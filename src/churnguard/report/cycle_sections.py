@@ -1,4 +1,5 @@
-"""The report's cycles section: the newest operating cycles, each step's status and decision.
+"""The report's cycles section: the newest operating cycles, each step's status and decision,
+then the champion/challenger gate's decisions with their evidence.
 
 >>> import datetime as dt
 >>> html = cycles_html([{"cycle_id": "c1", "trigger": "cli", "status": "done",
@@ -7,12 +8,21 @@
 ...                "error": None}]}])
 >>> "ingested 1 file(s)" in html and "<td>c1</td>" in html
 True
+>>> html = decisions_html([{"decided_at": "2026-03-02T06:01:00", "outcome": "kept",
+...     "trigger": "challenge", "champion_version": "a", "challenger_version": "b",
+...     "champion_after": "a", "cohort_cutoff": "2026-01-01T00:00:00", "n_customers": 900,
+...     "delta_auc": -0.0123, "delta_auc_lower": -0.031, "champion_ece": 0.012,
+...     "challenger_ece": 0.018, "reason": "lower bound below -0.005"}])
+>>> '<td class="num">-0.0310</td>' in html, "lower bound below -0.005" in html
+(True, True)
 """
 
 from __future__ import annotations
 
 from churnguard.report.data import ReportData
+from churnguard.report.formatting import count, num, signed
 from churnguard.report.markup import esc as _e
+from churnguard.report.markup import note as _note
 from churnguard.report.markup import table as _table
 from churnguard.report.markup import when as _when
 
@@ -30,9 +40,37 @@ def cycles_html(cycles: list[dict]) -> str:
     return _table(["cycle", "trigger", "status", "started (UTC)", "steps"], rows, cls="cycles")
 
 
+def _minute(iso: object) -> str:
+    return "—" if iso is None else str(iso)[:16].replace("T", " ")
+
+
+def decisions_html(decisions: list[dict]) -> str:
+    """The gate's decisions, in the order given (newest first from the report data)."""
+    if not decisions:
+        return _note("The gate has not decided anything yet.")
+    rows = []
+    for d in decisions:
+        before, after = d["champion_version"], d["champion_after"]
+        champion = _e(after) if before == after else f"{_e(before)} → {_e(after)}"
+        cohort = "—" if d.get("cohort_cutoff") is None else (
+            f"{_e(str(d['cohort_cutoff'])[:10])}, {count(d.get('n_customers'))} customers")
+        rows.append(
+            f"<tr><td>{_e(_minute(d['decided_at']))}</td><td>{_e(d['outcome'])}</td>"
+            f"<td>{_e(d['trigger'])}</td><td>{champion}</td><td>{cohort}</td>"
+            f'<td class="num">{signed(d.get("delta_auc"), 4)}</td>'
+            f'<td class="num">{signed(d.get("delta_auc_lower"), 4)}</td>'
+            f'<td class="num">{num(d.get("champion_ece"), 4)} → '
+            f'{num(d.get("challenger_ece"), 4)}</td>'
+            f"<td>{_e(d['reason'])}</td></tr>")
+    return _table(["decided (UTC)", "outcome", "trigger", "champion", "cohort", "ΔAUC",
+                   "ΔAUC lower bound", "ECE (champion → challenger)", "reason"], rows,
+                  cls="decisions")
+
+
 def bodies(data: ReportData) -> dict[str, str]:
     """The HTML of the cycles section, by section id."""
-    return {"cycles": cycles_html(data.cycles)}
+    cycles = cycles_html(data.cycles) if data.cycles else _note("No operating cycle has run.")
+    return {"cycles": cycles + "<h3>The gate's decisions</h3>" + decisions_html(data.decisions)}
 
 
-__all__ = ["bodies", "cycles_html"]
+__all__ = ["bodies", "cycles_html", "decisions_html"]

@@ -84,6 +84,10 @@ class ReportData:
     # The newest operating cycles: cycle_id, trigger, status, started_at, finished_at and
     # steps (step, status, decision, error), newest first.
     cycles: list[dict] = field(default_factory=list)
+    # The gate's decisions, newest first, as GateDecision.to_dict() gives them: decided_at,
+    # outcome, trigger, champion_version, champion_after, cohort_cutoff, n_customers, delta_auc,
+    # delta_auc_lower, champion_ece, challenger_ece, reason...
+    decisions: list[dict] = field(default_factory=list)
     missing: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:

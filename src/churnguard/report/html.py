@@ -64,7 +64,7 @@ SECTIONS: tuple[tuple[str, str, str], ...] = (
      "measured campaigns really gained against their random control groups."),
     ("cycles", "Operating cycles",
      "What the newest cycles of `churnguard run` and the service's schedule did, step by step, "
-     "and why."),
+     "and why; and every decision of the champion/challenger gate with its evidence."),
 )
 
 
@@ -82,9 +82,10 @@ NO_BACKTEST_SECTION = ("backtest", "Model quality",
 
 def page_sections(data: ReportData) -> tuple[tuple[str, str, str], ...]:
     """The sections of this page, in order: :data:`SECTIONS`, with the backtest's replaced by
-    one that says how to run it when there is none, and the cycles' only when a cycle ran (a
-    project run by hand has none to show)."""
-    sections = SECTIONS if data.cycles else tuple(s for s in SECTIONS if s[0] != "cycles")
+    one that says how to run it when there is none, and the cycles' only when a cycle ran or
+    the gate decided (a project run by hand has neither to show)."""
+    sections = SECTIONS if data.cycles or data.decisions else tuple(
+        s for s in SECTIONS if s[0] != "cycles")
     if "backtest" not in data.missing:
         return sections
     at = next(i for i, (sid, _, _) in enumerate(sections) if sid in BACKTEST_SECTIONS)

@@ -22,7 +22,17 @@ from churnguard.service.dashboard import dashboard_router
 from churnguard.service.errors import install_error_handlers
 from churnguard.service.limits import BodySizeLimit
 from churnguard.service.metrics import MetricsMiddleware
-from churnguard.service.routers import campaigns, events, health, models, monitor, score, users
+from churnguard.service.routers import (
+    campaigns,
+    cycles,
+    decisions,
+    events,
+    health,
+    models,
+    monitor,
+    score,
+    users,
+)
 from churnguard.service.schemas import field_names
 from churnguard.service.settings import ServiceSettings, SettingsError
 from churnguard.service.state import ServiceState, build_state
@@ -85,8 +95,8 @@ def create_app(project: Project | Path | str, settings: ServiceSettings | None =
                   docs_url=None, redoc_url=None)
     app.state.service = state
     install_error_handlers(app, field_names())
-    for router in (events.router, users.router, score.router, models.router, campaigns.router,
-                   monitor.router, health.router):
+    for router in (events.router, users.router, score.router, decisions.router, models.router,
+                   campaigns.router, monitor.router, cycles.router, health.router):
         app.include_router(router)
     # The dashboard (pages at /, static files under /dashboard/static), after the API.
     app.include_router(dashboard_router())

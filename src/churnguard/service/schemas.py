@@ -7,6 +7,7 @@ no review or ticket text, and no answer repeats what a failed request held.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
@@ -184,6 +185,102 @@ class ChampionOut(_Out):
     champion: str
     previous: str | None
     changed: bool
+
+
+def _finite_json(value: Any) -> Any:
+    """JSON figures with NaN and infinities as null (JSON has no such numbers).
+
+    >>> _finite_json({"a": [1.5, float("nan")], "b": {"c": float("inf")}})
+    {'a': [1.5, None], 'b': {'c': None}}
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite_json(v) for v in value]
+    return value
+
+
+JsonFigures = Annotated[dict[str, Any], AfterValidator(_finite_json)]
+Outcome = Literal["promoted", "kept", "no-evidence", "rolled-back"]
+
+
+class GateDecisionOut(_Out):
+    """One decision of the champion/challenger gate with its evidence (docs/operate.md,
+    "The gate")."""
+
+    decision_id: str
+    decided_at: UtcDatetime
+    trigger: Literal["challenge", "realized", "manual"]
+    outcome: Outcome
+    champion_version: str | None = Field(description="the champion when the decision was taken")
+    challenger_version: str | None = Field(description="the version that would take its place")
+    champion_after: str | None = Field(description="the champion after the decision")
+    reason: str
+    cohort_cutoff: UtcDatetime | None = Field(
+        description="the out-of-time cohort the models were compared on")
+    n_customers: int | None
+    n_churned: int | None
+    champion_auc: float | None
+    challenger_auc: float | None
+    delta_auc: float | None = Field(description="challenger − champion ROC-AUC on the cohort")
+    delta_auc_lower: float | None = Field(
+        description="one-sided lower bound of ΔAUC at `confidence` (paired bootstrap over "
+                    "customers); promotion needs it at least −`tolerance`")
+    delta_auc_upper: float | None
+    champion_ece: float | None
+    challenger_ece: float | None = Field(description="promotion needs it at most `max_ece`")
+    tolerance: float | None
+    max_ece: float | None
+    confidence: float | None
+    resamples: int | None
+    seed: int | None
+    evidence: JsonFigures = Field(description="what else was measured (baselines, windows)")
+
+
+class GateDecisionsOut(_Out):
+    champion: str | None
+    decisions: list[GateDecisionOut] = Field(description="oldest first")
+
+
+class CycleStepOut(_Out):
+    step: str
+    status: Literal["started", "done", "skipped", "failed"] = Field(
+        description="started: running, or the process died in it (the next cycle resumes it); "
+                    "skipped: nothing to do, or its inputs did not change since it last ran")
+    decision: str | None = Field(description="what the step decided, in one sentence")
+    evidence: str | None
+    figures: JsonFigures
+    error: str | None = Field(description="why a failed step failed")
+    fingerprint: str | None = Field(description="sha256 of the step's inputs")
+    started_at: UtcDatetime
+    finished_at: UtcDatetime | None
+
+
+class CycleOut(_Out):
+    cycle_id: str
+    trigger: str = Field(description="cli (`churnguard run`) or schedule (`churnguard serve`)")
+    status: Literal["running", "done", "failed"]
+    now: UtcDatetime | None = Field(description="the --now asked for (null: the data's now)")
+    started_at: UtcDatetime
+    finished_at: UtcDatetime | None
+    error: str | None
+    steps: list[CycleStepOut] = Field(description="in cycle order")
+
+
+class ScheduleOut(_Out):
+    expression: str = Field(description="[operate] schedule, a cron expression in UTC")
+    next_fire: UtcDatetime | None = Field(description="when the next scheduled cycle starts")
+    running: bool = Field(description="whether this service runs the schedule (false: it was "
+                                      "set after the service started)")
+    last_error: str | None = Field(description="why the last scheduled cycle failed")
+
+
+class CyclesOut(_Out):
+    cycles: list[CycleOut] = Field(description="newest first")
+    schedule: ScheduleOut | None = Field(description="null: no [operate] schedule; cycles run "
+                                                     "by `churnguard run`")
 
 
 # -- campaigns ---------------------------------------------------------------------------------

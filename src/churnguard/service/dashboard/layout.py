@@ -33,7 +33,7 @@ __all__ = ["NAV", "PageContext", "bare_page", "cards", "chart", "count", "day", 
            "section", "signed", "table", "tier_badge"]
 
 NAV = (("overview", "/"), ("customers", "/customers"), ("quality", "/model"),
-       ("monitor", "/monitor"), ("campaigns", "/campaigns"))
+       ("monitor", "/monitor"), ("operations", "/operations"), ("campaigns", "/campaigns"))
 
 
 def e(value: object) -> str:

@@ -22,7 +22,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from churnguard.intervene.plan import PlanError
 from churnguard.score_runs import latest_run
 from churnguard.service.auth import API_KEY_HEADER, key_bucket, require
-from churnguard.service.dashboard import campaigns, customers, monitor, overview, quality
+from churnguard.operate import inbox
+from churnguard.service.dashboard import (
+    campaigns,
+    customers,
+    monitor,
+    operations,
+    overview,
+    quality,
+)
 from churnguard.service.dashboard.assets import LONG_CACHE, STATIC_PREFIX, Assets
 from churnguard.service.dashboard.i18n import lang_of, t
 from churnguard.service.dashboard.layout import PageContext, bare_page, e, note, page
@@ -32,6 +40,7 @@ from churnguard.service.dashboard.sessions import COOKIE, SESSION_SECONDS, Sessi
 from churnguard.errors import ChurnguardError
 from churnguard.service.errors import ApiError
 from churnguard.service.monitor_reports import monitor_document, report_cache
+from churnguard.service.operations import cycles_out, decisions_out
 from churnguard.service.state import ServiceState, service_of
 from churnguard.store import Store
 
@@ -49,6 +58,7 @@ PAGE_HEADERS = {
     "X-Frame-Options": "DENY",
 }
 MAX_BUDGET = 1e12
+OPERATIONS_CYCLES = 5  # the newest cycles the Operations page shows
 # Module level: FastAPI resolves the routes' (string) annotations in this module's globals.
 Service = Annotated[ServiceState, Depends(service_of)]
 
@@ -159,7 +169,7 @@ def dashboard_router() -> APIRouter:
 
 def _page_routes(router: APIRouter, board: Dashboard) -> None:
     """The pages: overview, customers (list, export, one customer), model quality, monitor,
-    campaigns."""
+    operations, campaigns."""
 
     def read_page(request: Request, service: ServiceState,
                   draw: Callable[[PageContext, Store], str]) -> Response:
@@ -227,6 +237,18 @@ def _page_routes(router: APIRouter, board: Dashboard) -> None:
                 # page, as the other pages say what is missing.
                 return monitor.render_failure(ctx, str(exc))
             return monitor.render(ctx, document)
+
+        return read_page(request, service, draw)
+
+    @router.get("/operations", response_class=HTMLResponse)
+    def operations_page(request: Request, service: Service) -> Response:
+        def draw(ctx: PageContext, store: Store) -> str:
+            folder = inbox.folder_of(service.project.root, service.project.config.operate.inbox)
+            gate = decisions_out(store)
+            return operations.render(
+                ctx, cycles=cycles_out(service, store, limit=OPERATIONS_CYCLES),
+                champion=gate.champion, decisions=gate.decisions, inbox_folder=str(folder),
+                waiting=inbox.waiting(folder), seen=inbox.seen_files(store, limit=50))
 
         return read_page(request, service, draw)
 
