@@ -32,7 +32,7 @@ from churnguard.training import train_model
 
 from service.helpers import ADMIN, READ, WRITE, error, headers, settings
 
-PAGES = ("/", "/customers", "/model", "/campaigns")
+PAGES = ("/", "/customers", "/model", "/operations", "/campaigns")
 _SHOP: Path | None = None
 
 
