@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 import shutil
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
+from browser import chromium_page
 from churnguard.operate import OneStore, cycle, run_cycle
 from churnguard.project import Project
 from churnguard.registry import (
@@ -233,3 +237,50 @@ def test_nan_is_never_sent() -> None:
     fields.update(decision_id="d", decided_at=dt.datetime(2026, 1, 1), trigger="manual",
                   outcome="kept", reason="r", evidence={"x": [math.inf]})
     assert GateDecisionOut(**fields).evidence == {"x": [None]}
+
+
+# -- in a real browser ----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def served(ops_project: Path) -> Iterator[str]:
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(
+        create_app(Project.load(ops_project), settings(warm_on_start=False),
+                   cycle_clock=lambda: CLOCK),
+        host="127.0.0.1", port=0, log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, name="operations-uvicorn", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+@pytest.mark.browser
+def test_the_operations_page_in_chromium_runs_no_stored_script(served: str) -> None:
+    """Signed in, the page loads with no console error, the hostile strings stay text (no
+    script of theirs runs), the nav leads here, and the language switch shows Chinese."""
+    with chromium_page() as browser:
+        page = browser.page
+        page.route(f"{served}/**", lambda route: route.continue_())  # this server only
+        page.set_default_timeout(60_000)
+        page.goto(f"{served}/operations")
+        page.wait_for_url(re.compile(r"/login\?next="))
+        page.fill("#api-key", READ)
+        page.click("#sign-in button[type=submit]")
+        page.wait_for_url(f"{served}/operations")
+        assert page.locator("nav a.active").inner_text() == "Operations"
+        assert page.locator("tr.failed .step-error").first.inner_text() == \
+            f"RuntimeError: {HOSTILE}"
+        assert page.locator("table.decisions tbody tr").count() == 2
+        assert HOSTILE_NAME in page.locator("table.inbox-seen").inner_text()
+        assert page.evaluate("window.__pwned") is None
+        page.click("#lang-switch")
+        page.wait_for_url(re.compile(r"/operations\?lang=zh"))
+        assert page.locator("nav a.active").inner_text() == "运行"
+        assert browser.problems() == []
