@@ -120,7 +120,7 @@ def _slim(decision: dict | None) -> dict | None:
         return None
     keep = ("trigger", "outcome", "champion_version", "challenger_version", "champion_after",
             "cohort_cutoff", "n_customers", "champion_auc", "challenger_auc", "delta_auc",
-            "delta_auc_lower", "ece_challenger", "reason")
+            "delta_auc_lower", "champion_ece", "challenger_ece", "reason")
     return {k: decision.get(k) for k in keep if k in decision}
 
 
@@ -442,7 +442,10 @@ def summarize(runs: list[dict[str, Any]], *, args: argparse.Namespace, command: 
             d = r["decision"] or {}
             gate = d.get("outcome", "—")
             if d.get("delta_auc_lower") is not None:
-                gate += f" (ΔAUC {d['delta_auc']:+.4f}, lower {d['delta_auc_lower']:+.4f})"
+                gate += f" (ΔAUC {d['delta_auc']:+.4f}, lower {d['delta_auc_lower']:+.4f}"
+                gate += "".join(f"; {why}" for why, said in (
+                    ("ΔAUC bound", "lower bound"), ("ECE", "ECE is")) if d.get("outcome") == "kept"
+                    and said in (d.get("reason") or "")) + ")"
             lines.append(
                 f"| {r['date']} | {r['alarms']}/{r['checks']} | {gate} | "
                 f"{(r['champion'] or '')[-8:]} | {t['champion']:.4f} | {t['every_cycle']:.4f} | "
