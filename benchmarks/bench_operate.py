@@ -391,7 +391,8 @@ def detection(rows: list[dict[str, Any]], change: dict[str, Any]) -> dict[str, A
 
     return {"change": change["change_date"], "measurable": measurable.isoformat(),
             "wholly": wholly.isoformat(), "first_alarm": alarm, "first_promotion": promotion,
-            "alarm_weeks": weeks(alarm, measurable), "promotion_weeks": weeks(promotion, measurable),
+            "alarm_weeks": weeks(alarm, measurable),
+            "promotion_weeks": weeks(promotion, measurable),
             "promotion_weeks_wholly": weeks(promotion, wholly)}
 
 
@@ -426,6 +427,7 @@ def summarize(runs: list[dict[str, Any]], *, args: argparse.Namespace, command: 
     for run in runs:
         rows, truth = run["rows"], run["truth"]
         walls = np.array([r["wall_s"] for r in rows])
+        setup = ", ".join(f"{k} {v:.0f} s" for k, v in run["setup"].items())
         # Cycles that trained a model: the first, and every challenge that was judged (kept or
         # promoted: its twin, and for a promotion the refit); no-evidence trains nothing.
         trained = np.array([(r["decision"] or {}).get("outcome") in ("first", "kept", "promoted")
@@ -449,15 +451,17 @@ def summarize(runs: list[dict[str, Any]], *, args: argparse.Namespace, command: 
             lines.append(
                 f"| {r['date']} | {r['alarms']}/{r['checks']} | {gate} | "
                 f"{(r['champion'] or '')[-8:]} | {t['champion']:.4f} | {t['every_cycle']:.4f} | "
-                f"{t['never']:.4f} | {t['oracle'] if t['oracle'] is None else round(t['oracle'], 4)}"
+                f"{t['never']:.4f} | {_round(t['oracle'])}"
                 f" | {r['wall_s']:.1f} | "
                 + " | ".join(f"{r['step_s'].get(s, 0):.1f}" for s in steps) + " |")
         lines.append("")
-        pre = [r for r in rows if run["scenario"] != "drift" or r["date"] < run["change"]["change_date"]]
+        pre = [r for r in rows
+               if run["scenario"] != "drift" or r["date"] < run["change"]["change_date"]]
+        when = " before the change" if run["scenario"] == "drift" else ""
         checks = sum(r["checks"] for r in pre)
         alarms = sum(r["alarms"] for r in pre)
-        lines.append(f"- Feature checks alarming{' before the change' if run['scenario'] == 'drift' else ''}: "
-                     f"{alarms} of {checks} ({alarms / max(checks, 1):.2%}) over {len(pre)} cycles; "
+        lines.append(f"- Feature checks alarming{when}: {alarms} of {checks} "
+                     f"({alarms / max(checks, 1):.2%}) over {len(pre)} cycles; "
                      f"cycles with an alarm: {sum(r['drifted'] for r in pre)}.")
         if run.get("lag"):
             mine = [x for x in run["lag"] if run["scenario"] != "drift"
@@ -486,8 +490,9 @@ def summarize(runs: list[dict[str, Any]], *, args: argparse.Namespace, command: 
                         or "none") + ".")
         lines.append(f"- Wall time per cycle: median {np.median(walls):.1f} s, max "
                      f"{walls.max():.1f} s; with a challenge (gate or first model) median "
-                     f"{_median(walls[trained])}, without {_median(walls[~trained])}; peak RSS of the replay process {max(r['peak_rss_mib'] for r in rows):,.0f}"
-                     f" MiB. Setup: {', '.join(f'{k} {v:.0f} s' for k, v in run['setup'].items()) or 'cached'}"
+                     f"{_median(walls[trained])}, without {_median(walls[~trained])}; peak RSS "
+                     f"of the replay process {max(r['peak_rss_mib'] for r in rows):,.0f} MiB. "
+                     f"Setup: {setup or 'cached'}"
                      f"; all cycles {walls.sum():,.0f} s; the truth phase's every-cycle fits "
                      f"{sum(t['fit_s'] for t in truth):,.0f} s.")
         if run["scenario"] == "drift":
@@ -496,7 +501,8 @@ def summarize(runs: list[dict[str, Any]], *, args: argparse.Namespace, command: 
                 f"- Detection: change on {det['change']}; changed labels first matured "
                 f"{det['measurable']}, wholly changed ones {det['wholly']}. First monitor alarm "
                 f"on or after the change: {det['first_alarm'] or 'none'}"
-                + (f" ({det['alarm_weeks']:+.1f} weeks from measurable)" if det['alarm_weeks'] is not None else "")
+                + (f" ({det['alarm_weeks']:+.1f} weeks from measurable)"
+                   if det['alarm_weeks'] is not None else "")
                 + f"; first promotion: {det['first_promotion'] or 'none'}"
                 + (f" ({det['promotion_weeks']:+.1f} weeks from measurable, "
                    f"{det['promotion_weeks_wholly']:+.1f} from wholly changed)"
@@ -504,16 +510,21 @@ def summarize(runs: list[dict[str, Any]], *, args: argparse.Namespace, command: 
             if rec.get("recovered"):
                 lines.append(
                     f"- Recovery: the every-cycle model stays ≥ {MARGIN} above never-retrained "
-                    f"from the cohort at {rec['recovered']} on; of the {rec['judged']} cohorts from "
+                    f"from the cohort at {rec['recovered']} on; of the {rec['judged']} cohorts "
+                    "from "
                     f"{LAG} weeks later, the champion is within {GAP} of it on {rec['within']} and "
                     f"≥ {MARGIN} above never-retrained on {rec['above_never']} (largest gap "
-                    f"{rec['worst_gap'] if rec['worst_gap'] is None else round(rec['worst_gap'], 4)}).")
+                    f"{_round(rec['worst_gap'])}).")
             else:
                 lines.append("- Recovery: within the replay, the every-cycle model never stays "
                              f"≥ {MARGIN} above the never-retrained one to the end.")
         lines.append("")
     lines += verdicts(runs)
     return "\n".join(lines)
+
+
+def _round(value: float | None) -> str:
+    return "—" if value is None else f"{value:.4f}"
 
 
 def _median(values: Any) -> str:
@@ -569,9 +580,9 @@ def verdicts(runs: list[dict[str, Any]]) -> list[str]:
                        f"{LAG} cycles after it recovers, and {MARGIN} above never-retrained from "
                        f"then on: {'met' if ok else 'not met'} (within on {rec['within']} of "
                        f"{rec['judged']} cohorts, above on {rec['above_never']}).")
-    out.append("- Cycle time on 20,000 customers, p99 of the risk endpoint during cycles, real-time "
-               "answers, kill -9 and CLI-while-serving: not measured here (this replay runs "
-               "smaller shops and no service; the crash and CLI lines are tests).")
+    out.append("- Cycle time on 20,000 customers, p99 of the risk endpoint during cycles, "
+               "real-time answers, kill -9 and CLI-while-serving: not measured here (this replay "
+               "runs smaller shops and no service; the crash and CLI lines are tests).")
     return out
 
 
