@@ -76,6 +76,20 @@ def _data_now(ctx: CycleContext, store: Store) -> dt.datetime | None:
     return resolve_as_of(store, None)
 
 
+def _train_as_of(ctx: CycleContext, store: Store) -> dt.datetime | None:
+    """The ``as_of`` the training steps (the first model, the gate) get: --now, except None
+    (all the data) when --now is at or after the data's own now.
+
+    A model trained as of the moment the data ends learns from every label there is, which is
+    what ``as_of=None`` trains on. Handed that moment itself, the cutoff calendar would validate
+    on ``now - horizon``, whose label window ends at midnight while the last event comes before
+    it: the labels are not observable and training fails (a replay driving the cycle with --now
+    at each week's end found this)."""
+    if ctx.now is None or events_mark(store)[0] == 0:
+        return ctx.now
+    return None if to_cutoff(ctx.now) >= resolve_as_of(store, None) else ctx.now
+
+
 def _inbox_folder(ctx: CycleContext) -> Path:
     return inbox.folder_of(ctx.project.root, ctx.config.operate.inbox)
 
@@ -238,12 +252,13 @@ def challenge_run(ctx: CycleContext) -> StepOutcome:
     op = ctx.config.operate
     with ctx.access.reading() as store:
         version, now = alias_version(store, CHAMPION), _data_now(ctx, store)
+        as_of = _train_as_of(ctx, store)
     if now is None:
         return StepOutcome.skipped("the store holds no events yet; nothing to train on")
     if version is None:
         with ctx.access.writing() as store:
             trained = train_model(store, definition=ctx.config.churn, model=op.first_model,
-                                  as_of=ctx.now, promote=None,
+                                  as_of=as_of, promote=None,
                                   progress=lambda m: ctx.say(f"challenge: {m}"))
         figures = {"trained": trained.version, "model": trained.name,
                    "promoted": trained.promoted, "n_train": trained.n_train,
@@ -259,7 +274,7 @@ def challenge_run(ctx: CycleContext) -> StepOutcome:
     with ctx.access.writing() as store:
         # Every cycle: a champion the gate promoted is checked on its realized metrics first.
         realized = check_realized(store, definition=ctx.config.churn, config=gate,
-                                  as_of=ctx.now, progress=say)
+                                  as_of=as_of, progress=say)
         version = alias_version(store, CHAMPION)
         age = _champion_age_days(store, version, now, ctx.config.churn)
     monitor = ctx.records.get("monitor")
@@ -278,7 +293,7 @@ def challenge_run(ctx: CycleContext) -> StepOutcome:
     if not due:
         return StepOutcome.skipped(f"no challenger due: {why}", figures=figures)
     with ctx.access.writing() as store:
-        decision = challenge(store, definition=ctx.config.churn, as_of=ctx.now, config=gate,
+        decision = challenge(store, definition=ctx.config.churn, as_of=as_of, config=gate,
                              progress=say)
     figures["decision"] = decision.to_dict()
     return StepOutcome.done(f"{decision.outcome}: {decision.reason}",

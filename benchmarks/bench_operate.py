@@ -1,0 +1,679 @@
+"""Weekly operating cycles replayed on a simulated shop, measured against the simulator's truth.
+
+    python benchmarks/bench_operate.py [--users 3000] [--start-day 392] [--weeks 34]
+        [--change-day 420] [--days N] [--seeds 0] [--scenarios drift,default]
+        [--retrain-every-days 28] [--fresh] [--no-write]
+
+Issue 18, item 6. Per scenario and seed:
+
+1. **Simulate once** the whole period (``days``: by default just long enough for the last
+   cycle's cohort to mature), the ``drift`` scenario's change on ``change_day``; the simulator
+   records the exact truth at every cycle's date.
+2. **Replay.** A project (``churnguard.toml`` defaults; plans and deliveries off, as they are by
+   default: ``[operate] plan_budget`` unset) gets the users, items and campaigns and the events
+   before the first cycle's date. Then, once a week, the week's events are written into the
+   project's inbox and :func:`churnguard.operate.run_cycle` runs at ``now`` = the week's end,
+   exactly as ``churnguard run --now`` does: ingest, score, monitor, challenge (the first
+   model, then the gate when a challenger is due), plan, deliver, measure. Recorded per cycle:
+   wall time per step and per cycle, the process's peak RSS so far, the monitor's checks and
+   alarms, the gate's decision, the champion after the cycle. Each cycle's figures are appended
+   to ``cycles.jsonl`` in the run's folder, so a killed run continues where it stopped.
+3. **Truth.** Every cycle's date T is a test cohort: the customers at T, labelled by their orders
+   in [T, T + horizon), built from a second store that holds the whole simulated period (only
+   the labels need the future; features use events before T). On each cohort, ROC-AUC of
+   (i) the champion after that week's cycle, (ii) a model retrained every cycle: the champion's
+   recipe (same catalogue kind and settings, same churn definition) trained by
+   :func:`churnguard.training.train_model` as of T on all the labels then available — what the
+   gate's refit would deploy —, (iii) the never-retrained model: the first champion, (iv) the
+   simulator's true P(churn) (the oracle). Every model compared on the cohort at T learned only
+   from label windows ending by T: out of time.
+4. **The gate against the truth.** A promotion in the cycle at T deployed a refit that learned up
+   to T: its test cohort is the one at T, where it is compared with the champion it replaced (a
+   promotion is wrong when the refit is truly worse by more than 0.01). A kept challenge is
+   compared the same way with the every-cycle model (what the refit would have been): a miss
+   when that model was better by more than 0.01.
+5. **Drift:** the detection delay, in weeks, from the change becoming measurable (``truth/
+   change.json``) to the first monitor alarm and to the first promotion.
+
+Writes the section "operate" of RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import churnguard  # noqa: E402, F401  (before torch: OMP_WAIT_POLICY)
+from results import DATA, HORIZON, START, ingest_shop, peak_rss_mib, write_section  # noqa: E402
+
+GAP = 0.01  # the Done-when lines' tolerances
+MARGIN = 0.02
+LAG = 4
+
+
+# -- the calendar ---------------------------------------------------------------------------------
+def calendar(*, start_day: int, weeks: int, days: int | None = None) -> dict[str, Any]:
+    """The cycles' day indices (the first at ``start_day``, then ``weeks`` weekly ones) and the
+    shop's length: by default the shortest in which the last cycle's cohort matures (its labels
+    need orders up to T + horizon - 1, the last simulated day).
+
+    >>> c = calendar(start_day=337, weeks=30)
+    >>> c["cycles"][0], c["cycles"][-1], c["days"]
+    (337, 547, 638)
+    """
+    cycles = [start_day + 7 * k for k in range(weeks + 1)]
+    needed = cycles[-1] + HORIZON + 1
+    days = needed if days is None else days
+    if days < needed:
+        raise ValueError(f"--days {days}: the last cycle's cohort (day {cycles[-1]}) needs "
+                         f"{needed} days to mature")
+    return {"cycles": cycles, "days": days}
+
+
+def day_time(day: int) -> dt.datetime:
+    return dt.datetime.combine(START + dt.timedelta(days=day), dt.time())
+
+
+# -- what one cycle's record says -----------------------------------------------------------------
+def cycle_figures(record: Any, *, wall: float, champion: str | None) -> dict[str, Any]:
+    """The figures of one cycle's record (a :class:`churnguard.operate.CycleRecord`)."""
+    steps = {r.step: r for r in record.records}
+    seconds = {r.step: (r.finished_at - r.started_at).total_seconds()
+               for r in record.records if r.finished_at is not None}
+    monitor = steps.get("monitor")
+    checks = alarms = 0
+    alarmed: list[str] = []
+    drifted = False
+    if monitor is not None and monitor.status == "done":
+        features = monitor.figures.get("features", [])
+        score = monitor.figures.get("score_drift")
+        checks = len(features) + (score is not None)
+        alarmed = [f["name"] for f in features if f.get("alarm")]
+        alarms = len(alarmed) + bool(score and score.get("alarm"))
+        drifted = bool(monitor.figures.get("alarm"))
+    challenge = steps.get("challenge")
+    decision = realized = None
+    if challenge is not None:
+        decision = challenge.figures.get("decision")
+        realized = challenge.figures.get("realized")
+        if decision is None and realized and realized.get("outcome") == "rolled-back":
+            decision = realized  # the realized check moved the champion back
+        if decision is None and challenge.status == "done" and "trained" in challenge.figures:
+            decision = {"outcome": "first", "champion_after": challenge.figures["trained"]}
+    return {"status": record.status, "error": record.error, "wall_s": wall,
+            "step_s": seconds, "statuses": {r.step: r.status for r in record.records},
+            "checks": checks, "alarms": alarms, "alarmed": alarmed[:10], "drifted": drifted,
+            "decision": _slim(decision), "realized": _slim(realized), "champion": champion,
+            "peak_rss_mib": peak_rss_mib()}
+
+
+def _slim(decision: dict | None) -> dict | None:
+    if decision is None:
+        return None
+    keep = ("trigger", "outcome", "champion_version", "challenger_version", "champion_after",
+            "cohort_cutoff", "n_customers", "champion_auc", "challenger_auc", "delta_auc",
+            "delta_auc_lower", "champion_ece", "challenger_ece", "reason")
+    return {k: decision.get(k) for k in keep if k in decision}
+
+
+# -- the replay -----------------------------------------------------------------------------------
+def _load_jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _append(path: Path, row: dict[str, Any]) -> None:
+    with path.open("a") as f:
+        f.write(json.dumps(row, default=str) + "\n")
+
+
+def prepare(folder: Path, *, scenario: str, users: int, days: int, change_day: int, seed: int,
+            cycles: list[int], retrain_every_days: int) -> dict[str, Any]:
+    """Simulate (unless cached), create the project and load what precedes the first cycle."""
+    import pandas as pd
+
+    from churnguard.config import IngestConfig, OperateConfig, ProjectConfig
+    from churnguard.ingest import ingest_files
+    from churnguard.project import init_project
+    from churnguard.simulate import simulate
+
+    sim = folder / "sim"
+    seconds: dict[str, float] = {}
+    if not (sim / "manifest.json").exists():  # the manifest is written last
+        t0 = time.perf_counter()
+        simulate(n_users=users, days=days, seed=seed, out_dir=sim, scenario=scenario, start=START,
+                 horizon_days=HORIZON, cutoffs=[day_time(d).date() for d in cycles],
+                 change_day=change_day if scenario == "drift" else None)
+        seconds["simulate"] = time.perf_counter() - t0
+    root = folder / "project"
+    if not (root / "loaded").exists():
+        t0 = time.perf_counter()
+        # The simulated calendar may run past today; plans and deliveries stay off (defaults).
+        config = ProjectConfig(ingest=IngestConfig(future_events="allow"),
+                               operate=OperateConfig(retrain_every_days=retrain_every_days))
+        project, _ = init_project(root, config=config)
+        events = pd.read_parquet(sim / "events.parquet")
+        first = pd.Timestamp(day_time(cycles[0]), tz="UTC")
+        ts = events["ts"] if events["ts"].dt.tz is not None else events["ts"].dt.tz_localize("UTC")
+        (folder / "early").mkdir(exist_ok=True)
+        events[ts < first].to_parquet(folder / "early" / "events.parquet", index=False)
+        with project.open_store() as store:
+            for kind, path in (("items", sim / "items.parquet"), ("users", sim / "users.parquet"),
+                               ("events", folder / "early" / "events.parquet"),
+                               ("campaigns", sim / "campaigns.parquet")):
+                ingest_files(store, kind=kind, files=[path], config=project.config.ingest)
+        (root / "loaded").write_text("initial load done\n")
+        seconds["initial_load"] = time.perf_counter() - t0
+    # Kept beside the run, so a resumed run still reports what the setup took.
+    kept = folder / "setup.json"
+    seconds = {**(json.loads(kept.read_text()) if kept.exists() else {}), **seconds}
+    kept.write_text(json.dumps(seconds))
+    return seconds
+
+
+def replay(folder: Path, *, cycles: list[int], say: Any = print) -> list[dict[str, Any]]:
+    """Run one cycle per date in ``cycles``, each after dropping the week's events into the
+    inbox; figures are appended to ``folder/cycles.jsonl`` (a rerun continues after the last)."""
+    import pandas as pd
+
+    from churnguard.operate import OneStore, run_cycle
+    from churnguard.project import Project
+    from churnguard.registry import CHAMPION, alias_version
+    from churnguard.training import training_cutoffs
+
+    log = folder / "cycles.jsonl"
+    done = {row["day"]: row for row in _load_jsonl(log)}
+    project = Project.load(folder / "project")
+    events = None
+    for k, day in enumerate(cycles):
+        if day in done:
+            continue
+        if k > 0:
+            if events is None:
+                events = pd.read_parquet(folder / "sim" / "events.parquet")
+                if events["ts"].dt.tz is None:
+                    events["ts"] = events["ts"].dt.tz_localize("UTC")
+            lo, hi = (pd.Timestamp(day_time(d), tz="UTC") for d in (cycles[k - 1], day))
+            inbox = project.root / project.config.operate.inbox / "events"
+            inbox.mkdir(parents=True, exist_ok=True)
+            name = f"events-{day_time(day):%Y-%m-%d}.parquet"
+            if not (inbox.parent / "done" / "events" / name).exists():
+                week = events[(events["ts"] >= lo) & (events["ts"] < hi)]
+                # Written under a .part name and renamed: the inbox leaves such files alone.
+                week.to_parquet(inbox / (name + ".part"), index=False)
+                (inbox / (name + ".part")).rename(inbox / name)
+        t0 = time.perf_counter()
+        with project.open_store() as store:
+            record = run_cycle(OneStore(store), project=project, now=day_time(day))
+            wall = time.perf_counter() - t0
+            champion = alias_version(store, CHAMPION)
+            # Where a model trained now validates (the gate's refit): the every-cycle model of
+            # the truth phase uses the same cutoffs.
+            _, validation = training_cutoffs(store, definition=project.config.churn)
+        row = {"day": day, "date": f"{day_time(day):%Y-%m-%d}",
+               "refit_validation": f"{validation:%Y-%m-%d}",
+               **cycle_figures(record, wall=wall, champion=champion)}
+        if record.status != "done":
+            raise RuntimeError(f"the cycle at {row['date']} failed: {record.error}")
+        _append(log, row)
+        d = row["decision"] or {}
+        say(f"   cycle {row['date']}: {row['wall_s']:.1f} s "
+            f"({', '.join(f'{s} {v:.1f}' for s, v in row['step_s'].items() if v >= 0.05)}); "
+            f"alarms {row['alarms']}/{row['checks']}; "
+            f"{d.get('outcome', 'no challenge')}; champion {champion}; "
+            f"peak RSS {row['peak_rss_mib']:.0f} MiB")
+        done[day] = row
+    return [done[d] for d in cycles]
+
+
+def lag_checks(folder: Path, *, cycles: list[int], lag_days: int,
+               say: Any = print) -> list[dict[str, Any]]:
+    """After the replay: the monitor's feature checks of each week's batch against the
+    population ``lag_days`` earlier (``[monitor] reference = "lag"``) instead of the champion's
+    training window, from the replayed store (features use only events before each date; the
+    score check is left out, as the store's champion is the last one). Appended to
+    ``lag_<days>.jsonl``."""
+    from churnguard.config import MonitorConfig
+    from churnguard.monitor import run_monitor
+    from churnguard.project import Project
+
+    log = folder / f"lag_{lag_days}.jsonl"
+    done = {row["day"]: row for row in _load_jsonl(log)}
+    project = Project.load(folder / "project")
+    config = project.config.monitor.model_copy(update={"reference": "lag",
+                                                       "reference_lag_days": lag_days})
+    config = MonitorConfig.model_validate(config.model_dump())
+    for day in cycles[1:]:
+        if day in done:
+            continue
+        with project.open_store(read_only=True) as store:
+            report = run_monitor(store, as_of=day_time(day), config=config,
+                                 definition=project.config.churn)
+        alarmed = [f.name for f in report.features if f.alarm]
+        row = {"day": day, "date": f"{day_time(day):%Y-%m-%d}", "checks": len(report.features),
+               "alarms": len(alarmed), "alarmed": alarmed[:10]}
+        _append(log, row)
+        done[day] = row
+        say(f"   lag-{lag_days} check {row['date']}: {row['alarms']}/{row['checks']} alarm")
+    return [done[d] for d in cycles[1:]]
+
+
+# -- the truth ------------------------------------------------------------------------------------
+def evaluate(folder: Path, *, cycles: list[int], rows: list[dict[str, Any]],
+             say: Any = print) -> list[dict[str, Any]]:
+    """Per cycle date T, ROC-AUC on the cohort at T of the week's champion, the every-cycle model,
+    the never-retrained model and the oracle (module docstring); appended to ``truth.jsonl``."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.metrics import roc_auc_score
+
+    from churnguard.project import Project
+    from churnguard.registry import load_model
+    from churnguard.snapshots import build_snapshot
+    from churnguard.store import Store
+    from churnguard.training import train_model
+
+    log = folder / "truth.jsonl"
+    done = {row["day"]: row for row in _load_jsonl(log)}
+    if all(d in done for d in cycles):
+        return [done[d] for d in cycles]
+    project = Project.load(folder / "project")
+    definition = project.config.churn
+    db = folder / "full.duckdb"
+    if not db.exists():  # ingested under another name and renamed when complete
+        tmp = folder / "full.tmp.duckdb"
+        tmp.unlink(missing_ok=True)
+        with Store.open(tmp) as store:
+            ingest_shop(store, folder / "sim")
+        tmp.rename(db)
+    versions = {r["champion"] for r in rows} | {
+        v for r in rows for v in ((r["decision"] or {}).get("champion_version"),) if v}
+    first = rows[0]["champion"]
+    with project.open_store(read_only=True) as store:
+        models = {v: load_model(store, v) for v in versions}
+    recipe = type(models[first])(**models[first].get_params())
+    truth = pd.read_parquet(folder / "sim" / "truth" / "churn.parquet",
+                            columns=["user_id", "cutoff", "p_churn"])
+    truth["cutoff"] = pd.to_datetime(truth["cutoff"]).dt.tz_convert(None).astype("datetime64[us]")
+    truth = truth.set_index(["user_id", "cutoff"])["p_churn"]
+    with Store.open(db) as store:
+        snap = build_snapshot(store, definition=definition,
+                              cutoffs=[day_time(d) for d in cycles if d not in done])
+        cut = snap.index.get_level_values(1)
+        for row in rows:
+            day = row["day"]
+            if day in done:
+                continue
+            test = snap.subset(np.asarray(cut == pd.Timestamp(day_time(day))))
+            y = test.y()
+            t0 = time.perf_counter()
+            # A fresh copy of the recipe each time: fit must not see an earlier fit's state.
+            # As of where the refit's labels end: the same cutoffs as the gate's refit.
+            as_of = (dt.datetime.fromisoformat(row["refit_validation"])
+                     + dt.timedelta(days=definition.horizon_days))
+            every = train_model(store, definition=definition,
+                                model=type(recipe)(**recipe.get_params()), as_of=as_of,
+                                promote=False).version
+            every_model = load_model(store, every)
+            fit_s = time.perf_counter() - t0
+            oracle = truth.reindex(test.index).to_numpy()
+
+            def auc(model: Any, test: Any = test, y: Any = y) -> float:
+                return float(roc_auc_score(y, model.predict_proba(test)))
+
+            before = (row["decision"] or {}).get("champion_version")
+            out = {"day": day, "date": row["date"], "n": len(test),
+                   "churn_rate": float(y.mean()), "champion": auc(models[row["champion"]]),
+                   "every_cycle": auc(every_model), "never": auc(models[first]),
+                   "oracle": (float(roc_auc_score(y, oracle))
+                              if not np.isnan(oracle).any() else None),
+                   "champion_before": (auc(models[before]) if before in models else None),
+                   "every_cycle_version": every, "fit_s": fit_s}
+            _append(log, out)
+            done[day] = out
+            say(f"   cohort {out['date']}: n {out['n']:,}, churn {out['churn_rate']:.3f}; AUC "
+                f"champion {out['champion']:.4f}, every cycle {out['every_cycle']:.4f}, never "
+                f"{out['never']:.4f}, oracle {out['oracle'] or float('nan'):.4f}")
+    return [done[d] for d in cycles]
+
+
+# -- the verdicts ---------------------------------------------------------------------------------
+def gate_checks(rows: list[dict[str, Any]], truth: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every gate decision of the replay against the truth on its test cohort (module
+    docstring, 4): ``wrong`` when a promotion deployed a model truly worse by more than 0.01
+    than the one it replaced, ``missed`` when a kept challenge left a champion truly worse by
+    more than 0.01 than the refit it declined."""
+    checks = []
+    for row, t in zip(rows, truth, strict=True):
+        d = row["decision"]
+        if not d or d.get("outcome") in (None, "first", "no-evidence"):
+            continue
+        true_delta = None
+        if d["outcome"] in ("promoted", "rolled-back") and t["champion_before"] is not None:
+            true_delta = t["champion"] - t["champion_before"]
+        elif d["outcome"] == "kept":
+            true_delta = t["every_cycle"] - t["champion"]
+        checks.append({"date": row["date"], "outcome": d["outcome"],
+                       "gate_delta": d.get("delta_auc"), "gate_lower": d.get("delta_auc_lower"),
+                       "true_delta": true_delta,
+                       "wrong": d["outcome"] in ("promoted", "rolled-back")
+                       and true_delta is not None and true_delta < -GAP,
+                       "missed": d["outcome"] == "kept" and true_delta is not None
+                       and true_delta > GAP})
+    return checks
+
+
+def detection(rows: list[dict[str, Any]], change: dict[str, Any]) -> dict[str, Any]:
+    """Weeks from the change becoming measurable to the first alarm and the first promotion at
+    or after it (None when none came in the replay)."""
+    measurable = dt.date.fromisoformat(change["first_changed_labels_matured"])
+    wholly = dt.date.fromisoformat(change["first_wholly_changed_labels_matured"])
+    changed = dt.date.fromisoformat(change["change_date"])
+
+    def first(pred: Any) -> str | None:
+        return next((r["date"] for r in rows if dt.date.fromisoformat(r["date"]) >= changed
+                     and pred(r)), None)
+
+    alarm = first(lambda r: r["drifted"])
+    promotion = first(lambda r: (r["decision"] or {}).get("outcome") == "promoted")
+
+    def weeks(date: str | None, since: dt.date) -> float | None:
+        return None if date is None else (dt.date.fromisoformat(date) - since).days / 7
+
+    return {"change": change["change_date"], "measurable": measurable.isoformat(),
+            "wholly": wholly.isoformat(), "first_alarm": alarm, "first_promotion": promotion,
+            "alarm_weeks": weeks(alarm, measurable),
+            "promotion_weeks": weeks(promotion, measurable),
+            "promotion_weeks_wholly": weeks(promotion, wholly)}
+
+
+def recovery(truth: list[dict[str, Any]], *, change_date: str) -> dict[str, Any]:
+    """The Done-when line on recovery: R = the first cohort after the change from which the
+    every-cycle model stays at least 0.02 above the never-retrained one (it has recovered);
+    from R + 4 weeks on, is the champion within 0.01 of it and 0.02 above never-retrained?"""
+    after = [t for t in truth if t["date"] >= change_date]
+    recovered = next((i for i in range(len(after))
+                      if all(a["every_cycle"] - a["never"] >= MARGIN for a in after[i:])), None)
+    if recovered is None:
+        return {"recovered": None}
+    later = after[recovered + LAG:]
+    return {"recovered": after[recovered]["date"], "judged": len(later),
+            "within": sum(abs(t["every_cycle"] - t["champion"]) <= GAP for t in later),
+            "above_never": sum(t["champion"] - t["never"] >= MARGIN for t in later),
+            "worst_gap": max((t["every_cycle"] - t["champion"] for t in later), default=None)}
+
+
+def summarize(runs: list[dict[str, Any]], *, args: argparse.Namespace, command: str) -> str:
+    import numpy as np
+
+    lines = [f"{args.users:,} customers, seed(s) {args.seeds}; cycles every 7 days from day "
+             f"{args.start_day} ({day_time(args.start_day):%Y-%m-%d}) for {args.weeks} weeks "
+             f"(so {args.weeks + 1} cycles per scenario); the `drift` change on day "
+             f"{args.change_day} ({day_time(args.change_day):%Y-%m-%d}); {HORIZON}-day horizon; "
+             f"churnguard.toml defaults (first model and gate recipe `gbdt`, `retrain_every_days` "
+             f"= {args.retrain_every_days}, monitor: PSI, bootstrap null of 500, BH at FDR 0.01); "
+             "plans and deliveries off (no `plan_budget`: the default), so plan, deliver and "
+             "measure skip. The cycle is the library's `run_cycle(now=week end)` (what "
+             "`churnguard run --now` runs).", ""]
+    for run in runs:
+        rows, truth = run["rows"], run["truth"]
+        walls = np.array([r["wall_s"] for r in rows])
+        setup = ", ".join(f"{k} {v:.0f} s" for k, v in run["setup"].items())
+        challenge = np.array([r["step_s"].get("challenge", 0.0) for r in rows])
+        # Cycles that trained a model: the first, and every challenge that was judged (kept or
+        # promoted: its twin, and for a promotion the refit); no-evidence trains nothing.
+        trained = np.array([(r["decision"] or {}).get("outcome") in ("first", "kept", "promoted")
+                            for r in rows])
+        steps = sorted({s for r in rows for s in r["step_s"]},
+                       key=["ingest", "score", "monitor", "challenge", "plan", "deliver",
+                            "measure"].index)
+        lines.append(f"### `{run['scenario']}`, seed {run['seed']}")
+        lines.append("")
+        lines.append("| cycle | alarms / checks | gate | champion | AUC champion | every cycle | "
+                     "never | oracle | cycle s | " + " | ".join(f"{s} s" for s in steps) + " |")
+        lines.append("|---|---|---|---|---|---|---|---|---|" + "---|" * len(steps))
+        for r, t in zip(rows, truth, strict=True):
+            d = r["decision"] or {}
+            gate = d.get("outcome", "—")
+            if d.get("delta_auc_lower") is not None:
+                gate += f" (ΔAUC {d['delta_auc']:+.4f}, lower {d['delta_auc_lower']:+.4f}"
+                gate += "".join(f"; {why}" for why, said in (
+                    ("ΔAUC bound", "lower bound"), ("ECE", "ECE is")) if d.get("outcome") == "kept"
+                    and said in (d.get("reason") or "")) + ")"
+            lines.append(
+                f"| {r['date']} | {r['alarms']}/{r['checks']} | {gate} | "
+                f"{(r['champion'] or '')[-8:]} | {t['champion']:.4f} | {t['every_cycle']:.4f} | "
+                f"{t['never']:.4f} | {_round(t['oracle'])}"
+                f" | {r['wall_s']:.1f} | "
+                + " | ".join(f"{r['step_s'].get(s, 0):.1f}" for s in steps) + " |")
+        lines.append("")
+        pre = [r for r in rows
+               if run["scenario"] != "drift" or r["date"] < run["change"]["change_date"]]
+        when = " before the change" if run["scenario"] == "drift" else ""
+        checks = sum(r["checks"] for r in pre)
+        alarms = sum(r["alarms"] for r in pre)
+        lines.append(f"- Feature checks alarming{when}: {alarms} of {checks} "
+                     f"({alarms / max(checks, 1):.2%}) over {len(pre)} cycles; "
+                     f"cycles with an alarm: {sum(r['drifted'] for r in pre)}.")
+        if run.get("lag"):
+            mine = [x for x in run["lag"] if run["scenario"] != "drift"
+                    or x["date"] < run["change"]["change_date"]]
+            after = [x for x in run["lag"] if run["scenario"] == "drift"
+                     and x["date"] >= run["change"]["change_date"]]
+            n, a = sum(x["checks"] for x in mine), sum(x["alarms"] for x in mine)
+            lines.append(
+                f"- The same weekly batches against the population {run['lag_days']} days "
+                f"earlier (`reference = \"lag\"`, checked after the replay, feature checks only): "
+                f"{a} of {n} alarm ({a / max(n, 1):.2%})"
+                + (f" before the change; after it {sum(x['alarms'] for x in after)} of "
+                   f"{sum(x['checks'] for x in after)}, first on "
+                   f"{next((x['date'] for x in after if x['alarms']), 'none')}"
+                   if run["scenario"] == "drift" else "") + ".")
+        gates = run["gate"]
+        lines.append(f"- Gate decisions checked against the truth: {len(gates)} "
+                     f"({sum(g['outcome'] == 'promoted' for g in gates)} promoted, "
+                     f"{sum(g['outcome'] == 'kept' for g in gates)} kept, "
+                     f"{sum(g['outcome'] == 'rolled-back' for g in gates)} rolled back); "
+                     f"promoted a model truly worse by > {GAP}: {sum(g['wrong'] for g in gates)}; "
+                     f"kept a champion truly worse than the refit by > {GAP}: "
+                     f"{sum(g['missed'] for g in gates)}. True ΔAUC of the promotions: "
+                     + (", ".join(f"{g['true_delta']:+.4f}" for g in gates
+                                  if g['outcome'] == 'promoted' and g['true_delta'] is not None)
+                        or "none") + ".")
+        lines.append(f"- Wall time per cycle: median {np.median(walls):.1f} s, max "
+                     f"{walls.max():.1f} s; with a challenge (gate or first model) median "
+                     f"{_median(walls[trained])}, without {_median(walls[~trained])}; peak RSS "
+                     f"of the replay process {max(r['peak_rss_mib'] for r in rows):,.0f} MiB. "
+                     f"Steps other than the challenge, per cycle: median "
+                     f"{_median(walls - challenge)} (a cycle without retraining). "
+                     f"Setup: {setup or 'cached'}"
+                     f"; all cycles {walls.sum():,.0f} s; the truth phase's every-cycle fits "
+                     f"{sum(t['fit_s'] for t in truth):,.0f} s.")
+        if run["scenario"] == "drift":
+            det, rec = run["detection"], run["recovery"]
+            lines.append(
+                f"- Detection: change on {det['change']}; changed labels first matured "
+                f"{det['measurable']}, wholly changed ones {det['wholly']}. First monitor alarm "
+                f"on or after the change: {det['first_alarm'] or 'none'}"
+                + (f" ({det['alarm_weeks']:+.1f} weeks from measurable)"
+                   if det['alarm_weeks'] is not None else "")
+                + f"; first promotion: {det['first_promotion'] or 'none'}"
+                + (f" ({det['promotion_weeks']:+.1f} weeks from measurable, "
+                   f"{det['promotion_weeks_wholly']:+.1f} from wholly changed)"
+                   if det['promotion_weeks'] is not None else "") + ".")
+            if rec.get("recovered"):
+                lines.append(
+                    f"- Recovery: the every-cycle model stays ≥ {MARGIN} above never-retrained "
+                    f"from the cohort at {rec['recovered']} on; of the {rec['judged']} cohorts "
+                    "from "
+                    f"{LAG} weeks later, the champion is within {GAP} of it on {rec['within']} and "
+                    f"≥ {MARGIN} above never-retrained on {rec['above_never']} (largest gap "
+                    f"{_round(rec['worst_gap'])}).")
+            else:
+                lines.append("- Recovery: within the replay, the every-cycle model never stays "
+                             f"≥ {MARGIN} above the never-retrained one to the end.")
+        lines.append("")
+    lines += verdicts(runs)
+    return "\n".join(lines)
+
+
+def _round(value: float | None) -> str:
+    return "—" if value is None else f"{value:.4f}"
+
+
+def _median(values: Any) -> str:
+    import numpy as np
+
+    return f"{np.median(values):.1f} s" if len(values) else "n/a (none)"
+
+
+def _lag_verdict(runs: list[dict[str, Any]]) -> str:
+    lag = [x for r in runs for x in (r.get("lag") or [])]
+    if not lag:
+        return ""
+    n, a = sum(x["checks"] for x in lag), sum(x["alarms"] for x in lag)
+    return (f"; {'met' if a <= 0.01 * n else 'not met'} against the population "
+            f"{runs[0]['lag_days']} days earlier ({a / max(n, 1):.2%} of {n:,})")
+
+
+def verdicts(runs: list[dict[str, Any]]) -> list[str]:
+    """The Done-when lines of issue 18 this replay measures, each met or not at this size."""
+    out = ["### Against the Done-when lines (at this size)", ""]
+    stable = [r for r in runs if r["scenario"] != "drift"]
+    drift = [r for r in runs if r["scenario"] == "drift"]
+    if stable:
+        checks = sum(x["checks"] for r in stable for x in r["rows"])
+        alarms = sum(x["alarms"] for r in stable for x in r["rows"])
+        wrong = sum(g["wrong"] for r in stable for g in r["gate"])
+        out.append(f"- Stable replays, at most 1% of feature checks alarm: "
+                   f"{'met' if alarms <= 0.01 * checks else 'not met'} with the default reference, "
+                   f"the champion's training window ({alarms / max(checks, 1):.1%} of {checks:,})"
+                   + _lag_verdict(stable) + ".")
+        out.append(f"- Stable replays, no promotion of a model truly worse by more than {GAP}: "
+                   f"{'met' if not wrong else 'not met'} ({wrong} of "
+                   f"{sum(g['outcome'] == 'promoted' for r in stable for g in r['gate'])} "
+                   "promotions).")
+    for r in drift:
+        det, rec = r["detection"], r["recovery"]
+        weeks = det["alarm_weeks"]
+        pre = [x for x in r["rows"] if x["date"] < r["change"]["change_date"]]
+        noisy = sum(x["alarms"] for x in pre) > 0.01 * max(sum(x["checks"] for x in pre), 1)
+        lag_after = [x for x in (r.get("lag") or []) if x["date"] >= r["change"]["change_date"]]
+        lag_text = ("" if not r.get("lag") else
+                    f"; against the population {r['lag_days']} days earlier: "
+                    + next((f"first alarm {x['date']}" for x in lag_after if x["alarms"]),
+                           "no alarm in the replay"))
+        out.append(f"- Drift, flagged within one weekly cycle of becoming measurable: "
+                   + ("not met (no alarm)" if weeks is None else
+                      f"not shown (the first alarm after the change comes {weeks:+.1f} weeks "
+                      "from measurable, but the monitor alarms on the cycles before the change "
+                      "too, so it is no evidence of detection)" if noisy else
+                      f"{'met' if weeks <= 1 else 'not met'} (first alarm {weeks:+.1f} weeks)")
+                   + lag_text + "; first promotion "
+                   + ("none" if det["promotion_weeks"] is None else
+                      f"{det['promotion_weeks']:+.1f} weeks after the change became measurable")
+                   + ".")
+        after = [t for t in r["truth"] if t["date"] >= r["change"]["change_date"]]
+        r["after_change"] = len(after)
+        r["trailing"] = sum(t["every_cycle"] - t["champion"] > GAP for t in after)
+        if rec.get("recovered") is None:
+            out.append("- Drift, the champion back within 0.01 of the every-cycle model 4 cycles "
+                       "after it recovers and 0.02 above never-retrained: not measured (the "
+                       "every-cycle model does not stay 0.02 above never-retrained in the replay)")
+        else:
+            ok = rec["within"] == rec["judged"] == rec["above_never"]
+            verdict = ("not measured (the replay ends before " f"{LAG} cycles after it recovers)"
+                       if not rec["judged"] else "met" if ok else "not met")
+            out.append(f"- Drift, the champion back within {GAP} of the every-cycle model "
+                       f"{LAG} cycles after it recovers, and {MARGIN} above never-retrained from "
+                       f"then on: {verdict} (the every-cycle model recovers at "
+                       f"{rec['recovered']}; within on {rec['within']} of {rec['judged']} "
+                       f"cohorts, above on {rec['above_never']}). Before that, the champion "
+                       f"trails the every-cycle model by more than {GAP} on "
+                       f"{r['trailing']} of {r['after_change']} cohorts after the change.")
+    out.append("- Cycle time on 20,000 customers, p99 of the risk endpoint during cycles, "
+               "real-time answers, kill -9 and CLI-while-serving: not measured here (this replay "
+               "runs smaller shops and no service; the crash and CLI lines are tests).")
+    return out
+
+
+def run_one(*, scenario: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
+    cal = calendar(start_day=args.start_day, weeks=args.weeks, days=args.days)
+    folder = DATA / (f"operate_{scenario}_{args.users}_{cal['days']}_{args.change_day}_"
+                     f"{args.start_day}_{args.retrain_every_days}_{seed}")
+    if args.fresh and folder.exists():
+        import shutil
+
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    print(f"== {scenario}, seed {seed}: {folder}", flush=True)
+    setup = prepare(folder, scenario=scenario, users=args.users, days=cal["days"],
+                    change_day=args.change_day, seed=seed, cycles=cal["cycles"],
+                    retrain_every_days=args.retrain_every_days)
+    rows = replay(folder, cycles=cal["cycles"], say=lambda m: print(m, flush=True))
+    truth = evaluate(folder, cycles=cal["cycles"], rows=rows, say=lambda m: print(m, flush=True))
+    change_path = folder / "sim" / "truth" / "change.json"
+    change = json.loads(change_path.read_text()) if change_path.exists() else None
+    lag = (lag_checks(folder, cycles=cal["cycles"], lag_days=args.lag_check,
+                      say=lambda m: print(m, flush=True)) if args.lag_check else None)
+    run = {"scenario": scenario, "seed": seed, "rows": rows, "truth": truth, "setup": setup,
+           "lag": lag, "lag_days": args.lag_check,
+           "gate": gate_checks(rows, truth), "change": change or {"change_date": "9999"}}
+    if change:
+        run["detection"] = detection(rows, change)
+        run["recovery"] = recovery(truth, change_date=change["change_date"])
+    return run
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=3000)
+    parser.add_argument("--start-day", type=int, default=392,
+                        help="day index of the first cycle (it trains the first model)")
+    parser.add_argument("--weeks", type=int, default=34, help="weekly cycles after the first")
+    parser.add_argument("--change-day", type=int, default=420)
+    parser.add_argument("--days", type=int, default=None,
+                        help="days simulated (default: the shortest in which every cohort matures)")
+    parser.add_argument("--seeds", default="0")
+    parser.add_argument("--scenarios", default="drift,default")
+    parser.add_argument("--retrain-every-days", type=int, default=28)
+    parser.add_argument("--lag-check", type=int, default=7, metavar="DAYS",
+                        help="after the replay, the feature checks again against the population "
+                             "DAYS earlier (reference = lag); 0: skip")
+    parser.add_argument("--fresh", action="store_true", help="discard cached runs and start over")
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    runs = [run_one(scenario=s, seed=int(seed), args=args)
+            for seed in args.seeds.split(",") for s in args.scenarios.split(",")]
+    flags = "".join(f" {f} {v}" for f, v, d in (
+        ("--users", args.users, 3000), ("--start-day", args.start_day, 392),
+        ("--weeks", args.weeks, 34), ("--change-day", args.change_day, 420),
+        ("--days", args.days, None), ("--seeds", args.seeds, "0"),
+        ("--scenarios", args.scenarios, "drift,default"),
+        ("--retrain-every-days", args.retrain_every_days, 28),
+        ("--lag-check", args.lag_check, 7)) if v != d)
+    command = f"python benchmarks/bench_operate.py{flags}"
+    body = summarize(runs, args=args, command=command)
+    body += (f"\nThis invocation took {time.perf_counter() - started:,.0f} s (what was cached "
+             "under benchmarks/.data is read, not rerun; the times per scenario are above).\n")
+    print()
+    print(body)
+    (DATA / "bench_operate_runs.json").write_text(json.dumps(runs, default=str, indent=1))
+    if not args.no_write:
+        write_section("operate", "## Operate: weekly cycles replayed (issue 18)\n\n" + body,
+                      command=command)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
