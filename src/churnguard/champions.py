@@ -411,13 +411,21 @@ def _judge_against_champion(store: Store, *, champion: ModelVersion, evaluated: 
         broken.append(f"the {level} lower bound of ΔAUC is {paired.lower:+.4f}, below "
                       f"−{config.tolerance} (ΔAUC {paired.delta:+.4f}: "
                       f"{paired.auc_b:.4f} against {paired.auc_a:.4f})")
-    if not ece_challenger <= config.max_ece:
-        broken.append(f"its ECE is {ece_challenger:.4f}, above {config.max_ece}")
+    # Calibration holds when the ECE is at most max_ece, or no worse than the champion's on the
+    # same cohort: when the cohort's churn rate has moved (drift), neither twin is calibrated
+    # there, and keeping the champion would buy no calibration, only an older model.
+    ece_limit = max(config.max_ece, ece_champion) if np.isfinite(ece_champion) else config.max_ece
+    if not ece_challenger <= ece_limit:
+        broken.append(f"its ECE is {ece_challenger:.4f}, above {config.max_ece}"
+                      + (f" and above the champion's {ece_champion:.4f}"
+                         if ece_limit > config.max_ece else ""))
     promoted = not broken
     where = f"on {paired.n:,} customers at {cutoff_text(cohort.cutoff)}"
+    ece_said = (f"at most {config.max_ece}" if ece_challenger <= config.max_ece else
+                f"no worse than the champion's {ece_champion:.4f}")
     reason = (f"promoted {where}: the {level} lower bound of ΔAUC is {paired.lower:+.4f} "
               f"(at least −{config.tolerance}; ΔAUC {paired.delta:+.4f}) and its ECE "
-              f"{ece_challenger:.4f} is at most {config.max_ece}"
+              f"{ece_challenger:.4f} is {ece_said}"
               if promoted else f"kept {where}: " + "; ".join(broken))
     return GateDecision(
         decision_id=new_decision_id(), decided_at=_now(), trigger="challenge",

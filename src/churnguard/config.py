@@ -240,7 +240,7 @@ class GateConfig(_Section):
     A challenger is promoted when the one-sided ``confidence`` lower bound of the paired ΔAUC
     (challenger − champion, bootstrap over the customers of the newest matured out-of-time
     cohort, ``resamples`` resamples from ``seed``) is at least ``-tolerance`` and its ECE on that
-    cohort is at most ``max_ece``. A promoted champion is rolled back when the previous one beats
+    cohort is at most ``max_ece`` or at most the champion's there. A promoted champion is rolled back when the previous one beats
     it on a later cohort by more than ``tolerance`` at the same confidence. A cohort with fewer
     than ``min_class_size`` churned or retained customers is no evidence. Without a champion,
     the first challenger (of kind ``model``) must be calibrated (ECE at most ``max_ece``, mean

@@ -61,19 +61,21 @@ def register_fitted(store: Store, model: ChurnModel, *, definition: ChurnDefinit
 
 
 class Squashed(ChurnModel):
-    """A fitted model's probabilities squared: the same ranking (ROC-AUC), miscalibrated."""
+    """A fitted model's probabilities to a power (squared by default): the same ranking
+    (ROC-AUC), miscalibrated."""
 
     name = "gbdt"
 
-    def __init__(self, *, inner: ChurnModel | None = None) -> None:
+    def __init__(self, *, inner: ChurnModel | None = None, power: float = 2.0) -> None:
         self.inner = inner
+        self.power = power
 
     def fit(self, train: Snapshot, *, validation: Snapshot | None = None) -> Squashed:
         self.fitted_ = True
         return self
 
     def predict_proba(self, snapshot: Snapshot) -> np.ndarray:
-        return np.asarray(self.inner.predict_proba(snapshot)) ** 2  # type: ignore[union-attr]
+        return np.asarray(self.inner.predict_proba(snapshot)) ** self.power  # type: ignore[union-attr]
 
 
 @dataclass(frozen=True)

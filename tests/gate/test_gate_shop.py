@@ -182,6 +182,36 @@ def test_a_miscalibrated_challenger_is_kept_even_when_it_ranks_as_well(gate_shop
     assert alias_version(store, CHAMPION) == v["good"]
 
 
+def test_a_challenger_no_worse_calibrated_than_the_champion_is_promoted(gate_shop) -> None:
+    """Under drift neither twin is calibrated on the cohort: a challenger that ranks as well
+    and is no worse calibrated than the champion replaces it (keeping the champion would buy
+    no calibration); one worse calibrated than both the limit and the champion is kept."""
+    store, v = gate_shop.store, gate_shop.versions
+    good = get_model_version(store, v["good"])
+
+    def powered(power: float) -> str:
+        model = Squashed(inner=load_model(store, v["good"]), power=power).fit(None)
+        return register_model(store, model, name="gbdt", config=good.config,
+                              data_window=good.data_window, metrics={}, features=good.features)
+
+    cubed, squared = powered(3.0), powered(2.0)
+    set_alias(store, CHAMPION, cubed, reason="test")
+    decision = decide(store, challenger=squared, definition=DEFINITION, config=CONFIG,
+                      refit=False)
+    assert decision.delta_auc == 0
+    assert CONFIG.max_ece < decision.challenger_ece <= decision.champion_ece
+    assert decision.outcome == "promoted", decision.reason
+    assert "no worse than the champion's" in decision.reason
+    assert alias_version(store, CHAMPION) == squared
+    # The other way round: worse than both the limit and the champion.
+    fourth = powered(4.0)
+    decision = decide(store, challenger=fourth, definition=DEFINITION, config=CONFIG,
+                      refit=False)
+    assert decision.outcome == "kept" and decision.challenger_ece > decision.champion_ece
+    assert "and above the champion's" in decision.reason
+    assert alias_version(store, CHAMPION) == squared
+
+
 def test_no_evidence_when_the_champion_trained_on_the_newest_cohort(gate_shop) -> None:
     """The champion validated on the newest matured cohort: it learned from every label a
     model trained now would, so its recipe has nothing newer to learn; no challenger is trained
