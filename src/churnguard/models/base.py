@@ -53,6 +53,18 @@ class ChurnModel(abc.ABC):
         snapshot's features; models that derive inputs of their own add them)."""
         return snapshot.features
 
+    def predict_explained(self, snapshot: Snapshot,
+                          ) -> tuple[np.ndarray, pd.DataFrame | None, pd.DataFrame | None]:
+        """(:meth:`predict_proba`, :meth:`explain`, :meth:`explanation_values`) of ``snapshot``
+        in one call; the last two are None for a model that gives no contributions. Models whose
+        three methods share costly work (a design matrix) override it to do that work once."""
+        p = np.asarray(self.predict_proba(snapshot), dtype=float)
+        try:
+            contributions = self.explain(snapshot)
+        except NotImplementedError:
+            return p, None, None
+        return p, contributions, self.explanation_values(snapshot)
+
     # -- helpers shared by every model -----------------------------------------------------------
     def get_params(self) -> dict[str, Any]:
         return {k: v for k, v in vars(self).items() if not k.endswith("_") and not k.startswith("_")}
