@@ -11,6 +11,8 @@ of (user, cutoff) rows, built by :mod:`churnguard.snapshots`). They are scikit-l
 - ``predict_proba(snapshot)`` returns P(churn) per row, in the snapshot's row order;
 - ``explain(snapshot)`` returns per-row contributions (a DataFrame, one column per feature, in the
   log-odds scale, plus ``bias``) whose row sums plus bias give the model's raw log-odds;
+- ``predict_explained(snapshot)`` returns those two and ``explanation_values`` in one call (the
+  default calls the three; a model whose three share costly work overrides it);
 - ``save(path)`` / ``load(path)`` round-trip with a format version and the constructor config.
 """
 
