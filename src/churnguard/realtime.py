@@ -35,6 +35,7 @@ import pyarrow as pa
 
 from churnguard.config import ChurnDefinition, ScoringConfig
 from churnguard.explain import reason_context, reasons
+from churnguard.features.build import attribute_columns
 from churnguard.models.base import ChurnModel
 from churnguard.registry import get_model_version
 from churnguard.scoring import champion, risk_tiers, unscorable_customers
@@ -109,7 +110,12 @@ def probabilities(model: ChurnModel, version: str, snapshot: Snapshot, *,
     the GBDT, about 10 ms a customer), :func:`explain_rows` computes them."""
     if len(snapshot) == 0:
         return []
-    p = np.asarray(model.predict_proba(snapshot), dtype=float)
+    return _risks(np.asarray(model.predict_proba(snapshot), dtype=float), version, snapshot,
+                  tiers=tiers, as_of=as_of)
+
+
+def _risks(p: np.ndarray, version: str, snapshot: Snapshot, *, tiers: ScoringConfig,
+           as_of: dt.datetime) -> list[CustomerRisk]:
     tier = risk_tiers(p, tiers)
     users = snapshot.index.get_level_values(0).astype(str)
     return [CustomerRisk(user_id=str(u), as_of=as_of, model_version=version, status=ACTIVE,
@@ -122,14 +128,24 @@ def explain_rows(model: ChurnModel, snapshot: Snapshot, context: pd.DataFrame | 
     """Up to three reason sentences per row of ``snapshot`` in each of ``langs``, keyed by user.
 
     ``context``: :func:`churnguard.explain.reason_context` of (at least) these rows."""
-    users = snapshot.index.get_level_values(0).astype(str)
     if len(snapshot) == 0:
         return {}
     try:
         contributions = model.explain(snapshot)
     except NotImplementedError:
+        contributions = None
+    values = None if contributions is None else model.explanation_values(snapshot)
+    return _sentences(snapshot, contributions, values, context, langs)
+
+
+def _sentences(snapshot: Snapshot, contributions: pd.DataFrame | None,
+               values: pd.DataFrame | None, context: pd.DataFrame | None,
+               langs: Sequence[str]) -> dict[str, dict[str, tuple[str, ...]]]:
+    """The reason sentences of each row from the model's contributions and values (None: the
+    model gives none, so every row has no reasons)."""
+    users = snapshot.index.get_level_values(0).astype(str)
+    if contributions is None or values is None:
         return {str(u): {lang: () for lang in langs} for u in users}
-    values = model.explanation_values(snapshot)
     sentences: dict[str, list[tuple[str, ...]]] = {}
     for lang in langs:
         why = reasons(contributions, values, lang=lang, context=context)
@@ -144,12 +160,15 @@ def score_snapshot(store: Store, model: ChurnModel, version: str, snapshot: Snap
     """Probability, tier and reasons (in each of ``langs``) for every row of ``snapshot``.
 
     ``store`` must hold the events the snapshot was built from (the reasons quote dates from it).
+    The model computes its inputs once for all three (:meth:`~churnguard.models.base.ChurnModel.
+    predict_explained`).
     """
-    risks = probabilities(model, version, snapshot, tiers=tiers, as_of=as_of)
-    if not risks:
+    if len(snapshot) == 0:
         return []
+    p, contributions, values = model.predict_explained(snapshot)
+    risks = _risks(np.asarray(p, dtype=float), version, snapshot, tiers=tiers, as_of=as_of)
     context = reason_context(store, snapshot.index.to_frame(index=False))
-    said = explain_rows(model, snapshot, context, langs=langs)
+    said = _sentences(snapshot, contributions, values, context, langs)
     return [replace(r, reasons=said[r.user_id]) for r in risks]
 
 
@@ -227,6 +246,9 @@ class CustomerScratch:
         self.store.con.execute("SET threads = 1")
         for table in _REFERENCE_TABLES:
             self._copy(table, source.con.sql(f"SELECT * FROM {table}").to_arrow_table())
+        # The attribute columns (and categories) of the copied attributes, as the feature
+        # query of the whole store has them; computed once here, not on every score (~40 ms).
+        self._attributes = attribute_columns(self.store)
 
     def close(self) -> None:
         self.store.close()
@@ -241,6 +263,7 @@ class CustomerScratch:
         """Drop a customer's rows from the copy (after an erasure)."""
         for table in ("users", "user_attributes", "events"):
             self.store.con.execute(f"DELETE FROM {table} WHERE user_id = ?", [user_id])
+        self._attributes = attribute_columns(self.store)  # its values may have been a category
 
     def _load_events(self, source: Store, user_ids: Sequence[str]) -> None:
         self.store.con.execute("DELETE FROM events")
@@ -274,7 +297,8 @@ class CustomerScratch:
             for user_id in bad:
                 out[user_id] = _unscorable(user_id, as_of=as_of, version=version, langs=langs)
             snapshot = build_snapshot(self.store, definition=definition, cutoffs=[as_of],
-                                      features=list(features), with_labels=False, exclude=bad)
+                                      features=list(features), with_labels=False, exclude=bad,
+                                      attributes=self._attributes)
             for risk in score_snapshot(self.store, model, version, snapshot, tiers=tiers,
                                        as_of=as_of, langs=langs):
                 out[risk.user_id] = risk

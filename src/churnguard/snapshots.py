@@ -141,13 +141,15 @@ def build_snapshot(
     features: Sequence[str] | None = None,
     with_labels: bool = True,
     exclude: Collection[str] = (),
+    attributes: Sequence[object] | None = None,
 ) -> Snapshot:
     """The population at ``cutoffs`` with labels, point-in-time features and order histories.
 
     ``features``: exact feature columns (e.g. a fitted model's ``feature_names_``); default: every
     feature this store supports. ``with_labels=False`` leaves ``labels`` as None (scoring).
     ``exclude``: user ids left out of the population (customers whose data cannot be
-    featurised, see :func:`churnguard.scoring.isolated_snapshot`).
+    featurised, see :func:`churnguard.scoring.isolated_snapshot`). ``attributes``:
+    :func:`churnguard.features.build.attribute_columns` of this store, when the caller has it.
     Labels are 1.0 (churned), 0.0, or NaN where the horizon is not observed yet.
 
     ``meta`` holds ``cutoffs`` (the distinct cutoffs, oldest first), ``skipped`` (feature -> why
@@ -161,7 +163,7 @@ def build_snapshot(
         population = population[~population["user_id"].astype(str).isin(set(exclude))]
         population = population.reset_index(drop=True)
     frame = build_features(store, population[["user_id", "cutoff"]], definition=definition,
-                           features=features)
+                           features=features, attributes=attributes)
     skipped = dict(frame.attrs.get("skipped", {}))
     frame.attrs = {}
     # build_features sorts by (user_id, cutoff); labels follow that order.

@@ -22,6 +22,7 @@ class _Values:
         self.n = len(features)
         self._features, self._context = features, context
         self._cache: dict[str, np.ndarray] = {}
+        self._numeric: tuple[dict[str, int], np.ndarray] | None = None
 
     def __getitem__(self, name: str) -> np.ndarray:
         if name not in self._cache:
@@ -34,12 +35,31 @@ class _Values:
             frame = self._context
         if frame is None or name not in frame.columns:
             return np.full(self.n, np.nan)
+        if frame is self._features and name != "last_review_topic":
+            found = self._numeric_features()
+            if name in found[0]:
+                return found[1][:, found[0][name]]
         column = frame[name]
         if frame is self._context and name.endswith("_at"):
             return pd.to_datetime(column).to_numpy(dtype="datetime64[us]")
         if name == "last_review_topic" or not pd.api.types.is_numeric_dtype(column.dtype):
             return column.astype(object).where(column.notna(), None).to_numpy(dtype=object)
         return column.to_numpy(dtype=float, na_value=np.nan)
+
+    def _numeric_features(self) -> tuple[dict[str, int], np.ndarray]:
+        """The numeric feature columns as one float matrix, converted once: a sentence reads
+        dozens of columns, and converting each on its own costs more than the sentence when
+        explaining one customer."""
+        if self._numeric is None:
+            frame = self._features
+            names = [str(c) for c, dtype in frame.dtypes.items()
+                     if pd.api.types.is_numeric_dtype(dtype)
+                     and not isinstance(dtype, pd.CategoricalDtype)]
+            unique = [c for c in names if names.count(c) == 1]
+            matrix = frame[unique].to_numpy(dtype=float, na_value=np.nan) if unique \
+                else np.empty((self.n, 0))
+            self._numeric = ({c: i for i, c in enumerate(unique)}, matrix)
+        return self._numeric
 
     def resolve(self, source: Source) -> np.ndarray:
         if isinstance(source, str):

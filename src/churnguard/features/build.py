@@ -61,6 +61,13 @@ def _missing_text(missing: Iterable[str]) -> str:
 
 def _attributes(store: Store) -> list[_Attribute]:
     """Attribute columns: numeric when every non-empty value parses as a number."""
+    return list(attribute_columns(store))
+
+
+def attribute_columns(store: Store) -> tuple[_Attribute, ...]:
+    """The ``attr_`` columns the store's user attributes make (name, type and categories), for
+    :func:`build_features`'s ``attributes``: a caller that featurises a few customers at a time
+    from a store whose attributes do not change computes them once instead of on every call."""
     rows = store.con.execute(
         """
         SELECT name,
@@ -79,7 +86,7 @@ def _attributes(store: Store) -> list[_Attribute]:
         used.add(column)
         attributes.append(_Attribute(column=column, name=name, numeric=bool(numeric),
                                      categories=() if numeric else tuple(categories)))
-    return attributes
+    return tuple(attributes)
 
 
 def feature_groups_available(store: Store) -> list[GroupStatus]:
@@ -141,6 +148,7 @@ def build_features(
     definition: ChurnDefinition | None = None,
     groups: Sequence[str] | None = None,
     features: Sequence[str] | None = None,
+    attributes: Sequence[_Attribute] | None = None,
 ) -> pd.DataFrame:
     """Features for every (user_id, cutoff) in ``population``, from events strictly before cutoff.
 
@@ -152,13 +160,15 @@ def build_features(
     store cannot support come back as NaN/0), else the registered features of ``groups`` (default:
     all), minus those :func:`feature_groups_available` says this store cannot support. The frame's
     ``attrs["skipped"]`` maps each dropped feature to the reason.
+
+    ``attributes``: :func:`attribute_columns` of this store, when the caller has it already.
     """
     definition = definition or ChurnDefinition()
     if groups is not None:
         unknown = set(groups) - set(GROUPS)
         if unknown:
             raise FeatureError(f"unknown feature groups {sorted(unknown)}; known: {list(GROUPS)}")
-    attributes = _attributes(store)
+    attributes = _attributes(store) if attributes is None else list(attributes)
     attr_by_column = {a.column: a for a in attributes}
     skipped: dict[str, str] = {}
     if features is not None:

@@ -11,6 +11,8 @@ of (user, cutoff) rows, built by :mod:`churnguard.snapshots`). They are scikit-l
 - ``predict_proba(snapshot)`` returns P(churn) per row, in the snapshot's row order;
 - ``explain(snapshot)`` returns per-row contributions (a DataFrame, one column per feature, in the
   log-odds scale, plus ``bias``) whose row sums plus bias give the model's raw log-odds;
+- ``predict_explained(snapshot)`` returns those two and ``explanation_values`` in one call (the
+  default calls the three; a model whose three share costly work overrides it);
 - ``save(path)`` / ``load(path)`` round-trip with a format version and the constructor config.
 """
 
@@ -52,6 +54,18 @@ class ChurnModel(abc.ABC):
         """The values behind :meth:`explain`'s columns, for reason sentences (default: the
         snapshot's features; models that derive inputs of their own add them)."""
         return snapshot.features
+
+    def predict_explained(self, snapshot: Snapshot,
+                          ) -> tuple[np.ndarray, pd.DataFrame | None, pd.DataFrame | None]:
+        """(:meth:`predict_proba`, :meth:`explain`, :meth:`explanation_values`) of ``snapshot``
+        in one call; the last two are None for a model that gives no contributions. Models whose
+        three methods share costly work (a design matrix) override it to do that work once."""
+        p = np.asarray(self.predict_proba(snapshot), dtype=float)
+        try:
+            contributions = self.explain(snapshot)
+        except NotImplementedError:
+            return p, None, None
+        return p, contributions, self.explanation_values(snapshot)
 
     # -- helpers shared by every model -----------------------------------------------------------
     def get_params(self) -> dict[str, Any]:

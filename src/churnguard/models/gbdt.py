@@ -132,7 +132,10 @@ class GBDTChurnModel(ChurnModel):
                 self.categories_[column] = sorted(values)
 
     def _design(self, snapshot: Snapshot) -> pd.DataFrame:
-        X = self._raw_columns(snapshot)
+        return self._design_of(self._raw_columns(snapshot))
+
+    def _design_of(self, X: pd.DataFrame) -> pd.DataFrame:
+        """The booster's input from :meth:`_raw_columns`' frame."""
         missing = [c for c in self.feature_names_ if c not in X.columns]
         if missing:
             raise ValueError(
@@ -140,11 +143,16 @@ class GBDTChurnModel(ChurnModel):
                 f"{missing[:5]}; build it with build_snapshot(..., "
                 "features=model.snapshot_features_)")
         # Columns by name, in the training order: the caller's column order never matters.
-        X = X[self.feature_names_]
         out = {}
         for column in self.feature_names_:
             values = X[column]
-            if column in self.categories_:
+            dtype = values.dtype
+            if column not in self.categories_ and not isinstance(dtype, pd.CategoricalDtype) \
+                    and (pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)):
+                # Already numbers (nearly every column): the same floats as pd.to_numeric gives,
+                # without its per-column overhead, which dominates when scoring one customer.
+                out[column] = values.to_numpy(dtype=float, na_value=np.nan)
+            elif column in self.categories_:
                 # The training categories, in the training order, so codes mean the same thing.
                 known = self.categories_[column]
                 as_text = values.astype("string")
@@ -237,6 +245,20 @@ class GBDTChurnModel(ChurnModel):
         """The snapshot features plus the BTYD outputs: the values :meth:`explain` attributes to."""
         self._check_fitted("explanation_values")
         return self._raw_columns(snapshot)
+
+    def predict_explained(self, snapshot: Snapshot,
+                          ) -> tuple[np.ndarray, pd.DataFrame | None, pd.DataFrame | None]:
+        """:meth:`predict_proba`, :meth:`explain` and :meth:`explanation_values` from one design
+        matrix (the BTYD transform and the column coding run once instead of three times: most
+        of the cost of scoring one customer)."""
+        self._check_fitted("predict_explained")
+        values = self._raw_columns(snapshot)
+        X = self._design_of(values)
+        p = np.clip(self.calibrator_.predict(self._raw_proba(X)), 0.0, 1.0)
+        contrib = self.booster_.predict(X, num_iteration=self.best_iteration_, pred_contrib=True)
+        contributions = pd.DataFrame(np.asarray(contrib, dtype=float), index=snapshot.index,
+                                     columns=[*self.feature_names_, "bias"])
+        return p, contributions, values
 
     def feature_importance(self) -> pd.Series:
         """Total split gain per feature over the trees used, largest first."""
