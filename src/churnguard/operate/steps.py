@@ -35,7 +35,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from churnguard.campaigns import measurable_campaigns_sql
+from churnguard.campaigns import measurable_campaigns_sql, observed_until
 from churnguard.config import ChurnDefinition
 from churnguard.cutoffs import resolve_as_of, to_cutoff
 from churnguard.errors import ChurnguardError
@@ -429,13 +429,14 @@ def deliver_run(ctx: CycleContext) -> StepOutcome:
 # -- measure --------------------------------------------------------------------------------------
 def _measurable(ctx: CycleContext, store: Store) -> list[str]:
     iv = ctx.config.intervene
-    newest = events_mark(store)[1]
-    if newest is None:
+    # The same clock as `churnguard measure --as-of`: --now, capped at the data's end.
+    until = observed_until(store, ctx.now)
+    if until is None:
         return []
     return [r[0] for r in store.con.execute(
         f"WITH usable AS ({measurable_campaigns_sql(iv.window_days)}) "
         "SELECT campaign_id FROM usable WHERE campaign_id NOT IN "
-        "(SELECT campaign_id FROM measurements) ORDER BY campaign_id", [newest]).fetchall()]
+        "(SELECT campaign_id FROM measurements) ORDER BY campaign_id", [until]).fetchall()]
 
 
 def measure_inputs(ctx: CycleContext) -> dict[str, Any]:
@@ -458,7 +459,8 @@ def measure_run(ctx: CycleContext) -> StepOutcome:
         try:
             with ctx.access.writing() as store:
                 m = measure_campaign(store, campaign_id=campaign_id,
-                                     outcome_type=iv.outcome_type, window_days=iv.window_days)
+                                     outcome_type=iv.outcome_type, window_days=iv.window_days,
+                                     as_of=ctx.now)
                 save_measurement(store, m)
         except ChurnguardError as exc:
             if not exc.bad_input:
