@@ -23,7 +23,7 @@ import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,10 +37,10 @@ from churnguard.cli import cli, main
 from churnguard.realtime import CustomerRisk
 from churnguard.service.risk import RiskBook
 from churnguard.store import Store
-
 from service.helpers import ADMIN, KEYS, READ, WRITE, headers
 from service.test_serve import COMMANDS as SERVE_COMMANDS
-from service.test_serve import STOP_TIMEOUT_S, Server, _launch
+from service.test_serve import STOP_TIMEOUT_S, Server
+from service.test_serve import serving as serve_process
 
 SERVE = SERVE_COMMANDS["churnguard serve"]
 # Bounds against a hang, not measures of speed.
@@ -63,28 +63,9 @@ BORROWER = textwrap.dedent("""
 """)
 
 
-@contextmanager
-def serving(project: Path) -> Iterator[Server]:
-    inherited = {k: v for k, v in os.environ.items() if not k.startswith("CHURNGUARD_")}
-    env = {**inherited, "CHURNGUARD_ENV": "production", "NO_COLOR": "1",
-           "CHURNGUARD_API_KEYS": ",".join(f"{k}:{role}" for k, role in KEYS.items()),
-           "CHURNGUARD_CLOCK": "data"}
-    for _ in range(5):
-        server = _launch(SERVE, project, env)
-        if server is not None:
-            break
-    else:
-        pytest.fail("five free ports in a row were taken before the server could bind them")
-    try:
-        yield server
-    finally:
-        if server.proc.poll() is None:
-            server.proc.send_signal(signal.SIGINT)
-            try:
-                server.proc.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                server.proc.kill()
-                server.proc.wait()
+def serving(project: Path) -> AbstractContextManager[Server]:
+    """`churnguard serve` on ``project``, with every role's key."""
+    return serve_process(SERVE, project, keys=KEYS)
 
 
 def borrow_in_another_process(project: Path, seconds: float) -> subprocess.Popen[str]:

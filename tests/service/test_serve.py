@@ -85,10 +85,14 @@ def _launch(command: list[str], project: Path, env: dict[str, str]) -> Server | 
 
 
 @contextmanager
-def serving(command: list[str], project: Path) -> Iterator[Server]:
+def serving(command: list[str], project: Path, *,
+            keys: dict[str, str] | None = None) -> Iterator[Server]:
+    """The server as a process, with these API keys (key -> role; default: one read key)."""
     # The settings are these alone, whatever CHURNGUARD_* variables the test run has.
     inherited = {k: v for k, v in os.environ.items() if not k.startswith("CHURNGUARD_")}
-    env = {**inherited, "CHURNGUARD_ENV": "production", "CHURNGUARD_API_KEYS": f"{READ}:read",
+    keys = keys if keys is not None else {READ: "read"}
+    env = {**inherited, "CHURNGUARD_ENV": "production",
+           "CHURNGUARD_API_KEYS": ",".join(f"{k}:{role}" for k, role in keys.items()),
            # The shop's events are in the past: "now" is just after the newest one.
            "CHURNGUARD_CLOCK": "data", "NO_COLOR": "1"}
     for _ in range(5):
