@@ -7,6 +7,10 @@ PIP     = $(PY) -m pip
 # pip never pulls a multi-GB CUDA build from the index.
 WHEELS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 DEMO_DIR ?= demo-project
+# Tests run on two worker processes (pytest-xdist); a folder that builds a session-wide shop stays
+# on one worker (tests/conftest.py). `make test PYTEST_WORKERS=0` runs them in this process.
+PYTEST_WORKERS ?= 2
+PYTEST = $(PY) -m pytest -q $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadgroup)
 
 .PHONY: venv install demo test test-all bench clean
 
@@ -25,11 +29,11 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(VENV)/bin/lint-imports
-	$(PY) -m pytest -q
+	$(PYTEST)
 
 test-all: $(VENV)/.installed
 	$(VENV)/bin/lint-imports
-	$(PY) -m pytest -q -m ""
+	$(PYTEST) -m ""
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/run.py

@@ -26,6 +26,25 @@ if os.environ.get("CI", "").lower() not in ("", "0", "false"):
     settings.load_profile("ci")
 
 
+# With pytest-xdist (`make test` runs `-n 2 --dist loadgroup`), a folder whose conftest builds a
+# session-scoped shop runs wholly on one worker, so each shop is built once, not once per worker;
+# other tests are grouped by file, which keeps module-scoped fixtures to one build too.
+_WHOLE_FOLDER_GROUPS = frozenset({"gate", "models", "monitor", "operate", "report", "service",
+                                  "simulate"})
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.pluginmanager.has_plugin("xdist"):
+        return
+    root = Path(str(config.rootpath))
+    for item in items:
+        parts = Path(str(item.path)).relative_to(root).parts
+        folder = parts[1] if len(parts) > 2 and parts[0] == "tests" else None
+        group = folder if folder in _WHOLE_FOLDER_GROUPS else "/".join(parts)
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture
 def store(tmp_path: Path):
     """A fresh file-backed store in a temporary folder."""
