@@ -27,6 +27,13 @@ def test_pretrain_writes_an_encoder_and_its_logs(tmp_path: Path, capsys) -> None
     assert (folder / "encoder.pt").exists()
     assert any((folder / "tensorboard").rglob("events.out.tfevents.*"))
     assert main(["pretrain", "--as-of", "not-a-date", "--project", str(tmp_path / "p")]) == 2
+    # Two processes (torchrun, gloo): the same files, and the summary says how it ran.
+    two = tmp_path / "two"
+    assert main(["pretrain", "--epochs", "1", "--nproc", "2", "--out", str(two),
+                 "--project", str(tmp_path / "p")]) == 0
+    assert "Pretrained a gru encoder on" in capsys.readouterr().out
+    assert (two / "encoder.pt").exists() and any((two / "tensorboard").rglob("events.*"))
+    assert json.loads((two / "summary.json").read_text())["processes"] == 2
 
 
 TINY_BEHAVIOUR = """[models.behaviour]

@@ -37,9 +37,15 @@ from churnguard.cli.base import (
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder for the encoder, checkpoints and TensorBoard logs "
                    "(default: PROJECT/pretrained).")
+@click.option("--nproc", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Train on this many processes of this machine (torch DistributedDataParallel "
+                   "through torchrun; gloo on CPUs, NCCL with one GPU each where there are "
+                   "GPUs). Each takes a share of every batch of customers and of the cores; "
+                   "the contrastive negatives are gathered from all, so the loss is the "
+                   "one-process loss on the whole batch. docs/scale.md: across machines.")
 @project_option
 def pretrain(as_of: dt.date | None, encoder: str | None, epochs: int, max_customers: int | None,
-             out_dir: Path | None, project_dir: Path | None) -> None:
+             out_dir: Path | None, nproc: int, project_dir: Path | None) -> None:
     """Pretrain the behaviour encoder on every customer's raw event stream, without labels.
 
     A contrastive objective over sub-sequences of the same customer (CoLES) teaches the encoder
@@ -50,7 +56,7 @@ def pretrain(as_of: dt.date | None, encoder: str | None, epochs: int, max_custom
     from churnguard.cutoffs import LabelError, resolve_as_of
     from churnguard.models.behaviour.model import BehaviourChurnModel
     from churnguard.models.behaviour.pretrain import PretrainConfig
-    from churnguard.models.behaviour.pretrain import pretrain as run_pretrain
+    from churnguard.models.behaviour.distributed import pretrain as run_pretrain
 
     project = load_project(project_dir)
     out = out_dir or project.root / "pretrained"
@@ -63,7 +69,8 @@ def pretrain(as_of: dt.date | None, encoder: str | None, epochs: int, max_custom
     with project.open_store() as store, stage_spinner("Pretraining") as say:
         try:
             when = resolve_as_of(store, as_of)
-            result = run_pretrain(store, cutoff=when, config=config, out_dir=out, progress=say)
+            result = run_pretrain(store, cutoff=when, config=config, out_dir=out, progress=say,
+                                  nproc=nproc)
         except (LabelError, ValueError) as exc:
             raise BadInput(str(exc)) from None
     last = result.history[-1] if result.history else {}

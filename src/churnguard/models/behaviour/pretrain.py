@@ -17,6 +17,13 @@ Training: AdamW, linear warm-up and cosine decay, dropout, weight decay, gradien
 early stopping on the held-out customers' loss, a checkpoint per epoch and TensorBoard logs of
 the losses and the learning rate.
 
+Across processes (torch.distributed initialised, as :mod:`.distributed` does under torchrun):
+every process draws the same global batch of ``batch_customers`` x processes customers and the
+same views, encodes its own share, and the embeddings of all processes are gathered (with their
+gradients) before the contrastive loss, so the negatives are the whole global batch and the loss
+is the single-process loss on the concatenated batch; DistributedDataParallel averages the
+gradients, which then equal the single-process ones (tests/models/test_distributed.py).
+
 >>> config = PretrainConfig(encoder=EncoderConfig(d_model=16), epochs=1)
 >>> config.views, config.temperature
 (2, 0.1)
@@ -48,8 +55,9 @@ from churnguard.models.behaviour.optim import (
 from churnguard.sequences.batch import EventSequences, PaddedBatch, pad_spans
 from churnguard.sequences.tokens import VOCAB_SIZES
 
-__all__ = ["PretrainConfig", "PretrainResult", "coles_loss", "load_encoder", "pretrain",
-           "pretrain_sequences", "sample_views"]
+__all__ = ["PretrainConfig", "PretrainResult", "World", "coles_loss", "current_world",
+           "gathered_coles_loss", "load_encoder", "pretrain", "pretrain_sequences",
+           "sample_views"]
 
 ENCODER_FILE = "encoder.pt"
 
@@ -116,6 +124,24 @@ def sample_views(starts: np.ndarray, lengths: np.ndarray, *, views: int, min_vie
     return base + start, base + start + size
 
 
+@dataclass(frozen=True)
+class World:
+    """This process's place among the processes that pretrain together: ``rank`` of ``size``
+    (one process: 0 of 1)."""
+
+    rank: int = 0
+    size: int = 1
+
+
+def current_world() -> World:
+    """The torch.distributed process group's rank and size, or a world of one."""
+    import torch.distributed as dist  # noqa: PLC0415
+
+    if dist.is_available() and dist.is_initialized():
+        return World(rank=dist.get_rank(), size=dist.get_world_size())
+    return World()
+
+
 def coles_loss(embeddings: torch.Tensor, owners: torch.Tensor, temperature: float) -> torch.Tensor:
     """Multi-positive InfoNCE (Khosla et al. 2020, eq. 2) over L2-normalised ``embeddings``
     whose rows with the same ``owners`` value are positives of each other."""
@@ -129,10 +155,53 @@ def coles_loss(embeddings: torch.Tensor, owners: torch.Tensor, temperature: floa
     return per_row.mean()
 
 
+def gathered_coles_loss(embeddings: torch.Tensor, owners: torch.Tensor, temperature: float,
+                        world: World) -> torch.Tensor:
+    """:func:`coles_loss` over the rows of every process (``owners`` numbered across the global
+    batch): every process gets the same value, the loss of the concatenated batch.
+
+    The gather keeps the gradient: its backward sums, over processes, each one's gradient for
+    this process's rows, so this process's rows receive ``world.size`` times their gradient
+    of the global loss, and DistributedDataParallel's average over processes gives the
+    single-process gradient exactly."""
+    if world.size == 1:
+        return coles_loss(embeddings, owners, temperature)
+    import torch.distributed as dist  # noqa: PLC0415
+    from torch.distributed.nn.functional import all_gather  # noqa: PLC0415
+
+    everyone = torch.cat(all_gather(embeddings))
+    owner_parts = [torch.empty_like(owners) for _ in range(world.size)]
+    dist.all_gather(owner_parts, owners)
+    return coles_loss(everyone, torch.cat(owner_parts), temperature)
+
+
 class _MEMHead(nn.Module):
     def __init__(self, d_model: int) -> None:
         super().__init__()
         self.out = nn.Linear(d_model, VOCAB_SIZES["type"])
+
+
+class _Pretrainer(nn.Module):
+    """The encoder and the masked-event head as one module whose forward does all the network
+    work of a step: what DistributedDataParallel wraps (it synchronises what a forward used)."""
+
+    def __init__(self, encoder: nn.Module, mem_head: _MEMHead | None) -> None:
+        super().__init__()
+        self.encoder, self.mem_head = encoder, mem_head
+
+    def forward(self, batch: PaddedBatch, chosen: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if chosen is None:
+            return self.encoder(batch), None
+        vectors, states = self.encoder.encode(batch)
+        return vectors, self.mem_head.out(states[chosen])
+
+
+def _to(batch: PaddedBatch, device: torch.device) -> PaddedBatch:
+    if device.type == "cpu":
+        return batch
+    return PaddedBatch({k: v.to(device) for k, v in batch.payload.items()},
+                       batch.lengths.to(device), batch.texts)
 
 
 def _mask_events(batch: PaddedBatch, prob: float, rng: np.random.Generator
@@ -148,36 +217,50 @@ def _mask_events(batch: PaddedBatch, prob: float, rng: np.random.Generator
     return PaddedBatch(payload, batch.lengths), chosen, targets
 
 
-def _step_loss(encoder: nn.Module, mem_head: _MEMHead | None, seqs: EventSequences,
-               customers: np.ndarray, config: PretrainConfig,
-               rng: np.random.Generator) -> tuple[torch.Tensor, float, float]:
+def _step_loss(net: nn.Module, seqs: EventSequences, customers: np.ndarray,
+               config: PretrainConfig, rng: np.random.Generator, *, world: World = World(),
+               mask_rng: np.random.Generator | None = None,
+               device: torch.device = torch.device("cpu")) -> tuple[torch.Tensor, float, float]:
+    """The loss of one step on the global batch ``customers``; with several processes this one
+    encodes its share (the ``world.rank``-th of ``world.size`` equal slices) and the contrastive
+    term is gathered over all. The views come from ``rng`` (the same on every process), the
+    masks from ``mask_rng`` (this process's own; default ``rng``)."""
     starts, ends = sample_views(seqs.offsets[customers], seqs.lengths[customers],
                                 views=config.views, min_view=config.min_view,
                                 max_view=config.max_view, rng=rng)
-    batch = pad_spans(seqs, starts, ends)
     owners = torch.arange(len(customers)).repeat_interleave(config.views)
-    mem_loss = torch.zeros(())
-    if mem_head is not None and config.mem_weight > 0:
-        batch, chosen, targets = _mask_events(batch, config.mem_prob, rng)
-        vectors, states = encoder.encode(batch)
+    if world.size > 1:
+        share = len(customers) // world.size * config.views
+        mine = slice(world.rank * share, (world.rank + 1) * share)
+        starts, ends, owners = starts[mine], ends[mine], owners[mine]
+    batch = pad_spans(seqs, starts, ends)
+    mem_loss = torch.zeros((), device=device)
+    if config.mem_weight > 0:
+        batch, chosen, targets = _mask_events(batch, config.mem_prob, mask_rng or rng)
+        vectors, logits = net(_to(batch, device), chosen.to(device))
         if len(targets):
-            mem_loss = F.cross_entropy(mem_head.out(states[chosen]), targets)
+            mem_loss = F.cross_entropy(logits, targets.to(device))
+        elif world.size > 1:
+            mem_loss = logits.sum() * 0.0  # every process's head takes part in the gradient sync
     else:
-        vectors = encoder(batch)
-    contrastive = coles_loss(vectors, owners, config.temperature)
+        vectors, _ = net(_to(batch, device))
+    contrastive = gathered_coles_loss(vectors, owners.to(device), config.temperature, world)
     total = contrastive + config.mem_weight * mem_loss
     return total, float(contrastive.detach()), float(mem_loss.detach())
 
 
 def _batches(customers: np.ndarray, lengths: np.ndarray, size: int,
-             rng: np.random.Generator | None) -> list[np.ndarray]:
+             rng: np.random.Generator | None, *, processes: int = 1) -> list[np.ndarray]:
     # Customers of similar length together: their views have similar lengths too (bucketing).
+    # Across processes each batch is cut to a multiple of their number (equal shares to gather).
     if rng is None:
         order = customers[np.argsort(lengths[customers], kind="stable")]
     else:
         order = customers[np.lexsort((rng.random(len(customers)), lengths[customers]))]
     out = [order[i:i + size] for i in range(0, len(order), size)]
-    out = [b for b in out if len(b) >= 2]
+    if processes > 1:
+        out = [b[:len(b) - len(b) % processes] for b in out]
+    out = [b for b in out if len(b) >= max(2, processes)]
     if rng is not None:
         out = [out[i] for i in rng.permutation(len(out))]
     return out
@@ -187,18 +270,27 @@ def _batches(customers: np.ndarray, lengths: np.ndarray, size: int,
 def pretrain_sequences(seqs: EventSequences, *, config: PretrainConfig,
                        out_dir: str | Path | None = None,
                        progress: Callable[[str], None] | None = None,
-                       encoder: nn.Module | None = None) -> PretrainResult:
+                       encoder: nn.Module | None = None,
+                       device: str | torch.device = "cpu") -> PretrainResult:
     """Pretrain an encoder (a fresh one of ``config.encoder`` unless given) on ``seqs``.
 
     Customers with fewer than two events are left out (no two views to contrast). With
     ``out_dir``: a checkpoint per epoch under ``checkpoints/``, TensorBoard logs under
     ``tensorboard/`` and the best encoder in ``encoder.pt`` (read it with :func:`load_encoder`).
+
+    Inside a torch.distributed process group every process calls this with the same ``seqs``
+    and ``config`` (the module docstring says how the work is shared); only rank 0 writes
+    ``out_dir``. ``device``: where the network runs (a process's own GPU under NCCL).
     """
     say = progress or (lambda message: None)
     started = time.perf_counter()
+    world = current_world()
+    device = torch.device(device)
     use_cpu(config.threads)
     torch.manual_seed(config.seed)
+    # The same stream on every process: the same customers, batches and views everywhere.
     rng = np.random.default_rng(config.seed)
+    mask_rng = rng if world.size == 1 else np.random.default_rng([config.seed, world.rank, 1])
     lengths = np.minimum(seqs.lengths, config.max_len)
     usable = np.flatnonzero(lengths >= 2)
     if config.max_customers is not None and len(usable) > config.max_customers:
@@ -219,7 +311,15 @@ def pretrain_sequences(seqs: EventSequences, *, config: PretrainConfig,
     encoder = encoder if encoder is not None else build_encoder(config.encoder)
     mem_head = _MEMHead(config.encoder.d_model) if config.mem_weight > 0 else None
     modules = nn.ModuleList([encoder] + ([mem_head] if mem_head is not None else []))
-    steps_per_epoch = len(_batches(train_rows, lengths, config.batch_customers, None))
+    modules.to(device)
+    net: nn.Module = _Pretrainer(encoder, mem_head)
+    if world.size > 1:
+        from torch.nn.parallel import DistributedDataParallel  # noqa: PLC0415
+
+        net = DistributedDataParallel(net, device_ids=None if device.type == "cpu" else [device])
+    global_batch = config.batch_customers * world.size
+    steps_per_epoch = len(_batches(train_rows, lengths, global_batch, None,
+                                   processes=world.size))
     total = steps_per_epoch * config.epochs
     optimizer, schedule = make_optimizer(
         [{"params": list(modules.parameters()), "lr": config.lr}],
@@ -228,7 +328,7 @@ def pretrain_sequences(seqs: EventSequences, *, config: PretrainConfig,
     stopper = EarlyStopping(config.patience)
 
     writer = None
-    folder = None if out_dir is None else Path(out_dir)
+    folder = None if out_dir is None or world.rank != 0 else Path(out_dir)
     if folder is not None:
         (folder / "checkpoints").mkdir(parents=True, exist_ok=True)
         from torch.utils.tensorboard import SummaryWriter
@@ -237,13 +337,15 @@ def pretrain_sequences(seqs: EventSequences, *, config: PretrainConfig,
     history: list[dict[str, float]] = []
     step = 0
     say(f"pretraining on {len(train_rows):,} customers ({len(held_rows):,} held out), "
-        f"{steps_per_epoch} steps per epoch")
+        f"{steps_per_epoch} steps per epoch"
+        + (f", {world.size} processes" if world.size > 1 else ""))
     for epoch in range(config.epochs):
         t0 = time.perf_counter()
-        modules.train()
+        net.train()
         losses = []
-        for customers in _batches(train_rows, lengths, config.batch_customers, rng):
-            loss, contrastive, mem = _step_loss(encoder, mem_head, seqs, customers, config, rng)
+        for customers in _batches(train_rows, lengths, global_batch, rng, processes=world.size):
+            loss, contrastive, mem = _step_loss(net, seqs, customers, config, rng, world=world,
+                                                mask_rng=mask_rng, device=device)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(modules.parameters(), config.grad_clip)
@@ -257,7 +359,8 @@ def pretrain_sequences(seqs: EventSequences, *, config: PretrainConfig,
                 if mem_head is not None:
                     writer.add_scalar("loss/train_mem", mem, step)
                 writer.add_scalar("lr", schedule.get_last_lr()[0], step)
-        heldout = _heldout_loss(encoder, mem_head, seqs, held_rows, config)
+        heldout = _heldout_loss(_Pretrainer(encoder, mem_head), seqs, held_rows, config,
+                                global_batch, device)
         record = {"epoch": epoch, "train_loss": float(np.mean(losses)), "heldout_loss": heldout,
                   "seconds": time.perf_counter() - t0,
                   "lr": float(config.lr * warmup_cosine(step, warmup=int(
@@ -275,7 +378,7 @@ def pretrain_sequences(seqs: EventSequences, *, config: PretrainConfig,
             say(f"early stop: no held-out improvement for {config.patience} epoch(s)")
             break
     stopper.restore(encoder)
-    encoder.eval()
+    encoder.to("cpu").eval()
     if writer is not None:
         writer.close()
     result = PretrainResult(encoder=encoder, config=config, history=history,
@@ -287,14 +390,16 @@ def pretrain_sequences(seqs: EventSequences, *, config: PretrainConfig,
 
 
 @torch.no_grad()
-def _heldout_loss(encoder: nn.Module, mem_head: _MEMHead | None, seqs: EventSequences,
-                  rows: np.ndarray, config: PretrainConfig) -> float:
-    """Loss on held-out customers with fixed views (the same every epoch, so comparable)."""
-    encoder.eval()
+def _heldout_loss(net: _Pretrainer, seqs: EventSequences, rows: np.ndarray,
+                  config: PretrainConfig, size: int, device: torch.device) -> float:
+    """Loss on held-out customers with fixed views (the same every epoch, so comparable), in
+    batches of ``size`` (the global batch). Every process computes it alone, the same way, so
+    that all stop at the same epoch."""
+    net.eval()
     rng = np.random.default_rng(config.seed + 1)
     losses, weights = [], []
-    for customers in _batches(rows, seqs.lengths, config.batch_customers, None):
-        loss, _, _ = _step_loss(encoder, mem_head, seqs, customers, config, rng)
+    for customers in _batches(rows, seqs.lengths, size, None):
+        loss, _, _ = _step_loss(net, seqs, customers, config, rng, device=device)
         losses.append(float(loss))
         weights.append(len(customers))
     return float(np.average(losses, weights=weights)) if losses else float("nan")
@@ -333,9 +438,13 @@ def load_encoder(path: str | Path) -> tuple[nn.Module, dict]:
 
 def pretrain(store, *, cutoff: object, config: PretrainConfig = PretrainConfig(),  # noqa: ANN001
              out_dir: str | Path, progress: Callable[[str], None] | None = None,
-             cache_root: str | Path | None = None) -> PretrainResult:
+             cache_root: str | Path | None = None,
+             train: Callable[[EventSequences, PretrainConfig], PretrainResult] | None = None,
+             processes: int = 1) -> PretrainResult:
     """Pretrain on every customer's events strictly before ``cutoff`` in ``store``; write the
-    encoder, checkpoints, TensorBoard logs and ``summary.json`` under ``out_dir``."""
+    encoder, checkpoints, TensorBoard logs and ``summary.json`` under ``out_dir``. ``train``
+    (default :func:`pretrain_sequences` here) does the training on the sequences; ``processes``
+    is recorded in the summary (:func:`.distributed.pretrain` passes both)."""
     from churnguard.cutoffs import to_cutoff  # noqa: PLC0415
     from churnguard.sequences.cache import SequenceCache  # noqa: PLC0415
 
@@ -346,11 +455,15 @@ def pretrain(store, *, cutoff: object, config: PretrainConfig = PretrainConfig()
     seqs = cache.at(when, texts=config.encoder.use_text).sequences
     say(f"sequences before {when:%Y-%m-%d}: {len(seqs):,} customers, "
         f"{int(seqs.offsets[-1]):,} events ({time.perf_counter() - t0:.1f} s)")
-    result = pretrain_sequences(seqs, config=config, out_dir=out_dir, progress=progress)
+    if train is None:
+        result = pretrain_sequences(seqs, config=config, out_dir=out_dir, progress=progress)
+    else:
+        result = train(seqs, config)
     result.cutoff = when
     result.path = save_encoder(result, Path(out_dir) / ENCODER_FILE)
     (Path(out_dir) / "summary.json").write_text(json.dumps({
         "cutoff": when.isoformat(), "customers": result.n_customers,
         "best_epoch": result.best_epoch, "seconds": result.seconds,
-        "history": result.history, "config": config.model_dump(mode="json")}, indent=2))
+        "history": result.history, "config": config.model_dump(mode="json"),
+        "processes": processes}, indent=2))
     return result
