@@ -30,16 +30,16 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def _campaign(n: int, *, seed: int, share: float = 0.5,
-              day: dt.date = STATE_DAY) -> pd.DataFrame:
-    """A randomised campaign over customers 0..n-1: half held out, the others a random action."""
+def _campaign(n: int, *, seed: int, share: float = 0.5, day: dt.date = STATE_DAY,
+              users: int = 800, lag: int = 3) -> pd.DataFrame:
+    """A randomised campaign over n of the customers: half held out, the others a random action."""
     rng = np.random.default_rng(seed)
     return pd.DataFrame({
         "campaign_id": "c1",
-        "user_id": [f"u{j:07d}" for j in range(n)],
+        "user_id": [f"u{j:07d}" for j in rng.choice(users, n, replace=False)],
         "action": rng.choice(ACTIONS, n),
         "is_control": rng.random(n) >= share,
-        "assigned_at": pd.Timestamp(day, tz="UTC") + pd.Timedelta(days=3),
+        "assigned_at": pd.Timestamp(day, tz="UTC") + pd.Timedelta(days=lag),
     })
 
 
@@ -84,10 +84,36 @@ def test_customers_not_contacted_live_the_same_future(shop: Path, tmp_path: Path
               for r in (untouched, acted))
     others = sorted(set(ta.index) - contacted)
     pd.testing.assert_frame_equal(ta.loc[others], tb.loc[others])
-    # ... and the campaign did change the contacted customers' future.
+    # ... and the campaign did change the contacted customers' future, not their past: their
+    # events before the delivery, and the reviews and returns of their orders before it, stay.
     assert not a[~keep_a].reset_index(drop=True).equals(b[~keep_b].reset_index(drop=True))
+    delivered = campaign["assigned_at"].iloc[0]
+    ca, cb = a[~keep_a], b[~keep_b]
+    pd.testing.assert_frame_equal(ca[ca["ts"] < delivered].reset_index(drop=True),
+                                  cb[cb["ts"] < delivered].reset_index(drop=True))
+    before = ca[(ca["type"] == "order") & (ca["ts"] < delivered)][["user_id", "item_id"]]
+    after = ca[ca["type"].isin(["review", "return"]) & (ca["ts"] >= delivered)
+               & (ca["ts"] < delivered + pd.Timedelta(days=8))]
+    echoes = after.merge(before.drop_duplicates(), on=["user_id", "item_id"])
+    assert len(echoes) > 0
+    assert echoes["event_id"].isin(cb["event_id"]).all()
     orders = b[(b["type"] == "coupon_redeem") & b["user_id"].isin(contacted)]
     assert len(orders) > 0
+
+
+def test_tickets_of_the_delivery_day_are_kept(shop: Path, tmp_path: Path) -> None:
+    """Tickets opening or resolved on the day of a contact were recorded before the action (as
+    in the simulation's own campaigns): the contacted customer's file keeps them."""
+    untouched = pd.read_parquet(continue_shop(shop, None, until=UNTIL,
+                                              out_dir=tmp_path / "none").paths["events"])
+    tickets = untouched[untouched["type"].isin(["support_ticket", "ticket_resolved"])]
+    day = tickets["ts"].dt.floor("D").value_counts().index[0]  # the day with most of them
+    on_day = tickets[tickets["ts"].dt.floor("D") == day]
+    campaign = pd.DataFrame({"user_id": on_day["user_id"].unique(), "action": "coupon_5",
+                             "is_control": False, "assigned_at": day})
+    acted = pd.read_parquet(continue_shop(shop, campaign, until=UNTIL,
+                                          out_dir=tmp_path / "acted").paths["events"])
+    assert on_day["event_id"].isin(acted["event_id"]).all()
 
 
 def test_continuing_in_two_steps_is_continuing_at_once(shop: Path, tmp_path: Path) -> None:
@@ -119,7 +145,7 @@ def test_continuing_in_two_steps_is_continuing_at_once(shop: Path, tmp_path: Pat
 
 def test_chained_continuations_keep_every_event_id_unique(shop: Path, tmp_path: Path) -> None:
     first = continue_shop(shop, _campaign(300, seed=3), until=UNTIL, out_dir=tmp_path / "1")
-    second = continue_shop(first.out_dir, _campaign(300, seed=4, day=UNTIL),
+    second = continue_shop(first.out_dir, _campaign(300, seed=4, day=UNTIL, lag=0),
                            until=UNTIL + dt.timedelta(days=20), out_dir=tmp_path / "2")
     ids = pd.concat([pd.read_parquet(p, columns=["event_id", "ts"]) for p in
                      (shop / "events.parquet", first.paths["events"], second.paths["events"])])
@@ -129,9 +155,18 @@ def test_chained_continuations_keep_every_event_id_unique(shop: Path, tmp_path: 
         ts = pd.read_parquet(result.paths["events"])["ts"]
         assert ts.min() >= pd.Timestamp(result.start, tz="UTC")
         assert ts.max() < pd.Timestamp(result.until, tz="UTC")
-    # A coupon given in the first month and redeemed in the second is charged to its contact.
     state = read_state(second.out_dir)
     assert state.contact_user.size == first.n_contacts + second.n_contacts
+    # The second campaign's truth (on the day the first continuation ended) is the first one's
+    # oracle there, for customers contacted twice too: both read each customer's real state.
+    oracle = pd.read_parquet(first.paths["truth_churn"]).set_index("user_id")
+    contacts = pd.read_parquet(second.paths["truth_contacts"]).set_index("user_id")
+    again = contacts.index.isin(pd.read_parquet(first.paths["truth_contacts"]).query(
+        "not is_control")["user_id"])
+    assert again.sum() > 20
+    expected = [oracle.at[u, f"effect_{a}"] for u, a in zip(contacts.index, contacts["action"],
+                                                             strict=True)]
+    np.testing.assert_allclose(contacts["effect"], expected, atol=1e-12)
 
 
 def test_contact_truth_is_the_simulators_effect_of_the_action(shop: Path,
@@ -190,7 +225,7 @@ def test_the_command_line_keeps_the_state_and_continues(tmp_path: Path) -> None:
                                "--keep-state", "--out", str(shop)])
     assert made.exit_code == 0, made.output
     campaign = tmp_path / "campaign.parquet"
-    _campaign(100, seed=8, day=START + dt.timedelta(days=100)).to_parquet(campaign)
+    _campaign(100, seed=8, day=START + dt.timedelta(days=100), users=300).to_parquet(campaign)
     out = tmp_path / "next"
     done = runner.invoke(cli, ["simulate", "--continue", str(shop), "--delivered", str(campaign),
                                "--until", "2025-05-01", "--horizon", "30d", "--out", str(out)])

@@ -41,7 +41,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from churnguard.simulate.events import DayLog, build_events
+from churnguard.simulate.events import DayLog, _cat, build_events
 from churnguard.simulate.population import Population, take_traits
 from churnguard.simulate.process import (
     ACTIONS,
@@ -300,9 +300,10 @@ class _Worlds:
         if not mine.size:
             return
         users, action = rows.user[mine], rows.action[mine]
+        # The truth recursion indexes its state by ``users``: give it the customers' own rows.
         p_none, p_action = campaign_truth(
-            traits=self.traits, state=self.real_states(users), world=self.world, day=day,
-            horizon=horizon, users=users, arm=action)
+            traits=take_traits(traits=self.traits, index=users), state=self.real_states(users),
+            world=self.world, day=day, horizon=horizon, users=np.arange(users.size), arm=action)
         self.truth.append((mine, np.stack([p_none, p_action])))
         treated = ~rows.is_control[mine]
         new = np.setdiff1d(users[treated], self.users)
@@ -410,7 +411,8 @@ def _mapped(log: DayLog, users: np.ndarray) -> DayLog:
 
 def _real_base_events(events: pa.Table, worlds: _Worlds) -> pa.Table:
     """Drop the base world's events of contacted customers from the day of their first contact,
-    except the reviews and returns of orders placed before it (those orders were real)."""
+    except that day's ticket events (recorded before the delivery) and the reviews and returns of
+    orders placed before it (those orders were real)."""
     if not worlds.users.size:
         return events
     since = np.full(worlds.shop.n_users, np.iinfo(np.int64).max)
@@ -420,15 +422,16 @@ def _real_base_events(events: pa.Table, worlds: _Worlds) -> pa.Table:
         "day": _days(events["ts"], worlds.shop.start),
         "type": events["type"].to_numpy(zero_copy_only=False),
         "item": events["item_id"].to_numpy(zero_copy_only=False)})
-    keep = frame["day"].to_numpy() < since[frame["user"].to_numpy()]
+    first = since[frame["user"].to_numpy()]
+    day = frame["day"].to_numpy()
+    keep = (day < first) | ((day == first) & frame["type"].isin(
+        ["support_ticket", "ticket_resolved"]).to_numpy())
     later = np.flatnonzero(~keep & frame["type"].isin(["review", "return"]).to_numpy())
     if later.size:
-        day, user, item = (np.concatenate(x) if worlds.base_log._order else np.zeros(0)
-                           for x in zip(*[(p[0], p[1], p[2]) for p in worlds.base_log._order],
-                                        strict=True))
-        orders = pd.DataFrame({"user": user.astype(np.int64), "order_day": day.astype(np.int64),
-                               "item": worlds.shop.catalog.item_id[item.astype(np.int64)]})
-        asked = frame.iloc[later].assign(row=later, day=frame["day"].iloc[later] - 2)
+        o_day, o_user, o_item = _cat(worlds.base_log._order, (np.int64, np.int64, np.int64))[:3]
+        orders = pd.DataFrame({"user": o_user, "order_day": o_day,
+                               "item": worlds.shop.catalog.item_id[o_item].astype(object)})
+        asked = frame.iloc[later].assign(row=later, day=day[later] - 2)
         # The order behind a review or return: the customer's latest order of the item at least
         # two days before it (reviews come 2+ days after an order, returns 3+).
         found = pd.merge_asof(asked.sort_values("day"), orders.sort_values("order_day"),
