@@ -184,6 +184,24 @@ def test_contact_truth_is_the_simulators_effect_of_the_action(shop: Path,
     assert (contacts["p_churn_none"] == truth.loc[contacts.index, "p_churn"]).all()
 
 
+def test_a_drift_shop_continues_in_its_changed_world(tmp_path: Path) -> None:
+    """The state keeps the scenario and its change day: after the change a coupon works as the
+    changed world says (coupon_hazard_after), as in the simulation's own truth."""
+    shop = simulate(n_users=400, days=DAYS, seed=9, out_dir=tmp_path / "drift",
+                    scenario="drift", change_day=60, keep_state=True)
+    rng = np.random.default_rng(0)
+    campaign = pd.DataFrame({"user_id": [f"u{j:07d}" for j in rng.choice(400, 150, False)],
+                             "action": "coupon_20", "is_control": False,
+                             "assigned_at": pd.Timestamp(STATE_DAY, tz="UTC")})
+    result = continue_shop(shop.out_dir, campaign, until=UNTIL, out_dir=tmp_path / "more")
+    contacts = pd.read_parquet(result.paths["truth_contacts"]).set_index("user_id")
+    truth = pd.read_parquet(shop.paths["truth_churn"])
+    truth = truth[truth["cutoff"] == pd.Timestamp(STATE_DAY, tz="UTC")].set_index("user_id")
+    np.testing.assert_allclose(contacts["effect"], truth.loc[contacts.index, "effect_coupon_20"],
+                               atol=1e-12)
+    assert result.scenario == "drift" and read_state(result.out_dir).change_day == 60
+
+
 def test_the_delivered_campaign_is_checked(shop: Path, tmp_path: Path) -> None:
     good = _campaign(10, seed=6)
     cases = {

@@ -61,7 +61,13 @@ from churnguard.simulate.state import (
     write_state,
 )
 from churnguard.simulate.truth import campaign_truth, cutoff_truth
-from churnguard.simulate.writer import TRUTH_METHOD, _churn_truth_table, _write, _write_json
+from churnguard.simulate.writer import (
+    TRUTH_METHOD,
+    _churn_truth_table,
+    _write,
+    _write_json,
+    action_costs,
+)
 
 NO_ACTION = "none"
 DEFAULT_CAMPAIGN = "continued"
@@ -540,6 +546,10 @@ def _manifest(shop: ShopState, *, end: int, horizon: int, events: pa.Table, rows
         "continuation": shop.continuations + 1,
         "horizon_days": horizon,
         "campaigns": campaigns,
+        "actions": list(ACTIONS),
+        "action_costs": action_costs(catalog=shop.catalog),
+        "action_cost_note": "coupon costs are k% of the basket, paid only on redemption "
+                            "(truth/redemptions.parquet has what was paid)",
         "counts": {"n_events": events.num_rows, "n_contacts": int((~rows.is_control).sum()),
                    "n_control": int(rows.is_control.sum())},
         "truth_method": TRUTH_METHOD + " Contacts' truth: on the customer's hidden state on the "
