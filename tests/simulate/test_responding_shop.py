@@ -205,11 +205,11 @@ def test_a_drift_shop_continues_in_its_changed_world(tmp_path: Path) -> None:
 def test_the_delivered_campaign_is_checked(shop: Path, tmp_path: Path) -> None:
     good = _campaign(10, seed=6)
     cases = {
-        "not in the shop": good.assign(user_id="someone"),
+        "not in the shop.*delivered row 1": good.assign(user_id="someone"),
         "not one the shop knows": good.assign(action="free_pony", is_control=False),
         "outside the continued period": good.assign(
             assigned_at=pd.Timestamp(STATE_DAY, tz="UTC") - pd.Timedelta(days=2)),
-        "delivered twice": pd.concat([good, good]),
+        "delivered row 11.* twice": pd.concat([good, good], ignore_index=True),
         "no assigned_at": good.drop(columns="assigned_at"),
     }
     for words, frame in cases.items():

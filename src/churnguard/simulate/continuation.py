@@ -190,28 +190,30 @@ def _check_rows(frame: pd.DataFrame, *, shop: ShopState, until_day: int) -> _Row
     unknown = users[index.isna() | (index >= shop.n_users)]
     if len(unknown):
         raise ValueError(f"{len(unknown)} delivered customers are not in the shop "
-                         f"({shop.n_users:,} customers, u0000000 on), e.g. {unknown.iloc[0]!r}")
+                         f"({shop.n_users:,} customers, u0000000 on), e.g. {unknown.iloc[0]!r} "
+                         f"({_row(unknown)})")
     codes = {name: code for code, name in enumerate(ACTIONS)} | {NO_ACTION: CONTROL}
     action = frame["action"].map(codes)
     bad = frame["action"][action.isna() | (~frame["is_control"] & (action == CONTROL))]
     if len(bad):
-        raise ValueError(f"action {bad.iloc[0]!r} is not one the shop knows "
+        raise ValueError(f"action {bad.iloc[0]!r} ({_row(bad)}) is not one the shop knows "
                          f"({', '.join(ACTIONS)}; '{NO_ACTION}' only for a control row)")
     epoch = pd.Timestamp(shop.start).tz_localize("UTC")
     # The action works from the first simulated day that starts at or after the delivery.
     day = np.ceil((frame["assigned_at"] - epoch) / pd.Timedelta(days=1)).astype(np.int64)
     early, late = day < shop.day, day >= until_day
     if early.any() or late.any():
-        when = frame["assigned_at"][early | late].iloc[0]
+        when = frame["assigned_at"][early | late]
         raise ValueError(
-            f"a delivery at {when} falls outside the continued period [{shop.date}, "
+            f"a delivery at {when.iloc[0]} ({_row(when)}) falls outside the continued period [{shop.date}, "
             f"{shop.start + dt.timedelta(days=until_day)}): the shop's state stands at "
             f"{shop.date}; continue from a state saved before the delivery, and until after it")
     dup = frame.duplicated(["campaign_id", "user_id"]) | pd.Series(
         pd.MultiIndex.from_arrays([day, users]).duplicated(), index=frame.index)
     if dup.any():
-        raise ValueError(f"customer {users[dup].iloc[0]!r} is delivered twice on one day or twice "
-                         f"in campaign {frame['campaign_id'][dup].iloc[0]!r}")
+        raise ValueError(f"customer {users[dup].iloc[0]!r} ({_row(users[dup])}) is delivered "
+                         f"twice on one day or twice in campaign "
+                         f"{frame['campaign_id'][dup].iloc[0]!r}")
     order = np.lexsort((index.to_numpy(np.int64), frame["campaign_id"].to_numpy(str),
                         day.to_numpy()))
     return _Rows(campaign_id=frame["campaign_id"].to_numpy(str)[order],
@@ -219,6 +221,11 @@ def _check_rows(frame: pd.DataFrame, *, shop: ShopState, until_day: int) -> _Row
                  action=action.to_numpy(np.int8)[order],
                  is_control=frame["is_control"].to_numpy(bool)[order],
                  day=day.to_numpy()[order])
+
+
+def _row(bad: pd.Series) -> str:
+    """Where the first bad value is: its row among the delivered rows, counted from 1."""
+    return f"delivered row {int(bad.index[0]) + 1}"
 
 
 # -- the two worlds ------------------------------------------------------------------------------
