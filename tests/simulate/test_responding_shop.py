@@ -217,6 +217,9 @@ def test_the_delivered_campaign_is_checked(shop: Path, tmp_path: Path) -> None:
             continue_shop(shop, frame, until=UNTIL, out_dir=tmp_path / "x")
     with pytest.raises(ValueError, match="must be after"):
         continue_shop(shop, None, until=STATE_DAY, out_dir=tmp_path / "x")
+    for itself in (shop, shop / "state"):
+        with pytest.raises(ValueError, match="folder of its own"):
+            continue_shop(itself, None, until=UNTIL, out_dir=shop)
     with pytest.raises(ValueError, match="keep-state"):
         continue_shop(tmp_path, None, until=UNTIL, out_dir=tmp_path / "x")
 

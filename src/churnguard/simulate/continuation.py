@@ -368,6 +368,10 @@ def continue_shop(state_dir: str | Path, delivered: Delivered = None, *, until: 
     ('2025-04-11', '2025-05-01', 0)
     """
     shop = read_state(state_dir)
+    source = Path(state_dir).resolve()
+    if Path(out_dir).resolve() in (source, source.parent if source.name == STATE_DIR else source):
+        raise ValueError(f"out_dir {out_dir} is the shop being continued; write the continuation "
+                         f"to a folder of its own (the shop's files and state stay as they are)")
     if not isinstance(until, dt.date) or isinstance(until, dt.datetime):
         raise ValueError(f"until must be a datetime.date, got {until!r}")
     end = (until - shop.start).days
