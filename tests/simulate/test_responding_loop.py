@@ -41,7 +41,8 @@ def test_one_cycle_of_plan_deliver_continue_and_measure(tmp_path: Path) -> None:
             "WHERE campaign_id = ?", [plan.campaign_id]).df()
         month = continue_shop(shop.out_dir, rows, until=MONTH, out_dir=tmp_path / "month",
                               horizon_days=30)
-        ingest_files(store, kind="events", files=[month.paths["events"]], config=ingest)
+        for kind in ("users", "events"):  # the month's newcomers, then everyone's events
+            ingest_files(store, kind=kind, files=[month.paths[kind]], config=ingest)
         measured = measure_campaign(store, campaign_id=plan.campaign_id, window_days=30,
                                     as_of=MONTH)
 

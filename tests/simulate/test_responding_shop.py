@@ -14,8 +14,10 @@ import pytest
 from click.testing import CliRunner
 
 from churnguard.cli import cli
+from churnguard.ingest import ingest_files
 from churnguard.simulate import ACTIONS, continue_shop, simulate
 from churnguard.simulate.state import read_state
+from churnguard.store import Store
 
 DAYS = 120
 START = dt.date(2025, 1, 1)
@@ -106,7 +108,8 @@ def test_tickets_of_the_delivery_day_are_kept(shop: Path, tmp_path: Path) -> Non
     in the simulation's own campaigns): the contacted customer's file keeps them."""
     untouched = pd.read_parquet(continue_shop(shop, None, until=UNTIL,
                                               out_dir=tmp_path / "none").paths["events"])
-    tickets = untouched[untouched["type"].isin(["support_ticket", "ticket_resolved"])]
+    known = untouched["user_id"].str[1:].astype(int) < 800  # not the newcomers of the month
+    tickets = untouched[untouched["type"].isin(["support_ticket", "ticket_resolved"]) & known]
     day = tickets["ts"].dt.floor("D").value_counts().index[0]  # the day with most of them
     on_day = tickets[tickets["ts"].dt.floor("D") == day]
     campaign = pd.DataFrame({"user_id": on_day["user_id"].unique(), "action": "coupon_5",
@@ -259,3 +262,28 @@ def test_the_command_line_keeps_the_state_and_continues(tmp_path: Path) -> None:
     assert refused.exit_code == 2 and "--users cannot be given with --continue" in refused.output
     lonely = runner.invoke(cli, ["simulate", "--until", "2025-05-01", "--out", str(tmp_path)])
     assert lonely.exit_code == 2 and "with --continue only" in lonely.output
+
+
+def test_customers_keep_signing_up_at_the_shops_rate(shop: Path, tmp_path: Path) -> None:
+    """Newcomers sign up at the simulated window's daily rate, get the next user ids, are in
+    users.parquet (which ingests as any users file) and act only after their sign-up."""
+    first = continue_shop(shop, None, until=UNTIL, out_dir=tmp_path / "1")
+    second = continue_shop(first.out_dir, None, until=UNTIL + dt.timedelta(days=30),
+                           out_dir=tmp_path / "2")
+    signed = (pd.read_parquet(shop / "users.parquet")["signup_ts"]
+              >= pd.Timestamp(START, tz="UTC")).sum()
+    for result, offset in ((first, 800), (second, 800 + first.n_new_users)):
+        users = pd.read_parquet(result.paths["users"])
+        assert len(users) == result.n_new_users
+        assert abs(result.n_new_users - signed / DAYS * 30) <= 1  # the rate, rounded per day
+        assert users["user_id"].tolist() == [f"u{j:07d}" for j in range(offset, offset + len(users))]
+        assert users["signup_ts"].between(pd.Timestamp(result.start, tz="UTC"),
+                                          pd.Timestamp(result.until, tz="UTC")).all()
+        events = pd.read_parquet(result.paths["events"]).merge(users, on="user_id")
+        assert len(events) > 0 and (events["ts"] >= events["signup_ts"]).all()
+    with Store.in_memory() as store:
+        report = ingest_files(store, kind="users", files=[first.paths["users"]])
+        assert report.rows_added == first.n_new_users
+    closed = continue_shop(shop, None, until=UNTIL, out_dir=tmp_path / "closed",
+                           new_customers=False)
+    assert closed.n_new_users == 0 and pd.read_parquet(closed.paths["users"]).empty

@@ -93,7 +93,8 @@ def simulate(ctx: click.Context, n_users: int, days: int, seed: int, out_dir: Pa
 
     With --continue, the shop responds: each delivered action takes effect on the contacted
     customers from its delivery day, and the shop goes on to --until; --out gets the new events
-    (ingest them as usual), truth/contacts.parquet (each contact's true effect) and state/.
+    and the customers who signed up meanwhile (ingest them as usual), truth/contacts.parquet
+    (each contact's true effect) and state/.
 
     \b
     churnguard simulate --users 20000 --days 635 --scenario drift --out shop
@@ -160,8 +161,9 @@ def _continue_shop(state: Path, *, delivered: tuple[Path, ...], delivered_at: dt
         raise BadInput(str(exc)) from None
     click.echo(
         f"Continued the shop from {result.start} to {result.until}: {result.n_events:,} events, "
-        f"{result.n_contacts:,} contacts and {result.n_control:,} control customers; "
-        f"truth in {result.out_dir / 'truth'}, the new state in {result.paths['state']}")
+        f"{result.n_new_users:,} new customers, {result.n_contacts:,} contacts and "
+        f"{result.n_control:,} control customers; truth in {result.out_dir / 'truth'}, the new "
+        f"state in {result.paths['state']}")
     if until > dt.datetime.now(dt.UTC).date():
         click.echo(f"Note: the continued period ends {until}, after today: `churnguard ingest` "
                    "refuses events from the future unless future_events = \"allow\" under "

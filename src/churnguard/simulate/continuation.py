@@ -8,6 +8,7 @@ up to ``until`` and writes, in ``out_dir``:
 
 * ``events.parquet``: the events of [state day, until), in the data contracts' format (event and
   session ids carry the continuation's start date, so they never collide with earlier files);
+* ``users.parquet``: the customers who signed up meanwhile (at the simulated window's rate);
 * ``truth/contacts.parquet``: per delivered row (treated and control) the exact P(no order in
   the ``horizon_days`` from the delivery day) without the action (``p_churn_none``) and with the
   row's action (``p_churn_action``; for a control row, the action it was held out of), and
@@ -23,14 +24,16 @@ as if churnguard had never contacted anyone, and ``branch``, the contacted custo
 churnguard made. A delivery copies a customer's base state into the branch (once) and applies the
 action there; each world draws its days from its own generator seeded by (seed, day, world). So
 the customers churnguard never contacted live exactly the future they would have had without any
-campaign, whatever was done to others; the contacted ones continue from their own state. The
-population is closed: no customer signs up after the simulated window, and the shop's own
-historical campaigns end with it (churnguard runs the campaigns now).
+campaign, whatever was done to others; the contacted ones continue from their own state.
+Newcomers sign up every day at the simulated window's rate (drawn per day, so the same whatever
+the continuation's steps); the shop's own historical campaigns end with its window (churnguard
+runs the campaigns now).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -42,13 +45,14 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from churnguard.simulate.events import DayLog, _cat, build_events
-from churnguard.simulate.population import Population, take_traits
+from churnguard.simulate.population import Population, Traits, draw_population, take_traits
 from churnguard.simulate.process import (
     ACTIONS,
     CONTROL,
     State,
     advance_day,
     apply_action,
+    initial_state,
     take_state,
 )
 from churnguard.simulate.runner import _record_tickets, _shop
@@ -64,6 +68,7 @@ from churnguard.simulate.truth import campaign_truth, cutoff_truth
 from churnguard.simulate.writer import (
     TRUTH_METHOD,
     _churn_truth_table,
+    _users_table,
     _write,
     _write_json,
     action_costs,
@@ -74,6 +79,7 @@ DEFAULT_CAMPAIGN = "continued"
 # Spawn-key tag of the continuation's generators (the first simulation uses 1-element keys).
 _CONTINUE = 0x5348
 _BASE, _BRANCH = 0, 1
+_SIGNUP = 4  # the generators of the newcomers (2 and 3 draw the events)
 _TS = pa.timestamp("us", tz="UTC")
 DELIVERED_SUFFIXES = (".csv", ".parquet", ".json", ".jsonl")
 
@@ -93,6 +99,7 @@ class ContinuationResult:
     n_events: int
     n_contacts: int  # treated rows (an action was applied)
     n_control: int
+    n_new_users: int  # customers who signed up during the continuation (users.parquet)
 
 
 # -- the delivered campaign ----------------------------------------------------------------------
@@ -235,6 +242,15 @@ def _take_population(population: Population, index: np.ndarray) -> Population:
                          for f in fields(Population) if f.name != "traits"})
 
 
+def _concat_populations(a: Population, b: Population) -> Population:
+    def both(x: object, y: object, cls: type, skip: str = "") -> dict[str, np.ndarray]:
+        return {f.name: np.concatenate([getattr(x, f.name), getattr(y, f.name)])
+                for f in fields(cls) if f.name != skip}
+
+    return Population(traits=Traits(**both(a.traits, b.traits, Traits)),
+                      **both(a, b, Population, "traits"))
+
+
 def _concat_states(a: State, b: State) -> State:
     return State(**{f.name: np.ascontiguousarray(np.concatenate(
         [getattr(a, f.name), getattr(b, f.name)], axis=-1)) for f in fields(State)})
@@ -267,9 +283,11 @@ class _Redemptions:
 class _Worlds:
     """The base and branch worlds of one continuation, stepped day by day."""
 
-    def __init__(self, shop: ShopState) -> None:
+    def __init__(self, shop: ShopState, *, new_customers: bool) -> None:
         self.shop = shop
         self.world = shop.world
+        self.new_customers = new_customers
+        self.population = shop.population  # grows as newcomers sign up
         self.traits = shop.population.traits
         self.base = shop.base
         self.branch = shop.branch
@@ -281,6 +299,26 @@ class _Worlds:
         self.contact_campaign = list(shop.contact_campaign.tolist())
         self.contact_user = list(shop.contact_user.tolist())
         self.truth: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def sign_up(self, day: int) -> None:
+        """The customers who sign up on ``day``: the simulated window's daily rate, each day's
+        newcomers drawn from a generator of their own (so the count and the customers do not
+        depend on where a continuation starts or stops). They join the base world."""
+        rate = self.shop.signups_per_day
+        k = math.floor(rate * (day + 1)) - math.floor(rate * day)
+        if not self.new_customers or k <= 0:
+            return
+        params = self.world.params
+        new = draw_population(
+            rng=_generator(self.shop.seed, day, _SIGNUP), n_users=k, days=1,
+            n_campaigns=len(self.world.campaign_days), prestart_share=0.0,
+            trait_rng=(_generator(self.shop.seed, day, _SIGNUP + 1)
+                       if params.change_day is not None else None),
+            competitor_regions=params.competitor_regions)
+        new.traits.signup_day[:] = day
+        self.population = _concat_populations(self.population, new)
+        self.traits = self.population.traits
+        self.base = _concat_states(self.base, initial_state(population=new))
 
     def rows_of(self, users: np.ndarray) -> np.ndarray:
         """Branch row of each customer, -1 where not contacted yet."""
@@ -324,7 +362,7 @@ class _Worlds:
             self.users = np.concatenate([self.users, new])
             self.since = np.concatenate([self.since, np.full(new.size, day, np.int64)])
             self.branch = _concat_states(self.branch, take_state(state=self.base, index=new))
-            self.sub = _take_population(self.shop.population, self.users)
+            self.sub = _take_population(self.population, self.users)
         at = self.rows_of(users[treated])
         codes = np.full(self.users.size, CONTROL, np.int8)
         codes[at] = action[treated]
@@ -339,7 +377,7 @@ class _Worlds:
     def shop_day(self, day: int) -> None:
         seed = self.shop.seed
         _shop(rng=_generator(seed, day, _BASE), state=self.base, world=self.world, day=day,
-              population=self.shop.population, catalog=self.shop.catalog, log=self.base_log,
+              population=self.population, catalog=self.shop.catalog, log=self.base_log,
               campaigns=_Redemptions())
         if self.users.size:
             self.redemptions.day = day
@@ -351,14 +389,16 @@ class _Worlds:
 # -- continue ------------------------------------------------------------------------------------
 def continue_shop(state_dir: str | Path, delivered: Delivered = None, *, until: dt.date,
                   out_dir: str | Path, delivered_at: dt.date | dt.datetime | None = None,
-                  horizon_days: int | None = None,
+                  horizon_days: int | None = None, new_customers: bool = True,
                   progress: Callable[[int, int], None] | None = None) -> ContinuationResult:
     """Carry the shop saved in ``state_dir`` on to ``until`` with ``delivered`` applied.
 
     See the module docstring for what is written. ``delivered``: see :func:`read_delivered`
     (None: no campaign); every delivery must fall in [the state's day, until). ``horizon_days``:
-    the window of the contacts' and the final truth (default: the shop's). Same state, same
-    deliveries, same arguments: the same files. ``progress(done_days, days)`` once per day.
+    the window of the contacts' and the final truth (default: the shop's). ``new_customers``:
+    customers keep signing up at the simulated window's rate (False: a closed population). Same
+    state, same deliveries, same arguments: the same files. ``progress(done_days, days)`` once
+    per day.
 
     >>> import tempfile
     >>> from churnguard.simulate import simulate
@@ -383,9 +423,10 @@ def continue_shop(state_dir: str | Path, delivered: Delivered = None, *, until: 
         raise ValueError(f"horizon_days must be >= 1, got {horizon_days!r}")
     frame = read_delivered(delivered, delivered_at=delivered_at)
     rows = _check_rows(frame, shop=shop, until_day=end)
-    worlds = _Worlds(shop)
+    worlds = _Worlds(shop, new_customers=new_customers)
     for day in range(shop.day, end):
         worlds.start_day(day)
+        worlds.sign_up(day)
         worlds.deliver(rows, day, horizon)
         worlds.shop_day(day)
         if progress is not None:
@@ -403,7 +444,7 @@ def _events(worlds: _Worlds, *, end: int) -> tuple[pa.Table, pa.Table]:
     shop = worlds.shop
     seed, first = shop.seed, shop.day
     delivery_reviews = worlds.world.params.delivery_reviews
-    kw = dict(population=shop.population, catalog=shop.catalog, start=shop.start,
+    kw = dict(population=worlds.population, catalog=shop.catalog, start=shop.start,
               days=end + PENDING_DAYS, delivery_reviews=delivery_reviews)
     base = build_events(rng=_generator(seed, first, end, 2 + _BASE), log=worlds.base_log, **kw)
     branch_log = _mapped(worlds.branch_log, worlds.users)
@@ -432,7 +473,7 @@ def _real_base_events(events: pa.Table, worlds: _Worlds) -> pa.Table:
     orders placed before it (those orders were real)."""
     if not worlds.users.size:
         return events
-    since = np.full(worlds.shop.n_users, np.iinfo(np.int64).max)
+    since = np.full(worlds.population.traits.n, np.iinfo(np.int64).max)
     since[worlds.users] = worlds.since
     frame = pd.DataFrame({
         "user": pc.cast(pc.utf8_slice_codeunits(events["user_id"], 1), pa.int64()).to_numpy(),
@@ -474,33 +515,38 @@ def _renamed(events: pa.Table, prefix: str) -> pa.Table:
 
 def _write_continuation(worlds: _Worlds, rows: _Rows, *, end: int, horizon: int,
                         out_dir: Path) -> ContinuationResult:
-    shop = worlds.shop
+    shop, population = worlds.shop, worlds.population
     out_dir.mkdir(parents=True, exist_ok=True)
     events, pending = _events(worlds, end=end)
-    user_ids = np.array([f"u{j:07d}" for j in range(shop.n_users)])
+    user_ids = np.array([f"u{j:07d}" for j in range(population.traits.n)])
     paths = {"events": _write(events, out_dir / "events.parquet")}
+    newcomers = np.arange(shop.n_users, population.traits.n)
+    paths["users"] = _write(_users_table(population=_take_population(population, newcomers),
+                                         user_ids=user_ids[newcomers], start=shop.start),
+                            out_dir / "users.parquet")
     paths["truth_contacts"] = _write(_contacts_table(worlds, rows, user_ids, horizon),
                                      out_dir / "truth" / "contacts.parquet")
     paths["truth_redemptions"] = _write(_redemptions_table(worlds, user_ids),
                                         out_dir / "truth" / "redemptions.parquet")
-    nxt = replace(shop, day=end, continuations=shop.continuations + 1, base=worlds.base,
-                  branch_users=worlds.users, branch=worlds.branch,
+    nxt = replace(shop, day=end, continuations=shop.continuations + 1, population=population,
+                  base=worlds.base, branch_users=worlds.users, branch=worlds.branch,
                   contact_campaign=np.array(worlds.contact_campaign, dtype=str),
                   contact_user=np.array(worlds.contact_user, dtype=np.int64), pending=pending)
-    users = np.flatnonzero(shop.population.traits.signup_day < end)
-    final = cutoff_truth(traits=shop.population.traits, state=nxt.real_state(),
+    users = np.flatnonzero(population.traits.signup_day < end)
+    final = cutoff_truth(traits=population.traits, state=nxt.real_state(),
                          world=worlds.world, day=end, horizon=horizon, users=users)
     paths["truth_churn"] = _write(_churn_truth_table(
-        truths=[(nxt.date, final)], population=shop.population, user_ids=user_ids,
+        truths=[(nxt.date, final)], population=population, user_ids=user_ids,
         start=shop.start), out_dir / "truth" / "churn.parquet")
     paths["state"] = write_state(nxt, out_dir / STATE_DIR)
     treated = int((~rows.is_control).sum())
     paths["manifest"] = _write_json(_manifest(
-        shop, end=end, horizon=horizon, events=events, rows=rows, paths=paths, out_dir=out_dir),
-        out_dir / "manifest.json")
+        nxt, first=shop, horizon=horizon, events=events, rows=rows, paths=paths,
+        out_dir=out_dir), out_dir / "manifest.json")
     return ContinuationResult(out_dir=out_dir, paths=paths, seed=shop.seed, scenario=shop.scenario,
                               start=shop.date, until=nxt.date, n_events=events.num_rows,
-                              n_contacts=treated, n_control=int(rows.is_control.sum()))
+                              n_contacts=treated, n_control=int(rows.is_control.sum()),
+                              n_new_users=int(newcomers.size))
 
 
 def _contacts_table(worlds: _Worlds, rows: _Rows, user_ids: np.ndarray,
@@ -538,8 +584,9 @@ def _redemptions_table(worlds: _Worlds, user_ids: np.ndarray) -> pa.Table:
     })
 
 
-def _manifest(shop: ShopState, *, end: int, horizon: int, events: pa.Table, rows: _Rows,
+def _manifest(shop: ShopState, *, first: ShopState, horizon: int, events: pa.Table, rows: _Rows,
               paths: dict[str, Path], out_dir: Path) -> dict[str, object]:
+    """``shop``: the state at the end; ``first``: the state continued from."""
     campaigns = {}
     for cid in sorted(set(rows.campaign_id.tolist())):
         mine = rows.campaign_id == cid
@@ -550,11 +597,12 @@ def _manifest(shop: ShopState, *, end: int, horizon: int, events: pa.Table, rows
         "seed": shop.seed,
         "scenario": shop.scenario,
         "n_users": shop.n_users,
-        "from": shop.date.isoformat(),
-        "until": (shop.start + dt.timedelta(days=end)).isoformat(),
+        "n_new_users": shop.n_users - first.n_users,
+        "from": first.date.isoformat(),
+        "until": shop.date.isoformat(),
         "until_exclusive": True,
-        "days": end - shop.day,
-        "continuation": shop.continuations + 1,
+        "days": shop.day - first.day,
+        "continuation": shop.continuations,
         "horizon_days": horizon,
         "campaigns": campaigns,
         "actions": list(ACTIONS),

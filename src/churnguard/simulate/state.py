@@ -11,7 +11,8 @@ continuation) holds everything the day loop needs to go on deterministically:
   and two hidden states (``process.State``): ``base`` is every customer in the shop as it would
   be had churnguard never contacted anyone, ``branch`` the customers churnguard contacted, in
   the world they live in (``branch_users`` maps its rows to customers). A customer's real state
-  is the branch's once contacted, else the base's;
+  is the branch's once contacted, else the base's; customers who signed up during earlier
+  continuations come after the simulated ones;
 * ``arrays/contact_*.npy``: every churnguard contact so far (campaign, customer), so that a coupon
   redeemed in a later continuation is charged to the contact that gave it;
 * ``pending_events.parquet``: events already drawn that happen on or after the state's day
@@ -47,7 +48,7 @@ STATE_VERSION = 1
 # events are drawn this far past a window's end so that none of them is lost at the boundary.
 PENDING_DAYS = 40
 _SCALARS = ("seed", "scenario", "change_day", "start", "day", "original_days", "horizon_days",
-            "continuations")
+            "continuations", "signups_per_day")
 
 
 @dataclass(kw_only=True)
@@ -62,6 +63,7 @@ class ShopState:
     original_days: int
     horizon_days: int
     continuations: int
+    signups_per_day: float  # the simulated window's rate, kept by the continuations
     population: Population
     catalog: Catalog
     base: State
@@ -178,7 +180,8 @@ def read_state(folder: str | Path) -> ShopState:
         seed=int(meta["seed"]), scenario=meta["scenario"], change_day=meta["change_day"],
         start=dt.date.fromisoformat(meta["start"]), day=int(meta["day"]),
         original_days=int(meta["original_days"]), horizon_days=int(meta["horizon_days"]),
-        continuations=int(meta["continuations"]), population=population,
+        continuations=int(meta["continuations"]),
+        signups_per_day=float(meta["signups_per_day"]), population=population,
         catalog=Catalog(**group("catalog", Catalog)), base=State(**group("base", State)),
         branch_users=arrays["branch_users"], branch=State(**group("branch", State)),
         contact_campaign=arrays["contact_campaign"], contact_user=arrays["contact_user"],
@@ -198,6 +201,8 @@ def fresh_state(*, seed: int, world: World, day: int, original_days: int, horizo
     return ShopState(
         seed=int(seed), scenario=world.params.name, change_day=world.params.change_day,
         start=world.start, day=int(day), original_days=int(original_days),
-        horizon_days=int(horizon_days), continuations=0, population=population, catalog=catalog,
+        horizon_days=int(horizon_days), continuations=0,
+        signups_per_day=float((population.traits.signup_day >= 0).sum()) / original_days,
+        population=population, catalog=catalog,
         base=base, branch_users=np.zeros(0, np.int64), branch=empty_state_like(base),
         contact_campaign=np.zeros(0, str), contact_user=np.zeros(0, np.int64), pending=pending)
