@@ -4,9 +4,9 @@ events has an interval for its incremental retention that covers the true averag
 contacts (from ``truth/contacts.parquet``) in at least 17 of 20 seeds.
 
 With 95% intervals the expected count is 19; 17 or more happens with probability 0.98 (binomial,
-n = 20, p = 0.95). Measured: 18 of 20 (true effects +0.048 to +0.056, intervals about +-0.04,
+n = 20, p = 0.95). Measured: 19 of 20 (true effects +0.048 to +0.056, intervals about +-0.04,
 about 2,200 customers a campaign). A shop that ignores the deliveries (the action never applied)
-measures about 0 and covered the truth in 5 of 20 seeds: the check fails.
+measures about 0 and covered the truth in 4 of 20 seeds: the check fails.
 """
 
 from __future__ import annotations
