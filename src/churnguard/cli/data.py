@@ -59,10 +59,31 @@ def init(directory: Path | None) -> None:
               "past it to see a horizon of labels that carry it.")
 @click.option("--start", default="2025-01-01", show_default=True, callback=date_callback,
               help="First simulated day (YYYY-MM-DD).")
-@days_option("--horizon", default="90d", help="Churn horizon used for the ground truth.")
-def simulate(n_users: int, days: int, seed: int, out_dir: Path, scenario: str,
-             change_day: int | None, start: dt.date, horizon: int) -> None:
-    """Simulate an online shop with known ground truth.
+@days_option("--horizon", default="90d", help="Churn horizon used for the ground truth "
+             "(with --continue: the window of the contacts' truth, default the shop's).")
+@click.option("--keep-state", is_flag=True,
+              help="Also write state/, from which `simulate --continue` carries the shop on "
+              "after churnguard acts.")
+@click.option("--continue", "continue_from", type=click.Path(file_okay=False, path_type=Path),
+              default=None, help="Carry on the shop in this folder (simulated with --keep-state, "
+              "or written by an earlier --continue) to --until, with the --delivered campaign "
+              "applied; writes the new events, the truth of each contact and the new state to "
+              "--out (docs/simulate.md, \"Continuing a shop\").")
+@click.option("--delivered", "delivered", multiple=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="With --continue: the delivered campaign (repeatable): campaign rows "
+              "(user_id, action, is_control, assigned_at), a plan export (`plan --out`) or a "
+              "delivery file (`deliver --out`). Without it the shop goes on untouched.")
+@click.option("--delivered-at", default=None, callback=date_callback,
+              help="With --continue: the delivery date of rows without assigned_at (YYYY-MM-DD).")
+@click.option("--until", default=None, callback=date_callback,
+              help="With --continue: the day to simulate up to (exclusive, YYYY-MM-DD).")
+@click.pass_context
+def simulate(ctx: click.Context, n_users: int, days: int, seed: int, out_dir: Path, scenario: str,
+             change_day: int | None, start: dt.date, horizon: int, keep_state: bool,
+             continue_from: Path | None, delivered: tuple[Path, ...],
+             delivered_at: dt.date | None, until: dt.date | None) -> None:
+    """Simulate an online shop with known ground truth, or carry one on after churnguard acts.
 
     Writes events.parquet, users.parquet, items.parquet and campaigns.parquet (the historical
     randomised campaigns) in the data contracts' format, and truth/ with each customer's true
@@ -70,32 +91,83 @@ def simulate(n_users: int, days: int, seed: int, out_dir: Path, scenario: str,
     drift scenario adds truth/change.json (the change's date and parameters) and each customer's
     delivery sensitivity in truth/users.parquet.
 
+    With --continue, the shop responds: each delivered action takes effect on the contacted
+    customers from its delivery day, and the shop goes on to --until; --out gets the new events
+    and the customers who signed up meanwhile (ingest them as usual), truth/contacts.parquet
+    (each contact's true effect) and state/.
+
     \b
     churnguard simulate --users 20000 --days 635 --scenario drift --out shop
+    churnguard simulate --users 20000 --days 365 --keep-state --out shop
+    churnguard simulate --continue shop --delivered plan.csv --delivered-at 2026-01-01 \\
+        --until 2026-02-01 --out shop-2026-01
     """
+    if continue_from is not None:
+        fixed = [f"--{name.replace('_', '-')}" for name in
+                 ("n_users", "days", "seed", "scenario", "change_day", "start", "keep_state")
+                 if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT]
+        if fixed:
+            raise BadInput(f"{', '.join(fixed).replace('--n-users', '--users')} cannot be given "
+                           "with --continue: the shop's saved state fixes them")
+        if until is None:
+            raise BadInput("--continue needs --until, the day to simulate up to")
+        given = ctx.get_parameter_source("horizon") is not click.core.ParameterSource.DEFAULT
+        _continue_shop(continue_from, delivered=delivered, delivered_at=delivered_at,
+                       until=until, out_dir=out_dir, horizon=horizon if given else None)
+        return
+    if delivered or delivered_at or until:
+        raise BadInput("--delivered, --delivered-at and --until apply with --continue only")
     from churnguard.simulate import simulate as run_simulation
 
     try:
         with day_progress(f"Simulating {n_users:,} customers") as update:
             result = run_simulation(n_users=n_users, days=days, seed=seed, out_dir=out_dir,
                                     scenario=scenario, start=start, horizon_days=horizon,
-                                    change_day=change_day, progress=update)
+                                    change_day=change_day, keep_state=keep_state,
+                                    progress=update)
     except ValueError as exc:
         raise BadInput(str(exc)) from None
     click.echo(
         f"Simulated {result.n_users:,} customers, {result.n_events:,} events over {days} days "
         f"(scenario {result.scenario}, seed {result.seed}) into {result.out_dir}"
     )
-    # The default --start is fixed (same seed, same data), so a long period can reach past
-    # today, and ingestion refuses events from the future: say so now, not at ingest time.
-    ends, today = start + dt.timedelta(days=days), dt.datetime.now(dt.UTC).date()
+    _future_note(start + dt.timedelta(days=days), days)
+
+
+def _future_note(ends: dt.date, days: int) -> None:
+    """Warn when the simulated period ends after today: ingestion refuses events from the
+    future, so say so now, not at ingest time (the default --start is fixed, so a long period
+    can reach past today)."""
+    today = dt.datetime.now(dt.UTC).date()
     if ends > today:
         click.echo(
             f"Note: the simulated period ends {ends}, after today ({today}): `churnguard "
             "ingest` refuses events later than the time of the ingest (docs/ingest.md, \"Events "
-            f"from the future\"). Simulate with --start {today - dt.timedelta(days=days)} to end "
-            "today, or set future_events = \"allow\" under [ingest] in the project that loads "
-            "these files.", err=True)
+            f"from the future\"). Simulate with --start {today - dt.timedelta(days=days)} "
+            "to end today, or set future_events = \"allow\" under [ingest] in the project that "
+            "loads these files.", err=True)
+
+
+def _continue_shop(state: Path, *, delivered: tuple[Path, ...], delivered_at: dt.date | None,
+                   until: dt.date, out_dir: Path, horizon: int | None) -> None:
+    from churnguard.simulate import continue_shop
+
+    try:
+        with day_progress("Continuing the shop") as update:
+            result = continue_shop(state, list(delivered) or None, until=until, out_dir=out_dir,
+                                   delivered_at=delivered_at, horizon_days=horizon,
+                                   progress=update)
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
+    click.echo(
+        f"Continued the shop from {result.start} to {result.until}: {result.n_events:,} events, "
+        f"{result.n_new_users:,} new customers, {result.n_contacts:,} contacts and "
+        f"{result.n_control:,} control customers; truth in {result.out_dir / 'truth'}, the new "
+        f"state in {result.paths['state']}")
+    if until > dt.datetime.now(dt.UTC).date():
+        click.echo(f"Note: the continued period ends {until}, after today: `churnguard ingest` "
+                   "refuses events from the future unless future_events = \"allow\" under "
+                   "[ingest] (docs/ingest.md).", err=True)
 
 
 # -- ingest --------------------------------------------------------------------------------------

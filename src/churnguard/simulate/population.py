@@ -109,15 +109,18 @@ def draw_delivery_sensitivity(*, rng: np.random.Generator, region: np.ndarray) -
 
 def draw_population(*, rng: np.random.Generator, n_users: int, days: int,
                     n_campaigns: int, trait_rng: np.random.Generator | None = None,
-                    competitor_regions: tuple[str, ...] = ()) -> Population:
+                    competitor_regions: tuple[str, ...] = (),
+                    prestart_share: float = 0.5) -> Population:
     """Draw ``n_users`` customers; about half signed up in the two years before the window.
 
     ``trait_rng`` draws the delivery sensitivity from a stream of its own, so that the other
     draws are the same with or without it; without it everyone's sensitivity is 0.
     ``competitor_regions``: where a competitor launches fast delivery (drift scenario).
+    ``prestart_share``: the share signed up before the window (0: all sign up in it, as the
+    newcomers of a continued shop); the random draws are the same whatever it is.
     """
     n = n_users
-    prestart = rng.random(n) < 0.5
+    prestart = rng.random(n) < prestart_share
     seg_pre = rng.choice(4, size=n, p=[0.3, 0.3, 0.4, 0.0])
     seg_new = rng.choice(4, size=n, p=[0.08, 0.14, 0.18, 0.6])
     segment = np.where(prestart, seg_pre, seg_new).astype(np.int8)

@@ -31,6 +31,13 @@ from churnguard.simulate.process import (
     take_state,
 )
 from churnguard.simulate.scenarios import ScenarioParams, changing_scenarios, scenario_params
+from churnguard.simulate.state import (
+    PENDING_DAYS,
+    STATE_DIR,
+    fresh_state,
+    split_events,
+    write_state,
+)
 from churnguard.simulate.truth import CutoffTruth, campaign_truth, cutoff_truth
 from churnguard.simulate.writer import CampaignLog, write_outputs
 
@@ -96,7 +103,7 @@ def _with_change_day(params: ScenarioParams, *, change_day: int | None,
 def simulate(*, n_users: int, days: int, seed: int, out_dir: str | Path,
              scenario: str = "default", start: dt.date = dt.date(2025, 1, 1),
              horizon_days: int = 90, cutoffs: list[dt.date] | None = None,
-             change_day: int | None = None,
+             change_day: int | None = None, keep_state: bool = False,
              progress: Callable[[int, int], None] | None = None) -> SimulationResult:
     """Simulate ``n_users`` customers for ``days`` days from ``start`` and write Parquet files.
 
@@ -105,6 +112,9 @@ def simulate(*, n_users: int, days: int, seed: int, out_dir: str | Path,
 
     ``change_day``: for a scenario with a change (``drift``), the day (window index, 1 to
     days - 1) it happens on instead of the scenario's own (day 365); a ValueError for the others.
+
+    ``keep_state``: also write ``state/`` (``state.py``), from which ``continue_shop`` carries the
+    shop on after churnguard acts; the other files are the same with or without it.
 
     >>> import tempfile
     >>> r = simulate(n_users=50, days=100, seed=1, out_dir=tempfile.mkdtemp())
@@ -155,13 +165,22 @@ def simulate(*, n_users: int, days: int, seed: int, out_dir: str | Path,
         if progress is not None:
             progress(day + 1, days)
 
+    # With the state kept, the events drawn past the window (reviews and returns of its last
+    # orders) are kept too, for the continuation to emit; those inside it are the same.
     events = build_events(rng=rng_events, log=log, population=population, catalog=catalog,
-                          start=start, days=days, delivery_reviews=params.delivery_reviews)
+                          start=start, days=days + (PENDING_DAYS if keep_state else 0),
+                          delivery_reviews=params.delivery_reviews)
+    events, pending = split_events(events, start=start, day=days)
     paths = write_outputs(
         out_dir=out_dir, seed=seed, scenario=scenario, start=start, days=days,
         horizon_days=horizon_days, cutoffs=cutoffs, population=population, catalog=catalog,
         events=events, campaigns=campaigns, truths=truths, world=world,
     )
+    if keep_state:
+        paths["state"] = write_state(fresh_state(
+            seed=seed, world=world, day=days, original_days=days, horizon_days=horizon_days,
+            population=population, catalog=catalog, state=state, pending=pending),
+            out_dir / STATE_DIR)
     return SimulationResult(
         out_dir=out_dir, paths=paths, n_users=n_users, n_events=events.num_rows,
         n_items=catalog.n_items, n_campaign_rows=campaigns.n_rows, scenario=scenario,
