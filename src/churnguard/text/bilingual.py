@@ -100,8 +100,14 @@ def encode_titles(titles: Sequence[str]) -> np.ndarray:
     are :data:`MIN_FIT_TEXTS` of them; Latin words are tokens of it too), else through MiniLM.
     Fitted on the titles alone, the vectors depend on nothing but the titles given.
 
-    >>> encode_titles(["Frying Pan 平底锅", "Green Tea 绿茶"]).shape  # too few: MiniLM
-    (2, 384)
+    >>> titles = [a + n for a in ("经典", "迷你", "智能", "豪华", "高级", "专业")
+    ...           for n in ("耳机", "手表", "音箱", "充电宝", "电饭煲", "平底锅", "绿茶", "数据线",
+    ...                     "橄榄油", "厨师刀")]
+    >>> v = encode_titles(titles)
+    >>> v.shape
+    (60, 384)
+    >>> bool(v[0] @ v[10] > v[0] @ v[11])  # 经典耳机: 迷你耳机 is closer than 迷你手表
+    True
     """
     titles = list(titles)
     if len(titles) and chinese_majority(titles).mean() >= 0.5:

@@ -12,8 +12,9 @@ addresses and digits are dropped (they identify, they do not describe).
 Terms are kept when at least :data:`MIN_DF` texts hold them (a fragment of one customer's text
 is not kept). Term frequencies are sublinear (1 + log tf), the IDF smooth
 (ln((1 + n) / (1 + df)) + 1), rows L2-normalised. A truncated SVD (latent semantic analysis:
-Deerwester et al. 1990) fitted on the same texts maps them to at most :data:`DIM` dimensions,
-zero-padded to ``DIM`` when the shop has fewer texts or terms, and the result is L2-normalised,
+Deerwester et al. 1990) fitted on the same texts maps them to :data:`COMPONENTS` dimensions
+(fewer when the shop has fewer texts or terms), zero-padded to MiniLM's :data:`DIM`, and the
+result is L2-normalised,
 so the vectors take MiniLM's place in event tokens and title similarity. Everything fitted is
 plain arrays (:meth:`ChineseEncoder.to_bytes`), stored with the project so that scoring
 reproduces the vectors exactly.
@@ -49,6 +50,11 @@ from churnguard.text.minilm import DIM
 __all__ = ["MIN_DF", "ChineseEncoder", "terms"]
 
 MIN_DF = 2
+# 128 components, not DIM: on the simulator's Chinese texts held-out topic F1 of the nearest
+# centroid was the same from 64 to 384 components (0.86-0.87) and that of the nearest neighbour
+# best at 64-128 (0.62-0.67 against 0.59 at 384), for a third of the fitting time.
+COMPONENTS = 128
+N_ITER = 5  # power iterations of the randomized SVD
 _SVD_SEED = 20260612  # fixed: a refit on the same texts gives the same encoder
 _FORMAT = 1
 _RUN = re.compile(f"[{CJK}]+|[A-Za-z]+(?:'[A-Za-z]+)?")
@@ -99,12 +105,13 @@ class ChineseEncoder:
         unfitted = cls(vocabulary=vocabulary, idf=idf,
                        components=np.zeros((0, len(vocabulary)), np.float32), n_texts=n)
         x = unfitted._tfidf(distinct)
-        k = min(DIM, n - 1, len(vocabulary) - 1)
+        k = min(COMPONENTS, n - 1, len(vocabulary) - 1)
         from sklearn.decomposition import TruncatedSVD
 
-        svd = TruncatedSVD(n_components=k, algorithm="randomized", n_iter=7,
+        svd = TruncatedSVD(n_components=k, algorithm="randomized", n_iter=N_ITER,
                            random_state=_SVD_SEED).fit(x)
         components = svd.components_.astype(np.float32)
+        k = components.shape[0]
         # An SVD vector's sign is arbitrary: fix it (largest entry positive) so refits agree.
         signs = np.sign(components[np.arange(k), np.abs(components).argmax(axis=1)])
         return cls(vocabulary=vocabulary, idf=idf, components=components * signs[:, None],
