@@ -178,3 +178,47 @@ def test_sequence_caches_read_chinese_texts_through_the_shop_encoder(chinese_sto
     keyed = SequenceCache(store).key("2025-02-01", texts=True)
     monkeypatch.setattr(SequenceCache, "text_encoder", lambda self: TextEncoder())
     assert SequenceCache(store).key("2025-02-01", texts=True) != keyed
+
+
+# -- a Chinese-only shop: the behaviour model still trains on the new text vectors --------------------
+@pytest.mark.slow
+def test_behaviour_model_trains_on_a_chinese_shop_with_its_text_vectors(tmp_path, monkeypatch):
+    import pandas as pd
+
+    from churnguard.config import ChurnDefinition
+    from churnguard.evaluate import backtest_cutoffs
+    from churnguard.ingest import ingest_files
+    from churnguard.models.behaviour.model import BehaviourChurnModel
+    from churnguard.sequences.cache import sequences_of
+    from churnguard.simulate import simulate
+    from churnguard.snapshots import build_snapshot
+
+    sim = simulate(n_users=1500, days=420, seed=3, out_dir=tmp_path / "sim").out_dir
+    zh_users = pd.read_parquet(sim / "users.parquet").query("language == 'zh'")
+    events = pd.read_parquet(sim / "events.parquet")
+    zh_users.to_parquet(tmp_path / "users.parquet")
+    events[events["user_id"].isin(zh_users["user_id"])].to_parquet(tmp_path / "events.parquet")
+    # The few mixed texts whose majority is English would load MiniLM: a stand-in instead.
+    monkeypatch.setattr(cache_module, "project_texts",
+                        lambda batch: np.full((len(batch), TEXT_DIM), 0.1, np.float32))
+    monkeypatch.setattr(cache_module, "_TEXT_MEMO", {})
+    definition = ChurnDefinition()
+    with Store.open(tmp_path / "churnguard.duckdb", threads=1) as store:
+        for kind in ("events", "users"):
+            ingest_files(store, kind=kind, files=[tmp_path / f"{kind}.parquet"])
+        test, train, validation = backtest_cutoffs(store, definition=definition,
+                                                   train_cutoffs=1)
+        snaps = build_snapshot(store, definition=definition, cutoffs=[*train, validation, test])
+        cutoffs = snaps.index.get_level_values(1)
+        seqs = sequences_of(snaps.subset(cutoffs == test), texts=True)
+        assert shop_text_encoder(store).zh is not None  # fitted on the shop's Chinese texts
+        assert seqs.text_vectors.shape[1] == TEXT_DIM and len(seqs.text_vectors) > 100
+        assert np.abs(seqs.text_vectors).sum(axis=1).min() > 0  # every text has a vector
+        model = BehaviourChurnModel(encoder="gru", d_model=16, max_len=48, use_text=True,
+                                    pretrain="none", epochs=1, batch_size=128, n_threads=1,
+                                    seed=0)
+        model.fit(snaps.subset(cutoffs < validation),
+                  validation=snaps.subset(cutoffs == validation))
+        p = model.predict_proba(snaps.subset(cutoffs == test))
+        assert p.shape == ((cutoffs == test).sum(),) and np.isfinite(p).all()
+        assert np.unique(p).size > 10
