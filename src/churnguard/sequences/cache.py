@@ -267,9 +267,10 @@ class SequenceCache:
     def text_encoder(self) -> TextEncoder:
         """The store's text encoder (fitted and stored on first need, see
         :func:`~churnguard.text.shop_text_encoder`)."""
-        if self._encoder is None or self._encoder.zh is None:  # a fitted one stays
-            self._encoder = shop_text_encoder(self.store)
-        return self._encoder
+        held = getattr(self, "_encoder", None)  # caches pickled before it existed lack it
+        if held is None or held.zh is None:  # a fitted one stays
+            held = self._encoder = shop_text_encoder(self.store)
+        return held
 
     def key(self, cutoff: object, *, texts: bool = True) -> str:
         """Key of the cache at ``cutoff``: changes whenever the store's events change (or, with
@@ -339,7 +340,7 @@ class SequenceCache:
 
     def __getstate__(self) -> dict:
         # A copy (e.g. of a snapshot's meta) keeps the folder, not the store connection.
-        return {**self.__dict__, "store": None, "_memory": {}}
+        return {**self.__dict__, "store": None, "_memory": {}, "_encoder": None}
 
 
 def sequences_of(snapshot, *, max_len: int | None = None,  # noqa: ANN001
