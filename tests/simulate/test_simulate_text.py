@@ -27,8 +27,10 @@ def _texts(shop) -> pd.DataFrame:
 def test_every_review_and_ticket_has_its_truth(default_shop):
     rows = _texts(default_shop)
     assert (rows["_merge"] == "both").all()  # no event without truth, no truth without event
-    assert (rows["user_id"] == rows["user_id_truth"]).all() and (rows["ts"] == rows["ts_truth"]).all()
-    assert (rows["kind"] == rows["type"].map({"review": "review", "support_ticket": "ticket"})).all()
+    assert (rows["user_id"] == rows["user_id_truth"]).all()
+    assert (rows["ts"] == rows["ts_truth"]).all()
+    kinds = rows["type"].map({"review": "review", "support_ticket": "ticket"})
+    assert (rows["kind"] == kinds).all()
     assert set(rows["topic"]) == set(TOPICS)
     reviews = rows[rows["type"] == "review"]
     # The text's sentiment follows the rating (4-5 stars positive), tickets are complaints.

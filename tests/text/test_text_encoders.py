@@ -181,7 +181,7 @@ def test_sequence_caches_read_chinese_texts_through_the_shop_encoder(chinese_sto
     assert SequenceCache(store).key("2025-02-01", texts=True) != keyed
 
 
-# -- a Chinese-only shop: the behaviour model still trains on the new text vectors --------------------
+# -- a Chinese-only shop: the behaviour model still trains on the new text vectors -------------
 @pytest.mark.slow
 def test_behaviour_model_trains_on_a_chinese_shop_with_its_text_vectors(tmp_path, monkeypatch):
     import pandas as pd

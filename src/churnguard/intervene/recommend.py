@@ -18,9 +18,10 @@ Everything is learnt from events strictly before the cutoff ``as_of``. Three sig
 * **title**: an item with fewer than ``min_support`` customers before ``as_of`` (a new item) has
   no trustworthy neighbours of its own. It is reached through the similarity of its title
   (:func:`churnguard.text.bilingual.encode_titles`: MiniLM, or for a mostly Chinese catalogue a
-  character n-gram encoder fitted on its titles) to the titles of the customer's items: T_ij = max(0, (cos_ij - c0) / (1 - c0)) / N for the N =
-  ``title_neighbours`` new items j closest to item i (c0 = ``title_min_similarity``). Dividing by
-  N, not by the row sum, keeps a new item's share small however few new items there are.
+  character n-gram encoder fitted on its titles) to the titles of the customer's items:
+  T_ij = max(0, (cos_ij - c0) / (1 - c0)) / N for the N = ``title_neighbours`` new items j
+  closest to item i (c0 = ``title_min_similarity``). Dividing by N, not by the row sum, keeps
+  a new item's share small however few new items there are.
 * **popular**: category-aware popularity, a_u,c(j) q_j: the customer's category shares (from the
   same weights, shrunk towards the shop's by ``category_prior`` pseudo-counts) times item j's
   share of its category's orders in the last ``popular_days``. A customer without history gets

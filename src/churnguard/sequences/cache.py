@@ -250,8 +250,9 @@ class SequenceCache:
     store's text encoder (:func:`churnguard.text.shop_text_encoder`: MiniLM, and for mostly
     Chinese texts the shop's own encoder once it is fitted; False leaves the text vectors empty:
     faster, for tests and stores without text); the two kinds are cached apart, and a cache with
-    texts is keyed by the encoder too. ``strings``: the caller needs the texts themselves as well (a model
-    that fine-tunes the text encoder); a cache written before they were kept is rebuilt once.
+    texts is keyed by the encoder too. ``strings``: the caller needs the texts themselves as
+    well (a model that fine-tunes the text encoder); a cache written before they were kept is
+    rebuilt once.
     """
 
     def __init__(self, store: Store, *, max_len: int = DEFAULT_MAX_LEN,
