@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from churnguard.store import Store
-from churnguard.text.chinese import ChineseEncoder
+from churnguard.text.chinese import ChineseEncoder, TooFewTerms
 from churnguard.text.language import CJK, chinese_majority
 from churnguard.text.minilm import DIM, encode_texts
 
@@ -86,12 +86,21 @@ class TextEncoder:
 
 def fit_text_encoder(texts: Iterable[str]) -> TextEncoder:
     """Fit the Chinese encoder on the mostly Chinese ``texts`` (MiniLM only when fewer than
-    :data:`MIN_FIT_TEXTS` distinct ones)."""
+    :data:`MIN_FIT_TEXTS` distinct ones, or when they share too few terms to fit on).
+
+    >>> fit_text_encoder(["太慢", "太贵"] * 30).key  # two distinct texts: nothing to fit
+    'minilm'
+    >>> fit_text_encoder([chr(0x4E00 + i) for i in range(60)]).key  # no term in two texts
+    'minilm'
+    """
     distinct = sorted({t for t in texts if t})
     chinese = [t for t, z in zip(distinct, chinese_majority(distinct)) if z]
     if len(chinese) < MIN_FIT_TEXTS:
         return TextEncoder()
-    return TextEncoder(zh=ChineseEncoder.fit(chinese))
+    try:
+        return TextEncoder(zh=ChineseEncoder.fit(chinese))
+    except TooFewTerms:  # as with too few texts: MiniLM reads them until the shop has more
+        return TextEncoder()
 
 
 def encode_titles(titles: Sequence[str]) -> np.ndarray:

@@ -47,7 +47,7 @@ import scipy.sparse as sp
 from churnguard.text.language import CJK
 from churnguard.text.minilm import DIM
 
-__all__ = ["MIN_DF", "ChineseEncoder", "terms"]
+__all__ = ["MIN_DF", "ChineseEncoder", "TooFewTerms", "terms"]
 
 MIN_DF = 2
 # 128 components, not DIM: on the simulator's Chinese texts held-out topic F1 of the nearest
@@ -60,6 +60,10 @@ _FORMAT = 1
 _RUN = re.compile(f"[{CJK}]+|[A-Za-z]+(?:'[A-Za-z]+)?")
 _NOT_WORDS = re.compile(r"\S+@\S+|https?://\S+|www\.\S+")
 _CJK_START = re.compile(f"[{CJK}]")
+
+
+class TooFewTerms(ValueError):
+    """The texts share too few terms to fit an encoder on."""
 
 
 def terms(text: str | None) -> list[str]:
@@ -92,13 +96,13 @@ class ChineseEncoder:
     def fit(cls, texts: Iterable[str]) -> ChineseEncoder:
         """Fit on the distinct ``texts`` (their order does not matter).
 
-        Raises ``ValueError`` when fewer than two terms occur in :data:`MIN_DF` texts.
+        Raises :class:`TooFewTerms` when fewer than two terms occur in :data:`MIN_DF` texts.
         """
         distinct = sorted({t for t in texts if t})
         df = Counter(term for t in distinct for term in set(terms(t)))
         vocabulary = tuple(sorted(term for term, n in df.items() if n >= MIN_DF))
         if len(vocabulary) < 2:
-            raise ValueError(f"too few Chinese texts to fit on ({len(distinct)} distinct, "
+            raise TooFewTerms(f"too few Chinese texts to fit on ({len(distinct)} distinct, "
                              f"{len(vocabulary)} terms in {MIN_DF}+ of them)")
         n = len(distinct)
         idf = np.array([math.log((1 + n) / (1 + df[v])) + 1.0 for v in vocabulary], np.float32)
