@@ -74,6 +74,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         description="operating cycles, their steps, the inbox's files",
         sql=_migration_sql("0005_cycles.sql"),
     ),
+    Migration(
+        version=10,
+        description="the shop's fitted text encoders (Chinese character n-gram TF-IDF + SVD)",
+        sql=_migration_sql("0010_text_encoders.sql"),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

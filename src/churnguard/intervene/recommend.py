@@ -16,10 +16,12 @@ Everything is learnt from events strictly before the cutoff ``as_of``. Three sig
   Each item keeps its ``neighbours`` most similar items (bounded memory), and each row is
   normalised to sum 1 (S): an item hands its customer's attention on to its neighbours.
 * **title**: an item with fewer than ``min_support`` customers before ``as_of`` (a new item) has
-  no trustworthy neighbours of its own. It is reached through the MiniLM similarity of its title
-  to the titles of the customer's items: T_ij = max(0, (cos_ij - c0) / (1 - c0)) / N for the N =
-  ``title_neighbours`` new items j closest to item i (c0 = ``title_min_similarity``). Dividing by
-  N, not by the row sum, keeps a new item's share small however few new items there are.
+  no trustworthy neighbours of its own. It is reached through the similarity of its title
+  (:func:`churnguard.text.bilingual.encode_titles`: MiniLM, or for a mostly Chinese catalogue a
+  character n-gram encoder fitted on its titles) to the titles of the customer's items:
+  T_ij = max(0, (cos_ij - c0) / (1 - c0)) / N for the N = ``title_neighbours`` new items j
+  closest to item i (c0 = ``title_min_similarity``). Dividing by N, not by the row sum, keeps
+  a new item's share small however few new items there are.
 * **popular**: category-aware popularity, a_u,c(j) q_j: the customer's category shares (from the
   same weights, shrunk towards the shop's by ``category_prior`` pseudo-counts) times item j's
   share of its category's orders in the last ``popular_days``. A customer without history gets
@@ -350,9 +352,11 @@ def _affinity(profile: sp.csr_matrix, pop: _Popularity, prior: float) -> np.ndar
 
 
 def _default_encoder(texts: Sequence[str]) -> np.ndarray:
-    from churnguard.text import encode_texts  # imports torch: only when titles are needed
+    # Mostly Chinese catalogues through a character n-gram encoder fitted on their titles,
+    # others through MiniLM (imports torch: only when titles are needed).
+    from churnguard.text.bilingual import encode_titles
 
-    return encode_texts(texts)
+    return encode_titles(texts)
 
 
 # -- ranking -------------------------------------------------------------------------------------
@@ -418,8 +422,8 @@ def recommend_items(store: Store, *, as_of: dt.datetime | dt.date | str,
     One row per (customer, rank): user_id, rank (1..k), item_id, score, source ("similar",
     "title" or "popular"), customers in the order asked for (``user_ids=None``: every customer
     at ``as_of``, sorted), ranks ascending. A customer gets fewer than k rows only when fewer
-    than k items have any score. ``encode`` maps titles to unit vectors (default: the MiniLM
-    encoder, loaded only when some item is new).
+    than k items have any score. ``encode`` maps titles to unit vectors (default:
+    ``encode_titles``, called only when some item is new).
     """
     config = config or RecommendConfig()
     as_of, catalogue, users = _request(store, as_of, user_ids, k)

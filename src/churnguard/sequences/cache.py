@@ -50,9 +50,11 @@ from churnguard.sequences.tokens import (
     amount_codes,
     category_codes,
     project_texts,
+    project_vectors,
     type_codes,
 )
 from churnguard.store import Store
+from churnguard.text.bilingual import TextEncoder, shop_text_encoder
 
 __all__ = ["CACHE_FORMAT", "CutoffSequences", "SequenceCache", "sequences_of"]
 
@@ -122,20 +124,27 @@ def _codes(column: pa.ChunkedArray, mapper: Callable[[list], np.ndarray],
 _TEXT_MEMO: dict[str, np.ndarray] = {}
 
 
-def _text_vectors(texts: list[str]) -> np.ndarray:
-    """Projected MiniLM vectors of ``texts``, each distinct text encoded once per process."""
-    missing = [t for t in dict.fromkeys(texts) if t not in _TEXT_MEMO]
+def _text_vectors(texts: list[str], encoder: TextEncoder | None = None) -> np.ndarray:
+    """Projected vectors of ``texts``: MiniLM's, each distinct text encoded once per process,
+    and for the texts ``encoder`` reads as Chinese (if given) its Chinese encoder's."""
+    zh = np.zeros(len(texts), bool) if encoder is None else encoder.chinese(texts)
+    english = [t for t, z in zip(texts, zh) if not z]
+    missing = [t for t in dict.fromkeys(english) if t not in _TEXT_MEMO]
     if missing:
         for text, vector in zip(missing, project_texts(missing)):
             _TEXT_MEMO[text] = vector
-    if not texts:
-        return np.zeros((0, TEXT_DIM), dtype=np.float32)
-    return np.stack([_TEXT_MEMO[t] for t in texts]).astype(np.float32)
+    out = np.zeros((len(texts), TEXT_DIM), dtype=np.float32)
+    if english:
+        out[~zh] = np.stack([_TEXT_MEMO[t] for t in english])
+    if zh.any():
+        out[zh] = project_vectors(encoder.encode_chinese([t for t, z in zip(texts, zh) if z]))
+    return out
 
 
 def build_cutoff(store: Store, cutoff: dt.datetime, *, max_len: int, texts: bool,
-                 key: str = "") -> CutoffSequences:
-    """Run the query for one cutoff and turn its rows into tokens (in memory)."""
+                 key: str = "", encoder: TextEncoder | None = None) -> CutoffSequences:
+    """Run the query for one cutoff and turn its rows into tokens (in memory). ``encoder``:
+    the store's text encoder (None: MiniLM for every text)."""
     # con.sql(...).to_arrow_table() streams straight to Arrow; execute() would copy the rows.
     table = store.con.sql(
         _SQL.format(text_types=", ".join(f"'{t}'" for t in TEXT_TYPES)),
@@ -174,7 +183,7 @@ def build_cutoff(store: Store, cutoff: dt.datetime, *, max_len: int, texts: bool
         encoded = pc.dictionary_encode(table["text"]).combine_chunks()
         distinct = encoded.dictionary.to_pylist()
         if distinct:
-            text_vectors = _text_vectors(distinct)
+            text_vectors = _text_vectors(distinct, encoder)
             text_strings = np.asarray(distinct, dtype=object)
             valid = np.asarray(encoded.is_valid())
             text[valid] = encoded.indices.to_numpy(zero_copy_only=False)[valid]
@@ -237,10 +246,13 @@ class SequenceCache:
 
     ``root``: the cache folder (default: ``.churnguard-cache/sequences`` next to a file store;
     an in-memory store keeps its caches in memory). ``max_len``: events kept per customer (N).
-    ``texts`` (of :meth:`at` and :meth:`for_rows`): embed review and ticket texts with MiniLM
-    (False leaves the text vectors empty: faster, for tests and stores without text); the two
-    kinds are cached apart. ``strings``: the caller needs the texts themselves as well (a model
-    that fine-tunes the text encoder); a cache written before they were kept is rebuilt once.
+    ``texts`` (of :meth:`at` and :meth:`for_rows`): embed review and ticket texts with the
+    store's text encoder (:func:`churnguard.text.shop_text_encoder`: MiniLM, and for mostly
+    Chinese texts the shop's own encoder once it is fitted; False leaves the text vectors empty:
+    faster, for tests and stores without text); the two kinds are cached apart, and a cache with
+    texts is keyed by the encoder too. ``strings``: the caller needs the texts themselves as
+    well (a model that fine-tunes the text encoder); a cache written before they were kept is
+    rebuilt once.
     """
 
     def __init__(self, store: Store, *, max_len: int = DEFAULT_MAX_LEN,
@@ -251,14 +263,27 @@ class SequenceCache:
             root = Path(store.path).parent / ".churnguard-cache" / "sequences"
         self.root = None if root is None else Path(root)
         self._memory: dict[tuple[dt.datetime, bool], CutoffSequences] = {}
+        self._encoder: TextEncoder | None = None
+
+    def text_encoder(self) -> TextEncoder:
+        """The store's text encoder (fitted and stored on first need, see
+        :func:`~churnguard.text.shop_text_encoder`)."""
+        held = getattr(self, "_encoder", None)  # caches pickled before it existed lack it
+        if held is None or held.zh is None:  # a fitted one stays
+            held = self._encoder = shop_text_encoder(self.store)
+        return held
 
     def key(self, cutoff: object, *, texts: bool = True) -> str:
-        """Key of the cache at ``cutoff``: changes whenever the store's events change."""
+        """Key of the cache at ``cutoff``: changes whenever the store's events change (or, with
+        texts, its text encoder)."""
         count, batches, first, last = self.store.con.execute(
             "SELECT count(*), list_sort(list(DISTINCT batch_id)), min(ts), max(ts) FROM events"
         ).fetchall()[0]
-        stamp = json.dumps([CACHE_FORMAT, count, batches, str(first), str(last),
-                            to_cutoff(cutoff).isoformat(), self.max_len, texts])
+        parts = [CACHE_FORMAT, count, batches, str(first), str(last),
+                 to_cutoff(cutoff).isoformat(), self.max_len, texts]
+        if texts and (encoder := self.text_encoder().key) != "minilm":
+            parts.append(encoder)  # MiniLM alone keeps the keys caches had before
+        stamp = json.dumps(parts)
         return hashlib.sha1(stamp.encode()).hexdigest()[:16]
 
     def _folder_prefix(self, cutoff: dt.datetime, texts: bool) -> str:
@@ -278,8 +303,10 @@ class SequenceCache:
         if held is not None and held.key == key and not (
                 strings and held.sequences.text_strings is None):
             return held
+        encoder = self.text_encoder() if texts else None
         if self.root is None:
-            cut = build_cutoff(self.store, when, max_len=self.max_len, texts=texts, key=key)
+            cut = build_cutoff(self.store, when, max_len=self.max_len, texts=texts, key=key,
+                               encoder=encoder)
         else:
             prefix = self._folder_prefix(when, texts)
             folder = self.root / f"{prefix}{key}"
@@ -290,7 +317,7 @@ class SequenceCache:
                 for stale in self.root.glob(f"{prefix}*"):
                     shutil.rmtree(stale, ignore_errors=True)
                 _save(build_cutoff(self.store, when, max_len=self.max_len, texts=texts,
-                                   key=key), folder)
+                                   key=key, encoder=encoder), folder)
             cut = _load(folder, when, key, strings=strings)
         self._memory[(when, texts)] = cut
         return cut
@@ -314,7 +341,7 @@ class SequenceCache:
 
     def __getstate__(self) -> dict:
         # A copy (e.g. of a snapshot's meta) keeps the folder, not the store connection.
-        return {**self.__dict__, "store": None, "_memory": {}}
+        return {**self.__dict__, "store": None, "_memory": {}, "_encoder": None}
 
 
 def sequences_of(snapshot, *, max_len: int | None = None,  # noqa: ANN001

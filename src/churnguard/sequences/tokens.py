@@ -15,11 +15,12 @@ rating    1 + rating (1..5) of a review
 
 and three continuous values: ``log1p(hours since the previous event)`` (0 for the first event,
 with the flag below), ``log1p(days before the cutoff)``, and a 0/1 flag "no previous event".
-Reviews and support tickets also carry a text vector: the MiniLM-L6 sentence embedding
-(:mod:`churnguard.text`) mapped to :data:`TEXT_DIM` dimensions by a fixed random
-projection (Johnson & Lindenstrauss 1984; Achlioptas 2003, "Database-friendly random
-projections", PODS), so the projection never depends on the data and a model trained on one
-store reads another store's caches the same way.
+Reviews and support tickets also carry a text vector: the sentence embedding of
+:mod:`churnguard.text` (MiniLM-L6 for English; for mostly Chinese texts, once the store has
+enough of them, the shop's own character n-gram encoder, of the same size) mapped to
+:data:`TEXT_DIM` dimensions by a fixed random projection (Johnson & Lindenstrauss 1984;
+Achlioptas 2003, "Database-friendly random projections", PODS), so the projection never depends
+on the data.
 
 >>> type_codes(["order", "view", "teleport"]).tolist()
 [6, 2, 1]
@@ -46,6 +47,7 @@ __all__ = [
     "amount_codes",
     "category_codes",
     "project_texts",
+    "project_vectors",
     "text_projection",
     "type_codes",
 ]
@@ -107,10 +109,18 @@ def text_projection() -> np.ndarray:
     return _projection().copy()
 
 
-def project_texts(texts: Sequence[str]) -> np.ndarray:
-    """MiniLM embeddings of ``texts`` through the fixed projection: float32 (n, TEXT_DIM)."""
+def project_vectors(vectors: np.ndarray) -> np.ndarray:
+    """Sentence vectors (n, 384) through the fixed projection: float32 (n, TEXT_DIM)."""
+    return np.asarray(vectors, dtype=np.float32) @ _projection()
+
+
+def project_texts(texts: Sequence[str], encoder=None) -> np.ndarray:  # noqa: ANN001
+    """Embeddings of ``texts`` through the fixed projection: float32 (n, TEXT_DIM). MiniLM for
+    all, or ``encoder`` (a :class:`churnguard.text.TextEncoder`: each text by its language)."""
     if len(texts) == 0:
         return np.zeros((0, TEXT_DIM), dtype=np.float32)
+    if encoder is not None:
+        return project_vectors(encoder.encode(list(texts)))
     from churnguard.text import encode_texts
 
-    return encode_texts(list(texts)) @ _projection()
+    return project_vectors(encode_texts(list(texts)))

@@ -25,6 +25,7 @@ from churnguard.simulate.population import (
     Population,
 )
 from churnguard.simulate.process import ACTIONS, CONTROL, CS_OUTREACH, RECOMMENDATION, World
+from churnguard.simulate.text import text_truth
 from churnguard.simulate.truth import CutoffTruth
 
 TRUTH_METHOD = (
@@ -130,6 +131,7 @@ def write_outputs(*, out_dir: Path, seed: int, scenario: str, start: dt.date, da
     if change:  # only scenarios with a change carry it: the others' files stay as they were
         truth_users["delivery_sensitivity"] = tr.delivery_sensitivity
     paths["truth_users"] = _write(pa.table(truth_users), out_dir / "truth" / "users.parquet")
+    paths["truth_texts"] = _write(text_truth(events), out_dir / "truth" / "texts.parquet")
     if change:
         paths["truth_change"] = _write_json(
             change_truth(world=world, horizon_days=horizon_days), out_dir / "truth" / "change.json")
