@@ -12,11 +12,16 @@ service at a few dozen requests a second. Instead:
 * a customer whose events arrive after that (``POST /v1/events``) is marked, and their next
   request is scored from their own events on the spot (:class:`~churnguard.realtime.
   CustomerScratch`), so new events count at once; the result is kept until the next mark;
-* a model promotion or rollback drops everything and rescores in the background; until then
-  every customer is scored on the spot with the new champion.
+* a promotion or rollback through the API drops everything and rescores in the background;
+  until then every customer is scored on the spot with the new champion;
+* a cycle (or a command given the store) that ingested events leaves the answers standing and
+  rescores everyone in the background; one that changed the champion has everyone scored and
+  explained with it in the background and swapped in whole (:meth:`RiskBook.swap`): dropping
+  every answer at once would make every request compute on the spot meanwhile.
 
-So an answer is never older than the customer's newest event; between refreshes only the clock
-moves on (``as_of`` in the answer says when it was computed).
+So an answer is never older than the customer's newest event posted to the service (events a
+cycle or a large command ingests count once the background rescoring is in); between refreshes
+only the clock moves on (``as_of`` in the answer says when it was computed).
 """
 
 from __future__ import annotations
