@@ -24,8 +24,9 @@ def test_after_a_cycle_in_the_service_the_answers_stand_until_the_refresh(
     config = project.root / "churnguard.toml"
     # No challenger due (a champion a year young, no drift check that could make one due),
     # so the cycle changes the events and not the champion.
+    # A plan is due, so the answers' recommended action must come from the cycle's plan.
     config.write_text(config.read_text().split("\n[operate]\n")[0]
-                      + "\n[operate]\nretrain_every_days = 365\n")
+                      + "\n[operate]\nretrain_every_days = 365\nplan_budget = 40.0\n")
     app = create_app(Project.load(project.root), settings())
     with TestClient(app, raise_server_exceptions=False) as client:
         state = app.state.service
@@ -36,6 +37,9 @@ def test_after_a_cycle_in_the_service_the_answers_stand_until_the_refresh(
                 "SELECT user_id FROM scores ORDER BY p_churn DESC LIMIT 5").fetchall()]
         before = {u: state.risk.cached(u) for u in users}
         assert all(s == "hit" for s, _ in before.values())
+        # An answer before the cycle: the service reads the recommended actions of then.
+        assert client.get(f"/v1/users/{users[0]}/risk", headers=headers(READ)).status_code == 200
+        assert state.recommendations.loaded
         # Hold the background refresh, to look at the answers between the cycle and it.
         go, refreshing = threading.Event(), threading.Event()
         rebuild = state.risk.rebuild
@@ -56,6 +60,14 @@ def test_after_a_cycle_in_the_service_the_answers_stand_until_the_refresh(
                 assert state.risk.cached(user) == before[user]
                 answer = client.get(f"/v1/users/{user}/risk", headers=headers(READ)).json()
                 assert answer["p_churn"] == before[user][1].p_churn
+            with state.pool.reading() as store:
+                (contacted,) = store.con.execute(
+                    "SELECT user_id FROM plan_rows WHERE campaign_id = ? AND NOT is_control "
+                    "AND action <> 'none' ORDER BY user_id LIMIT 1",
+                    [f"cycle-{record.cycle_id}"]).fetchall()[0]
+            action = client.get(f"/v1/users/{contacted}/risk",
+                                headers=headers(READ)).json()["recommended_action"]
+            assert action["campaign_id"] == f"cycle-{record.cycle_id}"
         finally:
             go.set()
         deadline = time.monotonic() + 300

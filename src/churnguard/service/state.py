@@ -91,6 +91,8 @@ class ServiceState:
         before = self.risk.champion_version
         record = run_cycle(self.pool, project=self.project, trigger="schedule",
                            progress=lambda message: log.info("cycle: %s", message))
+        # A cycle may have planned a campaign: the recommended actions are read again.
+        self.recommendations.invalidate()
         if record.changed:
             if self.data_clock is not None:
                 self.data_clock.reset()
