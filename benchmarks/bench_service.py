@@ -21,7 +21,9 @@ warm-up then ``--seconds``:
 3. fresh answers: one event posted for each of ``--fresh`` customers, each followed by their
    risk (the answer recomputed from the customer's own events), one at a time.
 
-It also reports the CPU time per request of server and client. Writes the section "service" of
+It also reports the CPU time per request of server and client. ``--breakdown N`` runs none of
+that: it times each part of one fresh answer (``CustomerScratch.score``) for N random active
+customers in this process, and DuckDB's own split of the feature query (section "realtime"). Writes the section "service" of
 benchmarks/RESULTS.md. Target (issue 6): >= 200 requests/s with p99 <= 50 ms on 100,000
 customers, 2 cores.
 """
