@@ -57,3 +57,31 @@ def test_a_new_champion_voids_everything_and_stale_fills_are_refused() -> None:
     assert book.lookup("a") == ("miss", None) and book.reasons_progress is None
     assert not book.fill({"a": {"en": ("y",)}}, ticket)
     assert not book.install({"a": risk("a")}, {"a"}, as_of=NOW, version="v1", ticket=ticket)
+
+
+def test_a_swapped_in_champion_replaces_every_answer_at_once() -> None:
+    """A cycle's new champion: the old answers stand until the new ones, reasons and all, are
+    swapped in together; a mark after the new read still wins; older answers are not kept."""
+    book = RiskBook()
+    first = book.ticket()
+    book.install({"a": risk("a", reasons={"en": ("old",)}), "b": risk("b")}, {"a", "b", "c"},
+                 as_of=NOW, version="v1", ticket=first)
+    early = book.ticket()  # an on-the-spot answer begun before the swap
+    ticket = book.ticket()  # the read the new champion's answers come from
+    assert book.lookup("a")[1].model_version == "v1"  # standing while v2 is computed
+    book.mark(["b"])  # new events for b after that read
+    new = {u: CustomerRisk(user_id=u, as_of=NOW, model_version="v2", status="active",
+                           p_churn=0.25, risk_tier="low", reasons={"en": ("new",)})
+           for u in ("a", "b")}
+    assert book.swap(new, {"a", "b", "c"}, as_of=NOW, version="v2", ticket=ticket)
+    state, found = book.lookup("a")
+    assert state == "hit" and found.model_version == "v2" and found.reasons == {"en": ("new",)}
+    assert book.lookup("b") == ("miss", None)  # its mark is newer than the swapped-in read
+    assert book.lookup("c")[0] == "lapsed" and book.reasons_progress == 1.0
+    book.keep(risk("a", reasons={"en": ("v1 answer",)}), early)  # computed before: refused
+    assert book.lookup("a")[1].model_version == "v2"
+    # A champion change after the read (an API promotion voids): that swap is refused.
+    late = book.ticket()
+    book.void()
+    assert not book.swap(new, {"a", "b"}, as_of=NOW, version="v2", ticket=late)
+    assert book.lookup("a") == ("miss", None)

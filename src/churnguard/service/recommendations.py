@@ -35,6 +35,11 @@ class Recommendation:
 class Recommendations:
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        # One load at a time: after an invalidation every request that finds nothing loaded
+        # asks for a load; they wait for one instead of each running the query (at 200
+        # requests a second that herd stalled answers for seconds; RESULTS.md, "cycle").
+        self._load_lock = threading.Lock()
+        self._generation = 0  # bumped by invalidate: a load begun before is not installed
         self._by_user: dict[str, Recommendation | None] | None = None
 
     @property
@@ -42,6 +47,14 @@ class Recommendations:
         return self._by_user is not None
 
     def load(self, store: Store) -> None:
+        with self._load_lock:
+            if self._by_user is not None:
+                return  # another request loaded them while this one waited
+            self._load(store)
+
+    def _load(self, store: Store) -> None:
+        with self._lock:
+            generation = self._generation
         rows = store.con.execute(_NEWEST).fetchall()
         by_user: dict[str, Recommendation | None] = {}
         for user, campaign, action, channel, message_en, message_zh, is_control in rows:
@@ -52,7 +65,8 @@ class Recommendations:
                                                channel=channel,
                                                messages={"en": message_en, "zh": message_zh})
         with self._lock:
-            self._by_user = by_user
+            if generation == self._generation:
+                self._by_user = by_user
 
     def get(self, user_id: str) -> Recommendation | None:
         with self._lock:
@@ -60,6 +74,7 @@ class Recommendations:
 
     def invalidate(self) -> None:
         with self._lock:
+            self._generation += 1
             self._by_user = None
 
     def forget(self, user_id: str) -> None:

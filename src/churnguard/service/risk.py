@@ -12,11 +12,16 @@ service at a few dozen requests a second. Instead:
 * a customer whose events arrive after that (``POST /v1/events``) is marked, and their next
   request is scored from their own events on the spot (:class:`~churnguard.realtime.
   CustomerScratch`), so new events count at once; the result is kept until the next mark;
-* a model promotion or rollback drops everything and rescores in the background; until then
-  every customer is scored on the spot with the new champion.
+* a promotion or rollback through the API drops everything and rescores in the background;
+  until then every customer is scored on the spot with the new champion;
+* a cycle (or a command given the store) that ingested events leaves the answers standing and
+  rescores everyone in the background; one that changed the champion has everyone scored and
+  explained with it in the background and swapped in whole (:meth:`RiskBook.swap`): dropping
+  every answer at once would make every request compute on the spot meanwhile.
 
-So an answer is never older than the customer's newest event; between refreshes only the clock
-moves on (``as_of`` in the answer says when it was computed).
+So an answer is never older than the customer's newest event posted to the service (events a
+cycle or a large command ingests count once the background rescoring is in); between refreshes
+only the clock moves on (``as_of`` in the answer says when it was computed).
 """
 
 from __future__ import annotations
@@ -58,6 +63,9 @@ from churnguard.store import Store
 log = logging.getLogger("churnguard.service")
 
 EXPLAIN_CHUNK = 512  # customers explained at a time by the background scorer
+# A command that gave the store back with new events for at most this many customers: their
+# next answers are computed on the spot; for more, the background refresh rescores everyone.
+MARK_AT_MOST = 500
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -173,6 +181,25 @@ class RiskBook:
             self._fresh = {u: v for u, v in self._fresh.items() if v[1] > seq}
             return True
 
+    def swap(self, scored: dict[str, CustomerRisk], known: set[str], *, as_of: dt.datetime,
+             version: str, ticket: tuple[int, int], left_out: set[str] | None = None) -> bool:
+        """A new champion's complete answers (reasons in) replace everything at once: what
+        :meth:`void` then :meth:`install` and :meth:`fill` do, without the moment in between
+        when no answer is known. False (nothing changed) when the champion changed again since
+        ``ticket`` was taken."""
+        seq, generation = ticket
+        with self._lock:
+            if generation != self._generation:
+                return False
+            self._generation += 1
+            self._table, self._known, self._table_seq = scored, set(known), seq
+            self._left_out = set(left_out or ())
+            self.table_as_of, self.table_version = as_of, version
+            self.reasons_done = len(scored)
+            self._marks = {u: s for u, s in self._marks.items() if s > seq}
+            self._fresh = {}
+            return True
+
     def fill(self, said: dict[str, dict[str, tuple[str, ...]]], ticket: tuple[int, int]) -> bool:
         """Add reasons to the installed answers; False once the table was replaced or voided."""
         seq, generation = ticket
@@ -235,6 +262,7 @@ class RiskService:
         self._scratch: CustomerScratch | None = None
         self._scratch_lock = threading.Lock()
         self._refresh = threading.Event()
+        self._swap = threading.Event()  # the next refresh swaps in a new champion (whole)
         self._stop = threading.Event()
         self._explained = threading.Event()
         self._thread: threading.Thread | None = None
@@ -254,9 +282,26 @@ class RiskService:
             return self._champion
 
     def champion_changed(self) -> None:
+        """A new champion (an API promotion or rollback): nothing known holds; every answer is
+        computed on the spot with it until everyone is rescored in the background."""
         with self._champion_lock:
             self._champion = None
         self.book.void()
+        self._refresh.set()
+
+    def champion_replaced(self) -> None:
+        """A cycle or a command changed the champion: score and explain everyone with it in the
+        background, then swap all the answers at once (:meth:`RiskBook.swap`). Until then the
+        previous champion's answers stand (each says its model version), so a large population
+        is never answered on the spot all at once: that took seconds per request at 20,000
+        customers (benchmarks/RESULTS.md, "cycle")."""
+        self._swap.set()
+        self._refresh.set()
+
+    def events_changed(self) -> None:
+        """A cycle in this process ingested events: rescore everyone in the background; the
+        answers stand until the new ones are installed (the previous reasons stand in until
+        the new ones are computed, as after every refresh)."""
         self._refresh.set()
 
     # -- answers ----------------------------------------------------------------------------
@@ -340,9 +385,13 @@ class RiskService:
                 self._scratch.close()
                 self._scratch = None
         if version != self.champion_version:
-            self.champion_changed()
+            self.champion_replaced()
             return
-        self.book.mark(sorted(touched))
+        if len(touched) <= MARK_AT_MOST:
+            self.book.mark(sorted(touched))
+        # More: a weekly file touches most active customers; scoring them all on the spot
+        # would queue every request behind them, so the refresh rescores everyone instead and
+        # until it is in their answers are those of before the command.
         for gone in self.book.known_but_not_in(known):
             self.book.forget(gone)
         self._refresh.set()
@@ -350,9 +399,55 @@ class RiskService:
     # -- everyone, in the background -------------------------------------------------------
     def rebuild(self) -> bool:
         """Score the whole population now and explain it; False when there is no champion or
-        it changed meanwhile."""
+        it changed meanwhile. After :meth:`champion_replaced`, the new champion's answers are
+        computed whole and swapped in at once."""
+        if self._swap.is_set():
+            self._swap.clear()
+            return self._swap_in()
         job = self._score_everyone()
         return job is not None and self._explain(job)
+
+    def _swap_in(self) -> bool:
+        """Score and explain everyone with the store's champion, then swap the answers in."""
+        ticket = self.book.ticket()
+        try:
+            with self.pool.reading(wait_s=None) as store:
+                version = alias_version(store, CHAMPION)
+                if version is None:
+                    self.champion_changed()
+                    return False
+                found = get_model_version(store, version)
+                model = load_model(store, version)
+                as_of = self.clock(store)
+                snapshot, left_out = isolated_snapshot(
+                    store, cutoffs=[as_of], features=list(found.features),
+                    definition=trained_definition(found) or self.config.churn)
+                context = reason_context(store, snapshot.index.to_frame(index=False)) \
+                    if len(snapshot) else None
+                known = set(known_customers(store))
+            risks = probabilities(model, version, snapshot, tiers=self.config.scoring,
+                                  as_of=as_of)
+            said: dict[str, dict[str, tuple[str, ...]]] = {}
+            for start in range(0, len(snapshot), EXPLAIN_CHUNK):
+                if self._stop.is_set():
+                    return False
+                mask = np.zeros(len(snapshot), dtype=bool)
+                mask[start:start + EXPLAIN_CHUNK] = True
+                said |= explain_rows(model, snapshot.subset(mask), context)
+        except Exception as exc:
+            self.population_error = type(exc).__name__
+            raise
+        self.population_error = None
+        scored = {r.user_id: replace(r, reasons=said.get(r.user_id, {})) for r in risks}
+        with self._champion_lock:
+            self._champion = None  # the next on-the-spot answer loads the new champion
+            swapped = self.book.swap(scored, known, as_of=as_of, version=version, ticket=ticket,
+                                     left_out=set(left_out))
+        if swapped:
+            self.population_left_out = len(left_out)
+            log.info("swapped in %s: %d customers scored and explained as of %s", version,
+                     len(scored), as_of)
+        return swapped
 
     def _score_everyone(self) -> _ExplainJob | None:
         """Install everyone's probability now (seconds); returns the reasons still to compute.

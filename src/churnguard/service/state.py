@@ -14,6 +14,7 @@ from churnguard.customers import stored_id
 from churnguard.lending import Lender
 from churnguard.operate import CycleRecord, Scheduler, run_cycle
 from churnguard.project import Project, lock_wait_s
+from churnguard.registry import CHAMPION, alias_version
 from churnguard.service.auth import TokenBucket
 from churnguard.service.metrics import Metrics
 from churnguard.service.recommendations import Recommendations
@@ -87,12 +88,23 @@ class ServiceState:
         """One operating cycle through the pool (reads beside the requests, writes in turn
         with the other writers); afterwards the risk answers follow new events and a new
         champion."""
+        before = self.risk.champion_version
         record = run_cycle(self.pool, project=self.project, trigger="schedule",
                            progress=lambda message: log.info("cycle: %s", message))
+        # A cycle may have planned a campaign: the recommended actions are read again.
+        self.recommendations.invalidate()
         if record.changed:
             if self.data_clock is not None:
                 self.data_clock.reset()
-            self.risk.champion_changed()
+            with self.pool.reading() as store:
+                after = alias_version(store, CHAMPION)
+            # The answers stand until their replacements are computed in the background:
+            # voiding them would score every request on the spot meanwhile (seconds each
+            # under load at 20,000 customers; benchmarks/RESULTS.md, "cycle").
+            if after != before:
+                self.risk.champion_replaced()
+            else:
+                self.risk.events_changed()
         if record.status != "done":
             log.error("cycle %s stopped at %s", record.cycle_id, record.error)
         return record
