@@ -155,3 +155,38 @@ def test_a_label_alarm_makes_the_challenger_due_in_the_cycle(project_copy: Proje
     assert challenge.figures["champion"] == champion
     assert challenge.figures["label_alarm"] and challenge.figures["due"]
     assert "label alarm" in challenge.evidence
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_the_label_alarm_shows_on_the_dashboard_and_in_the_command(
+        project_copy: Project, lang: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from fastapi.testclient import TestClient
+
+    from churnguard.cli import main
+    from churnguard.service import create_app
+
+    from service.helpers import READ, headers, settings
+
+    config = project_copy.root / "churnguard.toml"
+    config.write_text(config.read_text().replace("label_min_customers = 200",
+                                                  "label_min_customers = 50"))
+    project = Project.load(project_copy.root)
+    with project.open_store() as store:
+        stayed = store.con.execute(
+            "SELECT DISTINCT user_id FROM events WHERE type = 'order' AND ts >= ? "
+            "AND ts < ? ORDER BY 1", [SCORED_AT, MATURED]).fetchall()
+        _keep_ordering(store, [u for (u,) in stayed][::2])
+    with TestClient(create_app(project, settings(warm_on_start=False)),
+                    raise_server_exceptions=False) as client:
+        assert client.post("/dashboard/session", headers=headers(READ)).status_code == 200
+        answer = client.get("/v1/monitor", params={"as_of": f"{MATURED:%Y-%m-%d}"},
+                            headers=headers(READ)).json()
+        assert answer["label_alarm"] is True and answer["label"]["n"] >= 50
+        # The page monitors the data's now: the run at SCORED_AT is still the newest matured.
+        html = client.get("/monitor", params={"lang": lang} if lang == "zh" else None).text
+    assert 'id="label-alarm"' in html and "state-major" in html.split('id="label-alarm"')[1][:80]
+    assert f"{SCORED_AT:%Y-%m-%d}" in html
+    assert main(["monitor", "--project", str(project.root), "--as-of",
+                 f"{MATURED:%Y-%m-%d}"]) == 0
+    out = capsys.readouterr().out
+    assert "; a label alarm" in out
