@@ -123,7 +123,7 @@ def cycle_figures(record: Any, *, wall: float, champion: str | None) -> dict[str
 def _slim_label(label: dict | None) -> dict | None:
     if label is None:
         return None
-    keep = ("cohort", "model_version", "current", "n", "churn_rate", "mean_p", "calibration_gap",
+    keep = ("cohort", "model_version", "current", "applies", "n", "churn_rate", "mean_p", "calibration_gap",
             "calibration_se", "calibration_p", "calibration_alarm", "auc", "expected_auc",
             "auc_gap", "auc_p", "auc_alarm", "alarm", "alpha", "rate_tolerance", "auc_tolerance")
     return {k: label.get(k) for k in keep}

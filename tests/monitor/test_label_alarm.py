@@ -80,7 +80,7 @@ def test_it_fires_on_a_shop_whose_outcomes_changed(project_copy: Project) -> Non
     with project_copy.open_store() as store:
         before = run_monitor(store, as_of=MATURED, config=SMALL)
         assert before.label is not None and before.label.cohort == SCORED_AT
-        assert before.label.current  # the run's model is the champion
+        assert before.label.applies  # the run's model is the champion
         stayed = store.con.execute(
             "SELECT DISTINCT user_id FROM events WHERE type = 'order' AND ts >= ? "
             "AND ts < ? ORDER BY 1", [SCORED_AT, MATURED]).fetchall()
@@ -94,18 +94,36 @@ def test_it_fires_on_a_shop_whose_outcomes_changed(project_copy: Project) -> Non
     assert "label alarm" in document["label"]["reason"]
 
 
-def test_a_replaced_champion_s_cohort_is_reported_but_raises_no_alarm(
+def test_it_alarms_for_a_champion_that_learned_none_of_these_outcomes_only(
         project_copy: Project) -> None:
+    """A successor trained before the cohort matured learned the same stale mapping: the alarm
+    applies to it. One trained after learned from these very outcomes: reported, no alarm."""
+    from churnguard.models.gbdt import GBDTChurnModel
+    from churnguard.training import train_model
+
+    definition = project_copy.config.churn
     with project_copy.open_store() as store:
         stayed = store.con.execute(
             "SELECT DISTINCT user_id FROM events WHERE type = 'order' AND ts >= ? "
             "AND ts < ? ORDER BY 1", [SCORED_AT, MATURED]).fetchall()
         _keep_ordering(store, [u for (u,) in stayed][::2])
-        found = label_check(store, now=MATURED, definition=project_copy.config.churn,
-                            config=SMALL, champion="another-model")
-    assert found is not None and found.calibration_alarm
-    assert not found.current and not found.alarm
-    assert "no longer the champion" in found.reason
+        trained = {}
+        for name, as_of in (("before", SCORED_AT + dt.timedelta(days=30)),
+                            ("after", MATURED + dt.timedelta(days=30))):
+            trained[name] = train_model(
+                store, definition=definition, as_of=as_of, promote=False,
+                model=GBDTChurnModel(n_estimators=30, early_stopping_rounds=10,
+                                     n_jobs=1)).version
+        found = {name: label_check(store, now=MATURED + dt.timedelta(days=31),
+                                   definition=definition, config=SMALL, champion=version)
+                 for name, version in trained.items()}
+        unknown = label_check(store, now=MATURED, definition=definition, config=SMALL,
+                              champion="no-such-model")
+    assert all(f.cohort == SCORED_AT and f.calibration_alarm for f in found.values())
+    assert found["before"].applies and found["before"].alarm
+    assert not found["after"].applies and not found["after"].alarm
+    assert "has since learned from these outcomes" in found["after"].reason
+    assert not unknown.applies and not unknown.alarm
 
 
 def test_it_never_reads_outcomes_after_now(project_copy: Project) -> None:

@@ -28,9 +28,13 @@ treatment), and tests two null hypotheses about the model that scored it:
 
 The alarm is the union of the two, each tested at ``alpha / 2`` (Bonferroni): when the truth is
 inside both nulls, a pass raises the alarm with probability at most ``alpha`` (0.01: one cycle
-in a hundred on a stable shop), whatever the cohort's size. It raises the alarm only while the
-version that scored the cohort is still the champion: a replaced model's cohort is reported, and
-says nothing about the model now serving.
+in a hundred on a stable shop), whatever the cohort's size. It raises the alarm only when it
+**applies** to the champion now serving: when the champion learned from none of the outcomes
+that moved (every label window it learned from ends before the cohort's window does). That holds
+for the model that scored the cohort, and for a successor trained before the cohort matured (a
+refit of the same stale mapping, as a weekly cycle that retrains every few weeks deploys long
+before a 90-day cohort matures); a champion trained after has already seen these outcomes, and
+the cohort is only reported.
 
 **What it never reads.** Only outcomes inside label windows that end by ``now`` (the cohort
 matured by ``now``, capped at the newest event), campaigns assigned before the window's end, and
@@ -79,12 +83,12 @@ DRAWS = 1000
 class LabelCheck:
     """One label check: the cohort (a stored scoring run at ``cohort``, matured at
     ``matured_at``), its figures and the two tests (module docstring). ``alarm``: either test
-    rejects and ``current`` (the version that scored it is still the champion)."""
+    rejects and ``applies`` (the champion learned from none of the cohort's outcomes)."""
 
     cohort: dt.datetime | None = None
     model_version: str | None = None
     matured_at: dt.datetime | None = None
-    current: bool = True
+    applies: bool = True
     n: int
     churn_rate: float
     mean_p: float
@@ -115,7 +119,7 @@ class LabelCheck:
                          f"its probabilities (p {self.auc_p:.2g} for a loss beyond "
                          f"{self.auc_tolerance:g})")
         verdict = ("label alarm" if self.alarm else
-                   "would alarm, but that model is no longer the champion"
+                   "would alarm, but the champion has since learned from these outcomes"
                    if (self.calibration_alarm or self.auc_alarm) else "no label alarm")
         return f"{verdict}: {where}{self.n:,} customers; " + "; ".join(found)
 
@@ -159,21 +163,31 @@ def label_test(y: np.ndarray, p: np.ndarray, *, alpha: float = 0.01,
         alarm=bool(calibration_alarm or auc_alarm))
 
 
-def _out_of_time(store: Store, version: str, cohort: dt.datetime,
-                 configured: ChurnDefinition) -> bool:
-    """Whether every label window ``version`` learned from ends by ``cohort`` (its scores there
-    are a prediction, not a fit); False when the registry does not say."""
+def _learned_until(store: Store, version: str | None,
+                   configured: ChurnDefinition) -> dt.datetime | None:
+    """Where the newest label window ``version`` learned from ends; None when the registry does
+    not say (or there is no such version)."""
+    if version is None:
+        return None
     try:
         found = get_model_version(store, version)
     except RegistryError:
-        return False
+        return None
     window = found.data_window if isinstance(found.data_window, dict) else {}
     cutoffs = [to_cutoff(c) for c in [*window.get("train_cutoffs", []),
                                       window.get("validation_cutoff")] if c]
     if not cutoffs:
-        return False
+        return None
     horizon = (trained_definition(found) or configured).horizon_days
-    return label_window_end(max(cutoffs), horizon) <= cohort
+    return label_window_end(max(cutoffs), horizon)
+
+
+def _out_of_time(store: Store, version: str, cohort: dt.datetime,
+                 configured: ChurnDefinition) -> bool:
+    """Whether every label window ``version`` learned from ends by ``cohort`` (its scores there
+    are a prediction, not a fit); False when the registry does not say."""
+    until = _learned_until(store, version, configured)
+    return until is not None and until <= cohort
 
 
 def label_check(store: Store, *, now: dt.datetime, definition: ChurnDefinition,
@@ -200,8 +214,12 @@ def label_check(store: Store, *, now: dt.datetime, definition: ChurnDefinition,
         found = label_test(y, kept["p_churn"].to_numpy(dtype=float), alpha=config.label_alpha,
                            rate_tolerance=config.label_rate_tolerance,
                            auc_tolerance=config.label_auc_tolerance, seed=config.seed)
-        current = version == champion
+        matured = label_window_end(as_of, used.horizon_days)
+        # The champion learned from none of these outcomes (module docstring): it scored the
+        # cohort, or its labels end before the cohort's window does.
+        until = _learned_until(store, champion, definition)
+        applies = version == champion or (until is not None and until < matured)
         return LabelCheck(**{**found.__dict__, "cohort": as_of, "model_version": version,
-                             "matured_at": label_window_end(as_of, used.horizon_days),
-                             "current": current, "alarm": found.alarm and current})
+                             "matured_at": matured, "applies": applies,
+                             "alarm": found.alarm and applies})
     return None

@@ -87,7 +87,7 @@ def _label(lang: str, found: dict[str, Any] | None) -> str:
     rejected = found["calibration_alarm"] or found["auc_alarm"]
     state = _state(lang, found["alarm"]) + (
         f' <span class="muted">{e(t(lang, "label_replaced"))}</span>'
-        if rejected and not found["current"] else "")
+        if rejected and not found["applies"] else "")
     figures = cards([
         (e(t(lang, "label_rate")), f'{e(pct(found["churn_rate"]))} / {e(pct(found["mean_p"]))}',
          f'p {e(_p(found["calibration_p"]))}'),
