@@ -456,6 +456,33 @@ def label_truth(folder: Path, *, rows: list[dict[str, Any]],
     return [done.get(r["day"]) for r in rows]
 
 
+def label_applies(folder: Path, rows: list[dict[str, Any]]) -> list[bool | None]:
+    """Per cycle with a label check, whether it applied to the champion serving during the
+    monitor step (the one the previous cycle left): that champion learned from none of the
+    cohort's outcomes (:mod:`churnguard.monitor.performance`). Worked out from the registry, so
+    that replays recorded before the rule took this form are judged by it too (their
+    trajectories are the same up to the first alarm, which is all the detection line reads)."""
+    from churnguard.monitor.performance import _learned_until
+    from churnguard.project import Project
+
+    project = Project.load(folder / "project")
+    out: list[bool | None] = []
+    with project.open_store(read_only=True) as store:
+        serving = None
+        for row in rows:
+            label = row.get("label")
+            if not label:
+                out.append(None)
+            else:
+                until = _learned_until(store, serving, project.config.churn)
+                matured = (dt.datetime.fromisoformat(label["cohort"])
+                           + dt.timedelta(days=HORIZON))
+                out.append(label["model_version"] == serving
+                           or (until is not None and until < matured))
+            serving = row["champion"]
+    return out
+
+
 def label_detection(rows: list[dict[str, Any]], truth: list[dict[str, Any] | None],
                     *, change_date: str) -> dict[str, Any]:
     """The label alarm against the truth: ``measurable`` = the first cycle on or after the
@@ -464,14 +491,18 @@ def label_detection(rows: list[dict[str, Any]], truth: list[dict[str, Any] | Non
     change; weeks between them. Before the change (and on a stable shop, everywhere): checks,
     rejections, and false ones (a rejection where the truth is inside both nulls)."""
     pairs = [(r, t) for r, t in zip(rows, truth, strict=True) if r.get("label") and t]
-    before = [(r, t) for r, t in pairs if r["date"] < change_date]
-    after = [(r, t) for r, t in pairs if r["date"] >= change_date]
 
     def rejected(r: dict[str, Any]) -> bool:
         return bool(r["label"]["calibration_alarm"] or r["label"]["auc_alarm"])
 
+    def alarmed(r: dict[str, Any], t: dict[str, Any]) -> bool:  # rejected, and applies
+        return rejected(r) and bool(t.get("applies", r["label"].get("alarm")))
+
+    before = [(r, t) for r, t in pairs if r["date"] < change_date]
+    after = [(r, t) for r, t in pairs if r["date"] >= change_date]
+
     measurable = next((r["date"] for r, t in after if t["detectable"]), None)
-    alarm = next((r["date"] for r, t in after if r["label"]["alarm"]), None)
+    alarm = next((r["date"] for r, t in after if alarmed(r, t)), None)
     reject = next((r["date"] for r, t in after if rejected(r)), None)
 
     def weeks(date: str | None) -> float | None:
@@ -710,9 +741,10 @@ def _label_cell(row: dict[str, Any], truth: dict[str, Any] | None) -> str:
     label = row.get("label")
     if not label:
         return "—"
-    flag = (" **ALARM**" if label["alarm"] else
-            " (rejects; model replaced)" if label["calibration_alarm"] or label["auc_alarm"]
-            else "")
+    rejects = label["calibration_alarm"] or label["auc_alarm"]
+    applies = (truth or {}).get("applies", label.get("alarm"))
+    flag = (" **ALARM**" if rejects and applies else
+            " (rejects; the champion learned these outcomes)" if rejects else "")
     true = (f" ({truth['true_gap']:+.3f})", f" ({truth['true_auc_gap']:+.4f})") if truth \
         else ("", "")
     auc = "—" if label["auc_gap"] is None else f"{label['auc_gap']:+.4f}"
@@ -828,6 +860,9 @@ def run_one(*, scenario: str, seed: int, args: argparse.Namespace) -> dict[str, 
     lag = (lag_checks(folder, cycles=cal["cycles"], lag_days=args.lag_check,
                       say=lambda m: print(m, flush=True)) if args.lag_check else None)
     labels = label_truth(folder, rows=rows, say=lambda m: print(m, flush=True))
+    for t, applies in zip(labels, label_applies(folder, rows), strict=True):
+        if t is not None:
+            t["applies"] = applies
     run = {"scenario": scenario, "seed": seed, "rows": rows, "truth": truth, "setup": setup,
            "lag": lag, "lag_days": args.lag_check, "label_truth": labels,
            "gate": gate_checks(rows, truth), "change": change or {"change_date": "9999"}}
