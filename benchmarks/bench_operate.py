@@ -502,6 +502,7 @@ def label_detection(rows: list[dict[str, Any]], truth: list[dict[str, Any] | Non
     after = [(r, t) for r, t in pairs if r["date"] >= change_date]
 
     measurable = next((r["date"] for r, t in after if t["detectable"]), None)
+    null_false = next((r["date"] for r, t in after if t["null_false"]), None)
     alarm = next((r["date"] for r, t in after if alarmed(r, t)), None)
     reject = next((r["date"] for r, t in after if rejected(r)), None)
 
@@ -516,7 +517,11 @@ def label_detection(rows: list[dict[str, Any]], truth: list[dict[str, Any] | Non
             "null_false_before": sum(t["null_false"] for _, t in before),
             "checks_after": len(after), "rejected_after": sum(rejected(r) for r, _ in after),
             "false_after": sum(rejected(r) and not t["null_false"] for r, t in after),
-            "measurable": measurable, "first_alarm": alarm, "first_reject": reject,
+            "measurable": measurable, "null_false_from": null_false,
+            "first_alarm": alarm, "first_reject": reject,
+            # Cycles recorded before the alarm applied to a champion's successors (their label
+            # figures lack "applies"): alarms after the first did not make challenges due.
+            "older_rule": any("applies" not in r["label"] for r, _ in pairs),
             "alarm_weeks": weeks(alarm), "reject_weeks": weeks(reject),
             "first_check": pairs[0][0]["date"] if pairs else None}
 
@@ -713,14 +718,21 @@ def summarize(runs: list[dict[str, Any]], *, args: argparse.Namespace, command: 
                    f"{det['promotion_weeks_wholly']:+.1f} from wholly changed)"
                    if det['promotion_weeks'] is not None else "") + ".")
             lines.append(
-                f"- Label alarm: the change is measurable (the tested cohort's truth beyond a "
-                f"tolerance by the test's critical value) from the cycle at "
+                f"- Label alarm: the tested cohort's truth is outside the alarm's null from the "
+                f"cycle at {lab['null_false_from'] or 'none'}; the change is measurable (the "
+                f"truth beyond a tolerance by the test's critical value) from the cycle at "
                 f"{lab['measurable'] or 'none'}; first label alarm {lab['first_alarm'] or 'none'}"
                 + (f" ({lab['alarm_weeks']:+.0f} weeks)" if lab['alarm_weeks'] is not None
                    else "")
                 + f"; first rejection whatever the model {lab['first_reject'] or 'none'}"
                 + (f" ({lab['reject_weeks']:+.0f} weeks)" if lab['reject_weeks'] is not None
-                   else "") + ".")
+                   else "") + "."
+                + (" These cycles were recorded while the label alarm applied only to the model "
+                   "that scored the cohort; the alarm column is judged by the current rule (the "
+                   "champion serving learned none of the cohort's outcomes, from the registry), "
+                   "which gives the same cycles up to the first alarm; the challenges later "
+                   "alarms would have made due between scheduled ones did not run."
+                   if lab.get("older_rule") else ""))
             if rec.get("recovered"):
                 lines.append(
                     f"- Recovery: the every-cycle model stays ≥ {MARGIN} above never-retrained "
