@@ -290,7 +290,8 @@ class OperateConfig(_Section):
 # -- [monitor] (issue 18 item 3; docs/monitor.md) -------------------------------------------------
 class MonitorConfig(_Section):
     """``churnguard monitor``: drift with thresholds calibrated by bootstrap at the batch size,
-    Benjamini–Hochberg across features, and realized metrics on matured cohorts."""
+    Benjamini–Hochberg across features, realized metrics on matured cohorts and the label alarm
+    on the newest of them."""
 
     # False discovery rate of the drift alarms: on unchanged data, at most this share of the
     # batches raises any alarm (so at most this share of the feature checks alarms).
