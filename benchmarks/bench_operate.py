@@ -621,7 +621,8 @@ def summarize(runs: list[dict[str, Any]], *, args: argparse.Namespace, command: 
              "0.03 on the churn rate and 0.02 on ROC-AUC); "
              "plans and deliveries off (no `plan_budget`: the default), so plan, deliver and "
              "measure skip. The cycle is the library's `run_cycle(now=week end)` (what "
-             "`churnguard run --now` runs).", ""]
+             "`churnguard run --now` runs). Wall times come from a 2-core machine shared with "
+             "other jobs (load averages up to about 13): noisy, upper figures.", ""]
     for run in runs:
         rows, truth = run["rows"], run["truth"]
         walls = np.array([r["wall_s"] for r in rows])
