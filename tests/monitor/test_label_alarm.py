@@ -32,8 +32,8 @@ def _shop(n: int, rng: np.random.Generator) -> np.ndarray:
 def test_a_stable_shop_alarms_at_most_at_the_stated_rate_even_at_the_tolerance() -> None:
     """400 cohorts of 1,000 customers whose true churn rate sits exactly at the tolerance (every
     probability 0.03 higher than the model says): the calibration test rejects about alpha / 2 of
-    them (expected 1 at alpha = 0.01); a calibrated shop, none. 8 or more would happen by chance
-    with probability below 1e-4 at the stated rate."""
+    them (expected 2 of 400 at alpha = 0.01); a calibrated shop, none. 8 or more would happen by
+    chance with probability about 0.001 at the stated rate."""
     rng = np.random.default_rng(7)
     at_tolerance = quiet = 0
     for k in range(400):
