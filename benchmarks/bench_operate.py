@@ -813,7 +813,7 @@ def verdicts(runs: list[dict[str, Any]]) -> list[str]:
         feature = ("no feature alarm on or after the change" if det["first_alarm"] is None
                    else f"the first feature alarm on or after the change: {det['first_alarm']}")
         out.append(
-            "- Drift, flagged within one weekly cycle of becoming measurable: "
+            f"- Drift (seed {r['seed']}), flagged within one weekly cycle of becoming measurable: "
             + ("not measured (the change never became measurable for the label alarm in the "
                "replay)" if lab["measurable"] is None else
                "not met (no label alarm)" if weeks is None else
@@ -826,7 +826,8 @@ def verdicts(runs: list[dict[str, Any]]) -> list[str]:
         r["after_change"] = len(after)
         r["trailing"] = sum(t["every_cycle"] - t["champion"] > GAP for t in after)
         if rec.get("recovered") is None:
-            out.append("- Drift, the champion back within 0.01 of the every-cycle model 4 cycles "
+            out.append(f"- Drift (seed {r['seed']}), the champion back within 0.01 of the "
+                       "every-cycle model 4 cycles "
                        "after it recovers and 0.02 above never-retrained: not measured (the "
                        "every-cycle model does not stay 0.02 above never-retrained in the replay)")
             continue
@@ -836,7 +837,8 @@ def verdicts(runs: list[dict[str, Any]]) -> list[str]:
         ceiling = r.get("ceiling") or {}
         ceiling_text = "; ".join(f"{k} week(s) old: {c['within']} of {c['judged']}"
                                  for k, c in ceiling.items() if c["judged"])
-        out.append(f"- Drift, the champion back within {GAP} of the every-cycle model "
+        out.append(f"- Drift (seed {r['seed']}), the champion back within {GAP} of the "
+                   "every-cycle model "
                    f"{LAG} cycles after it recovers, and {MARGIN} above never-retrained from "
                    f"then on: {verdict} (the every-cycle model recovers at "
                    f"{rec['recovered']}; within on {rec['within']} of {rec['judged']} "
