@@ -57,6 +57,7 @@ from results import DATA, HORIZON, START, ingest_shop, peak_rss_mib, write_secti
 GAP = 0.01  # the Done-when lines' tolerances
 MARGIN = 0.02
 LAG = 4
+STALE = 4  # weeks: every-cycle models this old at most score each cohort too (the ceiling)
 
 
 # -- the calendar ---------------------------------------------------------------------------------
@@ -91,14 +92,17 @@ def cycle_figures(record: Any, *, wall: float, champion: str | None) -> dict[str
     monitor = steps.get("monitor")
     checks = alarms = 0
     alarmed: list[str] = []
-    drifted = False
+    drifted = alarm = False
+    label = None
     if monitor is not None and monitor.status == "done":
         features = monitor.figures.get("features", [])
         score = monitor.figures.get("score_drift")
         checks = len(features) + (score is not None)
         alarmed = [f["name"] for f in features if f.get("alarm")]
         alarms = len(alarmed) + bool(score and score.get("alarm"))
-        drifted = bool(monitor.figures.get("alarm"))
+        drifted = bool(monitor.figures.get("drifted"))
+        alarm = bool(monitor.figures.get("alarm"))
+        label = _slim_label(monitor.figures.get("label"))
     challenge = steps.get("challenge")
     decision = realized = None
     if challenge is not None:
@@ -111,8 +115,18 @@ def cycle_figures(record: Any, *, wall: float, champion: str | None) -> dict[str
     return {"status": record.status, "error": record.error, "wall_s": wall,
             "step_s": seconds, "statuses": {r.step: r.status for r in record.records},
             "checks": checks, "alarms": alarms, "alarmed": alarmed[:10], "drifted": drifted,
+            "alarm": alarm, "label": label,
             "decision": _slim(decision), "realized": _slim(realized), "champion": champion,
             "peak_rss_mib": peak_rss_mib()}
+
+
+def _slim_label(label: dict | None) -> dict | None:
+    if label is None:
+        return None
+    keep = ("cohort", "model_version", "current", "applies", "n", "churn_rate", "mean_p", "calibration_gap",
+            "calibration_se", "calibration_p", "calibration_alarm", "auc", "expected_auc",
+            "auc_gap", "auc_p", "auc_alarm", "alarm", "alpha", "rate_tolerance", "auc_tolerance")
+    return {k: label.get(k) for k in keep}
 
 
 def _slim(decision: dict | None) -> dict | None:
@@ -305,10 +319,15 @@ def evaluate(folder: Path, *, cycles: list[int], rows: list[dict[str, Any]],
                             columns=["user_id", "cutoff", "p_churn"])
     truth["cutoff"] = pd.to_datetime(truth["cutoff"]).dt.tz_convert(None).astype("datetime64[us]")
     truth = truth.set_index(["user_id", "cutoff"])["p_churn"]
+    # The every-cycle models of earlier cycles (from the log: the newest STALE of them), to score
+    # each cohort with a model retrained 1..STALE weeks before: the ceiling of a policy that
+    # retrains on a schedule without a gate (module docstring, 6).
+    history = [done[d]["every_cycle_version"] for d in cycles if d in done][-STALE:]
     with Store.open(db) as store:
         snap = build_snapshot(store, definition=definition,
                               cutoffs=[day_time(d) for d in cycles if d not in done])
         cut = snap.index.get_level_values(1)
+        stale_models = {v: load_model(store, v) for v in history}
         for row in rows:
             day = row["day"]
             if day in done:
@@ -330,6 +349,7 @@ def evaluate(folder: Path, *, cycles: list[int], rows: list[dict[str, Any]],
             def auc(model: Any, test: Any = test, y: Any = y) -> float:
                 return float(roc_auc_score(y, model.predict_proba(test)))
 
+            stale = [auc(stale_models[v]) for v in reversed(history)]  # 1, 2, .. weeks old
             before = (row["decision"] or {}).get("champion_version")
             out = {"day": day, "date": row["date"], "n": len(test),
                    "churn_rate": float(y.mean()), "champion": auc(models[row["champion"]]),
@@ -337,13 +357,188 @@ def evaluate(folder: Path, *, cycles: list[int], rows: list[dict[str, Any]],
                    "oracle": (float(roc_auc_score(y, oracle))
                               if not np.isnan(oracle).any() else None),
                    "champion_before": (auc(models[before]) if before in models else None),
-                   "every_cycle_version": every, "fit_s": fit_s}
+                   "every_cycle_version": every, "every_cycle_stale": stale, "fit_s": fit_s}
             _append(log, out)
             done[day] = out
+            stale_models[every] = every_model
+            history = [*history, every][-STALE:]
+            stale_models = {v: stale_models[v] for v in history}
             say(f"   cohort {out['date']}: n {out['n']:,}, churn {out['churn_rate']:.3f}; AUC "
                 f"champion {out['champion']:.4f}, every cycle {out['every_cycle']:.4f}, never "
                 f"{out['never']:.4f}, oracle {out['oracle'] or float('nan'):.4f}")
     return [done[d] for d in cycles]
+
+
+def expected_auc_of(scores: Any, q: Any) -> float:
+    """The expected ROC-AUC of ``scores`` when row i is positive with probability ``q_i`` (the
+    truth), ties counted one half: with ``q`` = the scores themselves it is
+    :func:`churnguard.monitor.expected_auc`.
+
+    >>> import numpy as np
+    >>> round(expected_auc_of(np.array([0.1, 0.2, 0.8, 0.9]), np.array([0.1, 0.2, 0.8, 0.9])), 4)
+    0.9286
+    >>> expected_auc_of(np.array([1.0, 2.0]), np.array([0.0, 1.0]))   # ranked right for sure
+    1.0
+    """
+    import numpy as np
+
+    values, group = np.unique(np.asarray(scores, dtype=float), return_inverse=True)
+    q = np.asarray(q, dtype=float)
+    pos = np.bincount(group, weights=q, minlength=len(values))
+    neg = np.bincount(group, weights=1.0 - q, minlength=len(values))
+    self_pairs = np.bincount(group, weights=q * (1.0 - q), minlength=len(values))
+    below = np.concatenate([[0.0], np.cumsum(neg)[:-1]])
+    numerator = np.sum(pos * below) + 0.5 * np.sum(pos * neg - self_pairs)
+    return float(numerator / (pos.sum() * neg.sum() - self_pairs.sum()))
+
+
+def label_truth(folder: Path, *, rows: list[dict[str, Any]],
+                say: Any = print) -> list[dict[str, Any] | None]:
+    """Per cycle with a label check, what the simulator's true churn probabilities say about the
+    cohort it tested (the same customers: the stored run's, less the treated): the true gap of
+    the churn rate over the mean probability and the true expected ROC-AUC of the run's scores
+    against what its probabilities promise. The label alarm's null hypotheses are **truly
+    false** when a gap exceeds its tolerance, and the change is **detectable** (our definition
+    of "measurable") when it exceeds the tolerance by the test's critical value times its
+    standard error: a test at the stated false-alarm rate then alarms about half the time.
+    Appended to ``label_truth.jsonl``."""
+    import numpy as np
+    import pandas as pd
+    from scipy.stats import norm
+
+    from churnguard.monitor.estimate import _simulated_aucs, expected_auc
+    from churnguard.monitor.realized import cohort_rows
+    from churnguard.project import Project
+
+    log = folder / "label_truth.jsonl"
+    done = {row["day"]: row for row in _load_jsonl(log)}
+    todo = [r for r in rows if r.get("label") and r["day"] not in done]
+    if todo:
+        project = Project.load(folder / "project")
+        truth = pd.read_parquet(folder / "sim" / "truth" / "churn.parquet",
+                                columns=["user_id", "cutoff", "p_churn"])
+        truth["cutoff"] = (pd.to_datetime(truth["cutoff"]).dt.tz_convert(None)
+                           .astype("datetime64[us]"))
+        truth["user_id"] = truth["user_id"].astype(str)
+        truth = truth.set_index(["user_id", "cutoff"])["p_churn"]
+        with project.open_store(read_only=True) as store:
+            for row in todo:
+                label = row["label"]
+                cohort = dt.datetime.fromisoformat(label["cohort"])
+                kept = cohort_rows(store, as_of=cohort, version=label["model_version"],
+                                   definition=project.config.churn,
+                                   treatment_window_days=project.config.monitor
+                                   .treatment_window_days)
+                kept = kept[~kept["treated"] & kept["churned"].notna()]
+                p = kept["p_churn"].to_numpy(dtype=float)
+                q = truth.reindex(pd.MultiIndex.from_arrays(
+                    [kept["user_id"], [pd.Timestamp(cohort)] * len(kept)])).to_numpy()
+                z = norm.isf(label["alpha"] / 2)
+                se = float(np.sqrt(np.sum(p * (1 - p)))) / len(p)
+                gap = float(np.mean(q) - np.mean(p))
+                promised = expected_auc(p)
+                true_auc = expected_auc_of(p, q)
+                sd = float(np.std(_simulated_aucs(p, draws=300, rng=np.random.default_rng(0))))
+                auc_gap = true_auc - promised
+                out = {"day": row["day"], "date": row["date"], "cohort": label["cohort"],
+                       "n": len(p), "missing_truth": int(np.isnan(q).sum()),
+                       "true_gap": gap, "true_auc_gap": auc_gap, "se": se, "auc_sd": sd,
+                       "rate_false": abs(gap) > label["rate_tolerance"],
+                       "auc_false": auc_gap < -label["auc_tolerance"],
+                       "rate_detectable": bool(abs(gap) - label["rate_tolerance"] >= z * se),
+                       "auc_detectable": bool(-auc_gap - label["auc_tolerance"] >= z * sd)}
+                out["null_false"] = out["rate_false"] or out["auc_false"]
+                out["detectable"] = out["rate_detectable"] or out["auc_detectable"]
+                _append(log, out)
+                done[row["day"]] = out
+                say(f"   label truth {out['date']} (cohort {out['cohort'][:10]}): true gap "
+                    f"{gap:+.3f}, true AUC gap {auc_gap:+.4f}; detectable {out['detectable']}")
+    return [done.get(r["day"]) for r in rows]
+
+
+def label_applies(folder: Path, rows: list[dict[str, Any]]) -> list[bool | None]:
+    """Per cycle with a label check, whether it applied to the champion serving during the
+    monitor step (the one the previous cycle left): that champion learned from none of the
+    cohort's outcomes (:mod:`churnguard.monitor.performance`). Worked out from the registry, so
+    that replays recorded before the rule took this form are judged by it too (their
+    trajectories are the same up to the first alarm, which is all the detection line reads)."""
+    from churnguard.monitor.performance import _learned_until
+    from churnguard.project import Project
+
+    project = Project.load(folder / "project")
+    out: list[bool | None] = []
+    with project.open_store(read_only=True) as store:
+        serving = None
+        for row in rows:
+            label = row.get("label")
+            if not label:
+                out.append(None)
+            else:
+                until = _learned_until(store, serving, project.config.churn)
+                matured = (dt.datetime.fromisoformat(label["cohort"])
+                           + dt.timedelta(days=HORIZON))
+                out.append(label["model_version"] == serving
+                           or (until is not None and until < matured))
+            serving = row["champion"]
+    return out
+
+
+def label_detection(rows: list[dict[str, Any]], truth: list[dict[str, Any] | None],
+                    *, change_date: str) -> dict[str, Any]:
+    """The label alarm against the truth: ``measurable`` = the first cycle on or after the
+    change whose tested cohort is detectable (:func:`label_truth`); the first label alarm (and
+    the first rejection, whether or not its model was still the champion) on or after the
+    change; weeks between them. Before the change (and on a stable shop, everywhere): checks,
+    rejections, and false ones (a rejection where the truth is inside both nulls)."""
+    pairs = [(r, t) for r, t in zip(rows, truth, strict=True) if r.get("label") and t]
+
+    def rejected(r: dict[str, Any]) -> bool:
+        return bool(r["label"]["calibration_alarm"] or r["label"]["auc_alarm"])
+
+    def alarmed(r: dict[str, Any], t: dict[str, Any]) -> bool:  # rejected, and applies
+        return rejected(r) and bool(t.get("applies", r["label"].get("alarm")))
+
+    before = [(r, t) for r, t in pairs if r["date"] < change_date]
+    after = [(r, t) for r, t in pairs if r["date"] >= change_date]
+
+    measurable = next((r["date"] for r, t in after if t["detectable"]), None)
+    null_false = next((r["date"] for r, t in after if t["null_false"]), None)
+    alarm = next((r["date"] for r, t in after if alarmed(r, t)), None)
+    reject = next((r["date"] for r, t in after if rejected(r)), None)
+
+    def weeks(date: str | None) -> float | None:
+        if date is None or measurable is None:
+            return None
+        return (dt.date.fromisoformat(date) - dt.date.fromisoformat(measurable)).days / 7
+
+    return {"checks_before": len(before),
+            "rejected_before": sum(rejected(r) for r, _ in before),
+            "false_before": sum(rejected(r) and not t["null_false"] for r, t in before),
+            "null_false_before": sum(t["null_false"] for _, t in before),
+            "checks_after": len(after), "rejected_after": sum(rejected(r) for r, _ in after),
+            "false_after": sum(rejected(r) and not t["null_false"] for r, t in after),
+            "measurable": measurable, "null_false_from": null_false,
+            "first_alarm": alarm, "first_reject": reject,
+            # Cycles recorded before the alarm applied to a champion's successors (their label
+            # figures lack "applies"): alarms after the first did not make challenges due.
+            "older_rule": any("applies" not in r["label"] for r, _ in pairs),
+            "alarm_weeks": weeks(alarm), "reject_weeks": weeks(reject),
+            "first_check": pairs[0][0]["date"] if pairs else None}
+
+
+def staleness_ceiling(truth: list[dict[str, Any]], *, since: str | None) -> dict[str, Any]:
+    """From ``since`` on: on how many cohorts a model retrained k weeks earlier (k = 1..STALE,
+    no gate) is within GAP of the one retrained that cycle: what any policy that deploys a
+    retrain at most k weeks old could reach at this cohort size."""
+    later = [t for t in truth if since is not None and t["date"] >= since]
+    out = {}
+    for k in range(1, STALE + 1):
+        judged = [t for t in later if len(t.get("every_cycle_stale", [])) >= k]
+        out[k] = {"judged": len(judged),
+                  "within": sum(abs(t["every_cycle"] - t["every_cycle_stale"][k - 1]) <= GAP
+                                for t in judged)}
+    return out
+
 
 
 # -- the verdicts ---------------------------------------------------------------------------------
@@ -420,10 +615,14 @@ def summarize(runs: list[dict[str, Any]], *, args: argparse.Namespace, command: 
              f"(so {args.weeks + 1} cycles per scenario); the `drift` change on day "
              f"{args.change_day} ({day_time(args.change_day):%Y-%m-%d}); {HORIZON}-day horizon; "
              f"churnguard.toml defaults (first model and gate recipe `gbdt`, `retrain_every_days` "
-             f"= {args.retrain_every_days}, monitor: PSI, bootstrap null of 500, BH at FDR 0.01); "
+             f"= {args.retrain_every_days}; monitor: PSI against the population 7 days earlier "
+             "(`reference = \"lag\"`), bootstrap null of 500, BH at FDR 0.01; the label alarm on "
+             "the newest matured scoring run at a false-alarm rate of 0.01 per cycle, tolerances "
+             "0.03 on the churn rate and 0.02 on ROC-AUC); "
              "plans and deliveries off (no `plan_budget`: the default), so plan, deliver and "
              "measure skip. The cycle is the library's `run_cycle(now=week end)` (what "
-             "`churnguard run --now` runs).", ""]
+             "`churnguard run --now` runs). Wall times come from a 2-core machine shared with "
+             "other jobs (load averages up to about 13): noisy, upper figures.", ""]
     for run in runs:
         rows, truth = run["rows"], run["truth"]
         walls = np.array([r["wall_s"] for r in rows])
@@ -438,10 +637,11 @@ def summarize(runs: list[dict[str, Any]], *, args: argparse.Namespace, command: 
                             "measure"].index)
         lines.append(f"### `{run['scenario']}`, seed {run['seed']}")
         lines.append("")
-        lines.append("| cycle | alarms / checks | gate | champion | AUC champion | every cycle | "
+        lines.append("| cycle | alarms / checks | label check: cohort, rate gap (true), AUC gap "
+                     "(true) | gate | champion | AUC champion | every cycle | "
                      "never | oracle | cycle s | " + " | ".join(f"{s} s" for s in steps) + " |")
-        lines.append("|---|---|---|---|---|---|---|---|---|" + "---|" * len(steps))
-        for r, t in zip(rows, truth, strict=True):
+        lines.append("|---|---|---|---|---|---|---|---|---|---|" + "---|" * len(steps))
+        for r, t, lt in zip(rows, truth, run["label_truth"], strict=True):
             d = r["decision"] or {}
             gate = d.get("outcome", "—")
             if d.get("delta_auc_lower") is not None:
@@ -450,7 +650,7 @@ def summarize(runs: list[dict[str, Any]], *, args: argparse.Namespace, command: 
                     ("ΔAUC bound", "lower bound"), ("ECE", "ECE is")) if d.get("outcome") == "kept"
                     and said in (d.get("reason") or "")) + ")"
             lines.append(
-                f"| {r['date']} | {r['alarms']}/{r['checks']} | {gate} | "
+                f"| {r['date']} | {r['alarms']}/{r['checks']} | {_label_cell(r, lt)} | {gate} | "
                 f"{(r['champion'] or '')[-8:]} | {t['champion']:.4f} | {t['every_cycle']:.4f} | "
                 f"{t['never']:.4f} | {_round(t['oracle'])}"
                 f" | {r['wall_s']:.1f} | "
@@ -478,6 +678,14 @@ def summarize(runs: list[dict[str, Any]], *, args: argparse.Namespace, command: 
                    f"{sum(x['checks'] for x in after)}, first on "
                    f"{next((x['date'] for x in after if x['alarms']), 'none')}"
                    if run["scenario"] == "drift" else "") + ".")
+        lab = run["labels"]
+        lines.append(
+            f"- Label checks{when}: {lab['checks_before']} (from {lab['first_check'] or '—'}); "
+            f"rejected {lab['rejected_before']}, of which false (the truth inside both nulls) "
+            f"{lab['false_before']}; cohorts whose truth is outside a null: "
+            f"{lab['null_false_before']}."
+            + (f" After the change: {lab['checks_after']} checks, {lab['rejected_after']} "
+               f"rejected ({lab['false_after']} false)." if run["scenario"] == "drift" else ""))
         gates = run["gate"]
         lines.append(f"- Gate decisions checked against the truth: {len(gates)} "
                      f"({sum(g['outcome'] == 'promoted' for g in gates)} promoted, "
@@ -510,6 +718,22 @@ def summarize(runs: list[dict[str, Any]], *, args: argparse.Namespace, command: 
                 + (f" ({det['promotion_weeks']:+.1f} weeks from measurable, "
                    f"{det['promotion_weeks_wholly']:+.1f} from wholly changed)"
                    if det['promotion_weeks'] is not None else "") + ".")
+            lines.append(
+                f"- Label alarm: the tested cohort's truth is outside the alarm's null from the "
+                f"cycle at {lab['null_false_from'] or 'none'}; the change is measurable (the "
+                f"truth beyond a tolerance by the test's critical value) from the cycle at "
+                f"{lab['measurable'] or 'none'}; first label alarm {lab['first_alarm'] or 'none'}"
+                + (f" ({lab['alarm_weeks']:+.0f} weeks)" if lab['alarm_weeks'] is not None
+                   else "")
+                + f"; first rejection whatever the model {lab['first_reject'] or 'none'}"
+                + (f" ({lab['reject_weeks']:+.0f} weeks)" if lab['reject_weeks'] is not None
+                   else "") + "."
+                + (" These cycles were recorded while the label alarm applied only to the model "
+                   "that scored the cohort; the alarm column is judged by the current rule (the "
+                   "champion serving learned none of the cohort's outcomes, from the registry), "
+                   "which gives the same cycles up to the first alarm; the challenges later "
+                   "alarms would have made due between scheduled ones did not run."
+                   if lab.get("older_rule") else ""))
             if rec.get("recovered"):
                 lines.append(
                     f"- Recovery: the every-cycle model stays ≥ {MARGIN} above never-retrained "
@@ -524,6 +748,21 @@ def summarize(runs: list[dict[str, Any]], *, args: argparse.Namespace, command: 
         lines.append("")
     lines += verdicts(runs)
     return "\n".join(lines)
+
+
+def _label_cell(row: dict[str, Any], truth: dict[str, Any] | None) -> str:
+    label = row.get("label")
+    if not label:
+        return "—"
+    rejects = label["calibration_alarm"] or label["auc_alarm"]
+    applies = (truth or {}).get("applies", label.get("alarm"))
+    flag = (" **ALARM**" if rejects and applies else
+            " (rejects; the champion learned these outcomes)" if rejects else "")
+    true = (f" ({truth['true_gap']:+.3f})", f" ({truth['true_auc_gap']:+.4f})") if truth \
+        else ("", "")
+    auc = "—" if label["auc_gap"] is None else f"{label['auc_gap']:+.4f}"
+    return (f"{label['cohort'][5:10]}, {label['calibration_gap']:+.3f}{true[0]}, "
+            f"{auc}{true[1]}{flag}")
 
 
 def _round(value: float | None) -> str:
@@ -554,52 +793,62 @@ def verdicts(runs: list[dict[str, Any]]) -> list[str]:
         checks = sum(x["checks"] for r in stable for x in r["rows"])
         alarms = sum(x["alarms"] for r in stable for x in r["rows"])
         wrong = sum(g["wrong"] for r in stable for g in r["gate"])
+        labels = [r["labels"] for r in stable]
+        n_label = sum(x["checks_before"] for x in labels)
+        rejected = sum(x["rejected_before"] for x in labels)
         out.append(f"- Stable replays, at most 1% of feature checks alarm: "
-                   f"{'met' if alarms <= 0.01 * checks else 'not met'} with the default reference, "
-                   f"the champion's training window ({alarms / max(checks, 1):.1%} of {checks:,})"
-                   + _lag_verdict(stable) + ".")
+                   f"{'met' if alarms <= 0.01 * checks else 'not met'} with the default "
+                   f"reference, the population 7 days earlier ({alarms} of {checks:,}, "
+                   f"{alarms / max(checks, 1):.2%})" + _lag_verdict(stable) + ". The label "
+                   f"alarm (one test a cycle, stated false-alarm rate 0.01 while the model "
+                   f"holds): {rejected} of {n_label} checks rejected, "
+                   f"{sum(x['false_before'] for x in labels)} of them false.")
         out.append(f"- Stable replays, no promotion of a model truly worse by more than {GAP}: "
                    f"{'met' if not wrong else 'not met'} ({wrong} of "
                    f"{sum(g['outcome'] == 'promoted' for r in stable for g in r['gate'])} "
                    "promotions).")
     for r in drift:
-        det, rec = r["detection"], r["recovery"]
-        weeks = det["alarm_weeks"]
-        pre = [x for x in r["rows"] if x["date"] < r["change"]["change_date"]]
-        noisy = sum(x["alarms"] for x in pre) > 0.01 * max(sum(x["checks"] for x in pre), 1)
-        lag_after = [x for x in (r.get("lag") or []) if x["date"] >= r["change"]["change_date"]]
-        lag_text = ("" if not r.get("lag") else
-                    f"; against the population {r['lag_days']} days earlier: "
-                    + next((f"first alarm {x['date']}" for x in lag_after if x["alarms"]),
-                           "no alarm in the replay"))
-        out.append(f"- Drift, flagged within one weekly cycle of becoming measurable: "
-                   + ("not met (no alarm)" if weeks is None else
-                      f"not shown (the first alarm after the change comes {weeks:+.1f} weeks "
-                      "from measurable, but the monitor alarms on the cycles before the change "
-                      "too, so it is no evidence of detection)" if noisy else
-                      f"{'met' if weeks <= 1 else 'not met'} (first alarm {weeks:+.1f} weeks)")
-                   + lag_text + "; first promotion "
-                   + ("none" if det["promotion_weeks"] is None else
-                      f"{det['promotion_weeks']:+.1f} weeks after the change became measurable")
-                   + ".")
+        det, rec, lab = r["detection"], r["recovery"], r["labels"]
+        weeks = lab["alarm_weeks"]
+        feature = ("no feature alarm on or after the change" if det["first_alarm"] is None
+                   else f"the first feature alarm on or after the change: {det['first_alarm']}")
+        out.append(
+            f"- Drift (seed {r['seed']}), flagged within one weekly cycle of becoming measurable: "
+            + ("not measured (the change never became measurable for the label alarm in the "
+               "replay)" if lab["measurable"] is None else
+               "not met (no label alarm)" if weeks is None else
+               f"{'met' if weeks <= 1 else 'not met'} (label alarm {weeks:+.0f} weeks after "
+               f"the cycle at {lab['measurable']}, the first whose tested cohort is detectable "
+               f"by the truth)")
+            + f"; {feature}; first promotion "
+            + ("none" if det["promotion_weeks"] is None else f"{det['first_promotion']}") + ".")
         after = [t for t in r["truth"] if t["date"] >= r["change"]["change_date"]]
         r["after_change"] = len(after)
         r["trailing"] = sum(t["every_cycle"] - t["champion"] > GAP for t in after)
         if rec.get("recovered") is None:
-            out.append("- Drift, the champion back within 0.01 of the every-cycle model 4 cycles "
+            out.append(f"- Drift (seed {r['seed']}), the champion back within 0.01 of the "
+                       "every-cycle model 4 cycles "
                        "after it recovers and 0.02 above never-retrained: not measured (the "
                        "every-cycle model does not stay 0.02 above never-retrained in the replay)")
-        else:
-            ok = rec["within"] == rec["judged"] == rec["above_never"]
-            verdict = ("not measured (the replay ends before " f"{LAG} cycles after it recovers)"
-                       if not rec["judged"] else "met" if ok else "not met")
-            out.append(f"- Drift, the champion back within {GAP} of the every-cycle model "
-                       f"{LAG} cycles after it recovers, and {MARGIN} above never-retrained from "
-                       f"then on: {verdict} (the every-cycle model recovers at "
-                       f"{rec['recovered']}; within on {rec['within']} of {rec['judged']} "
-                       f"cohorts, above on {rec['above_never']}). Before that, the champion "
-                       f"trails the every-cycle model by more than {GAP} on "
-                       f"{r['trailing']} of {r['after_change']} cohorts after the change.")
+            continue
+        ok = rec["within"] == rec["judged"] == rec["above_never"]
+        verdict = ("not measured (the replay ends before " f"{LAG} cycles after it recovers)"
+                   if not rec["judged"] else "met" if ok else "not met")
+        ceiling = r.get("ceiling") or {}
+        ceiling_text = "; ".join(f"{k} week(s) old: {c['within']} of {c['judged']}"
+                                 for k, c in ceiling.items() if c["judged"])
+        out.append(f"- Drift (seed {r['seed']}), the champion back within {GAP} of the "
+                   "every-cycle model "
+                   f"{LAG} cycles after it recovers, and {MARGIN} above never-retrained from "
+                   f"then on: {verdict} (the every-cycle model recovers at "
+                   f"{rec['recovered']}; within on {rec['within']} of {rec['judged']} "
+                   f"cohorts, above on {rec['above_never']}, largest gap "
+                   f"{_round(rec['worst_gap'])}). Before that, the champion "
+                   f"trails the every-cycle model by more than {GAP} on "
+                   f"{r['trailing']} of {r['after_change']} cohorts after the change. "
+                   "The ceiling at this cohort size: from the recovery on, a model retrained "
+                   f"k weeks before each cohort (no gate) is within {GAP} of the one retrained "
+                   f"that week on: {ceiling_text or 'not measured'}.")
     out.append("- Cycle time on 20,000 customers, p99 of the risk endpoint during cycles, "
                "real-time answers, kill -9 and CLI-while-serving: not measured here (this replay "
                "runs smaller shops and no service; the crash and CLI lines are tests).")
@@ -625,12 +874,18 @@ def run_one(*, scenario: str, seed: int, args: argparse.Namespace) -> dict[str, 
     change = json.loads(change_path.read_text()) if change_path.exists() else None
     lag = (lag_checks(folder, cycles=cal["cycles"], lag_days=args.lag_check,
                       say=lambda m: print(m, flush=True)) if args.lag_check else None)
+    labels = label_truth(folder, rows=rows, say=lambda m: print(m, flush=True))
+    for t, applies in zip(labels, label_applies(folder, rows), strict=True):
+        if t is not None:
+            t["applies"] = applies
     run = {"scenario": scenario, "seed": seed, "rows": rows, "truth": truth, "setup": setup,
-           "lag": lag, "lag_days": args.lag_check,
+           "lag": lag, "lag_days": args.lag_check, "label_truth": labels,
            "gate": gate_checks(rows, truth), "change": change or {"change_date": "9999"}}
+    run["labels"] = label_detection(rows, labels, change_date=run["change"]["change_date"])
     if change:
         run["detection"] = detection(rows, change)
         run["recovery"] = recovery(truth, change_date=change["change_date"])
+        run["ceiling"] = staleness_ceiling(truth, since=run["recovery"].get("recovered"))
     return run
 
 
@@ -646,7 +901,7 @@ def main() -> int:
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--scenarios", default="drift,default")
     parser.add_argument("--retrain-every-days", type=int, default=28)
-    parser.add_argument("--lag-check", type=int, default=7, metavar="DAYS",
+    parser.add_argument("--lag-check", type=int, default=0, metavar="DAYS",
                         help="after the replay, the feature checks again against the population "
                              "DAYS earlier (reference = lag); 0: skip")
     parser.add_argument("--fresh", action="store_true", help="discard cached runs and start over")
@@ -661,7 +916,7 @@ def main() -> int:
         ("--days", args.days, None), ("--seeds", args.seeds, "0"),
         ("--scenarios", args.scenarios, "drift,default"),
         ("--retrain-every-days", args.retrain_every_days, 28),
-        ("--lag-check", args.lag_check, 7)) if v != d)
+        ("--lag-check", args.lag_check, 0)) if v != d)
     command = f"python benchmarks/bench_operate.py{flags}"
     body = summarize(runs, args=args, command=command)
     body += (f"\nThis invocation took {time.perf_counter() - started:,.0f} s (what was cached "

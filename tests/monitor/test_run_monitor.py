@@ -3,6 +3,7 @@ the dashboard's Monitor page."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -30,9 +31,19 @@ def report(monitor_project: Path):  # noqa: ANN201
     return found, version
 
 
+def test_the_default_reference_is_the_population_a_week_earlier(report) -> None:  # noqa: ANN001
+    found, _ = report
+    assert found.reference.source == "lag"
+    assert [found.as_of - c for c in found.reference.cutoffs] == [dt.timedelta(days=7)]
+
+
 def test_the_report_checks_every_input_of_the_champion_and_its_scores(
-        report) -> None:  # noqa: ANN001
-    found, version = report
+        monitor_project: Path) -> None:
+    project = Project.load(monitor_project)
+    config = MonitorConfig(**{**project.config.monitor.model_dump(), "reference": "champion"})
+    with project.open_store(read_only=True) as store:
+        version = get_model_version(store, alias_version(store, CHAMPION))
+        found = run_monitor(store, config=config, definition=project.config.churn)
     assert found.reference.source == "champion"
     window = version.data_window
     assert [f"{c:%Y-%m-%d}" for c in found.reference.cutoffs] == sorted(

@@ -80,3 +80,38 @@ def test_recovery_judges_the_champion_from_four_weeks_after_the_every_cycle_mode
     never_recovers = [_truth(d, 0.7, 0.71, 0.70) for d in dates]
     assert bench_operate.recovery(never_recovers, change_date="2026-02-25") == {
         "recovered": None}
+
+
+def _checked(date: str, *, rejects: bool = False, detectable: bool = False,
+             null_false: bool = False, applies: bool = True) -> tuple[dict, dict]:
+    label = {"cohort": date, "model_version": "m", "calibration_alarm": rejects,
+             "auc_alarm": False, "alarm": rejects and applies}
+    return ({"date": date, "label": label},
+            {"detectable": detectable, "null_false": null_false, "applies": applies})
+
+
+def test_the_label_alarm_is_judged_from_when_the_truth_makes_the_change_detectable() -> None:
+    pairs = [_checked("2026-02-18", rejects=True),  # before the change, truth inside: false
+             _checked("2026-02-25"), _checked("2026-03-04", detectable=True, null_false=True),
+             _checked("2026-03-11", rejects=True, detectable=True, null_false=True,
+                      applies=False),  # the champion had learned these outcomes
+             _checked("2026-03-18", rejects=True, detectable=True, null_false=True)]
+    rows, truth = [p[0] for p in pairs], [p[1] for p in pairs]
+    found = bench_operate.label_detection(rows, truth, change_date="2026-02-25")
+    assert (found["checks_before"], found["rejected_before"], found["false_before"]) == (1, 1, 1)
+    assert found["measurable"] == "2026-03-04"
+    assert found["first_reject"] == "2026-03-11" and found["reject_weeks"] == 1
+    assert found["first_alarm"] == "2026-03-18" and found["alarm_weeks"] == 2
+    assert found["false_after"] == 0
+
+
+def test_the_staleness_ceiling_counts_cohorts_where_an_older_retrain_is_within_001() -> None:
+    truth = [{"date": "2026-05-06", "every_cycle": 0.80, "every_cycle_stale": [0.795, 0.78]},
+             {"date": "2026-05-13", "every_cycle": 0.80, "every_cycle_stale": [0.805, 0.80,
+                                                                               0.70, 0.70]},
+             {"date": "2026-04-29", "every_cycle": 0.80, "every_cycle_stale": [0.5]}]
+    found = bench_operate.staleness_ceiling(truth, since="2026-05-06")
+    assert found[1] == {"judged": 2, "within": 2}
+    assert found[2] == {"judged": 2, "within": 1}
+    assert found[4] == {"judged": 1, "within": 0}
+    assert bench_operate.staleness_ceiling(truth, since=None)[1] == {"judged": 0, "within": 0}

@@ -83,15 +83,18 @@ def monitor(as_of: dt.date | None, as_json: bool, project_dir: Path | None) -> N
     """Has anything changed, and how well is the champion doing?
 
     Drift: every input of the champion and its scores, the population at --as-of (the batch)
-    against the champion's training window (the reference), each checked by PSI or
+    against the population [monitor] reference_lag_days (7) before it, or the champion's
+    training window with reference = "champion" (the reference), each checked by PSI or
     Jensen-Shannon with its threshold calibrated to the batch's size by bootstrap, and alarms
     decided across inputs by Benjamini-Hochberg at [monitor] fdr (so that on unchanged data
     about that share of checks alarms, whatever the size). Then a label-free estimate of the
     batch's churn rate and ROC-AUC from the champion's probabilities (it cannot see a change in
     how behaviour maps to churn), and the realized ROC-AUC, calibration and lift of every stored
-    scoring run whose horizon has passed, without the customers a campaign treated. Settings:
-    the [monitor] section of churnguard.toml. Exit code 0 whether or not anything drifted: read
-    "drifted" in the JSON.
+    scoring run whose horizon has passed, without the customers a campaign treated, and the
+    label alarm on the newest of them: its churn rate and ROC-AUC against what the model's
+    probabilities claimed, at a false-alarm rate of [monitor] label_alpha. Settings: the
+    [monitor] section of churnguard.toml. Exit code 0 whether or not anything alarmed: read
+    "drifted" (drift), "label_alarm" and "alarm" (either) in the JSON.
     """
     from churnguard.monitor import run_monitor
     from churnguard.registry import champion_definition
@@ -111,8 +114,13 @@ def monitor(as_of: dt.date | None, as_json: bool, project_dir: Path | None) -> N
     _print_drift(document)
     _print_estimate(document)
     _print_realized(document)
+    console.print("Label check: " + ("none (no scoring run has matured by then, or it holds "
+                                     "fewer than [monitor] label_min_customers customers)"
+                                     if report.label is None else report.label.reason) + ".",
+                  markup=False)
     for line in report.notes:
         console.print(f"Note: {line}", markup=False)
     click.echo(f"{len(report.alarms)} drift alarm(s)" + (
         f": {', '.join(report.alarms[:10])}{' ...' if len(report.alarms) > 10 else ''}"
-        if report.alarms else "") + f" at {report.as_of:%Y-%m-%d}")
+        if report.alarms else "") + f" at {report.as_of:%Y-%m-%d}"
+        + ("; a label alarm" if report.label and report.label.alarm else ""))

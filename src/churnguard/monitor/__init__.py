@@ -7,7 +7,9 @@
   a change in how behaviour maps to churn);
 * :mod:`.realized`: realized ROC-AUC, calibration and lift of stored score runs once their horizon
   has passed, on customers no campaign treated and on control groups;
-* :mod:`.run`: :func:`run_monitor`, all three over a store, as one :class:`MonitorReport`
+* :mod:`.performance`: the label alarm: the newest matured cohort's churn rate and ROC-AUC tested
+  against what the model that scored it claimed, at a stated false-alarm rate;
+* :mod:`.run`: :func:`run_monitor`, all of them over a store, as one :class:`MonitorReport`
   (``churnguard monitor``, ``GET /v1/monitor``, the dashboard's monitor page, the cycle);
 * :mod:`.psi`: the fixed-bin PSI of the two newest scoring dates that the model-quality page shows.
 
@@ -29,11 +31,12 @@ from churnguard.monitor.psi import (
     scoring_dates,
     stability,
 )
+from churnguard.monitor.performance import LabelCheck, label_check, label_test
 from churnguard.monitor.realized import Cohort, matured_cohorts, scores_mark
 from churnguard.monitor.run import SCORE, MonitorError, MonitorReport, Reference, run_monitor
 
 __all__ = ["LIMIT", "SCORE", "Cohort", "Drift", "Estimate", "FeatureDrift", "FeaturePsi",
-           "MonitorError", "MonitorReport", "Reference", "benjamini_hochberg", "drift",
-           "drift_test", "estimate", "events_mark", "expected_auc", "feature_drift",
-           "important_features", "matured_cohorts", "median", "psi", "run_monitor", "scores_at",
-           "scores_mark", "scoring_dates", "stability"]
+           "LabelCheck", "MonitorError", "MonitorReport", "Reference", "benjamini_hochberg",
+           "drift", "drift_test", "estimate", "events_mark", "expected_auc", "feature_drift",
+           "important_features", "label_check", "label_test", "matured_cohorts", "median", "psi",
+           "run_monitor", "scores_at", "scores_mark", "scoring_dates", "stability"]

@@ -152,12 +152,15 @@ def _cohort(store: Store, *, as_of: dt.datetime, version: str, scored: int,
 
 
 def matured_cohorts(store: Store, *, definition: ChurnDefinition, treatment_window_days: int,
-                    limit: int = MAX_COHORTS) -> list[Cohort]:
+                    limit: int = MAX_COHORTS, now: dt.datetime | None = None) -> list[Cohort]:
     """The realized figures of the newest ``limit`` stored scoring runs that have matured by the
-    newest event, newest first. ``definition``: for versions registered without their own."""
+    newest event (or by ``now`` when that is earlier: outcomes after it are not read), newest
+    first. ``definition``: for versions registered without their own."""
     (last,) = store.con.execute("SELECT max(ts) FROM events").fetchone()
     if last is None:
         return []
+    if now is not None:
+        last = min(last, now)
     out = []
     for as_of, version, scored in _runs(store):
         run_definition = _horizon(store, version, definition)

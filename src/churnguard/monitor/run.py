@@ -12,7 +12,11 @@
   A customer in the reference at several cutoffs counts once in the null's redraws of the
   reference (its distinct customers are its independent rows).
 * Drift of every feature and of the scores (:mod:`.drift`), the label-free estimate of the
-  batch (:mod:`.estimate`) and the realized figures of matured cohorts (:mod:`.realized`).
+  batch (:mod:`.estimate`), the realized figures of matured cohorts (:mod:`.realized`) and the
+  label alarm on the newest of them (:mod:`.performance`).
+* ``alarm``: a drift alarm (``drifted``) or a label alarm. Outcomes are read only inside label
+  windows that end by ``as_of``, so replaying a past ``as_of`` on a store with later data sees
+  what was known then.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from churnguard.labels import population_and_labels
 from churnguard.models.base import ChurnModel
 from churnguard.monitor.drift import FeatureDrift, drift_test
 from churnguard.monitor.estimate import LIMIT, Estimate, estimate
+from churnguard.monitor.performance import LabelCheck, label_check
 from churnguard.monitor.realized import Cohort, matured_cohorts
 from churnguard.registry import (
     CHAMPION,
@@ -102,7 +107,13 @@ class MonitorReport:
     drifted: bool
     estimate: Estimate | None
     realized: list[Cohort]
+    label: LabelCheck | None = None
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def alarm(self) -> bool:
+        """A drift alarm or a label alarm: what makes a challenger due in the cycle."""
+        return self.drifted or bool(self.label and self.label.alarm)
 
     def to_dict(self) -> dict:
         """The report as JSON-ready data (``churnguard monitor --json``, ``GET /v1/monitor``)."""
@@ -115,7 +126,10 @@ class MonitorReport:
             "alarms": list(self.alarms), "drifted": self.drifted,
             "estimate": None if self.estimate is None else self.estimate.to_dict(),
             "estimate_limit": LIMIT,
-            "realized": [c.to_dict() for c in self.realized], "notes": list(self.notes)}
+            "realized": [c.to_dict() for c in self.realized],
+            "label": None if self.label is None else self.label.to_dict(),
+            "label_alarm": bool(self.label and self.label.alarm), "alarm": self.alarm,
+            "notes": list(self.notes)}
 
 
 @dataclass(frozen=True)
@@ -235,7 +249,10 @@ def run_monitor(store: Store, *, as_of: dt.datetime | None = None,
     score = next((t for t in tests if t.name == SCORE), None)
     say("realized metrics of matured cohorts")
     realized = matured_cohorts(store, definition=configured,
-                               treatment_window_days=config.treatment_window_days)
+                               treatment_window_days=config.treatment_window_days, now=when)
+    say("label alarm on the newest matured cohort")
+    label = label_check(store, now=when, definition=configured, config=config,
+                        champion=champion.version.version if champion else None)
     notes = [] if champion else ["no champion: no score drift and no estimate; the reference "
                                  "is the population one reference lag before the batch"]
     return MonitorReport(
@@ -245,4 +262,4 @@ def run_monitor(store: Store, *, as_of: dt.datetime | None = None,
         bootstrap=config.bootstrap, features=features, score_drift=score,
         alarms=[t.name for t in tests if t.alarm], drifted=any(t.alarm for t in tests),
         estimate=None if p_batch is None else estimate(p_batch, seed=config.seed),
-        realized=realized, notes=notes)
+        realized=realized, label=label, notes=notes)

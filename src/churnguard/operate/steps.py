@@ -11,7 +11,8 @@ point (module docstring of operate/cycle.py):
   (a rerun replaces the same (as_of, version) set);
 * monitor: :func:`churnguard.monitor.run_monitor` (drift of every feature and of the scores
   with thresholds calibrated to the batch size, the label-free estimate, realized metrics on
-  matured cohorts), read only; an alarm makes a challenger due;
+  matured cohorts and the label alarm on the newest), read only; a drift or label alarm makes
+  a challenger due;
 * challenge: a project without a model trains its first one (``[operate] first_model``), which
   becomes champion as there is nothing to compare it with. With a champion, the gate first
   checks a champion it promoted on its realized metrics (:func:`churnguard.champions.
@@ -211,16 +212,21 @@ def monitor_run(ctx: CycleContext) -> StepOutcome:
                                  progress=lambda m: ctx.say(f"monitor: {m}"))
         except MonitorError as exc:
             return StepOutcome.skipped(f"nothing to monitor: {exc}")
-    figures = {**report.to_dict(), "alarm": report.drifted}
+    figures = report.to_dict()  # "alarm": a drift alarm or a label alarm
     score = report.score_drift
     score_text = ("no score drift test" if score is None else
                   f"score {report.statistic} {score.statistic:.3f} (q {score.q_value:.3g})")
+    label = report.label
+    label_text = ("no matured cohort to test outcomes on yet" if label is None
+                  else label.reason)
     return StepOutcome.done(
         f"{'drift alarm' if report.drifted else 'no drift alarm'}: {len(report.alarms)} of "
-        f"{len(report.features) + (score is not None)} checks alarm; {score_text}",
+        f"{len(report.features) + (score is not None)} checks alarm; {score_text}; "
+        f"{label_text}",
         evidence=f"batch of {report.batch_size:,} customers at {report.as_of:%Y-%m-%d} against "
                  f"{report.reference.description}; bootstrap "
-                 f"null at the batch size, Benjamini–Hochberg at FDR {report.fdr:g} "
+                 f"null at the batch size, Benjamini–Hochberg at FDR {report.fdr:g}; label "
+                 f"alarm at a false-alarm rate of {ctx.config.monitor.label_alpha:g} per pass "
                  "(docs/monitor.md)", figures=figures)
 
 
@@ -279,11 +285,14 @@ def challenge_run(ctx: CycleContext) -> StepOutcome:
         age = _champion_age_days(store, version, now, ctx.config.churn)
     monitor = ctx.records.get("monitor")
     alarm = bool(monitor and monitor.figures.get("alarm"))
+    label = bool(monitor and monitor.figures.get("label_alarm"))
     due = alarm or age >= op.retrain_every_days
-    why = ("the monitor raised a drift alarm" if alarm else
+    why = ("the monitor raised a label alarm (the champion's realized churn rate or ROC-AUC "
+           "moved away from its probabilities)" if label else
+           "the monitor raised a drift alarm" if alarm else
            f"the champion's data ends {age:.0f} day(s) ago (retrain_every_days = {op.retrain_every_days})")
     figures: dict[str, Any] = {"champion": version, "age_days": round(age, 1), "alarm": alarm,
-                               "due": due,
+                               "label_alarm": label, "due": due,
                                "realized": realized.to_dict() if realized is not None else None}
     rolled_back = realized is not None and realized.moves_champion
     if rolled_back:
@@ -489,7 +498,7 @@ for _step in (
     Step(name="score", run=score_run, inputs=score_inputs,
          help="the champion's scores at the data's now"),
     Step(name="monitor", run=monitor_run, inputs=monitor_inputs,
-         help="score and feature drift against the previous scoring"),
+         help="feature and score drift; the label alarm on the newest matured cohort"),
     Step(name="challenge", run=challenge_run, inputs=challenge_inputs,
          help="the first model; whether a challenger is due"),
     Step(name="plan", run=plan_run, inputs=plan_inputs_of,

@@ -209,6 +209,19 @@ EN: dict[str, str] = {
                           "treatment changed their outcome); the control groups stay.",
     "no_realized": "No scoring run has matured yet: run `churnguard score` regularly; each run "
                    "is judged one horizon later.",
+    "section_label": "Label alarm: has the champion's realized performance moved?",
+    "label_explained": "On the newest matured scoring run (treated customers left out): the "
+                       "churn rate against the mean probability (an alarm beyond {rate} with "
+                       "confidence), and the ROC AUC against what the probabilities promise (an "
+                       "alarm more than {auc} below it); at most a {alpha} chance of a false "
+                       "alarm per check while the model holds. It sees what drift cannot: a "
+                       "change in how behaviour maps to churn, one horizon late.",
+    "label_rate": "Churn rate vs. mean probability",
+    "label_auc": "ROC AUC vs. promised",
+    "label_state": "Label alarm",
+    "label_cohort_sub": "run at {date}, {n} customers",
+    "label_replaced": "the champion has since learned from these outcomes: no alarm",
+    "no_label": "No label check: no scoring run has matured yet, or it holds too few customers.",
     "col_cutoff": "Cutoff",
     "col_treated_out": "Treated, left out",
     "col_churn_rate": "Churn rate",
@@ -622,6 +635,17 @@ ZH: dict[str, str] = {
     "realized_explained": "在 T 日的评分于 T + 预测期 到期，此时每位客户的结果都已知。被营销活动"
                           "干预的客户不计入（干预改变了他们的结果）；对照组保留。",
     "no_realized": "尚无到期的评分：请定期运行 `churnguard score`；每次评分在一个预测期后评估。",
+    "section_label": "标签告警：冠军模型的实际表现是否变了？",
+    "label_explained": "基于最新到期的评分（排除被干预的客户）：实际流失率对比平均概率（超出 {rate} "
+                       "且有把握时告警），以及 ROC AUC 对比概率所承诺的值（低于它超过 {auc} 时告警）；"
+                       "模型成立时每次检查误报的概率至多为 {alpha}。它能看到漂移检测看不到的变化："
+                       "行为与流失之间关系的改变，但要晚一个预测期。",
+    "label_rate": "流失率 对比 平均概率",
+    "label_auc": "ROC AUC 对比 承诺值",
+    "label_state": "标签告警",
+    "label_cohort_sub": "{date} 的评分，{n} 位客户",
+    "label_replaced": "当前冠军模型已学习过这些结果：不告警",
+    "no_label": "暂无标签检查：尚无到期的评分，或其客户太少。",
     "col_cutoff": "截止日",
     "col_treated_out": "已干预（不计入）",
     "col_churn_rate": "流失率",

@@ -1,6 +1,6 @@
 """The monitor page: drift of every input and of the scores with calibrated alarms, the
-label-free estimate of the current batch with its limit, and the realized figures of matured
-scoring runs. It shows the same report as ``GET /v1/monitor`` (and from the same cache,
+label-free estimate of the current batch with its limit, the label alarm on the newest matured
+scoring run and the realized figures of matured scoring runs. It shows the same report as ``GET /v1/monitor`` (and from the same cache,
 :mod:`churnguard.service.monitor_reports`); docs/monitor.md explains the method.
 """
 
@@ -78,6 +78,28 @@ def _realized(lang: str, cohorts: list[dict[str, Any]]) -> str:
             + table(headers, rows, cls="realized", empty=e(t(lang, "no_realized"))))
 
 
+def _label(lang: str, found: dict[str, Any] | None) -> str:
+    """The label alarm's figures (monitor/performance.py), or why there are none."""
+    if found is None:
+        return note(e(t(lang, "no_label")))
+    explained = t(lang, "label_explained", rate=found["rate_tolerance"],
+                  auc=found["auc_tolerance"], alpha=found["alpha"])
+    rejected = found["calibration_alarm"] or found["auc_alarm"]
+    state = _state(lang, found["alarm"]) + (
+        f' <span class="muted">{e(t(lang, "label_replaced"))}</span>'
+        if rejected and not found["applies"] else "")
+    figures = cards([
+        (e(t(lang, "label_rate")), f'{e(pct(found["churn_rate"]))} / {e(pct(found["mean_p"]))}',
+         f'p {e(_p(found["calibration_p"]))}'),
+        (e(t(lang, "label_auc")),
+         f'{e(num(found["auc"]))} / {e(num(found["expected_auc"]))}',
+         "p " + e(_p(found["auc_p"]))),
+        (e(t(lang, "label_state")), f'<span id="label-alarm">{state}</span>',
+         e(t(lang, "label_cohort_sub", date=day(found["cohort"]), n=count(found["n"])))),
+    ])
+    return f'<p class="muted">{e(explained)}</p>' + figures
+
+
 def render(ctx: PageContext, document: dict[str, Any]) -> str:
     """The page of one report (``MonitorReport.to_dict()``)."""
     lang = ctx.lang
@@ -104,6 +126,7 @@ def render(ctx: PageContext, document: dict[str, Any]) -> str:
                 f'<p class="muted">{e(method)}</p>'
                 + _drift_table(lang, features, "feature-drift")),
         section(t(lang, "section_estimate"), _estimate(lang, document["estimate"])),
+        section(t(lang, "section_label"), _label(lang, document.get("label"))),
         section(t(lang, "section_realized"), _realized(lang, document["realized"]))]) + "\n"
     return page(ctx, title=t(lang, "monitor_title"), active="monitor", body=body,
                 lead=e(t(lang, "monitor_lead", fdr=document["fdr"])))
