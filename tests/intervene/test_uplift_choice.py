@@ -233,3 +233,14 @@ def test_the_dr_learner_uses_each_campaigns_propensity() -> None:
     naive = DRLearner(random_state=0).fit(x, action, y, ["coupon"])
     assert known.predict(x)["coupon"].mean() == pytest.approx(0.1, abs=0.03)
     assert naive.predict(x)["coupon"].mean() > 0.25
+
+
+def test_the_campaign_is_a_feature_so_the_estimate_is_for_the_newest_campaign() -> None:
+    """Without down-weighting (no half-life), the campaign as a feature alone keeps the old
+    campaign (coupon did nothing) from halving the new one's effect (0.4 x x1, 0.2 on average
+    over the grid): each arm's model tells the campaigns apart, and scoring is for the newest."""
+    old = _campaign(4000, 3, "winter", "2025-01-01", 0.0)
+    new = _campaign(4000, 4, "spring", "2025-04-01", 0.4)
+    pooled = fit_uplift(_both(old, new), "t_logistic", actions=["coupon"],
+                        half_life_days=None).predict(GRID)
+    assert pooled["coupon"].mean() == pytest.approx(0.2, abs=0.05)
