@@ -418,14 +418,22 @@ class DRLearner(_MetaLearner):
         self.design_ = _Design().fit(x)
         self._X = self.design_.transform(x)
         self._half = np.random.default_rng(self.random_state).permutation(len(y)) % 2
+        # The control arm's cross-fitted predictions serve every action: fitted once per half.
+        self._mu0 = np.empty(len(y))
+        for h in (0, 1):
+            fit_on = control & (self._half != h)
+            m0 = _logistic(self._X[fit_on], y[fit_on], w[fit_on], self.random_state)
+            out = self._half == h
+            self._mu0[out] = _prob(m0, self._X[out], _rate(y[fit_on], w[fit_on])
+                                   if fit_on.any() else self.base_rate_)
 
     def fit(self, features, action, y, actions, *, sample_weight=None, groups=None):
         try:
             return super().fit(features, action, y, actions, sample_weight=sample_weight,
                                groups=groups)
         finally:
-            self.__dict__.pop("_X", None)
-            self.__dict__.pop("_half", None)
+            for scratch in ("_X", "_half", "_mu0"):
+                self.__dict__.pop(scratch, None)
 
     def _fit_action(self, x, y, w, treated, control, seed, a, groups):
         from sklearn.linear_model import RidgeCV
@@ -434,13 +442,10 @@ class DRLearner(_MetaLearner):
         X, t, yy, ww = self._X[rows], treated[rows], y[rows], w[rows]
         half = self._half[rows]
         e = _propensity(t, None if groups is None else np.asarray(groups, dtype=object)[rows])
-        mu0, mu1 = np.empty(len(yy)), np.empty(len(yy))
+        mu0, mu1 = self._mu0[rows], np.empty(len(yy))
         for h in (0, 1):
             fit_on, out = half != h, half == h
-            m0 = _logistic(X[fit_on & ~t], yy[fit_on & ~t], ww[fit_on & ~t], seed)
             m1 = _logistic(X[fit_on & t], yy[fit_on & t], ww[fit_on & t], seed)
-            mu0[out] = _prob(m0, X[out], _rate(yy[fit_on & ~t], ww[fit_on & ~t])
-                             if (fit_on & ~t).any() else self.base_rate_)
             mu1[out] = _prob(m1, X[out], _rate(yy[fit_on & t], ww[fit_on & t])
                              if (fit_on & t).any() else self.base_rate_)
         # Kennedy (2023), eq. (3): the doubly robust pseudo-outcome of the effect.
