@@ -179,6 +179,18 @@ class InterveneConfig(_Section):
         return self
 
 
+# -- [uplift]: how campaigns are pooled and a learner chosen (docs/intervene.md, "Pooling") -----
+class UpliftConfig(_Section):
+    """Pooling of campaigns and the learner chooser's rule (docs/intervene.md)."""
+
+    # A campaign this many days older than the newest counts half as much (a quarter at twice).
+    half_life_days: float = Field(365.0, gt=0)
+    # `auto` keeps a simpler learner unless a richer one beats it in at least this share of the
+    # paired bootstrap replicates over customers.
+    choice_confidence: float = Field(0.95, ge=0.5, lt=1)
+    bootstrap_replicates: int = Field(200, ge=20)
+
+
 class SimulationConfig(_Section):
     """Set by `churnguard demo`: where the simulator's ground truth lies, for the oracle."""
 
@@ -333,6 +345,7 @@ class ProjectConfig(_Section):
     scoring: ScoringConfig = ScoringConfig()
     simulation: SimulationConfig = SimulationConfig()
     intervene: InterveneConfig = InterveneConfig()
+    uplift: UpliftConfig = UpliftConfig()
     models: ModelsConfig = ModelsConfig()
     gate: GateConfig = GateConfig()
     operate: OperateConfig = OperateConfig()

@@ -26,6 +26,7 @@ from churnguard.cli.base import (
     write_table,
 )
 from churnguard.cli.models import champions_definition
+from churnguard.intervene.learners import LEARNERS
 
 
 def _outcome(project, outcome_type: str | None, window: int | None) -> tuple[str, int]:
@@ -60,8 +61,11 @@ def uplift_evaluate(outcome_type: str | None, window: int | None, folds: int,
 
     For each action the campaign rows of that action and the control group are ranked by the
     cross-fitted effect; the Qini coefficient, AUUC and uplift in the top 10/20/30% say how well
-    each learner (T, X, S and DR learners on gradient-boosted trees, and a random ranking) finds
-    the customers the action works on. The learner with the best Qini is the one `plan` uses.
+    each learner (regularised logistic S- and T-learners and a DR-learner; S-, T- and X-learners
+    on gradient-boosted trees; and a random ranking) finds the customers the action works on.
+    The chosen learner, the one `plan` uses, is the simplest whose Qini the best learner's does
+    not beat beyond noise (a paired bootstrap over customers; [uplift] in churnguard.toml).
+    Campaigns are pooled: campaign and date are features, older campaigns count less.
     """
     from churnguard.intervene.uplift import evaluate_learners, uncatalogued_note, uplift_dataset
 
@@ -71,7 +75,10 @@ def uplift_evaluate(outcome_type: str | None, window: int | None, folds: int,
     with project.open_store(read_only=True) as store, stage_spinner("Evaluating uplift") as say:
         data = uplift_dataset(store, outcome_type=outcome_type, window_days=window,
                               definition=project.config.churn)
-        result = evaluate_learners(data, folds=folds, progress=say)
+        up = project.config.uplift
+        result = evaluate_learners(data, folds=folds, half_life_days=up.half_life_days,
+                                   confidence=up.choice_confidence,
+                                   replicates=up.bootstrap_replicates, progress=say)
     table = Table(title=f"Uplift learners, out of fold ({result.n_rows:,} rows of "
                         f"{result.n_campaigns} campaigns; outcome: {outcome_type} within "
                         f"{window} days)")
@@ -88,6 +95,9 @@ def uplift_evaluate(outcome_type: str | None, window: int | None, folds: int,
         console.print(f"Note: actions {note}", markup=False, soft_wrap=True)
     if json_path is not None:
         json_path.write_text(json.dumps(result.to_json(), indent=2) + "\n", encoding="utf-8")
+    if result.choice and result.choice["best"] != result.chosen:
+        console.print(f"Note: {result.chosen} is within noise of the best, "
+                      f"{result.choice['best']}, and simpler", markup=False, soft_wrap=True)
     click.echo(f"Chosen learner: {result.chosen}"
                + (f"; written to {json_path}" if json_path else ""))
 
@@ -97,8 +107,10 @@ def uplift_evaluate(outcome_type: str | None, window: int | None, folds: int,
               default=None, help="A CSV or Parquet file with a user_id column: score only these "
                                  "customers (default: every customer in the users table).")
 @outcome_options
-@click.option("--learner", default="auto", show_default=True,
-              help="auto (best out-of-fold Qini), t_learner, x_learner, s_learner or dr_learner.")
+@click.option("--learner", type=click.Choice(["auto", *LEARNERS]), default="auto",
+              show_default=True,
+              help="auto: the simplest learner the best out-of-fold Qini does not beat beyond "
+                   "noise; or one of the learners, simplest first (docs/intervene.md).")
 @click.option("--as-of", default=None, callback=date_callback,
               help="Features as of this date (default: just after the last event).")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path),
@@ -137,7 +149,9 @@ def uplift_score(users_path: Path | None, outcome_type: str | None, window: int 
         when = resolve_as_of(store, as_of)
         result = score_uplift(store, actions=actions, definition=project.config.churn,
                               as_of=when, user_ids=user_ids, outcome_type=outcome_type,
-                              window_days=window, learner=learner, progress=say)
+                              window_days=window, learner=learner,
+                              half_life_days=project.config.uplift.half_life_days,
+                              progress=say)
     frame = result.effects
     write_table(frame, out_path)
     for note in result.notes:

@@ -40,10 +40,11 @@ from churnguard.intervene.actions import eligibility, expected_costs
 from churnguard.intervene.allocate import allocate
 from churnguard.intervene.control import control_key, control_mask
 from churnguard.intervene.uplift import (
-    LEARNERS,
     UpliftError,
     UpliftEvaluation,
+    bounded_effects,
     evaluate_learners,
+    fit_uplift,
     prior_uplift,
     uplift_dataset,
 )
@@ -100,8 +101,10 @@ class PlanInputs:
         return list(self.uplift.columns)
 
     def margin(self, config: ProjectConfig, uplift: pd.DataFrame | None = None) -> np.ndarray:
-        """uplift x value x gross margin - expected cost, customers x actions."""
-        u = (self.uplift if uplift is None else uplift)[self.actions].to_numpy(dtype=float)
+        """uplift x value x gross margin - expected cost, customers x actions; the uplift
+        bounded by what there is to save (:func:`bounded_effects`: at most p_churn)."""
+        u = bounded_effects((self.uplift if uplift is None else uplift)[self.actions],
+                            self.customers["p_churn"].to_numpy(dtype=float)).to_numpy()
         value = self.customers["value"].to_numpy(dtype=float)[:, None]
         return u * value * config.intervene.gross_margin - self.cost[self.actions].to_numpy()
 
@@ -125,7 +128,11 @@ def _uplift(store: Store, config: ProjectConfig, features: pd.DataFrame, tiers: 
                               window_days=iv.window_days, definition=config.churn,
                               features=list(features.columns), as_of=as_of)
         # Three folds: honest, and a plan stays quick enough to make on demand.
-        evaluation = evaluate_learners(data, actions=actions, folds=3, seed=seed, progress=say)
+        up = config.uplift
+        evaluation = evaluate_learners(data, actions=actions, folds=3, seed=seed,
+                                       half_life_days=up.half_life_days,
+                                       confidence=up.choice_confidence,
+                                       replicates=up.bootstrap_replicates, progress=say)
     except UpliftError as exc:
         source = (f"prior effects by risk tier from churnguard.toml, because no campaign history "
                   f"can be used: {exc}")
@@ -141,8 +148,8 @@ def _uplift(store: Store, config: ProjectConfig, features: pd.DataFrame, tiers: 
         notes.append(f"{len(data.left_out)} customers' campaign rows were left out of the uplift "
                      f"learning: {next(iter(set(data.left_out.values())))}")
     say(f"fitting the {evaluation.chosen} on {len(data):,} campaign rows")
-    learner = LEARNERS[evaluation.chosen](random_state=seed).fit(
-        data.features, data.action, data.y, actions)
+    learner = fit_uplift(data, evaluation.chosen, actions=actions, seed=seed,
+                         half_life_days=config.uplift.half_life_days)
     effects = evaluation.calibrate(learner.predict(features.reset_index(drop=True))[actions])
     source = (f"{evaluation.chosen} fitted on {len(data):,} rows of {evaluation.n_campaigns} "
               f"randomised campaigns (chosen by out-of-fold Qini, recalibrated out of fold)")
@@ -220,6 +227,10 @@ def plan_inputs(store: Store, *, config: ProjectConfig, as_of: object = None, se
     notes = [*(f"left out customer {u}: {why}" for u, why in left_out.items()), *notes]
     for note in notes:
         say(note)
+    # An action saves at most the customer's chance of leaving (and never lifts P(stay) past 1):
+    # a customer who surely stays gains nothing, whatever the average effect says.
+    uplift = bounded_effects(uplift.reset_index(drop=True),
+                             customers["p_churn"].to_numpy(dtype=float))
     revenue, basket, value_source = _value(store, config, scoring, say)
     p_active = np.clip(1.0 - customers["p_churn"].to_numpy(dtype=float), MIN_P_ACTIVE, 1.0)
     customers["revenue"] = revenue

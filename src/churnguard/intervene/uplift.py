@@ -10,21 +10,19 @@ Every action the campaigns gave is learned, in the catalogue or not: an effect n
 (only ``plan`` does, and it allocates the catalogue's actions only). A customer whose data cannot
 be featurised (``scoring.unscorable_customers``) is left out, not everyone.
 
-Three meta-learners on gradient-boosted trees estimate tau_a(x) = P(Y=1 | x, a) - P(Y=1 | x, none):
+The learners (``learners.py``: regularised logistic S- and T-learners and a cross-fitted
+DR-learner, then the S-, T- and X-learners on gradient-boosted trees) estimate
+tau_a(x) = P(Y=1 | x, a) - P(Y=1 | x, none). They are compared out of fold (cross-fitting over
+customers, so a customer's rows never sit on both sides) by the Qini coefficient, AUUC and uplift
+in the top 10/20/30% (see ``metrics``); the chooser prefers the simpler learner unless a richer
+one is better beyond noise (a paired bootstrap over customers, :func:`_choose`), and the chosen
+one is refitted on everything.
 
-* the T-learner fits one outcome model per arm and subtracts them;
-* the S-learner fits one outcome model over all arms with the action as an input and takes the
-  difference of its predictions (it shares what the arms have in common, so it needs far fewer
-  rows per action when the effects are small next to the outcome's noise);
-* the X-learner (Kuenzel, Sekhon, Bickel & Yu 2019, "Metalearners for estimating heterogeneous
-  treatment effects using machine learning", PNAS 116(10), eqs. 5-9) imputes individual effects
-  from the other arm's outcome model, regresses them per arm and blends the two by the
-  propensity g (a constant: the campaigns are randomised).
-
-They are compared out of fold (cross-fitting over customers, so a customer's rows never sit on
-both sides) by the Qini coefficient, AUUC and uplift in the top 10/20/30% (see ``metrics``), and
-the best one is refitted on everything. With no usable campaign history, :func:`prior_uplift`
-gives configured effects by risk tier, and the plan says so.
+Campaigns are pooled (:func:`fit_uplift`): the campaign and its date are features, and older
+campaigns are down-weighted by a half-life (``[uplift] half_life_days``), so every campaign adds
+to what is known. Effects on retention are bounded by what there is to save
+(:func:`bounded_effects`). With no usable campaign history, :func:`prior_uplift` gives
+configured effects by risk tier, and the plan says so.
 """
 
 from __future__ import annotations
@@ -32,46 +30,54 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar
 
 import duckdb
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from sklearn.exceptions import NotFittedError
 
 from churnguard.campaigns import measurable_campaigns_sql, observed_until
 from churnguard.config import NO_ACTION, ChurnDefinition
 from churnguard.cutoffs import label_window_end_sql
-from churnguard.errors import ChurnguardError
 from churnguard.features import build_features
-from churnguard.intervene.metrics import uplift_metrics
+from churnguard.intervene.learners import (
+    LEARNERS,
+    DRLearner,
+    SLearner,
+    SLogistic,
+    TLearner,
+    TLogistic,
+    UpliftError,
+    XLearner,
+)
+from churnguard.intervene.metrics import qini_replicates, uplift_metrics
 from churnguard.scoring import unscorable_customers
 from churnguard.store import Store
 
 __all__ = [
+    "CampaignContext",
+    "DRLearner",
+    "FittedUplift",
     "LEARNERS",
     "SLearner",
+    "SLogistic",
     "TLearner",
+    "TLogistic",
     "UpliftData",
     "UpliftError",
     "UpliftEvaluation",
     "UpliftScores",
     "XLearner",
+    "bounded_effects",
+    "campaign_weights",
     "evaluate_learners",
+    "fit_uplift",
     "prior_uplift",
     "score_uplift",
     "uncatalogued",
     "uncatalogued_note",
     "uplift_dataset",
 ]
-
-
-class UpliftError(ChurnguardError, ValueError):
-    """The store holds no campaign history usable for uplift (with the reason and the fix)."""
-
-    code = "cannot_estimate_uplift"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -89,6 +95,8 @@ class UpliftData:
     skipped_actions: dict[str, int] = field(default_factory=dict)  # not in the catalogue
     # Campaign customers whose data cannot be featurised, left out (user id -> why).
     left_out: dict[str, str] = field(default_factory=dict)
+    # When each row was assigned (datetime64); None: one date for every row.
+    assigned_at: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.y)
@@ -216,168 +224,119 @@ def _dataset(store: Store, rows: pd.DataFrame, *, outcome_type: str, window_days
         campaign_id=rows["campaign_id"].to_numpy(dtype=object),
         outcome_type=outcome_type, window_days=int(window_days), skipped_actions=skipped,
         left_out=dict(left_out or {}),
+        assigned_at=pd.to_datetime(rows["assigned_at"]).to_numpy(dtype="datetime64[us]"),
     )
 
 
-def _classifier(seed: int) -> lgb.LGBMClassifier:
-    # Effects are small next to the outcome's variance: shallow, strongly regularised trees.
-    return lgb.LGBMClassifier(n_estimators=100, learning_rate=0.05, num_leaves=15,
-                              min_child_samples=100, subsample=0.8, subsample_freq=1,
-                              colsample_bytree=0.8, reg_lambda=5.0, random_state=seed,
-                              n_jobs=0, verbose=-1)
+# -- pooling across campaigns ---------------------------------------------------------------
+CAMPAIGN_FEATURE = "__campaign"
+CAMPAIGN_AGE_FEATURE = "__campaign_age_days"
 
 
-def _regressor(seed: int) -> lgb.LGBMRegressor:
-    return lgb.LGBMRegressor(n_estimators=100, learning_rate=0.05, num_leaves=7,
-                             min_child_samples=200, subsample=0.8, subsample_freq=1,
-                             colsample_bytree=0.8, reg_lambda=5.0, random_state=seed,
-                             n_jobs=0, verbose=-1)
+def _campaign_ages(data: UpliftData) -> dict[str, float]:
+    """Days from each campaign's last assignment to the newest campaign's (0 for the newest)."""
+    ids = np.asarray(data.campaign_id, dtype=object).astype(str)
+    if data.assigned_at is None:
+        return {c: 0.0 for c in np.unique(ids)}
+    last = pd.Series(pd.to_datetime(data.assigned_at)).groupby(ids).max()
+    return {str(c): float((last.max() - t) / pd.Timedelta(days=1)) for c, t in last.items()}
 
 
-def _prob(model: lgb.LGBMClassifier | None, x: pd.DataFrame, fallback: float) -> np.ndarray:
-    if model is None:
-        return np.full(len(x), fallback)
-    return model.predict_proba(x)[:, 1]
+def campaign_weights(data: UpliftData, half_life_days: float | None) -> np.ndarray:
+    """Weight of each row: 0.5 ** (age / half_life_days), the age being the days from its
+    campaign's last assignment to the newest campaign's. Every campaign adds to what is known,
+    and the older it is, the less it says about how customers respond now. None: all 1.
+
+    >>> data = UpliftData(features=pd.DataFrame({"x": [0, 1, 2]}),
+    ...     action=np.array(["none", "a", "a"], dtype=object), y=np.zeros(3),
+    ...     revenue=np.zeros(3), user_id=np.array(["u", "v", "w"], dtype=object),
+    ...     campaign_id=np.array(["old", "old", "new"], dtype=object), outcome_type="order",
+    ...     window_days=30, assigned_at=np.array(["2025-01-01", "2025-01-01", "2025-07-01"],
+    ...                                          dtype="datetime64[us]"))
+    >>> campaign_weights(data, 181.0).tolist()
+    [0.5, 0.5, 1.0]
+    """
+    if half_life_days is None:
+        return np.ones(len(data))
+    ages = _campaign_ages(data)
+    age = np.array([ages[str(c)] for c in data.campaign_id], dtype=float)
+    return 0.5 ** (age / float(half_life_days))
 
 
-def _fit_arm(x: pd.DataFrame, y: np.ndarray, seed: int) -> lgb.LGBMClassifier | None:
-    """An outcome model for one arm; None when the arm's outcome does not vary."""
-    if len(np.unique(y)) < 2:
-        return None
-    return _classifier(seed).fit(x, y)
+@dataclass(frozen=True, kw_only=True)
+class CampaignContext:
+    """The campaign and its date as features, so that one model learns from every campaign
+    while each campaign keeps its own baseline and effect (shrunk toward the others by the
+    learners' regularisation). Rows are predicted in their own campaign's context when it is
+    known (out-of-fold evaluation) and in the newest campaign's otherwise (scoring now: the
+    conditions closest to today's). With a single campaign there is nothing to tell apart and
+    no column is added."""
+
+    ages: dict[str, float]
+
+    @classmethod
+    def of(cls, data: UpliftData) -> CampaignContext:
+        return cls(ages=_campaign_ages(data))
+
+    @property
+    def newest(self) -> str:
+        return min(sorted(self.ages), key=lambda c: self.ages[c])
+
+    def add(self, features: pd.DataFrame, campaign_id: np.ndarray | None = None) -> pd.DataFrame:
+        if len(self.ages) < 2:
+            return features
+        ids = (np.full(len(features), self.newest, dtype=object) if campaign_id is None
+               else np.asarray(campaign_id, dtype=object).astype(str))
+        return features.assign(**{
+            CAMPAIGN_FEATURE: pd.Categorical(ids, categories=sorted(self.ages)),
+            CAMPAIGN_AGE_FEATURE: np.array([self.ages[c] for c in ids], dtype=float)})
 
 
-class _MetaLearner:
-    name: ClassVar[str]
+@dataclass(frozen=True, kw_only=True)
+class FittedUplift:
+    """A learner fitted on every campaign row, predicting in the newest campaign's context."""
 
-    def __init__(self, *, random_state: int = 0) -> None:
-        self.random_state = random_state
+    learner: object
+    context: CampaignContext
 
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "actions_"):
-            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit()")
-
-    def fit(self, features: pd.DataFrame, action: np.ndarray, y: np.ndarray,
-            actions: Sequence[str]) -> _MetaLearner:
-        action = np.asarray(action, dtype=object)
-        control = action == NO_ACTION
-        if not control.any():
-            raise UpliftError("the training rows hold no control customers; uplift needs a "
-                              "randomised control group")
-        self.features_ = list(features.columns)
-        self.actions_ = [a for a in actions if (action == a).any()]
-        self.missing_actions_ = [a for a in actions if a not in self.actions_]
-        self.base_rate_ = float(y[control].mean())
-        self.mu0_ = _fit_arm(features[control], y[control], self.random_state)
-        self.arms_ = {}
-        for k, a in enumerate(self.actions_):
-            treated = action == a
-            self.arms_[a] = self._fit_action(features, y, treated, control,
-                                             self.random_state + k, a)
-        return self
+    @property
+    def missing_actions_(self) -> list[str]:
+        return self.learner.missing_actions_
 
     def predict(self, features: pd.DataFrame) -> pd.DataFrame:
-        """Estimated effect of each action on P(outcome), one column per fitted action; actions
-        without any training row are 0 (unknown), listed in ``missing_actions_``."""
-        self._check_fitted()
-        x = features[self.features_]
-        out = {a: self._predict_action(x, a) for a in self.actions_}
-        out.update({a: np.zeros(len(x)) for a in self.missing_actions_})
-        return pd.DataFrame(out, index=features.index)
+        return self.learner.predict(self.context.add(features))
 
 
-class TLearner(_MetaLearner):
-    """tau_a(x) = mu_a(x) - mu_0(x), one gradient-boosted outcome model per arm."""
-
-    name: ClassVar[str] = "t_learner"
-
-    def _fit_action(self, x, y, treated, control, seed, a):
-        return {"mu1": _fit_arm(x[treated], y[treated], seed), "rate": float(y[treated].mean())}
-
-    def _predict_action(self, x, a):
-        arm = self.arms_[a]
-        return _prob(arm["mu1"], x, arm["rate"]) - _prob(self.mu0_, x, self.base_rate_)
-
-
-class XLearner(_MetaLearner):
-    """Kuenzel et al. (2019): D1 = Y1 - mu0(X1) on the treated, D0 = mu1(X0) - Y0 on the
-    controls; tau1, tau0 regress them; tau(x) = g tau0(x) + (1 - g) tau1(x) with g the share of
-    the arm's rows that were treated (their eq. 9 with a constant propensity)."""
-
-    name: ClassVar[str] = "x_learner"
-
-    def fit(self, features, action, y, actions, *, outcome_models: TLearner | None = None):
-        """``outcome_models``: a T-learner fitted on the same rows, whose per-arm outcome models
-        are the X-learner's first stage (saves refitting them)."""
-        self._stage1 = outcome_models
-        try:
-            return super().fit(features, action, y, actions)
-        finally:
-            del self._stage1
-
-    def _fit_action(self, x, y, treated, control, seed, a):
-        if self._stage1 is not None:
-            self.mu0_, mu1 = self._stage1.mu0_, self._stage1.arms_[a]["mu1"]
-        else:
-            mu1 = _fit_arm(x[treated], y[treated], seed)
-        rate = float(y[treated].mean())
-        d1 = y[treated] - _prob(self.mu0_, x[treated], self.base_rate_)
-        d0 = _prob(mu1, x[control], rate) - y[control]
-        g = treated.sum() / (treated.sum() + control.sum())
-        return {"tau1": _regressor(seed).fit(x[treated], d1),
-                "tau0": _regressor(seed + 1000).fit(x[control], d0), "g": float(g)}
-
-    def _predict_action(self, x, a):
-        arm = self.arms_[a]
-        return arm["g"] * arm["tau0"].predict(x) + (1 - arm["g"]) * arm["tau1"].predict(x)
+def fit_uplift(data: UpliftData, learner: str, *, actions: Sequence[str], seed: int = 0,
+               half_life_days: float | None = None) -> FittedUplift:
+    """``learner`` (a name of ``LEARNERS``) fitted on all of ``data``, pooled across campaigns:
+    the campaign and its date as features (:class:`CampaignContext`), older campaigns
+    down-weighted (:func:`campaign_weights`)."""
+    if learner not in LEARNERS:
+        raise UpliftError(f"unknown learner {learner!r}; choose auto or one of "
+                          f"{', '.join(LEARNERS)}")
+    context = CampaignContext.of(data)
+    model = LEARNERS[learner](random_state=seed).fit(
+        context.add(data.features, data.campaign_id), data.action, data.y, actions,
+        sample_weight=campaign_weights(data, half_life_days), groups=data.campaign_id)
+    return FittedUplift(learner=model, context=context)
 
 
-_ARM = "__action"
+def bounded_effects(effects: pd.DataFrame, p_churn: np.ndarray) -> pd.DataFrame:
+    """Retention effects bounded by what there is to save: an action can raise a customer's
+    chance of staying by at most their chance of leaving (p_churn), and lower it by at most
+    their chance of staying (1 - p_churn), so P(stay) stays within [0, 1]. A customer who surely
+    stays (p_churn 0) gains nothing from any action.
 
-
-def _with_arm(x: pd.DataFrame, arm: object, categories: list[str]) -> pd.DataFrame:
-    """The features plus the action as a categorical column (for the pooled outcome model)."""
-    values = np.broadcast_to(np.asarray(arm, dtype=object), (len(x),))
-    return x.assign(**{_ARM: pd.Categorical(values, categories=categories)})
-
-
-class _Pooled:
-    """One outcome model over every arm, the action a categorical input: all campaign rows
-    inform the shared part of the outcome, which the per-arm models of the T-learner cannot."""
-
-    def __init__(self, x: pd.DataFrame, action: np.ndarray, y: np.ndarray, arms: list[str],
-                 seed: int) -> None:
-        self.arms = arms
-        self.model = _classifier(seed).fit(_with_arm(x, action, arms), y)
-
-    def prob(self, x: pd.DataFrame, arm: object) -> np.ndarray:
-        return self.model.predict_proba(_with_arm(x, arm, self.arms))[:, 1]
-
-
-class SLearner(_MetaLearner):
-    """tau_a(x) = mu(x, a) - mu(x, none) from the pooled outcome model (Kuenzel et al. 2019,
-    the S-learner): sample-efficient, but the trees may ignore a weak action input."""
-
-    name: ClassVar[str] = "s_learner"
-
-    def fit(self, features, action, y, actions):
-        super().fit(features, action, y, actions)
-        arms = [NO_ACTION, *self.actions_]
-        keep = np.isin(np.asarray(action, dtype=object), arms)
-        self.pooled_ = _Pooled(features[keep], np.asarray(action, dtype=object)[keep], y[keep],
-                               arms, self.random_state)
-        return self
-
-    def _fit_action(self, x, y, treated, control, seed, a):
-        return {}
-
-    def _predict_action(self, x, a):
-        return self.pooled_.prob(x, a) - self.pooled_.prob(x, NO_ACTION)
-
-
-LEARNERS: dict[str, type[_MetaLearner]] = {
-    "t_learner": TLearner, "x_learner": XLearner, "s_learner": SLearner,
-}
+    >>> bounded_effects(pd.DataFrame({"call": [0.05, 0.05, -0.3]}),
+    ...                 np.array([0.0, 0.02, 0.9]))["call"].round(6).tolist()
+    [0.0, 0.02, -0.1]
+    """
+    p = np.clip(np.asarray(p_churn, dtype=float), 0.0, 1.0)[:, None]
+    # An unknown p_churn (NaN) bounds nothing beyond [-1, 1].
+    values = np.clip(effects.to_numpy(dtype=float), np.where(np.isnan(p), -1.0, p - 1.0),
+                     np.where(np.isnan(p), 1.0, p))
+    return pd.DataFrame(values, index=effects.index, columns=effects.columns)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -395,6 +354,8 @@ class UpliftEvaluation:
     oof: dict[str, pd.DataFrame]  # learner -> out-of-fold effects, rows of the data
     # The chosen learner's out-of-fold calibration per action: {"ate", "slope", "centre"}.
     calibration: dict[str, dict[str, float]] = field(default_factory=dict)
+    # How the chosen learner was chosen (_choose): best, confidence, gap_lower per learner, rule.
+    choice: dict = field(default_factory=dict)
 
     def calibrate(self, effects: pd.DataFrame) -> pd.DataFrame:
         """Effects recalibrated out of fold: ate + slope x (effect - centre) per action.
@@ -419,7 +380,7 @@ class UpliftEvaluation:
             "n_rows": self.n_rows, "n_campaigns": self.n_campaigns, "folds": self.folds,
             "outcome_type": self.outcome_type, "window_days": self.window_days,
             "learners": self.learners, "chosen": self.chosen,
-            "calibration": self.calibration,
+            "calibration": self.calibration, "choice": self.choice,
         }
 
 
@@ -439,13 +400,79 @@ def _summary(name: str, per_action: dict[str, dict], weights: dict[str, int]) ->
     return out
 
 
+def _out_of_fold(data: UpliftData, acts: list[str], *, folds: int, seed: int,
+                 half_life_days: float | None, say: Callable[[str], None]
+                 ) -> dict[str, pd.DataFrame]:
+    """Each learner's cross-fitted effects: every row is predicted by models that never saw
+    its customer, in the context of its own campaign (:class:`CampaignContext`)."""
+    fold = _folds(data.user_id, folds, seed)
+    x = CampaignContext.of(data).add(data.features, data.campaign_id)
+    weight = campaign_weights(data, half_life_days)
+    oof = {name: pd.DataFrame(0.0, index=range(len(data)), columns=acts) for name in LEARNERS}
+    for k in range(folds):
+        train, test = fold != k, fold == k
+        fitted: dict[str, object] = {}
+        for name, cls in LEARNERS.items():
+            say(f"fold {k + 1}/{folds}: {name}")
+            extra = {"outcome_models": fitted["t_learner"]} if cls is XLearner else {}
+            fitted[name] = cls(random_state=seed).fit(
+                x[train], data.action[train], data.y[train], acts,
+                sample_weight=weight[train], groups=data.campaign_id[train], **extra)
+            oof[name].loc[np.flatnonzero(test), acts] = \
+                fitted[name].predict(x[test])[acts].to_numpy()
+    return oof
+
+
+def _choose(data: UpliftData, oof: dict[str, pd.DataFrame], acts: list[str], *,
+            confidence: float, replicates: int, seed: int) -> dict:
+    """The simplest learner that the best is not better than beyond noise.
+
+    The rule: ``best`` has the highest out-of-fold Qini (the mean over actions, weighted by
+    their rows). A paired bootstrap over customers (``replicates`` Poisson(1) weights per
+    customer, the same for every learner, so the learners' shared luck cancels) gives the
+    distribution of Qini(best) - Qini(learner); a learner is *within noise* of the best when the
+    lower ``1 - confidence`` quantile of that gap is <= 0, i.e. the best does not beat it in at
+    least ``confidence`` of the replicates. The chosen learner is the first within noise in
+    ``LEARNERS``' order, simplest first (the best itself always is)."""
+    control = data.action == NO_ACTION
+    weights = {a: int((data.action == a).sum()) for a in acts}
+    total = sum(weights.values())
+    point = {name: sum(uplift_metrics(oof[name][a].to_numpy()[(data.action == a) | control],
+                                      treated=data.action[(data.action == a) | control] == a,
+                                      y=data.y[(data.action == a) | control])["qini"]
+                       * weights[a] for a in acts) / total for name in LEARNERS}
+    best = max(LEARNERS, key=lambda name: point[name])
+    users, inverse = np.unique(data.user_id.astype(str), return_inverse=True)
+    rng = np.random.default_rng(seed + 7919)
+    reps = {name: [] for name in LEARNERS}
+    for start in range(0, replicates, 25):  # blocks keep the weight matrices small
+        w = rng.poisson(1.0, (min(25, replicates - start), users.size))[:, inverse]
+        for name in LEARNERS:
+            q = sum(qini_replicates(oof[name][a].to_numpy()[rows], treated=data.action[rows] == a,
+                                    y=data.y[rows], weights=w[:, rows]) * weights[a]
+                    for a in acts for rows in [(data.action == a) | control]) / total
+            reps[name].append(q)
+    reps = {name: np.concatenate(r) for name, r in reps.items()}
+    lower = {name: float(np.quantile(reps[best] - reps[name], 1.0 - confidence))
+             for name in LEARNERS}
+    chosen = next(name for name in LEARNERS if lower[name] <= 0.0)
+    return {"best": best, "chosen": chosen, "confidence": confidence, "replicates": replicates,
+            "order": list(LEARNERS), "gap_lower": lower,
+            "rule": (f"the simplest learner (order: {', '.join(LEARNERS)}) whose out-of-fold Qini "
+                     f"the best ({best}) does not beat in {confidence:.0%} of {replicates} "
+                     "paired bootstrap replicates over customers")}
+
+
 def evaluate_learners(data: UpliftData, *, actions: Sequence[str] | None = None,
-                      folds: int = 5, seed: int = 0,
+                      folds: int = 5, seed: int = 0, half_life_days: float | None = None,
+                      confidence: float = 0.95, replicates: int = 200,
                       progress: Callable[[str], None] | None = None) -> UpliftEvaluation:
     """Cross-fitted effects of every learner; Qini, AUUC and uplift@k per action on the rows of
-    that action and the control group; the chosen learner has the highest mean Qini (weighted by
-    the action's rows). A random ranking is reported alongside as the floor. ``actions``
-    (default: every action of ``data``) are the actions evaluated."""
+    that action and the control group; the chosen learner is the simplest one whose Qini the
+    best learner's does not beat beyond noise (:func:`_choose` states the rule). A random
+    ranking is reported alongside as the floor. ``actions`` (default: every action of ``data``)
+    are the actions evaluated; ``half_life_days`` down-weights older campaigns
+    (:func:`campaign_weights`)."""
     say = progress or (lambda message: None)
     actions = data.actions if actions is None else actions
     acts = [a for a in actions if (data.action == a).any()]
@@ -456,18 +483,8 @@ def evaluate_learners(data: UpliftData, *, actions: Sequence[str] | None = None,
         raise UpliftError(f"no campaign row received any of the actions "
                           f"({', '.join(actions)}); the campaigns gave "
                           f"{', '.join(data.actions)}")
-    fold = _folds(data.user_id, folds, seed)
-    oof = {name: pd.DataFrame(0.0, index=range(len(data)), columns=acts) for name in LEARNERS}
-    for k in range(folds):
-        train, test = fold != k, fold == k
-        fitted: dict[str, _MetaLearner] = {}
-        for name, cls in LEARNERS.items():
-            say(f"fold {k + 1}/{folds}: {name}")
-            extra = {"outcome_models": fitted["t_learner"]} if cls is XLearner else {}
-            fitted[name] = cls(random_state=seed).fit(data.features[train], data.action[train],
-                                                      data.y[train], acts, **extra)
-            oof[name].loc[np.flatnonzero(test), acts] = \
-                fitted[name].predict(data.features[test])[acts].to_numpy()
+    oof = _out_of_fold(data, acts, folds=folds, seed=seed, half_life_days=half_life_days,
+                       say=say)
     control = data.action == NO_ACTION
     weights = {a: int((data.action == a).sum()) for a in acts}
     rng = np.random.default_rng(seed)
@@ -490,14 +507,15 @@ def evaluate_learners(data: UpliftData, *, actions: Sequence[str] | None = None,
                          for key in ("qini", "auuc", "uplift_at_10", "uplift_at_20",
                                      "uplift_at_30")}
     learners.append(_summary("random", per_action, weights))
-    chosen = max((row for row in learners if row["name"] != "random"),
-                 key=lambda row: row["qini"])["name"]
+    say("choosing the learner (paired bootstrap)")
+    choice = _choose(data, oof, acts, confidence=confidence, replicates=replicates, seed=seed)
+    chosen = choice["chosen"]
     calibration = {a: _calibration(oof[chosen][a].to_numpy(), data.action == a, control, data.y)
                    for a in acts}
     return UpliftEvaluation(n_rows=len(data), n_campaigns=int(np.unique(data.campaign_id).size),
                             folds=folds, outcome_type=data.outcome_type,
                             window_days=data.window_days, learners=learners, chosen=chosen,
-                            curves=curves, oof=oof, calibration=calibration)
+                            curves=curves, oof=oof, calibration=calibration, choice=choice)
 
 
 def _calibration(estimate: np.ndarray, treated: np.ndarray, control: np.ndarray,
@@ -535,13 +553,15 @@ class UpliftScores:
 def score_uplift(store: Store, *, actions: Sequence[str], definition: ChurnDefinition,
                  as_of: dt.datetime, user_ids: Sequence[str] | None = None,
                  outcome_type: str = "order", window_days: int = 90, learner: str = "auto",
-                 seed: int = 0, progress: Callable[[str], None] | None = None) -> UpliftScores:
+                 seed: int = 0, half_life_days: float | None = None,
+                 progress: Callable[[str], None] | None = None) -> UpliftScores:
     """Estimated effect of each action per customer (every customer in the users table, or
     ``user_ids``) at ``as_of``: user_id plus one column per action: the catalogue's ``actions``
     (0 where no campaign gave one), then every other action the randomised campaigns gave,
     which a note names (learning an effect needs no cost; only ``plan`` needs the catalogue).
     Campaigns count when their window ended by ``as_of`` (and the data's end). The learner is
-    ``learner``, or with ``auto`` the one with the best out-of-fold Qini."""
+    ``learner``, or with ``auto`` the one :func:`evaluate_learners` chooses; every campaign is
+    pooled, older ones down-weighted by ``half_life_days`` (:func:`fit_uplift`)."""
     say = progress or (lambda message: None)
     if learner != "auto" and learner not in LEARNERS:
         raise UpliftError(f"unknown learner {learner!r}; choose auto or one of "
@@ -579,10 +599,11 @@ def score_uplift(store: Store, *, actions: Sequence[str], definition: ChurnDefin
                      f"learning: {next(iter(set(data.left_out.values())))}")
     evaluation = None
     if learner == "auto":
-        evaluation = evaluate_learners(data, seed=seed, progress=say)
+        evaluation = evaluate_learners(data, seed=seed, half_life_days=half_life_days,
+                                       progress=say)
         learner = evaluation.chosen
     say(f"fitting the {learner} on {len(data):,} campaign rows")
-    model = LEARNERS[learner](random_state=seed).fit(data.features, data.action, data.y, columns)
+    model = fit_uplift(data, learner, actions=columns, seed=seed, half_life_days=half_life_days)
     effects = model.predict(features.reset_index(drop=True))[columns]
     if evaluation is not None:
         effects = evaluation.calibrate(effects)
