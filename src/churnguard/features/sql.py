@@ -134,6 +134,7 @@ def feature_query(*, pop_view: str, activity: tuple[str, ...], lookback_days: in
         money += [f"{spend(w)} AS spend_{w}d", f"{spend(2 * w, w)} AS spend_prev_{w}d"]
     basket = f"coalesce(session_id, 'day:' || {sql.form('day_key', x='ts')})"
     one = sql.form("real", x="1.0")
+    last_rating = sql.form("last_by", x="rating", a="ts", b="event_id")
     rich_types = ", ".join(_q(t) for t in ("order", "review", "support_ticket",
                                            "ticket_resolved", "cart_add"))
 
@@ -156,7 +157,7 @@ def feature_query(*, pop_view: str, activity: tuple[str, ...], lookback_days: in
                                count(*) FILTER (WHERE rating <= 2) / nullif(count(rating), 0)
                                    AS review_low_share,
                                -- ties on ts are broken by event_id, never by scan order
-                               {sql.form("last_by", x="rating", a="ts", b="event_id")} FILTER (WHERE rating IS NOT NULL)
+                               {last_rating} FILTER (WHERE rating IS NOT NULL)
                                    AS review_rating_last
                            FROM ev_rich WHERE type = 'review' GROUP BY pid""",
         # -- sessions with any event in a window -----------------------------------------------
@@ -220,7 +221,8 @@ def feature_query(*, pop_view: str, activity: tuple[str, ...], lookback_days: in
         cols = []
         for column, name, numeric in attribute_columns:
             value = "TRY_CAST(value AS DOUBLE)" if numeric else "value"
-            cols.append(f"max({value}) FILTER (WHERE name = {_q(name)}) AS {sql.form('ident', x=column)}")
+            cols.append(f"max({value}) FILTER (WHERE name = {_q(name)}) "
+                        f"AS {sql.form('ident', x=column)}")
         ctes["attrs"] = (f"SELECT user_id, {', '.join(cols)} FROM {sql.table['user_attributes']} "
                          "WHERE user_id IN (SELECT user_id FROM pop) "
                          "AND nullif(trim(value), '') IS NOT NULL GROUP BY user_id")
@@ -245,8 +247,8 @@ def feature_query(*, pop_view: str, activity: tuple[str, ...], lookback_days: in
     for w in WINDOWS:
         out += [
             count(f"orders_{w}d"), count(f"orders_prev_{w}d"),
-            real(f"(coalesce(a.orders_{w}d, 0) + {one}) / (coalesce(a.orders_prev_{w}d, 0) + {one})",
-                 f"orders_trend_{w}d"),
+            real(f"(coalesce(a.orders_{w}d, 0) + {one})"
+                 f" / (coalesce(a.orders_prev_{w}d, 0) + {one})", f"orders_trend_{w}d"),
             real(f"coalesce(m.spend_{w}d, 0)", f"spend_{w}d"),
             real(f"coalesce(m.spend_prev_{w}d, 0)", f"spend_prev_{w}d"),
             real(f"(coalesce(m.spend_{w}d, 0)::DOUBLE + {one})"
