@@ -30,7 +30,7 @@ if os.environ.get("CI", "").lower() not in ("", "0", "false"):
 # session-scoped shop runs wholly on one worker, so each shop is built once, not once per worker;
 # other tests are grouped by file, which keeps module-scoped fixtures to one build too.
 _WHOLE_FOLDER_GROUPS = frozenset({"gate", "models", "monitor", "operate", "report", "service",
-                                  "simulate"})
+                                  "simulate", "spark"})
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -1,4 +1,4 @@
-"""Engineered, point-in-time churn features computed by DuckDB.
+"""Engineered, point-in-time churn features computed by DuckDB (or Spark: build_features_spark).
 
 >>> from churnguard.store import Store
 >>> store = Store.in_memory()
@@ -24,6 +24,7 @@ from churnguard.features.build import (
 )
 from churnguard.features.docs import features_markdown
 from churnguard.features.registry import FEATURES, GROUPS, FeatureSpec, GroupSpec, feature_spec
+from churnguard.features.spark import build_features_spark, spark_features_to_pandas
 
 __all__ = [
     "FEATURES",
@@ -33,7 +34,9 @@ __all__ = [
     "GroupSpec",
     "GroupStatus",
     "build_features",
+    "build_features_spark",
     "feature_groups_available",
     "feature_spec",
     "features_markdown",
+    "spark_features_to_pandas",
 ]

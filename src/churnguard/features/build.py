@@ -77,6 +77,12 @@ def attribute_columns(store: Store) -> tuple[_Attribute, ...]:
         GROUP BY name ORDER BY name
         """
     ).fetchall()
+    return attribute_specs(rows)
+
+
+def attribute_specs(rows: Iterable[tuple[str, bool, Sequence[str]]]) -> tuple[_Attribute, ...]:
+    """The ``attr_`` columns of (attribute name, numeric, sorted distinct values) rows, by name:
+    one rule for every engine (features/spark.py computes the rows on Spark)."""
     attributes, used = [], set(FEATURES)
     for name, numeric, categories in rows:
         base = ATTRIBUTE_PREFIX + (re.sub(r"[^0-9a-z]+", "_", name.lower()).strip("_") or "x")

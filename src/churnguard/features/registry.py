@@ -8,6 +8,11 @@ there fails the registry test.
 'gaps'
 >>> feature_spec("attr_plan").group
 'attributes'
+
+Where DuckDB and Spark SQL spell a meaning differently, the form is declared in registry.toml too:
+
+>>> FORMS["epoch_us"].render("spark", x="e.ts")
+'unix_micros(e.ts)'
 """
 
 from __future__ import annotations
@@ -69,6 +74,32 @@ def _specs() -> list[FeatureSpec]:
 FEATURES: dict[str, FeatureSpec] = {spec.name: spec for spec in _specs()}
 
 ATTRIBUTE_PREFIX = "attr_"
+
+ENGINES = ("duckdb", "spark")  # the SQL engines the feature query is generated for
+
+
+@dataclass(frozen=True, kw_only=True)
+class EngineForm:
+    """One meaning the feature query needs, spelled for each engine (registry.toml ``[forms]``)."""
+
+    name: str
+    meaning: str
+    features: tuple[str, ...]
+    spellings: dict[str, str]
+
+    def render(self, engine: str, **args: str) -> str:
+        """This form's SQL for ``engine`` with its arguments filled in."""
+        if engine not in self.spellings:
+            raise ValueError(f"unknown SQL engine {engine!r}; known: {list(ENGINES)}")
+        return self.spellings[engine].format(**args)
+
+
+FORMS: dict[str, EngineForm] = {
+    name: EngineForm(name=name, meaning=" ".join(form["meaning"].split()),
+                     features=tuple(form["features"]),
+                     spellings={engine: form[engine] for engine in ENGINES})
+    for name, form in _TABLE["forms"].items()
+}
 
 
 def feature_spec(name: str) -> FeatureSpec:

@@ -1,6 +1,6 @@
 """The feature views as one DuckDB query over a table of (user_id, cutoff) pairs.
 
-Point-in-time rule: events are read only through :func:`_before`, which joins the population on
+Point-in-time rule: events are read only through ``_Dialect.before``, which joins the population on
 ``user_id`` and keeps ``e.ts < p.cutoff`` (strictly before); every other CTE reads its output.
 Windows are half-open: "last w days" is ``cutoff - w days <= ts < cutoff`` (age <= w days), "the
 w days before" is ``cutoff - 2w days <= ts < cutoff - w days``. Days are fractional
@@ -16,17 +16,48 @@ add them up (a DOUBLE sum can differ in the last bit from run to run).
 
 from __future__ import annotations
 
-from churnguard.features.registry import BROWSE_WINDOWS, CART_WINDOW, WINDOWS
+from collections.abc import Mapping
+
+from churnguard.features.registry import BROWSE_WINDOWS, CART_WINDOW, ENGINES, FORMS, WINDOWS
 
 DAY_US = 86_400_000_000
+TABLES = ("events", "users", "items", "user_attributes")
 
 
 def _q(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _days(later: str, earlier: str) -> str:
-    return f"((epoch_us({later}) - epoch_us({earlier})) / {DAY_US}.0)"
+class _Dialect:
+    """The query's building blocks for one engine: engine-specific spellings come from the
+    registry's forms (registry.toml ``[forms]``), never from branches here."""
+
+    def __init__(self, engine: str, tables: Mapping[str, str] | None) -> None:
+        if engine not in ENGINES:
+            raise ValueError(f"unknown SQL engine {engine!r}; known: {list(ENGINES)}")
+        self.engine = engine
+        self.table = {name: name for name in TABLES} | dict(tables or {})
+
+    def form(self, name: str, **args: str) -> str:
+        return FORMS[name].render(self.engine, **args)
+
+    def epoch_us(self, ts: str) -> str:
+        return self.form("epoch_us", x=ts)
+
+    def day_us(self) -> str:
+        return self.form("real", x=f"{DAY_US}.0")
+
+    def days(self, later: str, earlier: str) -> str:
+        return f"(({self.epoch_us(later)} - {self.epoch_us(earlier)}) / {self.day_us()})"
+
+    def age_days(self, column: str) -> str:
+        return f"({column} / {self.day_us()})"
+
+    def before(self, columns: str, where: str = "TRUE") -> str:
+        """Events strictly before each population member's cutoff: the only way events are read."""
+        return (f"SELECT p.pid, {columns}, p.cut_us - {self.epoch_us('e.ts')} AS age "
+                f"FROM {self.table['events']} e "
+                f"JOIN pop p ON e.user_id = p.user_id AND e.ts < p.cutoff WHERE {where}")
 
 
 def _age_within(days: int) -> str:
@@ -34,22 +65,17 @@ def _age_within(days: int) -> str:
     return f"age <= {int(days) * DAY_US}"
 
 
-def _before(columns: str, where: str = "TRUE") -> str:
-    """Events strictly before each population member's cutoff: the only way events are read."""
-    return (f"SELECT p.pid, {columns}, p.cut_us - epoch_us(e.ts) AS age FROM events e "
-            f"JOIN pop p ON e.user_id = p.user_id AND e.ts < p.cutoff WHERE {where}")
-
-
-def _age_days(column: str) -> str:
-    return f"({column} / {DAY_US}.0)"
-
-
 def feature_query(*, pop_view: str, activity: tuple[str, ...], lookback_days: int,
-                  attribute_columns: list[tuple[str, str, bool]]) -> str:
+                  attribute_columns: list[tuple[str, str, bool]], engine: str = "duckdb",
+                  tables: Mapping[str, str] | None = None) -> str:
     """SQL returning one row per (user_id, cutoff) of ``pop_view`` with every registered feature.
 
     ``attribute_columns``: (column name, attribute name, numeric) for the attr_ columns.
+    ``engine``: "duckdb" (the store's engine) or "spark" (Spark SQL, features/spark.py); the two
+    differ only in the registry's forms. ``tables``: other names for the events, users, items
+    and user_attributes tables (default: those names).
     """
+    sql = _Dialect(engine, tables)
     acts = ", ".join(_q(a) for a in activity)
     # per (pid, type) counts within every window edge: n_w = events with age <= w days
     edges = sorted({*WINDOWS, *(2 * w for w in WINDOWS), *BROWSE_WINDOWS, CART_WINDOW, 90,
@@ -59,21 +85,21 @@ def feature_query(*, pop_view: str, activity: tuple[str, ...], lookback_days: in
     def n(types: str, within: int | None = None, after: int | None = None) -> str:
         column = "n" if within is None else f"n_{within}"
         if after is None:
-            return f"coalesce(sum({column}) FILTER (type IN ({types})), 0)"
-        return f"coalesce(sum({column} - n_{after}) FILTER (type IN ({types})), 0)"
+            return f"coalesce(sum({column}) FILTER (WHERE type IN ({types})), 0)"
+        return f"coalesce(sum({column} - n_{after}) FILTER (WHERE type IN ({types})), 0)"
 
     def spend(within: int, after: int | None = None) -> str:
         cond = _age_within(within) + (f" AND NOT {_age_within(after)}" if after else "")
-        return f"coalesce(sum(amount_exact) FILTER ({cond}), 0)"
+        return f"coalesce(sum(amount_exact) FILTER (WHERE {cond}), 0)"
 
     wide = [
         "min(min_age) AS last_event_age",
         "max(max_age) AS first_event_age",
-        f"min(min_age) FILTER (type IN ({acts})) AS last_activity_age",
-        "min(min_age) FILTER (type = 'order') AS last_order_age",
-        "min(min_age) FILTER (type = 'visit') AS last_visit_age",
-        "min(min_age) FILTER (type = 'review') AS last_review_age",
-        "min(min_age) FILTER (type = 'support_ticket') AS last_ticket_age",
+        f"min(min_age) FILTER (WHERE type IN ({acts})) AS last_activity_age",
+        "min(min_age) FILTER (WHERE type = 'order') AS last_order_age",
+        "min(min_age) FILTER (WHERE type = 'visit') AS last_visit_age",
+        "min(min_age) FILTER (WHERE type = 'review') AS last_review_age",
+        "min(min_age) FILTER (WHERE type = 'support_ticket') AS last_ticket_age",
         "coalesce(sum(n_30), 0) AS events_30d",
         "coalesce(sum(n_90), 0) AS events_90d",
         f"{n(_q('order'))} AS orders_total",
@@ -99,58 +125,62 @@ def feature_query(*, pop_view: str, activity: tuple[str, ...], lookback_days: in
     money = [
         # DECIMAL: an exact sum, independent of the order in which threads add the parts
         "sum(amount_exact) AS order_amount_sum",
-        "sum(amount_exact) / nullif(count(amount), 0) AS order_amount_mean",
+        # the mean divides as DOUBLE on every engine (Spark would divide the DECIMAL exactly and
+        # round to 6 places; DuckDB divides a DECIMAL by an integer as DOUBLE anyway)
+        "sum(amount_exact)::DOUBLE / nullif(count(amount), 0) AS order_amount_mean",
         "max(amount) AS order_amount_max",
     ]
     for w in WINDOWS:
         money += [f"{spend(w)} AS spend_{w}d", f"{spend(2 * w, w)} AS spend_prev_{w}d"]
-    basket = "coalesce(session_id, 'day:' || strftime(ts, '%Y-%m-%d'))"
+    basket = f"coalesce(session_id, 'day:' || {sql.form('day_key', x='ts')})"
+    one = sql.form("real", x="1.0")
+    last_rating = sql.form("last_by", x="rating", a="ts", b="event_id")
     rich_types = ", ".join(_q(t) for t in ("order", "review", "support_ticket",
                                            "ticket_resolved", "cart_add"))
 
     ctes = {
-        "pop": f"""SELECT user_id, cutoff, epoch_us(cutoff) AS cut_us,
+        "pop": f"""SELECT user_id, cutoff, {sql.epoch_us('cutoff')} AS cut_us,
                        row_number() OVER (ORDER BY user_id, cutoff) AS pid
                    FROM (SELECT DISTINCT user_id, cutoff FROM {pop_view})""",
         # every read of the events table goes through _before(): strictly before each cutoff
-        "ev": _before("e.type, e.session_id"),
-        "ev_rich": _before("e.ts, e.type, e.amount, e.rating, e.session_id, e.event_id, "
+        "ev": sql.before("e.type, e.session_id"),
+        "ev_rich": sql.before("e.ts, e.type, e.amount, e.rating, e.session_id, e.event_id, "
                            "e.item_id, e.category", f"e.type IN ({rich_types})"),
         "pre": "SELECT pid, type, count(*) AS n, " + ", ".join(
-            f"count(*) FILTER ({_age_within(d)}) AS n_{d}" for d in edges)
+            f"count(*) FILTER (WHERE {_age_within(d)}) AS n_{d}" for d in edges)
             + ", min(age) AS min_age, max(age) AS max_age FROM ev GROUP BY pid, type",
         "agg": f"SELECT pid, {', '.join(wide)} FROM pre GROUP BY pid",
         "money": f"""SELECT pid, {', '.join(money)} FROM (
                          SELECT pid, age, amount, amount::DECIMAL(38, 6) AS amount_exact
                          FROM ev_rich WHERE type = 'order') GROUP BY pid""",
-        "review_stats": """SELECT pid, avg(rating) AS review_rating_mean,
-                               count(*) FILTER (rating <= 2) / nullif(count(rating), 0)
+        "review_stats": f"""SELECT pid, avg(rating) AS review_rating_mean,
+                               count(*) FILTER (WHERE rating <= 2) / nullif(count(rating), 0)
                                    AS review_low_share,
                                -- ties on ts are broken by event_id, never by scan order
-                               arg_max(rating, (ts, event_id)) FILTER (rating IS NOT NULL)
+                               {last_rating} FILTER (WHERE rating IS NOT NULL)
                                    AS review_rating_last
                            FROM ev_rich WHERE type = 'review' GROUP BY pid""",
         # -- sessions with any event in a window -----------------------------------------------
         "sessions": """SELECT pid, min(age) AS age FROM ev WHERE session_id IS NOT NULL
                        GROUP BY pid, session_id""",
         "session_stats": "SELECT pid, " + ", ".join(
-            f"count(*) FILTER ({_age_within(w)}) AS sessions_{w}d" for w in BROWSE_WINDOWS)
+            f"count(*) FILTER (WHERE {_age_within(w)}) AS sessions_{w}d" for w in BROWSE_WINDOWS)
             + " FROM sessions GROUP BY pid",
         # -- gaps between distinct order days ------------------------------------------------
-        "order_days": """SELECT DISTINCT pid, date_trunc('day', ts) AS d FROM ev_rich
+        "order_days": f"""SELECT DISTINCT pid, {sql.form('utc_day', x='ts')} AS d FROM ev_rich
                          WHERE type = 'order'""",
-        "gaps": """SELECT pid, date_diff('day', lag(d) OVER w, d) AS gap,
+        "gaps": f"""SELECT pid, {sql.form('day_gap', a='lag(d) OVER w', b='d')} AS gap,
                        row_number() OVER (PARTITION BY pid ORDER BY d DESC) AS rn
                    FROM order_days WINDOW w AS (PARTITION BY pid ORDER BY d)""",
         "gap_stats": """SELECT pid, count(*) AS order_days_total,
                             avg(gap)::DOUBLE AS order_gap_mean_days,
                             stddev_samp(gap)::DOUBLE AS order_gap_std_days,
-                            (max(gap) FILTER (rn = 1))::DOUBLE AS order_gap_last_days
+                            (max(gap) FILTER (WHERE rn = 1))::DOUBLE AS order_gap_last_days
                         FROM gaps GROUP BY pid""",
         # -- categories: the event's category, else the item's -----------------------------------
-        "order_cats": """SELECT ev.pid, coalesce(ev.category, i.category) AS category,
+        "order_cats": f"""SELECT ev.pid, coalesce(ev.category, i.category) AS category,
                              count(*) AS n
-                         FROM ev_rich ev LEFT JOIN items i ON i.item_id = ev.item_id
+                         FROM ev_rich ev LEFT JOIN {sql.table['items']} i ON i.item_id = ev.item_id
                          WHERE ev.type = 'order' AND coalesce(ev.category, i.category) IS NOT NULL
                          GROUP BY ALL""",
         "cat_stats": """SELECT pid, count(*) AS order_categories_distinct,
@@ -162,7 +192,7 @@ def feature_query(*, pop_view: str, activity: tuple[str, ...], lookback_days: in
         "ordered_baskets": f"""SELECT DISTINCT pid, {basket} AS basket FROM ev_rich
                                WHERE type = 'order' AND {_age_within(c)}""",
         "cart_stats": f"""SELECT a.pid, count(*) AS cart_adds_{c}d,
-                              count(*) FILTER (o.basket IS NULL) / count(*)
+                              count(*) FILTER (WHERE o.basket IS NULL) / count(*)
                                   AS cart_abandonment_{c}d
                           FROM cart_adds a LEFT JOIN ordered_baskets o
                             ON o.pid = a.pid AND o.basket = a.basket
@@ -191,8 +221,9 @@ def feature_query(*, pop_view: str, activity: tuple[str, ...], lookback_days: in
         cols = []
         for column, name, numeric in attribute_columns:
             value = "TRY_CAST(value AS DOUBLE)" if numeric else "value"
-            cols.append(f"max({value}) FILTER (name = {_q(name)}) AS \"{column}\"")
-        ctes["attrs"] = (f"SELECT user_id, {', '.join(cols)} FROM user_attributes "
+            cols.append(f"max({value}) FILTER (WHERE name = {_q(name)}) "
+                        f"AS {sql.form('ident', x=column)}")
+        ctes["attrs"] = (f"SELECT user_id, {', '.join(cols)} FROM {sql.table['user_attributes']} "
                          "WHERE user_id IN (SELECT user_id FROM pop) "
                          "AND nullif(trim(value), '') IS NOT NULL GROUP BY user_id")
 
@@ -204,9 +235,9 @@ def feature_query(*, pop_view: str, activity: tuple[str, ...], lookback_days: in
 
     out = [
         "p.user_id", "p.cutoff",
-        real(_age_days("a.last_event_age"), "days_since_last_event"),
-        real(_age_days("a.last_activity_age"), "days_since_last_activity"),
-        real(_age_days("a.last_order_age"), "days_since_last_order"),
+        real(sql.age_days("a.last_event_age"), "days_since_last_event"),
+        real(sql.age_days("a.last_activity_age"), "days_since_last_activity"),
+        real(sql.age_days("a.last_order_age"), "days_since_last_order"),
         count("events_30d"), count("events_90d"), count("orders_total"),
         count("orders_in_lookback"), count("order_days_total", "g"),
         real("m.order_amount_sum", "order_amount_sum"),
@@ -216,24 +247,24 @@ def feature_query(*, pop_view: str, activity: tuple[str, ...], lookback_days: in
     for w in WINDOWS:
         out += [
             count(f"orders_{w}d"), count(f"orders_prev_{w}d"),
-            real(f"(coalesce(a.orders_{w}d, 0) + 1.0) / (coalesce(a.orders_prev_{w}d, 0) + 1.0)",
-                 f"orders_trend_{w}d"),
+            real(f"(coalesce(a.orders_{w}d, 0) + {one})"
+                 f" / (coalesce(a.orders_prev_{w}d, 0) + {one})", f"orders_trend_{w}d"),
             real(f"coalesce(m.spend_{w}d, 0)", f"spend_{w}d"),
             real(f"coalesce(m.spend_prev_{w}d, 0)", f"spend_prev_{w}d"),
-            real(f"(coalesce(m.spend_{w}d, 0)::DOUBLE + 1.0)"
-                 f" / (coalesce(m.spend_prev_{w}d, 0)::DOUBLE + 1.0)", f"spend_trend_{w}d"),
+            real(f"(coalesce(m.spend_{w}d, 0)::DOUBLE + {one})"
+                 f" / (coalesce(m.spend_prev_{w}d, 0)::DOUBLE + {one})", f"spend_trend_{w}d"),
         ]
     out += [
         real("g.order_gap_mean_days", "order_gap_mean_days"),
         real("g.order_gap_std_days", "order_gap_std_days"),
         real("g.order_gap_last_days", "order_gap_last_days"),
-        real(f"{_age_days('a.last_order_age')} / g.order_gap_mean_days", "overdue_ratio"),
+        real(f"{sql.age_days('a.last_order_age')} / g.order_gap_mean_days", "overdue_ratio"),
     ]
     for w in BROWSE_WINDOWS:
         out += [count(f"views_{w}d"), count(f"searches_{w}d"), count(f"visits_{w}d"),
                 count(f"sessions_{w}d", "ss")]
     out += [
-        real(_age_days("a.last_visit_age"), "days_since_last_visit"),
+        real(sql.age_days("a.last_visit_age"), "days_since_last_visit"),
         count(f"cart_adds_{c}d", "cs"), count(f"cart_removes_{c}d"),
         real(f"cs.cart_abandonment_{c}d", f"cart_abandonment_{c}d"),
         count("order_categories_distinct", "k"),
@@ -244,18 +275,18 @@ def feature_query(*, pop_view: str, activity: tuple[str, ...], lookback_days: in
         real("r.review_rating_mean", "review_rating_mean"),
         real("r.review_rating_last", "review_rating_last"),
         real("r.review_low_share", "review_low_share"),
-        real(_age_days("a.last_review_age"), "days_since_last_review"),
+        real(sql.age_days("a.last_review_age"), "days_since_last_review"),
         count("tickets_total"), count("tickets_unresolved", "t"),
-        real(_age_days("a.last_ticket_age"), "days_since_last_ticket"),
-        real(_days("p.cutoff", "t.oldest_open_ts"), "oldest_unresolved_ticket_days"),
+        real(sql.age_days("a.last_ticket_age"), "days_since_last_ticket"),
+        real(sql.days("p.cutoff", "t.oldest_open_ts"), "oldest_unresolved_ticket_days"),
         count("coupons_redeemed"), count("coupons_redeemed_90d"),
         # a sign-up at or after the cutoff is not known at the cutoff
-        real(_age_days("greatest(CASE WHEN s.signup_ts < p.cutoff "
-                       "THEN p.cut_us - epoch_us(s.signup_ts) END, a.first_event_age)"),
+        real(sql.age_days("greatest(CASE WHEN s.signup_ts < p.cutoff "
+                       f"THEN p.cut_us - {sql.epoch_us('s.signup_ts')} END, a.first_event_age)"),
              "tenure_days"),
     ]
-    out += [f"ua.\"{column}\"" for column, _, _ in attribute_columns]
-    joins = """FROM pop p
+    out += [f"ua.{sql.form('ident', x=column)}" for column, _, _ in attribute_columns]
+    joins = f"""FROM pop p
         LEFT JOIN agg a ON a.pid = p.pid
         LEFT JOIN money m ON m.pid = p.pid
         LEFT JOIN review_stats r ON r.pid = p.pid
@@ -264,7 +295,7 @@ def feature_query(*, pop_view: str, activity: tuple[str, ...], lookback_days: in
         LEFT JOIN cat_stats k ON k.pid = p.pid
         LEFT JOIN cart_stats cs ON cs.pid = p.pid
         LEFT JOIN ticket_stats t ON t.pid = p.pid
-        LEFT JOIN users s ON s.user_id = p.user_id"""
+        LEFT JOIN {sql.table['users']} s ON s.user_id = p.user_id"""
     if attribute_columns:
         joins += "\n        LEFT JOIN attrs ua ON ua.user_id = p.user_id"
     with_clause = ",\n".join(f"{name} AS ({sql})" for name, sql in ctes.items())
