@@ -266,6 +266,41 @@ def _batches(customers: np.ndarray, lengths: np.ndarray, size: int,
     return out
 
 
+def _training_customers(seqs: EventSequences, config: PretrainConfig, rng: np.random.Generator
+                        ) -> tuple[EventSequences, np.ndarray, np.ndarray]:
+    """The customers pretraining uses (two or more events; a sample of ``max_customers``), each
+    cut to the newest ``max_len`` events, and their rows for training and held out."""
+    lengths = np.minimum(seqs.lengths, config.max_len)
+    usable = np.flatnonzero(lengths >= 2)
+    if config.max_customers is not None and len(usable) > config.max_customers:
+        usable = np.sort(rng.choice(usable, config.max_customers, replace=False))
+    if len(usable) < 8:
+        raise ValueError(f"pretraining needs at least 8 customers with two or more events; "
+                         f"the sequences have {len(usable)}")
+    # The chosen customers only, each cut to the newest max_len events, once up front.
+    seqs = seqs.take(usable, max_len=config.max_len)
+    rows = np.arange(len(usable))
+    held = rng.random(len(rows)) < config.heldout_fraction
+    if held.sum() < 2 or (~held).sum() < 2:
+        held = np.zeros(len(rows), dtype=bool)
+        held[: max(2, len(rows) // 10)] = True
+    return seqs, rows[~held], rows[held]
+
+
+def _log_writer(folder: Path):  # noqa: ANN202 (a TensorBoard SummaryWriter)
+    (folder / "checkpoints").mkdir(parents=True, exist_ok=True)
+    from torch.utils.tensorboard import SummaryWriter  # noqa: PLC0415
+
+    return SummaryWriter(log_dir=str(folder / "tensorboard"))
+
+
+def _save_checkpoint(folder: Path, epoch: int, encoder: nn.Module,
+                     optimizer: torch.optim.Optimizer, config: PretrainConfig) -> None:
+    torch.save({"epoch": epoch, "encoder": encoder.state_dict(),
+                "optimizer": optimizer.state_dict(), "config": config.model_dump(mode="json")},
+               folder / "checkpoints" / f"epoch-{epoch + 1:03d}.pt")
+
+
 @denormals_flushed()
 def pretrain_sequences(seqs: EventSequences, *, config: PretrainConfig,
                        out_dir: str | Path | None = None,
@@ -291,22 +326,8 @@ def pretrain_sequences(seqs: EventSequences, *, config: PretrainConfig,
     # The same stream on every process: the same customers, batches and views everywhere.
     rng = np.random.default_rng(config.seed)
     mask_rng = rng if world.size == 1 else np.random.default_rng([config.seed, world.rank, 1])
-    lengths = np.minimum(seqs.lengths, config.max_len)
-    usable = np.flatnonzero(lengths >= 2)
-    if config.max_customers is not None and len(usable) > config.max_customers:
-        usable = np.sort(rng.choice(usable, config.max_customers, replace=False))
-    if len(usable) < 8:
-        raise ValueError(f"pretraining needs at least 8 customers with two or more events; "
-                         f"the sequences have {len(usable)}")
-    # The chosen customers only, each cut to the newest max_len events, once up front.
-    seqs = seqs.take(usable, max_len=config.max_len)
-    usable = np.arange(len(usable))
+    seqs, train_rows, held_rows = _training_customers(seqs, config, rng)
     lengths = seqs.lengths
-    held = rng.random(len(usable)) < config.heldout_fraction
-    if held.sum() < 2 or (~held).sum() < 2:
-        held = np.zeros(len(usable), dtype=bool)
-        held[: max(2, len(usable) // 10)] = True
-    train_rows, held_rows = usable[~held], usable[held]
 
     encoder = encoder if encoder is not None else build_encoder(config.encoder)
     mem_head = _MEMHead(config.encoder.d_model) if config.mem_weight > 0 else None
@@ -327,13 +348,8 @@ def pretrain_sequences(seqs: EventSequences, *, config: PretrainConfig,
         warmup=int(config.warmup_fraction * total), total=total)
     stopper = EarlyStopping(config.patience)
 
-    writer = None
     folder = None if out_dir is None or world.rank != 0 else Path(out_dir)
-    if folder is not None:
-        (folder / "checkpoints").mkdir(parents=True, exist_ok=True)
-        from torch.utils.tensorboard import SummaryWriter
-
-        writer = SummaryWriter(log_dir=str(folder / "tensorboard"))
+    writer = None if folder is None else _log_writer(folder)
     history: list[dict[str, float]] = []
     step = 0
     say(f"pretraining on {len(train_rows):,} customers ({len(held_rows):,} held out), "
@@ -354,11 +370,11 @@ def pretrain_sequences(seqs: EventSequences, *, config: PretrainConfig,
             step += 1
             losses.append(float(loss.detach()))
             if writer is not None:
-                writer.add_scalar("loss/train", losses[-1], step)
-                writer.add_scalar("loss/train_contrastive", contrastive, step)
-                if mem_head is not None:
-                    writer.add_scalar("loss/train_mem", mem, step)
-                writer.add_scalar("lr", schedule.get_last_lr()[0], step)
+                logged = {"loss/train": losses[-1], "loss/train_contrastive": contrastive,
+                          **({"loss/train_mem": mem} if mem_head is not None else {}),
+                          "lr": schedule.get_last_lr()[0]}
+                for name, value in logged.items():
+                    writer.add_scalar(name, value, step)
         heldout = _heldout_loss(_Pretrainer(encoder, mem_head), seqs, held_rows, config,
                                 global_batch, device)
         record = {"epoch": epoch, "train_loss": float(np.mean(losses)), "heldout_loss": heldout,
@@ -370,10 +386,7 @@ def pretrain_sequences(seqs: EventSequences, *, config: PretrainConfig,
             f"{heldout:.4f} ({record['seconds']:.1f} s)")
         if writer is not None:
             writer.add_scalar("loss/heldout", heldout, step)
-            torch.save({"epoch": epoch, "encoder": encoder.state_dict(),
-                        "optimizer": optimizer.state_dict(),
-                        "config": config.model_dump(mode="json")},
-                       folder / "checkpoints" / f"epoch-{epoch + 1:03d}.pt")
+            _save_checkpoint(folder, epoch, encoder, optimizer, config)
         if stopper.step(heldout, encoder, epoch):
             say(f"early stop: no held-out improvement for {config.patience} epoch(s)")
             break
@@ -383,7 +396,7 @@ def pretrain_sequences(seqs: EventSequences, *, config: PretrainConfig,
         writer.close()
     result = PretrainResult(encoder=encoder, config=config, history=history,
                             best_epoch=stopper.best_epoch,
-                            seconds=time.perf_counter() - started, n_customers=len(usable))
+                            seconds=time.perf_counter() - started, n_customers=len(seqs))
     if folder is not None:
         result.path = save_encoder(result, folder / ENCODER_FILE)
     return result

@@ -126,6 +126,7 @@
 
     function refresh(withCurve) {
       var mine = ++latest;
+      var asked = Number(slider.value);
       var url = "/dashboard/api/plan-preview?budget=" + encodeURIComponent(slider.value) +
         (withCurve ? "&curve=true" : "") + (lang === "zh" ? "&lang=zh" : "");
       fetch(url, { credentials: "same-origin", headers: { "Accept": "application/json" } })
@@ -153,12 +154,8 @@
               slider.max = String(top);
               slider.step = String(Math.max(top / 200, 0.01));
               var wanted = touched ? Number(slider.value) : Number(planner.getAttribute("data-start"));
-              var value = Math.min(top, Math.max(0, wanted));
-              if (Math.abs(value - Number(slider.value)) > 1e-9) {
-                slider.value = String(value);
-                output.textContent = money.format(Number(slider.value));
-                refresh(false);
-              }
+              slider.value = String(Math.min(top, Math.max(0, wanted)));
+              output.textContent = money.format(Number(slider.value));
               if (window.Plotly) {
                 body.curve.layout.shapes[0].x0 = Number(slider.value);
                 body.curve.layout.shapes[0].x1 = Number(slider.value);
@@ -169,7 +166,11 @@
             planner.setAttribute("data-status", "ready");
             planner.setAttribute("data-as-of", body.as_of.slice(0, 10));
             status.textContent = "";
-            if (Math.abs(body.preview.budget - Number(slider.value)) < 1e-6) {
+            // Setting the slider's range may have moved it (the browser clamps its value to the
+            // new maximum at once): then this preview is for a budget no longer shown; ask again.
+            if (Math.abs(Number(slider.value) - asked) > 1e-9) {
+              refresh(false);
+            } else {
               showPreview(body.preview);
             }
           });
