@@ -10,7 +10,7 @@ DEMO_DIR ?= demo-project
 # Tests run on two worker processes (pytest-xdist); a folder that builds a session-wide shop stays
 # on one worker (tests/conftest.py). `make test PYTEST_WORKERS=0` runs them in this process.
 PYTEST_WORKERS ?= 2
-PYTEST = $(PY) -m pytest -q $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadgroup)
+PYTEST = $(PY) -m pytest -q $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS))
 
 .PHONY: venv install demo test test-all bench clean
 

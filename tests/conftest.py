@@ -26,23 +26,36 @@ if os.environ.get("CI", "").lower() not in ("", "0", "false"):
     settings.load_profile("ci")
 
 
-# With pytest-xdist (`make test` runs `-n 2 --dist loadgroup`), a folder whose conftest builds a
-# session-scoped shop runs wholly on one worker, so each shop is built once, not once per worker;
-# other tests are grouped by file, which keeps module-scoped fixtures to one build too.
+# With pytest-xdist (`make test` runs `-n 2`), a folder whose conftest builds a session-scoped
+# shop runs wholly on one worker, so each shop is built once, not once per worker; other tests go
+# to the workers file by file, which keeps module-scoped fixtures to one build too. (A custom
+# scheduler rather than xdist_group marks: xdist 3.8's loadgroup renames node ids in a way
+# pytest 9.2 no longer reads, and splits a group across workers.)
 _WHOLE_FOLDER_GROUPS = frozenset({"gate", "models", "monitor", "operate", "report", "service",
                                   "simulate", "spark"})
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if not config.pluginmanager.has_plugin("xdist"):
-        return
-    root = Path(str(config.rootpath))
-    for item in items:
-        parts = Path(str(item.path)).relative_to(root).parts
-        folder = parts[1] if len(parts) > 2 and parts[0] == "tests" else None
-        group = folder if folder in _WHOLE_FOLDER_GROUPS else "/".join(parts)
-        item.add_marker(pytest.mark.xdist_group(group))
+def worker_scope(nodeid: str) -> str:
+    """The unit of tests one xdist worker takes whole.
+
+    >>> worker_scope("tests/gate/test_refit.py::test_x"), worker_scope("tests/test_cli.py::t")
+    ('tests/gate', 'tests/test_cli.py')
+    """
+    path = nodeid.split("::", 1)[0]
+    parts = path.split("/")
+    if len(parts) > 2 and parts[0] == "tests" and parts[1] in _WHOLE_FOLDER_GROUPS:
+        return "/".join(parts[:2])
+    return path
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log):  # noqa: ANN001, ANN201
+    from xdist.scheduler import LoadScopeScheduling  # noqa: PLC0415
+
+    class FolderOrFileScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return worker_scope(nodeid)
+
+    return FolderOrFileScheduling(config, log)
 
 
 @pytest.fixture
