@@ -69,11 +69,16 @@ def test_a_small_gap_within_tolerance_is_not_an_alarm_even_when_certain() -> Non
 
 
 # -- over a store --------------------------------------------------------------------------------
-def _keep_ordering(store, user_ids: list[str]) -> None:  # noqa: ANN001
-    """Remove the orders of ``user_ids`` inside the run's label window: they churned now."""
+def _half_the_stayers_churn(store) -> None:  # noqa: ANN001
+    """Every other customer who ordered inside the run's label window loses those orders: they
+    churned now."""
+    stayed = store.con.execute(
+        "SELECT DISTINCT user_id FROM events WHERE type = 'order' AND ts >= ? "
+        "AND ts < ? ORDER BY 1", [SCORED_AT, MATURED]).fetchall()
     store.con.execute(
         "DELETE FROM events WHERE type = 'order' AND ts >= ? AND ts < ? "
-        "AND user_id IN (SELECT unnest(?::VARCHAR[]))", [SCORED_AT, MATURED, user_ids])
+        "AND user_id IN (SELECT unnest(?::VARCHAR[]))",
+        [SCORED_AT, MATURED, [u for (u,) in stayed][::2]])
 
 
 def test_it_fires_on_a_shop_whose_outcomes_changed(project_copy: Project) -> None:
@@ -81,10 +86,7 @@ def test_it_fires_on_a_shop_whose_outcomes_changed(project_copy: Project) -> Non
         before = run_monitor(store, as_of=MATURED, config=SMALL)
         assert before.label is not None and before.label.cohort == SCORED_AT
         assert before.label.applies  # the run's model is the champion
-        stayed = store.con.execute(
-            "SELECT DISTINCT user_id FROM events WHERE type = 'order' AND ts >= ? "
-            "AND ts < ? ORDER BY 1", [SCORED_AT, MATURED]).fetchall()
-        _keep_ordering(store, [u for (u,) in stayed][::2])
+        _half_the_stayers_churn(store)
         after = run_monitor(store, as_of=MATURED, config=SMALL)
     assert after.label.churn_rate > before.label.churn_rate + 0.15
     assert after.label.alarm and after.alarm
@@ -103,10 +105,7 @@ def test_it_alarms_for_a_champion_that_learned_none_of_these_outcomes_only(
 
     definition = project_copy.config.churn
     with project_copy.open_store() as store:
-        stayed = store.con.execute(
-            "SELECT DISTINCT user_id FROM events WHERE type = 'order' AND ts >= ? "
-            "AND ts < ? ORDER BY 1", [SCORED_AT, MATURED]).fetchall()
-        _keep_ordering(store, [u for (u,) in stayed][::2])
+        _half_the_stayers_churn(store)
         trained = {}
         for name, as_of in (("before", SCORED_AT + dt.timedelta(days=30)),
                             ("after", MATURED + dt.timedelta(days=30))):
@@ -157,10 +156,7 @@ def test_a_label_alarm_makes_the_challenger_due_in_the_cycle(project_copy: Proje
     config.write_text(text)
     project = Project.load(project_copy.root)
     with project.open_store() as store:
-        stayed = store.con.execute(
-            "SELECT DISTINCT user_id FROM events WHERE type = 'order' AND ts >= ? "
-            "AND ts < ? ORDER BY 1", [SCORED_AT, MATURED]).fetchall()
-        _keep_ordering(store, [u for (u,) in stayed][::2])
+        _half_the_stayers_churn(store)
         champion = alias_version(store, CHAMPION)
         record = run_cycle(OneStore(store), project=project, now=MATURED,
                            steps=["monitor", "challenge"])
@@ -190,10 +186,7 @@ def test_the_label_alarm_shows_on_the_dashboard_and_in_the_command(
                                                   "label_min_customers = 50"))
     project = Project.load(project_copy.root)
     with project.open_store() as store:
-        stayed = store.con.execute(
-            "SELECT DISTINCT user_id FROM events WHERE type = 'order' AND ts >= ? "
-            "AND ts < ? ORDER BY 1", [SCORED_AT, MATURED]).fetchall()
-        _keep_ordering(store, [u for (u,) in stayed][::2])
+        _half_the_stayers_churn(store)
     with TestClient(create_app(project, settings(warm_on_start=False)),
                     raise_server_exceptions=False) as client:
         assert client.post("/dashboard/session", headers=headers(READ)).status_code == 200

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +13,7 @@ import pytest
 from browser import chromium_page
 from churnguard.project import Project
 from churnguard.service import create_app
-from service.helpers import READ, settings
+from service.helpers import READ, serving_in_thread, settings
 
 pytestmark = pytest.mark.browser
 TIMEOUT_MS = 60_000
@@ -23,24 +21,11 @@ TIMEOUT_MS = 60_000
 
 @pytest.fixture(scope="module")
 def served(monitor_project: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    import uvicorn
-
     target = tmp_path_factory.mktemp("monitor_browser") / "project"
     shutil.copytree(monitor_project, target)
-    server = uvicorn.Server(uvicorn.Config(
-        create_app(Project.load(target), settings(warm_on_start=False)), host="127.0.0.1",
-        port=0, log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, name="monitor-uvicorn", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+    app = create_app(Project.load(target), settings(warm_on_start=False))
+    with serving_in_thread(app, "monitor-uvicorn") as url:
+        yield url
 
 
 def test_the_monitor_page_loads_and_switches_language(served: str) -> None:

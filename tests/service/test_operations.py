@@ -12,8 +12,6 @@ import datetime as dt
 import math
 import re
 import shutil
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -35,7 +33,7 @@ from churnguard.registry import (
 from churnguard.service import create_app
 from churnguard.service.schemas import CyclesOut, GateDecisionsOut
 
-from service.helpers import ADMIN, READ, error, headers, settings
+from service.helpers import ADMIN, READ, error, headers, serving_in_thread, settings
 
 HOSTILE = '<script>window.__pwned=1</script>"><img src=x onerror=alert(1)>'
 # A file name cannot hold '/', so the refused file's name carries the part without one.
@@ -242,23 +240,10 @@ def test_nan_is_never_sent() -> None:
 # -- in a real browser ----------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def served(ops_project: Path) -> Iterator[str]:
-    import uvicorn
-
-    server = uvicorn.Server(uvicorn.Config(
-        create_app(Project.load(ops_project), settings(warm_on_start=False),
-                   cycle_clock=lambda: CLOCK),
-        host="127.0.0.1", port=0, log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, name="operations-uvicorn", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+    app = create_app(Project.load(ops_project), settings(warm_on_start=False),
+                     cycle_clock=lambda: CLOCK)
+    with serving_in_thread(app, "operations-uvicorn") as url:
+        yield url
 
 
 @pytest.mark.browser
