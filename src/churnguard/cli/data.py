@@ -131,21 +131,22 @@ def simulate(ctx: click.Context, n_users: int, days: int, seed: int, out_dir: Pa
         f"Simulated {result.n_users:,} customers, {result.n_events:,} events over {days} days "
         f"(scenario {result.scenario}, seed {result.seed}) into {result.out_dir}"
     )
-    _future_note(start + dt.timedelta(days=days), days)
+    _future_note(start + dt.timedelta(days=days), days=days)
 
 
-def _future_note(ends: dt.date, days: int) -> None:
+def _future_note(ends: dt.date, *, days: int | None = None, period: str = "simulated") -> None:
     """Warn when the simulated period ends after today: ingestion refuses events from the
     future, so say so now, not at ingest time (the default --start is fixed, so a long period
-    can reach past today)."""
+    can reach past today). ``days``: the period's length, for the --start that ends today."""
     today = dt.datetime.now(dt.UTC).date()
     if ends > today:
+        restart = ("" if days is None else
+                   f"Simulate with --start {today - dt.timedelta(days=days)} to end today, or ")
         click.echo(
-            f"Note: the simulated period ends {ends}, after today ({today}): `churnguard "
+            f"Note: the {period} period ends {ends}, after today ({today}): `churnguard "
             "ingest` refuses events later than the time of the ingest (docs/ingest.md, \"Events "
-            f"from the future\"). Simulate with --start {today - dt.timedelta(days=days)} "
-            "to end today, or set future_events = \"allow\" under [ingest] in the project that "
-            "loads these files.", err=True)
+            f"from the future\"). {restart or 'Or '}set future_events = \"allow\" under "
+            "[ingest] in the project that loads these files.", err=True)
 
 
 def _continue_shop(state: Path, *, delivered: tuple[Path, ...], delivered_at: dt.date | None,
@@ -164,10 +165,7 @@ def _continue_shop(state: Path, *, delivered: tuple[Path, ...], delivered_at: dt
         f"{result.n_new_users:,} new customers, {result.n_contacts:,} contacts and "
         f"{result.n_control:,} control customers; truth in {result.out_dir / 'truth'}, the new "
         f"state in {result.paths['state']}")
-    if until > dt.datetime.now(dt.UTC).date():
-        click.echo(f"Note: the continued period ends {until}, after today: `churnguard ingest` "
-                   "refuses events from the future unless future_events = \"allow\" under "
-                   "[ingest] (docs/ingest.md).", err=True)
+    _future_note(until, period="continued")
 
 
 # -- ingest --------------------------------------------------------------------------------------
