@@ -35,7 +35,7 @@ import pandas as pd
 import pyarrow as pa
 
 from churnguard.config import AMOUNT_CEILING, ChurnDefinition, ScoringConfig
-from churnguard.explain import reason_context, reasons
+from churnguard.explain import reason_context, reasons_in
 from churnguard.explain.context import context_of_events
 from churnguard.explain.queries import review_topics
 from churnguard.features.build import attribute_columns
@@ -153,8 +153,9 @@ def _sentences(snapshot: Snapshot, contributions: pd.DataFrame | None,
     if contributions is None or values is None:
         return {str(u): {lang: () for lang in langs} for u in users}
     sentences: dict[str, list[tuple[str, ...]]] = {}
+    said = reasons_in(contributions, values, langs=langs, context=context)
     for lang in langs:
-        why = reasons(contributions, values, lang=lang, context=context)
+        why = said[lang]
         columns = [why[f"reason_{k}"].to_numpy(dtype=object) for k in (1, 2, 3)]
         sentences[lang] = [tuple(s for s in row if s) for row in zip(*columns, strict=True)]
     return {str(u): {lang: sentences[lang][i] for lang in langs} for i, u in enumerate(users)}

@@ -176,10 +176,11 @@ class GBDTChurnModel(ChurnModel):
         missing = [c for c in self.feature_names_ if c not in X.columns]
         if len(cats) != len(booster_cats) or missing:
             return None
+        dtypes = dict(zip(X.columns, X.dtypes, strict=True))  # X[c] per column costs
         plain = [c for c in self.feature_names_ if c not in self.categories_
-                 and not isinstance(X[c].dtype, pd.CategoricalDtype)
-                 and (pd.api.types.is_numeric_dtype(X[c].dtype)
-                      or pd.api.types.is_bool_dtype(X[c].dtype))]
+                 and not isinstance(dtypes[c], pd.CategoricalDtype)
+                 and (pd.api.types.is_numeric_dtype(dtypes[c])
+                      or pd.api.types.is_bool_dtype(dtypes[c]))]
         out = np.full((len(X), len(self.feature_names_)), np.nan)
         position = {c: j for j, c in enumerate(self.feature_names_)}
         if plain:
