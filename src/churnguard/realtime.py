@@ -37,7 +37,7 @@ import pyarrow as pa
 from churnguard.config import AMOUNT_CEILING, ChurnDefinition, ScoringConfig
 from churnguard.explain import reason_context, reasons_in
 from churnguard.explain.context import context_of_events
-from churnguard.explain.queries import review_topics
+from churnguard.explain.queries import latest_review_topics, review_topics
 from churnguard.features.build import attribute_columns
 from churnguard.features.frame import DAY_US, EventArrays, attribute_values, cutoff_us, \
     features_of_events
@@ -266,6 +266,8 @@ class CustomerScratch:
         for table in _REFERENCE_TABLES:
             self._copy(table, source.con.sql(f"SELECT * FROM {table}").to_arrow_table())
         self._reference()
+        # Review topics by the reason query's SQL; the latest reviews' now, others when asked.
+        self._known_topics = latest_review_topics(source)
         self._topics: dict[str | None, str] = {}
 
     def _reference(self) -> None:
@@ -309,6 +311,8 @@ class CustomerScratch:
 
     def _topic(self, text: str | None) -> str:
         """A review text's topic by the reason query's own SQL expression, kept per text."""
+        if text in self._known_topics:
+            return self._known_topics[text]
         if text not in self._topics:
             if len(self._topics) >= 10_000:
                 self._topics.clear()

@@ -188,3 +188,22 @@ def test_real_time_answers_after_new_events_equal_batch_scores_of_the_same_data(
     assert set(answers) == set(asked)
     for user in ("rt_new_visit", "rt_signed_up_only"):
         assert answers[user].status == "lapsed" and answers[user].p_churn is None
+
+
+def test_btyd_inputs_of_a_few_rows_equal_the_pandas_path(shared_project: Path) -> None:
+    """rfm_per_row computes a few rows (the real-time answer) per row in NumPy: the same
+    frequency, recency and T, to the bit, as its pandas path for the whole population."""
+    from churnguard.models.btyd_churn import _FEW, _rfm_few, rfm_per_row
+
+    project = Project.load(shared_project)
+    with project.open_store(read_only=True) as store:
+        (last,) = store.con.execute("SELECT max(ts) FROM events").fetchall()[0]
+        snapshot = build_snapshot(store, definition=project.config.churn,
+                                  cutoffs=[last, last - dt.timedelta(days=40, hours=5)],
+                                  with_labels=False)
+    assert len(snapshot) > _FEW
+    whole = rfm_per_row(snapshot)
+    pd.testing.assert_frame_equal(_rfm_few(snapshot, 7), whole, check_exact=True)
+    assert whole["frequency"].notna().sum() > 50
+    few = snapshot.subset(np.arange(len(snapshot)) < 5)
+    pd.testing.assert_frame_equal(rfm_per_row(few), whole.iloc[:5], check_exact=True)
