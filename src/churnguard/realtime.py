@@ -276,7 +276,7 @@ class CustomerScratch:
         # here, not on every score.
         con = self.store.con
         self._attributes = attribute_columns(self.store)
-        self._attribute_frame = attribute_values(self.store, self._attributes)
+        self._attribute_rows = attribute_values(self.store, self._attributes)
         self._signups = {str(u): ts for u, ts in
                          con.execute("SELECT user_id, signup_ts FROM users").fetchall()}
         self._items = {str(i): c for i, c in
@@ -344,7 +344,7 @@ class CustomerScratch:
             ev, members, features=features, activity=activity,
             lookback_days=int(definition.lookback_days), signups=self._signups,
             item_category=self._items, attributes=self._attributes,
-            attribute_frame=self._attribute_frame)
+            attribute_rows=self._attribute_rows)
         histories = pd.DataFrame({
             "user_id": pd.Series([u for u, _, _ in orders], dtype=object).astype(str),
             "cutoff": pd.Series([cutoff] * len(orders), dtype="datetime64[us]"),

@@ -60,7 +60,7 @@ def _both(store: Store, population: pd.DataFrame, *, activity: tuple[str, ...] =
         ev, list(zip(population["user_id"], population["cutoff"], strict=True)),
         features=columns, activity=activity, lookback_days=lookback_days, signups=signups,
         item_category=items, attributes=attributes,
-        attribute_frame=attribute_values(store, attributes))
+        attribute_rows=attribute_values(store, attributes))
     return sql, py
 
 
@@ -136,9 +136,12 @@ def test_reason_context_equals_the_query(fixture_shop, simulated_shop) -> None:
             population = pd.DataFrame({"user_id": users, "cutoff": dt.datetime(2025, 12, 1)})
         expected = reason_context(store, population)
         ev = EventArrays.of(store.con.sql("SELECT * FROM events").to_arrow_table())
+        texts = sorted({t for t in ev.text.tolist() if t is not None})
+        topics = dict(zip(texts, review_topics(store, texts), strict=True))  # one query
+        topics[None] = review_topics(store, [None])[0]
         got = context_of_events(
             ev, list(zip(population["user_id"], population["cutoff"], strict=True)),
-            topic_of=lambda text, store=store: review_topics(store, [text])[0])
+            topic_of=topics.__getitem__)
         pd.testing.assert_frame_equal(got, expected, check_exact=True)
         assert expected["last_review_topic"].notna().any()
 

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from churnguard.explain.queries import CONTEXT_COLUMNS
-from churnguard.features.frame import DAY_US, EventArrays, _open_tickets, cutoff_us
+from churnguard.features.frame import DAY_US, EventArrays, _index, _open_tickets, cutoff_us
 
 _EPOCH = np.datetime64("1970-01-01T00:00:00", "us")
 
@@ -57,10 +57,7 @@ def context_of_events(ev: EventArrays, population: Sequence[tuple[str, dt.dateti
     topic (:func:`~churnguard.explain.queries.review_topics`)."""
     keys = sorted({(str(u), pd.Timestamp(c).as_unit("us")) for u, c in population})
     rows = [_row(ev, ev.rows_of(u), cutoff_us(c), topic_of) for u, c in keys]
-    index = pd.MultiIndex.from_arrays(
-        [pd.Index([u for u, _ in keys], dtype=object).astype(str),
-         pd.DatetimeIndex([c for _, c in keys], dtype="datetime64[us]")],
-        names=["user_id", "cutoff"])
+    index = _index(keys)
     data: dict[str, object] = {}
     for column in CONTEXT_COLUMNS:
         values = [r[column] for r in rows]

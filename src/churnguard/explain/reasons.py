@@ -62,6 +62,8 @@ def _aligned(features: pd.DataFrame, index: pd.Index, what: str) -> pd.DataFrame
 
 
 def _context_frame(context: pd.DataFrame, index: pd.Index) -> pd.DataFrame:
+    if context.index.equals(index) and set(context.columns) <= set(CONTEXT_COLUMNS):
+        return context  # already aligned (the real-time path): reindexing costs milliseconds
     if {"user_id", "cutoff"} <= set(context.columns):
         context = context.set_index(["user_id", "cutoff"])
     if context.index.nlevels == 2 and index.nlevels == 2:

@@ -39,6 +39,7 @@ expressions once, and the caller passes them in.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -347,21 +348,37 @@ def feature_row(ev: EventArrays, rows: np.ndarray, cut: int, *, activity: Sequen
 _COUNTS = frozenset(n for n, s in FEATURES.items() if s.unit == "count")
 
 
-def attribute_values(store: Store, attributes: Sequence[object]) -> pd.DataFrame:
-    """The ``attr_`` columns of every user with attributes, computed by the SQL's own expressions
-    (TRY_CAST for numeric attributes, the largest value per name), indexed by user_id."""
+@functools.lru_cache(maxsize=256)
+def _category_dtype(categories: tuple[str, ...]) -> pd.CategoricalDtype:
+    return pd.CategoricalDtype(list(categories))
+
+
+def _index(keys: Sequence[tuple[str, pd.Timestamp]]) -> pd.MultiIndex:
+    """The (user_id, cutoff) index build_features gives (text user ids, microsecond cutoffs)."""
+    return pd.MultiIndex.from_arrays(
+        [np.array([u for u, _ in keys], dtype=object),
+         np.array([c.to_datetime64() for _, c in keys], dtype="datetime64[us]")],
+        names=["user_id", "cutoff"])
+
+
+def attribute_values(store: Store, attributes: Sequence[object]) -> dict[str, dict[str, object]]:
+    """The ``attr_`` values of every user with attributes, computed by the SQL's own expressions
+    (TRY_CAST for numeric attributes, the largest value per name): user_id -> column -> value
+    (a float, NaN for none, or a category's text, None for none)."""
     if not attributes:
-        return pd.DataFrame(index=pd.Index([], name="user_id", dtype=object))
+        return {}
     cols = []
     for a in attributes:
         value = "TRY_CAST(value AS DOUBLE)" if a.numeric else "value"
         name = a.name.replace("'", "''")
         cols.append(f"max({value}) FILTER (WHERE name = '{name}') AS \"{a.column}\"")
-    frame = store.con.execute(
+    rows = store.con.execute(
         f"SELECT user_id, {', '.join(cols)} FROM user_attributes "
-        "WHERE nullif(trim(value), '') IS NOT NULL GROUP BY user_id").df()
-    frame["user_id"] = frame["user_id"].astype(str)
-    return frame.set_index("user_id")
+        "WHERE nullif(trim(value), '') IS NOT NULL GROUP BY user_id").fetchall()
+    numeric = [a.numeric for a in attributes]
+    return {str(row[0]): {a.column: (_NAN if v is None else float(v)) if is_number else v
+                          for a, v, is_number in zip(attributes, row[1:], numeric, strict=True)}
+            for row in rows}
 
 
 def features_of_events(ev: EventArrays, population: Sequence[tuple[str, dt.datetime]], *,
@@ -369,12 +386,13 @@ def features_of_events(ev: EventArrays, population: Sequence[tuple[str, dt.datet
                        signups: Mapping[str, dt.datetime | None],
                        item_category: Mapping[str, str | None],
                        attributes: Sequence[object] = (),
-                       attribute_frame: pd.DataFrame | None = None) -> pd.DataFrame:
+                       attribute_rows: Mapping[str, Mapping[str, object]] | None = None,
+                       ) -> pd.DataFrame:
     """What :func:`churnguard.features.build_features` returns for ``features`` and these
     (user_id, cutoff) rows, from the events in ``ev`` (each user's complete history).
 
     ``signups``: users' sign-up times; ``item_category``: items' categories; ``attributes`` and
-    ``attribute_frame``: :func:`~churnguard.features.build.attribute_columns` of the store and
+    ``attribute_rows``: :func:`~churnguard.features.build.attribute_columns` of the store and
     :func:`attribute_values` of them."""
     unknown = [f for f in features if f not in FEATURES and not f.startswith(ATTRIBUTE_PREFIX)]
     if unknown:
@@ -383,31 +401,36 @@ def features_of_events(ev: EventArrays, population: Sequence[tuple[str, dt.datet
     rows = [feature_row(ev, ev.rows_of(u), cutoff_us(c), activity=activity,
                         lookback_days=lookback_days, signup=signups.get(u),
                         item_category=item_category) for u, c in keys]
-    index = pd.MultiIndex.from_arrays(
-        [pd.Index([u for u, _ in keys], dtype=object).astype(str),
-         pd.DatetimeIndex([c for _, c in keys], dtype="datetime64[us]")],
-        names=["user_id", "cutoff"])
+    index = _index(keys)
     missing = [f for f in features if f in FEATURES and rows and f not in rows[0]]
     if missing:  # a feature registered without a Python form: never a silent column
         raise NotImplementedError(f"features/frame.py does not compute {missing}")
+    # One block per dtype, then the columns in order: a frame built column by column from a
+    # dict costs pandas several milliseconds for one row, more than computing the features.
+    counts = [f for f in features if f in _COUNTS]
+    reals = [f for f in features if f in FEATURES and f not in _COUNTS]
+    blocks = [pd.DataFrame(np.array([[r[f] for f in counts] for r in rows], dtype=np.int64)
+                           .reshape(len(rows), len(counts)), index=index, columns=counts),
+              pd.DataFrame(np.array([[r[f] for f in reals] for r in rows], dtype=float)
+                           .reshape(len(rows), len(reals)), index=index, columns=reals)]
     by_column = {a.column: a for a in attributes}
     data: dict[str, object] = {}
-    for name in features:
-        if name in FEATURES:
-            dtype = np.int64 if name in _COUNTS else float
-            data[name] = np.array([r[name] for r in rows], dtype=dtype)
-            continue
+    for name in (f for f in features if f not in FEATURES):
         attribute = by_column.get(name)
-        if attribute is None or attribute_frame is None or name not in attribute_frame.columns:
+        if attribute is None:  # an attribute a model was trained with, absent here
             data[name] = np.full(len(keys), np.nan)
             continue
-        values = attribute_frame[name].reindex([u for u, _ in keys])
+        values = [(attribute_rows or {}).get(u, {}).get(name) for u, _ in keys]
         if attribute.numeric:
-            data[name] = values.to_numpy(dtype=float, na_value=np.nan)
+            data[name] = np.array([_NAN if v is None else v for v in values], dtype=float)
         else:
-            data[name] = pd.Categorical(values.to_numpy(dtype=object),
-                                        categories=list(attribute.categories))
-    return pd.DataFrame(data, index=index, columns=list(features))
+            dtype = _category_dtype(tuple(attribute.categories))
+            code = {c: k for k, c in enumerate(dtype.categories)}
+            data[name] = pd.Categorical.from_codes(
+                np.array([code.get(v, -1) for v in values], dtype=np.int64), dtype=dtype)
+    if data:
+        blocks.append(pd.DataFrame(data, index=index))
+    return pd.concat(blocks, axis=1)[list(features)]
 
 
 __all__ = ["EventArrays", "attribute_values", "cutoff_us", "feature_row", "features_of_events"]
