@@ -267,7 +267,9 @@ class CustomerScratch:
             self._copy(table, source.con.sql(f"SELECT * FROM {table}").to_arrow_table())
         self._reference()
         # Review topics by the reason query's SQL; the latest reviews' now, others when asked.
-        self._known_topics = latest_review_topics(source)
+        # Kept by customer too, so that an erasure drops the customer's text (forget()).
+        self._latest_reviews = latest_review_topics(source)
+        self._known_topics = {text: topic for text, topic in self._latest_reviews.values()}
         self._topics: dict[str | None, str] = {}
 
     def _reference(self) -> None:
@@ -296,6 +298,11 @@ class CustomerScratch:
         for table in ("users", "user_attributes", "events"):
             self.store.con.execute(f"DELETE FROM {table} WHERE user_id = ?", [user_id])
         self._reference()  # their values may have been a category
+        # no review text of theirs stays in memory (another customer's same text is asked again)
+        erased = self._latest_reviews.pop(user_id, None)
+        if erased is not None:
+            self._known_topics.pop(erased[0], None)
+        self._topics.clear()
 
     def _load_events(self, source: Store, user_ids: Sequence[str]) -> pa.Table:
         self.store.con.execute("DELETE FROM events")

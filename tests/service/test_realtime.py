@@ -207,3 +207,26 @@ def test_btyd_inputs_of_a_few_rows_equal_the_pandas_path(shared_project: Path) -
     assert whole["frequency"].notna().sum() > 50
     few = snapshot.subset(np.arange(len(snapshot)) < 5)
     pd.testing.assert_frame_equal(rfm_per_row(few), whole.iloc[:5], check_exact=True)
+
+
+def test_an_erased_customer_s_review_text_leaves_the_scratch_copy(shared_project: Path) -> None:
+    """The copy keeps the topic of everyone's latest review by its text; forgetting a customer
+    (after an erasure) drops their text and every other row of theirs from it."""
+    project = Project.load(shared_project)
+    with project.open_store(read_only=True) as store:
+        latest = store.con.execute(
+            "SELECT user_id, arg_max(text, (rating IS NOT NULL, ts, event_id)) FROM events "
+            "WHERE type = 'review' GROUP BY user_id ORDER BY user_id").fetchall()
+        texts = [t for _, t in latest]
+        user, text = next((u, t) for u, t in latest if t is not None and texts.count(t) == 1)
+        scratch = CustomerScratch(store)
+        try:
+            assert scratch._latest_reviews[user][0] == text and text in scratch._known_topics
+            scratch.forget(user)
+            assert user not in scratch._latest_reviews and text not in scratch._known_topics
+            assert not scratch._topics
+            held = repr((scratch._latest_reviews, scratch._known_topics, scratch._signups,
+                         scratch._attribute_rows))
+            assert text not in held and f"'{user}'" not in held
+        finally:
+            scratch.close()

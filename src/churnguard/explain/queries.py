@@ -101,15 +101,15 @@ def review_topics(store: Store, texts: list[str | None]) -> list[str]:
     return [topic for _, topic in rows]
 
 
-def latest_review_topics(store: Store) -> dict[str | None, str]:
-    """The topic of each customer's latest review (the one :func:`reason_context` names at a
-    cutoff after all their events), keyed by its text: computed for everyone at once, so that
+def latest_review_topics(store: Store) -> dict[str, tuple[str | None, str]]:
+    """Each customer's latest review (the one :func:`reason_context` names at a cutoff after all
+    their events): user_id -> (its text, its topic). Computed for everyone at once, so that
     answering for one customer seldom needs a query (:func:`review_topics` for the others)."""
     rows = store.con.execute(f"""
-        SELECT text, {_topic_sql('text')} FROM (
-            SELECT arg_max(text, (rating IS NOT NULL, ts, event_id)) AS text
+        SELECT user_id, text, {_topic_sql('text')} FROM (
+            SELECT user_id, arg_max(text, (rating IS NOT NULL, ts, event_id)) AS text
             FROM events WHERE type = 'review' GROUP BY user_id)""").fetchall()
-    return dict(rows)
+    return {str(user): (text, topic) for user, text, topic in rows}
 
 
 def reason_context(store: Store, population: pd.DataFrame) -> pd.DataFrame:
