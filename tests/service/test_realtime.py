@@ -230,3 +230,36 @@ def test_an_erased_customer_s_review_text_leaves_the_scratch_copy(shared_project
             assert text not in held and f"'{user}'" not in held
         finally:
             scratch.close()
+
+
+def test_the_copy_s_event_sequences_are_the_customers_own(shared_project: Path) -> None:
+    """A model that reads event sequences finds, through the real-time snapshot, exactly the
+    sequences the whole store gives those customers (the events go into the private copy only
+    when first read); the next customers' sequences are theirs, not the previous ones'."""
+    from churnguard.sequences import SequenceCache
+    from churnguard.features.frame import EventArrays
+
+    project = Project.load(shared_project)
+    definition = project.config.churn
+    with project.open_store(read_only=True) as store:
+        (last,) = store.con.execute("SELECT max(ts) FROM events").fetchall()[0]
+        as_of = last + dt.timedelta(hours=2)
+        features = get_model_version(store, champion(store)[0]).features
+        whole = SequenceCache(store)
+        scratch = CustomerScratch(store)
+        try:
+            users = [u for (u,) in store.con.execute(
+                "SELECT DISTINCT user_id FROM events WHERE type = 'order' ORDER BY 1 LIMIT 6"
+            ).fetchall()]
+            for group in (users[:3], users[3:]):
+                ev = EventArrays.of(scratch._load_events(store, group))
+                snapshot = scratch.snapshot(ev, group, definition=definition, as_of=as_of,
+                                            features=features)
+                assert len(snapshot) >= 2
+                got = snapshot.meta["sequences"].for_rows(snapshot.index, texts=False)
+                want = whole.for_rows(snapshot.index, texts=False)
+                for field in ("offsets", "cat", "num", "context"):
+                    assert np.array_equal(getattr(got, field), getattr(want, field)), field
+                assert int(got.offsets[-1]) > 0
+        finally:
+            scratch.close()
