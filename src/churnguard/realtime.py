@@ -274,9 +274,9 @@ class CustomerScratch:
     the customers asked about. The population rule, the features (:mod:`churnguard.features.
     frame`), the order histories and the reason context (:mod:`churnguard.explain.context`) are
     computed from those events in NumPy: the SQL of the batch path costs DuckDB tens of
-    milliseconds to plan per call whatever the data's size. The events are also put in the
-    private store, where the models that read event sequences (``Snapshot.meta["sequences"]``)
-    find them. Not thread-safe: one caller at a time.
+    milliseconds to plan per call whatever the data's size. A model that reads event sequences
+    (``Snapshot.meta["sequences"]``) finds the events in the private store, put there when it
+    first reads them. Not thread-safe: one caller at a time.
     """
 
     def __init__(self, source: Store) -> None:
