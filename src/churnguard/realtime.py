@@ -5,14 +5,15 @@ Two paths share one scoring step (:func:`score_snapshot`):
 * :func:`score_population_at` scores everyone in the population at an instant with the same
   set-based queries as batch scoring, in several languages at once: what a service keeps in
   memory and answers most requests from;
-* :class:`CustomerScratch` scores a few named customers from a small in-memory DuckDB that holds
-  only their events (plus the small reference tables: users, their attributes, items), so the
-  feature query never joins the whole events table. The copy is what makes one customer cheap:
-  the feature SQL reads a few hundred rows instead of millions.
+* :class:`CustomerScratch` scores a few named customers (the first answer after a new event)
+  from their own events, read from the store and computed on in NumPy: the population rule, the
+  features (:mod:`churnguard.features.frame`), the order histories and the reason context
+  (:mod:`churnguard.explain.context`). No SQL is planned per answer; the feature query alone
+  cost DuckDB ~70 ms to plan for one customer (benchmarks/RESULTS.md, "realtime").
 
-Both give the same numbers for the same customer and instant (tests/service check it): the
-scratch store runs the very same library functions (``build_snapshot``, ``reason_context``,
-``reasons``) over the customer's complete history.
+Both give the same numbers for the same customer and instant: tests/features/
+test_feature_frame.py requires every feature column and the reason context equal to the SQL's,
+and tests/service/test_realtime.py the probability, tier and reasons equal to batch scoring's.
 
 A customer known to the store but with no activity event in the lookback window before the
 instant is ``lapsed``: by the churn definition they have already churned, so they get no
@@ -26,19 +27,24 @@ them are scored as usual.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from churnguard.config import ChurnDefinition, ScoringConfig
-from churnguard.explain import reason_context, reasons
+from churnguard.config import AMOUNT_CEILING, ChurnDefinition, ScoringConfig
+from churnguard.explain import reason_context, reasons_in
+from churnguard.explain.context import context_of_events
+from churnguard.explain.queries import latest_review_topics, review_topics
 from churnguard.features.build import attribute_columns
+from churnguard.features.frame import DAY_US, EventArrays, attribute_values, cutoff_us, \
+    features_of_events
 from churnguard.models.base import ChurnModel
 from churnguard.registry import get_model_version
-from churnguard.scoring import champion, risk_tiers, unscorable_customers
+from churnguard.scoring import champion, risk_tiers
+from churnguard.sequences.cache import SequenceCache
 from churnguard.snapshots import Snapshot, build_snapshot
 from churnguard.store import Store
 
@@ -147,8 +153,9 @@ def _sentences(snapshot: Snapshot, contributions: pd.DataFrame | None,
     if contributions is None or values is None:
         return {str(u): {lang: () for lang in langs} for u in users}
     sentences: dict[str, list[tuple[str, ...]]] = {}
+    said = reasons_in(contributions, values, langs=langs, context=context)
     for lang in langs:
-        why = reasons(contributions, values, lang=lang, context=context)
+        why = said[lang]
         columns = [why[f"reason_{k}"].to_numpy(dtype=object) for k in (1, 2, 3)]
         sentences[lang] = [tuple(s for s in row if s) for row in zip(*columns, strict=True)]
     return {str(u): {lang: sentences[lang][i] for lang in langs} for i, u in enumerate(users)}
@@ -165,9 +172,15 @@ def score_snapshot(store: Store, model: ChurnModel, version: str, snapshot: Snap
     """
     if len(snapshot) == 0:
         return []
+    context = reason_context(store, snapshot.index.to_frame(index=False))
+    return _score(model, version, snapshot, context, tiers=tiers, as_of=as_of, langs=langs)
+
+
+def _score(model: ChurnModel, version: str, snapshot: Snapshot, context: pd.DataFrame, *,
+           tiers: ScoringConfig, as_of: dt.datetime, langs: Sequence[str]) -> list[CustomerRisk]:
+    """:func:`score_snapshot` given the reason context of the snapshot's rows."""
     p, contributions, values = model.predict_explained(snapshot)
     risks = _risks(np.asarray(p, dtype=float), version, snapshot, tiers=tiers, as_of=as_of)
-    context = reason_context(store, snapshot.index.to_frame(index=False))
     said = _sentences(snapshot, contributions, values, context, langs)
     return [replace(r, reasons=said[r.user_id]) for r in risks]
 
@@ -233,12 +246,37 @@ def score_population_at(store: Store, *, definition: ChurnDefinition, tiers: Sco
                             scored={r.user_id: r for r in scored}, known=known_customers(store))
 
 
-class CustomerScratch:
-    """A private in-memory store for scoring a few customers at a time.
+class _FilledOnUse(SequenceCache):
+    """The copy's sequence cache: the events go into the copy when a model first reads them."""
 
-    It holds a copy of the small reference tables (users, user attributes, items) taken from the
-    source store when built, and, for each :meth:`score` call, the complete event history of
-    just the customers asked about. Not thread-safe: one caller at a time.
+    def __init__(self, store: Store, *, fill: Callable[[], None]) -> None:
+        super().__init__(store)
+        self._fill = fill
+
+    def key(self, *args: object, **kwargs: object) -> str:  # the two methods that read events
+        self._fill()
+        return super().key(*args, **kwargs)
+
+    def at(self, *args: object, **kwargs: object) -> object:
+        self._fill()
+        return super().at(*args, **kwargs)
+
+    def __getstate__(self) -> dict:
+        return {**super().__getstate__(), "_fill": None}
+
+
+class CustomerScratch:
+    """A private in-memory copy for scoring a few customers at a time, without the feature SQL.
+
+    It holds, from the source store when built, the small reference tables (users, user
+    attributes, items: in a private DuckDB, and as lookups in memory: sign-ups, item categories,
+    the ``attr_`` columns) and, for each :meth:`score` call, the complete event history of just
+    the customers asked about. The population rule, the features (:mod:`churnguard.features.
+    frame`), the order histories and the reason context (:mod:`churnguard.explain.context`) are
+    computed from those events in NumPy: the SQL of the batch path costs DuckDB tens of
+    milliseconds to plan per call whatever the data's size. A model that reads event sequences
+    (``Snapshot.meta["sequences"]``) finds the events in the private store, put there when it
+    first reads them. Not thread-safe: one caller at a time.
     """
 
     def __init__(self, source: Store) -> None:
@@ -246,9 +284,25 @@ class CustomerScratch:
         self.store.con.execute("SET threads = 1")
         for table in _REFERENCE_TABLES:
             self._copy(table, source.con.sql(f"SELECT * FROM {table}").to_arrow_table())
+        self._reference()
+        self._pending: pa.Table | None = None  # events loaded, not yet in the private store
+        # Review topics by the reason query's SQL; the latest reviews' now, others when asked.
+        # Kept by customer too, so that an erasure drops the customer's text (forget()).
+        self._latest_reviews = latest_review_topics(source)
+        self._known_topics = {text: topic for text, topic in self._latest_reviews.values()}
+        self._topics: dict[str | None, str] = {}
+
+    def _reference(self) -> None:
         # The attribute columns (and categories) of the copied attributes, as the feature
-        # query of the whole store has them; computed once here, not on every score (~40 ms).
+        # query of the whole store has them, and every user's values of them; computed once
+        # here, not on every score.
+        con = self.store.con
         self._attributes = attribute_columns(self.store)
+        self._attribute_rows = attribute_values(self.store, self._attributes)
+        self._signups = {str(u): ts for u, ts in
+                         con.execute("SELECT user_id, signup_ts FROM users").fetchall()}
+        self._items = {str(i): c for i, c in
+                       con.execute("SELECT item_id, category FROM items").fetchall()}
 
     def close(self) -> None:
         self.store.close()
@@ -263,10 +317,17 @@ class CustomerScratch:
         """Drop a customer's rows from the copy (after an erasure)."""
         for table in ("users", "user_attributes", "events"):
             self.store.con.execute(f"DELETE FROM {table} WHERE user_id = ?", [user_id])
-        self._attributes = attribute_columns(self.store)  # its values may have been a category
+        self._reference()  # their values may have been a category
+        # no review text of theirs stays in memory (another customer's same text is asked again)
+        erased = self._latest_reviews.pop(user_id, None)
+        if erased is not None:
+            self._known_topics.pop(erased[0], None)
+        self._topics.clear()
 
-    def _load_events(self, source: Store, user_ids: Sequence[str]) -> None:
-        self.store.con.execute("DELETE FROM events")
+    def _load_events(self, source: Store, user_ids: Sequence[str]) -> pa.Table:
+        """The customers' events from ``source``; they go into the private store only when a
+        model reads event sequences (:meth:`_fill`): the GBDT never does, and the insert cost
+        ~4 ms an answer."""
         if len(user_ids) == 1:
             rows = source.con.sql("SELECT * FROM events WHERE user_id = ?",
                                   params=[user_ids[0]]).to_arrow_table()
@@ -274,7 +335,62 @@ class CustomerScratch:
             rows = source.con.sql(
                 "SELECT * FROM events WHERE user_id IN (SELECT unnest(?::VARCHAR[]))",
                 params=[list(user_ids)]).to_arrow_table()
-        self._copy("events", rows)
+        self._pending = rows
+        return rows
+
+    def _fill(self) -> None:
+        """Put the events last loaded into the private store (once)."""
+        if self._pending is not None:
+            self.store.con.execute("DELETE FROM events")
+            self._copy("events", self._pending)
+            self._pending = None
+
+    def _topic(self, text: str | None) -> str:
+        """A review text's topic by the reason query's own SQL expression, kept per text."""
+        if text in self._known_topics:
+            return self._known_topics[text]
+        if text not in self._topics:
+            if len(self._topics) >= 10_000:
+                self._topics.clear()
+            self._topics[text] = review_topics(self.store, [text])[0]
+        return self._topics[text]
+
+    def snapshot(self, ev: EventArrays, user_ids: Sequence[str], *, definition: ChurnDefinition,
+                 as_of: dt.datetime, features: Sequence[str]) -> Snapshot:
+        """What :func:`~churnguard.snapshots.build_snapshot` (without labels) gives these
+        customers at ``as_of``: those with an activity event in the lookback window before it,
+        their features and their order histories, from ``ev`` (their complete histories)."""
+        cut = cutoff_us(as_of)
+        start = cut - int(definition.lookback_days) * DAY_US  # cutoff - INTERVAL (n) DAY
+        activity = list(definition.activity)
+        cutoff = pd.Timestamp(as_of).as_unit("us")
+        members, orders = [], []
+        for user_id in sorted(user_ids):
+            rows = ev.before(ev.rows_of(user_id), cut)
+            acts = rows[np.isin(ev.type[rows], activity)]
+            if not (ev.ts[acts] >= start).any():
+                continue
+            members.append((user_id, cutoff))
+            # Snapshot.orders: the activity events before the cutoff, by time then amount
+            # (NULL amounts last, as the query's ORDER BY)
+            acts = sorted(acts.tolist(), key=lambda i: (ev.ts[i], ev.amount_null[i],
+                                                        ev.amount[i]))
+            orders += [(user_id, ev.ts[i], ev.amount[i]) for i in acts]
+        frame = features_of_events(
+            ev, members, features=features, activity=activity,
+            lookback_days=int(definition.lookback_days), signups=self._signups,
+            item_category=self._items, attributes=self._attributes,
+            attribute_rows=self._attribute_rows)
+        histories = pd.DataFrame({
+            "user_id": pd.Series([u for u, _, _ in orders], dtype=object).astype(str),
+            "cutoff": pd.Series([cutoff] * len(orders), dtype="datetime64[us]"),
+            "ts": np.array([t for _, t, _ in orders], dtype=np.int64).astype("datetime64[us]"),
+            "amount": np.array([a for _, _, a in orders], dtype=float)})
+        return Snapshot(features=frame, labels=None, orders=histories,
+                        horizon_days=int(definition.horizon_days),
+                        meta={"cutoffs": [cutoff.to_pydatetime()] if members else [],
+                              "supplied_labels": 0, "skipped": {}, "definition": definition,
+                              "sequences": _FilledOnUse(self.store, fill=self._fill)})
 
     def score(self, source: Store, user_ids: Iterable[str], *, definition: ChurnDefinition,
               tiers: ScoringConfig, as_of: dt.datetime, version: str, model: ChurnModel,
@@ -284,23 +400,23 @@ class CustomerScratch:
         wanted = list(dict.fromkeys(str(u) for u in user_ids))
         if not wanted:
             return {}
-        self._load_events(source, wanted)
-        con = self.store.con
-        known = {u for (u,) in con.execute(
-            "SELECT DISTINCT user_id FROM events UNION "
-            "SELECT user_id FROM users WHERE user_id IN (SELECT unnest(?::VARCHAR[]))",
-            [wanted]).fetchall()}
+        ev = EventArrays.of(self._load_events(source, wanted))
+        known = {u for u in wanted if u in ev.by_user or u in self._signups}
         out: dict[str, CustomerRisk] = {}
-        if con.execute("SELECT count(*) FROM events").fetchall()[0][0]:
-            # One customer's unsummable amount must not stop the answers of the others.
-            bad = unscorable_customers(self.store, as_of)
-            for user_id in bad:
-                out[user_id] = _unscorable(user_id, as_of=as_of, version=version, langs=langs)
-            snapshot = build_snapshot(self.store, definition=definition, cutoffs=[as_of],
-                                      features=list(features), with_labels=False, exclude=bad,
-                                      attributes=self._attributes)
-            for risk in score_snapshot(self.store, model, version, snapshot, tiers=tiers,
-                                       as_of=as_of, langs=langs):
+        # One customer's unsummable amount must not stop the answers of the others (as
+        # scoring.unscorable_customers: an amount, NaN included, beyond the ceiling).
+        cut = cutoff_us(as_of)
+        with np.errstate(invalid="ignore"):
+            beyond = ~ev.amount_null & ~(np.abs(ev.amount) <= AMOUNT_CEILING) & (ev.ts < cut)
+        bad = sorted({str(u) for u in ev.user_id[beyond].tolist()})
+        for user_id in bad:
+            out[user_id] = _unscorable(user_id, as_of=as_of, version=version, langs=langs)
+        snapshot = self.snapshot(ev, [u for u in ev.by_user if u not in bad],
+                                 definition=definition, as_of=as_of, features=features)
+        if len(snapshot):
+            context = context_of_events(ev, list(snapshot.index), topic_of=self._topic)
+            for risk in _score(model, version, snapshot, context, tiers=tiers, as_of=as_of,
+                               langs=langs):
                 out[risk.user_id] = risk
         for user_id in wanted:
             if user_id in known and user_id not in out:

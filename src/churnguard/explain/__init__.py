@@ -42,10 +42,10 @@ Last order 74 days ago; usually orders every 21 days
 """
 
 from churnguard.explain.queries import CONTEXT_COLUMNS, reason_context
-from churnguard.explain.reasons import reasons
+from churnguard.explain.reasons import reasons, reasons_in
 from churnguard.explain.templates import LANGS, TEMPLATES
 from churnguard.explain.themes import theme_of
 from churnguard.explain.topics import TOPIC_KEYWORDS
 
 __all__ = ["CONTEXT_COLUMNS", "LANGS", "TEMPLATES", "TOPIC_KEYWORDS", "reason_context", "reasons",
-           "theme_of"]
+           "reasons_in", "theme_of"]

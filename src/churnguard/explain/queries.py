@@ -88,6 +88,30 @@ def _context_query(pop_view: str) -> str:
     ORDER BY p.user_id, p.cutoff"""
 
 
+def review_topics(store: Store, texts: list[str | None]) -> list[str]:
+    """The topic :func:`reason_context` gives a latest review of each of these texts, by the very
+    same SQL expression (DuckDB's regular expressions, not Python's: their word boundaries
+    differ next to Chinese characters)."""
+    if not texts:
+        return []
+    table = pd.DataFrame({"k": range(len(texts)), "text": pd.Series(texts, dtype=object)})
+    with store.registered(table, "review_texts") as view:
+        rows = store.con.execute(
+            f"SELECT k, {_topic_sql('text')} FROM {view} ORDER BY k").fetchall()
+    return [topic for _, topic in rows]
+
+
+def latest_review_topics(store: Store) -> dict[str, tuple[str | None, str]]:
+    """Each customer's latest review (the one :func:`reason_context` names at a cutoff after all
+    their events): user_id -> (its text, its topic). Computed for everyone at once, so that
+    answering for one customer seldom needs a query (:func:`review_topics` for the others)."""
+    rows = store.con.execute(f"""
+        SELECT user_id, text, {_topic_sql('text')} FROM (
+            SELECT user_id, arg_max(text, (rating IS NOT NULL, ts, event_id)) AS text
+            FROM events WHERE type = 'review' GROUP BY user_id)""").fetchall()
+    return {str(user): (text, topic) for user, text, topic in rows}
+
+
 def reason_context(store: Store, population: pd.DataFrame) -> pd.DataFrame:
     """Details for the reason sentences, from events strictly before each row's cutoff.
 

@@ -3,7 +3,7 @@ the best-supported variant per theme, the top ``top_k`` as sentences and keys.""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -62,6 +62,8 @@ def _aligned(features: pd.DataFrame, index: pd.Index, what: str) -> pd.DataFrame
 
 
 def _context_frame(context: pd.DataFrame, index: pd.Index) -> pd.DataFrame:
+    if context.index.equals(index) and set(context.columns) <= set(CONTEXT_COLUMNS):
+        return context  # already aligned (the real-time path): reindexing costs milliseconds
     if {"user_id", "cutoff"} <= set(context.columns):
         context = context.set_index(["user_id", "cutoff"])
     if context.index.nlevels == 2 and index.nlevels == 2:
@@ -88,8 +90,16 @@ def reasons(contributions: pd.DataFrame, features: pd.DataFrame, *, lang: str = 
     ``reason_1..reason_{top_k}`` and ``reason_keys_1..reason_keys_{top_k}``; a customer with fewer
     themes pushing toward churn gets empty strings in the remaining slots.
     """
-    if lang not in LANGS:
-        raise ValueError(f"unknown language {lang!r}; use en or zh")
+    return reasons_in(contributions, features, langs=(lang,), top_k=top_k, context=context)[lang]
+
+
+def reasons_in(contributions: pd.DataFrame, features: pd.DataFrame, *, langs: Sequence[str],
+               top_k: int = 3, context: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
+    """:func:`reasons` in each of ``langs``: the themes are weighed and their variants chosen
+    once (that does not depend on the language), then said in each language."""
+    unknown = [lang for lang in langs if lang not in LANGS]
+    if unknown:
+        raise ValueError(f"unknown language {unknown[0]!r}; use en or zh")
     if isinstance(top_k, bool) or not isinstance(top_k, int | np.integer) or top_k < 1:
         raise ValueError(f"top_k must be a whole number of at least 1, got {top_k!r}")
     names = [c for c in contributions.columns if c != "bias"]
@@ -134,18 +144,21 @@ def reasons(contributions: pd.DataFrame, features: pd.DataFrame, *, lang: str = 
     k = min(top_k, len(themes))
     order = np.argsort(-weight, axis=1, kind="stable")[:, :k]
     shown = np.take_along_axis(weight, order, axis=1) > 0
-    text = np.full((n, top_k), "", dtype=object)
-    keys = np.full((n, top_k), "", dtype=object)
-    for t, theme in enumerate(themes):
-        rows, slots = np.nonzero((order == t) & shown)
-        if rows.size == 0:
-            continue
-        picked = choice[rows, t]
-        for j in np.unique(picked).tolist():
-            sel = picked == j
-            variant = theme.variants[j]
-            text[rows[sel], slots[sel]] = _render(theme, variant, lang, values, rows[sel])
-            keys[rows[sel], slots[sel]] = variant.key or theme.key
-    out = {f"reason_{i + 1}": text[:, i] for i in range(top_k)}
-    out |= {f"reason_keys_{i + 1}": keys[:, i] for i in range(top_k)}
-    return pd.DataFrame(out, index=index)
+    said = {}
+    for lang in langs:
+        text = np.full((n, top_k), "", dtype=object)
+        keys = np.full((n, top_k), "", dtype=object)
+        for t, theme in enumerate(themes):
+            rows, slots = np.nonzero((order == t) & shown)
+            if rows.size == 0:
+                continue
+            picked = choice[rows, t]
+            for j in np.unique(picked).tolist():
+                sel = picked == j
+                variant = theme.variants[j]
+                text[rows[sel], slots[sel]] = _render(theme, variant, lang, values, rows[sel])
+                keys[rows[sel], slots[sel]] = variant.key or theme.key
+        out = {f"reason_{i + 1}": text[:, i] for i in range(top_k)}
+        out |= {f"reason_keys_{i + 1}": keys[:, i] for i in range(top_k)}
+        said[lang] = pd.DataFrame(out, index=index)
+    return said

@@ -164,6 +164,39 @@ class GBDTChurnModel(ChurnModel):
                 out[column] = pd.to_numeric(values, errors="coerce").astype(float).to_numpy()
         return pd.DataFrame(out, index=X.index)
 
+    def _matrix_of(self, X: pd.DataFrame) -> np.ndarray | None:
+        """The float matrix LightGBM makes of ``_design_of(X)`` (lightgbm.basic._data_from_pandas:
+        a categorical column as its codes in the booster's categories, NaN for a missing or
+        unseen value), built without the design frame: scoring a few rows costs mostly pandas'
+        per-column work, not the trees. None (use the frame) when the booster's categorical
+        columns are not the model's. tests/service/test_realtime.py requires the predictions
+        equal to the frame path's."""
+        cats = [c for c in self.feature_names_ if c in self.categories_]
+        booster_cats = self.booster_.pandas_categorical or []
+        missing = [c for c in self.feature_names_ if c not in X.columns]
+        if len(cats) != len(booster_cats) or missing:
+            return None
+        dtypes = dict(zip(X.columns, X.dtypes, strict=True))  # X[c] per column costs
+        plain = [c for c in self.feature_names_ if c not in self.categories_
+                 and not isinstance(dtypes[c], pd.CategoricalDtype)
+                 and (pd.api.types.is_numeric_dtype(dtypes[c])
+                      or pd.api.types.is_bool_dtype(dtypes[c]))]
+        out = np.full((len(X), len(self.feature_names_)), np.nan)
+        position = {c: j for j, c in enumerate(self.feature_names_)}
+        if plain:
+            out[:, [position[c] for c in plain]] = X[plain].to_numpy(dtype=float,
+                                                                     na_value=np.nan)
+        for column, categories in zip(cats, booster_cats, strict=True):
+            known = set(self.categories_[column])
+            code = {str(v): k for k, v in enumerate(categories)}
+            text = X[column].astype("string").to_numpy(dtype=object, na_value=None)
+            out[:, position[column]] = [code.get(v, np.nan) if v in known else np.nan
+                                        for v in text]
+        rest = [c for c in self.feature_names_ if c not in self.categories_ and c not in plain]
+        for column in rest:
+            out[:, position[column]] = pd.to_numeric(X[column], errors="coerce").astype(float)
+        return out
+
     # -- fitting -------------------------------------------------------------------------------
     def _split_validation(self, train: Snapshot,
                           validation: Snapshot | None) -> tuple[Snapshot, Snapshot]:
@@ -219,7 +252,7 @@ class GBDTChurnModel(ChurnModel):
         return self
 
     # -- predicting ----------------------------------------------------------------------------
-    def _raw_proba(self, X: pd.DataFrame) -> np.ndarray:
+    def _raw_proba(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
         return np.asarray(self.booster_.predict(X, num_iteration=self.best_iteration_),
                           dtype=float)
 
@@ -253,7 +286,9 @@ class GBDTChurnModel(ChurnModel):
         of the cost of scoring one customer)."""
         self._check_fitted("predict_explained")
         values = self._raw_columns(snapshot)
-        X = self._design_of(values)
+        X = self._matrix_of(values)
+        if X is None:
+            X = self._design_of(values)
         p = np.clip(self.calibrator_.predict(self._raw_proba(X)), 0.0, 1.0)
         contrib = self.booster_.predict(X, num_iteration=self.best_iteration_, pred_contrib=True)
         contributions = pd.DataFrame(np.asarray(contrib, dtype=float), index=snapshot.index,
