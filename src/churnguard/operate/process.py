@@ -14,8 +14,8 @@ and the cycle record it printed (``--json``), or None when it printed none (it w
 cycle it left is unfinished and the next run resumes it, operate/cycle.py).
 
 >>> command = cycle_command(Path("/srv/shop"), trigger="schedule", nice=10, nice_binary=None)
->>> command[1:4], command[-4:]
-(['-m', 'churnguard.cli', 'run'], ['--project', '/srv/shop', '--json', '--trigger=schedule'])
+>>> command[3:]
+['run', '--project', '/srv/shop', '--json', '--trigger=schedule']
 >>> cycle_command(Path("/srv/shop"), trigger="schedule", nice=5, nice_binary="/usr/bin/nice")[:3]
 ['/usr/bin/nice', '-n', '5']
 """
@@ -49,6 +49,8 @@ BORROW_WAIT_S = 600.0
 # How long a stopping service gives its child after SIGTERM before SIGKILL.
 TERMINATE_GRACE_S = 10.0
 _TAIL_LINES = 20
+# `churnguard` as this interpreter runs it (the console script may not be on PATH).
+_MAIN = "import sys; from churnguard.cli import main; sys.exit(main())"
 
 
 class CycleBusyError(ChurnguardError, RuntimeError):
@@ -90,10 +92,10 @@ class ChildOutcome:
 
 def cycle_command(root: Path, *, trigger: str, nice: int,
                   nice_binary: str | None = None) -> list[str]:
-    """The child's command line: ``[nice -n N] python -m churnguard.cli run --project ROOT
+    """The child's command line: ``[nice -n N] python -c <churnguard's main> run --project ROOT
     --json --trigger=TRIGGER``. Without a ``nice`` program the priority is lowered right after
     the start instead (:meth:`CycleProcess.run`)."""
-    command = [sys.executable, "-m", "churnguard.cli", "run", "--project", str(root), "--json",
+    command = [sys.executable, "-c", _MAIN, "run", "--project", str(root), "--json",
                f"--trigger={trigger}"]
     if nice > 0 and nice_binary is not None:
         command = [nice_binary, "-n", str(nice), *command]

@@ -100,6 +100,11 @@ class ServiceState:
         Returns the cycle's record as the store holds it; raises :class:`CycleError` when the
         cycle failed or its process died (its cycle is left unfinished: the next run resumes
         it), and :class:`~churnguard.operate.process.CycleBusyError` while one runs."""
+        if self.lender is None:
+            # Its process could not borrow the store: it would wait, then fail.
+            raise CycleError("this service does not lend its store, so a cycle's process "
+                             "cannot open it; start the app with lend=True (`churnguard serve` "
+                             "does)")
         outcome = self.cycle_process.run(trigger="schedule")
         record = self._record_of(outcome)
         if outcome.ok:
