@@ -212,6 +212,7 @@ def test_a_scheduled_cycle_runs_in_a_child_process_while_risk_answers(
         assert "X-Churnguard-Store-Lent-Since" not in answer.headers
 
 
+@pytest.mark.slow
 def test_a_killed_cycle_process_leaves_its_cycle_for_the_next_fire_to_resume(
         project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     project = _scheduled(project, "@daily")

@@ -154,6 +154,7 @@ def test_a_crash_between_the_store_and_the_journal_truncation_stores_nothing_twi
         "journal-d": 2, "journal-e": 2}
 
 
+@pytest.mark.slow
 def test_events_journaled_by_a_service_killed_before_storing_them_are_stored_at_its_start(
         project_dir: Path) -> None:
     command = COMMANDS["churnguard serve"]

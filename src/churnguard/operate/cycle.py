@@ -24,7 +24,8 @@ Steps live in a registry (:data:`STEPS`, in cycle order); adding one is a functi
 Fault points (tests): with ``CHURNGUARD_FAULT=cycle:<step>`` the process dies (``os._exit``)
 after the step's work and before its ``done`` record, the worst moment; ``cycle:<step>:hang``
 instead writes the file named by ``CHURNGUARD_FAULT_MARKER`` and waits to be killed (a real
-``kill -9``); ``cycle:<step>:wait`` writes it and goes on once it is deleted. :data:`FAULT_HOOK` is called at every point (tests make it raise).
+``kill -9``); ``cycle:<step>:wait`` writes it and goes on once it is deleted.
+:data:`FAULT_HOOK` is called at every point (tests make it raise).
 
 >>> fingerprint({"events": 3, "newest": "2026-01-01"}) == fingerprint({"newest": "2026-01-01",
 ...                                                                     "events": 3})

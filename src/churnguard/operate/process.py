@@ -176,12 +176,21 @@ class CycleProcess:
             log.info("cycle: started process %d (%s), CPU priority %+d", proc.pid, trigger,
                      self.nice)
             assert proc.stderr is not None
-            for line in proc.stderr:
-                line = line.rstrip("\n")
-                if line.strip():
-                    tail.append(line)
-                    say(line)
+            stderr = proc.stderr
+
+            def read() -> None:
+                for line in stderr:
+                    line = line.rstrip("\n")
+                    if line.strip():
+                        tail.append(line)
+                        say(line)
+
+            # Read in a thread and wait for the process itself: a process the child started
+            # could keep the pipe open after the child died.
+            reader = threading.Thread(target=read, name="churnguard-cycle-output", daemon=True)
+            reader.start()
             code = proc.wait()
+            reader.join(timeout=10)
             stdout.seek(0)
             record = _record(stdout.read())
         outcome = ChildOutcome(exit_code=code, record=record,

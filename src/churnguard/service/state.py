@@ -24,7 +24,7 @@ from churnguard.service.recommendations import Recommendations
 from churnguard.service.risk import MARK_AT_MOST, RiskService
 from churnguard.service.settings import ServiceSettings
 from churnguard.service.store_pool import Lend, StorePool
-from churnguard.store import Store
+from churnguard.store import Store, StoreBusyError
 
 log = logging.getLogger("churnguard.service")
 
@@ -118,8 +118,13 @@ class ServiceState:
         killed child printed none, and the cycle it left unfinished is the newest."""
         wanted = outcome.record.get("cycle_id") if outcome.record else None
         # The store comes back as soon as the child's lease closes (at its exit at the latest).
-        with self.pool.reading(wait_s=60) as store:
-            found = list_cycles(store, limit=20)
+        try:
+            with self.pool.reading(wait_s=60) as store:
+                found = list_cycles(store, limit=20)
+        except StoreBusyError:  # lent on to a command: the outcome is logged without it
+            log.warning("cycle: its record could not be read back (the store is lent to %s)",
+                        self.pool.lent_to and self.pool.lent_to.describe())
+            return None
         return next((c for c in found if c.cycle_id == wanted), found[0] if found else None)
 
     def events_stored(self, store: Store, report: IngestReport) -> None:
