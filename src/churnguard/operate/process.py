@@ -103,12 +103,24 @@ def cycle_command(root: Path, *, trigger: str, nice: int,
 
 
 def _record(stdout: str) -> dict[str, Any] | None:
-    """The JSON cycle record ``churnguard run --json`` printed last, if any."""
-    text = stdout.strip()
-    if not text:
-        return None
+    r"""The JSON cycle record ``churnguard run --json`` printed last, if any. Other output may
+    come before it on stdout (DuckDB draws its progress bar there on long queries).
+
+    >>> _record('100% |####| (00:00:05 elapsed)\n{\n  "cycle_id": "c1",\n  "status": "done"\n}\n')
+    {'cycle_id': 'c1', 'status': 'done'}
+    >>> _record("killed before the end\n{\n  \"cycle_id\": ") is None
+    True
+    """
+    text = stdout.rstrip()
+    start = len(text)
+    while True:  # the record is printed indented: it starts with a line that is "{"
+        start = text.rfind("{", 0, start)
+        if start < 0:
+            return None
+        if start == 0 or text[start - 1] in "\r\n":
+            break
     try:
-        found = json.loads(text)
+        found = json.loads(text[start:])
     except ValueError:
         return None
     return found if isinstance(found, dict) and "cycle_id" in found else None
