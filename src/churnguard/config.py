@@ -297,6 +297,9 @@ class OperateConfig(_Section):
     deliver: bool = False
     deliver_webhook: str | None = Field(None, min_length=1)
     deliver_out: str = Field("outbox", min_length=1)
+    # How much lower than the service's the CPU priority of its scheduled cycles is (`nice`):
+    # `churnguard serve` runs each as `churnguard run` in a child process (docs/operate.md).
+    cycle_nice: int = Field(10, ge=0, le=19)
 
 
 # -- [monitor] (issue 18 item 3; docs/monitor.md) -------------------------------------------------

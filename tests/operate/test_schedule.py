@@ -1,22 +1,26 @@
 """The schedule: cron expressions and their next fire times (UTC), the scheduler with a clock
-the test moves, and a scheduled cycle inside the service while the risk endpoint answers."""
+the test moves, and a scheduled cycle run by the service in a child process (`churnguard run`,
+operate/process.py) while the risk endpoint answers."""
 
 from __future__ import annotations
 
 import datetime as dt
-import threading
+import os
+import signal
 import time
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from hypothesis import given, settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from churnguard.operate import Cron, CronError, Scheduler, cycle
+from churnguard.operate import Cron, CronError, Scheduler
+from churnguard.operate.process import CycleBusyError
 from churnguard.project import Project
 from churnguard.service import create_app
 
-from service.helpers import READ, headers, settings
+from service.helpers import READ, WRITE, headers, settings
 
 D = dt.datetime
 
@@ -128,20 +132,28 @@ def test_a_failed_job_is_logged_and_the_schedule_goes_on() -> None:
     assert scheduler.next_fire == D(2026, 1, 3)
 
 
-def test_a_scheduled_cycle_runs_in_the_service_while_risk_answers(project: Project) -> None:
+def _scheduled(project: Project, when: str = "0 6 * * mon") -> Project:
     config = project.root / "churnguard.toml"
     config.write_text(config.read_text().split("\n[operate]\n")[0]
-                      + '\n[operate]\nschedule = "0 6 * * mon"\n')
-    project = Project.load(project.root)
-    inside, release = threading.Event(), threading.Event()
+                      + f'\n[operate]\nschedule = "{when}"\n')
+    return Project.load(project.root)
 
-    def hold(point: str) -> None:
-        # Inside the ingest transaction: the cycle holds the write lock and uncommitted rows.
-        if point == "cycle:ingest:before-commit":
-            inside.set()
-            assert release.wait(300)
 
-    cycle.FAULT_HOOK = hold
+def _wait(check, what: str, timeout: float = 600) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"{what}: not within {timeout} s"
+        time.sleep(0.05)
+
+
+def test_a_scheduled_cycle_runs_in_a_child_process_while_risk_answers(
+        project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    project = _scheduled(project)
+    marker = tmp_path / "inside"
+    # The child pauses inside the ingest transaction (it holds the store and uncommitted rows)
+    # until the test deletes the marker.
+    monkeypatch.setenv("CHURNGUARD_FAULT", "cycle:ingest:before-commit:wait")
+    monkeypatch.setenv("CHURNGUARD_FAULT_MARKER", str(marker))
     clock = Clock(D(2026, 1, 1, 12, 0))
     app = create_app(project, settings(), cycle_clock=clock, cycle_poll_s=0.02)
     with TestClient(app, raise_server_exceptions=False) as client:
@@ -152,33 +164,99 @@ def test_a_scheduled_cycle_runs_in_the_service_while_risk_answers(project: Proje
                 "SELECT user_id FROM scores ORDER BY p_churn DESC LIMIT 3").fetchall()]
             (events_before,) = store.con.execute("SELECT count(*) FROM events").fetchall()[0]
         assert state.cycles is not None and state.cycles.next_fire == D(2026, 1, 5, 6, 0)
-        assert not inside.wait(0.5) and state.cycles.runs == 0  # not due: nothing runs
+        time.sleep(0.5)
+        assert not marker.exists() and state.cycles.runs == 0  # not due: nothing runs
 
         clock.now = D(2026, 1, 5, 6, 0, 1)
-        assert inside.wait(300), "the due cycle did not start"
+        _wait(lambda: marker.exists() or state.cycles.runs > 0,
+              "the due cycle's process reaching its ingest")
+        assert marker.exists(), state.cycles.last_error
         try:
-            for user in users:  # answered from the store while the cycle is mid-ingest
-                state.risk.forget(user)  # no cached answer: this one reads the store
+            child = int(marker.read_text())
+            assert child != os.getpid() and state.cycle_process.pid == child
+            # Its own process, at a lower CPU priority, holding the store lent by the service.
+            assert os.getpriority(os.PRIO_PROCESS, child) == min(
+                19, os.getpriority(os.PRIO_PROCESS, 0) + project.config.operate.cycle_nice)
+            assert state.pool.lent_to is not None and state.pool.lent_to.pid == child
+            for user in users:  # answered from memory while the cycle is mid-ingest
                 answer = client.get(f"/v1/users/{user}/risk", headers=headers(READ))
                 assert answer.status_code == 200 and 0 <= answer.json()["p_churn"] <= 1
+                assert "X-Churnguard-Store-Lent-Since" in answer.headers
+            posted = client.post("/v1/events", headers=headers(WRITE), json={"events": [
+                {"user_id": users[0], "ts": "2026-01-01T00:00:00Z", "type": "visit",
+                 "event_id": "during-the-cycle"}]})
+            assert posted.status_code == 202, posted.text
+            # One cycle at a time: a second start is refused while this one runs.
+            with pytest.raises(CycleBusyError):
+                state.run_cycle()
             assert state.cycles.runs == 0
         finally:
-            release.set()
-        deadline = time.monotonic() + 600
-        while state.cycles.runs == 0:
-            assert time.monotonic() < deadline, "the cycle never finished"
-            time.sleep(0.05)
+            marker.unlink(missing_ok=True)
+        _wait(lambda: state.cycles.runs == 1, "the cycle finishing")
         assert state.cycles.last_error is None
         assert state.cycles.next_fire == D(2026, 1, 12, 6, 0)
+        assert state.cycle_process.last is not None and state.cycle_process.last.exit_code == 0
+        _wait(lambda: not state.journal.pending, "the journaled event stored")
         with state.pool.reading() as store:
             cycles = store.con.execute("SELECT trigger, status FROM cycles").fetchall()
             (events_after,) = store.con.execute("SELECT count(*) FROM events").fetchall()[0]
             steps = dict(store.con.execute("SELECT step, status FROM cycle_steps").fetchall())
+            (posted_rows,) = store.con.execute(
+                "SELECT count(*) FROM events WHERE event_id = 'during-the-cycle'").fetchall()[0]
         assert cycles == [("schedule", "done")]
         assert events_after > events_before
         assert steps["ingest"] == "done" and steps["score"] == "done"
+        assert posted_rows == 1
         answer = client.get(f"/v1/users/{users[0]}/risk", headers=headers(READ))
         assert answer.status_code == 200
+        assert "X-Churnguard-Store-Lent-Since" not in answer.headers
+
+
+@pytest.mark.slow
+def test_a_killed_cycle_process_leaves_its_cycle_for_the_next_fire_to_resume(
+        project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    project = _scheduled(project, "@daily")
+    marker = tmp_path / "scoring"
+    # The child stops after the score step's work, before its record: kill -9 there.
+    monkeypatch.setenv("CHURNGUARD_FAULT", "cycle:score:hang")
+    monkeypatch.setenv("CHURNGUARD_FAULT_MARKER", str(marker))
+    clock = Clock(D(2026, 1, 1, 12, 0))
+    app = create_app(project, settings(warm_on_start=False), cycle_clock=clock,
+                     cycle_poll_s=0.02)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        state = app.state.service
+        clock.now = D(2026, 1, 2, 0, 0, 1)
+        _wait(lambda: marker.exists() or state.cycles.runs > 0,
+              "the cycle's process reaching the score step")
+        assert marker.exists(), state.cycles.last_error
+        os.kill(int(marker.read_text()), signal.SIGKILL)
+        _wait(lambda: state.cycles.runs == 1, "the scheduler seeing its cycle end")
+        assert "killed by signal 9" in state.cycles.last_error
+        assert "resumes it" in state.cycles.last_error
+        # The service has the store back and keeps answering, writes included.
+        _wait(lambda: state.pool.lent_to is None, "the store back")
+        posted = client.post("/v1/events", headers=headers(WRITE), json={"events": [
+            {"user_id": "after-the-kill", "ts": "2026-01-01T00:00:00Z", "type": "visit"}]})
+        assert posted.status_code == 200, posted.text
+        with state.pool.reading() as store:
+            (status,) = store.con.execute("SELECT status FROM cycles").fetchall()[0]
+            (files,) = store.con.execute("SELECT count(*) FROM inbox_files").fetchall()[0]
+            (events,) = store.con.execute("SELECT count(*) FROM events").fetchall()[0]
+        assert status == "running" and files == 1  # unfinished; its ingest is done
+
+        monkeypatch.delenv("CHURNGUARD_FAULT")
+        clock.now = D(2026, 1, 3, 0, 0, 1)  # the next fire resumes it
+        _wait(lambda: state.cycles.runs == 2, "the next scheduled cycle")
+        assert state.cycles.last_error is None
+        assert state.cycle_process.last.record["resumed"] is True
+        with state.pool.reading() as store:
+            cycles = store.con.execute("SELECT trigger, status FROM cycles").fetchall()
+            steps = dict(store.con.execute("SELECT step, status FROM cycle_steps").fetchall())
+            (files_after,) = store.con.execute("SELECT count(*) FROM inbox_files").fetchall()[0]
+            (events_after,) = store.con.execute("SELECT count(*) FROM events").fetchall()[0]
+        assert cycles == [("schedule", "done")]
+        assert steps["ingest"] == "done" and steps["score"] == "done"
+        assert (files_after, events_after) == (files, events)  # nothing ingested twice
 
 
 def test_a_bad_schedule_stops_the_service_from_starting(project: Project) -> None:

@@ -233,30 +233,32 @@ def test_the_service_answers_risk_while_a_command_holds_the_store_and_recovers_f
         assert since.endswith("Z") and pd.Timestamp(since) <= pd.Timestamp.now(tz="UTC")
         ready = http.get("/readyz")
         assert ready.status_code == 200 and ready.json()["status"] == "ready", ready.text
-        # A write needs the store: it waits (bounded), then says when to try again.
-        refused = http.post("/v1/events", headers=headers(WRITE), json={"events": [
-            {"user_id": "lend-refused", "ts": "2020-01-01T00:00:00+00:00", "type": "visit"}]})
-        assert refused.status_code == 503, refused.text
-        assert refused.json()["error"]["code"] == "not_ready"
-        assert refused.headers["Retry-After"] == "5"
+        # A write needs the store: the service journals it on disk and says so (202); it is
+        # stored when the store comes back (service/journal.py).
+        queued = http.post("/v1/events", headers=headers(WRITE), json={"events": [
+            {"user_id": "lend-queued", "ts": "2020-01-01T00:00:00+00:00", "type": "visit"}]})
+        assert queued.status_code == 202, queued.text
+        assert queued.json()["status"] == "queued" and queued.json()["received"] == 1
+        assert queued.json()["store_lent_since"] is not None
     finally:
         borrower.send_signal(signal.SIGKILL)  # kill -9: no chance to give the store back
         borrower.wait(timeout=STOP_TIMEOUT_S)
 
-    # The kernel closed the borrower's socket: the service opened the store again and serves
-    # writes (a request arriving before that waits, bounded, then says when to retry).
+    # The kernel closed the borrower's socket: the service opened the store again, stored the
+    # journal and serves writes (one arriving before that is journaled too: 202).
     def writes_again() -> bool:
         answer = http.post("/v1/events", headers=headers(WRITE), json={"events": [
             {"user_id": customer, "ts": "2020-01-01T00:00:00+00:00", "type": "visit"}]})
-        if answer.status_code == 503:
-            assert answer.headers["Retry-After"].isdigit()
+        if answer.status_code == 202:
+            assert answer.json()["status"] == "queued"
             return False
         assert answer.status_code == 200, answer.text
         return True
 
     wait_for(writes_again, "the service serving writes after its borrower was killed")
-    # Nothing of the refused request was stored.
-    assert http.get("/v1/users/lend-refused", headers=headers(READ)).status_code == 404
+    # The journaled request was stored, once.
+    timeline = http.get("/v1/users/lend-queued", headers=headers(READ))
+    assert timeline.status_code == 200 and timeline.json()["events_total"] == 1
     after = http.get(f"/v1/users/{customer}/risk", headers=headers(READ))
     assert after.status_code == 200 and "X-Churnguard-Store-Lent-Since" not in after.headers
     assert server.proc.poll() is None

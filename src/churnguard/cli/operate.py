@@ -43,8 +43,11 @@ def _step_line(record: object) -> str:
               help="Run only these steps, in cycle order: ingest, score, monitor, challenge, "
                    "plan, deliver, measure (default: all).")
 @click.option("--json", "as_json", is_flag=True, help="Print the cycle's record as JSON.")
+# What started the cycle, as its record says: `churnguard serve` starts its scheduled cycles as
+# `churnguard run --trigger=schedule` in a child process (churnguard.operate.process).
+@click.option("--trigger", type=click.Choice(["cli", "schedule"]), default="cli", hidden=True)
 @project_option
-def run_command(now: dt.datetime | None, steps: str | None, as_json: bool,
+def run_command(now: dt.datetime | None, steps: str | None, as_json: bool, trigger: str,
                 project_dir: Path | None) -> None:
     """Run one operating cycle now: ingest the inbox, score, monitor, challenge, plan, deliver,
     measure (docs/operate.md).
@@ -64,7 +67,7 @@ def run_command(now: dt.datetime | None, steps: str | None, as_json: bool,
     project = load_project(project_dir)
     with project.open_store() as store:
         record = run_cycle(OneStore(store), project=project, now=now, steps=names,
-                           trigger="cli", progress=lambda m: console.print(m, markup=False))
+                           trigger=trigger, progress=lambda m: console.print(m, markup=False))
     if as_json:
         click.echo(json.dumps(record.to_dict(), indent=2, default=str))
     else:

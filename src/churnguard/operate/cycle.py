@@ -24,7 +24,8 @@ Steps live in a registry (:data:`STEPS`, in cycle order); adding one is a functi
 Fault points (tests): with ``CHURNGUARD_FAULT=cycle:<step>`` the process dies (``os._exit``)
 after the step's work and before its ``done`` record, the worst moment; ``cycle:<step>:hang``
 instead writes the file named by ``CHURNGUARD_FAULT_MARKER`` and waits to be killed (a real
-``kill -9``). :data:`FAULT_HOOK` is called at every point (tests make it raise).
+``kill -9``); ``cycle:<step>:wait`` writes it and goes on once it is deleted.
+:data:`FAULT_HOOK` is called at every point (tests make it raise).
 
 >>> fingerprint({"events": 3, "newest": "2026-01-01"}) == fingerprint({"newest": "2026-01-01",
 ...                                                                     "events": 3})
@@ -75,6 +76,13 @@ def fault(point: str) -> None:
             Path(marker).write_text(str(os.getpid()), encoding="utf-8")
         while True:  # until the test kills the process
             time.sleep(3600)
+    if wanted == f"{point}:wait":
+        # A pause (a cycle the service runs in a child process holds the store meanwhile):
+        # write the marker, go on once the test deletes it.
+        marker = Path(os.environ[FAULT_MARKER_ENV])
+        marker.write_text(str(os.getpid()), encoding="utf-8")
+        while marker.exists():
+            time.sleep(0.05)
     if FAULT_HOOK is not None:
         FAULT_HOOK(point)
 

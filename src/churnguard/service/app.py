@@ -12,7 +12,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from churnguard import __version__, customers
+from churnguard import __version__, customers, lending
 from churnguard.operate import Cron, Scheduler
 from churnguard.operate.schedule import utc_now
 from churnguard.project import Project
@@ -56,10 +56,13 @@ def create_app(project: Project | Path | str, settings: ServiceSettings | None =
     ``settings`` default to :meth:`ServiceSettings.from_env`, which refuses unsafe settings.
     ``now`` replaces the clock (tests): a function returning naive UTC datetimes. The store is
     opened here; the population is scored when the app starts (its lifespan) and the store is
-    closed when it stops. With ``[operate] schedule`` set, a background thread runs a cycle
-    each time the cron expression fires by ``cycle_clock`` (UTC wall time; tests move their
-    own), looking every ``cycle_poll_s`` seconds. ``lend``: listen for commands that borrow
-    the store while the app runs (:mod:`churnguard.lending`; :func:`run` does).
+    closed when it stops. With ``[operate] schedule`` set, a background thread starts a cycle
+    (``churnguard run`` in a child process, :meth:`ServiceState.run_cycle`) each time the cron
+    expression fires by ``cycle_clock`` (UTC wall time; tests move their own), looking every
+    ``cycle_poll_s`` seconds, and the app lends the store to it. ``lend``: listen for commands
+    that borrow the store while the app runs (:mod:`churnguard.lending`; :func:`run` does).
+    Events posted while the store is lent are journaled (``service/journal.py``); those a
+    previous run left in the journal are stored when the app starts.
     """
     if not isinstance(project, Project):
         project = Project.load(Path(project).resolve())
@@ -72,17 +75,32 @@ def create_app(project: Project | Path | str, settings: ServiceSettings | None =
                             "store was loaded with")
     schedule = project.config.operate.schedule
     cron = Cron.parse(schedule) if schedule else None  # a bad expression stops the start
+    if cron is not None and not lending.supported():
+        raise SettingsError("cannot start the service with [operate] schedule here: scheduled "
+                            "cycles run as `churnguard run` in a child process that borrows the "
+                            "store over a Unix-domain socket, which this platform lacks; run "
+                            "`churnguard run` from the system's scheduler while the service is "
+                            "stopped instead")
     state = build_state(project, settings, now)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         _finish_erasures(state)
+        _store_journal(state)
+        state.journal.start()
         state.risk.start(refresh_seconds=settings.refresh_seconds, warm=settings.warm_on_start)
-        if cron is not None:
-            state.cycles = Scheduler(cron, state.run_cycle, now=cycle_clock, poll_s=cycle_poll_s)
-            state.cycles.start()
-        if lend:
+        # A scheduled cycle's process borrows the store: the service lends when it has a
+        # schedule, lend or not.
+        if lend or cron is not None:
             state.start_lending()
+        if cron is not None:
+            if state.lender is None:
+                log.error("scheduled cycles are off: the service cannot lend the store to "
+                          "their process (another service listens on this project folder)")
+            else:
+                state.cycles = Scheduler(cron, state.run_cycle, now=cycle_clock,
+                                         poll_s=cycle_poll_s)
+                state.cycles.start()
         try:
             yield
         finally:
@@ -120,6 +138,19 @@ def _finish_erasures(state: ServiceState) -> None:
         return
     if done:
         log.info("finished the store rewrite of %d erasure(s)", len(done))
+
+
+def _store_journal(state: ServiceState) -> None:
+    """Store the events a previous run of the service journaled and did not store (it was
+    stopped, or killed, while the store was lent)."""
+    if not state.journal.pending:
+        return
+    try:
+        added = state.journal.drain()
+    except StoreBusyError:
+        log.warning("journaled events wait: another process holds the store")
+        return
+    log.info("stored the events journaled before this start: %d added", added)
 
 
 def run(project_dir: Path | str, *, host: str = "127.0.0.1", port: int = 8000,

@@ -74,6 +74,19 @@ class EventBatchOut(_Out):
     duplicate: int
 
 
+class EventBatchQueuedOut(_Out):
+    """202: the store is lent to a command (a scheduled cycle); the batch is validated and on
+    disk in the service's journal, and is stored when the store comes back (docs/service.md)."""
+
+    status: Literal["queued"] = "queued"
+    journal_id: str = Field(description="the batch's entry in the service's journal")
+    received: int
+    store_lent_since: UtcDatetime | None = Field(
+        description="since when the store is lent (UTC); null: it is back and earlier "
+                    "journaled batches are being stored")
+    message: str
+
+
 # -- risk and scores ---------------------------------------------------------------------------
 class RecommendationOut(_Out):
     campaign_id: str

@@ -10,18 +10,21 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
+from churnguard import customers
 from churnguard.customers import stored_id
+from churnguard.ingest import IngestReport
 from churnguard.lending import Lender
-from churnguard.operate import CycleRecord, Scheduler, run_cycle
+from churnguard.operate import CycleError, CycleRecord, Scheduler, list_cycles
+from churnguard.operate.process import ChildOutcome, CycleProcess
 from churnguard.project import Project, lock_wait_s
-from churnguard.registry import CHAMPION, alias_version
 from churnguard.service.auth import TokenBucket
+from churnguard.service.journal import EventJournal
 from churnguard.service.metrics import Metrics
 from churnguard.service.recommendations import Recommendations
-from churnguard.service.risk import RiskService
+from churnguard.service.risk import MARK_AT_MOST, RiskService
 from churnguard.service.settings import ServiceSettings
 from churnguard.service.store_pool import Lend, StorePool
-from churnguard.store import Store
+from churnguard.store import Store, StoreBusyError
 
 log = logging.getLogger("churnguard.service")
 
@@ -70,6 +73,8 @@ class ServiceState:
     metrics: Metrics
     data_clock: DataClock | None
     recommendations: Recommendations
+    journal: EventJournal  # events posted while the store is lent (service/journal.py)
+    cycle_process: CycleProcess  # runs a cycle as `churnguard run` in a child process
     cycles: Scheduler | None = None  # runs [operate] schedule's cycles (started by the app)
     lender: Lender | None = None  # lends the store to commands (started with the app)
 
@@ -84,33 +89,63 @@ class ServiceState:
         if self.data_clock is not None:
             self.data_clock.reset()
 
-    def run_cycle(self, fire: dt.datetime | None = None) -> CycleRecord:
-        """One operating cycle through the pool (reads beside the requests, writes in turn
-        with the other writers); afterwards the risk answers follow new events and a new
-        champion."""
-        before = self.risk.champion_version
-        record = run_cycle(self.pool, project=self.project, trigger="schedule",
-                           progress=lambda message: log.info("cycle: %s", message))
-        # A cycle may have planned a campaign: the recommended actions are read again.
-        self.recommendations.invalidate()
-        if record.changed:
-            if self.data_clock is not None:
-                self.data_clock.reset()
-            with self.pool.reading() as store:
-                after = alias_version(store, CHAMPION)
-            # The answers stand until their replacements are computed in the background:
-            # voiding them would score every request on the spot meanwhile (seconds each
-            # under load at 20,000 customers; benchmarks/RESULTS.md, "cycle").
-            if after != before:
-                self.risk.champion_replaced()
-            else:
-                self.risk.events_changed()
-        if record.status != "done":
-            log.error("cycle %s stopped at %s", record.cycle_id, record.error)
-        return record
+    def run_cycle(self, fire: dt.datetime | None = None) -> CycleRecord | None:
+        """One operating cycle in a child process: ``churnguard run`` at a lower CPU priority
+        (``[operate] cycle_nice``; churnguard.operate.process), waited for in the calling
+        thread (the scheduler's, never the event loop). It borrows the store like any command
+        (one writer): meanwhile risk is answered from memory and posted events go to the
+        journal; when it gives the store back, :meth:`store_returned` refreshes what memory
+        holds and the journal is stored.
+
+        Returns the cycle's record as the store holds it; raises :class:`CycleError` when the
+        cycle failed or its process died (its cycle is left unfinished: the next run resumes
+        it), and :class:`~churnguard.operate.process.CycleBusyError` while one runs."""
+        if self.lender is None:
+            # Its process could not borrow the store: it would wait, then fail.
+            raise CycleError("this service does not lend its store, so a cycle's process "
+                             "cannot open it; start the app with lend=True (`churnguard serve` "
+                             "does)")
+        outcome = self.cycle_process.run(trigger="schedule")
+        record = self._record_of(outcome)
+        if outcome.ok:
+            log.info("cycle: %s", outcome.describe())
+            return record
+        log.error("cycle: %s", outcome.describe())
+        raise CycleError(outcome.describe())
+
+    def _record_of(self, outcome: ChildOutcome) -> CycleRecord | None:
+        """The record of the cycle the child ran (by the id it printed), else the newest: a
+        killed child printed none, and the cycle it left unfinished is the newest."""
+        wanted = outcome.record.get("cycle_id") if outcome.record else None
+        # The store comes back as soon as the child's lease closes (at its exit at the latest).
+        try:
+            with self.pool.reading(wait_s=60) as store:
+                found = list_cycles(store, limit=20)
+        except StoreBusyError:  # lent on to a command: the outcome is logged without it
+            log.warning("cycle: its record could not be read back (the store is lent to %s)",
+                        self.pool.lent_to and self.pool.lent_to.describe())
+            return None
+        return next((c for c in found if c.cycle_id == wanted), found[0] if found else None)
+
+    def events_stored(self, store: Store, report: IngestReport) -> None:
+        """Events were stored (a post, or the journal): their customers' next risk answers are
+        computed afresh, and "now" follows the newest. A large batch (the journal of a long
+        lend) rescores everyone in the background instead, the answers standing meanwhile: so
+        many answers computed on the spot at once would queue every request behind them."""
+        if not report.rows_added:
+            return
+        users, newest = customers.in_batch(store, report.batch_id)
+        if self.data_clock is not None and users:
+            self.data_clock.saw(newest)
+        if len(users) <= MARK_AT_MOST:
+            self.risk.book.mark(users)
+        else:
+            self.risk.events_changed()
 
     def store_returned(self, lend: Lend, store: Store) -> None:
-        """A command gave the store back: drop what memory may hold about data it changed."""
+        """A command gave the store back: drop what memory may hold about data it changed, and
+        store the events journaled meanwhile."""
+        self.journal.wake()
         if not lend.changed:
             return
         if self.data_clock is not None:
@@ -126,13 +161,17 @@ class ServiceState:
             self.lender = None
 
     def close(self) -> None:
-        # Order matters: scheduled cycles stop, the background scorer and requests waiting
-        # for a lent store give up, lending stops (a borrowing command keeps the file until it
-        # closes it), then the store closes.
+        # Order matters: a running cycle's process is stopped (its cycle resumes on the next
+        # run) and the schedule ends, the journal's drain, the background scorer and requests
+        # waiting for a lent store give up, lending stops (a borrowing command keeps the file
+        # until it closes it), then the store closes. Journaled events not stored yet stay on
+        # disk for the next start.
+        self.cycle_process.stop()
         if self.cycles is not None:
             self.cycles.stop()
         self.risk.stop_soon()
         self.pool.stopping()
+        self.journal.stop()
         if self.lender is not None:
             self.lender.stop()
         self.risk.stop()
@@ -158,7 +197,10 @@ def build_state(project: Project, settings: ServiceSettings,
         limiter=TokenBucket(rate=settings.rate_per_second, burst=settings.rate_burst),
         auth_failures=TokenBucket(rate=settings.auth_failures_per_minute / 60.0,
                                   burst=settings.auth_failures_burst),
-        metrics=Metrics(), data_clock=data_clock, recommendations=Recommendations())
+        metrics=Metrics(), data_clock=data_clock, recommendations=Recommendations(),
+        journal=EventJournal(root=project.root, pool=pool, config=project.config.ingest,
+                             on_stored=lambda store, report: state.events_stored(store, report)),
+        cycle_process=CycleProcess(project.root, nice=project.config.operate.cycle_nice))
     pool.on_returned(state.store_returned)
     return state
 
