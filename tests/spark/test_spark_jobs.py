@@ -4,8 +4,10 @@ One simulated shop (ingested into a project, a GBDT champion trained on it, its 
 to Parquet as a lake would hold them) is featurised and scored by both engines through the
 command line: the scores must equal the DuckDB path's to 1e-9 with the same risk tiers and
 reason sentences, and the training snapshots (population, labels, supplied labels, every
-feature) must be equal. Everything runs in one module fixture, on the folder's local[2] session
-(the commands take the active session), because each Spark job costs tens of seconds on two cores.
+feature) must be equal. The commands run in this process on the folder's local[2] session (they
+take the active session), once per module: each Spark job costs tens of seconds on two cores, so
+the snapshot comparison is in the slow set (the labels are compared in the default set by
+test_spark_labels.py, every feature by test_spark_features.py).
 """
 
 from __future__ import annotations
@@ -69,18 +71,19 @@ def _run(args: list[str]) -> str:
 
 
 @pytest.fixture(scope="module")
-def runs(spark, tmp_path_factory: pytest.TempPathFactory) -> dict:  # noqa: ANN001
+def shop(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The project (a GBDT champion on a 300-customer shop, supplied labels at the validation
+    cutoff) and its tables exported to Parquet."""
     root = tmp_path_factory.mktemp("lake_shop")
     sim = simulate(n_users=300, days=400, seed=11, out_dir=root / "sim")
     project, _ = init_project(root / "project")
-    definition = ChurnDefinition()
     with project.open_store() as store:
         for kind in ("items", "users", "events"):
             ingest_files(store, kind=kind, files=[sim.paths[kind]])
-        trained = train_model(store, definition=definition,
+        trained = train_model(store, definition=ChurnDefinition(),
                               model=GBDTChurnModel(n_estimators=60, early_stopping_rounds=20,
                                                    n_jobs=1))
-        # supplied labels at the older cutoff: one customer the rule does not see, one flipped
+        # supplied labels at the older cutoff: one customer the rule does not see, one member
         older = trained.validation_cutoff
         member = store.con.execute(
             "SELECT min(user_id) FROM events WHERE type = 'order' AND ts < ? AND ts >= ? - "
@@ -89,20 +92,30 @@ def runs(spark, tmp_path_factory: pytest.TempPathFactory) -> dict:  # noqa: ANN0
                               "VALUES (?, ?, ?, 't')",
                               [(user or member, older, churned) for user, churned in SUPPLIED])
         paths = _export(store, root / "lake")
-    cutoffs = f"{older:%Y-%m-%d},{sim_last_day(sim):%Y-%m-%d}"
-    base = ["--project", str(project.root)]
-    out = {"older": older, "member": member, "version": trained.version}
-    out["duck_scores"] = root / "duck_scores.parquet"
-    out["duck_score_text"] = _run(["score", *base, "--out", str(out["duck_scores"])])
-    out["spark_scores"] = root / "spark_scores"
-    out["spark_score_text"] = _run(["score", *base, "--engine", "spark", *_lake_options(paths),
-                                    "--out", str(out["spark_scores"])])
-    out["duck_features"] = root / "duck_features.parquet"
-    _run(["features", *base, "--cutoffs", cutoffs, "--out", str(out["duck_features"])])
-    out["spark_features"] = root / "spark_features"
-    out["spark_features_text"] = _run(
-        ["features", *base, "--engine", "spark", *_lake_options(paths), "--cutoffs", cutoffs,
-         "--out", str(out["spark_features"])])
+    return {"root": root, "sim": sim, "project": ["--project", str(project.root)],
+            "paths": paths, "older": older, "member": member, "version": trained.version}
+
+
+@pytest.fixture(scope="module")
+def scores(spark, shop: dict) -> dict:  # noqa: ANN001
+    """`churnguard score` and `churnguard score --engine spark` (on the folder's session)."""
+    root, base = shop["root"], shop["project"]
+    out = {"duck": root / "duck_scores.parquet", "spark": root / "spark_scores"}
+    _run(["score", *base, "--out", str(out["duck"])])
+    out["text"] = _run(["score", *base, "--engine", "spark", *_lake_options(shop["paths"]),
+                        "--out", str(out["spark"])])
+    return out
+
+
+@pytest.fixture(scope="module")
+def snapshots(spark, shop: dict) -> dict:  # noqa: ANN001
+    """`churnguard features` on both engines at a labelled and an unlabelled cutoff."""
+    root, base = shop["root"], shop["project"]
+    cutoffs = f"{shop['older']:%Y-%m-%d},{sim_last_day(shop['sim']):%Y-%m-%d}"
+    out = {"duck": root / "duck_features.parquet", "spark": root / "spark_features"}
+    _run(["features", *base, "--cutoffs", cutoffs, "--out", str(out["duck"])])
+    out["text"] = _run(["features", *base, "--engine", "spark", *_lake_options(shop["paths"]),
+                        "--cutoffs", cutoffs, "--out", str(out["spark"])])
     return out
 
 
@@ -119,9 +132,10 @@ def _spark_parquet(path: Path) -> pd.DataFrame:
     return frame
 
 
-def test_spark_scores_equal_the_duckdb_path_with_the_same_reasons(runs: dict) -> None:
-    duck = pd.read_parquet(runs["duck_scores"]).set_index("user_id").sort_index()
-    spark = _spark_parquet(runs["spark_scores"]).set_index("user_id").sort_index()
+def test_spark_scores_equal_the_duckdb_path_with_the_same_reasons(shop: dict,
+                                                                   scores: dict) -> None:
+    duck = pd.read_parquet(scores["duck"]).set_index("user_id").sort_index()
+    spark = _spark_parquet(scores["spark"]).set_index("user_id").sort_index()
     assert list(spark.columns) == list(duck.columns)
     assert spark.index.equals(duck.index) and len(duck) > 100
     assert np.abs(spark["p_churn"].to_numpy() - duck["p_churn"].to_numpy()).max() <= TOLERANCE
@@ -132,13 +146,16 @@ def test_spark_scores_equal_the_duckdb_path_with_the_same_reasons(runs: dict) ->
     # the reasons are real sentences quoting the customers' own values and details
     assert (duck["reason_1"] != "").mean() > 0.5
     assert duck["reason_1"].str.contains(r"\d").any()
-    assert set(duck["model_version"]) == {runs["version"]}
-    assert f"{len(duck):,} customers" in runs["spark_score_text"]
+    assert set(duck["model_version"]) == {shop["version"]}
+    assert f"Scored {len(duck):,} customers" in scores["text"]
 
 
-def test_spark_snapshot_equals_the_duckdb_one_labels_and_every_feature(runs: dict) -> None:
-    duck = pd.read_parquet(runs["duck_features"])
-    spark = _spark_parquet(runs["spark_features"])
+@pytest.mark.slow  # two more Spark jobs (~1-3 min on two cores); the labels are also
+# compared in the default set (test_spark_labels.py), the features in test_spark_features.py
+def test_spark_snapshot_equals_the_duckdb_one_labels_and_every_feature(shop: dict,
+                                                                       snapshots: dict) -> None:
+    duck = pd.read_parquet(snapshots["duck"])
+    spark = _spark_parquet(snapshots["spark"])
     assert list(spark.columns) == list(duck.columns)
     key = ["user_id", "cutoff"]
     duck = duck.set_index(key).sort_index()
@@ -153,7 +170,7 @@ def test_spark_snapshot_equals_the_duckdb_one_labels_and_every_feature(runs: dic
             == duck["churned"].astype(object).where(duck["churned"].notna(), None).tolist())
     assert spark["label_source"].tolist() == duck["label_source"].tolist()
     supplied = duck[duck["label_source"] == "supplied"]
-    assert set(supplied.index.get_level_values(0)) == {"u_supplied_new", runs["member"]}
+    assert set(supplied.index.get_level_values(0)) == {"u_supplied_new", shop["member"]}
     differ = []
     for column in duck.columns[2:]:
         a, b = duck[column], spark[column]
@@ -166,4 +183,4 @@ def test_spark_snapshot_equals_the_duckdb_one_labels_and_every_feature(runs: dic
         if not np.all(same):
             differ.append(column)
     assert differ == []
-    assert "labelled" in runs["spark_features_text"]
+    assert f"{len(duck):,} rows" in snapshots["text"]

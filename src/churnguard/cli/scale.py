@@ -64,10 +64,12 @@ def refuse_lake_options(lake: dict[str, str | None]) -> None:
 
 def _sources(lake: dict[str, str | None]) -> Any:
     from churnguard.spark.jobs import LakeSources
+    from churnguard.spark.lake import pyspark_sql
 
     if lake.get("events") is None:
         raise BadInput("--engine spark needs --events SOURCE (a Parquet path or URI, or a "
                        "table name)")
+    pyspark_sql()  # without the [spark] extra, say how to get it before any work
     return LakeSources(**{n: lake.get(n) for n in LAKE_OPTIONS})
 
 
