@@ -86,3 +86,26 @@ def test_churnguard_works_without_pyspark_and_the_spark_engine_says_how_to_get_i
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2, done.stdout + done.stderr
     assert "pip install 'churnguard[spark]'" in done.stdout + done.stderr
+
+
+def test_a_model_that_reads_event_sequences_is_refused_for_spark(tmp_path: Path) -> None:
+    from churnguard.config import ChurnDefinition
+    from churnguard.models.behaviour.model import BehaviourChurnModel, BehaviourGBDTModel
+    from churnguard.models.ensemble import StackedEnsemble
+    from churnguard.models.gbdt import GBDTChurnModel
+    from churnguard.registry import CHAMPION, register_model, set_alias
+    from churnguard.spark.lake import SparkJobError
+    from churnguard.spark.scoring import reads_sequences, spark_champion
+    from churnguard.store import Store
+
+    stacked = StackedEnsemble(members=("gbdt", "behaviour"))
+    stacked.members_ = {"gbdt": GBDTChurnModel(), "behaviour": BehaviourChurnModel()}
+    assert [reads_sequences(m) for m in (GBDTChurnModel(), BehaviourGBDTModel(), stacked)] == [
+        False, True, True]
+    with Store.open(tmp_path / "s.duckdb") as store:
+        version = register_model(store, BehaviourChurnModel(), name="behaviour", config={},
+                                 data_window={}, metrics={}, features=["orders_total"])
+        set_alias(store, CHAMPION, version, reason="test")
+        with pytest.raises(SparkJobError, match="reads customers' event sequences") as err:
+            spark_champion(store, ChurnDefinition())
+    assert err.value.code == "spark_model" and err.value.bad_input

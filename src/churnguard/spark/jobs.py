@@ -10,8 +10,10 @@ if it exists, like ``churnguard score --out`` replaces its file.
 from __future__ import annotations
 
 import datetime as dt
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from churnguard.config import ChurnDefinition, ScoringConfig
@@ -99,11 +101,13 @@ def score_job(champion: SparkChampion, *, sources: LakeSources, out: str,
                     f"{'/'.join(definition.activity)} in the previous "
                     f"{definition.lookback_days} days of {sources.events})")
             say(f"scoring with {champion.version} on Spark")
-            scores = score_spark(spark, tables["events"], champion=champion,
-                                 definition=definition, tiers=tiers, population=population,
-                                 users=tables["users"], items=tables["items"],
-                                 user_attributes=tables["user_attributes"], lang=lang)
-            written = _write(scores, out)
+            with tempfile.TemporaryDirectory(prefix="churnguard-model-") as folder:
+                scores = score_spark(spark, tables["events"], champion=champion,
+                                     definition=definition, tiers=tiers, population=population,
+                                     users=tables["users"], items=tables["items"],
+                                     user_attributes=tables["user_attributes"], lang=lang,
+                                     model_folder=Path(folder))
+                written = _write(scores, out)
         finally:
             population.unpersist()
         counts = {r["risk_tier"]: int(r["count"])

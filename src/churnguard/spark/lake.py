@@ -59,9 +59,10 @@ def spark_session(app_name: str = "churnguard") -> tuple[Any, bool]:
         return active, False
     builder = sql.SparkSession.builder.appName(app_name).config(
         "spark.sql.session.timeZone", "UTC")
-    if "PYSPARK_PYTHON" not in os.environ and "--master" not in os.environ.get(
-            "PYSPARK_SUBMIT_ARGS", ""):
-        # a local run: the executors' Python is this one (with churnguard and its dependencies)
+    # Under spark-submit (or a pyspark shell) the JVM is already up (PYSPARK_GATEWAY_PORT) and
+    # the cluster says which Python the executors run; otherwise this is a local run, whose
+    # workers are this interpreter (with churnguard and its dependencies).
+    if "PYSPARK_PYTHON" not in os.environ and "PYSPARK_GATEWAY_PORT" not in os.environ:
         builder = builder.config("spark.pyspark.python", sys.executable)
     spark = builder.getOrCreate()
     return spark, True

@@ -186,10 +186,9 @@ def _score_partition(batches: Iterator[pd.DataFrame], *, model_file: str,
             yield score_batch(batch, model, **settings)
 
 
-def _ship(spark: Any, model: ChurnModel, version: str) -> str:
-    """Save the model as a file and add it to the job (SparkContext.addFile): every executor
-    gets a copy. The name is unique, since a session refuses one name for two files."""
-    folder = Path(tempfile.mkdtemp(prefix="churnguard-model-"))
+def _ship(spark: Any, model: ChurnModel, version: str, folder: Path) -> str:
+    """Save the model as a file in ``folder`` and add it to the job (SparkContext.addFile):
+    every executor gets a copy. The name is unique: a session refuses one name for two files."""
     name = f"{version}-{uuid.uuid4().hex[:8]}.model"
     model.save(folder / name)
     spark.sparkContext.addFile(str(folder / name))
@@ -205,13 +204,16 @@ def gives_reasons(model: ChurnModel) -> bool:
 
 def score_spark(spark: Any, events: Any, *, champion: SparkChampion,
                 definition: ChurnDefinition, tiers: ScoringConfig, population: Any, users: Any = None, items: Any = None,
-                user_attributes: Any = None, lang: str | None = None) -> Any:
+                user_attributes: Any = None, lang: str | None = None,
+                model_folder: Path | None = None) -> Any:
     """The scores of ``population`` (user_id, cutoff) as a lazy Spark DataFrame
     with :data:`~churnguard.scoring.SCORE_COLUMNS`, rows in no particular order (sort them
     when reading: a global sort is a shuffle the job does not need).
 
     ``events``: conformed (:func:`~churnguard.spark.lake.conform_events`). The rows are
     repartitioned by the hash of user_id before scoring, so a partition holds whole customers.
+    ``model_folder``: where the model file is written for shipping; it must stay until the
+    result has been computed (default: a new temporary folder, left for the system to clear).
     """
     F = pyspark_sql().functions
     lang = lang or tiers.lang
@@ -226,7 +228,9 @@ def score_spark(spark: Any, events: Any, *, champion: SparkChampion,
             F.col(c).alias(CONTEXT_PREFIX + c) for c in CONTEXT_COLUMNS])
         rows = rows.join(context, on=["user_id", "cutoff"], how="left")
     partition = functools.partial(
-        _score_partition, model_file=_ship(spark, champion.model, champion.version),
+        _score_partition,
+        model_file=_ship(spark, champion.model, champion.version,
+                         model_folder or Path(tempfile.mkdtemp(prefix="churnguard-model-"))),
         version=champion.version, columns=list(champion.features),
         horizon_days=int(definition.horizon_days), tiers=tiers, lang=lang)
     return rows.repartition(F.col("user_id")).mapInPandas(partition, SCORE_SCHEMA)
