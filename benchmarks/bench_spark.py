@@ -34,7 +34,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from bench_features import CUTOFFS_1, generate  # noqa: E402
-from results import DATA, peak_rss_mib, run_step, write_section  # noqa: E402
+from results import DATA, run_step, write_section  # noqa: E402
 
 BUCKETS = 8
 TARGET_EVENTS = 10_000_000_000
@@ -77,17 +77,25 @@ def step_duckdb(store_path: str, cutoff: str, out: str) -> dict[str, object]:
     with Store.open(store_path, read_only=True) as store:
         frame = snapshot_table(store, definition=ChurnDefinition(), cutoffs=[cutoff])
     seconds = time.perf_counter() - start
+    cpu = _cpu_seconds()
     frame.to_parquet(out, index=False)
-    return {"seconds": seconds, "rows": len(frame), "peak_mib": peak_rss_mib()}
+    return {"seconds": seconds, "cpu_seconds": cpu, "rows": len(frame), "peak_mib": _peak_mib()}
 
 
-def _jvm_peak_mib(spark) -> float:  # noqa: ANN001
-    """The driver JVM's peak resident memory (VmHWM), in MiB."""
-    pid = spark.sparkContext._gateway.proc.pid
+def _peak_mib(pid: int | str = "self") -> float:
+    """A process's peak resident memory (VmHWM), in MiB. Not getrusage's ru_maxrss: a child
+    started by fork + exec inherits the parent's (this driver's) maximum in it."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def _cpu_seconds(pid: int | str = "self") -> float:
+    """CPU seconds (user + system, all threads) a process has used: on a shared machine the
+    work a step needs, whatever share of the cores it got."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def step_spark(folder: str, cutoff: str, out: str, driver_memory: str) -> dict[str, object]:
@@ -105,7 +113,9 @@ def step_spark(folder: str, cutoff: str, out: str, driver_memory: str) -> dict[s
              .config("spark.driver.memory", driver_memory)
              .getOrCreate())
     spark.sparkContext.setLogLevel("ERROR")
+    jvm_pid = spark.sparkContext._gateway.proc.pid
     started = time.perf_counter()
+    jvm_cpu_start, python_cpu_start = _cpu_seconds(jvm_pid), _cpu_seconds()
     root = Path(folder)
     # what `churnguard features --engine spark` runs (it takes this session)
     result = features_job(
@@ -114,13 +124,14 @@ def step_spark(folder: str, cutoff: str, out: str, driver_memory: str) -> dict[s
                             user_attributes=str(root / "user_attributes.parquet")),
         out=out, definition=ChurnDefinition(), cutoffs=[cutoff])
     done = time.perf_counter()
+    cpu = _cpu_seconds(jvm_pid) - jvm_cpu_start + _cpu_seconds() - python_cpu_start
     rows = result.rows
-    jvm = _jvm_peak_mib(spark)
+    jvm = _peak_mib(jvm_pid)
     spark.stop()
-    python = peak_rss_mib()
+    python = _peak_mib()
     return {"seconds": done - start, "session_seconds": started - start,
-            "query_seconds": done - started, "rows": rows, "jvm_peak_mib": jvm,
-            "python_peak_mib": python, "peak_mib": jvm + python}
+            "query_seconds": done - started, "cpu_seconds": cpu, "rows": rows,
+            "jvm_peak_mib": jvm, "python_peak_mib": python, "peak_mib": jvm + python}
 
 
 def compare(duck_file: str, spark_dir: str) -> list[str]:
@@ -160,8 +171,8 @@ def _projection(spark_rate_per_core: float, duck_rate: float, duck_peak: float,
         "",
         "| where | cores | hours |",
         "|---|---|---|",
-        f"| DuckDB, this 2-core machine (if memory allowed) | 2 | "
-        f"{TARGET_EVENTS / duck_rate / 3600:.1f} |",
+        f"| DuckDB, one 2-core machine (if memory allowed) | 2 | "
+        f"{TARGET_EVENTS / (duck_rate * CORES) / 3600:.1f} |",
     ]
     for cores in CLUSTERS:
         rate = spark_rate_per_core * CLUSTER_EFFICIENCY * cores
@@ -189,6 +200,8 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=10_000_000)
     parser.add_argument("--driver-memory", default="3g")
     parser.add_argument("--no-write", action="store_true", help="print, do not touch RESULTS.md")
+    parser.add_argument("--note", default="", help="a sentence added under the table (e.g. why "
+                        "the run was scaled down)")
     parser.add_argument("--step", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.step:
@@ -198,6 +211,7 @@ def main() -> None:
         return
 
     t0 = time.perf_counter()
+    load_before = os.getloadavg()[0]
     store = generate(args.users, args.events)
     folder = export_parquet(store, args.users, args.events)
     print(f"data ready: {store}, {folder} ({time.perf_counter() - t0:.0f} s)", flush=True)
@@ -213,35 +227,47 @@ def main() -> None:
         print("spark", spark, flush=True)
         differ = compare(duck_out, spark_out)
     n = args.events
-    duck_rate, spark_rate = n / duck["seconds"], n / spark["query_seconds"]
+    # events per CPU-second: what a core does when the step has it; wall-clock shares of a
+    # machine seven engineers load say little
+    duck_rate, spark_rate = n / duck["cpu_seconds"], n / spark["cpu_seconds"]
     lines = [
         f"{args.users:,} customers, {n:,} events (bench_features.py's synthetic shop; the "
         f"Spark side reads them as Parquet in {BUCKETS} hash-of-user_id buckets); the training "
         f"snapshot (population, labels and every feature, {duck['rows']:,} rows) at "
-        f"{cutoff}. Each engine in a fresh process; the machine is shared by seven engineers' "
-        "work, so the times are noisy.",
+        f"{cutoff}. Each engine in a fresh process under `nice`; the machine is shared by "
+        f"seven engineers' work (load average {load_before:.1f} at the start, "
+        f"{os.getloadavg()[0]:.1f} at the end, on 2 cores), so the times are noisy.",
         "",
-        "| engine | total s | of which | peak memory MiB | events/s per core |",
-        "|---|---|---|---|---|",
+        "| engine | wall s | of which | CPU s | peak memory MiB | events per CPU-second |",
+        "|---|---|---|---|---|---|",
         f"| DuckDB (the store) | {duck['seconds']:.1f} | labels + features | "
-        f"{duck['peak_mib']:,.0f} (process RSS) | {duck_rate / CORES:,.0f} |",
+        f"{duck['cpu_seconds']:.1f} | {duck['peak_mib']:,.0f} (process) | {duck_rate:,.0f} |",
         f"| Spark local[{CORES}] | {spark['seconds']:.1f} | session start "
         f"{spark['session_seconds']:.1f}, job {spark['query_seconds']:.1f} | "
+        f"{spark['cpu_seconds']:.1f} (job) | "
         f"{spark['peak_mib']:,.0f} (JVM {spark['jvm_peak_mib']:,.0f} + Python "
-        f"{spark['python_peak_mib']:,.0f}; heap {args.driver_memory}) | "
-        f"{spark_rate / CORES:,.0f} (job only) |",
+        f"{spark['python_peak_mib']:,.0f}; heap {args.driver_memory}) | {spark_rate:,.0f} |",
+        "",
+        "Events per CPU-second is the events/s one core gives when the step has it to itself "
+        "(CPU time of the process, all threads; for Spark the driver JVM, which runs the "
+        "local executors, plus the Python driver); wall seconds here are mostly waiting for "
+        "the shared cores.",
         "",
         f"- Same result: {spark['rows']:,} Spark rows against {duck['rows']:,}; "
         + ("every column equal within 1e-9 relative." if not differ
            else f"columns that differ: {', '.join(differ)}."),
     ]
-    lines += _projection(spark_rate / CORES, duck_rate, duck["peak_mib"], n)
+    if args.note:
+        lines += ["", args.note]
+    lines += _projection(spark_rate, duck_rate, duck["peak_mib"], n)
     body = "\n".join(lines)
     print(body)
     if not args.no_write:
         command = "nice -n 10 python benchmarks/bench_spark.py"
         if (args.users, args.events) != (200_000, 10_000_000):
             command += f" --users {args.users} --events {args.events}"
+        if args.note:
+            command += " --note '...'"
         write_section("spark", body, command=command)
 
 
