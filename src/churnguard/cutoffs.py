@@ -183,23 +183,38 @@ def labels_known(cutoff: dt.datetime, horizon_days: int, last_event: dt.datetime
     return label_window_end(cutoff, horizon_days) <= last_event
 
 
-def label_window_end_sql(cutoff_sql: str, horizon_days: int) -> str:
-    """:func:`label_window_end` inside a DuckDB query, of the SQL expression ``cutoff_sql``
-    (the days are cast to an int here, so formatting them into the query is safe).
+# A whole number of days in each engine's SQL. Spark adds a day-time interval as exact
+# microseconds in a UTC session, which the Spark jobs require (churnguard.spark), so both engines
+# shift a naive UTC timestamp by days * 86 400 s.
+_DAYS_SQL = {"duckdb": "INTERVAL ({n}) DAY", "spark": "INTERVAL '{n}' DAY"}
+
+
+def _days_sql(days: int, engine: str) -> str:
+    if engine not in _DAYS_SQL:
+        raise ValueError(f"unknown SQL engine {engine!r}; known: {list(_DAYS_SQL)}")
+    return _DAYS_SQL[engine].format(n=int(days))
+
+
+def label_window_end_sql(cutoff_sql: str, horizon_days: int, engine: str = "duckdb") -> str:
+    """:func:`label_window_end` inside a DuckDB (or Spark SQL) query, of the SQL expression
+    ``cutoff_sql`` (the days are cast to an int here, so formatting them into the query is safe).
 
     >>> label_window_end_sql("c.cutoff", 90)
     'c.cutoff + INTERVAL (90) DAY'
+    >>> label_window_end_sql("c.cutoff", 90, "spark")
+    "c.cutoff + INTERVAL '90' DAY"
     """
-    return f"{cutoff_sql} + INTERVAL ({int(horizon_days)}) DAY"
+    return f"{cutoff_sql} + {_days_sql(horizon_days, engine)}"
 
 
-def lookback_start_sql(cutoff_sql: str, lookback_days: int) -> str:
-    """:func:`lookback_start` inside a DuckDB query (the days cast to an int, as above).
+def lookback_start_sql(cutoff_sql: str, lookback_days: int, engine: str = "duckdb") -> str:
+    """:func:`lookback_start` inside a DuckDB (or Spark SQL) query (the days cast to an int, as
+    above).
 
     >>> lookback_start_sql("c.cutoff", 365)
     'c.cutoff - INTERVAL (365) DAY'
     """
-    return f"{cutoff_sql} - INTERVAL ({int(lookback_days)}) DAY"
+    return f"{cutoff_sql} - {_days_sql(lookback_days, engine)}"
 
 
 def history_days(definition: ChurnDefinition) -> int:

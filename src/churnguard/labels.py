@@ -34,7 +34,7 @@ users.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -101,14 +101,26 @@ def _activity_list(definition: ChurnDefinition) -> str:
     return ", ".join("'" + t.replace("'", "''") + "'" for t in definition.activity)
 
 
-def _labels_sql(definition: ChurnDefinition, cutoffs_view: str) -> str:
-    seen_from = lookback_start_sql("c.cutoff", definition.lookback_days)
-    window_end = label_window_end_sql("c.cutoff", definition.horizon_days)
-    labels_end = label_window_end_sql("p.cutoff", definition.horizon_days)
+def _labels_sql(definition: ChurnDefinition, cutoffs_view: str, *, engine: str = "duckdb",
+                tables: Mapping[str, str] | None = None) -> str:
+    """The population-and-labels query, one definition for two engines: DuckDB (the store) and
+    Spark SQL (churnguard.spark, over a lake's tables). They differ only in how a number of
+    days is spelled (:func:`~churnguard.cutoffs.label_window_end_sql`); ``tables`` renames the
+    ``events`` and ``labels`` tables (Spark's temporary views).
+
+    >>> d = ChurnDefinition(lookback_days=30, horizon_days=30)
+    >>> "INTERVAL '30' DAY" in _labels_sql(d, "c", engine="spark", tables={"events": "ev"})
+    True
+    """
+    table = {"events": "events", "labels": "labels"} | dict(tables or {})
+    seen_from = lookback_start_sql("c.cutoff", definition.lookback_days, engine)
+    window_end = label_window_end_sql("c.cutoff", definition.horizon_days, engine)
+    labels_end = label_window_end_sql("p.cutoff", definition.horizon_days, engine)
     return f"""
     WITH c AS (SELECT DISTINCT cutoff FROM {cutoffs_view}),
-    bounds AS (SELECT max(ts) AS last_ts FROM events),
-    act AS (SELECT user_id, ts FROM events WHERE type IN ({_activity_list(definition)})),
+    bounds AS (SELECT max(ts) AS last_ts FROM {table['events']}),
+    act AS (SELECT user_id, ts FROM {table['events']}
+            WHERE type IN ({_activity_list(definition)})),
     pop AS (
         SELECT DISTINCT a.user_id, c.cutoff
         FROM act a JOIN c
@@ -128,7 +140,7 @@ def _labels_sql(definition: ChurnDefinition, cutoffs_view: str) -> str:
         LEFT JOIN active_after f ON f.user_id = p.user_id AND f.cutoff = p.cutoff
     ),
     supplied AS (
-        SELECT l.user_id, c.cutoff, l.churned FROM labels l JOIN c ON l.as_of = c.cutoff
+        SELECT l.user_id, c.cutoff, l.churned FROM {table['labels']} l JOIN c ON l.as_of = c.cutoff
     )
     SELECT coalesce(s.user_id, r.user_id) AS user_id,
            coalesce(s.cutoff, r.cutoff) AS cutoff,

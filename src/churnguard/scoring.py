@@ -64,7 +64,7 @@ def champion(store: Store, version: str | None = None) -> tuple[str, ChurnModel]
         raise ScoringError(str(exc)) from None
 
 
-def _check_horizon(store: Store, version: str, definition: ChurnDefinition) -> None:
+def check_horizon(store: Store, version: str, definition: ChurnDefinition) -> None:
     """A model predicts churn within the horizon it was trained for: scoring it for another
     is bad input, said before any work."""
     trained = trained_definition(get_model_version(store, version))
@@ -151,16 +151,26 @@ def _no_reasons(index: pd.Index) -> pd.DataFrame:
     return empty
 
 
-def _with_reasons(store: Store, model: ChurnModel, snapshot: Snapshot, lang: str) -> pd.DataFrame:
+def snapshot_reasons(model: ChurnModel, snapshot: Snapshot, lang: str,
+                     context: Callable[[pd.DataFrame], pd.DataFrame]) -> pd.DataFrame:
+    """The reasons of every snapshot row under ``model``: reason_1..3, reason_keys_1..3 and
+    review_topic, indexed like the snapshot (empty where the model gives no contributions).
+    ``context(population)``: the :func:`~churnguard.explain.reason_context` frame of the rows
+    (user_id, cutoff), from the store here, from a lake's events on Spark
+    (churnguard.spark.scoring): one way to explain, whichever engine computed the inputs."""
     try:
         contributions = model.explain(snapshot)
     except NotImplementedError:
         return _no_reasons(snapshot.index)
-    population = snapshot.index.to_frame(index=False)
-    context = reason_context(store, population)
-    why = reasons(contributions, model.explanation_values(snapshot), lang=lang, context=context)
-    why["review_topic"] = context["last_review_topic"].reindex(why.index).to_numpy()
+    details = context(snapshot.index.to_frame(index=False))
+    why = reasons(contributions, model.explanation_values(snapshot), lang=lang, context=details)
+    why["review_topic"] = details["last_review_topic"].reindex(why.index).to_numpy()
     return why
+
+
+def _with_reasons(store: Store, model: ChurnModel, snapshot: Snapshot, lang: str) -> pd.DataFrame:
+    return snapshot_reasons(model, snapshot, lang,
+                            lambda population: reason_context(store, population))
 
 
 def score_customers(store: Store, *, definition: ChurnDefinition, tiers: ScoringConfig,
@@ -179,7 +189,7 @@ def score_customers(store: Store, *, definition: ChurnDefinition, tiers: Scoring
     lang = lang or tiers.lang
     when = resolve_as_of(store, as_of)
     version, model = champion(store, version)
-    _check_horizon(store, version, definition)
+    check_horizon(store, version, definition)
     say(f"building features at {when:%Y-%m-%d}")
     snapshot, left_out = _snapshot(store, definition, when, version)
     for user, why in left_out.items():
@@ -266,7 +276,7 @@ def explain_customer(store: Store, user_id: str, *, definition: ChurnDefinition,
     lang = lang or tiers.lang
     when = resolve_as_of(store, as_of)
     version, model = champion(store, version)
-    _check_horizon(store, version, definition)
+    check_horizon(store, version, definition)
     population = population_and_labels(store, definition=definition, cutoffs=[when])
     mine = population[population["user_id"] == str(user_id)]
     if mine.empty:
@@ -294,5 +304,5 @@ def explain_customer(store: Store, user_id: str, *, definition: ChurnDefinition,
 
 
 __all__ = ["SCORE_COLUMNS", "CustomerExplanation", "ScoreResult", "ScoringError",
-           "champion", "explain_customer", "isolated_snapshot", "reasons_for", "risk_tiers",
-           "score_customers", "unscorable_customers"]
+           "champion", "check_horizon", "explain_customer", "isolated_snapshot", "reasons_for",
+           "risk_tiers", "score_customers", "snapshot_reasons", "unscorable_customers"]

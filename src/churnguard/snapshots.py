@@ -34,12 +34,13 @@ import pandas as pd
 import pyarrow as pa
 
 from churnguard.config import ChurnDefinition
-from churnguard.features import build_features
+from churnguard.features import FEATURES, build_features
+from churnguard.features.build import attribute_columns
 from churnguard.labels import population_and_labels
 from churnguard.sequences.cache import SequenceCache
 from churnguard.store import Store
 
-__all__ = ["Snapshot", "build_snapshot", "order_histories"]
+__all__ = ["Snapshot", "build_snapshot", "order_histories", "snapshot_table"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -191,3 +192,20 @@ def build_snapshot(
             "sequences": SequenceCache(store),
         },
     )
+
+
+def snapshot_table(store: Store, *, definition: ChurnDefinition,
+                   cutoffs: Sequence[object]) -> pd.DataFrame:
+    """The population at ``cutoffs`` as one table, as ``churnguard features`` writes it: user_id,
+    cutoff, churned (nullable boolean), label_source, then every registered feature and the
+    ``attr_`` columns, one row per (user_id, cutoff) sorted by them. The same columns as the
+    Spark job writes (:func:`churnguard.spark.build_snapshot_spark`): every feature, also those
+    this store's event types cannot support (0 or NaN there, as on Spark)."""
+    population = population_and_labels(store, definition=definition, cutoffs=cutoffs)
+    attributes = attribute_columns(store)
+    frame = build_features(store, population[["user_id", "cutoff"]], definition=definition,
+                           features=list(FEATURES) + [a.column for a in attributes],
+                           attributes=attributes)
+    frame.attrs = {}
+    labels = population.set_index(["user_id", "cutoff"])[["churned", "label_source"]]
+    return labels.reindex(frame.index).join(frame).reset_index()

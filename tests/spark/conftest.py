@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -38,6 +39,8 @@ def spark() -> Iterator[object]:
     if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
         _unavailable("Java is not installed (Spark needs Java 17+); on Debian: "
                      "apt-get install openjdk-17-jre-headless")
+    # mapInPandas (the Spark scoring job) runs Python workers: this interpreter, with churnguard
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     session = (
         SparkSession.builder.master("local[2]").appName("churnguard-tests")
         .config("spark.ui.enabled", "false")

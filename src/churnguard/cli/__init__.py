@@ -2,7 +2,7 @@
 
 One module per command group: ``base`` (the group and the options every command shares),
 ``data`` (init, simulate, ingest, churn preview, status), ``models`` (train, backtest, score,
-explain, report, models), ``behaviour`` (pretrain), ``campaigns`` (uplift, plan, deliver,
+explain, report, models), ``scale`` (features; score --engine spark), ``behaviour`` (pretrain), ``campaigns`` (uplift, plan, deliver,
 measure), ``customers`` (erase), ``monitor`` (monitor), ``service`` (serve), ``operate`` (run,
 cycles) and ``demo``. Each imports ``base`` and registers its commands on :data:`cli`; this module
 imports them all and maps failures to the exit codes in one place (:func:`main`).
@@ -29,6 +29,7 @@ from churnguard.cli import (  # noqa: F401
     models,
     monitor,
     operate,
+    scale,
     service,
 )
 from churnguard.cli.base import BadInput, cli, console

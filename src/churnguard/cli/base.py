@@ -114,6 +114,17 @@ def day_progress(label: str) -> Iterator[Callable[[int, int], None]]:
         yield update
 
 
+def file_option(value: str | None, name: str) -> Path | None:
+    """An option given as text, read as click.Path(dir_okay=False) reads a file option (the
+    same check and message): for options that are a file on one engine and a folder or URI on
+    another (``--out`` of ``score``)."""
+    if value is None:
+        return None
+    ctx = click.get_current_context()
+    param = next(p for p in ctx.command.params if p.name == name)
+    return click.Path(dir_okay=False, path_type=Path).convert(value, param, ctx)
+
+
 @contextmanager
 def stage_spinner(label: str) -> Iterator[Callable[[str], None]]:
     """A spinner whose text follows the stage messages of a long operation."""

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from churnguard.cli.base import (
     BadInput,
+    file_option,
     churn_definition,
     cli,
     console,
@@ -25,6 +26,7 @@ from churnguard.cli.base import (
     stage_spinner,
     write_table,
 )
+from churnguard.cli.scale import engine_options, refuse_lake_options, score_on_spark
 from churnguard.durations import parse_date
 from churnguard.project import Project
 from churnguard.report.formatting import probability
@@ -203,26 +205,42 @@ def backtest(horizon: int | None, test_cutoff: dt.date | None, train_cutoffs: st
 @cli.command()
 @click.option("--as-of", default=None, callback=date_callback,
               help="Score as of this date (default: just after the last event).")
-@click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write the scores to FILE.csv or FILE.parquet.")
+@click.option("--out", "out", default=None, metavar="PATH",
+              help="Write the scores to FILE.csv or FILE.parquet (with --engine spark: a "
+                   "Parquet folder, a local path or a URI such as s3a://bucket/scores/).")
 @click.option("--lang", type=click.Choice(["en", "zh"]), default=None,
               help="Language of the reasons (default: scoring.lang in churnguard.toml).")
+@engine_options
 @definition_options
 @project_option
-def score(as_of: dt.date | None, out_path: Path | None, lang: str | None, activity: str | None,
-          lookback: int | None, horizon: int | None, project_dir: Path | None) -> None:
+def score(as_of: dt.date | None, out: str | None, lang: str | None, engine: str | None,
+          activity: str | None, lookback: int | None, horizon: int | None,
+          project_dir: Path | None, **lake: str | None) -> None:
     """Score every customer in the population with the champion model, with three reasons each.
 
     Columns: user_id, p_churn (calibrated probability of churning within the horizon),
     risk_tier (high/medium/low by scoring.high and scoring.medium), reason_1..reason_3,
     model_version. The scores are also kept in the store.
+
+    With --engine spark the customers' events are read from --events (a lake's Parquet files
+    or table) and scored on Apache Spark with the same champion, features and reasons; the
+    scores go to the --out Parquet folder only (docs/scale.md).
     """
     from churnguard.scoring import score_customers
 
+    if engine != "spark":
+        refuse_lake_options(lake)
+    out_path = None if engine == "spark" else file_option(out, "out")
     if out_path is not None and out_path.suffix.lower() not in (".csv", ".parquet"):
         raise BadInput(f"--out {out_path}: write .csv or .parquet")
     project = load_project(project_dir)
     told = any(v is not None for v in (activity, lookback, horizon))
+    if engine == "spark":
+        score_on_spark(project=project, as_of=as_of, out=out, lang=lang, **lake,
+                       definition_of=lambda store: (
+                           churn_definition(project, activity, lookback, horizon) if told
+                           else champions_definition(store, project)))
+        return
     with project.open_store() as store, stage_spinner("Scoring") as update:
         definition = (churn_definition(project, activity, lookback, horizon) if told
                       else champions_definition(store, project))

@@ -4,11 +4,13 @@ last review, the last order, the oldest open ticket), so that sentences can name
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 import pandas as pd
 
 from churnguard.explain.topics import NO_TOPIC, TOPIC_KEYWORDS
 from churnguard.features.build import _population_table
+from churnguard.features.registry import ENGINES, FORMS
 from churnguard.store import Store
 
 
@@ -20,17 +22,43 @@ CONTEXT_COLUMNS = ("last_review_at", "last_review_rating", "last_review_topic", 
                    "days_since_order")
 
 
-def _topic_sql(column: str) -> str:
+class _Forms:
+    """The registry's engine forms (features/registry.toml ``[forms]``) for one engine: the
+    context query is written once and generated for DuckDB and Spark SQL, like the features."""
+
+    def __init__(self, engine: str) -> None:
+        if engine not in ENGINES:
+            raise ValueError(f"unknown SQL engine {engine!r}; known: {list(ENGINES)}")
+        self.engine = engine
+
+    def __call__(self, name: str, **args: str) -> str:
+        return FORMS[name].render(self.engine, **args)
+
+
+def _topic_sql(column: str, form: _Forms) -> str:
+    start, end = form("word_start"), form("word_end")
     cases = []
     for topic, words in TOPIC_KEYWORDS.items():
-        en = "|".join(r"\b" + re.escape(w).replace(r"\ ", " ") + r"\b" for w in words["en"])
+        en = "|".join(start + re.escape(w).replace(r"\ ", " ") + end for w in words["en"])
         zh = "|".join(re.escape(w) for w in words["zh"])
-        pattern = f"(?i)({en}|{zh})".replace("'", "''")
-        cases.append(f"WHEN regexp_matches({column}, '{pattern}') THEN '{topic}'")
+        pattern = f"(?i)({en}|{zh})"
+        if form.engine == "spark" and "\\" in pattern:
+            # Spark's string literals read a backslash as an escape; the keywords need none
+            raise ValueError(f"a topic keyword needs a backslash in its pattern: {pattern!r}")
+        literal = "'" + pattern.replace("'", "''") + "'"
+        cases.append(f"WHEN {form('matches', x=column, p=literal)} THEN '{topic}'")
     return f"CASE WHEN {column} IS NULL THEN '{NO_TOPIC}' {' '.join(cases)} ELSE '{NO_TOPIC}' END"
 
 
-def _context_query(pop_view: str) -> str:
+def _context_query(pop_view: str, *, engine: str = "duckdb",
+                   tables: Mapping[str, str] | None = None) -> str:
+    """The reason-context query over ``pop_view`` (user_id, cutoff): DuckDB over the store, or
+    Spark SQL over a lake's events (``tables``: {"events": view name})."""
+    form = _Forms(engine)
+    events = dict(tables or {}).get("events", "events")
+    review = form("last_row", x=form("row3", a="ts", b="rating", c="text"),
+                  k="rating IS NOT NULL, ts, event_id")
+    day = form("utc_day", x="ts")
     # Tickets follow the same rule as the tickets_unresolved feature (features/sql.py): a
     # resolution with the ticket's session id closes it; resolutions without a session id close
     # the oldest still-open tickets first.
@@ -38,22 +66,21 @@ def _context_query(pop_view: str) -> str:
     WITH pop AS (SELECT DISTINCT user_id, cutoff FROM {pop_view}),
     ev AS (
         SELECT p.user_id, p.cutoff, e.ts, e.type, e.rating, e.text, e.session_id, e.event_id
-        FROM events e JOIN pop p ON e.user_id = p.user_id AND e.ts < p.cutoff
+        FROM {events} e JOIN pop p ON e.user_id = p.user_id AND e.ts < p.cutoff
         WHERE e.type IN ('order', 'review', 'support_ticket', 'ticket_resolved')),
     review AS (
         -- the latest rated review (as review_rating_last), else the latest review; one row's
         -- values together, ties on ts broken by event_id
         SELECT user_id, cutoff,
-               arg_max({{'ts': ts, 'rating': rating, 'text': text}},
-                       (rating IS NOT NULL, ts, event_id)) AS r
+               {review} AS r
         FROM ev WHERE type = 'review' GROUP BY user_id, cutoff),
     orders AS (
         -- gaps between order *days*, as the order_gap_mean_days feature (features/sql.py)
         SELECT user_id, cutoff, max(ts) AS last_order_at,
-               count(DISTINCT date_trunc('day', ts)) AS order_days,
-               date_diff('day', min(date_trunc('day', ts)), max(date_trunc('day', ts)))
+               count(DISTINCT {day}) AS order_days,
+               {form('day_gap', a=f'min({day})', b=f'max({day})')}
                    AS order_span_days,
-               (epoch_us(cutoff) - epoch_us(max(ts))) / 86400e6 AS days_since_order
+               ({form('epoch_us', x='cutoff')} - {form('epoch_us', x='max(ts)')}) / {form('real', x='86400e6')} AS days_since_order
         FROM ev WHERE type = 'order' GROUP BY user_id, cutoff),
     tickets AS (SELECT * FROM ev WHERE type IN ('support_ticket', 'ticket_resolved')),
     open_by_id AS (
@@ -74,7 +101,7 @@ def _context_query(pop_view: str) -> str:
     SELECT p.user_id, p.cutoff,
            rv.r.ts AS last_review_at,
            rv.r.rating::DOUBLE AS last_review_rating,
-           CASE WHEN rv.r IS NOT NULL THEN {_topic_sql('rv.r.text')} END AS last_review_topic,
+           CASE WHEN rv.r IS NOT NULL THEN {_topic_sql('rv.r.text', form)} END AS last_review_topic,
            o.last_order_at,
            t.oldest_open_ticket_at,
            o.order_days::DOUBLE AS order_days,
