@@ -3,8 +3,8 @@
 One simulated shop (ingested into a project, a GBDT champion trained on it, its tables exported
 to Parquet as a lake would hold them) is featurised and scored by both engines through the
 command line: the scores must equal the DuckDB path's to 1e-9 with the same risk tiers and
-reason sentences (and so must `score --engine duckdb` over the same lake, a cheap third leg), and the training snapshots (population, labels, supplied labels, every
-feature) must be equal. The commands run in this process on the folder's local[2] session (they
+reason sentences (and so must `score --engine duckdb` over the same lake, a cheap third leg),
+and the training snapshots (population, labels, supplied labels, every feature) must be equal. The commands run in this process on the folder's local[2] session (they
 take the active session), once per module: each Spark job costs tens of seconds on two cores, so
 the snapshot comparison is in the slow set (the labels are compared in the default set by
 test_spark_labels.py, every feature by test_spark_features.py).
