@@ -100,7 +100,7 @@ def test_scores_from_the_lake_equal_the_stores_with_the_same_reasons(shop: dict)
     root, base = shop["root"], shop["project"]
     _ok(["score", *base, "--out", str(root / "store_scores.parquet")])
     with shop["open"](read_only=True) as store:
-        kept = store.con.execute("SELECT count(*) FROM scores").fetchall()[0][0]
+        kept = store.con.execute("SELECT count(*), max(scored_at) FROM scores").fetchall()
     text = _ok(["score", *base, "--engine", "duckdb", *_lake(shop["paths"]),
                 "--out", str(root / "lake_scores.parquet")])
     store = pd.read_parquet(root / "store_scores.parquet")
@@ -117,9 +117,10 @@ def test_scores_from_the_lake_equal_the_stores_with_the_same_reasons(shop: dict)
     assert (store["reason_1"] != "").mean() > 0.5 and store["reason_1"].str.contains(r"\d").any()
     assert set(lake["model_version"]) == {shop["version"]}
     assert f"Scored {len(store):,} customers" in text and "written to" in text
-    # a lake's scores are not kept in the project's store
+    # a lake's scores are not kept in the project's store (nor rewritten there)
     with shop["open"](read_only=True) as store_after:
-        assert store_after.con.execute("SELECT count(*) FROM scores").fetchall()[0][0] == kept
+        assert store_after.con.execute("SELECT count(*), max(scored_at) FROM scores"
+                                       ).fetchall() == kept
 
 
 def test_features_from_the_lake_equal_the_stores(shop: dict) -> None:
@@ -142,12 +143,20 @@ def test_features_from_the_lake_equal_the_stores(shop: dict) -> None:
     assert f"{len(store):,} rows" in text
 
 
-def test_features_from_the_lake_default_to_just_after_its_last_event(shop: dict) -> None:
+def test_features_from_a_part_of_the_lake_are_its_own(shop: dict) -> None:
+    # one file of the events: the population is that file's customers, at the midnight after
+    # the lake's last event (as the store's default cutoff is after the store's)
     root, base = shop["root"], shop["project"]
-    _ok(["features", *base, "--engine", "duckdb", "--events", shop["paths"]["events"],
-         "--out", str(root / "lake_default.parquet")])
-    cutoffs = pd.read_parquet(root / "lake_default.parquet")["cutoff"].unique()
-    assert list(cutoffs) == [shop["last"].normalize() + pd.Timedelta(days=1)]
+    part = str(Path(shop["paths"]["events_folder"]) / "part-1.parquet")
+    _ok(["features", *base, "--out", str(root / "store_default.parquet")])
+    _ok(["features", *base, "--engine", "duckdb", "--events", part,
+         "--out", str(root / "lake_part.parquet")])
+    store = pd.read_parquet(root / "store_default.parquet")
+    lake = pd.read_parquet(root / "lake_part.parquet")
+    mine = set(pd.read_parquet(part, columns=["user_id"])["user_id"])
+    assert list(lake["cutoff"].unique()) == [shop["last"].normalize() + pd.Timedelta(days=1)]
+    assert 0 < len(lake) < len(store)
+    assert lake["user_id"].tolist() == store.loc[store["user_id"].isin(mine), "user_id"].tolist()
 
 
 def test_table_names_and_remote_uris_are_refused_for_duckdb(shop: dict, tmp_path: Path,
