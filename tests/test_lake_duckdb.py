@@ -190,3 +190,19 @@ def test_the_lake_needs_events_and_an_out_file(shop: dict, tmp_path: Path) -> No
     code, text = _run(["features", *base, "--events", shop["paths"]["users"],
                        "--out", str(tmp_path / "f.csv")])
     assert code == 2 and "the events need columns" in text and "missing: ['event_id'" in text
+
+
+def test_a_model_that_reads_event_sequences_is_refused_for_a_lake(shop: dict,
+                                                                   tmp_path: Path) -> None:
+    from churnguard.models.behaviour.model import BehaviourChurnModel
+    from churnguard.registry import CHAMPION, register_model, set_alias
+
+    project, _ = init_project(tmp_path / "p")
+    with project.open_store() as store:
+        version = register_model(store, BehaviourChurnModel(), name="behaviour", config={},
+                                 data_window={}, metrics={}, features=["orders_total"])
+        set_alias(store, CHAMPION, version, reason="test")
+    code, text = _run(["score", "--project", str(project.root), "--events",
+                       shop["paths"]["events"], "--out", str(tmp_path / "s.csv")])
+    assert code == 2, text
+    assert f"{version} is a behaviour model: it reads customers' event sequences" in text

@@ -170,11 +170,10 @@ def lake_store(tables: LakeTables) -> Iterator[Store]:
             yield store
 
 
-def _copy_champion(project: Store, lake: Store, version: str | None = None) -> str:
-    """The project's champion (or ``version``) registered in the lake's store as its champion,
-    with its settings, features and artifact, byte for byte; refused for a model that reads
-    event sequences (their encoders and caches are the project's), as on Spark."""
-    version, model = champion(project, version)
+def _project_champion(project: Store) -> str:
+    """The project's champion, refused for a model that reads event sequences (their encoders
+    and caches are the project's), as on Spark; asked before the lake is read."""
+    version, model = champion(project)
     if reads_sequences(model):
         raise LakeError(
             f"{version} is a {model.name} model: it reads customers' event sequences and the "
@@ -182,10 +181,15 @@ def _copy_champion(project: Store, lake: Store, version: str | None = None) -> s
             "score` on the store (ingest the files), or make a model on features and order "
             "histories (gbdt, btyd, recency, or an ensemble of them) the champion",
             code="lake_model")
+    return version
+
+
+def _copy_model(project: Store, lake: Store, version: str) -> None:
+    """Register ``version`` in the lake's store as its champion: the registry's row (settings,
+    features, artifact byte for byte)."""
     row = project.con.execute("SELECT * FROM models WHERE version = ?", [version]).fetchall()
     lake.con.execute(f"INSERT INTO models VALUES ({', '.join('?' * len(row[0]))})", list(row[0]))
     set_alias(lake, CHAMPION, version, reason="copied from the project for a lake's scores")
-    return version
 
 
 def score_from_lake(project: Store, tables: LakeTables, *, definition: ChurnDefinition,
@@ -195,9 +199,10 @@ def score_from_lake(project: Store, tables: LakeTables, *, definition: ChurnDefi
     project's champion, reasons included: :func:`churnguard.scoring.score_customers` on the
     lake's store. Nothing is written to the project's store."""
     say = progress or (lambda message: None)
+    version = _project_champion(project)
     say("reading the lake")
     with lake_store(tables) as lake:
-        version = _copy_champion(project, lake)
+        _copy_model(project, lake, version)
         return score_customers(lake, definition=definition, tiers=tiers, as_of=as_of,
                                lang=lang, version=version, save=False, progress=say)
 
