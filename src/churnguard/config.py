@@ -361,9 +361,9 @@ class VoiceConfig(_Section):
     # Clusters per script path (Chinese, other): more than the topics a shop has, since texts
     # group by topic, sentiment and kind (praise and complaints of each topic, tickets).
     clusters: int = Field(12, ge=2, le=200)
-    # A text further from its nearest centroid than this share of the texts the codebook was
-    # fitted on is from its own centroid abstains (no topic).
-    abstain_quantile: float = Field(0.01, ge=0, lt=0.5)
+    # A text whose cosine to its nearest centroid is below Q1 - abstain_iqr x IQR of the fitting
+    # texts' cosines to their own centroids (Tukey's fence) abstains: no topic.
+    abstain_iqr: float = Field(1.5, ge=0)
     seed: int = 0
     # Names of topics by key (e.g. zh03 = "物流慢"); unnamed topics show their keyphrases. Two
     # keys with the same name are one topic.

@@ -14,8 +14,13 @@ cluster and rare in the others), words from jieba's segmentation for Chinese (tw
 characters) and lower-case words without stop words for English.
 
 Assigning (:meth:`Codebook.assign`): a text takes its nearest centroid of its path by cosine,
-unless its cosine is below the path's floor: the ``abstain_quantile`` quantile of the fitting
-texts' cosines to their own centroids, set from the texts alone (no labels). A text with no
+unless its cosine is below the path's floor, set from the fitting texts alone (no labels):
+Tukey's lower fence Q1 − ``abstain_iqr`` × IQR of their cosines to their own centroids (1.5, the
+textbook outlier rule). Not a low quantile of those cosines: texts phrased in words the fitting
+texts never used sit systematically further from the centroids than the fitting texts do, so a
+1% quantile abstained on 13–15% of the simulator's unseen phrasings in Chinese (while costing
+almost no F1 when not abstaining: the nearest centroid was right for them). The fence abstains
+on 5–8% of those and on off-topic remarks ("今天天气真好", "my cat is cute"). A text with no
 known term (a zero vector) always abstains. The codebook is stored (table ``topic_codebooks``):
 the same text gets the same topic on every run, whatever else was written since.
 
@@ -28,7 +33,7 @@ so the name a person gave it), unmatched ones get new keys, old ones left unmatc
 >>> vectors = np.eye(4, dtype=np.float32).repeat(5, axis=0) + 0.1 * rng.random((20, 4))
 >>> texts = [f"{t} {i}" for t in ("late parcel", "it broke", "too pricey", "rude agent")
 ...          for i in range(5)]
->>> book = fit_codebook(texts, vectors, clusters=4, abstain_quantile=0.0)
+>>> book = fit_codebook(texts, vectors, clusters=4)
 >>> topics, _ = book.assign(vectors, ["en"] * 20)
 >>> [book.label(t) for t in topics[::5]]
 ['late / parcel', 'broke', 'pricey', 'agent / rude']
@@ -195,11 +200,12 @@ def _kmeans(x: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def fit_codebook(texts: Sequence[str], vectors: np.ndarray, *, clusters: int = 12,
-                 abstain_quantile: float = 0.01, seed: int = 0,
+                 abstain_iqr: float | None = 1.5, seed: int = 0,
                  encoder_key: str = "") -> Codebook:
     """Fit on distinct ``texts`` with their ``vectors`` (rows in the same order): per script
     path ``clusters`` centroids (fewer when the path has fewer than
-    :data:`MIN_TEXTS_PER_CLUSTER` texts per cluster), keyed by path and rank of size."""
+    :data:`MIN_TEXTS_PER_CLUSTER` texts per cluster), keyed by path and rank of size.
+    ``abstain_iqr`` None: no floor (only zero vectors abstain)."""
     texts = list(texts)
     order = np.argsort(np.asarray(texts, dtype=object), kind="stable")  # input order is moot
     texts = [texts[i] for i in order]
@@ -214,8 +220,8 @@ def fit_codebook(texts: Sequence[str], vectors: np.ndarray, *, clusters: int = 1
         centroids, labels = _kmeans(x[rows], k, seed) if k > 1 else (
             _unit(x[rows].mean(axis=0, keepdims=True)), np.zeros(rows.size, dtype=np.int64))
         own = (x[rows] * centroids[labels]).sum(axis=1)
-        floors[path] = float(np.quantile(own, abstain_quantile)) if abstain_quantile > 0 \
-            else -1.0
+        q1, q3 = np.quantile(own, [0.25, 0.75])
+        floors[path] = -1.0 if abstain_iqr is None else float(q1 - abstain_iqr * (q3 - q1))
         counts = np.bincount(labels, minlength=k)
         phr = keyphrases_of([[w for i in np.flatnonzero(labels == c)
                               for w in words(texts[rows[i]], path)] for c in range(k)])

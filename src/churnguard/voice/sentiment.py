@@ -227,11 +227,11 @@ def fit_sentiment(texts: Sequence[str | None], ratings: Sequence[float | None], 
     texts = ["" if t is None else str(t) for t in texts]
     labels = rated_labels(ratings)
     language = route_language(texts)
+    written = np.array([bool(t.strip()) for t in texts], dtype=bool)
     out = {}
     vectors = None
     for lang in LANGUAGES:
-        rows = np.flatnonzero((language == lang) & (labels >= 0) & np.array([bool(t.strip())
-                                                                            for t in texts]))
+        rows = np.flatnonzero((language == lang) & (labels >= 0) & written)
         y = labels[rows]
         smaller = int(min(y.sum(), len(y) - y.sum())) if len(y) else 0
         if len(rows) < min_rated or smaller < MIN_CLASS_SHARE * min_rated \

@@ -77,7 +77,7 @@ def _fit(store: Store, config: ProjectConfig, encoder: TextEncoder) -> Codebook:
                               code="no_texts")
     v = config.voice
     return fit_codebook(texts, encoder.encode(texts), clusters=v.clusters,
-                        abstain_quantile=v.abstain_quantile, seed=v.seed,
+                        abstain_iqr=v.abstain_iqr, seed=v.seed,
                         encoder_key=encoder.key)
 
 
