@@ -87,8 +87,11 @@ def test_tickets_read_as_complaints(composed, learned):
 def test_fallback_when_few_rated_reviews_and_source_shown(composed, reviews):
     train, held = reviews
     zh = route_language(composed.texts) == "zh"
-    # All English reviews, but only 40 Chinese ones: Chinese falls back to snownlp.
-    idx = np.flatnonzero(train & (~zh | (np.cumsum(train & zh) <= 40)))
+    # All English reviews, but only 40 Chinese ones (of both sentiments): Chinese falls back.
+    chinese = np.flatnonzero(train & zh)
+    idx = np.sort(np.concatenate([np.flatnonzero(train & ~zh),
+                                  chinese[::chinese.size // 40][:40]]))
+    assert set(composed.sentiment[idx][zh[idx]]) == {"positive", "negative"}
     model = fit_sentiment([composed.texts[i] for i in idx], _stars(composed.sentiment[idx]),
                           min_rated=200)
     assert model.sources() == {"zh": "snownlp (40 rated reviews, fewer than 200)",
@@ -111,7 +114,8 @@ def test_one_sided_ratings_fall_back(composed):
     # Enough reviews but almost all positive: nothing to learn complaints from.
     en = [t for t, k, s in zip(composed.texts, composed.kind, composed.sentiment)
           if k == "review" and s == "positive" and route_language([t])[0] == "en"]
-    model = fit_sentiment(en[:300] + ["awful"] * 3, [5] * 300 + [1] * 3, min_rated=200)
+    model = fit_sentiment(en[:300] + [f"awful {i}" for i in range(10)], [5] * 300 + [1] * 10,
+                          min_rated=200)
     assert model.sources()["en"].startswith("vader")
 
 
