@@ -54,7 +54,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import churnguard  # noqa: E402, F401  (before torch: OMP_WAIT_POLICY)
-from bench_text_languages import load_texts, splits_of  # noqa: E402
+from bench_text_languages import _cached, load_texts, splits_of  # noqa: E402
 from results import DATA, mean_std, write_section  # noqa: E402
 
 LANGS = ("zh", "en", "mixed")
@@ -85,15 +85,15 @@ class _Known:
         return self._vectors[[self._row[t] for t in texts]]
 
 
-def _encoders(texts, train_texts, fixed: dict):  # -> dict[str, _Known]
+def _encoders(texts, train_texts, fixed: dict, folder: Path):  # -> dict[str, _Known]
     """USE and MiniLM vectors of all texts are computed once (``fixed``); the bilingual
     representation refits its Chinese encoder on each split's training texts."""
     from churnguard.text.bilingual import TextEncoder, fit_text_encoder
     from churnguard.text.minilm import encode_texts
 
-    if not fixed:
-        fixed["use"] = TextEncoder(use=True).encode(texts)
-        fixed["minilm"] = encode_texts(texts)
+    if not fixed:  # kept under benchmarks/.data for reruns (keyed by the texts)
+        fixed["use"], _ = _cached(folder, "use384", texts, TextEncoder(use=True).encode)
+        fixed["minilm"], _ = _cached(folder, "minilm", texts, encode_texts)
     encoder = fit_text_encoder(train_texts)
     bilingual = fixed["minilm"].copy()
     zh = encoder.chinese(texts)
@@ -158,6 +158,7 @@ def simulator(*, users: int, days: int, seed: int, splits: list[int]) -> dict:
     route = route_language(texts)
     v = VoiceConfig()
     fixed: dict = {}
+    folder = DATA / f"text_languages_{users}_{days}_{seed}"
     topic_f1, abstain, same, senti, sizes = {}, {}, True, {}, {}
     fallback_p = {lang: LanguageSentiment(lang, 0, 1).p_negative(
         [t for t, r in zip(texts, route) if r == lang]) for lang in ("zh", "en")}
@@ -165,7 +166,7 @@ def simulator(*, users: int, days: int, seed: int, splits: list[int]) -> dict:
         for mode, (train, held) in splits_of(frame, split).items():
             sizes.setdefault(mode, []).append(int(held.sum()))
             train_texts = [t for t, k in zip(texts, train) if k]
-            for name, encoder in _encoders(texts, train_texts, fixed).items():
+            for name, encoder in _encoders(texts, train_texts, fixed, folder).items():
                 vectors = encoder.encode(texts)
                 tr = np.flatnonzero(train)
                 book = fit_codebook([texts[i] for i in tr], vectors[tr], clusters=v.clusters,

@@ -103,19 +103,24 @@ def test_abstains_far_from_every_centroid(small):
 
 @pytest.mark.slow
 def test_refit_maps_old_topics_to_new(composed, use_vectors):
-    # Two codebooks on two disjoint halves of the texts: the refit's topics, rekeyed through the
-    # mapping, give most held-out texts the key they had (measured 0.9+; with the new codebook's
-    # own keys, a few percent).
+    # Two codebooks on two disjoint halves of the texts. A person named the old topics; after
+    # the refit, a new topic matched to an old one keeps its key and so its name. Measured on
+    # held-out texts: the name a text gets agrees with the one it had for 0.87 of them (0.22
+    # with the new codebook's own keys); the keys themselves agree for 0.62 (clusters of a
+    # second fit split the groups a little differently), and 23 of 24 topics are matched.
     seen = np.flatnonzero(composed.seen)
     a, b = seen[::2], seen[1::2]
     old = fit_codebook([composed.texts[i] for i in a], use_vectors[a], clusters=12, seed=0)
     new = fit_codebook([composed.texts[i] for i in b], use_vectors[b], clusters=12, seed=1)
     rekeyed, mapping = map_topics(old, new)
+    names = _names(old, composed, use_vectors, a)
     held = np.flatnonzero(composed.unseen)
     before, _ = _assign(old, composed, use_vectors, held)
     after, _ = _assign(rekeyed, composed, use_vectors, held)
-    both = np.array([x is not None and y is not None for x, y in zip(before, after)])
-    assert (before[both] == after[both]).mean() >= 0.85
+    named = [(names[x], names[y]) for x, y in zip(before, after) if x in names and y in names]
+    assert len(named) >= 0.8 * len(held)
+    assert np.mean([x == y for x, y in named]) >= 0.8
+    assert sum(v is not None for v in mapping.values()) >= 0.8 * len(old.keys)
     assert sorted(k for k in mapping.values() if k) == sorted(set(rekeyed.keys) & set(old.keys))
     # Keys are unique, and a new topic without a counterpart gets a number not used before.
     assert len(set(rekeyed.keys)) == len(rekeyed.keys)
