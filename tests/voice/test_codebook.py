@@ -138,7 +138,7 @@ def test_keyphrases_name_topics_and_names_are_editable(small):
 
 
 def test_stored_codebook_is_reused_stale_refused_refit_recorded(composed, tmp_path):
-    rows = np.flatnonzero(composed.seen)[::8]
+    rows = np.flatnonzero(composed.seen)[::16]
     texts = [composed.texts[i] for i in rows]
     config = ProjectConfig.model_validate({"voice": {"clusters": 6}})
     with Store.open(tmp_path / "churnguard.duckdb", threads=1) as store:
@@ -147,7 +147,7 @@ def test_stored_codebook_is_reused_stale_refused_refit_recorded(composed, tmp_pa
         assert refit is not None and refit.previous_id is None
         first = voice_texts(store, config)
         # New texts after the fit do not change the codebook or any earlier text's topic.
-        more = [composed.texts[i] for i in np.flatnonzero(composed.unseen)[::8]]
+        more = [composed.texts[i] for i in np.flatnonzero(composed.unseen)[::16]]
         insert_texts(store, more, start=len(texts))
         again, refit = shop_codebook(store, config)
         assert refit is None and again.codebook_id == book.codebook_id
