@@ -194,16 +194,19 @@ class SentimentModel:
         """Where each language's sentiment comes from (shown beside every figure)."""
         return {lang: s.source for lang, s in self.languages.items()}
 
-    def predict(self, texts: Sequence[str | None]) -> pd.DataFrame:
+    def predict(self, texts: Sequence[str | None],
+                vectors: np.ndarray | None = None) -> pd.DataFrame:
         """Per text: ``language`` (zh/en by script), ``p_negative``, ``sentiment`` (negative
-        when p_negative ≥ 0.5) and ``source``."""
+        when p_negative ≥ 0.5) and ``source``. ``vectors``: the texts' vectors by
+        :attr:`encoder`, when the caller has them already."""
         texts = ["" if t is None else str(t) for t in texts]
         language = route_language(texts)
         p = np.zeros(len(texts))
         source = np.empty(len(texts), dtype=object)
         learned = np.isin(language, [lang for lang, m in self.languages.items() if m.learned])
-        vectors = None
-        if self.encoder is not None and learned.any():
+        if self.encoder is None:
+            vectors = None
+        elif vectors is None and learned.any():
             vectors = self.encoder.encode(texts)  # one call: repeated texts encoded once
         for lang, model in self.languages.items():
             at = np.flatnonzero(language == lang)

@@ -125,10 +125,10 @@ def voice_texts(store: Store, config: ProjectConfig, *, start: dt.datetime | Non
         "SELECT event_id, user_id, ts, type, text, rating FROM events WHERE "
         + " AND ".join(where) + " ORDER BY ts, event_id", params).df()
     book, _ = shop_codebook(store, config)
-    sentiment = shop_sentiment(store, config).predict(frame["text"].tolist())
-    encoder = shop_text_encoder(store, config.text.encoder)
-    topics, sims = book.assign(encoder.encode(frame["text"].tolist()),
-                               route_language(frame["text"].tolist()))
+    texts = frame["text"].tolist()
+    vectors = shop_text_encoder(store, config.text.encoder).encode(texts)
+    sentiment = shop_sentiment(store, config).predict(texts, vectors)
+    topics, sims = book.assign(vectors, route_language(texts))
     names = config.voice.topic_names
     return frame.assign(
         language=sentiment["language"].to_numpy(), p_negative=sentiment["p_negative"].to_numpy(),
