@@ -342,6 +342,37 @@ class MonitorConfig(_Section):
     label_min_customers: int = Field(200, ge=10)
 
 
+# -- [text] and [voice] (issue 20 items 1-3; docs/voice.md) ---------------------------------------
+class TextConfig(_Section):
+    """How texts become vectors for the voice of the customer (topics)."""
+
+    # "use": the multilingual Universal Sentence Encoder for every text (one space for Chinese
+    # and English); "bilingual": MiniLM for English, the shop's character n-gram encoder for
+    # Chinese. "use" by measurement (RESULTS.md "voice"): better topics on unseen phrasings
+    # in Chinese and mixed texts, fast enough (>= 500 texts/s on the Chinese path). The event
+    # tokens (sequence caches) keep the store's recorded encoder: docs/voice.md.
+    encoder: Literal["use", "bilingual"] = "use"
+
+
+class VoiceConfig(_Section):
+    """Sentiment learned from the shop's rated reviews, and the topic codebook."""
+
+    # Fewer rated (1-2 or 4-5 star) reviews of a language, or fewer than a quarter of it in the
+    # smaller class: that language's sentiment comes from the packaged fallback (snownlp for
+    # Chinese, VADER for English) instead of being learned.
+    min_rated_reviews: int = Field(200, ge=20)
+    # Clusters per script path (Chinese, other): more than the topics a shop has, since texts
+    # group by topic, sentiment and kind (praise and complaints of each topic, tickets).
+    clusters: int = Field(12, ge=2, le=200)
+    # A text whose cosine to its nearest centroid is below Q1 - abstain_iqr x IQR of the fitting
+    # texts' cosines to their own centroids (Tukey's fence) abstains: no topic.
+    abstain_iqr: float = Field(1.5, ge=0)
+    seed: int = 0
+    # Names of topics by key (e.g. zh03 = "物流慢"); unnamed topics show their keyphrases. Two
+    # keys with the same name are one topic.
+    topic_names: dict[str, str] = {}
+
+
 class ProjectConfig(_Section):
     churn: ChurnDefinition = ChurnDefinition()
     ingest: IngestConfig = IngestConfig()
@@ -353,6 +384,8 @@ class ProjectConfig(_Section):
     gate: GateConfig = GateConfig()
     operate: OperateConfig = OperateConfig()
     monitor: MonitorConfig = MonitorConfig()
+    text: TextConfig = TextConfig()
+    voice: VoiceConfig = VoiceConfig()
 
     @model_validator(mode="after")
     def _simulated_calendar(self) -> ProjectConfig:

@@ -79,6 +79,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         description="the shop's fitted text encoders (Chinese character n-gram TF-IDF + SVD)",
         sql=_migration_sql("0010_text_encoders.sql"),
     ),
+    Migration(
+        version=15,
+        description="the topic codebooks of the voice of the customer",
+        sql=_migration_sql("0015_topic_codebooks.sql"),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version
