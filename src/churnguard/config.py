@@ -339,7 +339,23 @@ class MonitorConfig(_Section):
     label_min_customers: int = Field(200, ge=10)
 
 
+# -- [assistant] (issue 20 item 5; docs/assistant.md) ---------------------------------------------
+class AssistantConfig(_Section):
+    """The agents' assistant: similar resolved tickets, a recommended reply, the abstain rule."""
+
+    # Similar resolved tickets shown per open ticket.
+    k: int = Field(3, ge=1, le=20)
+    # Abstain when the most similar resolved ticket is less similar (cosine) than this, per
+    # encoder route: English (MiniLM) and Chinese (the shop's character n-gram encoder). Chosen
+    # on held-out simulated tickets (benchmarks/bench_assistant.py, docs/assistant.md).
+    min_similarity_en: float = Field(0.5, ge=-1, le=1)
+    min_similarity_zh: float = Field(0.3, ge=-1, le=1)
+    # Risk tiers the assistant calls at risk (the panel and the answer say so).
+    at_risk_tiers: tuple[str, ...] = ("high", "medium")
+
+
 class ProjectConfig(_Section):
+    assistant: AssistantConfig = AssistantConfig()
     churn: ChurnDefinition = ChurnDefinition()
     ingest: IngestConfig = IngestConfig()
     scoring: ScoringConfig = ScoringConfig()

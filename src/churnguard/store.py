@@ -79,6 +79,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         description="the shop's fitted text encoders (Chinese character n-gram TF-IDF + SVD)",
         sql=_migration_sql("0010_text_encoders.sql"),
     ),
+    Migration(
+        version=16,
+        description="the agents' decisions on the assistant's recommended replies",
+        sql=_migration_sql("0016_assist_log.sql"),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version
