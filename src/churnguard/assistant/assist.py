@@ -128,7 +128,7 @@ def suggestion_for(store: Store, stored: str, ticket_id: str, template_id: str, 
     lang = route_of(ticket.text)
     template = TEMPLATES.get(template_id)
     if template is None:
-        raise UnknownTemplateError(f"unknown reply template {template_id!r}")
+        raise UnknownTemplateError("unknown reply template; GET the assistance for the ids")
     values = slot_values(store, stored, ticket_at=ticket.opened_at, actions=actions)[lang]
     text = template.fill(lang, values)
     return lang, None if text is None else Suggestion(template_id=template.id,
@@ -136,4 +136,6 @@ def suggestion_for(store: Store, stored: str, ticket_id: str, template_id: str, 
 
 
 class UnknownTemplateError(ChurnguardError, ValueError):
-    code = "invalid_request"
+    """A template id that is not in the reviewed templates."""
+
+    code = "invalid_decision"

@@ -31,9 +31,9 @@ MAX_TEXT = 4000
 
 
 class DecisionError(ChurnguardError, ValueError):
-    """A decision that cannot be logged as given."""
+    """A decision that cannot be logged as given (messages never repeat what was given)."""
 
-    code = "invalid_request"
+    code = "invalid_decision"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -72,8 +72,8 @@ def record_decision(store: Store, stored: str, ticket_id: str, *, decision: str,
     if template_id is not None:
         lang, filled = suggestion_for(store, stored, ticket_id, template_id, actions=actions)
         if filled is None:
-            raise DecisionError(f"template {template_id!r} cannot be filled for this ticket from "
-                                "the store, so it was not offered")
+            raise DecisionError("the template cannot be filled for this ticket from the store, "
+                                "so it was not offered")
         if decision == "accepted":
             sent = filled.text
     row = LoggedDecision(assist_id=uuid.uuid4().hex, logged_at=(
