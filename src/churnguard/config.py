@@ -345,11 +345,14 @@ class AssistantConfig(_Section):
 
     # Similar resolved tickets shown per open ticket.
     k: int = Field(3, ge=1, le=20)
-    # Abstain when the most similar resolved ticket is less similar (cosine) than this, per
-    # encoder route: English (MiniLM) and Chinese (the shop's character n-gram encoder). Chosen
-    # on held-out simulated tickets (benchmarks/bench_assistant.py, docs/assistant.md).
-    min_similarity_en: float = Field(0.5, ge=-1, le=1)
-    min_similarity_zh: float = Field(0.3, ge=-1, le=1)
+    # Abstain when the most similar resolved ticket is less similar (cosine) than the route's
+    # threshold: English (MiniLM) and Chinese (the shop's character n-gram encoder). Unset, it
+    # is chosen from the store's own resolved tickets: the similarity that answer_share of them
+    # reach to their most similar other resolved ticket (so about that share of new tickets like
+    # them get an answer); a number here overrides it. docs/assistant.md has the measurements.
+    min_similarity_en: float | None = Field(None, ge=-1, le=1)
+    min_similarity_zh: float | None = Field(None, ge=-1, le=1)
+    answer_share: float = Field(0.95, gt=0, lt=1)
     # Risk tiers the assistant calls at risk (the panel and the answer say so).
     at_risk_tiers: tuple[str, ...] = ("high", "medium")
 

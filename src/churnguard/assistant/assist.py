@@ -4,9 +4,10 @@ resolved them, a recommended reply from the reviewed templates, or an abstention
 The recommendation's topic is the ticket's own (by the review-topic keywords of
 :mod:`churnguard.explain.topics`), else the one most of the similar resolved tickets share; its
 slots come from the store (:func:`~churnguard.assistant.facts.slot_values`). When the most
-similar resolved ticket is less similar than the route's threshold
-(:class:`~churnguard.config.AssistantConfig`), the assistant abstains: no similar tickets and no
-recommendation, only the templates any topic allows.
+similar resolved ticket is less similar than the route's threshold (chosen from the store's
+resolved tickets, :meth:`~churnguard.assistant.retrieval.TicketIndex.threshold`, unless
+:class:`~churnguard.config.AssistantConfig` fixes it), the assistant abstains: no similar
+tickets and no recommendation, only the templates any topic allows.
 """
 
 from __future__ import annotations
@@ -63,8 +64,10 @@ class Assistance:
 def ticket_topic(text: str | None) -> str | None:
     """The first review topic with a keyword in the text (``explain.topics``), else None.
 
-    >>> ticket_topic("My parcel is late"), ticket_topic("包裹一直卡在转运中心"), ticket_topic("hello")
-    ('delivery', 'delivery', None)
+    >>> ticket_topic("My parcel is late"), ticket_topic("包裹一直卡在转运中心")
+    ('delivery', 'delivery')
+    >>> ticket_topic("hello") is None
+    True
     """
     low = (text or "").lower()
     words = set("".join(c if c.isalnum() or c == "'" else " " for c in low).split())
@@ -102,9 +105,10 @@ def assist(store: Store, stored: str, ticket_id: str, *, config: AssistantConfig
     holds it); :class:`TicketNotOpenError` when it is not one of their open tickets."""
     ticket = _open_ticket(store, stored, ticket_id)
     lang = route_of(ticket.text)
-    threshold = config.min_similarity_zh if lang == "zh" else config.min_similarity_en
-    similar = ticket_index(store).similar(ticket.text or "", k=config.k,
-                                          exclude=frozenset({ticket_id}))
+    index = ticket_index(store)
+    fixed = config.min_similarity_zh if lang == "zh" else config.min_similarity_en
+    threshold = fixed if fixed is not None else index.threshold(lang, config.answer_share)
+    similar = index.similar(ticket.text or "", k=config.k, exclude=frozenset({ticket_id}))
     top = similar[0].similarity if similar else None
     abstained = top is None or top < threshold
     risk = latest_risk(store, stored)

@@ -45,6 +45,14 @@ class Match:
     similarity: float
 
 
+# With fewer resolved tickets than this in a route, its threshold is FALLBACK_THRESHOLD's: the
+# 5th percentile of the best similarity of held-out tickets on a 5,000-customer simulated shop
+# (benchmarks/RESULTS.md "assistant").
+MIN_FOR_THRESHOLD = 20
+FALLBACK_THRESHOLD = {"en": 0.75, "zh": 0.70}
+_LOO_SAMPLE = 2000  # tickets whose nearest neighbour sets the threshold (a seeded sample)
+
+
 class TicketIndex:
     """Resolved tickets and their unit vectors, per route."""
 
@@ -58,6 +66,22 @@ class TicketIndex:
             self.tickets[route] = mine
             self.vectors[route] = (encoder.encode([t.text for t in mine]) if mine
                                    else np.zeros((0, 1), np.float32))
+
+    def threshold(self, route: str, answer_share: float) -> float:
+        """The similarity that ``answer_share`` of the route's resolved tickets reach to their
+        most similar other resolved ticket (leave-one-out; a seeded sample of at most
+        :data:`_LOO_SAMPLE`); :data:`FALLBACK_THRESHOLD` with fewer than
+        :data:`MIN_FOR_THRESHOLD` of them."""
+        vectors = self.vectors[route]
+        n = len(self.tickets[route])
+        if n < MIN_FOR_THRESHOLD:
+            return FALLBACK_THRESHOLD[route]
+        rows = np.arange(n)
+        if n > _LOO_SAMPLE:
+            rows = np.sort(np.random.default_rng(0).choice(n, _LOO_SAMPLE, replace=False))
+        sims = vectors[rows] @ vectors.T
+        sims[np.arange(rows.size), rows] = -np.inf  # not itself
+        return float(np.quantile(sims.max(axis=1), 1.0 - answer_share))
 
     def __len__(self) -> int:
         return sum(len(v) for v in self.tickets.values())

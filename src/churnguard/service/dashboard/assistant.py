@@ -24,8 +24,8 @@ def _risk_line(lang: str, help_: assistant.Assistance) -> str:
 
 def _one(ctx: PageContext, user: str, help_: assistant.Assistance) -> str:
     lang = ctx.lang
-    head = (f'<h3>{e(t(lang, "assist_ticket", ticket=help_.ticket_id, when=minute(help_.opened_at)))}'
-            f'</h3><p class="muted">{e(_risk_line(lang, help_))}</p>'
+    title = t(lang, "assist_ticket", ticket=help_.ticket_id, when=minute(help_.opened_at))
+    head = (f'<h3>{e(title)}</h3><p class="muted">{e(_risk_line(lang, help_))}</p>'
             f'<blockquote class="ticket" lang="{e(help_.lang)}">{e(help_.text)}</blockquote>')
     if help_.abstained:
         best = "—" if help_.top_similarity is None else f"{help_.top_similarity:.2f}"
@@ -41,14 +41,16 @@ def _one(ctx: PageContext, user: str, help_: assistant.Assistance) -> str:
     if rec is None:
         recommended = note(e(t(lang, "assist_no_template")))
     else:
-        recommended = (f'<h4>{e(t(lang, "assist_recommended", lang=help_.lang, template=rec.template_id))}'
-                       f'</h4><blockquote class="message recommended" lang="{e(help_.lang)}" '
-                       f'data-template="{e(rec.template_id)}">{e(rec.text)}</blockquote>')
+        heading = t(lang, "assist_recommended", language=help_.lang, template=rec.template_id)
+        recommended = (f'<h4>{e(heading)}</h4><blockquote class="message recommended" '
+                       f'lang="{e(help_.lang)}" data-template="{e(rec.template_id)}">'
+                       f"{e(rec.text)}</blockquote>")
     others = "".join(f'<li><code>{e(s.template_id)}</code>: {e(s.text)}</li>'
                      for s in help_.alternatives)
     alternatives = (f'<details><summary>{e(t(lang, "assist_alternatives"))}</summary>'
                     f"<ul>{others}</ul></details>" if others else "")
-    hint = f'<p class="muted">{e(t(lang, "assist_log_hint", user=user, ticket=help_.ticket_id))}</p>'
+    hint = t(lang, "assist_log_hint", user=user, ticket=help_.ticket_id)
+    hint = f'<p class="muted">{e(hint)}</p>'
     return head + similar + recommended + alternatives + hint
 
 

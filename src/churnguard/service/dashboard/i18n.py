@@ -469,7 +469,7 @@ EN: dict[str, str] = {
     "assist_col_ticket": "resolved ticket",
     "assist_col_reply": "reply that resolved it",
     "assist_col_similarity": "similarity",
-    "assist_recommended": "Recommended reply ({lang}, template {template})",
+    "assist_recommended": "Recommended reply ({language}, template {template})",
     "assist_no_template": "No reviewed template can be filled from what the store holds.",
     "assist_alternatives": "Other templates that can be filled",
     "assist_log_hint": "Report what you did with it (accepted, edited, rejected): "
@@ -886,7 +886,7 @@ ZH: dict[str, str] = {
     "assist_col_ticket": "已解决工单",
     "assist_col_reply": "解决时的回复",
     "assist_col_similarity": "相似度",
-    "assist_recommended": "建议回复（{lang}，模板 {template}）",
+    "assist_recommended": "建议回复（{language}，模板 {template}）",
     "assist_no_template": "根据库中已有的信息，没有可以填写完整的审核模板。",
     "assist_alternatives": "其他可填写的模板",
     "assist_log_hint": "请反馈处理结果（采用、修改、拒绝）：POST /v1/users/{user}/tickets/{ticket}/assist。",
