@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from churnguard import assistant
+from churnguard.assistant.facts import slot_values
 from churnguard.assistant.templates import TEMPLATES
 from churnguard.config import AssistantConfig, ProjectConfig
 from churnguard.erasure import customer_ids, erase_customer_rows
@@ -121,6 +122,8 @@ def test_every_slot_is_filled_from_the_store_and_nothing_else(
         offers = {row.user_id: (phrase[lang], "2025-07-02")} if action == "coupon_10" else (
             {row.user_id: (phrase5[lang], None)} if action == "coupon_5" else {})
         values = _expected_values(sim, row, offers)
+        assert slot_values(shop_store, row.user_id, ticket_at=help_.opened_at,
+                           actions=ACTIONS)[lang] == values
         wanted = [t.id for t in TEMPLATES.values() if t.topic in (help_.topic, "any")
                   and all(values[s] is not None for s in t.slots)]
         shown = ([help_.recommendation] if help_.recommendation else []) + help_.alternatives
