@@ -142,4 +142,4 @@ def suggestion_for(store: Store, stored: str, ticket_id: str, template_id: str, 
 class UnknownTemplateError(ChurnguardError, ValueError):
     """A template id that is not in the reviewed templates."""
 
-    code = "invalid_decision"
+    code = "unknown_template"

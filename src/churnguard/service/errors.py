@@ -195,6 +195,7 @@ DOMAIN_ANSWERS: dict[str, tuple[str, str | None]] = {
     "user_not_found": ("user_not_found", None),
     "ticket_not_found": ("ticket_not_found", None),
     "invalid_decision": ("invalid_request", None),
+    "unknown_template": ("invalid_request", None),
     "cannot_plan": ("cannot_plan", None),
     "cannot_score": ("cannot_plan", None),
     "cannot_label": ("cannot_plan", None),
