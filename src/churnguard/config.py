@@ -373,7 +373,26 @@ class VoiceConfig(_Section):
     topic_names: dict[str, str] = {}
 
 
+# -- [assistant] (issue 20 item 5; docs/assistant.md) ---------------------------------------------
+class AssistantConfig(_Section):
+    """The agents' assistant: similar resolved tickets, a recommended reply, the abstain rule."""
+
+    # Similar resolved tickets shown per open ticket.
+    k: int = Field(3, ge=1, le=20)
+    # Abstain when the most similar resolved ticket is less similar (cosine) than the route's
+    # threshold: English (MiniLM) and Chinese (the shop's character n-gram encoder). Unset, it
+    # is chosen from the store's own resolved tickets: the similarity that answer_share of them
+    # reach to their most similar other resolved ticket (so about that share of new tickets like
+    # them get an answer); a number here overrides it. docs/assistant.md has the measurements.
+    min_similarity_en: float | None = Field(None, ge=-1, le=1)
+    min_similarity_zh: float | None = Field(None, ge=-1, le=1)
+    answer_share: float = Field(0.95, gt=0, lt=1)
+    # Risk tiers the assistant calls at risk (the panel and the answer say so).
+    at_risk_tiers: tuple[str, ...] = ("high", "medium")
+
+
 class ProjectConfig(_Section):
+    assistant: AssistantConfig = AssistantConfig()
     churn: ChurnDefinition = ChurnDefinition()
     ingest: IngestConfig = IngestConfig()
     scoring: ScoringConfig = ScoringConfig()

@@ -84,6 +84,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         description="the topic codebooks of the voice of the customer",
         sql=_migration_sql("0015_topic_codebooks.sql"),
     ),
+    Migration(
+        version=16,
+        description="the agents' decisions on the assistant's recommended replies",
+        sql=_migration_sql("0016_assist_log.sql"),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -456,6 +456,25 @@ EN: dict[str, str] = {
     "series_coin": "coin toss",
     "series_perfect": "perfectly calibrated",
     "series_random": "random order",
+    # the agents' assistant panel on the customer page (docs/assistant.md)
+    "section_assistant": "Assistant for open tickets",
+    "assist_none_open": "No open support ticket.",
+    "assist_ticket": "Ticket {ticket} opened {when}",
+    "assist_at_risk": "at-risk customer ({tier})",
+    "assist_not_at_risk": "not at risk by the newest score",
+    "assist_unscored": "never scored",
+    "assist_abstained": "Nothing resolved is similar enough (best similarity {best}, threshold "
+                        "{threshold}): no suggestion; answer this ticket yourself.",
+    "assist_similar": "Similar resolved tickets and the replies that resolved them",
+    "assist_col_ticket": "resolved ticket",
+    "assist_col_reply": "reply that resolved it",
+    "assist_col_similarity": "similarity",
+    "assist_recommended": "Recommended reply ({language}, template {template})",
+    "assist_no_template": "No reviewed template can be filled from what the store holds.",
+    "assist_alternatives": "Other templates that can be filled",
+    "assist_log_hint": "Report what you did with it (accepted, edited, rejected): "
+                       "POST /v1/users/{user}/tickets/{ticket}/assist.",
+    "assist_more": "{n} more open tickets not shown.",
 }
 
 ZH: dict[str, str] = {
@@ -855,6 +874,23 @@ ZH: dict[str, str] = {
     "series_coin": "随机猜测",
     "series_perfect": "完美校准",
     "series_random": "随机顺序",
+    # 坐席助手面板（docs/assistant.md）
+    "section_assistant": "未解决工单的坐席助手",
+    "assist_none_open": "没有未解决的客服工单。",
+    "assist_ticket": "工单 {ticket}，提交于 {when}",
+    "assist_at_risk": "高流失风险客户（{tier}）",
+    "assist_not_at_risk": "按最新评分不属于高风险",
+    "assist_unscored": "尚未评分",
+    "assist_abstained": "没有足够相似的已解决工单（最高相似度 {best}，阈值 {threshold}）：不给建议，请人工回复。",
+    "assist_similar": "相似的已解决工单及当时的解决回复",
+    "assist_col_ticket": "已解决工单",
+    "assist_col_reply": "解决时的回复",
+    "assist_col_similarity": "相似度",
+    "assist_recommended": "建议回复（{language}，模板 {template}）",
+    "assist_no_template": "根据库中已有的信息，没有可以填写完整的审核模板。",
+    "assist_alternatives": "其他可填写的模板",
+    "assist_log_hint": "请反馈处理结果（采用、修改、拒绝）：POST /v1/users/{user}/tickets/{ticket}/assist。",
+    "assist_more": "另有 {n} 个未解决工单未显示。",
 }
 
 STRINGS: dict[str, dict[str, str]] = {"en": EN, "zh": ZH}
