@@ -14,7 +14,7 @@ from churnguard.config import ProjectConfig
 from churnguard.store import Store
 from churnguard.voice import CodebookStale, fit_codebook, map_topics, shop_codebook, voice_texts
 from churnguard.voice.sentiment import route_language
-from conftest import insert_texts
+from voice.conftest import insert_texts
 
 
 def _assign(book, composed, vectors, rows):

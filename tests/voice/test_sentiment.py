@@ -12,7 +12,7 @@ from churnguard.store import Store
 from churnguard.text.bilingual import TextEncoder
 from churnguard.voice import fit_sentiment, shop_sentiment
 from churnguard.voice.sentiment import route_language
-from conftest import insert_texts
+from voice.conftest import insert_texts
 
 USE = TextEncoder(use=True)
 
