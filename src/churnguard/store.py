@@ -79,6 +79,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         description="the shop's fitted text encoders (Chinese character n-gram TF-IDF + SVD)",
         sql=_migration_sql("0010_text_encoders.sql"),
     ),
+    Migration(
+        version=13,
+        description="how each planned row's action was chosen (model, explore or control)",
+        sql=_migration_sql("0013_plan_assignment.sql"),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

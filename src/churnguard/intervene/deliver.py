@@ -48,6 +48,7 @@ EXPORT_SUFFIXES = (".csv", ".json", ".jsonl", ".parquet")
 PLAN_COLUMNS = (
     "campaign_id", "user_id", "action", "is_control", "risk_tier", "p_churn", "uplift", "value",
     "expected_cost", "expected_margin", "channel", "items", "message_en", "message_zh",
+    "assignment",
 )  # fmt: skip
 # Fields of one delivery in a request body and in an --out file (plus campaign_id there).
 DELIVERY_FIELDS = ("idempotency_key", "user_id", "action", "channel", "items", "message_en",
