@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -213,7 +214,7 @@ def test_exploration_marks_its_rows_and_a_zero_share_keeps_the_greedy_plan(
     assert sorted(rows["user_id"]) == sorted(picked)
     expected = control_mask(rows["user_id"], rows["risk_tier"] + "|" + rows["action"],
                             campaign_id="plain", share=config.intervene.control_share, key=key)
-    assert (rows["is_control"].to_numpy() == expected.to_numpy()).all()
+    assert (rows["is_control"].to_numpy() == np.asarray(expected)).all()
     assert set(rows["assignment"]) == {"model", "control"}
     assert ((rows["assignment"] == "control") == rows["is_control"]).all()
     assert "exploration" not in plain.summary
