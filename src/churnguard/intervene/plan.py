@@ -298,12 +298,10 @@ def choose_actions(inputs: PlanInputs, *, config: ProjectConfig, budget: float,
     """Action index per customer (-1: none) maximising the margin within budget and capacities,
     before the control group is drawn. ``uplift`` overrides the estimates (the oracle uses the
     true effects)."""
-    share = config.intervene.control_share
     margin = inputs.margin(config, uplift)
-    scale = 1.0 / (1.0 - share)
-    capacity = [None if c is None else int(np.floor(c * scale)) for c in inputs.capacity]
+    scaled_budget, capacity = _scaled(inputs, config, budget)
     result = allocate(margin=margin, cost=inputs.cost[inputs.actions].to_numpy(),
-                      budget=budget * scale, capacity=capacity,
+                      budget=scaled_budget, capacity=capacity,
                       eligible=inputs.eligible[inputs.actions].to_numpy(dtype=bool))
     return result.choice
 
