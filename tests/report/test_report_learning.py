@@ -61,7 +61,7 @@ def test_the_report_shows_the_learning_curve_and_each_actions_narrowing_effect()
     newer = {**measurement("summer", dt.datetime(2025, 9, 1)).to_dict(),
              "assigned_to": "2025-06-01T00:00:00"}
     page = build_html(light_report_data(measurements=[newer, older]))
-    body = page[page.index("What the campaigns have taught"):]
+    body = page[page.index('<section id="learning">'):]
     curve = re.search(r'<table class="learning-curve">.*?</table>', body, re.S).group(0)
     assert curve.index("spring") < curve.index("summer")  # oldest first
     # The every-action retention effect with its interval, and the net revenue with its own.
@@ -75,6 +75,9 @@ def test_the_report_shows_the_learning_curve_and_each_actions_narrowing_effect()
     assert second.pooled_high - second.pooled_low < first.pooled_high - first.pooled_low
     effects = re.search(r'<table class="effect-history">.*?</table>', body, re.S).group(0)
     assert effects.count("<tr>") == 3  # the header and one row per campaign
+    # Its own section after the interventions, shown only once a campaign was measured.
+    assert "<h2>12. What the campaigns have taught</h2>" in page
+    assert '<section id="learning">' not in build_html(light_report_data())
 
 
 def test_the_report_says_what_exploring_costs_and_teaches() -> None:

@@ -41,8 +41,6 @@ def _interventions(data: ReportData) -> str:
     parts.append("<h3>Measured campaigns</h3>")
     if data.measurements:
         parts.append(_measurements(data.measurements))
-        parts.append("<h3>What the campaigns have taught</h3>")
-        parts.append(_learning(learning_history(data.measurements)))
     else:
         parts.append('<p class="note">No campaign has been measured yet; run <code>churnguard '
                      "measure CAMPAIGN</code> once the campaign’s window has passed.</p>")
@@ -439,7 +437,8 @@ def _campaign(m: dict) -> str:
 
 def bodies(data: ReportData) -> dict[str, str]:
     """The HTML of the interventions section, by section id."""
-    return {"interventions": _interventions(data)}
+    return {"interventions": _interventions(data),
+            "learning": _learning(learning_history(data.measurements))}
 
 
 __all__ = ["bodies"]
