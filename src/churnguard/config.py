@@ -147,6 +147,9 @@ class InterveneConfig(_Section):
     # Share of the expected incremental revenue that is margin (what a saved order earns).
     gross_margin: float = Field(0.4, gt=0, le=1)
     control_share: float = Field(0.10, ge=0, lt=1)
+    # Share of the plan's contacts given at random where the effects are least known (Thompson
+    # sampling over per-risk-tier effect beliefs; docs/intervene.md, "Exploration"); 0: none.
+    explore_share: float = Field(0.1, ge=0, le=0.5)
     # Key of the hash that assigns control customers; the same key and campaign id give the
     # same control group on a rerun. Read from this environment variable when it is set.
     control_key_env: str = "CHURNGUARD_CONTROL_KEY"

@@ -80,6 +80,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         sql=_migration_sql("0010_text_encoders.sql"),
     ),
     Migration(
+        version=13,
+        description="how each planned row's action was chosen (model, explore or control)",
+        sql=_migration_sql("0013_plan_assignment.sql"),
+    ),
+    Migration(
         version=15,
         description="the topic codebooks of the voice of the customer",
         sql=_migration_sql("0015_topic_codebooks.sql"),
