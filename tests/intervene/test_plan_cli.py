@@ -187,3 +187,20 @@ def test_plan_explains_only_whom_it_contacts_with_the_same_reasons_as_scoring(
         expected = full.reason_keys.loc[why.index, f"reason_keys_{k}"]
         assert [str(v) for v in why[f"reason_keys_{k}"]] == [str(v) for v in expected]
     assert (why["reason_1"] != "").all()
+
+
+@pytest.mark.slow
+def test_a_plan_applies_a_kept_uplift_model_instead_of_learning_again(project: Path) -> None:
+    """``plan_inputs(learned=...)`` (bench_learning.py's frozen model and its cache): the kept
+    model gives the very effects learning again from the same campaigns gives, without learning."""
+    config = Project.load(project).config
+    said: list[str] = []
+    with _store(project) as store:
+        learned = plan_inputs(store, config=config)
+        again = plan_inputs(store, config=config, learned=learned.learned, progress=said.append)
+    assert learned.learned is not None and again.learned is learned.learned
+    assert not any("learning uplift" in m or "fold" in m for m in said), said
+    pd.testing.assert_frame_equal(again.uplift, learned.uplift)
+    pd.testing.assert_frame_equal(again.cost, learned.cost)
+    assert again.uplift_source == learned.uplift_source
+    assert again.evaluation is learned.evaluation
