@@ -264,7 +264,8 @@ class Seed:
         ids = sorted(r[0] for r in store.con.execute(
             f"SELECT campaign_id FROM ({measurable_campaigns_sql(window)})",
             [observed_until(store, when)]).fetchall())
-        for back in range(cycle - 1, 0, -1):  # the newest kept model learned from these campaigns
+        # The newest kept model (this cycle's own when an interrupted run learned it already).
+        for back in range(cycle, 0, -1):
             kept_ids, kept = self.load_learned(self.cycle_dir(LEARNING, back))
             if kept_ids is not None:
                 return kept if kept_ids == ids and kept is not None else None
@@ -300,8 +301,10 @@ class Seed:
 
         store_from, shop_from = self.start_of(strategy, cycle)
         here = self.cycle_dir(strategy, cycle)
-        shutil.rmtree(here, ignore_errors=True)
-        here.mkdir(parents=True)
+        here.mkdir(parents=True, exist_ok=True)
+        for left in here.iterdir():  # an interrupted run's leftovers, but not what it learned
+            if left.name != "learned.pkl":
+                shutil.rmtree(left) if left.is_dir() else left.unlink()
         db = here / "work.duckdb"
         shutil.copy2(store_from, db)
         when_date = self.date(cycle)
@@ -494,7 +497,8 @@ class Seed:
             return None
         campaign = f"{slug(LEARNING)}-{back:02d}"
         try:
-            m = measure_campaign(store, campaign_id=campaign, window_days=window,
+            m = measure_campaign(store, campaign_id=campaign,
+                                 window_days=self.config.intervene.window_days,
                                  as_of=self.date(cycle + 1))
         except MeasurementError as exc:  # recorded and reported, not hidden
             self.say(f"cannot measure {campaign}: {exc}")
