@@ -575,10 +575,12 @@ def summarise(runs: list[dict], args: argparse.Namespace) -> tuple[str, dict]:
               f"{'met' if checks['cumulative learning > random targeting'] else 'NOT met'})."]
     lines += ["", "What the learning learns, per cycle (seed " + str(runs[0]["seed"]) + "): the "
               "uplift learner and the campaign rows it learned from; the correlation of the "
-              "estimated effects with the true ones over the population (per action); the "
+              "estimated effects with the true ones over the population per action (in brackets "
+              "the mean estimated vs the mean true effect); the "
               "estimated and true saves of the contacted; the campaign measured when its 90-day "
               "window ended, against its contacts' true mean effect.", "",
-              "| cycle | learner (rows, campaigns) | corr est/true per action | est. saves / "
+              "| cycle | learner (rows, campaigns) | corr est/true per action (mean est. vs "
+              "true) | est. saves / "
               "true saves | frozen: est. / true saves | measured campaign: effect [95% CI] vs "
               "truth |", "|---|---|---|---|---|---|"]
     for c in range(cycles):
@@ -586,7 +588,8 @@ def summarise(runs: list[dict], args: argparse.Namespace) -> tuple[str, dict]:
         est = r.get("estimates", {})
         who = est.get("_learner")
         learner = f"{who['chosen']} ({who['rows']:,}, {who['campaigns']})" if who else "prior"
-        corr = ", ".join(f"{a} {v['corr']:+.2f}" if v["corr"] is not None else f"{a} const"
+        corr = ", ".join((f"{a} {v['corr']:+.2f}" if v["corr"] is not None else f"{a} const")
+                         + f" ({v['mean_estimate']:+.3f} vs {v['mean_true']:+.3f})"
                          for a, v in est.items() if not a.startswith("_"))
         m = r.get("measured")
         if m is None:
