@@ -238,3 +238,20 @@ def test_exploration_marks_its_rows_and_a_zero_share_keeps_the_greedy_plan(
                                    "campaign_id = 'explored' GROUP BY 1").fetchall()
     assert dict(stored) == rows["assignment"].value_counts().to_dict()
     assert "assignment" in pd.read_csv(out).columns
+
+
+@pytest.mark.slow
+def test_a_plan_applies_a_kept_uplift_model_instead_of_learning_again(project: Path) -> None:
+    """``plan_inputs(learned=...)`` (bench_learning.py's frozen model and its cache): the kept
+    model gives the very effects learning again from the same campaigns gives, without learning."""
+    config = Project.load(project).config
+    said: list[str] = []
+    with _store(project) as store:
+        learned = plan_inputs(store, config=config)
+        again = plan_inputs(store, config=config, learned=learned.learned, progress=said.append)
+    assert learned.learned is not None and again.learned is learned.learned
+    assert not any("learning uplift" in m or "fold" in m for m in said), said
+    pd.testing.assert_frame_equal(again.uplift, learned.uplift)
+    pd.testing.assert_frame_equal(again.cost, learned.cost)
+    assert again.uplift_source == learned.uplift_source
+    assert again.evaluation is learned.evaluation

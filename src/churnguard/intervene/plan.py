@@ -50,6 +50,7 @@ from churnguard.intervene.explore import (
     thompson_choice,
 )
 from churnguard.intervene.uplift import (
+    FittedUplift,
     UpliftData,
     UpliftError,
     UpliftEvaluation,
@@ -71,7 +72,7 @@ from churnguard.scoring import isolated_snapshot, reasons_for, score_customers
 from churnguard.snapshots import Snapshot
 from churnguard.store import Store
 
-__all__ = ["PLAN_COLUMNS", "Plan", "PlanError", "PlanInputs", "choose_actions",
+__all__ = ["PLAN_COLUMNS", "LearnedUplift", "Plan", "PlanError", "PlanInputs", "choose_actions",
            "choose_with_exploration", "make_plan", "plan_inputs", "save_plan"]
 
 PLAN_COLUMNS = ["user_id", "action", "is_control", "risk_tier", "p_churn", "uplift", "value",
@@ -88,6 +89,20 @@ class PlanError(ChurnguardError, ValueError):
     """A plan cannot be made (with the reason and the fix)."""
 
     code = "cannot_plan"
+
+
+@dataclass(frozen=True, kw_only=True)
+class LearnedUplift:
+    """The uplift a plan learned from the campaigns (the fitted learner, the chooser's evaluation
+    with its out-of-fold recalibration, where it came from, notes): given back to
+    :func:`plan_inputs` as ``learned``, the plan applies it to the customers at its own cutoff
+    instead of learning again (the same campaigns give the same model; a model kept fixed)."""
+
+    learner: FittedUplift
+    evaluation: UpliftEvaluation
+    source: str
+    data: UpliftData  # the campaign rows it learned from (exploration's beliefs: _beliefs)
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -108,6 +123,7 @@ class PlanInputs:
     # why; scoring.isolated_snapshot), and what else the plan's reader should know.
     left_out: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    learned: LearnedUplift | None = None  # the learned uplift, None for prior effects
     # What is known of each (risk tier, action) effect, for exploration (explore.py).
     beliefs: dict[tuple[str, str], Belief] = field(default_factory=dict)
 
@@ -150,14 +166,32 @@ def _beliefs(store: Store, data: UpliftData | None, actions: list[str], tiers: n
 
 
 def _uplift(store: Store, config: ProjectConfig, features: pd.DataFrame, tiers: np.ndarray,
-            say: Callable[[str], None], seed: int, as_of: dt.datetime
-            ) -> tuple[pd.DataFrame, str, UpliftEvaluation | None, list[str],
+            say: Callable[[str], None], seed: int, as_of: dt.datetime,
+            learned: LearnedUplift | None = None
+            ) -> tuple[pd.DataFrame, str, UpliftEvaluation | None, list[str], LearnedUplift | None,
                        dict[tuple[str, str], Belief]]:
-    """Effects of the catalogue's actions, where they come from, the evaluation, notes, and
-    what is known of each (tier, action) effect (for exploration).
+    """Effects of the catalogue's actions, where they come from, the evaluation, notes, the
+    learned uplift (None for prior effects) and what is known of each (tier, action) effect (for
+    exploration); ``learned``: apply it instead of learning.
 
     Only the catalogue's actions can be allocated (an action's cost is in the catalogue); the
     campaigns' other actions are left out of the learning and named in a note."""
+    actions = [a.name for a in config.intervene.actions]
+    if learned is None:
+        learned = _learn_uplift(store, config, features, say, seed, as_of)
+        if not isinstance(learned, LearnedUplift):
+            return (prior_uplift(tiers, dict(config.intervene.prior_effects), actions), learned,
+                    None, [], None, _beliefs(store, None, actions, tiers))
+    effects = learned.evaluation.calibrate(
+        learned.learner.predict(features.reset_index(drop=True))[actions])
+    return (effects, learned.source, learned.evaluation, list(learned.notes), learned,
+            _beliefs(store, learned.data, actions, tiers))
+
+
+def _learn_uplift(store: Store, config: ProjectConfig, features: pd.DataFrame,
+                  say: Callable[[str], None], seed: int, as_of: dt.datetime
+                  ) -> LearnedUplift | str:
+    """The uplift learned from the store's campaigns, or why prior effects are used instead."""
     actions = [a.name for a in config.intervene.actions]
     iv = config.intervene
     try:
@@ -172,10 +206,8 @@ def _uplift(store: Store, config: ProjectConfig, features: pd.DataFrame, tiers: 
                                        confidence=up.choice_confidence,
                                        replicates=up.bootstrap_replicates, progress=say)
     except UpliftError as exc:
-        source = (f"prior effects by risk tier from churnguard.toml, because no campaign history "
-                  f"can be used: {exc}")
-        return (prior_uplift(tiers, dict(iv.prior_effects), actions), source, None, [],
-                _beliefs(store, None, actions, tiers))
+        return (f"prior effects by risk tier from churnguard.toml, because no campaign history "
+                f"can be used: {exc}")
     notes = []
     if data.skipped_actions:
         notes.append("campaign actions not in the [intervene] actions of churnguard.toml are "
@@ -189,12 +221,12 @@ def _uplift(store: Store, config: ProjectConfig, features: pd.DataFrame, tiers: 
     say(f"fitting the {evaluation.chosen} on {len(data):,} campaign rows")
     learner = fit_uplift(data, evaluation.chosen, actions=actions, seed=seed,
                          half_life_days=config.uplift.half_life_days)
-    effects = evaluation.calibrate(learner.predict(features.reset_index(drop=True))[actions])
     source = (f"{evaluation.chosen} fitted on {len(data):,} rows of {evaluation.n_campaigns} "
               f"randomised campaigns (chosen by out-of-fold Qini, recalibrated out of fold)")
     if learner.missing_actions_:
         source += f"; no history for {', '.join(learner.missing_actions_)} (effect 0)"
-    return effects, source, evaluation, notes, _beliefs(store, data, actions, tiers)
+    return LearnedUplift(learner=learner, evaluation=evaluation, source=source, notes=notes,
+                         data=data)
 
 
 def _value(store: Store, config: ProjectConfig, scoring: Snapshot, say: Callable[[str], None]
@@ -238,9 +270,11 @@ def following_the_champion(store: Store, config: ProjectConfig) -> ProjectConfig
 
 
 def plan_inputs(store: Store, *, config: ProjectConfig, as_of: object = None, seed: int = 0,
-                progress: Callable[[str], None] | None = None) -> PlanInputs:
+                progress: Callable[[str], None] | None = None,
+                learned: LearnedUplift | None = None) -> PlanInputs:
     """Scores, uplift, value, costs, eligibility and capacities at ``as_of`` (default: T), under
-    the champion's churn definition (:func:`following_the_champion`)."""
+    the champion's churn definition (:func:`following_the_champion`). ``learned``: an uplift
+    learned before (``PlanInputs.learned``), applied instead of learning from the campaigns."""
     say = _say(progress)
     config = following_the_champion(store, config)
     when = resolve_as_of(store, as_of)
@@ -260,9 +294,8 @@ def plan_inputs(store: Store, *, config: ProjectConfig, as_of: object = None, se
     customers = scores.set_index("user_id").reindex(order).reset_index()
     features = scoring.features
     iv = config.intervene
-    uplift, source, evaluation, notes, beliefs = _uplift(store, config, features,
-                                                customers["risk_tier"].to_numpy(), say, seed,
-                                                when)
+    uplift, source, evaluation, notes, learned, beliefs = _uplift(
+        store, config, features, customers["risk_tier"].to_numpy(), say, seed, when, learned)
     notes = [*(f"left out customer {u}: {why}" for u, why in left_out.items()), *notes]
     for note in notes:
         say(note)
@@ -290,7 +323,7 @@ def plan_inputs(store: Store, *, config: ProjectConfig, as_of: object = None, se
                       .reset_index(drop=True), capacity=capacity, uplift_source=source,
                       value_source=value_source, evaluation=evaluation,
                       model_version=str(scores["model_version"].iloc[0]), left_out=left_out,
-                      notes=notes, beliefs=beliefs)
+                      notes=notes, learned=learned, beliefs=beliefs)
 
 
 def choose_actions(inputs: PlanInputs, *, config: ProjectConfig, budget: float,
