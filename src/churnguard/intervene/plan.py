@@ -101,8 +101,8 @@ class LearnedUplift:
     learner: FittedUplift
     evaluation: UpliftEvaluation
     source: str
-    data: UpliftData  # the campaign rows it learned from (exploration's beliefs: _beliefs)
     notes: list[str] = field(default_factory=list)
+    data: UpliftData | None = None  # the campaign rows it learned from (exploration: _beliefs)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -168,11 +168,9 @@ def _beliefs(store: Store, data: UpliftData | None, actions: list[str], tiers: n
 def _uplift(store: Store, config: ProjectConfig, features: pd.DataFrame, tiers: np.ndarray,
             say: Callable[[str], None], seed: int, as_of: dt.datetime,
             learned: LearnedUplift | None = None
-            ) -> tuple[pd.DataFrame, str, UpliftEvaluation | None, list[str], LearnedUplift | None,
-                       dict[tuple[str, str], Belief]]:
-    """Effects of the catalogue's actions, where they come from, the evaluation, notes, the
-    learned uplift (None for prior effects) and what is known of each (tier, action) effect (for
-    exploration); ``learned``: apply it instead of learning.
+            ) -> tuple[pd.DataFrame, str, UpliftEvaluation | None, list[str], LearnedUplift | None]:
+    """Effects of the catalogue's actions, where they come from, the evaluation, notes and the
+    learned uplift (None for prior effects); ``learned``: apply it instead of learning.
 
     Only the catalogue's actions can be allocated (an action's cost is in the catalogue); the
     campaigns' other actions are left out of the learning and named in a note."""
@@ -181,11 +179,10 @@ def _uplift(store: Store, config: ProjectConfig, features: pd.DataFrame, tiers: 
         learned = _learn_uplift(store, config, features, say, seed, as_of)
         if not isinstance(learned, LearnedUplift):
             return (prior_uplift(tiers, dict(config.intervene.prior_effects), actions), learned,
-                    None, [], None, _beliefs(store, None, actions, tiers))
+                    None, [], None)
     effects = learned.evaluation.calibrate(
         learned.learner.predict(features.reset_index(drop=True))[actions])
-    return (effects, learned.source, learned.evaluation, list(learned.notes), learned,
-            _beliefs(store, learned.data, actions, tiers))
+    return effects, learned.source, learned.evaluation, list(learned.notes), learned
 
 
 def _learn_uplift(store: Store, config: ProjectConfig, features: pd.DataFrame,
@@ -294,8 +291,11 @@ def plan_inputs(store: Store, *, config: ProjectConfig, as_of: object = None, se
     customers = scores.set_index("user_id").reindex(order).reset_index()
     features = scoring.features
     iv = config.intervene
-    uplift, source, evaluation, notes, learned, beliefs = _uplift(
-        store, config, features, customers["risk_tier"].to_numpy(), say, seed, when, learned)
+    tiers = customers["risk_tier"].to_numpy()
+    uplift, source, evaluation, notes, learned = _uplift(store, config, features, tiers, say,
+                                                         seed, when, learned)
+    beliefs = _beliefs(store, None if learned is None else learned.data,
+                       [a.name for a in iv.actions], tiers)
     notes = [*(f"left out customer {u}: {why}" for u, why in left_out.items()), *notes]
     for note in notes:
         say(note)
