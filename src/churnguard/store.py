@@ -80,19 +80,19 @@ MIGRATIONS: tuple[Migration, ...] = (
         sql=_migration_sql("0010_text_encoders.sql"),
     ),
     Migration(
-        version=13,
+        version=11,
         description="how each planned row's action was chosen (model, explore or control)",
-        sql=_migration_sql("0013_plan_assignment.sql"),
+        sql=_migration_sql("0011_plan_assignment.sql"),
     ),
     Migration(
-        version=15,
+        version=12,
         description="the topic codebooks of the voice of the customer",
-        sql=_migration_sql("0015_topic_codebooks.sql"),
+        sql=_migration_sql("0012_topic_codebooks.sql"),
     ),
     Migration(
-        version=16,
+        version=13,
         description="the agents' decisions on the assistant's recommended replies",
-        sql=_migration_sql("0016_assist_log.sql"),
+        sql=_migration_sql("0013_assist_log.sql"),
     ),
 )
 

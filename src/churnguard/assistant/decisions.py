@@ -1,7 +1,7 @@
 """The log of what agents did with the recommended replies, and how much the assistant is used.
 
 An agent accepts the recommended reply as it is, edits it before sending, or rejects it. Each
-decision is one row of ``assist_log`` (migration 16). For an accepted reply the text logged is
+decision is one row of ``assist_log`` (migration 13). For an accepted reply the text logged is
 the template filled from the store at that moment, never text from the caller, so the log shows
 what the assistant really recommended; an edited reply logs the agent's text.
 

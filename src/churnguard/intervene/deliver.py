@@ -178,7 +178,7 @@ def export_plan(store: Store, *, campaign_id: str, path: str | Path) -> int:
     records = [dict(zip(PLAN_COLUMNS, row, strict=True)) for row in cursor.fetchall()]
     for record in records:
         record["items"] = _items(record["items"], campaign_id, record["user_id"])
-        if record["assignment"] is None:  # a plan made before exploration (migration 13)
+        if record["assignment"] is None:  # a plan made before exploration (migration 11)
             record["assignment"] = "control" if record["is_control"] else "model"
     writers = {".csv": _write_csv, ".parquet": _write_parquet, ".json": _write_json,
                ".jsonl": _write_jsonl}

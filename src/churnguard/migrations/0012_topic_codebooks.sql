@@ -1,4 +1,4 @@
--- Migration 15: the topic codebooks of the voice of the customer (churnguard.voice.codebook).
+-- Migration 12: the topic codebooks of the voice of the customer (churnguard.voice.codebook).
 -- Released: never edit; a change is a new migration file (churnguard/store.py lists them).
 -- The newest row is the one in use: every text gets its topic from it, so reruns agree. A refit
 -- adds a row whose mapping says which old topic key became which new one.

@@ -1,4 +1,4 @@
--- Migration 16: what agents did with the assistant's recommended replies (issue 20, item 5).
+-- Migration 13: what agents did with the assistant's recommended replies (issue 20, item 5).
 -- Released: never edit; a change is a new migration file (churnguard/store.py lists them).
 -- One row per decision an agent reported on one open ticket: the recommended reply accepted as
 -- it was, edited before sending, or rejected. Names a customer: erased with them.

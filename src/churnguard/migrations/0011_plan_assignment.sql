@@ -1,4 +1,4 @@
--- Migration 13: how each planned row's action was chosen (issue 19, exploration).
+-- Migration 11: how each planned row's action was chosen (issue 19, exploration).
 -- Released: never edit; a change is a new migration file (churnguard/store.py lists them).
 -- 'model' (the greedy allocation), 'explore' (randomised where the effects are least known,
 -- docs/intervene.md "Exploration"), 'control' / 'explore_control' (held out from either).
