@@ -47,26 +47,10 @@ sys.path.insert(0, str(HERE))
 from results import mean_std as _mean_std  # noqa: E402
 from results import DATA, START, ingest_shop, simulated_shop  # noqa: E402
 from results import peak_rss_mib, run_seeds, write_section  # noqa: E402
-
-USUAL_ACTION = "coupon_10"
-
-
-def _usual_practice(inputs, budget: float):
-    """Highest P(churn) first, the 10% coupon to every eligible customer until the budget ends."""
-    import numpy as np
-
-    k = inputs.actions.index(USUAL_ACTION)
-    cost = inputs.cost[USUAL_ACTION].to_numpy()
-    eligible = inputs.eligible[USUAL_ACTION].to_numpy(dtype=bool)
-    order = np.argsort(-inputs.customers["p_churn"].to_numpy(), kind="stable")
-    order = order[eligible[order]]
-    within = np.cumsum(cost[order]) <= budget
-    choice = np.full(len(cost), -1)
-    choice[order[within]] = k
-    return choice
+from truth_accounting import account, true_uplift, usual_practice  # noqa: E402
 
 
-def _fitted_on_truth(features, true_uplift):
+def _fitted_on_truth(features, effects):
     """Out-of-fold (3-fold) gradient-boosted regression of each action's TRUE effect on the
     features: the best any estimator of individual effects from these features could do."""
     import lightgbm as lgb
@@ -76,8 +60,8 @@ def _fitted_on_truth(features, true_uplift):
     folds = KFold(3, shuffle=True, random_state=0)
     return pd.DataFrame({a: cross_val_predict(
         lgb.LGBMRegressor(n_estimators=300, learning_rate=0.05, num_leaves=31, n_jobs=0,
-                          verbose=-1), features, true_uplift[a].to_numpy(), cv=folds)
-        for a in true_uplift.columns})
+                          verbose=-1), features, effects[a].to_numpy(), cv=folds)
+        for a in effects.columns})
 
 
 def step(users: int, days: int, seed: int, per_customer: float) -> dict[str, object]:
@@ -114,14 +98,13 @@ def step(users: int, days: int, seed: int, per_customer: float) -> dict[str, obj
     truth = truth[pd.to_datetime(truth["cutoff"]).dt.date == end].set_index("user_id")
     ids = inputs.customers["user_id"].astype(str)
     # Retention uplift = - change in P(churn); customers the truth does not cover get 0.
-    true_uplift = pd.DataFrame({a: -truth[f"effect_{a}"].reindex(ids).fillna(0.0).to_numpy()
-                                for a in inputs.actions})
+    true_effects = true_uplift(truth, ids, inputs.actions)
     budget = per_customer * len(ids)
     started = time.perf_counter()
     choices = {
         "churnguard": choose_actions(inputs, config=config, budget=budget),
-        "oracle": choose_actions(inputs, config=config, budget=budget, uplift=true_uplift),
-        "usual practice": _usual_practice(inputs, budget),
+        "oracle": choose_actions(inputs, config=config, budget=budget, uplift=true_effects),
+        "usual practice": usual_practice(inputs, budget),
     }
     timings["allocate_x2"] = time.perf_counter() - started
     started = time.perf_counter()
@@ -133,9 +116,9 @@ def step(users: int, days: int, seed: int, per_customer: float) -> dict[str, obj
         alive=truth["alive"].reindex(ids).to_numpy(dtype=float))
     ceilings = {
         "ceiling: true average effects": pd.DataFrame(
-            {a: np.full(len(ids), true_uplift[a].mean()) for a in inputs.actions}),
-        "ceiling: fitted on true effects (observables)": _fitted_on_truth(features, true_uplift),
-        "ceiling: fitted on true effects + latent state": _fitted_on_truth(latent, true_uplift),
+            {a: np.full(len(ids), true_effects[a].mean()) for a in inputs.actions}),
+        "ceiling: fitted on true effects (observables)": _fitted_on_truth(features, true_effects),
+        "ceiling: fitted on true effects + latent state": _fitted_on_truth(latent, true_effects),
     }
     for name, uplift in ceilings.items():
         choices[name] = choose_actions(inputs, config=config, budget=budget, uplift=uplift)
@@ -143,22 +126,10 @@ def step(users: int, days: int, seed: int, per_customer: float) -> dict[str, obj
     value = inputs.customers["value"].to_numpy()
     cost = inputs.cost[inputs.actions].to_numpy()
     est = inputs.uplift[inputs.actions].to_numpy()
-    tu = true_uplift.to_numpy()
-    results = {}
-    for name, choice in choices.items():
-        picked = np.flatnonzero(choice >= 0)
-        k = choice[picked]
-        retained = tu[picked, k] * value[picked]
-        spend = cost[picked, k]
-        results[name] = {
-            "contacted": int(picked.size),
-            "spend": float(spend.sum()),
-            "true_saves": float(tu[picked, k].sum()),
-            "estimated_saves": float(est[picked, k].sum()),
-            "true_retained_value": float(retained.sum()),
-            "true_net_margin": float((retained * config.intervene.gross_margin - spend).sum()),
-            "actions": {a: int((k == j).sum()) for j, a in enumerate(inputs.actions)},
-        }
+    tu = true_effects.to_numpy()
+    results = {name: account(choice, true=tu, value=value, cost=cost, estimated=est,
+                             gross_margin=config.intervene.gross_margin, actions=inputs.actions)
+               for name, choice in choices.items()}
     evaluation = inputs.evaluation.to_json() if inputs.evaluation else None
     # None where the recalibrated estimate is one constant (its out-of-fold slope was 0).
     corr = {a: float(np.corrcoef(est[:, j], tu[:, j])[0, 1]) if est[:, j].std() > 0 else None

@@ -31,8 +31,8 @@ if os.environ.get("CI", "").lower() not in ("", "0", "false"):
 # to the workers file by file, which keeps module-scoped fixtures to one build too. (A custom
 # scheduler rather than xdist_group marks: xdist 3.8's loadgroup renames node ids in a way
 # pytest 9.2 no longer reads, and splits a group across workers.)
-_WHOLE_FOLDER_GROUPS = frozenset({"gate", "models", "monitor", "operate", "report", "service",
-                                  "simulate", "spark"})
+_WHOLE_FOLDER_GROUPS = frozenset({"assistant", "gate", "models", "monitor", "operate", "report",
+                                  "service", "simulate", "spark", "voice"})
 
 
 def worker_scope(nodeid: str) -> str:

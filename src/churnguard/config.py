@@ -147,6 +147,9 @@ class InterveneConfig(_Section):
     # Share of the expected incremental revenue that is margin (what a saved order earns).
     gross_margin: float = Field(0.4, gt=0, le=1)
     control_share: float = Field(0.10, ge=0, lt=1)
+    # Share of the plan's contacts given at random where the effects are least known (Thompson
+    # sampling over per-risk-tier effect beliefs; docs/intervene.md, "Exploration"); 0: none.
+    explore_share: float = Field(0.1, ge=0, le=0.5)
     # Key of the hash that assigns control customers; the same key and campaign id give the
     # same control group on a rerun. Read from this environment variable when it is set.
     control_key_env: str = "CHURNGUARD_CONTROL_KEY"
@@ -342,7 +345,57 @@ class MonitorConfig(_Section):
     label_min_customers: int = Field(200, ge=10)
 
 
+# -- [text] and [voice] (issue 20 items 1-3; docs/voice.md) ---------------------------------------
+class TextConfig(_Section):
+    """How texts become vectors for the voice of the customer (topics)."""
+
+    # "use": the multilingual Universal Sentence Encoder for every text (one space for Chinese
+    # and English); "bilingual": MiniLM for English, the shop's character n-gram encoder for
+    # Chinese. "use" by measurement (RESULTS.md "voice"): better topics on unseen phrasings
+    # in Chinese and mixed texts, fast enough (>= 500 texts/s on the Chinese path). The event
+    # tokens (sequence caches) keep the store's recorded encoder: docs/voice.md.
+    encoder: Literal["use", "bilingual"] = "use"
+
+
+class VoiceConfig(_Section):
+    """Sentiment learned from the shop's rated reviews, and the topic codebook."""
+
+    # Fewer rated (1-2 or 4-5 star) reviews of a language, or fewer than a quarter of it in the
+    # smaller class: that language's sentiment comes from the packaged fallback (snownlp for
+    # Chinese, VADER for English) instead of being learned.
+    min_rated_reviews: int = Field(200, ge=20)
+    # Clusters per script path (Chinese, other): more than the topics a shop has, since texts
+    # group by topic, sentiment and kind (praise and complaints of each topic, tickets).
+    clusters: int = Field(12, ge=2, le=200)
+    # A text whose cosine to its nearest centroid is below Q1 - abstain_iqr x IQR of the fitting
+    # texts' cosines to their own centroids (Tukey's fence) abstains: no topic.
+    abstain_iqr: float = Field(1.5, ge=0)
+    seed: int = 0
+    # Names of topics by key (e.g. zh03 = "物流慢"); unnamed topics show their keyphrases. Two
+    # keys with the same name are one topic.
+    topic_names: dict[str, str] = {}
+
+
+# -- [assistant] (issue 20 item 5; docs/assistant.md) ---------------------------------------------
+class AssistantConfig(_Section):
+    """The agents' assistant: similar resolved tickets, a recommended reply, the abstain rule."""
+
+    # Similar resolved tickets shown per open ticket.
+    k: int = Field(3, ge=1, le=20)
+    # Abstain when the most similar resolved ticket is less similar (cosine) than the route's
+    # threshold: English (MiniLM) and Chinese (the shop's character n-gram encoder). Unset, it
+    # is chosen from the store's own resolved tickets: the similarity that answer_share of them
+    # reach to their most similar other resolved ticket (so about that share of new tickets like
+    # them get an answer); a number here overrides it. docs/assistant.md has the measurements.
+    min_similarity_en: float | None = Field(None, ge=-1, le=1)
+    min_similarity_zh: float | None = Field(None, ge=-1, le=1)
+    answer_share: float = Field(0.95, gt=0, lt=1)
+    # Risk tiers the assistant calls at risk (the panel and the answer say so).
+    at_risk_tiers: tuple[str, ...] = ("high", "medium")
+
+
 class ProjectConfig(_Section):
+    assistant: AssistantConfig = AssistantConfig()
     churn: ChurnDefinition = ChurnDefinition()
     ingest: IngestConfig = IngestConfig()
     scoring: ScoringConfig = ScoringConfig()
@@ -353,6 +406,8 @@ class ProjectConfig(_Section):
     gate: GateConfig = GateConfig()
     operate: OperateConfig = OperateConfig()
     monitor: MonitorConfig = MonitorConfig()
+    text: TextConfig = TextConfig()
+    voice: VoiceConfig = VoiceConfig()
 
     @model_validator(mode="after")
     def _simulated_calendar(self) -> ProjectConfig:

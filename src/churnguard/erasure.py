@@ -61,7 +61,7 @@ from churnguard.store import LOCK_POLL_S, STORE_FILENAME, Store, StoreBusyError
 
 # Tables with a user_id column, erased by equality on it.
 USER_TABLES = ("events", "users", "user_attributes", "campaigns", "labels", "scores",
-               "backtest_predictions", "plan_rows", "deliveries")
+               "backtest_predictions", "plan_rows", "deliveries", "assist_log")
 
 _SKIP_FILES = ("churnguard.toml", ".churnguard-pending-compaction")
 CACHE_DIRS = (".churnguard-cache",)  # derived data, deleted whole by an erasure

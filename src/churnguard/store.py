@@ -79,6 +79,21 @@ MIGRATIONS: tuple[Migration, ...] = (
         description="the shop's fitted text encoders (Chinese character n-gram TF-IDF + SVD)",
         sql=_migration_sql("0010_text_encoders.sql"),
     ),
+    Migration(
+        version=11,
+        description="how each planned row's action was chosen (model, explore or control)",
+        sql=_migration_sql("0011_plan_assignment.sql"),
+    ),
+    Migration(
+        version=12,
+        description="the topic codebooks of the voice of the customer",
+        sql=_migration_sql("0012_topic_codebooks.sql"),
+    ),
+    Migration(
+        version=13,
+        description="the agents' decisions on the assistant's recommended replies",
+        sql=_migration_sql("0013_assist_log.sql"),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

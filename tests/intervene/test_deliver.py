@@ -55,14 +55,16 @@ def add_plan(store: Store, campaign_id: str = "c1", *, contacted: int = 40, cont
         items = json.dumps([f"item{i}", f"item{i + 1}"] if i % 5 else [])
         rows.append((campaign_id, user, action, is_control, ["high", "medium"][i % 2],
                      0.1 + i / 1000, 0.01 * (i % 7), 12.5 + i, 0.05 * i, 1.0 / (i + 3), "email",
-                     items, f"Hello {user}, we miss you", f"{user}，我们想念您"))  # fmt: skip
+                     items, f"Hello {user}, we miss you", f"{user}，我们想念您",
+                     "control" if is_control else "model"))  # fmt: skip
     with store.transaction() as con:
         con.execute(
             "INSERT INTO plans VALUES (?, now()::TIMESTAMP, TIMESTAMP '2024-06-01', 1000, "
             "'planned', '{}', '{}')",
             [campaign_id],
         )
-        con.executemany(f"INSERT INTO plan_rows VALUES ({', '.join('?' * 14)})", rows)
+        con.executemany(f"INSERT INTO plan_rows ({', '.join(PLAN_COLUMNS)}) "
+                        f"VALUES ({', '.join('?' * len(PLAN_COLUMNS))})", rows)
     return groups
 
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from churnguard.cli import main
 from churnguard.config import ProjectConfig
-from churnguard.intervene.plan import make_plan, plan_inputs
+from churnguard.intervene.control import control_key, control_mask
+from churnguard.intervene.plan import choose_actions, make_plan, plan_inputs, save_plan
 from churnguard.project import Project
 from churnguard.scoring import reasons_for, score_customers
 from churnguard.simulate import simulate
@@ -187,3 +189,69 @@ def test_plan_explains_only_whom_it_contacts_with_the_same_reasons_as_scoring(
         expected = full.reason_keys.loc[why.index, f"reason_keys_{k}"]
         assert [str(v) for v in why[f"reason_keys_{k}"]] == [str(v) for v in expected]
     assert (why["reason_1"] != "").all()
+
+
+def test_exploration_marks_its_rows_and_a_zero_share_keeps_the_greedy_plan(
+        project: Path, tmp_path: Path) -> None:
+    config = Project.load(project).config
+
+    def sharing(share: float) -> ProjectConfig:
+        return config.model_copy(update={"intervene": config.intervene.model_copy(
+            update={"explore_share": share})})
+
+    with _store(project) as store:
+        inputs = plan_inputs(store, config=config)
+        plain = make_plan(store, config=sharing(0.0), budget=200, campaign_id="plain",
+                          inputs=inputs)
+        greedy = choose_actions(inputs, config=sharing(0.0), budget=200)
+        explored = make_plan(store, config=sharing(0.2), budget=200, campaign_id="explored",
+                             inputs=inputs)
+        save_plan(store, explored, config=sharing(0.2))
+        key = control_key(config.intervene.control_key_env)
+    # A share of 0: the greedy allocation and the control draw per (tier, action) as before.
+    rows = plain.rows
+    picked = inputs.customers["user_id"].to_numpy()[greedy >= 0]
+    assert sorted(rows["user_id"]) == sorted(picked)
+    expected = control_mask(rows["user_id"], rows["risk_tier"] + "|" + rows["action"],
+                            campaign_id="plain", share=config.intervene.control_share, key=key)
+    assert (rows["is_control"].to_numpy() == np.asarray(expected)).all()
+    assert set(rows["assignment"]) == {"model", "control"}
+    assert ((rows["assignment"] == "control") == rows["is_control"]).all()
+    assert "exploration" not in plain.summary
+    # A share of 0.2: a fifth of the contacts explored, each arm with its own control group.
+    rows = explored.rows
+    treated = rows[~rows["is_control"]]
+    assert (treated["assignment"] == "explore").mean() == pytest.approx(0.2, abs=0.03)
+    assert treated["expected_cost"].sum() <= 200 + 1e-6
+    assert (rows.loc[rows["assignment"] == "explore_control", "is_control"]).all()
+    assert 0 < (rows["assignment"] == "explore_control").sum() \
+        < (rows["assignment"] == "explore").sum()
+    report = explored.summary["exploration"]
+    assert report["share"] == 0.2
+    assert report["contacted"] == (treated["assignment"] == "explore").sum()
+    assert report["expected_margin_given_up"] >= 0
+    out = tmp_path / "explored.csv"
+    assert main(["plan", "--budget", "1", "--out", str(out), "--campaign-id", "tiny",
+                 "--project", str(project)]) == 0
+    with _store(project) as store:
+        stored = store.con.execute("SELECT assignment, count(*) FROM plan_rows WHERE "
+                                   "campaign_id = 'explored' GROUP BY 1").fetchall()
+    assert dict(stored) == rows["assignment"].value_counts().to_dict()
+    assert "assignment" in pd.read_csv(out).columns
+
+
+@pytest.mark.slow
+def test_a_plan_applies_a_kept_uplift_model_instead_of_learning_again(project: Path) -> None:
+    """``plan_inputs(learned=...)`` (bench_learning.py's frozen model and its cache): the kept
+    model gives the very effects learning again from the same campaigns gives, without learning."""
+    config = Project.load(project).config
+    said: list[str] = []
+    with _store(project) as store:
+        learned = plan_inputs(store, config=config)
+        again = plan_inputs(store, config=config, learned=learned.learned, progress=said.append)
+    assert learned.learned is not None and again.learned is learned.learned
+    assert not any("learning uplift" in m or "fold" in m for m in said), said
+    pd.testing.assert_frame_equal(again.uplift, learned.uplift)
+    pd.testing.assert_frame_equal(again.cost, learned.cost)
+    assert again.uplift_source == learned.uplift_source
+    assert again.evaluation is learned.evaluation

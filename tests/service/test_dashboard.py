@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import re
 import shutil
 import time
 from collections.abc import Iterator
@@ -418,3 +419,24 @@ def test_both_languages_have_the_same_strings() -> None:
     assert set(EN) == set(ZH)
     for key in EN:
         assert EN[key].count("{") == ZH[key].count("{"), key
+
+
+def test_campaigns_page_shows_what_the_campaigns_have_taught(client: TestClient) -> None:
+    """The learning curve and each action's pooled effect after each measured campaign, in
+    English and in Chinese (report/learning.py computes them; tests/report tests the maths)."""
+    measured = _store_value(client, "SELECT count(DISTINCT campaign_id) FROM measurements")[0][0]
+    assert measured >= 1
+    page = client.get("/campaigns").text
+    learning = page[page.index("What the campaigns have taught"):]
+    curve = re.search(r'<table class="learning-curve">.*?<tbody>(.*?)</tbody>', learning,
+                      re.S).group(1)
+    assert curve.count("<tr>") == measured
+    assert 'class="ci">[' in curve  # the retention and revenue intervals
+    assert 'id="chart-learning"' in learning
+    assert "Learning curve: incremental retention per campaign" in learning
+    actions = re.findall(r"<h3>([^<]+)</h3>", learning)
+    assert actions and learning.count('<table class="effect-history">') == len(actions)
+    assert f"{actions[0]}: effect on retention as known" in learning
+    zh = client.get("/campaigns", params={"lang": "zh"}).text
+    assert "活动积累的认识" in zh and "学习曲线：各活动的增量留存率" in zh
+    assert "此后的认识（汇总）" in zh

@@ -184,3 +184,18 @@ def test_the_budget_slider_updates_expected_saves(served: Served) -> None:
         assert page.inner_text("#budget-value") != ""
         page.screenshot(path=artifact_path("dashboard-planner.png"), full_page=True)
         assert browser.problems() == []
+
+
+def test_the_campaigns_page_draws_the_learning_curve_in_both_languages(served: Served) -> None:
+    with signed_in(served) as browser:
+        page = browser.page
+        for lang, title in (("en", "Learning curve: incremental retention per campaign"),
+                            ("zh", "学习曲线：各活动的增量留存率")):
+            page.goto(served.url + "/campaigns" + ("?lang=zh" if lang == "zh" else ""))
+            page.locator("#chart-learning .main-svg").first.wait_for(state="attached")
+            assert page.locator("#chart-learning .gtitle").first.text_content() == title
+            page.locator("#learning .chart .main-svg").nth(1).wait_for(state="attached")
+            assert page.locator("#learning table.learning-curve tbody tr").count() >= 1
+            page.screenshot(path=artifact_path(f"dashboard-learning-{lang}.png"),
+                            full_page=True)
+        assert browser.problems() == []

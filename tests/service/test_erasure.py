@@ -99,9 +99,12 @@ def test_erasure_leaves_no_row_and_no_file_with_the_id(make_client: ClientFactor
     assert _holding(project_dir / "exports", WHO) == ["contacts.json", "scores.csv",
                                                       "scores.parquet"]
     with Store.open(project.store_path) as store:
+        # an agent's decision on one of their tickets (the assistant's log names the customer)
+        store.con.execute("INSERT INTO assist_log VALUES ('a1', '2026-01-01', ?, 't1', 'en', "
+                          "'rejected', NULL, NULL, 0.9, false, NULL)", [WHO])
         before = tables_mentioning(store, [WHO])
     assert {"events", "users", "user_attributes", "labels", "campaigns", "quarantine", "scores",
-            "plan_rows", "deliveries", "backtest_predictions"} <= set(before)
+            "plan_rows", "deliveries", "backtest_predictions", "assist_log"} <= set(before)
 
     client = make_client(warm_on_start=False)
     assert client.get(f"/v1/users/{WHO}/risk", headers=headers(READ)).status_code == 200
@@ -110,7 +113,8 @@ def test_erasure_leaves_no_row_and_no_file_with_the_id(make_client: ClientFactor
     body = erased.json()
     assert body["rows_deleted"] == {"events": 12, "users": 1, "user_attributes": 1, "labels": 1,
                                     "campaigns": 1, "scores": 1, "backtest_predictions": 1,
-                                    "plan_rows": 1, "deliveries": 1, "quarantine": 1}
+                                    "plan_rows": 1, "deliveries": 1, "quarantine": 1,
+                                    "assist_log": 1}
     # The cache's file is deleted; the three exports lose the customer's rows, nothing else
     # (issue 16, item 1: an erasure never deletes a file it did not write for the customer).
     assert body["files_deleted"] == 1

@@ -136,8 +136,10 @@ def _domain_classes() -> dict[str, type]:
     from churnguard.scoring import ScoringError
     from churnguard.service.settings import SettingsError
     from churnguard.store import StoreBusyError, StoreError
+    from churnguard.assistant import DecisionError, TicketNotOpenError, UnknownTemplateError
 
     return {c.__name__: c for c in (
+        DecisionError, TicketNotOpenError, UnknownTemplateError,
         ConfigError, UnknownCustomerError, ErasureError, BacktestError, FeatureError, IngestError,
         DeliveryError, MeasurementError, PlanError, UpliftError, LabelError, MonitorError,
         RegistryError, ReportError, ScoringError, SettingsError, StoreError, StoreBusyError)}

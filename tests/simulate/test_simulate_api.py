@@ -55,7 +55,8 @@ def test_result_describes_what_was_written(tmp_out):
         result.seed = 4  # type: ignore[misc]
     assert result.out_dir == tmp_out
     assert set(result.paths) == {"events", "users", "items", "campaigns", "truth_churn",
-                                 "truth_campaigns", "truth_users", "truth_texts", "manifest"}
+                                 "truth_campaigns", "truth_users", "truth_texts", "truth_tickets",
+                                 "manifest"}
     assert all(p.exists() for p in result.paths.values())
     assert (result.scenario, result.seed, result.n_users) == ("default", 3, 300)
     assert result.cutoffs == (dt.date(2025, 4, 1), dt.date(2025, 5, 1))

@@ -176,8 +176,10 @@ def plan(budget: float, out_path: Path | None, as_of: dt.date | None, campaign_i
 
     Scores every customer, estimates each action's effect (uplift), each customer's value and
     each action's expected cost, allocates the budget under the actions' capacities, holds out
-    a random control group (intervene.control_share, stratified by risk tier and action), and
-    writes recommended items and a message in English and Chinese for each contacted customer.
+    a random control group (intervene.control_share, stratified by risk tier and action), gives
+    intervene.explore_share of the contacts an action drawn at random where the effects are
+    least known (with a control group of their own; docs/intervene.md), and writes recommended
+    items and a message in English and Chinese for each contacted customer.
     A customer whose data cannot be featurised is left out and named in a note; campaign
     actions missing from the catalogue ([intervene] actions: their cost) are not allocated.
     The plan is stored as a campaign: `churnguard deliver CAMPAIGN` sends it and
@@ -218,6 +220,13 @@ def print_plan_summary(summary: dict) -> None:
                   f"{summary['expected_incremental_margin']:,.2f}")
     console.print(table)
     console.print(f"Uplift: {summary['uplift_source']}", markup=False)
+    explored = summary.get("exploration")
+    if explored:
+        console.print(f"Exploration: {explored['contacted']:,} of the contacted customers "
+                      f"({explored['contacted_share']:.1%}) got an action drawn where the effects "
+                      "are least known; expected margin given up against the greedy plan: "
+                      f"{explored['expected_margin_given_up']:,.2f} (docs/intervene.md)",
+                      markup=False, soft_wrap=True)
     # Plans stored before the notes existed have none.
     for note in summary.get("notes", []):
         console.print(f"Note: {note}", markup=False, soft_wrap=True)

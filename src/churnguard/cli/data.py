@@ -64,6 +64,18 @@ def init(directory: Path | None) -> None:
 @click.option("--keep-state", is_flag=True,
               help="Also write state/, from which `simulate --continue` carries the shop on "
               "after churnguard acts.")
+@click.option("--surge-topic", type=click.Choice(["delivery", "quality", "price", "service"]),
+              default=None, help="Inject a complaint surge of this topic: its negative reviews "
+              "and tickets run at --surge-size times their baseline from --surge-start for "
+              "--surge-days days (texts only; truth/surge.json and truth/surge.parquet record "
+              "it; docs/simulate.md).")
+@click.option("--surge-start", default=None, callback=date_callback,
+              help="With --surge-topic: the surge's first day (YYYY-MM-DD), at least 7 days "
+              "after --start.")
+@click.option("--surge-size", type=click.FloatRange(min=1.0, max=100.0), default=2.0,
+              show_default=True, help="With --surge-topic: the multiplier of the baseline.")
+@click.option("--surge-days", type=click.IntRange(min=1), default=14, show_default=True,
+              help="With --surge-topic: how many days the surge lasts.")
 @click.option("--continue", "continue_from", type=click.Path(file_okay=False, path_type=Path),
               default=None, help="Carry on the shop in this folder (simulated with --keep-state, "
               "or written by an earlier --continue) to --until, with the --delivered campaign "
@@ -82,7 +94,8 @@ def init(directory: Path | None) -> None:
 def simulate(ctx: click.Context, n_users: int, days: int, seed: int, out_dir: Path, scenario: str,
              change_day: int | None, start: dt.date, horizon: int, keep_state: bool,
              continue_from: Path | None, delivered: tuple[Path, ...],
-             delivered_at: dt.date | None, until: dt.date | None) -> None:
+             delivered_at: dt.date | None, until: dt.date | None, surge_topic: str | None,
+             surge_start: dt.date | None, surge_size: float, surge_days: int) -> None:
     """Simulate an online shop with known ground truth, or carry one on after churnguard acts.
 
     Writes events.parquet, users.parquet, items.parquet and campaigns.parquet (the historical
@@ -98,14 +111,21 @@ def simulate(ctx: click.Context, n_users: int, days: int, seed: int, out_dir: Pa
 
     \b
     churnguard simulate --users 20000 --days 635 --scenario drift --out shop
+    churnguard simulate --users 20000 --days 365 --surge-topic delivery \\
+        --surge-start 2025-09-01 --surge-size 2 --surge-days 14 --out shop
     churnguard simulate --users 20000 --days 365 --keep-state --out shop
     churnguard simulate --continue shop --delivered plan.csv --delivered-at 2026-01-01 \\
         --until 2026-02-01 --out shop-2026-01
     """
+    surge_given = [f"--{name.replace('_', '-')}" for name in
+                   ("surge_start", "surge_size", "surge_days")
+                   if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT]
     if continue_from is not None:
         fixed = [f"--{name.replace('_', '-')}" for name in
-                 ("n_users", "days", "seed", "scenario", "change_day", "start", "keep_state")
+                 ("n_users", "days", "seed", "scenario", "change_day", "start", "keep_state",
+                  "surge_topic")
                  if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT]
+        fixed += surge_given
         if fixed:
             raise BadInput(f"{', '.join(fixed).replace('--n-users', '--users')} cannot be given "
                            "with --continue: the shop's saved state fixes them")
@@ -117,14 +137,20 @@ def simulate(ctx: click.Context, n_users: int, days: int, seed: int, out_dir: Pa
         return
     if delivered or delivered_at or until:
         raise BadInput("--delivered, --delivered-at and --until apply with --continue only")
-    from churnguard.simulate import simulate as run_simulation
+    if surge_topic is None and surge_given:
+        raise BadInput(f"{', '.join(surge_given)} apply with --surge-topic only")
+    if surge_topic is not None and surge_start is None:
+        raise BadInput("--surge-topic needs --surge-start, the surge's first day")
+    from churnguard.simulate import Surge, simulate as run_simulation
 
+    surge = None if surge_topic is None else Surge(topic=surge_topic, start=surge_start,
+                                                   size=surge_size, days=surge_days)
     try:
         with day_progress(f"Simulating {n_users:,} customers") as update:
             result = run_simulation(n_users=n_users, days=days, seed=seed, out_dir=out_dir,
                                     scenario=scenario, start=start, horizon_days=horizon,
                                     change_day=change_day, keep_state=keep_state,
-                                    progress=update)
+                                    surge=surge, progress=update)
     except ValueError as exc:
         raise BadInput(str(exc)) from None
     click.echo(

@@ -48,6 +48,7 @@ EXPORT_SUFFIXES = (".csv", ".json", ".jsonl", ".parquet")
 PLAN_COLUMNS = (
     "campaign_id", "user_id", "action", "is_control", "risk_tier", "p_churn", "uplift", "value",
     "expected_cost", "expected_margin", "channel", "items", "message_en", "message_zh",
+    "assignment",
 )  # fmt: skip
 # Fields of one delivery in a request body and in an --out file (plus campaign_id there).
 DELIVERY_FIELDS = ("idempotency_key", "user_id", "action", "channel", "items", "message_en",
@@ -177,6 +178,8 @@ def export_plan(store: Store, *, campaign_id: str, path: str | Path) -> int:
     records = [dict(zip(PLAN_COLUMNS, row, strict=True)) for row in cursor.fetchall()]
     for record in records:
         record["items"] = _items(record["items"], campaign_id, record["user_id"])
+        if record["assignment"] is None:  # a plan made before exploration (migration 11)
+            record["assignment"] = "control" if record["is_control"] else "model"
     writers = {".csv": _write_csv, ".parquet": _write_parquet, ".json": _write_json,
                ".jsonl": _write_jsonl}
     replace_atomically(path, lambda tmp: writers[suffix](records, tmp))

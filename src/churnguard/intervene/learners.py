@@ -49,13 +49,13 @@ True
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Sequence
 from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 from sklearn.exceptions import NotFittedError
+from threadpoolctl import threadpool_limits
 
 from churnguard.config import NO_ACTION
 from churnguard.errors import ChurnguardError
@@ -141,11 +141,16 @@ class _MetaLearner:
         self.actions_ = [a for a in actions if (action == a).any()]
         self.missing_actions_ = [a for a in actions if a not in self.actions_]
         self.base_rate_ = _rate(y[control], w[control])
-        self._fit_shared(features, action, y, w, control, groups)
-        self.arms_ = {}
-        for k, a in enumerate(self.actions_):
-            self.arms_[a] = self._fit_action(features, y, w, action == a, control,
-                                             self.random_state + k, a, groups)
+        # One BLAS thread: the linear learners make tens of thousands of small matrix-vector
+        # products, where a second BLAS thread costs more in hand-offs than it computes, and
+        # on a busy machine its spinning made the six-learner comparison ~3x slower (measured
+        # in docs/intervene.md, "Speed"). The trees use OpenMP, which this leaves alone.
+        with threadpool_limits(limits=1, user_api="blas"):
+            self._fit_shared(features, action, y, w, control, groups)
+            self.arms_ = {}
+            for k, a in enumerate(self.actions_):
+                self.arms_[a] = self._fit_action(features, y, w, action == a, control,
+                                                 self.random_state + k, a, groups)
         return self
 
     def _fit_shared(self, x, action, y, w, control, groups) -> None:
@@ -308,27 +313,54 @@ class _Design:
         return np.column_stack(parts)
 
 
+def _log_loss(y: np.ndarray, p: np.ndarray, w: np.ndarray) -> float:
+    """Weighted mean log loss, probabilities clipped away from 0 and 1 as scikit-learn does."""
+    eps = np.finfo(p.dtype).eps
+    p = np.clip(p, eps, 1 - eps)
+    return float(-np.average(y * np.log(p) + (1 - y) * np.log1p(-p), weights=w))
+
+
 def _logistic(X: np.ndarray, y: np.ndarray, w: np.ndarray, seed: int):
     """An L2-penalised logistic regression whose strength is chosen by 3-fold cross-validated
-    log loss; None when the outcome does not vary (the caller uses the rate)."""
-    from sklearn.linear_model import LogisticRegressionCV
+    log loss; None when the outcome does not vary (the caller uses the rate).
+
+    The same choice as ``LogisticRegressionCV(Cs=_CS, cv=StratifiedKFold(3, shuffle=True,
+    random_state=seed), scoring="neg_log_loss")`` with sample weights: per fold, the Cs from
+    strong to weak, each fit warm-started from the previous one (scikit-learn's path); the C
+    with the least weighted held-out log loss summed over folds; the refit on every row
+    warm-started from the folds' mean coefficients at that C. It scores with NumPy and stops
+    the Cs two rises past the least loss: the same C whenever the held-out loss has a single
+    minimum along the path, as in every fit measured (docs/intervene.md, "Speed")."""
+    from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold
 
     if len(np.unique(y)) < 2 or X.shape[1] == 0:
         return None
-    folds = 3 if min(np.bincount(y.astype(int))) >= 3 else None
-    if folds is None:
-        from sklearn.linear_model import LogisticRegression
-
+    if min(np.bincount(y.astype(int))) < 3:
         return LogisticRegression(C=float(_CS[0]), max_iter=1000).fit(X, y, sample_weight=w)
-    # scikit-learn 1.8+ spells a pure L2 penalty as l1_ratios=(0,) and warns without it;
-    # older releases know only penalty="l2" (their default).
-    modern = "use_legacy_attributes" in inspect.signature(LogisticRegressionCV).parameters
-    extra = {"l1_ratios": (0.0,), "use_legacy_attributes": False} if modern else {}
-    model = LogisticRegressionCV(
-        Cs=_CS, cv=StratifiedKFold(folds, shuffle=True, random_state=seed),
-        scoring="neg_log_loss", max_iter=1000, **extra)
-    return model.fit(X, y, sample_weight=w)
+    folds = list(StratifiedKFold(3, shuffle=True, random_state=seed).split(X, y))
+    models = [LogisticRegression(C=float(_CS[0]), max_iter=1000, warm_start=True)
+              for _ in folds]
+    loss = np.full(len(_CS), np.inf)
+    coefs = np.zeros((len(_CS), X.shape[1] + 1))
+    for j, c in enumerate(_CS):
+        loss[j] = 0.0
+        for (train, test), model in zip(folds, models, strict=True):
+            model.C = float(c)
+            model.fit(X[train], y[train], sample_weight=w[train])
+            loss[j] += _log_loss(y[test], model.predict_proba(X[test])[:, 1], w[test])
+            coefs[j] += np.r_[model.coef_.ravel(), model.intercept_]
+        # The weak penalties are the slow fits (many solver iterations) and the held-out loss
+        # of an L2 path rises steadily past its minimum: stop after two rises in a row.
+        if j >= 2 + int(np.argmin(loss[: j + 1])):
+            break
+    best = int(np.argmin(loss))
+    model = LogisticRegression(C=float(_CS[best]), max_iter=1000, warm_start=True)
+    init = coefs[best] / len(folds)
+    model.coef_, model.intercept_ = init[None, :-1], init[-1:]
+    model.fit(X, y, sample_weight=w)
+    model.C_ = float(_CS[best])  # the strength chosen, as LogisticRegressionCV names it
+    return model
 
 
 class TLogistic(_MetaLearner):

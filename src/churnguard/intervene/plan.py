@@ -33,13 +33,25 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from churnguard.config import ProjectConfig
+from churnguard.config import NO_ACTION, ProjectConfig
 from churnguard.cutoffs import BacktestError, resolve_as_of, value_cutoffs
 from churnguard.errors import ChurnguardError
 from churnguard.intervene.actions import eligibility, expected_costs
 from churnguard.intervene.allocate import allocate
 from churnguard.intervene.control import control_key, control_mask
+from churnguard.intervene.explore import (
+    PRIOR_SD,
+    Belief,
+    action_beliefs,
+    expected_sd,
+    explore_rng,
+    neyman_counts,
+    segment_beliefs,
+    thompson_choice,
+)
 from churnguard.intervene.uplift import (
+    FittedUplift,
+    UpliftData,
     UpliftError,
     UpliftEvaluation,
     bounded_effects,
@@ -60,12 +72,14 @@ from churnguard.scoring import isolated_snapshot, reasons_for, score_customers
 from churnguard.snapshots import Snapshot
 from churnguard.store import Store
 
-__all__ = ["PLAN_COLUMNS", "Plan", "PlanError", "PlanInputs", "choose_actions", "make_plan",
-           "plan_inputs", "save_plan"]
+__all__ = ["PLAN_COLUMNS", "LearnedUplift", "Plan", "PlanError", "PlanInputs", "choose_actions",
+           "choose_with_exploration", "make_plan", "plan_inputs", "save_plan"]
 
 PLAN_COLUMNS = ["user_id", "action", "is_control", "risk_tier", "p_churn", "uplift", "value",
                 "expected_cost", "expected_margin", "channel", "items", "message_en",
-                "message_zh"]
+                "message_zh", "assignment"]
+# How a row's action was chosen: by the model (greedy), by exploration, or held out from either.
+MODEL, EXPLORE, CONTROL, EXPLORE_CONTROL = "model", "explore", "control", "explore_control"
 # The value of keeping a customer divides by P(active); a floor keeps near-certain leavers from
 # getting absurd values out of a small E[R].
 MIN_P_ACTIVE = 0.05
@@ -75,6 +89,20 @@ class PlanError(ChurnguardError, ValueError):
     """A plan cannot be made (with the reason and the fix)."""
 
     code = "cannot_plan"
+
+
+@dataclass(frozen=True, kw_only=True)
+class LearnedUplift:
+    """The uplift a plan learned from the campaigns (the fitted learner, the chooser's evaluation
+    with its out-of-fold recalibration, where it came from, notes): given back to
+    :func:`plan_inputs` as ``learned``, the plan applies it to the customers at its own cutoff
+    instead of learning again (the same campaigns give the same model; a model kept fixed)."""
+
+    learner: FittedUplift
+    evaluation: UpliftEvaluation
+    source: str
+    notes: list[str] = field(default_factory=list)
+    data: UpliftData | None = None  # the campaign rows it learned from (exploration: _beliefs)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -95,6 +123,9 @@ class PlanInputs:
     # why; scoring.isolated_snapshot), and what else the plan's reader should know.
     left_out: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    learned: LearnedUplift | None = None  # the learned uplift, None for prior effects
+    # What is known of each (risk tier, action) effect, for exploration (explore.py).
+    beliefs: dict[tuple[str, str], Belief] = field(default_factory=dict)
 
     @property
     def actions(self) -> list[str]:
@@ -113,13 +144,51 @@ def _say(progress: Callable[[str], None] | None) -> Callable[[str], None]:
     return progress or (lambda message: None)
 
 
+def _beliefs(store: Store, data: UpliftData | None, actions: list[str], tiers: np.ndarray
+             ) -> dict[tuple[str, str], Belief]:
+    """What is known of each (risk tier, action) effect (explore.segment_beliefs): the
+    campaign-wide averages of ``data``, updated per tier with the rows of churnguard's own plans
+    (plan_rows holds their tier and, for a control row, the action it was held out from)."""
+    segments = sorted({str(t) for t in tiers})
+    if data is None:
+        overall = {a: Belief(mean=0.0, sd=PRIOR_SD) for a in actions}
+        return segment_beliefs(overall, pd.DataFrame(), segments)
+    overall = action_beliefs(data.action, data.y, actions)
+    rows = pd.DataFrame({"campaign_id": data.campaign_id.astype(str),
+                         "user_id": data.user_id.astype(str), "y": data.y,
+                         "is_control": data.action == NO_ACTION})
+    planned = store.con.execute(
+        "SELECT campaign_id, user_id, risk_tier AS segment, action FROM plan_rows "
+        "WHERE list_contains(?, campaign_id)",
+        [sorted(set(rows["campaign_id"]))]).df()
+    measured = rows.merge(planned, on=["campaign_id", "user_id"], how="inner")
+    return segment_beliefs(overall, measured, segments)
+
+
 def _uplift(store: Store, config: ProjectConfig, features: pd.DataFrame, tiers: np.ndarray,
-            say: Callable[[str], None], seed: int, as_of: dt.datetime
-            ) -> tuple[pd.DataFrame, str, UpliftEvaluation | None, list[str]]:
-    """Effects of the catalogue's actions, where they come from, the evaluation, and notes.
+            say: Callable[[str], None], seed: int, as_of: dt.datetime,
+            learned: LearnedUplift | None = None
+            ) -> tuple[pd.DataFrame, str, UpliftEvaluation | None, list[str], LearnedUplift | None]:
+    """Effects of the catalogue's actions, where they come from, the evaluation, notes and the
+    learned uplift (None for prior effects); ``learned``: apply it instead of learning.
 
     Only the catalogue's actions can be allocated (an action's cost is in the catalogue); the
     campaigns' other actions are left out of the learning and named in a note."""
+    actions = [a.name for a in config.intervene.actions]
+    if learned is None:
+        learned = _learn_uplift(store, config, features, say, seed, as_of)
+        if not isinstance(learned, LearnedUplift):
+            return (prior_uplift(tiers, dict(config.intervene.prior_effects), actions), learned,
+                    None, [], None)
+    effects = learned.evaluation.calibrate(
+        learned.learner.predict(features.reset_index(drop=True))[actions])
+    return effects, learned.source, learned.evaluation, list(learned.notes), learned
+
+
+def _learn_uplift(store: Store, config: ProjectConfig, features: pd.DataFrame,
+                  say: Callable[[str], None], seed: int, as_of: dt.datetime
+                  ) -> LearnedUplift | str:
+    """The uplift learned from the store's campaigns, or why prior effects are used instead."""
     actions = [a.name for a in config.intervene.actions]
     iv = config.intervene
     try:
@@ -134,9 +203,8 @@ def _uplift(store: Store, config: ProjectConfig, features: pd.DataFrame, tiers: 
                                        confidence=up.choice_confidence,
                                        replicates=up.bootstrap_replicates, progress=say)
     except UpliftError as exc:
-        source = (f"prior effects by risk tier from churnguard.toml, because no campaign history "
-                  f"can be used: {exc}")
-        return prior_uplift(tiers, dict(iv.prior_effects), actions), source, None, []
+        return (f"prior effects by risk tier from churnguard.toml, because no campaign history "
+                f"can be used: {exc}")
     notes = []
     if data.skipped_actions:
         notes.append("campaign actions not in the [intervene] actions of churnguard.toml are "
@@ -150,12 +218,12 @@ def _uplift(store: Store, config: ProjectConfig, features: pd.DataFrame, tiers: 
     say(f"fitting the {evaluation.chosen} on {len(data):,} campaign rows")
     learner = fit_uplift(data, evaluation.chosen, actions=actions, seed=seed,
                          half_life_days=config.uplift.half_life_days)
-    effects = evaluation.calibrate(learner.predict(features.reset_index(drop=True))[actions])
     source = (f"{evaluation.chosen} fitted on {len(data):,} rows of {evaluation.n_campaigns} "
               f"randomised campaigns (chosen by out-of-fold Qini, recalibrated out of fold)")
     if learner.missing_actions_:
         source += f"; no history for {', '.join(learner.missing_actions_)} (effect 0)"
-    return effects, source, evaluation, notes
+    return LearnedUplift(learner=learner, evaluation=evaluation, source=source, notes=notes,
+                         data=data)
 
 
 def _value(store: Store, config: ProjectConfig, scoring: Snapshot, say: Callable[[str], None]
@@ -199,9 +267,11 @@ def following_the_champion(store: Store, config: ProjectConfig) -> ProjectConfig
 
 
 def plan_inputs(store: Store, *, config: ProjectConfig, as_of: object = None, seed: int = 0,
-                progress: Callable[[str], None] | None = None) -> PlanInputs:
+                progress: Callable[[str], None] | None = None,
+                learned: LearnedUplift | None = None) -> PlanInputs:
     """Scores, uplift, value, costs, eligibility and capacities at ``as_of`` (default: T), under
-    the champion's churn definition (:func:`following_the_champion`)."""
+    the champion's churn definition (:func:`following_the_champion`). ``learned``: an uplift
+    learned before (``PlanInputs.learned``), applied instead of learning from the campaigns."""
     say = _say(progress)
     config = following_the_champion(store, config)
     when = resolve_as_of(store, as_of)
@@ -221,9 +291,11 @@ def plan_inputs(store: Store, *, config: ProjectConfig, as_of: object = None, se
     customers = scores.set_index("user_id").reindex(order).reset_index()
     features = scoring.features
     iv = config.intervene
-    uplift, source, evaluation, notes = _uplift(store, config, features,
-                                                customers["risk_tier"].to_numpy(), say, seed,
-                                                when)
+    tiers = customers["risk_tier"].to_numpy()
+    uplift, source, evaluation, notes, learned = _uplift(store, config, features, tiers, say,
+                                                         seed, when, learned)
+    beliefs = _beliefs(store, None if learned is None else learned.data,
+                       [a.name for a in iv.actions], tiers)
     notes = [*(f"left out customer {u}: {why}" for u, why in left_out.items()), *notes]
     for note in notes:
         say(note)
@@ -251,7 +323,7 @@ def plan_inputs(store: Store, *, config: ProjectConfig, as_of: object = None, se
                       .reset_index(drop=True), capacity=capacity, uplift_source=source,
                       value_source=value_source, evaluation=evaluation,
                       model_version=str(scores["model_version"].iloc[0]), left_out=left_out,
-                      notes=notes)
+                      notes=notes, learned=learned, beliefs=beliefs)
 
 
 def choose_actions(inputs: PlanInputs, *, config: ProjectConfig, budget: float,
@@ -259,14 +331,158 @@ def choose_actions(inputs: PlanInputs, *, config: ProjectConfig, budget: float,
     """Action index per customer (-1: none) maximising the margin within budget and capacities,
     before the control group is drawn. ``uplift`` overrides the estimates (the oracle uses the
     true effects)."""
-    share = config.intervene.control_share
     margin = inputs.margin(config, uplift)
-    scale = 1.0 / (1.0 - share)
-    capacity = [None if c is None else int(np.floor(c * scale)) for c in inputs.capacity]
+    scaled_budget, capacity = _scaled(inputs, config, budget)
     result = allocate(margin=margin, cost=inputs.cost[inputs.actions].to_numpy(),
-                      budget=budget * scale, capacity=capacity,
+                      budget=scaled_budget, capacity=capacity,
                       eligible=inputs.eligible[inputs.actions].to_numpy(dtype=bool))
     return result.choice
+
+
+def _scaled(inputs: PlanInputs, config: ProjectConfig, budget: float
+            ) -> tuple[float, list[int | None]]:
+    """Budget and capacities before the control group is drawn (control customers cost nothing
+    and use no capacity), as ``choose_actions`` solves them."""
+    scale = 1.0 / (1.0 - config.intervene.control_share)
+    return budget * scale, [None if c is None else int(np.floor(c * scale))
+                            for c in inputs.capacity]
+
+
+def _explored(inputs: PlanInputs, config: ProjectConfig, n_explore: int, budget: float,
+              capacity: list[int | None], rng: np.random.Generator
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """Up to ``n_explore`` explored contacts in a random order (customer, action index), each
+    prefix within ``budget`` and ``capacity`` (explore.py: Neyman allocation over risk tiers,
+    customers at random within a tier, Thompson sampling among the actions worth their cost)."""
+    acts = inputs.actions
+    margin = inputs.margin(config)
+    cost = inputs.cost[acts].to_numpy()
+    candidates = inputs.eligible[acts].to_numpy(dtype=bool) & (margin > 0)
+    tiers = inputs.customers["risk_tier"].astype(str).to_numpy()
+    segments = sorted(set(tiers))
+
+    def belief(t: str, a: str) -> Belief:
+        return inputs.beliefs.get((t, a)) or Belief(mean=0.0, sd=PRIOR_SD)
+
+    open_ = candidates.any(axis=1)
+    pool = {t: int((open_ & (tiers == t)).sum()) for t in segments}
+    sd = {t: float(np.mean([belief(t, a).sd for a in acts])) for t in segments}
+    counts = neyman_counts(pool, sd, n_explore)
+    drawn = [rng.choice(np.flatnonzero(open_ & (tiers == t)), counts[t], replace=False)
+             for t in segments if counts[t]]
+    picked = rng.permutation(np.concatenate(drawn)) if drawn else np.zeros(0, dtype=int)
+    shape = (len(picked), len(acts))
+    mean = np.array([[belief(t, a).mean for a in acts] for t in tiers[picked]]).reshape(shape)
+    spread = np.array([[belief(t, a).sd for a in acts] for t in tiers[picked]]).reshape(shape)
+    value = inputs.customers["value"].to_numpy(dtype=float)[picked, None]
+    p_churn = inputs.customers["p_churn"].to_numpy(dtype=float)[picked]
+
+    def margin_of(effects: np.ndarray) -> np.ndarray:
+        bounded = bounded_effects(pd.DataFrame(effects, columns=acts), p_churn).to_numpy()
+        return bounded * value * config.intervene.gross_margin - cost[picked]
+
+    action = thompson_choice(inputs.uplift[acts].to_numpy()[picked], mean, spread, margin_of,
+                             candidates[picked], rng)
+    keep = np.zeros(len(picked), dtype=bool)
+    spend, used = 0.0, np.zeros(len(acts), dtype=int)
+    for k, (i, a) in enumerate(zip(picked, action, strict=True)):
+        if a < 0 or (capacity[a] is not None and used[a] >= capacity[a]) \
+                or spend + cost[i, a] > budget:
+            continue  # the random order makes the budget's cut random too
+        keep[k], spend, used[a] = True, spend + cost[i, a], used[a] + 1
+    return picked[keep], action[keep]
+
+
+def choose_with_exploration(inputs: PlanInputs, *, config: ProjectConfig, budget: float,
+                            rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Action index per customer (-1: none), whether it was explored, and what exploring costs
+    and teaches, before the control group is drawn.
+
+    ``[intervene] explore_share`` of the contacts are explored (:func:`_explored`) and the model
+    allocates what is left of the budget and capacities to the other customers, so both still
+    hold. The number explored is the largest whose share of the contacts does not pass the
+    configured one (explored contacts may cost more or less than the model's picks, which moves
+    the model's count, so it is found by bisection). With a share of 0 this is
+    :func:`choose_actions` exactly."""
+    share = config.intervene.explore_share
+    greedy = choose_actions(inputs, config=config, budget=budget)
+    if share <= 0:
+        return greedy, np.zeros(len(greedy), dtype=bool), {}
+    budget_s, capacity = _scaled(inputs, config, budget)
+    ratio = share / (1.0 - share)  # explored per model contact
+    who, what = _explored(inputs, config, int(np.ceil(ratio * (greedy >= 0).sum())), budget_s,
+                          capacity, rng)
+    acts = inputs.actions
+    cost = inputs.cost[acts].to_numpy()
+    margin = inputs.margin(config)
+    eligible = inputs.eligible[acts].to_numpy(dtype=bool)
+
+    def plan_with(k: int, method: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+        """The first ``k`` explored contacts, and the model's allocation of what they leave."""
+        is_explored = np.zeros(len(greedy), dtype=bool)
+        is_explored[who[:k]] = True
+        used = np.bincount(what[:k], minlength=len(acts))
+        rest = allocate(margin=margin, cost=cost,
+                        budget=max(budget_s - float(cost[who[:k], what[:k]].sum()), 0.0),
+                        capacity=[None if c is None else int(c - used[j])
+                                  for j, c in enumerate(capacity)],
+                        eligible=eligible & ~is_explored[:, None], method=method)
+        choice = rest.choice.copy()
+        choice[who[:k]] = what[:k]
+        return choice, is_explored
+
+    # The explored share k / contacts grows with k (each explored contact leaves the model less
+    # budget): bisect for the largest k whose share does not pass the configured one.
+    lo, hi = 0, len(who)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        # The Lagrangian allocation is within a hair of the exact one, and quick to repeat.
+        contacts = int((plan_with(mid, "lagrangian")[0] >= 0).sum())
+        if contacts and mid / contacts <= share + 1e-12:
+            lo = mid
+        else:
+            hi = mid - 1
+    choice, is_explored = plan_with(lo)
+    return choice, is_explored, _exploration_report(inputs, config, greedy, choice, is_explored)
+
+
+def _total(margin: np.ndarray, choice: np.ndarray) -> float:
+    rows = np.flatnonzero(choice >= 0)
+    return float(margin[rows, choice[rows]].sum())
+
+
+def _exploration_report(inputs: PlanInputs, config: ProjectConfig, greedy: np.ndarray,
+                        choice: np.ndarray, is_explored: np.ndarray) -> dict:
+    """What exploring costs (expected margin given up against the greedy plan, on the contacted
+    customers) and teaches: per (tier, action) the 95% interval width of the effect now, after
+    this plan's rows are measured, and after the greedy plan's would be."""
+    iv = config.intervene
+    keep = 1.0 - iv.control_share
+    margin = inputs.margin(config)
+    tiers = inputs.customers["risk_tier"].astype(str).to_numpy()
+    rate = 1.0 - inputs.customers["p_churn"].to_numpy(dtype=float)
+    per_segment = []
+    for (t, a), b in sorted(inputs.beliefs.items()):
+        j = inputs.actions.index(a) if a in inputs.actions else None
+        if j is None:
+            continue
+        mine, greedy_mine = (choice == j) & (tiers == t), (greedy == j) & (tiers == t)
+        after = {}
+        for name, rows in (("plan", mine), ("greedy", greedy_mine)):
+            n = int(rows.sum())
+            r = float(rate[rows].mean()) if n else 0.5
+            after[name] = 2 * 1.959964 * expected_sd(
+                b, rate=r, n_treated=int(round(n * keep)), n_control=n - int(round(n * keep)))
+        per_segment.append({
+            "risk_tier": t, "action": a, "effect": b.mean, "width_now": b.width,
+            "width_after_plan": after["plan"], "width_after_greedy": after["greedy"],
+            "explored": int((mine & is_explored).sum()), "planned": int(mine.sum()),
+            "n_treated": b.n_treated, "n_control": b.n_control})
+    greedy_value, value = _total(margin, greedy) * keep, _total(margin, choice) * keep
+    return {"share": iv.explore_share, "explored": int(is_explored.sum()),
+            "contacts": int((choice >= 0).sum()),
+            "greedy_expected_margin": greedy_value, "expected_margin": value,
+            "expected_margin_given_up": greedy_value - value, "per_segment": per_segment}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -314,7 +530,9 @@ def make_plan(store: Store, *, config: ProjectConfig, budget: float, as_of: obje
     iv = config.intervene
     campaign_id = campaign_id or f"cg-{inputs.as_of:%Y%m%d}-{uuid.uuid4().hex[:8]}"
     say("allocating the budget")
-    choice = choose_actions(inputs, config=config, budget=budget)
+    choice, explored, exploration = choose_with_exploration(
+        inputs, config=config, budget=budget,
+        rng=explore_rng(seed, inputs.as_of.isoformat()))
     picked = np.flatnonzero(choice >= 0)
     actions = np.array(inputs.actions, dtype=object)
     c = inputs.customers.iloc[picked].reset_index(drop=True)
@@ -332,13 +550,25 @@ def make_plan(store: Store, *, config: ProjectConfig, budget: float, as_of: obje
         "expected_margin": margin,
     })
     rows["channel"] = rows["action"].map(channel)
-    rows["is_control"] = control_mask(rows["user_id"], rows["risk_tier"] + "|" + rows["action"],
-                                      campaign_id=campaign_id, share=iv.control_share,
+    # Explored customers keep a control group of their own (a stratum per tier, action, arm);
+    # the model's strata are named as before, so a plan without exploration is unchanged.
+    arm = explored[picked]
+    strata = rows["risk_tier"] + "|" + rows["action"] + np.where(arm, "|" + EXPLORE, "")
+    rows["is_control"] = control_mask(rows["user_id"], strata, campaign_id=campaign_id,
+                                      share=iv.control_share,
                                       key=control_key(iv.control_key_env))
+    rows["assignment"] = np.where(arm, np.where(rows["is_control"], EXPLORE_CONTROL, EXPLORE),
+                                  np.where(rows["is_control"], CONTROL, MODEL))
     capacity = dict(zip(inputs.actions, inputs.capacity, strict=True))
     rows = _trim(rows, budget, capacity)
     rows = _with_items_and_messages(store, rows, inputs, config, say)
     summary = _summary(rows, inputs, budget=budget, config=config)
+    if exploration:
+        treated = rows[~rows["is_control"]]
+        exploration["contacted"] = int((treated["assignment"] == EXPLORE).sum())
+        exploration["contacted_share"] = (exploration["contacted"] / len(treated)
+                                          if len(treated) else 0.0)
+        summary["exploration"] = exploration
     return Plan(campaign_id=campaign_id, as_of=inputs.as_of, budget=float(budget),
                 rows=rows[PLAN_COLUMNS], summary=summary)
 

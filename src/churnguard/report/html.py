@@ -62,6 +62,10 @@ SECTIONS: tuple[tuple[str, str, str], ...] = (
     ("interventions", "Interventions",
      "Whom the latest plan contacts with which action and what it expects to gain, and what "
      "measured campaigns really gained against their random control groups."),
+    ("learning", "What the campaigns have taught",
+     "Each measured campaign against its control group, in the order they ran, and each "
+     "action's effect as known after each campaign: the interval narrows as campaigns add "
+     "randomised evidence."),
     ("cycles", "Operating cycles",
      "What the newest cycles of `churnguard run` and the service's schedule did, step by step, "
      "and why; and every decision of the champion/challenger gate with its evidence."),
@@ -82,10 +86,12 @@ NO_BACKTEST_SECTION = ("backtest", "Model quality",
 
 def page_sections(data: ReportData) -> tuple[tuple[str, str, str], ...]:
     """The sections of this page, in order: :data:`SECTIONS`, with the backtest's replaced by
-    one that says how to run it when there is none, and the cycles' only when a cycle ran or
-    the gate decided (a project run by hand has neither to show)."""
-    sections = SECTIONS if data.cycles or data.decisions else tuple(
-        s for s in SECTIONS if s[0] != "cycles")
+    one that says how to run it when there is none, the cycles' only when a cycle ran or the
+    gate decided (a project run by hand has neither to show), and what the campaigns have
+    taught only when a campaign was measured."""
+    sections = tuple(s for s in SECTIONS
+                     if (s[0] != "cycles" or data.cycles or data.decisions)
+                     and (s[0] != "learning" or data.measurements))
     if "backtest" not in data.missing:
         return sections
     at = next(i for i, (sid, _, _) in enumerate(sections) if sid in BACKTEST_SECTIONS)

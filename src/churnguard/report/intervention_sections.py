@@ -7,6 +7,7 @@ import pandas as pd
 
 from churnguard.report import charts
 from churnguard.report.data import ReportData
+from churnguard.report.learning import LearningHistory, learning_history
 from churnguard.report.formatting import (
     count, finite, money, num, pct, pp, probability, signed)
 from churnguard.report.markup import (
@@ -92,10 +93,38 @@ def _plan(data: ReportData) -> str:
     elif source:
         parts.append(f'<p class="muted">Uplift source: {_e(source)}.</p>')
     parts.append(_plan_actions(summary))
+    parts.append(_exploration(summary.get("exploration")))
     parts.append(_uplift_learners(summary))
     parts.append(_value_model(summary))
     parts.append(_plan_sample(data.plan_sample))
     return "\n".join(parts)
+
+
+def _exploration(exploration: object) -> str:
+    """What the plan's exploration costs and is expected to teach (intervene/explore.py)."""
+    if not isinstance(exploration, dict):
+        return ""
+    cells = [c for c in exploration.get("per_segment") or [] if isinstance(c, dict)
+             and (c.get("planned") or c.get("explored"))]
+    rows = [f'<tr><td>{_e(c.get("action"))}</td><td>{_tier_badge(c.get("risk_tier"))}</td>'
+            f'<td class="num">{count(c.get("explored"))}</td>'
+            f'<td class="num">{count(c.get("planned"))}</td>'
+            f'<td class="num">{pp(c.get("effect"))}</td>'
+            f'<td class="num">{pp(c.get("width_now"))}</td>'
+            f'<td class="num">{pp(c.get("width_after_plan"))}</td>'
+            f'<td class="num">{pp(c.get("width_after_greedy"))}</td></tr>' for c in cells]
+    about = (f"<p>Exploration: <strong>{count(exploration.get('contacted'))}</strong> of the "
+             f"contacted customers ({pct(exploration.get('contacted_share'), 1)}; "
+             f"<code>explore_share</code> {pct(exploration.get('share'), 0)}) got an action "
+             "drawn at random where the effects are least known (Thompson sampling over each "
+             "risk tier’s effect beliefs), with a control group of their own. It gives up an "
+             f"expected <strong>{money(exploration.get('expected_margin_given_up'))}</strong> "
+             "of margin against the greedy plan "
+             f"({money(exploration.get('greedy_expected_margin'))}), to narrow the effects’ "
+             "intervals as the table shows (95% interval widths, percentage points).</p>")
+    return "<h4>Exploration</h4>" + about + _table(
+        ["Action", "Tier", "Explored", "Planned", "Effect believed", "Interval now",
+         "After this plan", "After the greedy plan"], rows, cls="exploration")
 
 
 def _plan_actions(summary: dict) -> str:
@@ -266,6 +295,60 @@ def _measurements(measurements: list[dict]) -> str:
     return "\n".join(parts)
 
 
+def _ci(low: float | None, high: float | None) -> list[float] | None:
+    return None if low is None or high is None else [low, high]
+
+
+def _learning(history: LearningHistory) -> str:
+    """The learning curve and each action's effect as known after each campaign
+    (report/learning.py)."""
+    confidence = pct(history.confidence, 0)
+    parts = [f'<p class="muted">Each measured campaign in the order it was assigned: what it '
+             f"achieved against its control group, and each action’s effect on retention as "
+             f"known after it (pooled over every campaign measured so far, weighted by "
+             f"precision), with {confidence} intervals. The pooled interval narrows as "
+             f"campaigns add randomised evidence; exploration "
+             f"(<code>[intervene] explore_share</code>) aims it where it is widest.</p>"]
+    rows = []
+    for c in history.campaigns:
+        retention = _with_ci(pp(c.retention), _ci(c.retention_low, c.retention_high), pp)
+        revenue = _with_ci(signed(c.net_revenue), _ci(c.net_revenue_low, c.net_revenue_high),
+                           signed)
+        rows.append(f'<tr><td><code>{_e(c.campaign_id)}</code></td><td>{_e(c.assigned_to)}</td>'
+                    f'<td class="num">{count(c.n_treated)}</td>'
+                    f'<td class="num">{count(c.n_control)}</td>'
+                    f'<td class="num">{retention}</td><td class="num">{revenue}</td></tr>')
+    parts.append(_table(["Campaign", "Assigned until", "Treated", "Control",
+                         f"Incremental retention ({confidence} CI)",
+                         f"Incremental net revenue, total ({confidence} CI)"], rows,
+                        cls="learning-curve"))
+    curve = [(f"{c.campaign_id} ({c.assigned_to})", c.retention, c.retention_low,
+              c.retention_high) for c in history.campaigns if c.retention is not None]
+    if curve:
+        parts.append(_figure(
+            charts.forest_chart(curve, title="Learning curve: incremental retention per campaign",
+                                label="Learning curve"),
+            f"Retention of treated minus control customers of each campaign, oldest at the top, "
+            f"with its {confidence} confidence interval."))
+    for action, points in history.effects.items():
+        rows = [f'<tr><td><code>{_e(p.campaign_id)}</code></td><td>{_e(p.assigned_to)}</td>'
+                f'<td class="num">{_with_ci(pp(p.effect), _ci(p.low, p.high), pp)}</td>'
+                f'<td class="num">{_with_ci(pp(p.pooled), _ci(p.pooled_low, p.pooled_high), pp)}'
+                f'</td><td class="num">{count(p.campaigns)}</td></tr>' for p in points]
+        parts.append(f"<h4>{_e(action)}</h4>")
+        parts.append(_table(["Campaign", "Assigned until", f"This campaign ({confidence} CI)",
+                             f"Known after it, pooled ({confidence} CI)", "Campaigns pooled"],
+                            rows, cls="effect-history"))
+        forest = [(f"after {p.campaign_id}", p.pooled, p.pooled_low, p.pooled_high)
+                  for p in points]
+        parts.append(_figure(
+            charts.forest_chart(forest, title=f"{action}: effect on retention as known",
+                                label=f"Effect of {action} after each campaign"),
+            f"The pooled effect of {action} after each campaign, with its {confidence} "
+            "interval: it narrows as campaigns are measured."))
+    return "\n".join(parts)
+
+
 def _group_name(group: dict) -> tuple[str, str]:
     action, tier = str(group.get("action", "—")), str(group.get("tier", "—"))
     return ("all actions" if action == "all" else action), ("all tiers" if tier == "all" else tier)
@@ -354,7 +437,8 @@ def _campaign(m: dict) -> str:
 
 def bodies(data: ReportData) -> dict[str, str]:
     """The HTML of the interventions section, by section id."""
-    return {"interventions": _interventions(data)}
+    return {"interventions": _interventions(data),
+            "learning": _learning(learning_history(data.measurements))}
 
 
 __all__ = ["bodies"]

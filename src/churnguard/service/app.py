@@ -23,6 +23,7 @@ from churnguard.service.errors import install_error_handlers
 from churnguard.service.limits import BodySizeLimit
 from churnguard.service.metrics import MetricsMiddleware
 from churnguard.service.routers import (
+    assist,
     campaigns,
     cycles,
     decisions,
@@ -114,7 +115,8 @@ def create_app(project: Project | Path | str, settings: ServiceSettings | None =
     app.state.service = state
     install_error_handlers(app, field_names())
     for router in (events.router, users.router, score.router, decisions.router, models.router,
-                   campaigns.router, monitor.router, cycles.router, health.router):
+                   campaigns.router, monitor.router, cycles.router, health.router,
+                   assist.router):
         app.include_router(router)
     # The dashboard (pages at /, static files under /dashboard/static), after the API.
     app.include_router(dashboard_router())

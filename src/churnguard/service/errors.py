@@ -32,6 +32,7 @@ CODES: dict[str, int] = {
     "forbidden": 403,
     "not_found": 404,
     "user_not_found": 404,
+    "ticket_not_found": 404,
     "model_not_found": 404,
     "campaign_not_found": 404,
     "campaign_exists": 409,
@@ -192,6 +193,9 @@ def _event_details(exc: IngestError) -> list[ErrorDetail]:
 STORE_BUSY_RETRY_S = 5
 DOMAIN_ANSWERS: dict[str, tuple[str, str | None]] = {
     "user_not_found": ("user_not_found", None),
+    "ticket_not_found": ("ticket_not_found", None),
+    "invalid_decision": ("invalid_request", None),
+    "unknown_template": ("invalid_request", None),
     "cannot_plan": ("cannot_plan", None),
     "cannot_score": ("cannot_plan", None),
     "cannot_label": ("cannot_plan", None),

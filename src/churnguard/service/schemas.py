@@ -398,3 +398,77 @@ def field_names() -> set[str]:
     for model in (EventIn, EventBatchIn, ScoreIn):
         names |= set(model.model_fields)
     return names | {"lang", "limit", "user_id", "version"}
+
+
+# -- the agents' assistant (issue 20 item 5; docs/assistant.md) ---------------------------------
+class SimilarTicketOut(_Out):
+    ticket_id: str
+    opened_at: UtcDatetime
+    text: str
+    resolved_at: UtcDatetime
+    reply: str  # the reply that resolved it
+    similarity: float
+
+
+class SuggestionOut(_Out):
+    template_id: str
+    topic: str
+    text: str
+
+
+class AssistOut(_Out):
+    user_id: str
+    ticket_id: str
+    opened_at: UtcDatetime
+    text: str | None
+    lang: Lang  # the ticket's language, and the reply's
+    topic: str | None
+    risk_tier: Tier | None  # newest stored score
+    p_churn: float | None
+    at_risk: bool
+    threshold: float
+    top_similarity: float | None
+    abstained: bool
+    similar: list[SimilarTicketOut]
+    recommendation: SuggestionOut | None
+    alternatives: list[SuggestionOut]
+
+
+class AssistDecisionIn(_In):
+    """What the agent did with the recommended reply: ``accepted`` (give its ``template_id``; the
+    log keeps the template filled from the store), ``edited`` (``text``: what was sent, and the
+    ``template_id`` it started from, if any) or ``rejected``."""
+
+    decision: Literal["accepted", "edited", "rejected"]
+    template_id: str | None = Field(None, min_length=1, max_length=64)
+    text: str | None = Field(None, min_length=1, max_length=4000)
+    agent: str | None = Field(None, min_length=1, max_length=ID_MAX)
+
+
+class AssistDecisionOut(_Out):
+    assist_id: str
+    logged_at: UtcDatetime
+    ticket_id: str
+    decision: str
+    template_id: str | None
+    lang: Lang
+    sent_text: str | None
+
+
+class DecisionCountsOut(_Out):
+    accepted: int
+    edited: int
+    rejected: int
+
+
+class AssistUsageOut(_Out):
+    decisions: int
+    by_decision: DecisionCountsOut
+    acceptance_rate: float | None
+    edit_rate: float | None
+    rejection_rate: float | None
+    abstained: int
+    by_lang: dict[str, DecisionCountsOut]
+    by_template: dict[str, DecisionCountsOut]
+    first_at: UtcDatetime | None
+    last_at: UtcDatetime | None

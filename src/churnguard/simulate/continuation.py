@@ -368,7 +368,8 @@ class _Worlds:
         codes[at] = action[treated]
         resolved = apply_action(traits=self.sub.traits, state=self.branch, day=day,
                                 action=codes, params=self.world.params)
-        self.branch_log.resolved(day=day, users=np.nonzero(resolved)[1], via_outreach=True)
+        self.branch_log.resolved_in(day=day, state=self.branch, mask=resolved,
+                                    via_outreach=True)
         first = len(self.contact_user)
         self.branch.iv_row[at] = first + np.arange(at.size)
         self.contact_campaign += rows.campaign_id[mine][treated].tolist()

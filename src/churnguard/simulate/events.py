@@ -9,6 +9,7 @@ afterwards in one vectorised pass over all records; this keeps the day loop smal
 from __future__ import annotations
 
 import datetime as dt
+import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,12 +18,15 @@ import pyarrow.compute as pc
 
 from churnguard.simulate.catalog import CATEGORIES, Catalog, draw_items
 from churnguard.simulate.population import BARGAIN, Population
-from churnguard.simulate.process import SLOW_DELIVERY, OrderExperience
+from churnguard.simulate.process import SLOW_DELIVERY, TICKET_SLOTS, OrderExperience, State
+from churnguard.simulate.scenarios import SURGE_BASELINE_DAYS, Surge
 from churnguard.simulate.text import (
     DELIVERY,
     PRICE,
     QUALITY,
     SERVICE,
+    TOPICS,
+    complaint_topics,
     pick_templates,
     template_table,
     with_contact,
@@ -37,6 +41,8 @@ EVENT_TYPES: tuple[str, ...] = (
 # Tickets arrive by e-mail, chat or phone; support answers by e-mail, outreach by phone.
 EVENT_CHANNELS: tuple[str, ...] = ("web", "app", "email", "chat", "phone")
 PII_SHARE = 0.05
+# Thread numbers: open day * _THREAD_SLOTS + slot; slots from TICKET_SLOTS on are a surge's.
+_THREAD_SLOTS = 16
 DAY = 86_400
 MICROS = 1_000_000
 
@@ -60,12 +66,23 @@ class DayLog:
                             amount, experience.delay, experience.late, experience.defective,
                             coupon))
 
-    def opened(self, *, day: int, users: np.ndarray, topic: np.ndarray) -> None:
-        self._opened.append((np.full(users.size, day, np.int32), users, topic))
+    def opened(self, *, day: int, users: np.ndarray, topic: np.ndarray,
+               slots: np.ndarray) -> None:
+        self._opened.append((np.full(users.size, day, np.int32), users, topic, slots))
 
-    def resolved(self, *, day: int, users: np.ndarray, via_outreach: bool) -> None:
+    def resolved(self, *, day: int, users: np.ndarray, via_outreach: bool, slots: np.ndarray,
+                 open_day: np.ndarray, topic: np.ndarray) -> None:
+        """Tickets resolved on ``day``: each one's slot, the day it opened (together with the
+        customer they name the ticket: its thread id) and its topic (what the reply answers)."""
         self._resolved.append((np.full(users.size, day, np.int32), users,
-                               np.full(users.size, via_outreach)))
+                               np.full(users.size, via_outreach), slots, open_day, topic))
+
+    def resolved_in(self, *, day: int, state: State, mask: np.ndarray, via_outreach: bool
+                    ) -> None:
+        """Log the tickets of the (slot, customer) ``mask`` as resolved on ``day``."""
+        slot, who = np.nonzero(mask)
+        self.resolved(day=day, users=who, via_outreach=via_outreach, slots=slot,
+                      open_day=state.t_open[slot, who], topic=state.t_topic[slot, who])
 
 
 def _cat(parts: list[tuple], dtypes: tuple[type, ...]) -> list[np.ndarray]:
@@ -90,9 +107,11 @@ class _Columns:
     rating: list = field(default_factory=list)
     channel: list = field(default_factory=list)
     session: list = field(default_factory=list)
+    thread: list = field(default_factory=list)  # ticket threads (see thread_ref), -1 none
+    surge: list = field(default_factory=list)  # added by an injected surge
 
     def add(self, *, user, sec, kind, item=None, amount=None, quantity=None, text=None,
-            rating=None, channel, session=None) -> None:
+            rating=None, channel, session=None, thread=None, surge=False) -> None:
         m = user.shape[0]
 
         def fill(v, default, dtype):
@@ -108,6 +127,8 @@ class _Columns:
         self.rating.append(fill(rating, -1, np.int8))
         self.channel.append(fill(channel, 0, np.int8))
         self.session.append(fill(session, -1, np.int64))
+        self.thread.append(fill(thread, -1, np.int64))
+        self.surge.append(np.full(m, surge, bool))
 
 
 def _expand(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -163,18 +184,19 @@ class _Sessions:
 
 def build_events(*, rng: np.random.Generator, log: DayLog, population: Population,
                  catalog: Catalog, start: dt.date, days: int,
-                 delivery_reviews: bool = False) -> pa.Table:
+                 delivery_reviews: bool = False, surge: SurgePlan | None = None) -> pa.Table:
     """Turn the day log into the events table, sorted by (ts, user_id), with unique event ids.
 
     ``delivery_reviews``: delivery-sensitive customers review slow deliveries badly (the drift
-    scenario; see ``_reviews_and_returns``).
+    scenario; see ``_reviews_and_returns``). ``surge``: inject a complaint surge (see
+    :class:`SurgePlan`; its record is filled in).
     """
     v_day, v_user, v_ordered = _cat(log._visit, (np.int32, np.int64, bool))
     orders = _Orders(**dict(zip(_Orders.__dataclass_fields__, _cat(
         log._order, (np.int32, np.int64, np.int64, np.int16, np.int64, np.float64, np.int32,
                      bool, bool, np.float64)), strict=True)))
-    opened = _cat(log._opened, (np.int32, np.int64, np.int8))
-    resolved = _cat(log._resolved, (np.int32, np.int64, bool))
+    opened = _cat(log._opened, (np.int32, np.int64, np.int8, np.int64))
+    resolved = _cat(log._resolved, (np.int32, np.int64, bool, np.int64, np.int64, np.int8))
     texts, tindex = template_table()
     cols = _Columns()
     sessions = _Sessions(rng=rng, population=population, catalog=catalog, day=v_day, user=v_user,
@@ -185,8 +207,11 @@ def build_events(*, rng: np.random.Generator, log: DayLog, population: Populatio
                          delivery_reviews=delivery_reviews)
     texts = _tickets(rng=rng, cols=cols, population=population, opened=opened, resolved=resolved,
                      texts=texts, tindex=tindex)
+    if surge is not None:
+        _surge(plan=surge, cols=cols, population=population, orders=orders, texts=texts,
+               tindex=tindex, start=start, days=days)
     return _to_table(cols=cols, texts=texts, population=population, catalog=catalog,
-                     start=start, days=days)
+                     start=start, days=days, surge=surge)
 
 
 def _browsing(*, cols: _Columns, s: _Sessions, tindex: dict) -> None:
@@ -293,9 +318,16 @@ def _tickets(*, rng: np.random.Generator, cols: _Columns, population: Population
              opened: list[np.ndarray], resolved: list[np.ndarray], texts: list[str],
              tindex: dict) -> list[str]:
     """Tickets and their resolution; a few texts carry contact details, which extend ``texts``
-    (returned)."""
-    t_day, t_user, t_topic = opened
-    r_day, r_user, r_outreach = resolved
+    (returned).
+
+    A ticket and the resolution that closes it share a thread id in ``session_id`` (the data
+    contract's link: ``docs/features.md``, unresolved tickets), and the resolution's text is the
+    reply that resolved it, in the customer's language, about the ticket's topic. The reply's
+    variant is a hash of the thread, not a draw: the random stream is the same as without
+    replies.
+    """
+    t_day, t_user, t_topic, t_slot = opened
+    r_day, r_user, r_outreach, r_slot, r_open, r_topic = resolved
     zh = population.language_zh
     text = pick_templates(rng=rng, index=tindex, kind="ticket", topic=t_topic.astype(np.int64),
                           positive=np.zeros(t_user.size, bool), zh=zh[t_user])
@@ -306,15 +338,107 @@ def _tickets(*, rng: np.random.Generator, cols: _Columns, population: Population
     texts = texts + texts_pii
     cols.add(user=t_user, sec=t_day.astype(np.int64) * DAY + rng.integers(8 * 3600, 22 * 3600,
                                                                           t_user.size),
-             kind=TICKET, text=text, channel=rng.integers(2, 5, t_user.size))
+             kind=TICKET, text=text, channel=rng.integers(2, 5, t_user.size),
+             thread=thread_ref(open_day=t_day, slot=t_slot))
+    r_thread = thread_ref(open_day=r_open, slot=r_slot)
     cols.add(user=r_user, sec=r_day.astype(np.int64) * DAY + 23 * 3600
              + rng.integers(0, 3600, r_user.size), kind=RESOLVED,
-             channel=np.where(r_outreach, 4, 2))
+             channel=np.where(r_outreach, 4, 2), thread=r_thread,
+             text=pick_replies(index=tindex, topic=r_topic, zh=zh[r_user], user=r_user,
+                               thread=r_thread))
     return texts
 
 
+@dataclass(kw_only=True)
+class SurgePlan:
+    """A complaint surge to inject (:class:`~churnguard.simulate.scenarios.Surge`), its own
+    random stream, and what it added (``record``: filled by :func:`build_events`)."""
+
+    surge: Surge
+    rng: np.random.Generator
+    record: dict = field(default_factory=dict)
+
+
+# Customers who ordered in this many days before a surge day write its complaints.
+SURGE_AUTHOR_DAYS = 30
+
+
+def _surge(*, plan: SurgePlan, cols: _Columns, population: Population, orders: _Orders,
+           texts: list[str], tindex: dict, start: dt.date, days: int) -> None:
+    """Extra complaints of the surge's topic: each surge day draws Poisson((size - 1) * b)
+    negative reviews and tickets, b the mean daily count of each before the surge; tickets are
+    resolved (with replies) as ordinary ones are, a quarter never."""
+    rng, s = plan.rng, plan.surge
+    topic = TOPICS.index(s.topic)
+    kind = np.concatenate(cols.kind)
+    day = np.concatenate(cols.sec) // DAY
+    text = np.concatenate(cols.text)
+    complaint = np.where(text >= 0, complaint_topics(texts)[np.maximum(text, 0)], -1) == topic
+    first = (s.start - start).days
+    base_from = max(0, first - SURGE_BASELINE_DAYS)
+    before = complaint & (day >= base_from) & (day < first)
+    base_reviews = float(np.sum(before & (kind == REVIEW))) / (first - base_from)
+    base_tickets = float(np.sum(before & (kind == TICKET))) / (first - base_from)
+    zh, device = population.language_zh, population.device
+    per_day = []
+    for d in range(first, min(first + s.days, days)):
+        n_r = int(rng.poisson((s.size - 1.0) * base_reviews))
+        n_t = int(rng.poisson((s.size - 1.0) * base_tickets))
+        recent = np.flatnonzero((orders.day >= d - SURGE_AUTHOR_DAYS) & (orders.day < d))
+        if recent.size == 0:
+            n_r = n_t = 0
+        r = recent[rng.integers(0, max(recent.size, 1), n_r)]
+        user = orders.user[r]
+        cols.add(user=user, sec=d * DAY + rng.integers(8 * 3600, 23 * 3600, n_r), kind=REVIEW,
+                 item=orders.item[r], rating=rng.choice([1, 2, 3], size=n_r, p=[0.5, 0.35, 0.15]),
+                 text=pick_templates(rng=rng, index=tindex, kind="review",
+                                     topic=np.full(n_r, topic), positive=np.zeros(n_r, bool),
+                                     zh=zh[user]),
+                 channel=device[user], surge=True)
+        # One surge ticket per customer a day: its thread (day, TICKET_SLOTS) is then unique.
+        authors = np.unique(orders.user[recent])
+        n_t = min(n_t, authors.size)
+        user = authors[rng.permutation(authors.size)[:n_t]] if n_t else authors[:0]
+        thread = thread_ref(open_day=np.full(n_t, d), slot=np.full(n_t, TICKET_SLOTS))
+        cols.add(user=user, sec=d * DAY + rng.integers(8 * 3600, 22 * 3600, n_t), kind=TICKET,
+                 text=pick_templates(rng=rng, index=tindex, kind="ticket",
+                                     topic=np.full(n_t, topic), positive=np.zeros(n_t, bool),
+                                     zh=zh[user]),
+                 channel=rng.integers(2, 5, n_t), thread=thread, surge=True)
+        after = 1 + np.minimum(rng.geometric(0.2, n_t), 29)
+        kept = rng.random(n_t) >= 0.25
+        cols.add(user=user[kept], sec=(d + after[kept]) * DAY + 23 * 3600
+                 + rng.integers(0, 3600, int(kept.sum())), kind=RESOLVED, channel=np.full(
+                     int(kept.sum()), 2), thread=thread[kept], surge=True,
+                 text=pick_replies(index=tindex, topic=np.full(int(kept.sum()), topic),
+                                   zh=zh[user[kept]], user=user[kept], thread=thread[kept]))
+        per_day.append({"date": (start + dt.timedelta(days=d)).isoformat(),
+                        "extra_reviews": n_r, "extra_tickets": n_t})
+    plan.record.update(baseline_reviews_per_day=base_reviews,
+                       baseline_tickets_per_day=base_tickets,
+                       baseline_from=(start + dt.timedelta(days=base_from)).isoformat(),
+                       days=per_day)
+
+
+def thread_ref(*, open_day: np.ndarray, slot: np.ndarray) -> np.ndarray:
+    """A ticket's number among its customer's tickets: the day it opened and its slot (a slot
+    holds one ticket at a time, so a customer's tickets never share both)."""
+    return open_day.astype(np.int64) * _THREAD_SLOTS + slot.astype(np.int64)
+
+
+def pick_replies(*, index: dict, topic: np.ndarray, zh: np.ndarray, user: np.ndarray,
+                 thread: np.ndarray) -> np.ndarray:
+    """One reply text index per resolution: the variant is a hash of (customer, thread)."""
+    out = np.zeros(user.size, dtype=np.int64)
+    for k, (u, t, tp, z) in enumerate(zip(user.tolist(), thread.tolist(), topic.tolist(),
+                                          zh.tolist())):
+        ids = index[("reply", int(tp), False, bool(z))]
+        out[k] = ids[zlib.crc32(f"{u}|{t}".encode()) % ids.size]
+    return out
+
+
 def _to_table(*, cols: _Columns, texts: list[str], population: Population, catalog: Catalog,
-              start: dt.date, days: int) -> pa.Table:
+              start: dt.date, days: int, surge: SurgePlan | None = None) -> pa.Table:
     c = {k: np.concatenate(getattr(cols, k)) for k in cols.__dataclass_fields__}
     keep = (c["sec"] >= 0) & (c["sec"] < days * DAY)
     c = {k: v[keep] for k, v in c.items()}
@@ -322,6 +446,8 @@ def _to_table(*, cols: _Columns, texts: list[str], population: Population, catal
     order = np.lexsort((np.arange(c["sec"].size), c["user"], c["sec"]))
     c = {k: v[order] for k, v in c.items()}
     n = c["sec"].size
+    if surge is not None:
+        surge.record["rows"] = np.flatnonzero(c["surge"])
     epoch = int(dt.datetime(start.year, start.month, start.day, tzinfo=dt.UTC).timestamp())
     ts = pa.array((epoch + c["sec"]) * MICROS, pa.int64()).cast(pa.timestamp("us", tz="UTC"))
     user_ids = pa.array([f"u{j:07d}" for j in range(population.traits.n)])
@@ -336,7 +462,13 @@ def _to_table(*, cols: _Columns, texts: list[str], population: Population, catal
         "e", pc.utf8_lpad(pc.cast(pa.array(np.arange(n)), pa.string()), width=9, padding="0"), "")
     sessions = pc.binary_join_element_wise(
         "s", pc.utf8_lpad(pc.cast(pa.array(c["session"]), pa.string()), width=8, padding="0"), "")
-    sessions = pc.if_else(pa.array(c["session"] >= 0), sessions, pa.scalar(None, pa.string()))
+    # A ticket thread: "k", the customer's number, "-", the thread number (thread_ref).
+    threads = pc.binary_join_element_wise(
+        "k", pc.utf8_lpad(pc.cast(pa.array(c["user"]), pa.string()), width=7, padding="0"),
+        "-", pc.cast(pa.array(c["thread"]), pa.string()), "")
+    sessions = pc.if_else(pa.array(c["session"] >= 0), sessions,
+                          pc.if_else(pa.array(c["thread"] >= 0), threads,
+                                     pa.scalar(None, pa.string())))
     return pa.table({
         "event_id": ids,
         "user_id": decode(c["user"], user_ids),

@@ -8,9 +8,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 
 from churnguard.simulate.catalog import Catalog, draw_catalog, draw_items
-from churnguard.simulate.events import DayLog, build_events
+from churnguard.simulate.events import DayLog, SurgePlan, build_events
 from churnguard.simulate.population import (
     REGION_LATE_RISK,
     Population,
@@ -30,7 +31,12 @@ from churnguard.simulate.process import (
     initial_state,
     take_state,
 )
-from churnguard.simulate.scenarios import ScenarioParams, changing_scenarios, scenario_params
+from churnguard.simulate.scenarios import (
+    ScenarioParams,
+    Surge,
+    changing_scenarios,
+    scenario_params,
+)
 from churnguard.simulate.state import (
     PENDING_DAYS,
     STATE_DIR,
@@ -104,6 +110,7 @@ def simulate(*, n_users: int, days: int, seed: int, out_dir: str | Path,
              scenario: str = "default", start: dt.date = dt.date(2025, 1, 1),
              horizon_days: int = 90, cutoffs: list[dt.date] | None = None,
              change_day: int | None = None, keep_state: bool = False,
+             surge: Surge | None = None,
              progress: Callable[[int, int], None] | None = None) -> SimulationResult:
     """Simulate ``n_users`` customers for ``days`` days from ``start`` and write Parquet files.
 
@@ -116,6 +123,11 @@ def simulate(*, n_users: int, days: int, seed: int, out_dir: str | Path,
     ``keep_state``: also write ``state/`` (``state.py``), from which ``continue_shop`` carries the
     shop on after churnguard acts; the other files are the same with or without it.
 
+    ``surge``: inject a complaint surge (:class:`~churnguard.simulate.scenarios.Surge`): extra
+    complaints of its topic from its start, drawn from a random stream of their own, so every
+    other event and all churn truth are those of the run without it; ``truth/surge.json`` (the
+    surge, its baseline and what each day added) and ``truth/surge.parquet`` (its events).
+
     >>> import tempfile
     >>> r = simulate(n_users=50, days=100, seed=1, out_dir=tempfile.mkdtemp())
     >>> r.n_users, r.cutoffs[0].isoformat()
@@ -125,6 +137,8 @@ def simulate(*, n_users: int, days: int, seed: int, out_dir: str | Path,
     cutoffs = sorted(set(cutoffs)) if cutoffs is not None else default_cutoffs(start=start,
                                                                               days=days)
     _validate(n_users=n_users, days=days, horizon_days=horizon_days, start=start, cutoffs=cutoffs)
+    if surge is not None:
+        surge.check(start=start, days=days)
     out_dir = Path(out_dir)
     n_users, days = int(n_users), int(days)
 
@@ -167,14 +181,20 @@ def simulate(*, n_users: int, days: int, seed: int, out_dir: str | Path,
 
     # With the state kept, the events drawn past the window (reviews and returns of its last
     # orders) are kept too, for the continuation to emit; those inside it are the same.
+    # The surge's own stream: spawn(6) gives the same first five children as spawn(5).
+    plan = None if surge is None else SurgePlan(
+        surge=surge, rng=np.random.default_rng(np.random.SeedSequence(seed).spawn(6)[5]))
     events = build_events(rng=rng_events, log=log, population=population, catalog=catalog,
                           start=start, days=days + (PENDING_DAYS if keep_state else 0),
-                          delivery_reviews=params.delivery_reviews)
+                          delivery_reviews=params.delivery_reviews, surge=plan)
+    surge_ids = None if plan is None else events.column("event_id").take(
+        pa.array(plan.record["rows"], pa.int64()))
     events, pending = split_events(events, start=start, day=days)
     paths = write_outputs(
         out_dir=out_dir, seed=seed, scenario=scenario, start=start, days=days,
         horizon_days=horizon_days, cutoffs=cutoffs, population=population, catalog=catalog,
         events=events, campaigns=campaigns, truths=truths, world=world,
+        surge=None if plan is None else (plan.surge, plan.record, surge_ids),
     )
     if keep_state:
         paths["state"] = write_state(fresh_state(
@@ -205,7 +225,7 @@ def _run_campaign(*, state: State, world: World, day: int, traits: Traits, horiz
                          arm=arm[users], p_none=p_none, p_action=p_action)
     treated = arm[users] != CONTROL
     state.iv_row[users[treated]] = rows[treated]
-    log.resolved(day=day, users=np.nonzero(resolved)[1], via_outreach=True)
+    log.resolved_in(day=day, state=state, mask=resolved, via_outreach=True)
 
 
 def _shop(*, rng: np.random.Generator, state: State, world: World, day: int,
@@ -254,6 +274,6 @@ def _shop(*, rng: np.random.Generator, state: State, world: World, day: int,
 def _record_tickets(*, log: DayLog, state: State, day: int) -> None:
     """Log tickets opening and resolving today, before today's orders may reuse a slot."""
     slot, who = np.nonzero(state.t_open == day)
-    log.opened(day=day, users=who, topic=state.t_topic[slot, who])
-    slot, who = np.nonzero((state.t_resolve == day) & (state.t_open < day))
-    log.resolved(day=day, users=who, via_outreach=False)
+    log.opened(day=day, users=who, topic=state.t_topic[slot, who], slots=slot)
+    log.resolved_in(day=day, state=state, mask=(state.t_resolve == day) & (state.t_open < day),
+                    via_outreach=False)

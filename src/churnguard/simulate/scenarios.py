@@ -54,6 +54,7 @@ below differ.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, replace
 
 
@@ -175,3 +176,54 @@ def scenario_params(*, name: str) -> ScenarioParams:
 def changing_scenarios() -> list[str]:
     """Names of the scenarios with a change (concept drift) at a known day."""
     return sorted(name for name, p in SCENARIOS.items() if p.change_day is not None)
+
+
+# A surge's baseline: the mean daily count of the topic's complaints over this many days before
+# it starts (fewer when the window starts later; at least SURGE_MIN_BASELINE_DAYS).
+SURGE_BASELINE_DAYS = 28
+SURGE_MIN_BASELINE_DAYS = 7
+SURGE_TOPICS = ("delivery", "quality", "price", "service")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Surge:
+    """An injected complaint surge: from ``start`` for ``days`` days, the negative mentions
+    (reviews rated below 4 and support tickets) of ``topic`` run at ``size`` times their
+    baseline (the mean daily count over the SURGE_BASELINE_DAYS days before ``start``).
+
+    The surge adds texts only: extra complaints by customers who ordered in the 30 days before,
+    drawn from a random stream of their own, so the rest of the shop (orders, hidden states,
+    churn truth) is the run without it. ``truth/surge.json`` and ``truth/surge.parquet`` record
+    it. ``size`` 1 adds nothing.
+
+    >>> Surge(topic="delivery", start=dt.date(2025, 3, 1), size=2.0, days=14).end
+    datetime.date(2025, 3, 15)
+    """
+
+    topic: str
+    start: dt.date
+    size: float = 2.0
+    days: int = 14
+
+    @property
+    def end(self) -> dt.date:
+        """The first day after the surge."""
+        return self.start + dt.timedelta(days=self.days)
+
+    def check(self, *, start: dt.date, days: int) -> None:
+        """ValueError unless the surge fits a run of ``days`` days from ``start``."""
+        if self.topic not in SURGE_TOPICS:
+            raise ValueError(f"surge topic {self.topic!r} is not one of {', '.join(SURGE_TOPICS)}")
+        if not isinstance(self.start, dt.date) or isinstance(self.start, dt.datetime):
+            raise ValueError(f"surge start must be a datetime.date, got {self.start!r}")
+        if not (isinstance(self.size, int | float) and 1.0 <= self.size <= 100.0):
+            raise ValueError(f"surge size must be a multiplier from 1 to 100, got {self.size!r}")
+        if not isinstance(self.days, int) or self.days < 1:
+            raise ValueError(f"surge days must be an integer >= 1, got {self.days!r}")
+        first = (self.start - start).days
+        if not SURGE_MIN_BASELINE_DAYS <= first < days:
+            raise ValueError(
+                f"surge start {self.start} must fall from day {SURGE_MIN_BASELINE_DAYS} of the "
+                f"window (a baseline to multiply) to its last day "
+                f"({start + dt.timedelta(days=SURGE_MIN_BASELINE_DAYS)} to "
+                f"{start + dt.timedelta(days=days - 1)})")

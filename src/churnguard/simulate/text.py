@@ -64,6 +64,9 @@ _P_MIXED = {"zh": 0.12, "en": 0.05}  # words of the other language
 _P_TYPO = 0.3
 _P_LOWER = 0.2  # English written all in lower case
 _P_NO_END = 0.15  # final punctuation dropped
+_P_REPLY_OPENER = 0.7  # replies (see compose_reply)
+_P_REPLY_SECOND = 0.3
+_P_REPLY_CLOSER = 0.6
 
 
 class _Writer:
@@ -161,6 +164,51 @@ def compose(*, kind: str, topic: int, positive: bool, zh: bool, variant: int
     return text, written, phrasing
 
 
+def compose_reply(*, topic: int, zh: bool, variant: int) -> str:
+    """The reply that resolved a ticket of ``topic``, in the ticket's language: an opener, one
+    or two sentences of the topic (what was done), perhaps a closer. Support writes with care:
+    no typos, no mixed language. The same arguments give the same text.
+
+    >>> compose_reply(topic=DELIVERY, zh=False, variant=3) == compose_reply(
+    ...     topic=DELIVERY, zh=False, variant=3)
+    True
+    """
+    lang = "zh" if zh else "en"
+    w = _Writer(random.Random(zlib.crc32(f"{_VERSION}|reply|{topic}|{lang}|{variant}".encode())))
+    parts = _PARTS[lang]["reply_parts"]
+    cores = _PARTS[lang]["reply"][TOPICS[topic]]["cores"]
+    first = w.pick(range(len(cores)))
+    body = [w.fill(cores[first], lang)]
+    if w.chance(_P_REPLY_SECOND):
+        second = w.pick(range(len(cores)))
+        if second != first:
+            body.append(w.fill(cores[second], lang))
+    if w.chance(_P_REPLY_OPENER):
+        body.insert(0, w.pick(parts["openers"]))
+    if w.chance(_P_REPLY_CLOSER):
+        body.append(w.pick(parts["closers"]))
+    return (" " if lang == "en" else "").join(body)
+
+
+@functools.cache
+def _reply_bank() -> tuple[tuple[str, ...], dict[str, str]]:
+    """Every composed reply, :data:`VARIANTS` per (topic, language) in the order of
+    :data:`TOPICS` then en, zh; and each reply's topic (the first key that wrote it)."""
+    texts, topic_of = [], {}
+    for topic in range(len(TOPICS)):
+        for zh in (False, True):
+            for variant in range(VARIANTS):
+                text = compose_reply(topic=topic, zh=zh, variant=variant)
+                texts.append(text)
+                topic_of.setdefault(text, TOPICS[topic])
+    return tuple(texts), topic_of
+
+
+def reply_topic(text: str) -> str:
+    """The topic of the ticket a composed reply answers (``KeyError`` if none wrote it)."""
+    return _reply_bank()[1][text]
+
+
 def _mix(w: _Writer, text: str, lang: str) -> str:
     """Words of the other language: Chinese words put in English, or a remark added."""
     mixed = _PARTS["mixed"]
@@ -215,7 +263,8 @@ def truth_of(text: str) -> tuple[str, str, str, str, str]:
 def template_table() -> tuple[list[str], dict[tuple[str, int, bool, bool], np.ndarray]]:
     """All texts and, per (kind, topic, positive, zh), the array of their indices.
 
-    Search queries are the category nouns (a search has no topic or sentiment).
+    Search queries are the category nouns (a search has no topic or sentiment); replies
+    (kind ``reply``, see :func:`compose_reply`) follow them.
     """
     bank, bank_index, _ = _bank()
     texts = list(bank)
@@ -228,6 +277,10 @@ def template_table() -> tuple[list[str], dict[tuple[str, int, bool, bool], np.nd
     for c, (nouns_en, nouns_zh) in enumerate(CATEGORY_NOUNS):
         add(("search", c, True, False), [n.lower() for n in nouns_en])
         add(("search", c, True, True), nouns_zh)
+    # Replies come last, so that the indices of every other text stay as they were.
+    replies = _reply_bank()[0]
+    for k, (topic, zh) in enumerate((t, z) for t in range(len(TOPICS)) for z in (False, True)):
+        add(("reply", topic, False, zh), list(replies[k * VARIANTS:(k + 1) * VARIANTS]))
     return texts, index
 
 
@@ -291,3 +344,47 @@ def text_truth(events: pa.Table) -> pa.Table:
         "phrasing": pa.array(phrasings, pa.string()),
         "has_contact": pa.array(contact, pa.bool_()),
     })
+
+
+def ticket_truth(events: pa.Table) -> pa.Table:
+    """Per support ticket: its event, thread (``session_id``), topic and language as written,
+    whether it was resolved in the window, and the resolution's event, time and reply topic
+    (``truth/tickets.parquet``). A ticket and its resolution share the thread id.
+
+    Raises ``KeyError`` for a ticket text or reply the composer did not write.
+    """
+    import pandas as pd
+
+    frame = events.select(["event_id", "user_id", "ts", "type", "text", "session_id"]).to_pandas()
+    tickets = frame[frame["type"] == "support_ticket"].drop(columns="type")
+    replies = frame[frame["type"] == "ticket_resolved"][
+        ["user_id", "session_id", "event_id", "ts", "text"]].rename(
+        columns={"event_id": "resolved_event_id", "ts": "resolved_at", "text": "reply"})
+    merged = tickets.merge(replies, on=["user_id", "session_id"], how="left")
+    truth = [truth_of(_CONTACT.sub("", t)) for t in merged["text"]]
+    return pa.table({
+        "event_id": pa.array(merged["event_id"], pa.string()),
+        "user_id": pa.array(merged["user_id"], pa.string()),
+        "ts": pa.array(merged["ts"]),
+        "thread_id": pa.array(merged["session_id"], pa.string()),
+        "topic": pa.array([x[1] for x in truth], pa.string()),
+        "language": pa.array([x[3] for x in truth], pa.string()),
+        "status": pa.array(np.where(merged["resolved_event_id"].notna(), "resolved", "open"),
+                           pa.string()),
+        "resolved_event_id": pa.array(merged["resolved_event_id"], pa.string()),
+        "resolved_at": pa.array(merged["resolved_at"]),
+        "reply_topic": pa.array([None if pd.isna(r) else reply_topic(r) for r in merged["reply"]],
+                                pa.string()),
+    })
+
+
+def complaint_topics(texts: list[str]) -> np.ndarray:
+    """Per text: the index of its topic in :data:`TOPICS` when it is a complaint (a negative
+    review or a ticket, contact details allowed), else -1 (positive reviews, searches, replies)."""
+    out = np.full(len(texts), -1, dtype=np.int64)
+    truth = _bank()[2]
+    for j, text in enumerate(texts):
+        found = truth.get(_CONTACT.sub("", text))
+        if found is not None and found[2] == "negative":
+            out[j] = TOPICS.index(found[1])
+    return out

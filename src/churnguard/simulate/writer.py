@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from churnguard.simulate.catalog import CATEGORIES, Catalog, expected_basket
@@ -24,8 +25,9 @@ from churnguard.simulate.population import (
     SEGMENTS,
     Population,
 )
+from churnguard.simulate.scenarios import Surge
 from churnguard.simulate.process import ACTIONS, CONTROL, CS_OUTREACH, RECOMMENDATION, World
-from churnguard.simulate.text import text_truth
+from churnguard.simulate.text import text_truth, ticket_truth
 from churnguard.simulate.truth import CutoffTruth
 
 TRUTH_METHOD = (
@@ -97,7 +99,8 @@ def action_costs(*, catalog: Catalog) -> dict[str, float]:
 def write_outputs(*, out_dir: Path, seed: int, scenario: str, start: dt.date, days: int,
                   horizon_days: int, cutoffs: list[dt.date], population: Population,
                   catalog: Catalog, events: pa.Table, campaigns: CampaignLog,
-                  truths: list[tuple[dt.date, CutoffTruth]], world: World) -> dict[str, Path]:
+                  truths: list[tuple[dt.date, CutoffTruth]], world: World,
+                  surge: tuple[Surge, dict, pa.ChunkedArray] | None = None) -> dict[str, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     tr = population.traits
     user_ids = np.array([f"u{j:07d}" for j in range(tr.n)])
@@ -132,15 +135,48 @@ def write_outputs(*, out_dir: Path, seed: int, scenario: str, start: dt.date, da
         truth_users["delivery_sensitivity"] = tr.delivery_sensitivity
     paths["truth_users"] = _write(pa.table(truth_users), out_dir / "truth" / "users.parquet")
     paths["truth_texts"] = _write(text_truth(events), out_dir / "truth" / "texts.parquet")
+    paths["truth_tickets"] = _write(ticket_truth(events), out_dir / "truth" / "tickets.parquet")
+    if surge is not None:
+        paths["truth_surge"], paths["truth_surge_events"] = _write_surge(
+            *surge, events=events, out_dir=out_dir)
     if change:
         paths["truth_change"] = _write_json(
             change_truth(world=world, horizon_days=horizon_days), out_dir / "truth" / "change.json")
     manifest = _manifest(seed=seed, scenario=scenario, start=start, days=days,
                          horizon_days=horizon_days, cutoffs=cutoffs, n_users=tr.n,
                          catalog=catalog, events=events, campaigns=campaigns, world=world,
-                         paths=paths, out_dir=out_dir)
+                         paths=paths, out_dir=out_dir,
+                         surge_manifest=None if surge is None else {
+                             "topic": surge[0].topic, "start": surge[0].start.isoformat(),
+                             "size": surge[0].size, "days": surge[0].days})
     paths["manifest"] = _write_json(manifest, out_dir / "manifest.json")
     return paths
+
+
+def _write_surge(surge: Surge, record: dict, event_ids: pa.ChunkedArray, *, events: pa.Table,
+                 out_dir: Path) -> tuple[Path, Path]:
+    """``truth/surge.json`` (the surge, its baseline, what each day added) and
+    ``truth/surge.parquet`` (the events it added that fall in the window)."""
+    added = events.filter(pc.is_in(events.column("event_id"), value_set=event_ids.combine_chunks()))
+    mentions = record["baseline_reviews_per_day"] + record["baseline_tickets_per_day"]
+    about = {
+        "topic": surge.topic, "start": surge.start.isoformat(), "end": surge.end.isoformat(),
+        "end_exclusive": True, "size": surge.size, "days": surge.days,
+        "baseline_from": record["baseline_from"],
+        "baseline_negative_reviews_per_day": round(record["baseline_reviews_per_day"], 6),
+        "baseline_tickets_per_day": round(record["baseline_tickets_per_day"], 6),
+        "baseline_mentions_per_day": round(mentions, 6),
+        "per_day": record["days"],
+        "events": {t: int(pc.sum(pc.equal(added.column("type"), t)).as_py() or 0)
+                   for t in ("review", "support_ticket", "ticket_resolved")},
+        "what": ("From start (inclusive) to end (exclusive), extra negative reviews and support "
+                 "tickets of the topic: Poisson((size - 1) * baseline) a day each, written by "
+                 "customers who ordered in the 30 days before. Texts only: orders, hidden "
+                 "states and churn truth are those of the run without the surge."),
+    }
+    return (_write_json(about, out_dir / "truth" / "surge.json"),
+            _write(added.select(["event_id", "user_id", "ts", "type"]),
+                   out_dir / "truth" / "surge.parquet"))
 
 
 def _write_json(data: dict[str, object], path: Path) -> Path:
@@ -261,7 +297,7 @@ def _churn_truth_table(*, truths: list[tuple[dt.date, CutoffTruth]], population:
 def _manifest(*, seed: int, scenario: str, start: dt.date, days: int, horizon_days: int,
               cutoffs: list[dt.date], n_users: int, catalog: Catalog, events: pa.Table,
               campaigns: CampaignLog, world: World, paths: dict[str, Path],
-              out_dir: Path) -> dict[str, object]:
+              out_dir: Path, surge_manifest: dict | None = None) -> dict[str, object]:
     return {
         "seed": seed,
         "scenario": scenario,
@@ -280,6 +316,7 @@ def _manifest(*, seed: int, scenario: str, start: dt.date, days: int, horizon_da
         "counts": {"n_users": n_users, "n_events": events.num_rows, "n_items": catalog.n_items,
                    "n_campaign_rows": campaigns.n_rows},
         "truth_method": TRUTH_METHOD,
+        **({"surge": surge_manifest} if surge_manifest else {}),
         **({"change": {"day": world.params.change_day,
                        "date": (start + dt.timedelta(days=world.params.change_day)).isoformat()}}
            if world.params.change_day is not None else {}),

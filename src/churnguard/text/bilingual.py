@@ -34,8 +34,11 @@ from churnguard.text.chinese import ChineseEncoder, TooFewTerms
 from churnguard.text.language import CJK, chinese_majority
 from churnguard.text.minilm import DIM, encode_texts
 
-__all__ = ["KIND", "MIN_FIT_TEXTS", "TextEncoder", "encode_titles", "fit_text_encoder",
-           "shop_text_encoder"]
+__all__ = ["ENCODERS", "KIND", "MIN_FIT_TEXTS", "TextEncoder", "encode_titles",
+           "fit_text_encoder", "shop_text_encoder"]
+
+# The choices of ``[text] encoder`` in churnguard.toml (config.TextConfig).
+ENCODERS = ("use", "bilingual")
 
 MIN_FIT_TEXTS = 50
 KIND = "zh_char_tfidf_svd"
@@ -51,18 +54,25 @@ _LOADED: dict[str, ChineseEncoder] = {}  # decoded once per process
 
 @dataclass(frozen=True)
 class TextEncoder:
-    """MiniLM for English, ``zh`` (None: not fitted, MiniLM for all) for Chinese."""
+    """MiniLM for English, ``zh`` (None: not fitted, MiniLM for all) for Chinese; or, with
+    ``use``, the multilingual USE (:mod:`churnguard.text.use`) for every text."""
 
     zh: ChineseEncoder | None = None
+    use: bool = False
 
     @property
     def key(self) -> str:
         """Identifies what vectors this encoder gives (part of every text cache's key)."""
+        if self.use:
+            from churnguard.text.use import KEY
+
+            return KEY
         return "minilm" if self.zh is None else f"minilm+zh:{self.zh.encoder_id}"
 
     def chinese(self, texts: Sequence[str | None]) -> np.ndarray:
-        """True for the texts the Chinese encoder reads (all False when it is not fitted)."""
-        if self.zh is None:
+        """True for the texts the Chinese encoder reads (all False when it is not fitted or
+        when USE reads every text)."""
+        if self.zh is None or self.use:
             return np.zeros(len(texts), dtype=bool)
         return chinese_majority(texts)
 
@@ -75,6 +85,10 @@ class TextEncoder:
     def encode(self, texts: Sequence[str | None]) -> np.ndarray:
         """Unit float32 vectors (n, DIM), each text through the encoder of its language."""
         texts = ["" if t is None else t for t in texts]
+        if self.use:
+            from churnguard.text.use import encode_use
+
+            return encode_use(texts)
         out = np.zeros((len(texts), DIM), np.float32)
         zh = self.chinese(texts)
         if zh.any():
@@ -138,10 +152,19 @@ def _read_only(store: Store) -> bool:
     ).fetchall()[0][0])
 
 
-def shop_text_encoder(store: Store) -> TextEncoder:
+def shop_text_encoder(store: Store, choice: str | None = None) -> TextEncoder:
     """The store's encoder: the newest stored one, else fitted now on the store's texts and
     stored (a read-only store, or one whose schema predates the table, gets it fitted in memory:
-    the fit is deterministic, so the same texts give the same encoder)."""
+    the fit is deterministic, so the same texts give the same encoder).
+
+    ``choice`` is ``[text] encoder`` of churnguard.toml: ``"use"`` gives the multilingual USE for
+    every text (nothing fitted, nothing stored); ``"bilingual"`` or None the store's encoder as
+    above. Callers without the project's settings (the sequence caches) pass None.
+    """
+    if choice is not None and choice not in ENCODERS:
+        raise ValueError(f"unknown text encoder {choice!r}; one of {', '.join(ENCODERS)}")
+    if choice == "use":
+        return TextEncoder(use=True)
     if _has_table(store):
         row = store.con.execute(
             "SELECT encoder_id FROM text_encoders ORDER BY fitted_at DESC, encoder_id LIMIT 1"

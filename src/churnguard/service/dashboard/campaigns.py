@@ -1,5 +1,7 @@
 """The campaigns page: plan a campaign with a budget slider (expected saves and cost before
-committing) and the results of past campaigns against their control groups.
+committing), the results of past campaigns against their control groups, and what the campaigns
+have taught: the learning curve and each action's effect as known after each campaign
+(:mod:`churnguard.report.learning`).
 
 The slider asks ``GET /dashboard/api/plan-preview`` for each budget (see
 :mod:`~churnguard.service.dashboard.planner`); committing posts to ``/dashboard/api/plans`` with a
@@ -13,6 +15,7 @@ import math
 
 from churnguard import campaigns as stored_campaigns
 from churnguard.config import ProjectConfig
+from churnguard.report.learning import LearningHistory, learning_history
 from churnguard.reporting import latest_measurements
 from churnguard.service.dashboard import charts
 from churnguard.service.dashboard.i18n import t
@@ -167,6 +170,50 @@ def _measurement(lang: str, m: dict, index: int) -> str:
     return '<article class="campaign">' + "\n".join(parts) + "</article>"
 
 
+def _ci(low: float | None, high: float | None) -> list[float] | None:
+    return None if low is None or high is None else [low, high]
+
+
+def _learning(lang: str, history: LearningHistory) -> str:
+    """The learning curve and each action's pooled effect after each campaign."""
+    confidence = pct(history.confidence, 0)
+    rows = [f'<tr><td><code>{e(c.campaign_id)}</code></td><td>{e(c.assigned_to)}</td>'
+            f'<td class="num">{count(c.n_treated)}</td><td class="num">{count(c.n_control)}</td>'
+            f'<td class="num">{e(pp(c.retention))} '
+            f'{_interval(_ci(c.retention_low, c.retention_high), pp)}</td>'
+            f'<td class="num">{e(signed(c.net_revenue))} '
+            f'{_interval(_ci(c.net_revenue_low, c.net_revenue_high), signed)}</td></tr>'
+            for c in history.campaigns]
+    headers = [e(t(lang, h)) for h in ("col_campaign", "col_assigned_until", "col_treated",
+                                       "col_control_n", "col_incremental_retention",
+                                       "col_incremental_revenue_total")]
+    parts = [f'<p class="muted">{e(t(lang, "learning_explained", confidence=confidence))}</p>',
+             table(headers, rows, cls="learning-curve")]
+    curve = [(f"{c.campaign_id} ({c.assigned_to})", c.retention, c.retention_low,
+              c.retention_high) for c in history.campaigns if c.retention is not None]
+    if curve:
+        parts.append(chart("chart-learning", charts.forest(
+            curve, title=t(lang, "chart_learning"), lang=lang),
+            caption=e(t(lang, "caption_learning", confidence=confidence))))
+    for k, (action, points) in enumerate(history.effects.items()):
+        rows = [f'<tr><td><code>{e(p.campaign_id)}</code></td><td>{e(p.assigned_to)}</td>'
+                f'<td class="num">{e(pp(p.effect))} {_interval(_ci(p.low, p.high), pp)}</td>'
+                f'<td class="num">{e(pp(p.pooled))} '
+                f'{_interval(_ci(p.pooled_low, p.pooled_high), pp)}</td>'
+                f'<td class="num">{count(p.campaigns)}</td></tr>' for p in points]
+        headers = [e(t(lang, h)) for h in ("col_campaign", "col_assigned_until",
+                                           "col_effect_campaign", "col_effect_pooled",
+                                           "col_campaigns_pooled")]
+        parts.append(f"<h3>{e(action)}</h3>")
+        parts.append(table(headers, rows, cls="effect-history"))
+        forest = [(t(lang, "after_campaign", campaign=p.campaign_id), p.pooled, p.pooled_low,
+                   p.pooled_high) for p in points]
+        parts.append(chart(f"chart-effect-{k}", charts.forest(
+            forest, title=t(lang, "chart_effect_known", action=action), lang=lang),
+            caption=e(t(lang, "caption_effect_known", confidence=confidence))))
+    return '<div id="learning">' + "\n".join(parts) + "</div>"
+
+
 def render(ctx: PageContext, store: Store, config: ProjectConfig, state: PlannerState,
            population: int) -> str:
     lang = ctx.lang
@@ -183,7 +230,10 @@ def render(ctx: PageContext, store: Store, config: ProjectConfig, state: Planner
         section(t(lang, "section_planner"), _planner(ctx, state, config, population, existing)),
         section(t(lang, "section_plans"), plans_html),
         section(t(lang, "section_results"),
-                f"{explained}\n{results}\n{''.join(note(e(n)) for n in notes)}")]) + "\n"
+                f"{explained}\n{results}\n{''.join(note(e(n)) for n in notes)}"),
+        section(t(lang, "section_learning"),
+                _learning(lang, learning_history(measured)) if measured
+                else note(e(t(lang, "no_measurements"))))]) + "\n"
     ctx.scripts.update({k: t(lang, k) for k in JS_STRINGS})
     return page(ctx, title=t(lang, "campaigns_title"), active="campaigns", body=body,
                 lead=e(t(lang, "campaigns_lead")))

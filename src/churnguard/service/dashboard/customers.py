@@ -23,6 +23,7 @@ from churnguard.files import csv_cell
 from churnguard.realtime import CustomerRisk
 from churnguard.score_runs import SORTS, TIERS, ScoringRun, latest_run
 from churnguard.service.dashboard import charts
+from churnguard.service.dashboard.assistant import render_panel
 from churnguard.service.dashboard.i18n import event_name, t
 from churnguard.service.dashboard.layout import (
     PageContext, cards, chart, count, day, e, minute, money, note, page, pct, probability, table,
@@ -402,6 +403,7 @@ def render_customer(ctx: PageContext, service: ServiceState, store: Store,
 {_action_box(ctx, seen.newest_plan)}
 </section>
 </div>
+{render_panel(ctx, service, store, stored, stored)}
 <section>
 <h2>{e(t(lang, 'section_risk_over_time'))}</h2>
 {risk_chart}

@@ -427,6 +427,25 @@ EN: dict[str, str] = {
     "col_incremental_retention": "Incremental retention",
     "col_incremental_revenue": "Net revenue per treated customer",
     "col_note": "Note",
+    "section_learning": "What the campaigns have taught",
+    "learning_explained": "Each measured campaign in the order it was assigned: what it achieved "
+                          "against its control group, and each action's effect on retention as "
+                          "known after it, pooled over every campaign measured so far (weighted "
+                          "by precision), with {confidence} intervals. The pooled interval "
+                          "narrows as campaigns add randomised evidence; exploration "
+                          "([intervene] explore_share) aims it where it is widest.",
+    "col_assigned_until": "Assigned until",
+    "col_incremental_revenue_total": "Incremental net revenue, total",
+    "col_effect_campaign": "This campaign",
+    "col_effect_pooled": "Known after it (pooled)",
+    "col_campaigns_pooled": "Campaigns pooled",
+    "chart_learning": "Learning curve: incremental retention per campaign",
+    "caption_learning": "Treated minus control retention of each campaign, oldest at the top, "
+                        "with its {confidence} interval.",
+    "chart_effect_known": "{action}: effect on retention as known",
+    "caption_effect_known": "The pooled effect after each campaign with its {confidence} "
+                            "interval: it narrows as campaigns are measured.",
+    "after_campaign": "after {campaign}",
     "chart_forest": "Incremental retention per action",
     "caption_forest": "Treated minus control retention with its {confidence} interval (treated / "
                       "control customers in brackets). Green: above zero; red: below; grey: the "
@@ -456,6 +475,25 @@ EN: dict[str, str] = {
     "series_coin": "coin toss",
     "series_perfect": "perfectly calibrated",
     "series_random": "random order",
+    # the agents' assistant panel on the customer page (docs/assistant.md)
+    "section_assistant": "Assistant for open tickets",
+    "assist_none_open": "No open support ticket.",
+    "assist_ticket": "Ticket {ticket} opened {when}",
+    "assist_at_risk": "at-risk customer ({tier})",
+    "assist_not_at_risk": "not at risk by the newest score",
+    "assist_unscored": "never scored",
+    "assist_abstained": "Nothing resolved is similar enough (best similarity {best}, threshold "
+                        "{threshold}): no suggestion; answer this ticket yourself.",
+    "assist_similar": "Similar resolved tickets and the replies that resolved them",
+    "assist_col_ticket": "resolved ticket",
+    "assist_col_reply": "reply that resolved it",
+    "assist_col_similarity": "similarity",
+    "assist_recommended": "Recommended reply ({language}, template {template})",
+    "assist_no_template": "No reviewed template can be filled from what the store holds.",
+    "assist_alternatives": "Other templates that can be filled",
+    "assist_log_hint": "Report what you did with it (accepted, edited, rejected): "
+                       "POST /v1/users/{user}/tickets/{ticket}/assist.",
+    "assist_more": "{n} more open tickets not shown.",
 }
 
 ZH: dict[str, str] = {
@@ -828,6 +866,21 @@ ZH: dict[str, str] = {
     "col_incremental_retention": "增量留存率",
     "col_incremental_revenue": "每位干预客户的净收入",
     "col_note": "备注",
+    "section_learning": "活动积累的认识",
+    "learning_explained": "按分配时间排列的每个已衡量活动：相对对照组的效果，以及之后对各措施留存效果"
+                          "的认识（汇总至今所有已衡量活动，按精度加权），附 {confidence} 置信区间。"
+                          "每个活动都带来随机化证据，汇总区间随之收窄；探索"
+                          "（[intervene] explore_share）把联系投向区间最宽之处。",
+    "col_assigned_until": "分配截止",
+    "col_incremental_revenue_total": "增量净收入（合计）",
+    "col_effect_campaign": "本次活动",
+    "col_effect_pooled": "此后的认识（汇总）",
+    "col_campaigns_pooled": "汇总活动数",
+    "chart_learning": "学习曲线：各活动的增量留存率",
+    "caption_learning": "各活动干预组减去对照组的留存率（最早的在上方）及其 {confidence} 置信区间。",
+    "chart_effect_known": "{action}：对留存效果的认识",
+    "caption_effect_known": "每个活动之后的汇总效果及其 {confidence} 置信区间：随着活动的衡量而收窄。",
+    "after_campaign": "{campaign} 之后",
     "chart_forest": "各措施的增量留存率",
     "caption_forest": "干预组减去对照组的留存率及其 {confidence} 置信区间（括号内为干预组/对照组人"
                       "数）。绿色：高于零；红色：低于零；灰色：区间包含零。",
@@ -855,6 +908,23 @@ ZH: dict[str, str] = {
     "series_coin": "随机猜测",
     "series_perfect": "完美校准",
     "series_random": "随机顺序",
+    # 坐席助手面板（docs/assistant.md）
+    "section_assistant": "未解决工单的坐席助手",
+    "assist_none_open": "没有未解决的客服工单。",
+    "assist_ticket": "工单 {ticket}，提交于 {when}",
+    "assist_at_risk": "高流失风险客户（{tier}）",
+    "assist_not_at_risk": "按最新评分不属于高风险",
+    "assist_unscored": "尚未评分",
+    "assist_abstained": "没有足够相似的已解决工单（最高相似度 {best}，阈值 {threshold}）：不给建议，请人工回复。",
+    "assist_similar": "相似的已解决工单及当时的解决回复",
+    "assist_col_ticket": "已解决工单",
+    "assist_col_reply": "解决时的回复",
+    "assist_col_similarity": "相似度",
+    "assist_recommended": "建议回复（{language}，模板 {template}）",
+    "assist_no_template": "根据库中已有的信息，没有可以填写完整的审核模板。",
+    "assist_alternatives": "其他可填写的模板",
+    "assist_log_hint": "请反馈处理结果（采用、修改、拒绝）：POST /v1/users/{user}/tickets/{ticket}/assist。",
+    "assist_more": "另有 {n} 个未解决工单未显示。",
 }
 
 STRINGS: dict[str, dict[str, str]] = {"en": EN, "zh": ZH}

@@ -1,0 +1,119 @@
+"""The truth accounting of benchmarks/bench_learning.py (shared with bench_plan.py), checked on a
+tiny responding shop: what a cycle is scored by is what the shop did to each contacted customer;
+and the baselines and the Done-when verdicts on hand-made figures."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import doctest
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+import bench_learning  # noqa: E402
+import truth_accounting  # noqa: E402
+
+from churnguard.simulate import continue_shop, simulate  # noqa: E402
+
+ACTIONS = ["recommendation", "coupon_5", "coupon_10", "coupon_20", "cs_outreach"]
+
+
+def test_doctests() -> None:
+    assert doctest.testmod(bench_learning).failed == 0
+    assert doctest.testmod(truth_accounting).failed == 0
+
+
+def test_a_cycle_is_scored_by_what_the_shop_did_to_each_contact(tmp_path: Path) -> None:
+    days = 200
+    end = dt.date(2025, 1, 1) + dt.timedelta(days=days)
+    shop = simulate(n_users=300, days=days, seed=3, out_dir=tmp_path / "shop", cutoffs=[end],
+                    keep_state=True)
+    truth = pd.read_parquet(shop.out_dir / "truth" / "churn.parquet")
+    truth = truth.set_index(truth["user_id"].astype(str))
+    ids = truth.index.to_series().reset_index(drop=True)
+    true = truth_accounting.true_uplift(truth, ids, ACTIONS)
+    rng = np.random.default_rng(0)
+    choice = np.full(len(ids), -1)
+    picked = rng.choice(len(ids), 60, replace=False)
+    choice[picked] = rng.integers(0, len(ACTIONS), picked.size)
+    delivered = pd.DataFrame({"user_id": ids.to_numpy()[picked],
+                              "action": np.asarray(ACTIONS, dtype=object)[choice[picked]],
+                              "is_control": False,
+                              "assigned_at": pd.Timestamp(end, tz="UTC")})
+    month = continue_shop(shop.out_dir, delivered, until=end + dt.timedelta(days=30),
+                          out_dir=tmp_path / "month", horizon_days=90)
+    check = bench_learning.Seed.contacts_check(month.paths["truth_contacts"], true, ids, ACTIONS)
+    assert check["contacts"] == 60
+    assert check["max_abs_diff"] < 1e-9
+    value, cost = np.linspace(10.0, 100.0, len(ids)), np.full((len(ids), len(ACTIONS)), 0.5)
+    result = truth_accounting.account(choice, true=true.to_numpy(), value=value, cost=cost,
+                                      gross_margin=0.4, actions=ACTIONS)
+    contacts = pd.read_parquet(month.paths["truth_contacts"]).set_index("user_id")
+    saved = -contacts.loc[ids.to_numpy()[picked], "effect"].to_numpy()
+    assert result["contacted"] == 60 and sum(result["actions"].values()) == 60
+    assert np.isclose(result["true_saves"], saved.sum())
+    assert np.isclose(result["true_retained_value"], (saved * value[picked]).sum())
+    assert np.isclose(result["true_net_margin"], (saved * value[picked]).sum() * 0.4 - 30.0)
+    assert result["spend"] == 30.0
+
+
+def _inputs(p_churn, cost, eligible) -> SimpleNamespace:
+    n = len(p_churn)
+    return SimpleNamespace(
+        actions=ACTIONS, customers=pd.DataFrame({"p_churn": p_churn}),
+        cost=pd.DataFrame({a: np.asarray(cost, dtype=float) for a in ACTIONS}),
+        eligible=pd.DataFrame({a: np.asarray(eligible if a == "coupon_10" else [True] * n)
+                               for a in ACTIONS}))
+
+
+def test_the_usual_practice_gives_the_riskiest_eligible_the_coupon_until_the_budget_ends(
+        ) -> None:
+    inputs = _inputs([0.1, 0.9, 0.5, 0.8, 0.7], [1.0, 2.0, 1.0, 2.0, 1.0],
+                     [True, True, True, False, True])
+    choice = truth_accounting.usual_practice(inputs, budget=3.5)
+    # 0.9 (cost 2) then 0.7 (1): 3.0; 0.8 is not eligible; 0.5 would make 4.0 > 3.5.
+    assert choice.tolist() == [-1, 2, -1, -1, 2]
+
+
+def test_random_targeting_keeps_to_the_budget_and_to_eligibility() -> None:
+    n = 400
+    inputs = _inputs(np.full(n, 0.5), np.full(n, 1.0), np.arange(n) % 2 == 0)
+    inputs.eligible.loc[::5, :] = False  # some customers may get nothing
+    choice = bench_learning.random_targeting(inputs, 150.0, np.random.default_rng(1))
+    picked = np.flatnonzero(choice >= 0)
+    assert picked.size == 150
+    assert inputs.eligible.to_numpy()[picked, choice[picked]].all()
+    assert len(set(choice[picked])) == len(ACTIONS)  # random actions, not one
+
+
+def _runs(margins: dict[str, list[float]]) -> list[dict]:
+    def record(c: int, m: float) -> dict:
+        return {"budget": 100.0, "truth": {"true_net_margin": m, "estimated_saves": 1.0,
+                                           "true_saves": 1.0, "contacted": 1},
+                "contacts_check": {"max_abs_diff": 0.0}, "seconds": {"plan": 1.0}}
+    return [{"seed": 0, "explore": "none", "peak_rss_mib": 1.0,
+             "records": {s: [record(c, m) for c, m in enumerate(margins[s])]
+                         for s in bench_learning.STRATEGIES}}]
+
+
+def test_the_done_when_verdicts() -> None:
+    args = argparse.Namespace(cycles=4, scenario="default", customers=10, days=10,
+                              budget_per_customer=0.25)
+    margins = {bench_learning.LEARNING: [0, 0, 50, 60], bench_learning.FROZEN: [0, 0, 30, 40],
+               bench_learning.ORACLE: [100, 100, 100, 100],
+               bench_learning.USUAL: [-10, -10, -10, -10],
+               bench_learning.RANDOM: [40, 40, 40, 40], bench_learning.AVERAGE: [0, 0, 0, 0]}
+    # Later half = cycles 3-4: learning 55 >= 0.5 x 100 and 55 >= 1.5 x 35; cumulative 110
+    # above the usual practice's -40 and below random targeting's 160.
+    body, checks = bench_learning.summarise(_runs(margins), args)
+    assert list(checks.values()) == [True, True, True, False]
+    assert "needs ≥ 0.5: met" in body and "random targeting 160 (NOT met)" in body
+    margins[bench_learning.FROZEN] = [0, 0, 40, 40]  # 55 < 1.5 x 40
+    margins[bench_learning.ORACLE] = [100, 100, 120, 120]  # 55 < 0.5 x 120
+    _, checks = bench_learning.summarise(_runs(margins), args)
+    assert list(checks.values()) == [False, False, True, False]
