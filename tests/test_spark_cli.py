@@ -28,15 +28,16 @@ def project(tmp_path: Path) -> list[str]:
     return ["--project", str(tmp_path / "p")]
 
 
-def test_lake_options_without_the_spark_engine_are_refused(project: list[str],
-                                                           capsys: pytest.CaptureFixture[str]
-                                                           ) -> None:
-    code, out, err = run(["score", *project, "--events", "/lake/events/"], capsys)
+def test_lake_tables_without_events_are_refused(project: list[str],
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    # --events alone is the DuckDB engine's too (tests/test_lake_duckdb.py); the other tables
+    # of a lake mean nothing without it
+    code, out, err = run(["score", *project, "--users", "u.parquet", "--out", "s.csv"], capsys)
     assert code == 2
-    assert "--events is read by --engine spark only" in out + err
+    assert "--users needs --events (the lake's events)" in out + err
     code, out, err = run(["features", *project, "--engine", "duckdb", "--users", "u.parquet",
                           "--items", "shop.items", "--out", "f.parquet"], capsys)
-    assert code == 2 and "--users, --items are read by --engine spark only" in out + err
+    assert code == 2 and "--users, --items need --events" in out + err
 
 
 def test_the_spark_engine_needs_events_and_an_out_folder(project: list[str],

@@ -3,8 +3,8 @@
 One simulated shop (ingested into a project, a GBDT champion trained on it, its tables exported
 to Parquet as a lake would hold them) is featurised and scored by both engines through the
 command line: the scores must equal the DuckDB path's to 1e-9 with the same risk tiers and
-reason sentences, and the training snapshots (population, labels, supplied labels, every
-feature) must be equal. The commands run in this process on the folder's local[2] session (they
+reason sentences (and so must `score --engine duckdb` over the same lake, a cheap third leg),
+and the training snapshots (population, labels, supplied labels, every feature) must be equal. The commands run in this process on the folder's local[2] session (they
 take the active session), once per module: each Spark job costs tens of seconds on two cores, so
 the snapshot comparison is in the slow set (the labels are compared in the default set by
 test_spark_labels.py, every feature by test_spark_features.py).
@@ -100,8 +100,12 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> dict:
 def scores(spark, shop: dict) -> dict:  # noqa: ANN001
     """`churnguard score` and `churnguard score --engine spark` (on the folder's session)."""
     root, base = shop["root"], shop["project"]
-    out = {"duck": root / "duck_scores.parquet", "spark": root / "spark_scores"}
+    out = {"duck": root / "duck_scores.parquet", "spark": root / "spark_scores",
+           "lake": root / "lake_scores.parquet"}
     _run(["score", *base, "--out", str(out["duck"])])
+    # the third way, cheap (no Spark): DuckDB over the same lake (tests/test_lake_duckdb.py)
+    _run(["score", *base, "--engine", "duckdb", *_lake_options(shop["paths"]),
+          "--out", str(out["lake"])])
     out["text"] = _run(["score", *base, "--engine", "spark", *_lake_options(shop["paths"]),
                         "--out", str(out["spark"])])
     return out
@@ -148,6 +152,12 @@ def test_spark_scores_equal_the_duckdb_path_with_the_same_reasons(shop: dict,
     assert duck["reason_1"].str.contains(r"\d").any()
     assert set(duck["model_version"]) == {shop["version"]}
     assert f"Scored {len(duck):,} customers" in scores["text"]
+    # DuckDB over the lake: the same rows as Spark over it
+    lake = pd.read_parquet(scores["lake"]).set_index("user_id").sort_index()
+    assert lake.index.equals(spark.index)
+    assert np.abs(lake["p_churn"].to_numpy() - spark["p_churn"].to_numpy()).max() <= TOLERANCE
+    for column in ("risk_tier", "reason_1", "reason_2", "reason_3", "model_version"):
+        assert lake[column].tolist() == spark[column].tolist(), column
 
 
 @pytest.mark.slow  # two more Spark jobs (~1-3 min on two cores); the labels are also

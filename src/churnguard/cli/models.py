@@ -26,7 +26,7 @@ from churnguard.cli.base import (
     stage_spinner,
     write_table,
 )
-from churnguard.cli.scale import engine_options, refuse_lake_options, score_on_spark
+from churnguard.cli.scale import duckdb_lake, engine_options, score_on_spark
 from churnguard.durations import parse_date
 from churnguard.project import Project
 from churnguard.report.formatting import probability
@@ -206,8 +206,9 @@ def backtest(horizon: int | None, test_cutoff: dt.date | None, train_cutoffs: st
 @click.option("--as-of", default=None, callback=date_callback,
               help="Score as of this date (default: just after the last event).")
 @click.option("--out", "out", default=None, metavar="PATH",
-              help="Write the scores to FILE.csv or FILE.parquet (with --engine spark: a "
-                   "Parquet folder, a local path or a URI such as s3a://bucket/scores/).")
+              help="Write the scores to FILE.csv or FILE.parquet (required with --events; with "
+                   "--engine spark: a Parquet folder, a local path or a URI such as "
+                   "s3a://bucket/scores/).")
 @click.option("--lang", type=click.Choice(["en", "zh"]), default=None,
               help="Language of the reasons (default: scoring.lang in churnguard.toml).")
 @engine_options
@@ -222,14 +223,18 @@ def score(as_of: dt.date | None, out: str | None, lang: str | None, engine: str 
     risk_tier (high/medium/low by scoring.high and scoring.medium), reason_1..reason_3,
     model_version. The scores are also kept in the store.
 
-    With --engine spark the customers' events are read from --events (a lake's Parquet files
-    or table) and scored on Apache Spark with the same champion, features and reasons; the
-    scores go to the --out Parquet folder only (docs/scale.md).
+    With --events the customers' events are read from a lake instead, scored with the same
+    champion, features and reasons, and written to --out only (not kept in the store):
+    --engine duckdb (the default) reads Parquet files in DuckDB, --engine spark reads Parquet
+    files or a table on Apache Spark into a Parquet folder (docs/scale.md).
     """
+    from churnguard.lake import score_from_lake
     from churnguard.scoring import score_customers
 
-    if engine != "spark":
-        refuse_lake_options(lake)
+    tables = None if engine == "spark" else duckdb_lake(lake)
+    if tables is not None and out is None:
+        raise BadInput("--events needs --out FILE.csv|FILE.parquet: a lake's scores are not "
+                       "kept in the project's store")
     out_path = None if engine == "spark" else file_option(out, "out")
     if out_path is not None and out_path.suffix.lower() not in (".csv", ".parquet"):
         raise BadInput(f"--out {out_path}: write .csv or .parquet")
@@ -241,11 +246,18 @@ def score(as_of: dt.date | None, out: str | None, lang: str | None, engine: str 
                            churn_definition(project, activity, lookback, horizon) if told
                            else champions_definition(store, project)))
         return
-    with project.open_store() as store, stage_spinner("Scoring") as update:
+    with (project.open_store(read_only=tables is not None) as store,
+          stage_spinner("Scoring") as update):
         definition = (churn_definition(project, activity, lookback, horizon) if told
                       else champions_definition(store, project))
-        result = score_customers(store, definition=definition, tiers=project.config.scoring,
-                                 as_of=as_of, lang=lang, progress=update)
+        if tables is not None:
+            result = score_from_lake(store, tables, definition=definition,
+                                     tiers=project.config.scoring, as_of=as_of, lang=lang,
+                                     progress=update)
+        else:
+            result = score_customers(store, definition=definition,
+                                     tiers=project.config.scoring, as_of=as_of, lang=lang,
+                                     progress=update)
     frame = result.scores
     if out_path is not None:
         write_table(frame, out_path)

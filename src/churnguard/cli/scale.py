@@ -1,6 +1,7 @@
 """``--engine spark`` of ``score`` and the ``features`` command: the same scores and snapshots
-computed on Apache Spark from a lake's tables (docs/scale.md). Without ``--engine`` (or with
-``--engine duckdb``) the commands work on the project's store as before."""
+computed on Apache Spark from a lake's tables, or with ``--engine duckdb --events`` in DuckDB
+from a lake's Parquet (docs/scale.md). Without ``--events`` the DuckDB engine (the default)
+works on the project's store as before."""
 
 from __future__ import annotations
 
@@ -26,8 +27,8 @@ from churnguard.cli.base import (
 from churnguard.durations import parse_date
 
 LAKE_OPTIONS = ("events", "users", "items", "user_attributes", "labels")
-_SOURCE = ("a Parquet path or URI (/lake/x/*.parquet, s3a://bucket/x/) or a table name "
-           "(shop.x)")
+_SOURCE = ("a Parquet file, folder, glob or URI (/lake/x/*.parquet, s3a://bucket/x/), or with "
+           "--engine spark a table name (shop.x)")
 
 
 def engine_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -40,26 +41,38 @@ def engine_options(command: Callable[..., Any]) -> Callable[..., Any]:
             ("items", "items (item_id, category)"),
             ("users", "users (user_id, signup_ts)")):
         command = click.option(f"--{name}", default=None, metavar="SOURCE",
-                               help=f"With --engine spark: the {what}; a path or table as for "
-                                    "--events.")(command)
+                               help=f"With --events: the lake's {what}; a path (or with "
+                                    "--engine spark a table) as for --events.")(command)
     command = click.option(
         "--events", default=None, metavar="SOURCE",
-        help=f"With --engine spark (required there): the events, {_SOURCE}; columns "
+        help=f"A lake's events (required with --engine spark), {_SOURCE}; columns "
              "event_id, user_id, ts, type and, where known, amount, rating, session_id, "
-             "item_id, category, text.")(command)
+             "item_id, category, text. With --engine duckdb: Parquet only (a remote URI "
+             "needs DuckDB's httpfs installed); without --events the project's store is "
+             "read.")(command)
     return click.option(
         "--engine", type=click.Choice(["duckdb", "spark"]), default=None,
-        help="duckdb (default): the project's store. spark: Apache Spark over --events "
-             "(needs `pip install 'churnguard[spark]'` and Java 17+).")(command)
+        help="duckdb (default): the project's store, or DuckDB over --events with the "
+             "project's champion. spark: Apache Spark over --events (needs `pip install "
+             "'churnguard[spark]'` and Java 17+). Both give the same rows on the same "
+             "data.")(command)
 
 
-def refuse_lake_options(lake: dict[str, str | None]) -> None:
-    """The lake's tables are read by the Spark engine only; given without it, say so."""
-    given = [f"--{n.replace('_', '-')}" for n in LAKE_OPTIONS if lake.get(n) is not None]
-    if given:
-        raise BadInput(f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} read by "
-                       "--engine spark only; the DuckDB engine reads the project's store "
-                       "(ingest the files with `churnguard ingest`)")
+def duckdb_lake(lake: dict[str, str | None]) -> Any:
+    """The lake's tables for the DuckDB engine (a :class:`churnguard.lake.LakeTables`), or None
+    when no --events is given (the project's store is read); other tables without --events are
+    refused."""
+    from churnguard.lake import LakeTables
+
+    if lake.get("events") is None:
+        given = [f"--{n.replace('_', '-')}" for n in LAKE_OPTIONS if lake.get(n) is not None]
+        if given:
+            raise BadInput(f"{', '.join(given)} {'needs' if len(given) == 1 else 'need'} "
+                           "--events (the lake's events); without --events the DuckDB engine "
+                           "reads the project's store (ingest the files with `churnguard "
+                           "ingest`)")
+        return None
+    return LakeTables(**{n: lake.get(n) for n in LAKE_OPTIONS})
 
 
 def _sources(lake: dict[str, str | None]) -> Any:
@@ -129,8 +142,9 @@ def features(out: str, cutoffs: str | None, engine: str | None, activity: str | 
     label_source (rule or supplied), then every registered feature and the attr_ columns
     (docs/features.md). The churn definition is churnguard.toml's [churn], or the options.
 
-    --engine duckdb (default) reads the project's store; --engine spark reads --events (and
-    the other tables given) on Apache Spark and gives the same rows (docs/scale.md).
+    --engine duckdb (default) reads the project's store, or with --events a lake's Parquet
+    files (and the other tables given) in DuckDB; --engine spark reads --events on Apache
+    Spark. Every way gives the same rows on the same data (docs/scale.md).
     """
     project = load_project(project_dir)
     definition = churn_definition(project, activity, lookback, horizon)
@@ -146,16 +160,21 @@ def features(out: str, cutoffs: str | None, engine: str | None, activity: str | 
                    f"{', '.join(f'{c:%Y-%m-%d}' for c in result.cutoffs)}, "
                    f"{result.columns} features, on Spark; written to {result.out}")
         return
-    refuse_lake_options(lake)
+    tables = duckdb_lake(lake)
     path = file_option(out, "out")
     if path.suffix.lower() not in (".csv", ".parquet"):
         raise BadInput(f"--out {path}: write .csv or .parquet")
     from churnguard.cutoffs import resolve_as_of
+    from churnguard.lake import features_from_lake
     from churnguard.snapshots import snapshot_table
 
-    with project.open_store(read_only=True) as store, stage_spinner("Features"):
-        chosen = when or [resolve_as_of(store, None)]
-        frame = snapshot_table(store, definition=definition, cutoffs=chosen)
+    if tables is not None:
+        with stage_spinner("Features from the lake"):
+            frame = features_from_lake(tables, definition=definition, cutoffs=when)
+    else:
+        with project.open_store(read_only=True) as store, stage_spinner("Features"):
+            chosen = when or [resolve_as_of(store, None)]
+            frame = snapshot_table(store, definition=definition, cutoffs=chosen)
     write_table(frame, path)
     labelled = int(frame["churned"].notna().sum())
     console.print(f"{len(frame):,} rows ({labelled:,} labelled), {frame.shape[1] - 4} "
