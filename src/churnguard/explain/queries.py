@@ -124,7 +124,7 @@ def review_topics(store: Store, texts: list[str | None]) -> list[str]:
     table = pd.DataFrame({"k": range(len(texts)), "text": pd.Series(texts, dtype=object)})
     with store.registered(table, "review_texts") as view:
         rows = store.con.execute(
-            f"SELECT k, {_topic_sql('text')} FROM {view} ORDER BY k").fetchall()
+            f"SELECT k, {_topic_sql('text', _Forms('duckdb'))} FROM {view} ORDER BY k").fetchall()
     return [topic for _, topic in rows]
 
 
@@ -133,7 +133,7 @@ def latest_review_topics(store: Store) -> dict[str, tuple[str | None, str]]:
     their events): user_id -> (its text, its topic). Computed for everyone at once, so that
     answering for one customer seldom needs a query (:func:`review_topics` for the others)."""
     rows = store.con.execute(f"""
-        SELECT user_id, text, {_topic_sql('text')} FROM (
+        SELECT user_id, text, {_topic_sql('text', _Forms('duckdb'))} FROM (
             SELECT user_id, arg_max(text, (rating IS NOT NULL, ts, event_id)) AS text
             FROM events WHERE type = 'review' GROUP BY user_id)""").fetchall()
     return {str(user): (text, topic) for user, text, topic in rows}
