@@ -107,7 +107,8 @@ def test_after_a_return_known_answers_come_while_the_store_is_held(
     finally:
         release.set()
         go.set()
-        holder.join(HANG_S) if holder.is_alive() else None
+        if holder.is_alive():
+            holder.join(HANG_S)
     # Once the store is free again, the customer the command wrote about is scored afresh.
     deadline = time.monotonic() + HANG_S * 5
     while client.get(f"/v1/users/{other}/risk", headers=headers(READ)).status_code != 200:
