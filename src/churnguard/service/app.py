@@ -90,6 +90,10 @@ def create_app(project: Project | Path | str, settings: ServiceSettings | None =
         _store_journal(state)
         state.journal.start()
         state.risk.start(refresh_seconds=settings.refresh_seconds, warm=settings.warm_on_start)
+        if settings.warm_on_start:
+            # The first risk answers need not go to the store for the recommended actions.
+            with state.pool.reading() as store:
+                state.recommendations.refresh(store)
         # A scheduled cycle's process borrows the store: the service lends when it has a
         # schedule, lend or not.
         if lend or cron is not None:

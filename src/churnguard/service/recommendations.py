@@ -1,17 +1,26 @@
 """The recommended action per customer: the newest campaign plan that includes them.
 
 Read from ``plan_rows`` once and kept in memory (a query per request would cost more than the
-rest of the risk answer); whoever stores or changes a plan through the service calls
-:meth:`Recommendations.invalidate`. A customer in the plan's control group gets no action: acting
-on a control customer would spoil the campaign's measurement.
+rest of the risk answer). Whoever stores or changes a plan through the service, and the service
+when a command gives the store back, calls :meth:`Recommendations.refresh` with the store in
+hand: the actions are read afresh and replace those held, which stand until then, so a risk
+answer known in memory never waits for the store. Emptying them instead
+(:meth:`Recommendations.invalidate`, the fallback when the read fails) sends every risk request
+to the store until one of them reloads them: after a scheduled cycle, with the background
+rescoring holding the interpreter, that queued every request for up to 21 s
+(benchmarks/RESULTS.md, "cycle_serve"). A customer in the plan's control group gets no action:
+acting on a control customer would spoil the campaign's measurement.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 
 from churnguard.store import Store
+
+log = logging.getLogger("churnguard.service")
 
 _NEWEST = """
 SELECT user_id, campaign_id, action, channel, message_en, message_zh, is_control
@@ -67,6 +76,22 @@ class Recommendations:
         with self._lock:
             if generation == self._generation:
                 self._by_user = by_user
+
+    def refresh(self, store: Store) -> bool:
+        """Read the actions afresh from ``store`` and replace those held (they stand until
+        then); False when the read failed: then they are emptied (:meth:`invalidate`), so the
+        next risk request reads them, and the failure is logged."""
+        with self._lock:
+            self._generation += 1  # a load begun before read older plans: it is not installed
+        try:
+            with self._load_lock:
+                self._load(store)
+        except Exception:  # noqa: BLE001 - the plan is stored; the answers read it on demand
+            log.exception("reading the recommended actions failed; the next risk request "
+                          "reads them")
+            self.invalidate()
+            return False
+        return True
 
     def get(self, user_id: str) -> Recommendation | None:
         with self._lock:

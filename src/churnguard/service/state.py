@@ -150,7 +150,9 @@ class ServiceState:
             return
         if self.data_clock is not None:
             self.data_clock.reset()
-        self.recommendations.invalidate()
+        # Read here, on the reopened store before any request can use it (risk is still
+        # answered from memory meanwhile): emptied, every risk request would read them itself.
+        self.recommendations.refresh(store)
         self.risk.store_returned(lend, store)
 
     def start_lending(self) -> None:

@@ -213,5 +213,5 @@ class Planner:
                              inputs=prepared.inputs)
             with service.pool.write_lock:
                 save_plan(store, plan, config=config)
-        service.recommendations.invalidate()
+            service.recommendations.refresh(store)  # risk answers never wait for this read
         return plan

@@ -64,7 +64,7 @@ def plan_campaign(body: PlanIn, _role: str = Depends(require("write")),
         plan = make_plan(store, config=config, budget=body.budget, campaign_id=body.campaign_id)
         save_plan(store, plan, config=config)
         out = _campaign(store, plan.campaign_id)
-    service.recommendations.invalidate()
+        service.recommendations.refresh(store)  # risk answers never wait for this read
     return out
 
 
