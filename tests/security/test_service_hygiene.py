@@ -54,6 +54,9 @@ def test_a_failure_logs_the_route_never_the_id(make_client: ClientFactory,  # no
     def broken(store: object, user_id: str) -> None:
         raise RuntimeError(f"cannot score {user_id}")
 
+    # Not in memory (so the route scores on the spot), and scoring fails.
+    monkeypatch.setattr(client.app.state.service.risk, "cached",
+                        lambda user_id, lent=False: ("miss", None))
     monkeypatch.setattr(client.app.state.service.risk, "risk", broken)
     with caplog.at_level(logging.ERROR, logger="churnguard.service"):
         response = client.get(f"/v1/users/{secret}/risk", headers=headers(READ))
