@@ -228,15 +228,16 @@ def main() -> None:
         differ = compare(duck_out, spark_out)
     n = args.events
     # events per CPU-second: what a core does when the step has it; wall-clock shares of a
-    # machine seven engineers load say little
+    # loaded machine say little
     duck_rate, spark_rate = n / duck["cpu_seconds"], n / spark["cpu_seconds"]
     lines = [
         f"{args.users:,} customers, {n:,} events (bench_features.py's synthetic shop; the "
         f"Spark side reads them as Parquet in {BUCKETS} hash-of-user_id buckets); the training "
         f"snapshot (population, labels and every feature, {duck['rows']:,} rows) at "
-        f"{cutoff}. Each engine in a fresh process under `nice`; the machine is shared by "
-        f"seven engineers' work (load average {load_before:.1f} at the start, "
-        f"{os.getloadavg()[0]:.1f} at the end, on 2 cores), so the times are noisy.",
+        f"{cutoff}. Each engine in a fresh process under `nice`; the machine's 1-minute load "
+        f"average was {load_before:.1f} at the start and {os.getloadavg()[0]:.1f} at the end "
+        f"(2 cores): above about 2, wall times are mostly waiting and the CPU times are the "
+        f"figures to read.",
         "",
         "| engine | wall s | of which | CPU s | peak memory MiB | events per CPU-second |",
         "|---|---|---|---|---|---|",
