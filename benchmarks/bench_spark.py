@@ -267,6 +267,8 @@ def main() -> None:
         command = "nice -n 10 python benchmarks/bench_spark.py"
         if (args.users, args.events) != (200_000, 10_000_000):
             command += f" --users {args.users} --events {args.events}"
+        if args.driver_memory != parser.get_default("driver_memory"):
+            command += f" --driver-memory {args.driver_memory}"
         if args.note:
             command += " --note '...'"
         write_section("spark", body, command=command)
