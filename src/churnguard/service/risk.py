@@ -17,7 +17,11 @@ service at a few dozen requests a second. Instead:
 * a cycle (or a command given the store) that ingested events leaves the answers standing and
   rescores everyone in the background; one that changed the champion has everyone scored and
   explained with it in the background and swapped in whole (:meth:`RiskBook.swap`): dropping
-  every answer at once would make every request compute on the spot meanwhile.
+  every answer at once would make every request compute on the spot meanwhile;
+* the background scoring and explaining leave one core to the requests: its model calls run on
+  at most ``cores - 1`` OpenMP threads (:func:`background_threads`). LightGBM's TreeSHAP runs
+  without the GIL on every core otherwise, and on two cores the event loop then waits hundreds
+  of milliseconds to run again (benchmarks/RESULTS.md "cycle_serve").
 
 So an answer is never older than the customer's newest event posted to the service (events a
 cycle or a large command ingests count once the background rescoring is in); between refreshes
@@ -28,12 +32,14 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from churnguard.config import ChurnDefinition, ProjectConfig
 from churnguard.explain import reason_context
@@ -238,6 +244,16 @@ class RiskBook:
             if self._table is None:
                 return None
             return min(1.0, self.reasons_done / len(self._table)) if self._table else 1.0
+
+
+def background_threads() -> int:
+    """OpenMP threads for the background scoring: every core this process may use but one
+    (at least one), so a request finds a core free."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, cores - 1)
 
 
 def _reasons(left_out: dict[str, str]) -> str:
@@ -537,6 +553,12 @@ class RiskService:
         return self._explained.wait(timeout)
 
     def _loop(self, refresh_seconds: float, job: _ExplainJob | None) -> None:
+        # OpenMP's thread count is per calling thread: the requests' own model calls keep
+        # every core.
+        with threadpool_limits(limits=background_threads(), user_api="openmp"):
+            self._background(refresh_seconds, job)
+
+    def _background(self, refresh_seconds: float, job: _ExplainJob | None) -> None:
         try:
             if job is not None:
                 self._explain(job)
