@@ -501,18 +501,27 @@ def summarize(info: dict[str, Any], cycles: list[dict[str, Any]] | None,
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--users", type=int, default=20_000)
-    parser.add_argument("--days", type=int, default=400)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--budget", type=float, default=2000.0)
-    parser.add_argument("--rate", type=float, default=200.0)
-    parser.add_argument("--rest", type=float, default=30.0)
-    parser.add_argument("--lead-min", type=int, default=6)
-    parser.add_argument("--port", type=int, default=8766)
-    parser.add_argument("--skip-serve", action="store_true")
-    parser.add_argument("--skip-cycles", action="store_true")
-    parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--users", type=int, default=20_000, help="customers simulated")
+    parser.add_argument("--days", type=int, default=400, help="days simulated")
+    parser.add_argument("--seed", type=int, default=0, help="simulation seed")
+    parser.add_argument("--repeats", type=int, default=2,
+                        help="runs of each cycle kind (the slowest is held against the target)")
+    parser.add_argument("--budget", type=float, default=2000.0,
+                        help="[operate] plan_budget of the cycles' plans")
+    parser.add_argument("--rate", type=float, default=200.0,
+                        help="risk requests a second while serving (open loop)")
+    parser.add_argument("--rest", type=float, default=30.0,
+                        help="seconds of load measured after the scheduled cycle")
+    parser.add_argument("--lead-min", type=int, default=6,
+                        help="minutes from the start to the scheduled cycle")
+    parser.add_argument("--port", type=int, default=8766, help="the service's port")
+    parser.add_argument("--skip-serve", action="store_true",
+                        help="measure the cycles' cost only (section \"cycle\")")
+    parser.add_argument("--skip-cycles", action="store_true",
+                        help="measure serving through a scheduled cycle only (section "
+                             "\"cycle_serve\")")
+    parser.add_argument("--no-write", action="store_true",
+                        help="print the figures, leave benchmarks/RESULTS.md alone")
     parser.add_argument("--step", choices=["load"], help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--ids", help=argparse.SUPPRESS)
