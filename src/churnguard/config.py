@@ -382,8 +382,14 @@ class AssistantConfig(_Section):
 
     # Similar resolved tickets shown per open ticket.
     k: int = Field(3, ge=1, le=20)
+    # The encoder of each route's retrieval (a ticket goes by its majority script): "use", the
+    # multilingual Universal Sentence Encoder, or "bilingual" (MiniLM for English, the shop's
+    # character n-gram encoder for Chinese). The defaults by measurement (RESULTS.md
+    # "assistant": the higher hit@3 on tickets written with sentences the base never saw).
+    encoder_en: Literal["use", "bilingual"] = "bilingual"
+    encoder_zh: Literal["use", "bilingual"] = "use"
     # Abstain when the most similar resolved ticket is less similar (cosine) than the route's
-    # threshold: English (MiniLM) and Chinese (the shop's character n-gram encoder). Unset, it
+    # threshold (on the route's encoder's scale). Unset, it
     # is chosen from the store's own resolved tickets: the similarity that answer_share of them
     # reach to their most similar other resolved ticket (so about that share of new tickets like
     # them get an answer); a number here overrides it. docs/assistant.md has the measurements.
