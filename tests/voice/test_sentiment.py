@@ -45,7 +45,9 @@ def learned(composed, reviews):
 @pytest.mark.slow
 def test_learned_per_language_reads_unseen_phrasings(composed, reviews, learned):
     # Trained on reviews composed from 7 of 10 topic sentences, tested on those composed only
-    # from the other 3. Measured: macro-F1 zh 0.83, en 0.89 (n-grams alone: 0.78 / 0.75).
+    # from the other 3. Measured: macro-F1 zh 0.83, en 0.87 (n-grams alone: 0.78 / 0.75). On
+    # these reviews (no 3-star ones, no rating noise) cross-validation keeps the learned model
+    # alone in both languages (log loss 0.004 / 0.008 with or without snownlp / VADER).
     _, held = reviews
     idx = np.flatnonzero(held)
     pred = learned.predict([composed.texts[i] for i in idx])
