@@ -364,6 +364,10 @@ class VoiceConfig(_Section):
     # smaller class: that language's sentiment comes from the packaged fallback (snownlp for
     # Chinese, VADER for English) instead of being learned.
     min_rated_reviews: int = Field(200, ge=20)
+    # Try the learned sentiment stacked with the fallback package's score (snownlp, VADER); kept
+    # per language only when 5-fold cross-validation on the rated reviews says it is better
+    # (docs/voice.md). False: the learned model alone.
+    stack_package: bool = True
     # Clusters per script path (Chinese, other): more than the topics a shop has, since texts
     # group by topic, sentiment and kind (praise and complaints of each topic, tickets).
     clusters: int = Field(12, ge=2, le=200)

@@ -134,7 +134,13 @@ def test_shop_sentiment_from_the_stores_rated_reviews(composed, reviews):
     config = ProjectConfig.model_validate({"voice": {"min_rated_reviews": 100}})
     model = shop_sentiment(store, config)
     assert all(s.startswith("learned from") for s in model.sources().values())
+    assert all(m.stack is not None for m in model.languages.values())  # stacking was tried
     assert model.encoder.key == "use-m3"
+    off = shop_sentiment(store, ProjectConfig.model_validate(
+        {"voice": {"min_rated_reviews": 100, "stack_package": False}}))
+    assert all(m.stack is None and not m.stacked for m in off.languages.values())
+    assert all(s.startswith("learned from") and s.endswith("rated reviews")
+               for s in off.sources().values())
 
 
 def _lexicon_reviews(n: int, offset: int) -> tuple[list[str], list[int]]:
