@@ -1,5 +1,5 @@
-"""The agents' assistant on the simulated shop: hit@3 of retrieval per language, and the abstain
-threshold chosen from data (issue 20, item 5; docs/assistant.md).
+"""The agents' assistant on the simulated shop: hit@3 of retrieval per language and per encoder,
+and the abstain thresholds chosen from data (issue 20, item 5; docs/assistant.md).
 
 Two sets of held-out tickets, both written by the simulator's composer:
 
@@ -13,12 +13,20 @@ Two sets of held-out tickets, both written by the simulator's composer:
   the 10 topic sentences of every topic and language are held out; the queries are the texts
   written only from them, the base those written from none of them (unseen sentences).
 
-hit@3: one of the three most similar resolved tickets has the query's true topic. The
-Chinese encoder is the shop's (fitted on its review and ticket texts, as ``shop_text_encoder``
-does). The abstain threshold of each route: the one the product picks from the store's resolved
-tickets (leave-one-out, 95% answered), and the fixed fallback for routes with too few resolved
-tickets (the 5th percentile of the held-out tickets' best similarity); for both, the share of
-held-out tickets answered and of texts that are no complaint at all turned away.
+hit@3: one of the three most similar resolved tickets has the query's true topic. Each route
+(``en``, ``zh``: a text goes by its majority script) is measured through both retrieval
+encoders on the same splits (``[assistant] encoder_en`` / ``encoder_zh``): ``use``, the
+multilingual Universal Sentence Encoder, and ``bilingual``, MiniLM for English and the shop's
+character n-gram encoder for Chinese (fitted on the store's review and ticket texts, as
+``shop_text_encoder`` does). The better of a route, by the rule printed with the table: the
+higher hit@3 on held-out phrasings (min over the splits), the hardest set; ties by held-out
+texts, then the shop set.
+
+The abstain threshold of each route and encoder: the one the product picks from the store's
+resolved tickets (leave-one-out, 95% answered), and the fixed fallback for routes with too few
+resolved tickets (the 5th percentile of the held-out shop tickets' best similarity, rounded
+down to 0.05); for both, the share of held-out tickets answered and of texts that are no
+complaint at all turned away.
 
     python benchmarks/bench_assistant.py --users 5000 --days 365 --seed 0
 """
@@ -40,6 +48,24 @@ SPLIT_SHARE = 0.7
 SPLITS = 3
 K = 3
 ROUTES = ("en", "zh")
+ENCODERS = ("use", "bilingual")
+
+
+class _Once:
+    """An encoder that encodes each distinct text once over the whole benchmark (the same
+    texts are bases and queries of several splits)."""
+
+    def __init__(self, encoder) -> None:
+        self.encoder, self.key, self.use = encoder, encoder.key, encoder.use
+        self._seen: dict[str, object] = {}
+
+    def encode(self, texts):  # -> np.ndarray
+        import numpy as np
+
+        new = sorted({t for t in texts if t not in self._seen})
+        if new:
+            self._seen.update(zip(new, self.encoder.encode(new)))
+        return np.stack([self._seen[t] for t in texts]) if texts else self.encoder.encode([])
 
 
 def _hit(index, queries, topics_of, k: int = K):  # -> list[tuple[str, bool, float]]
@@ -63,12 +89,11 @@ def _chance(base_topics, query_topics, k: int = K) -> float:
     return 1.0 - sum(n / nq * (1.0 - b[t] / nb) ** k for t, n in q.items())
 
 
-def shop_set(store, sim: Path):  # -> (rows, chance per route, similarities)
+def shop_set(store, sim: Path, encoder):  # -> (rows, chance per route, index, n_base, n_q)
     import pandas as pd
 
     from churnguard.assistant import resolved_tickets, route_of
     from churnguard.assistant.retrieval import TicketIndex
-    from churnguard.text import shop_text_encoder
 
     truth = pd.read_parquet(sim / "truth" / "tickets.parquet")
     topic_of = dict(zip(truth["event_id"], truth["topic"]))
@@ -78,7 +103,7 @@ def shop_set(store, sim: Path):  # -> (rows, chance per route, similarities)
     queries = truth[truth["ts"] >= split]
     events = pd.read_parquet(sim / "events.parquet", columns=["event_id", "text"])
     queries = queries.merge(events, on="event_id")
-    index = TicketIndex(base, shop_text_encoder(store))
+    index = TicketIndex(base, dict.fromkeys(ROUTES, encoder))
     rows = _hit(index, list(zip(queries["text"], queries["topic"])), topic_of)
     chance = {}
     for route in ROUTES:
@@ -115,7 +140,7 @@ def composed_set(encoder, split: int):  # -> dict[str, rows]
                 for j in np.flatnonzero(in_base)]
         topic_of = {f"c{j}": rows[j][1][1] for j in np.flatnonzero(in_base)}
         queries = [(rows[j][0], rows[j][1][1]) for j in np.flatnonzero(in_query)]
-        out[mode] = _hit(TicketIndex(base, encoder), queries, topic_of)
+        out[mode] = _hit(TicketIndex(base, dict.fromkeys(ROUTES, encoder)), queries, topic_of)
     return out
 
 
@@ -136,6 +161,14 @@ def _rate(rows, route: str) -> tuple[float, int]:
     return (sum(hits) / len(hits) if hits else math.nan), len(hits)
 
 
+def _better(hits: dict, route: str) -> str:
+    """The encoder with the higher hit@3 on held-out phrasings (min over splits), ties by
+    held-out texts, then by the shop set; still tied: ``use`` (nothing to fit)."""
+    return max(ENCODERS, key=lambda e: (round(hits[(e, "phrasings", route)], 3),
+                                        round(hits[(e, "texts", route)], 3),
+                                        round(hits[(e, "shop", route)], 3), e == "use"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--users", type=int, default=5000)
@@ -145,54 +178,75 @@ def main() -> None:
     args = parser.parse_args()
     import numpy as np
 
+    from churnguard.assistant import route_of
+    from churnguard.assistant.retrieval import route_encoders
     from churnguard.store import Store
 
     shop = cached_shop(DATA / f"assistant_{args.users}_{args.days}_{args.seed}",
                        users=args.users, days=args.days, seed=args.seed)
-    with Store.open(shop.db) as store:
-        rows, chance, index, n_base, n_queries = shop_set(store, shop.sim)
-        encoder = index.encoder
-    print("shop set done", flush=True)
-    composed = [composed_set(encoder, split) for split in range(SPLITS)]
-    print("four-topic sets done", flush=True)
     others = not_complaints()
-    from churnguard.assistant import route_of
-
-    other_best = [(route_of(t), index.similar(t, k=1)) for t in others]
+    hits, means, counts, shop_rows, indexes, other_best = {}, {}, {}, {}, {}, {}
+    with Store.open(shop.db) as store:
+        for name in ENCODERS:
+            encoder = _Once(route_encoders(store, dict.fromkeys(ROUTES, name))["zh"])
+            rows, chance, index, n_base, n_queries = shop_set(store, sim=shop.sim,
+                                                              encoder=encoder)
+            composed = [composed_set(encoder, split) for split in range(SPLITS)]
+            shop_rows[name], indexes[name] = rows, index
+            other_best[name] = [(route_of(t), index.similar(t, k=1)) for t in others]
+            for route in ROUTES:
+                hits[(name, "shop", route)], counts["shop", route] = _rate(rows, route)
+                for mode in ("texts", "phrasings"):
+                    per_split = [_rate(c[mode], route)[0] for c in composed]
+                    hits[(name, mode, route)] = min(per_split)
+                    means[(name, mode, route)] = sum(per_split) / len(per_split)
+                    counts[mode, route] = _rate(composed[0][mode], route)[1]
+            print(f"{name} done", flush=True)
     lines = ["Retrieval of similar resolved tickets (hit@3: one of the 3 most similar has the "
-             "query's true topic), per language route (a text goes by its majority script).", "",
+             "query's true topic), per language route (a text goes by its majority script) and "
+             "per retrieval encoder on the same splits: **use** (multilingual Universal "
+             "Sentence Encoder) and **bilingual** (MiniLM for en, the shop's character n-gram "
+             "encoder for zh; the assistant's encoder before).", "",
              f"Shop set: {n_base} resolved tickets with replies opened before the split day, "
              f"{n_queries} tickets opened after it as queries (2 topics: chance is high).", "",
-             "| set | en hit@3 | zh hit@3 | queries en / zh | chance en / zh |",
-             "|---|---|---|---|---|"]
-    en, n_en = _rate(rows, "en")
-    zh, n_zh = _rate(rows, "zh")
-    lines.append(f"| shop, later tickets | {en:.3f} | {zh:.3f} | {n_en} / {n_zh} | "
-                 f"{chance['en']:.3f} / {chance['zh']:.3f} |")
-    for mode in ("texts", "phrasings"):
-        per = {r: [_rate(c[mode], r)[0] for c in composed] for r in ROUTES}
-        counts = [_rate(composed[0][mode], r)[1] for r in ROUTES]
-        lines.append(f"| four topics, held-out {mode} ({SPLITS} splits, min) | "
-                     f"{min(per['en']):.3f} | {min(per['zh']):.3f} | "
-                     f"{counts[0]} / {counts[1]} | 0.578 / 0.578 |")
-    lines += ["", "Abstain thresholds per route. *Store*: what the product chooses from the base "
-              "itself (the similarity 95% of the resolved tickets reach to their most similar "
-              "other one, `TicketIndex.threshold`). *Fallback*: the 5th percentile of the best "
-              "similarity of the held-out tickets, rounded down to 0.05, used when a route has "
-              "fewer than 20 resolved tickets. For each: the share of held-out tickets answered "
-              "and of texts that are no complaint at all (positive reviews, off-topic remarks, "
-              "searches) turned away.", "",
-              "| route | best similarity of held-out tickets: p5 / median | threshold | held-out "
-              "tickets answered | non-complaints turned away |", "|---|---|---|---|---|"]
+             "| set | encoder | en hit@3 | zh hit@3 | queries en / zh | chance en / zh |",
+             "|---|---|---|---|---|---|"]
+    labels = {"shop": "shop, later tickets",
+              "texts": f"four topics, held-out texts ({SPLITS} splits: min (mean))",
+              "phrasings": f"four topics, held-out phrasings ({SPLITS} splits: min (mean))"}
+    for mode in ("shop", "texts", "phrasings"):
+        for name in ENCODERS:
+            ch = (f"{chance['en']:.3f} / {chance['zh']:.3f}" if mode == "shop"
+                  else "0.578 / 0.578")
+            cell = {r: f"{hits[(name, mode, r)]:.3f}" + (
+                "" if mode == "shop" else f" ({means[(name, mode, r)]:.3f})") for r in ROUTES}
+            lines.append(f"| {labels[mode]} | {name} | {cell['en']} | "
+                         f"{cell['zh']} | {counts[mode, 'en']} / "
+                         f"{counts[mode, 'zh']} | {ch} |")
+    better = {route: _better(hits, route) for route in ROUTES}
+    lines += ["", "The better encoder per route (higher hit@3 on held-out phrasings, min over the "
+              "splits; ties by held-out texts, then the shop set): "
+              + ", ".join(f"{route} **{better[route]}**" for route in ROUTES) + ".", ""]
+    lines += ["Abstain thresholds per route and encoder. *Store*: what the product chooses from "
+              "the base itself (the similarity 95% of the resolved tickets reach to their most "
+              "similar other one, `TicketIndex.threshold`). *Fallback*: the 5th percentile of "
+              "the best similarity of the held-out shop tickets, rounded down to 0.05, used when "
+              "a route has fewer than 20 resolved tickets. For each: the share of held-out "
+              "tickets answered and of texts that are no complaint at all (positive reviews, "
+              "off-topic remarks, searches) turned away.", "",
+              "| route | encoder | best similarity of held-out tickets: p5 / median | threshold "
+              "| held-out tickets answered | non-complaints turned away |",
+              "|---|---|---|---|---|---|"]
     for route in ROUTES:
-        best = np.array([s for r, _, s in rows if r == route])
-        p5 = float(np.percentile(best, 5))
-        other = np.array([m[0].similarity for r, m in other_best if r == route and m])
-        for name, threshold in (("store", index.threshold(route, 0.95)),
-                                ("fallback", math.floor(p5 * 20) / 20)):
-            lines.append(f"| {route} | {p5:.3f} / {float(np.median(best)):.3f} | {name} "
-                         f"{threshold:.3f} | {float(np.mean(best >= threshold)):.3f} | "
-                         f"{float(np.mean(other < threshold)):.3f} (of {other.size}) |")
+        for name in ENCODERS:
+            best = np.array([s for r, _, s in shop_rows[name] if r == route])
+            p5 = float(np.percentile(best, 5))
+            other = np.array([m[0].similarity for r, m in other_best[name] if r == route and m])
+            for kind, threshold in (("store", indexes[name].threshold(route, 0.95)),
+                                    ("fallback", math.floor(p5 * 20) / 20)):
+                lines.append(f"| {route} | {name} | {p5:.3f} / {float(np.median(best)):.3f} | "
+                             f"{kind} {threshold:.3f} | {float(np.mean(best >= threshold)):.3f} "
+                             f"| {float(np.mean(other < threshold)):.3f} (of {other.size}) |")
     body = "\n".join(lines)
     print(body)
     if not args.no_write:

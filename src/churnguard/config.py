@@ -364,6 +364,10 @@ class VoiceConfig(_Section):
     # smaller class: that language's sentiment comes from the packaged fallback (snownlp for
     # Chinese, VADER for English) instead of being learned.
     min_rated_reviews: int = Field(200, ge=20)
+    # Try the learned sentiment stacked with the fallback package's score (snownlp, VADER); kept
+    # per language only when 5-fold cross-validation on the rated reviews says it is better
+    # (docs/voice.md). False: the learned model alone.
+    stack_package: bool = True
     # Clusters per script path (Chinese, other): more than the topics a shop has, since texts
     # group by topic, sentiment and kind (praise and complaints of each topic, tickets).
     clusters: int = Field(12, ge=2, le=200)
@@ -382,8 +386,14 @@ class AssistantConfig(_Section):
 
     # Similar resolved tickets shown per open ticket.
     k: int = Field(3, ge=1, le=20)
+    # The encoder of each route's retrieval (a ticket goes by its majority script): "use", the
+    # multilingual Universal Sentence Encoder, or "bilingual" (MiniLM for English, the shop's
+    # character n-gram encoder for Chinese). The defaults by measurement (RESULTS.md
+    # "assistant": the higher hit@3 on tickets written with sentences the base never saw).
+    encoder_en: Literal["use", "bilingual"] = "bilingual"
+    encoder_zh: Literal["use", "bilingual"] = "use"
     # Abstain when the most similar resolved ticket is less similar (cosine) than the route's
-    # threshold: English (MiniLM) and Chinese (the shop's character n-gram encoder). Unset, it
+    # threshold (on the route's encoder's scale). Unset, it
     # is chosen from the store's own resolved tickets: the similarity that answer_share of them
     # reach to their most similar other resolved ticket (so about that share of new tickets like
     # them get an answer); a number here overrides it. docs/assistant.md has the measurements.

@@ -182,8 +182,69 @@ def test_the_threshold_is_chosen_from_the_stores_resolved_tickets(shop_store: St
         assert chosen == pytest.approx(float(np.quantile(best, 0.05)))
         assert 0.90 <= float(np.mean(best >= chosen)) <= 0.97
         assert index.threshold(route, 0.5) > chosen
-    few = TicketIndex(index.tickets["en"][:5], index.encoder)
-    assert few.threshold("en", 0.95) == FALLBACK_THRESHOLD["en"]
+    few = TicketIndex(index.tickets["en"][:5] + index.tickets["zh"][:5], index.encoders)
+    # too few to choose from: the fallback of the route and its encoder (MiniLM for en, USE zh)
+    assert few.threshold("en", 0.95) == FALLBACK_THRESHOLD[("en", "bilingual")] == 0.75
+    assert few.threshold("zh", 0.95) == FALLBACK_THRESHOLD[("zh", "use")] == 0.70
+
+
+def test_each_route_reads_through_its_configured_encoder(shop_store: Store) -> None:
+    from churnguard.assistant.retrieval import ticket_index
+
+    default = ticket_index(shop_store, {"en": CONFIG.assistant.encoder_en,
+                                        "zh": CONFIG.assistant.encoder_zh})
+    assert (default.encoders["en"].use, default.encoders["zh"].use) == (False, True)
+    assert default.vectors["zh"].shape[1] == default.vectors["en"].shape[1] == 384
+    old = ticket_index(shop_store, {"en": "bilingual", "zh": "bilingual"})
+    assert old.encoders["zh"].key.startswith("minilm+zh:")  # the shop's character n-grams
+    # the same tickets in each route, whatever the encoder
+    assert [t.ticket_id for t in old.tickets["zh"]] == [t.ticket_id for t in
+                                                         default.tickets["zh"]]
+    help_ = _help(shop_store, *_first_open_zh(shop_store),
+                  AssistantConfig(encoder_zh="bilingual", min_similarity_zh=-1))
+    assert help_.lang == "zh" and len(help_.similar) == 3
+    with pytest.raises(ValueError, match="unknown retrieval encoder 'bert' for route zh"):
+        ticket_index(shop_store, {"en": "use", "zh": "bert"})
+
+
+def _first_open_zh(store: Store) -> tuple[str, str]:
+    rows = store.con.execute("SELECT user_id, event_id, text FROM events "
+                             "WHERE type = 'support_ticket' ORDER BY ts, event_id").fetchall()
+    for user, ticket, text in rows:
+        if assistant.route_of(text) == "zh" and any(
+                t.ticket_id == ticket for t in assistant.open_tickets(store, user)):
+            return user, ticket
+    raise AssertionError("the shop has no open Chinese ticket")
+
+
+def test_the_chinese_route_finds_same_topic_tickets_for_sentences_it_never_saw() -> None:
+    # The composer's Chinese tickets of four topics: the base is written only from 7 of the 10
+    # topic sentences of each topic, the queries only from the other 3 (paraphrases the base
+    # never holds). Measured hit@3: 0.93 through USE (the default); 0.84 through character
+    # n-grams fitted on these very texts, 0.50 in the benchmark with the shop's own (they
+    # match shared openers and closers, not meaning).
+    from churnguard.assistant import ResolvedTicket
+    from churnguard.assistant.retrieval import TicketIndex, route_encoders
+    from churnguard.simulate.text import _bank
+
+    texts, index, truth = _bank()
+    held = {"7", "8", "9"}
+    zh = [texts[i] for key, ids in index.items() if key[0] == "ticket" and key[3]
+          for i in ids.tolist()]
+    cores = {t: set(truth[t][4].split("+")) for t in zh}
+    base = [ResolvedTicket(ticket_id=f"r{j}", user_id="u", opened_at=None, text=t,
+                           resolved_at=None, reply="-")
+            for j, t in enumerate(zh) if not cores[t] & held]
+    queries = [t for t in zh if cores[t] <= held and t not in {b.text for b in base}]
+    assert len(base) > 300 and len(queries) > 100
+    topic = {b.ticket_id: truth[b.text][1] for b in base}
+    encoders = route_encoders(Store.in_memory(), {"en": CONFIG.assistant.encoder_en,
+                                                   "zh": CONFIG.assistant.encoder_zh})
+    found = TicketIndex(base, encoders)
+    hits = [any(topic[m.ticket.ticket_id] == truth[q][1] for m in found.similar(q, k=3))
+            for q in queries]
+    assert all(assistant.route_of(q) == "zh" for q in queries)
+    assert np.mean(hits) >= 0.85, np.mean(hits)
 
 
 def test_decisions_are_logged_summarised_and_erased(shop_store: Store,

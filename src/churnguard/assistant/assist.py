@@ -105,7 +105,7 @@ def assist(store: Store, stored: str, ticket_id: str, *, config: AssistantConfig
     holds it); :class:`TicketNotOpenError` when it is not one of their open tickets."""
     ticket = _open_ticket(store, stored, ticket_id)
     lang = route_of(ticket.text)
-    index = ticket_index(store)
+    index = ticket_index(store, {"en": config.encoder_en, "zh": config.encoder_zh})
     fixed = config.min_similarity_zh if lang == "zh" else config.min_similarity_en
     threshold = fixed if fixed is not None else index.threshold(lang, config.answer_share)
     similar = index.similar(ticket.text or "", k=config.k, exclude=frozenset({ticket_id}))

@@ -1,12 +1,23 @@
 """The resolved tickets most similar to an open one, found within the open ticket's language.
 
 Each text goes by its majority script (:func:`churnguard.text.language.chinese_majority`):
-mostly Chinese texts through the shop's character n-gram encoder, the rest through MiniLM
-(:class:`churnguard.text.TextEncoder`). The two are different vector spaces, so an open ticket
-is compared only with resolved tickets of its own route, by cosine similarity of unit vectors.
+the route ``zh`` for mostly Chinese texts, ``en`` for the rest. An open ticket is compared only
+with resolved tickets of its own route (their replies are in its language), by cosine
+similarity of unit vectors, each route through its own encoder (``[assistant] encoder_en`` and
+``encoder_zh``, one of :data:`RETRIEVAL_ENCODERS`):
+
+- ``use``: the multilingual Universal Sentence Encoder (:mod:`churnguard.text.use`), nothing
+  fitted; the default of ``zh``;
+- ``bilingual``: MiniLM for ``en`` (its default), the shop's character n-gram encoder for ``zh``
+  (:func:`churnguard.text.shop_text_encoder`).
+
+The defaults are the better of each route on tickets written with sentences the base never saw
+(benchmarks/RESULTS.md "assistant", docs/assistant.md): in Chinese, hit@3 0.50 with the
+character n-grams and 0.84 with USE (the worst of 3 splits); in English 0.92 with MiniLM and
+0.90 with USE.
 
 The vectors of the resolved tickets are computed once per store content (keyed by
-:func:`~churnguard.assistant.tickets.fingerprint` and the encoder) and kept in memory, so a
+:func:`~churnguard.assistant.tickets.fingerprint` and the encoders) and kept in memory, so a
 second question about the same store costs one encoding.
 """
 
@@ -14,16 +25,22 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
 from churnguard.assistant.tickets import ResolvedTicket, fingerprint, resolved_tickets
+from churnguard.config import AssistantConfig
 from churnguard.store import Store
 from churnguard.text import TextEncoder, shop_text_encoder
 from churnguard.text.language import chinese_majority
 
-__all__ = ["Match", "TicketIndex", "route_of", "ticket_index"]
+__all__ = ["FALLBACK_THRESHOLD", "RETRIEVAL_ENCODERS", "ROUTES", "Match", "TicketIndex",
+           "DEFAULT_ENCODERS", "route_encoders", "route_of", "ticket_index"]
+
+ROUTES = ("en", "zh")
+RETRIEVAL_ENCODERS = ("use", "bilingual")
 
 _CACHE: OrderedDict[tuple, TicketIndex] = OrderedDict()
 _CACHE_SIZE = 4
@@ -45,37 +62,67 @@ class Match:
     similarity: float
 
 
-# With fewer resolved tickets than this in a route, its threshold is FALLBACK_THRESHOLD's: the
-# 5th percentile of the best similarity of held-out tickets on a 5,000-customer simulated shop
-# (benchmarks/RESULTS.md "assistant").
+# With fewer resolved tickets than this in a route, its threshold is FALLBACK_THRESHOLD's for the
+# route and its encoder: the 5th percentile of the best similarity of held-out tickets on a
+# 5,000-customer simulated shop, rounded down to 0.05 (benchmarks/RESULTS.md "assistant").
 MIN_FOR_THRESHOLD = 20
-FALLBACK_THRESHOLD = {"en": 0.75, "zh": 0.70}
+FALLBACK_THRESHOLD = {("en", "use"): 0.65, ("zh", "use"): 0.70,
+                      ("en", "bilingual"): 0.75, ("zh", "bilingual"): 0.70}
 _LOO_SAMPLE = 2000  # tickets whose nearest neighbour sets the threshold (a seeded sample)
 
 
-class TicketIndex:
-    """Resolved tickets and their unit vectors, per route."""
+def route_encoders(store: Store, choices: Mapping[str, str]) -> dict[str, TextEncoder]:
+    """The encoder of each route for ``choices`` (route → one of :data:`RETRIEVAL_ENCODERS`):
+    ``use`` the multilingual USE, ``bilingual`` the store's MiniLM + character n-gram encoder.
 
-    def __init__(self, tickets: list[ResolvedTicket], encoder: TextEncoder) -> None:
-        self.encoder = encoder
+    >>> route_encoders(Store.in_memory(), {"en": "bilingual", "zh": "use"})["zh"].key
+    'use-m3'
+    >>> route_encoders(Store.in_memory(), {"en": "bert", "zh": "use"})
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown retrieval encoder 'bert' for route en; one of use, bilingual
+    """
+    out = {}
+    for route in ROUTES:
+        choice = choices[route]
+        if choice not in RETRIEVAL_ENCODERS:
+            raise ValueError(f"unknown retrieval encoder {choice!r} for route {route}; one of "
+                             f"{', '.join(RETRIEVAL_ENCODERS)}")
+        out[route] = shop_text_encoder(store, choice)
+    return out
+
+
+def _choice(encoder: TextEncoder) -> str:
+    return "use" if encoder.use else "bilingual"
+
+
+class TicketIndex:
+    """Resolved tickets and their unit vectors, per route, each route through its encoder
+    (``encoders``: route → :class:`~churnguard.text.TextEncoder`, or one for both)."""
+
+    def __init__(self, tickets: list[ResolvedTicket],
+                 encoders: TextEncoder | Mapping[str, TextEncoder]) -> None:
+        if isinstance(encoders, TextEncoder):
+            encoders = dict.fromkeys(ROUTES, encoders)
+        self.encoders: dict[str, TextEncoder] = {route: encoders[route] for route in ROUTES}
         routes = np.array([route_of(t.text) for t in tickets])
         self.tickets: dict[str, list[ResolvedTicket]] = {}
         self.vectors: dict[str, np.ndarray] = {}
-        for route in ("en", "zh"):
+        for route in ROUTES:
             mine = [t for t, r in zip(tickets, routes) if r == route]
             self.tickets[route] = mine
-            self.vectors[route] = (encoder.encode([t.text for t in mine]) if mine
+            self.vectors[route] = (self.encoders[route].encode([t.text for t in mine]) if mine
                                    else np.zeros((0, 1), np.float32))
 
     def threshold(self, route: str, answer_share: float) -> float:
         """The similarity that ``answer_share`` of the route's resolved tickets reach to their
         most similar other resolved ticket (leave-one-out; a seeded sample of at most
-        :data:`_LOO_SAMPLE`); :data:`FALLBACK_THRESHOLD` with fewer than
-        :data:`MIN_FOR_THRESHOLD` of them."""
+        :data:`_LOO_SAMPLE`); :data:`FALLBACK_THRESHOLD` of the route and its encoder with
+        fewer than :data:`MIN_FOR_THRESHOLD` of them."""
         vectors = self.vectors[route]
         n = len(self.tickets[route])
         if n < MIN_FOR_THRESHOLD:
-            return FALLBACK_THRESHOLD[route]
+            return FALLBACK_THRESHOLD[(route, _choice(self.encoders[route]))]
         rows = np.arange(n)
         if n > _LOO_SAMPLE:
             rows = np.sort(np.random.default_rng(0).choice(n, _LOO_SAMPLE, replace=False))
@@ -94,7 +141,7 @@ class TicketIndex:
         tickets = self.tickets[route]
         if not tickets:
             return []
-        query = self.encoder.encode([text])[0]
+        query = self.encoders[route].encode([text])[0]
         sims = self.vectors[route] @ query
         order = sorted(range(len(tickets)), key=lambda j: (-float(sims[j]), tickets[j].ticket_id))
         out = []
@@ -107,18 +154,22 @@ class TicketIndex:
         return out
 
 
-def ticket_index(store: Store) -> TicketIndex:
+DEFAULT_ENCODERS = {"en": AssistantConfig().encoder_en, "zh": AssistantConfig().encoder_zh}
+
+
+def ticket_index(store: Store, encoders: Mapping[str, str] | None = None) -> TicketIndex:
     """The store's index of resolved tickets (built on first use, rebuilt when tickets or
-    resolutions change)."""
-    encoder = shop_text_encoder(store)
-    key = (str(store.path) if store.path is not None else id(store.con), encoder.key,
-           fingerprint(store))
+    resolutions change); ``encoders``: route → one of :data:`RETRIEVAL_ENCODERS` (default
+    :data:`DEFAULT_ENCODERS`, as ``[assistant]``'s)."""
+    by_route = route_encoders(store, encoders or DEFAULT_ENCODERS)
+    key = (str(store.path) if store.path is not None else id(store.con),
+           tuple(by_route[r].key for r in ROUTES), fingerprint(store))
     with _LOCK:
         found = _CACHE.get(key)
         if found is not None:
             _CACHE.move_to_end(key)
             return found
-    index = TicketIndex(resolved_tickets(store), encoder)
+    index = TicketIndex(resolved_tickets(store), by_route)
     with _LOCK:
         _CACHE[key] = index
         while len(_CACHE) > _CACHE_SIZE:

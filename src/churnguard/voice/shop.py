@@ -54,7 +54,8 @@ def shop_sentiment(store: Store, config: ProjectConfig) -> SentimentModel:
     """Sentiment per language, learned from the store's rated reviews or the fallback."""
     texts, ratings = _rated_reviews(store)
     return fit_sentiment(texts, ratings, min_rated=config.voice.min_rated_reviews,
-                         encoder=shop_text_encoder(store, config.text.encoder))
+                         encoder=shop_text_encoder(store, config.text.encoder),
+                         stack=config.voice.stack_package)
 
 
 def _distinct_texts(store: Store) -> list[str]:
