@@ -110,7 +110,7 @@ def simulate(*, n_users: int, days: int, seed: int, out_dir: str | Path,
              scenario: str = "default", start: dt.date = dt.date(2025, 1, 1),
              horizon_days: int = 90, cutoffs: list[dt.date] | None = None,
              change_day: int | None = None, keep_state: bool = False,
-             surge: Surge | None = None,
+             surge: Surge | None = None, zh_share: float | None = None,
              progress: Callable[[int, int], None] | None = None) -> SimulationResult:
     """Simulate ``n_users`` customers for ``days`` days from ``start`` and write Parquet files.
 
@@ -128,6 +128,12 @@ def simulate(*, n_users: int, days: int, seed: int, out_dir: str | Path,
     other event and all churn truth are those of the run without it; ``truth/surge.json`` (the
     surge, its baseline and what each day added) and ``truth/surge.parquet`` (its events).
 
+    ``zh_share``: the share of customers who write their reviews, tickets and searches in
+    Chinese, in every region (1.0: a Chinese-only shop, 0.0: English only); None keeps each
+    region's own share. Only the language of texts changes: the same uniforms decide it, so
+    orders, churn and every other draw are those of the run without it. A continuation's
+    newcomers get the same share (kept in ``state/``).
+
     >>> import tempfile
     >>> r = simulate(n_users=50, days=100, seed=1, out_dir=tempfile.mkdtemp())
     >>> r.n_users, r.cutoffs[0].isoformat()
@@ -137,6 +143,10 @@ def simulate(*, n_users: int, days: int, seed: int, out_dir: str | Path,
     cutoffs = sorted(set(cutoffs)) if cutoffs is not None else default_cutoffs(start=start,
                                                                               days=days)
     _validate(n_users=n_users, days=days, horizon_days=horizon_days, start=start, cutoffs=cutoffs)
+    if zh_share is not None and (isinstance(zh_share, bool) or not isinstance(
+            zh_share, int | float) or not 0.0 <= zh_share <= 1.0):
+        raise ValueError(f"zh_share must be a number from 0 to 1 (the share of customers who "
+                         f"write in Chinese), got {zh_share!r}")
     if surge is not None:
         surge.check(start=start, days=days)
     out_dir = Path(out_dir)
@@ -151,7 +161,8 @@ def simulate(*, n_users: int, days: int, seed: int, out_dir: str | Path,
     population = draw_population(
         rng=rng_pop, n_users=n_users, days=days, n_campaigns=len(world.campaign_days),
         trait_rng=np.random.default_rng(streams[4]) if params.change_day is not None else None,
-        competitor_regions=params.competitor_regions)
+        competitor_regions=params.competitor_regions,
+        zh_share=None if zh_share is None else float(zh_share))
     traits = population.traits
     state = initial_state(population=population)
     cutoff_days = {(c - start).days: c for c in cutoffs}
@@ -195,11 +206,13 @@ def simulate(*, n_users: int, days: int, seed: int, out_dir: str | Path,
         horizon_days=horizon_days, cutoffs=cutoffs, population=population, catalog=catalog,
         events=events, campaigns=campaigns, truths=truths, world=world,
         surge=None if plan is None else (plan.surge, plan.record, surge_ids),
+        zh_share=None if zh_share is None else float(zh_share),
     )
     if keep_state:
         paths["state"] = write_state(fresh_state(
             seed=seed, world=world, day=days, original_days=days, horizon_days=horizon_days,
-            population=population, catalog=catalog, state=state, pending=pending),
+            population=population, catalog=catalog, state=state, pending=pending,
+            zh_share=None if zh_share is None else float(zh_share)),
             out_dir / STATE_DIR)
     return SimulationResult(
         out_dir=out_dir, paths=paths, n_users=n_users, n_events=events.num_rows,
