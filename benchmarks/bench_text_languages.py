@@ -514,7 +514,8 @@ def _store_without_stars(shop) -> Path:  # noqa: ANN001
 
 
 def measure_churn(*, users: int, days: int, seeds: list[int], tests: list[int],
-                  draws: int) -> dict[str, object]:
+                  draws: int, scenario: str = "default",
+                  change_day: int | None = None) -> dict[str, object]:
     import datetime as dt
 
     import pandas as pd
@@ -527,8 +528,10 @@ def measure_churn(*, users: int, days: int, seeds: list[int], tests: list[int],
     shops = {v: [] for v in VARIANTS}
     names, recovery, sizes = None, {}, {}
     for seed in seeds:
-        shop = cached_shop(DATA / f"text_languages_churn_zh_{users}_{days}_{seed}", users=users,
-                           days=days, seed=seed, zh_share=1.0)
+        name = "" if scenario == "default" else f"_{scenario}{change_day or ''}"
+        shop = cached_shop(DATA / f"text_languages_churn_zh{name}_{users}_{days}_{seed}",
+                           users=users, days=days, seed=seed, zh_share=1.0, scenario=scenario,
+                           change_day=change_day)
         truth = pd.read_parquet(shop.sim / "truth" / "texts.parquet")
         truth["ts"] = pd.to_datetime(truth["ts"], utc=True).dt.tz_localize(None).astype(
             "datetime64[us]")
@@ -578,7 +581,19 @@ _VARIANT_TEXT = {
 }
 
 
-def report_churn(r: dict[str, object], *, users: int, days: int, draws: int) -> str:
+def _scenario_text(scenario: str, change_day: int | None) -> str:
+    if scenario == "default":
+        return "default scenario"
+    if scenario == "drift":
+        when = f"day {change_day}" if change_day else "its default day"
+        return (f"`drift` scenario changed on {when} (from then delivery-sensitive customers "
+                "leave after slow deliveries, and where a competitor launched; the trait shows in "
+                "the data as complaints about slow deliveries, rated low: docs/simulate.md)")
+    return f"`{scenario}` scenario"
+
+
+def report_churn(r: dict[str, object], *, users: int, days: int, draws: int,
+                 scenario: str = "default", change_day: int | None = None) -> str:
     import numpy as np
 
     shown = ["gbdt", "gbdt+text", "gbdt+text_minilm", "gbdt+true_text", "text_only",
@@ -587,7 +602,7 @@ def report_churn(r: dict[str, object], *, users: int, days: int, draws: int) -> 
     lines = [
         f"Chinese-only simulated shops (`simulate(zh_share=1.0)`: every customer writes reviews, "
         f"tickets and searches in Chinese; about 12% of texts carry an English word), {users:,} "
-        f"customers × {days} days, default scenario, seeds "
+        f"customers × {days} days, {_scenario_text(scenario, change_day)}, seeds "
         f"{', '.join(str(s['seed']) for s in r['shops']['stars'])}. The product's out-of-time "
         "backtest (`churnguard.evaluate.backtest`, as `churnguard backtest --test-cutoff DATE "
         "--models gbdt,gbdt+text`), training cutoffs as it chooses them (e.g. test "
@@ -641,14 +656,17 @@ def report_churn(r: dict[str, object], *, users: int, days: int, draws: int) -> 
 def main_churn(args) -> None:  # noqa: ANN001
     seeds = [int(s) for s in args.churn_seeds.split(",")]
     tests = [int(s) for s in args.churn_tests.split(",")]
+    scenario, change_day = args.churn_scenario, args.churn_change_day
     result = measure_churn(users=args.churn_users, days=args.churn_days, seeds=seeds,
-                           tests=tests, draws=args.bootstrap)
+                           tests=tests, draws=args.bootstrap, scenario=scenario,
+                           change_day=change_day)
     body = report_churn(result, users=args.churn_users, days=args.churn_days,
-                        draws=args.bootstrap)
+                        draws=args.bootstrap, scenario=scenario, change_day=change_day)
     print(body)
     if not args.no_write:
         command = "python benchmarks/bench_text_languages.py " + " ".join(sys.argv[1:])
-        write_section("text_languages_churn", body, command=command.strip())
+        section = "text_languages_churn" + ("" if scenario == "default" else f"_{scenario}")
+        write_section(section, body, command=command.strip())
 
 
 def main() -> None:
@@ -670,6 +688,10 @@ def main() -> None:
     parser.add_argument("--churn-tests", default="360,390,420",
                         help="test cutoffs, days after the start")
     parser.add_argument("--bootstrap", type=int, default=1000)
+    parser.add_argument("--churn-scenario", default="default",
+                        help="the simulator's scenario (drift: its own RESULTS section)")
+    parser.add_argument("--churn-change-day", type=int, default=None,
+                        help="with --churn-scenario drift: the change day")
     args = parser.parse_args()
     if args.churn:
         main_churn(args)
