@@ -34,8 +34,10 @@ __all__ = ["TextGBDTModel"]
 
 
 def _store_of(snapshot: Snapshot) -> Store:
+    """The store holding the snapshot's events (loaded first where a copy loads them on use:
+    the real-time path's)."""
     cache = snapshot.meta.get("sequences")
-    store = getattr(cache, "store", None)
+    store = cache.events_store() if hasattr(cache, "events_store") else None
     if store is None:
         raise ValueError("gbdt+text reads the customers' texts from the store: give it a snapshot "
                          "made by churnguard.snapshots.build_snapshot (its meta['sequences'] "
