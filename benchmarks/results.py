@@ -115,11 +115,15 @@ class Shop(NamedTuple):
 
 
 def simulated_shop(folder: Path, *, users: int, days: int, seed: int, scenario: str = "default",
-                   cutoffs: list[dt.date] | None = None) -> tuple[Path, float]:
+                   cutoffs: list[dt.date] | None = None,
+                   zh_share: float | None = None,
+                   change_day: int | None = None) -> tuple[Path, float]:
     """``folder/sim`` and the seconds spent simulating it, simulated only if its manifest (which
     the simulator writes last) is missing: 0 seconds then.
 
-    ``cutoffs`` are where the simulator records the exact truth (its default cutoffs if None).
+    ``cutoffs`` are where the simulator records the exact truth (its default cutoffs if None);
+    ``zh_share`` the share of customers who write in Chinese (None: the regions' own);
+    ``change_day`` the drift scenario's change day (None: its own).
     """
     sim = folder / "sim"
     if (sim / "manifest.json").exists():
@@ -128,7 +132,7 @@ def simulated_shop(folder: Path, *, users: int, days: int, seed: int, scenario: 
 
     started = time.perf_counter()
     simulate(n_users=users, days=days, seed=seed, out_dir=sim, start=START, horizon_days=HORIZON,
-             cutoffs=cutoffs, scenario=scenario)
+             cutoffs=cutoffs, scenario=scenario, zh_share=zh_share, change_day=change_day)
     return sim, time.perf_counter() - started
 
 
@@ -144,7 +148,8 @@ def ingest_shop(store, sim: Path, *, kinds: Sequence[str] = KINDS) -> None:  # n
 
 
 def cached_shop(folder: Path, *, users: int, days: int, seed: int, scenario: str = "default",
-                cutoffs: list[dt.date] | None = None, kinds: Sequence[str] = KINDS) -> Shop:
+                cutoffs: list[dt.date] | None = None, kinds: Sequence[str] = KINDS,
+                zh_share: float | None = None, change_day: int | None = None) -> Shop:
     """The shop simulated into ``folder/sim`` and ingested into ``folder/churnguard.duckdb``,
     each built only if missing.
 
@@ -153,7 +158,8 @@ def cached_shop(folder: Path, *, users: int, days: int, seed: int, scenario: str
     folder that already holds a store: the cached store is reused as it is.
     """
     sim, simulate_seconds = simulated_shop(folder, users=users, days=days, seed=seed,
-                                           scenario=scenario, cutoffs=cutoffs)
+                                           scenario=scenario, cutoffs=cutoffs,
+                                           zh_share=zh_share, change_day=change_day)
     db = folder / "churnguard.duckdb"
     if db.exists():
         return Shop(db=db, sim=sim, seconds={"simulate": simulate_seconds, "ingest": 0.0})

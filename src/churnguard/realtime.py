@@ -253,9 +253,13 @@ class _FilledOnUse(SequenceCache):
         super().__init__(store)
         self._fill = fill
 
-    def key(self, *args: object, **kwargs: object) -> str:  # the two methods that read events
+    def key(self, *args: object, **kwargs: object) -> str:  # the methods that read events
         self._fill()
         return super().key(*args, **kwargs)
+
+    def events_store(self) -> Store:
+        self._fill()
+        return super().events_store()
 
     def at(self, *args: object, **kwargs: object) -> object:
         self._fill()

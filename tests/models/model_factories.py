@@ -24,6 +24,7 @@ SIZES: dict[str, dict] = {
     "recency": {},
     "btyd": BTYD,
     "gbdt": GBDT,
+    "gbdt+text": dict(GBDT, text_components=4),
     "behaviour": dict(epochs=2, **NET),
     "behaviour_gru": dict(epochs=2, **NET),
     "behaviour_transformer": dict(epochs=1, **NET),

@@ -13,7 +13,7 @@ def test_each_kind_builds_its_class_with_its_preset():
     built = {name: catalog.build(name) for name in catalog.KINDS}
     assert {n: type(m).__name__ for n, m in built.items()} == {
         "recency": "RecencyModel", "btyd": "BTYDChurnModel", "gbdt": "GBDTChurnModel",
-        "behaviour": "BehaviourChurnModel", "behaviour_gru": "BehaviourChurnModel",
+        "gbdt+text": "TextGBDTModel", "behaviour": "BehaviourChurnModel", "behaviour_gru": "BehaviourChurnModel",
         "behaviour_transformer": "BehaviourChurnModel", "behaviour+gbdt": "BehaviourGBDTModel",
         "ensemble": "StackedEnsemble"}
     assert built["behaviour"].get_params() == BehaviourChurnModel().get_params()
@@ -23,6 +23,12 @@ def test_each_kind_builds_its_class_with_its_preset():
         encoder="transformer", n_layers=2, pretrain="none").get_params()
     assert built["behaviour+gbdt"].get_params() == BehaviourGBDTModel().get_params()
     assert built["ensemble"].get_params() == StackedEnsemble().get_params()
+    # The text kind is the GBDT's hyper-parameters and its own three, at their defaults.
+    text = built["gbdt+text"].get_params()
+    assert {k: text[k] for k in ("text_components", "text_window_days", "text_encoder")} == {
+        "text_components": 8, "text_window_days": 90, "text_encoder": "use"}
+    assert set(text) - {"text_components", "text_window_days", "text_encoder"} == set(
+        built["gbdt"].get_params())
     assert all(m.name == n for n, m in built.items())
 
 

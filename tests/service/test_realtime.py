@@ -263,3 +263,38 @@ def test_the_copy_s_event_sequences_are_the_customers_own(shared_project: Path) 
                 assert int(got.offsets[-1]) > 0
         finally:
             scratch.close()
+
+
+def test_the_copy_s_text_columns_are_the_customers_own(shared_project: Path) -> None:
+    """gbdt+text reads the customers' texts through the snapshot's store: through the real-time
+    copy it gets exactly the text columns the whole store gives those customers, the next
+    customers theirs (the copy loads their events before the model reads them)."""
+    from churnguard.features.frame import EventArrays
+    from churnguard.features.text import CustomerTextFeatures
+    from churnguard.models.gbdt_text import _store_of
+
+    project = Project.load(shared_project)
+    definition = project.config.churn
+    with project.open_store(read_only=True) as store:
+        (last,) = store.con.execute("SELECT max(ts) FROM events").fetchall()[0]
+        as_of = last + dt.timedelta(hours=2)
+        features = get_model_version(store, champion(store)[0]).features
+        users = [u for (u,) in store.con.execute(
+            "SELECT DISTINCT user_id FROM events WHERE type IN ('review', 'support_ticket') "
+            "AND ts > ? - INTERVAL 60 DAY ORDER BY 1 LIMIT 6", [last]).fetchall()]
+        rows = pd.DataFrame({"user_id": users, "cutoff": pd.Timestamp(as_of)})
+        text = CustomerTextFeatures(components=3).fit(store, rows)
+        scratch = CustomerScratch(store)
+        try:
+            for group in (users[:3], users[3:]):
+                ev = EventArrays.of(scratch._load_events(store, group))
+                snapshot = scratch.snapshot(ev, group, definition=definition, as_of=as_of,
+                                            features=features)
+                assert len(snapshot) >= 2
+                keys = snapshot.index.to_frame(index=False)
+                got = text.transform(_store_of(snapshot), keys)
+                want = text.transform(store, keys)
+                assert (got["text_count_90d"] > 0).all()
+                pd.testing.assert_frame_equal(got, want)
+        finally:
+            scratch.close()

@@ -76,6 +76,11 @@ def init(directory: Path | None) -> None:
               show_default=True, help="With --surge-topic: the multiplier of the baseline.")
 @click.option("--surge-days", type=click.IntRange(min=1), default=14, show_default=True,
               help="With --surge-topic: how many days the surge lasts.")
+@click.option("--zh-share", type=click.FloatRange(min=0.0, max=1.0), default=None,
+              help="Share of customers who write their reviews, tickets and searches in "
+              "Chinese, the same in every region: 1 gives a Chinese-only shop, 0 an English-only "
+              "one [default: each region's own share, about 36% overall]. Only the texts' "
+              "language changes; orders and churn are those of the same seed without it.")
 @click.option("--continue", "continue_from", type=click.Path(file_okay=False, path_type=Path),
               default=None, help="Carry on the shop in this folder (simulated with --keep-state, "
               "or written by an earlier --continue) to --until, with the --delivered campaign "
@@ -95,7 +100,8 @@ def simulate(ctx: click.Context, n_users: int, days: int, seed: int, out_dir: Pa
              change_day: int | None, start: dt.date, horizon: int, keep_state: bool,
              continue_from: Path | None, delivered: tuple[Path, ...],
              delivered_at: dt.date | None, until: dt.date | None, surge_topic: str | None,
-             surge_start: dt.date | None, surge_size: float, surge_days: int) -> None:
+             surge_start: dt.date | None, surge_size: float, surge_days: int,
+             zh_share: float | None) -> None:
     """Simulate an online shop with known ground truth, or carry one on after churnguard acts.
 
     Writes events.parquet, users.parquet, items.parquet and campaigns.parquet (the historical
@@ -114,6 +120,7 @@ def simulate(ctx: click.Context, n_users: int, days: int, seed: int, out_dir: Pa
     churnguard simulate --users 20000 --days 365 --surge-topic delivery \\
         --surge-start 2025-09-01 --surge-size 2 --surge-days 14 --out shop
     churnguard simulate --users 20000 --days 365 --keep-state --out shop
+    churnguard simulate --users 8000 --days 365 --zh-share 1 --out shop-zh
     churnguard simulate --continue shop --delivered plan.csv --delivered-at 2026-01-01 \\
         --until 2026-02-01 --out shop-2026-01
     """
@@ -123,7 +130,7 @@ def simulate(ctx: click.Context, n_users: int, days: int, seed: int, out_dir: Pa
     if continue_from is not None:
         fixed = [f"--{name.replace('_', '-')}" for name in
                  ("n_users", "days", "seed", "scenario", "change_day", "start", "keep_state",
-                  "surge_topic")
+                  "surge_topic", "zh_share")
                  if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT]
         fixed += surge_given
         if fixed:
@@ -150,7 +157,7 @@ def simulate(ctx: click.Context, n_users: int, days: int, seed: int, out_dir: Pa
             result = run_simulation(n_users=n_users, days=days, seed=seed, out_dir=out_dir,
                                     scenario=scenario, start=start, horizon_days=horizon,
                                     change_day=change_day, keep_state=keep_state,
-                                    surge=surge, progress=update)
+                                    surge=surge, zh_share=zh_share, progress=update)
     except ValueError as exc:
         raise BadInput(str(exc)) from None
     click.echo(

@@ -11,13 +11,13 @@ never pretrains); the class is imported on first use (the behaviour models impor
 costs nothing.
 
 >>> list(KINDS)  # doctest: +NORMALIZE_WHITESPACE
-['recency', 'btyd', 'gbdt', 'behaviour', 'behaviour_gru', 'behaviour_transformer',
+['recency', 'btyd', 'gbdt', 'gbdt+text', 'behaviour', 'behaviour_gru', 'behaviour_transformer',
  'behaviour+gbdt', 'ensemble']
 >>> model = build("gbdt", learning_rate=0.1)
 >>> model.name, model.learning_rate
 ('gbdt', 0.1)
 >>> [kind.name for kind in KINDS.values() if kind.gives_reasons]
-['gbdt', 'behaviour+gbdt', 'ensemble']
+['gbdt', 'gbdt+text', 'behaviour+gbdt', 'ensemble']
 """
 
 from __future__ import annotations
@@ -102,6 +102,9 @@ KINDS: dict[str, ModelKind] = {kind.name: kind for kind in (
               gives_reasons=False, demo={}),
     ModelKind(name="gbdt", model="churnguard.models.gbdt:GBDTChurnModel", gives_reasons=True,
               demo=_DEMO_TREES),
+    # The same trees with the customers' recent texts as columns (features/text.py).
+    ModelKind(name="gbdt+text", model="churnguard.models.gbdt_text:TextGBDTModel",
+              gives_reasons=True),
     # Pretrained (CoLES, no labels) and fine-tuned; supervised from scratch; hybrid; stacked.
     ModelKind(name="behaviour", model=_BEHAVIOUR, gives_reasons=False,
               settings=_SEQUENCE_SETTINGS + _FINE_TUNING_SETTINGS,
@@ -128,8 +131,8 @@ def kind(name: str) -> ModelKind:
     >>> kind("lstm")
     Traceback (most recent call last):
     ...
-    ValueError: unknown model 'lstm'; known: recency, btyd, gbdt, behaviour, behaviour_gru, \
-behaviour_transformer, behaviour+gbdt, ensemble
+    ValueError: unknown model 'lstm'; known: recency, btyd, gbdt, gbdt+text, behaviour, \
+behaviour_gru, behaviour_transformer, behaviour+gbdt, ensemble
     """
     if name not in KINDS:
         raise ValueError(f"unknown model {name!r}; known: {', '.join(KINDS)}")

@@ -273,6 +273,12 @@ class SequenceCache:
             held = self._encoder = shop_text_encoder(self.store)
         return held
 
+    def events_store(self) -> Store:
+        """The store holding the snapshot rows' events, for a model that reads events itself
+        (the text columns of ``gbdt+text``): a copy that loads its events on first use (the
+        real-time path's) loads them before answering."""
+        return self.store
+
     def key(self, cutoff: object, *, texts: bool = True) -> str:
         """Key of the cache at ``cutoff``: changes whenever the store's events change (or, with
         texts, its text encoder)."""

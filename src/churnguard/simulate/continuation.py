@@ -314,7 +314,7 @@ class _Worlds:
             n_campaigns=len(self.world.campaign_days), prestart_share=0.0,
             trait_rng=(_generator(self.shop.seed, day, _SIGNUP + 1)
                        if params.change_day is not None else None),
-            competitor_regions=params.competitor_regions)
+            competitor_regions=params.competitor_regions, zh_share=self.shop.zh_share)
         new.traits.signup_day[:] = day
         self.population = _concat_populations(self.population, new)
         self.traits = self.population.traits

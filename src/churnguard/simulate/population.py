@@ -110,7 +110,7 @@ def draw_delivery_sensitivity(*, rng: np.random.Generator, region: np.ndarray) -
 def draw_population(*, rng: np.random.Generator, n_users: int, days: int,
                     n_campaigns: int, trait_rng: np.random.Generator | None = None,
                     competitor_regions: tuple[str, ...] = (),
-                    prestart_share: float = 0.5) -> Population:
+                    prestart_share: float = 0.5, zh_share: float | None = None) -> Population:
     """Draw ``n_users`` customers; about half signed up in the two years before the window.
 
     ``trait_rng`` draws the delivery sensitivity from a stream of its own, so that the other
@@ -118,6 +118,9 @@ def draw_population(*, rng: np.random.Generator, n_users: int, days: int,
     ``competitor_regions``: where a competitor launches fast delivery (drift scenario).
     ``prestart_share``: the share signed up before the window (0: all sign up in it, as the
     newcomers of a continued shop); the random draws are the same whatever it is.
+    ``zh_share``: the share of customers who write in Chinese, the same in every region (1.0: a
+    Chinese-only shop); None (the default) keeps the regions' own shares (92% in cn-east, 4% in
+    us-west, ...). The same uniform decides either way, so the other draws do not move.
     """
     n = n_users
     prestart = rng.random(n) < prestart_share
@@ -147,7 +150,8 @@ def draw_population(*, rng: np.random.Generator, n_users: int, days: int,
     pref_cum[:, -1] = 1.0
 
     region = rng.choice(len(REGIONS), size=n, p=_REGION_P).astype(np.int8)
-    language_zh = rng.random(n) < _REGION_ZH[region]
+    u_language = rng.random(n)
+    language_zh = u_language < (_REGION_ZH[region] if zh_share is None else zh_share)
     level_score = (segment == LOYAL) * 1.2 + rng.normal(0, 0.8, size=n) - (segment == NEW) * 0.8
     membership = np.digitize(level_score, [0.3, 1.0, 1.8]).astype(np.int8)
     acquisition = rng.choice(len(CHANNELS), size=n, p=[0.35, 0.25, 0.2, 0.12, 0.08]).astype(np.int8)

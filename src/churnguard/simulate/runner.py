@@ -88,6 +88,17 @@ def _validate(*, n_users: int, days: int, horizon_days: int, start: dt.date,
                              f"(after the start, at most start + days)")
 
 
+def _checked_share(zh_share: object) -> float | None:
+    """``zh_share`` as a float from 0 to 1 (None stays None); a ValueError otherwise."""
+    if zh_share is None:
+        return None
+    if isinstance(zh_share, bool) or not isinstance(zh_share, int | float) \
+            or not 0.0 <= zh_share <= 1.0:
+        raise ValueError(f"zh_share must be a number from 0 to 1 (the share of customers who "
+                         f"write in Chinese), got {zh_share!r}")
+    return float(zh_share)
+
+
 def _with_change_day(params: ScenarioParams, *, change_day: int | None,
                      days: int) -> ScenarioParams:
     """The scenario's parameters with ``change_day`` applied, checked against the window."""
@@ -110,7 +121,7 @@ def simulate(*, n_users: int, days: int, seed: int, out_dir: str | Path,
              scenario: str = "default", start: dt.date = dt.date(2025, 1, 1),
              horizon_days: int = 90, cutoffs: list[dt.date] | None = None,
              change_day: int | None = None, keep_state: bool = False,
-             surge: Surge | None = None,
+             surge: Surge | None = None, zh_share: float | None = None,
              progress: Callable[[int, int], None] | None = None) -> SimulationResult:
     """Simulate ``n_users`` customers for ``days`` days from ``start`` and write Parquet files.
 
@@ -128,6 +139,10 @@ def simulate(*, n_users: int, days: int, seed: int, out_dir: str | Path,
     other event and all churn truth are those of the run without it; ``truth/surge.json`` (the
     surge, its baseline and what each day added) and ``truth/surge.parquet`` (its events).
 
+    ``zh_share``: the share of customers who write in Chinese, in every region (1.0: a
+    Chinese-only shop); None keeps each region's own. Only the texts' language moves (same
+    uniforms); a continuation's newcomers keep it (``state/``).
+
     >>> import tempfile
     >>> r = simulate(n_users=50, days=100, seed=1, out_dir=tempfile.mkdtemp())
     >>> r.n_users, r.cutoffs[0].isoformat()
@@ -137,6 +152,7 @@ def simulate(*, n_users: int, days: int, seed: int, out_dir: str | Path,
     cutoffs = sorted(set(cutoffs)) if cutoffs is not None else default_cutoffs(start=start,
                                                                               days=days)
     _validate(n_users=n_users, days=days, horizon_days=horizon_days, start=start, cutoffs=cutoffs)
+    zh_share = _checked_share(zh_share)
     if surge is not None:
         surge.check(start=start, days=days)
     out_dir = Path(out_dir)
@@ -151,7 +167,7 @@ def simulate(*, n_users: int, days: int, seed: int, out_dir: str | Path,
     population = draw_population(
         rng=rng_pop, n_users=n_users, days=days, n_campaigns=len(world.campaign_days),
         trait_rng=np.random.default_rng(streams[4]) if params.change_day is not None else None,
-        competitor_regions=params.competitor_regions)
+        competitor_regions=params.competitor_regions, zh_share=zh_share)
     traits = population.traits
     state = initial_state(population=population)
     cutoff_days = {(c - start).days: c for c in cutoffs}
@@ -179,33 +195,44 @@ def simulate(*, n_users: int, days: int, seed: int, out_dir: str | Path,
         if progress is not None:
             progress(day + 1, days)
 
-    # With the state kept, the events drawn past the window (reviews and returns of its last
-    # orders) are kept too, for the continuation to emit; those inside it are the same.
-    # The surge's own stream: spawn(6) gives the same first five children as spawn(5).
-    plan = None if surge is None else SurgePlan(
-        surge=surge, rng=np.random.default_rng(np.random.SeedSequence(seed).spawn(6)[5]))
-    events = build_events(rng=rng_events, log=log, population=population, catalog=catalog,
-                          start=start, days=days + (PENDING_DAYS if keep_state else 0),
-                          delivery_reviews=params.delivery_reviews, surge=plan)
-    surge_ids = None if plan is None else events.column("event_id").take(
-        pa.array(plan.record["rows"], pa.int64()))
-    events, pending = split_events(events, start=start, day=days)
+    events, pending, surged = _events(
+        rng=rng_events, seed=seed, log=log, population=population, catalog=catalog, start=start,
+        days=days, keep_state=keep_state, params=params, surge=surge)
     paths = write_outputs(
         out_dir=out_dir, seed=seed, scenario=scenario, start=start, days=days,
         horizon_days=horizon_days, cutoffs=cutoffs, population=population, catalog=catalog,
-        events=events, campaigns=campaigns, truths=truths, world=world,
-        surge=None if plan is None else (plan.surge, plan.record, surge_ids),
-    )
+        events=events, campaigns=campaigns, truths=truths, world=world, surge=surged,
+        zh_share=zh_share)
     if keep_state:
         paths["state"] = write_state(fresh_state(
             seed=seed, world=world, day=days, original_days=days, horizon_days=horizon_days,
-            population=population, catalog=catalog, state=state, pending=pending),
+            population=population, catalog=catalog, state=state, pending=pending,
+            zh_share=zh_share),
             out_dir / STATE_DIR)
     return SimulationResult(
         out_dir=out_dir, paths=paths, n_users=n_users, n_events=events.num_rows,
         n_items=catalog.n_items, n_campaign_rows=campaigns.n_rows, scenario=scenario,
         seed=seed, cutoffs=tuple(cutoffs),
     )
+
+
+def _events(*, rng: np.random.Generator, seed: int, log: DayLog, population: Population,
+            catalog: Catalog, start: dt.date, days: int, keep_state: bool,
+            params: ScenarioParams, surge: Surge | None,
+            ) -> tuple[pa.Table, pa.Table, tuple[Surge, dict, pa.ChunkedArray] | None]:
+    """The events of the window, those drawn past it (pending) and the surge's record."""
+    # With the state kept, the events drawn past the window (reviews and returns of its last
+    # orders) are kept too, for the continuation to emit; those inside it are the same.
+    # The surge's own stream: spawn(6) gives the same first five children as spawn(5).
+    plan = None if surge is None else SurgePlan(
+        surge=surge, rng=np.random.default_rng(np.random.SeedSequence(seed).spawn(6)[5]))
+    events = build_events(rng=rng, log=log, population=population, catalog=catalog,
+                          start=start, days=days + (PENDING_DAYS if keep_state else 0),
+                          delivery_reviews=params.delivery_reviews, surge=plan)
+    surge_ids = None if plan is None else events.column("event_id").take(
+        pa.array(plan.record["rows"], pa.int64()))
+    events, pending = split_events(events, start=start, day=days)
+    return events, pending, None if plan is None else (plan.surge, plan.record, surge_ids)
 
 
 def _run_campaign(*, state: State, world: World, day: int, traits: Traits, horizon_days: int,

@@ -72,6 +72,7 @@ class ShopState:
     contact_campaign: np.ndarray  # str, per contact so far
     contact_user: np.ndarray  # int64, per contact so far
     pending: pa.Table  # events at or after ``day`` already drawn
+    zh_share: float | None = None  # simulate(zh_share=...): the newcomers' share too
 
     @property
     def world(self) -> World:
@@ -140,6 +141,8 @@ def write_state(state: ShopState, folder: Path) -> Path:
         np.save(tmp / "arrays" / f"{name}.npy", np.ascontiguousarray(arr), allow_pickle=False)
     pq.write_table(state.pending, tmp / "pending_events.parquet")
     meta = {k: getattr(state, k) for k in _SCALARS}
+    if state.zh_share is not None:  # absent for the regions' own shares: state.json as before
+        meta["zh_share"] = state.zh_share
     meta["start"] = state.start.isoformat()
     meta["date"] = state.date.isoformat()
     meta["version"] = STATE_VERSION
@@ -185,12 +188,13 @@ def read_state(folder: str | Path) -> ShopState:
         catalog=Catalog(**group("catalog", Catalog)), base=State(**group("base", State)),
         branch_users=arrays["branch_users"], branch=State(**group("branch", State)),
         contact_campaign=arrays["contact_campaign"], contact_user=arrays["contact_user"],
-        pending=pq.read_table(folder / "pending_events.parquet"))
+        pending=pq.read_table(folder / "pending_events.parquet"),
+        zh_share=None if meta.get("zh_share") is None else float(meta["zh_share"]))
 
 
 def fresh_state(*, seed: int, world: World, day: int, original_days: int, horizon_days: int,
                 population: Population, catalog: Catalog, state: State,
-                pending: pa.Table) -> ShopState:
+                pending: pa.Table, zh_share: float | None = None) -> ShopState:
     """The state of a shop ``simulate`` just ran: nobody contacted by churnguard yet.
 
     The historical campaigns' coupons still running keep their effect, but their redemptions are
@@ -205,4 +209,5 @@ def fresh_state(*, seed: int, world: World, day: int, original_days: int, horizo
         signups_per_day=float((population.traits.signup_day >= 0).sum()) / original_days,
         population=population, catalog=catalog,
         base=base, branch_users=np.zeros(0, np.int64), branch=empty_state_like(base),
-        contact_campaign=np.zeros(0, str), contact_user=np.zeros(0, np.int64), pending=pending)
+        contact_campaign=np.zeros(0, str), contact_user=np.zeros(0, np.int64), pending=pending,
+        zh_share=zh_share)

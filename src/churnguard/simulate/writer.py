@@ -100,7 +100,8 @@ def write_outputs(*, out_dir: Path, seed: int, scenario: str, start: dt.date, da
                   horizon_days: int, cutoffs: list[dt.date], population: Population,
                   catalog: Catalog, events: pa.Table, campaigns: CampaignLog,
                   truths: list[tuple[dt.date, CutoffTruth]], world: World,
-                  surge: tuple[Surge, dict, pa.ChunkedArray] | None = None) -> dict[str, Path]:
+                  surge: tuple[Surge, dict, pa.ChunkedArray] | None = None,
+                  zh_share: float | None = None) -> dict[str, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     tr = population.traits
     user_ids = np.array([f"u{j:07d}" for j in range(tr.n)])
@@ -148,7 +149,8 @@ def write_outputs(*, out_dir: Path, seed: int, scenario: str, start: dt.date, da
                          paths=paths, out_dir=out_dir,
                          surge_manifest=None if surge is None else {
                              "topic": surge[0].topic, "start": surge[0].start.isoformat(),
-                             "size": surge[0].size, "days": surge[0].days})
+                             "size": surge[0].size, "days": surge[0].days},
+                         zh_share=zh_share)
     paths["manifest"] = _write_json(manifest, out_dir / "manifest.json")
     return paths
 
@@ -297,7 +299,8 @@ def _churn_truth_table(*, truths: list[tuple[dt.date, CutoffTruth]], population:
 def _manifest(*, seed: int, scenario: str, start: dt.date, days: int, horizon_days: int,
               cutoffs: list[dt.date], n_users: int, catalog: Catalog, events: pa.Table,
               campaigns: CampaignLog, world: World, paths: dict[str, Path],
-              out_dir: Path, surge_manifest: dict | None = None) -> dict[str, object]:
+              out_dir: Path, surge_manifest: dict | None = None,
+              zh_share: float | None = None) -> dict[str, object]:
     return {
         "seed": seed,
         "scenario": scenario,
@@ -317,6 +320,8 @@ def _manifest(*, seed: int, scenario: str, start: dt.date, days: int, horizon_da
                    "n_campaign_rows": campaigns.n_rows},
         "truth_method": TRUTH_METHOD,
         **({"surge": surge_manifest} if surge_manifest else {}),
+        # Only when given: the default shop's manifest stays as it was.
+        **({"zh_share": zh_share} if zh_share is not None else {}),
         **({"change": {"day": world.params.change_day,
                        "date": (start + dt.timedelta(days=world.params.change_day)).isoformat()}}
            if world.params.change_day is not None else {}),
