@@ -87,6 +87,7 @@ def voice(as_of: dt.date | None, days: int | None, as_json: bool, alert_id: str 
     churnguard voice --days 14
     churnguard voice --json > voice.json
     churnguard voice --audience d20250501-en03 --out audience.csv
+
     (then: churnguard uplift score --users audience.csv --out uplift.csv)
     Exit code 0 whether or not anything alerted.
     """

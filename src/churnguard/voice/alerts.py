@@ -10,8 +10,12 @@ day. For a day ``d`` and a topic:
   all the baseline's days, each against its own weekday's mean:
   φ = max(0, (Σ(x − μ̂_w)² · K/(K − 1) − Σμ̂_w) / Σμ̂_w²), K = ``weeks`` (the K/(K − 1) undoes
   the shrinkage of residuals about a mean fitted on K values).
+- **Outliers leave the baseline**: a baseline day more than 2.58 standard deviations (of that
+  negative binomial) above its weekday's mean is left out and the fit repeated until none is
+  (Noufaily et al. 2013 down-weight such days): otherwise the first days of a surge, once in the
+  baseline, would raise the dispersion so much that its later days pass unnoticed.
 - **Predictive distribution** of the day's count: a negative binomial with mean
-  m = (S + ½)/K, S the same-weekday sum, and variance (m + φm²)(1 + 1/K), which adds the
+  m = (S + ½)/K, S the same-weekday sum (K: the weeks kept), and variance (m + φm²)(1 + 1/K), which adds the
   uncertainty of m (fitted on K weeks) to the count's own. With φ = 0 this is exactly the
   Poisson–gamma predictive under Jeffreys' prior, NB(S + ½, K/(K + 1)); a topic never mentioned
   before is not infinitely surprising at its first mention. The same idea as Farrington et al.
@@ -46,30 +50,17 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-__all__ = ["TEST_COLUMNS", "bh_qvalues", "detect", "nb_pvalue", "overdispersion"]
+__all__ = ["OUTLIER_Z", "TEST_COLUMNS", "bh_qvalues", "detect", "nb_pvalue"]
 
 TEST_COLUMNS = ["topic", "period", "start", "end", "count", "expected", "baseline_per_day",
                 "dispersion", "p_value", "q_value", "alert"]
 DAY = pd.Timedelta(days=1)
+# A baseline cell this many predictive standard deviations above its weekday's mean is an
+# outlier and leaves the baseline (Noufaily et al. 2013 use 2.58 for their reweighting).
+OUTLIER_Z = 2.58
 
 
-def overdispersion(x: np.ndarray, means: np.ndarray, k: int) -> np.ndarray:
-    """φ of Var = μ + φμ² by moments, per column of ``x`` (rows: observations) about ``means``
-    (each row's fitted mean, fitted on ``k`` values); 0 where the counts are no more spread than
-    Poisson's.
-
-    >>> x = np.array([[0.0], [10.0], [0.0], [10.0]])
-    >>> round(float(overdispersion(x, np.full_like(x, 5.0), k=4)[0]), 3)
-    1.133
-    >>> float(overdispersion(np.full((4, 1), 5.0), np.full((4, 1), 5.0), k=4)[0])
-    0.0
-    """
-    excess = ((x - means) ** 2).sum(axis=0) * k / (k - 1) - means.sum(axis=0)
-    scale = (means ** 2).sum(axis=0)
-    return np.where(scale > 0, np.maximum(excess, 0.0) / np.where(scale > 0, scale, 1.0), 0.0)
-
-
-def nb_pvalue(count: np.ndarray, total: np.ndarray, k: int,
+def nb_pvalue(count: np.ndarray, total: np.ndarray, k: np.ndarray | int,
               phi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(P(X ≥ count), the predictive mean m) with X negative binomial of mean m = (total + ½)/k
     and variance (m + φm²)(1 + 1/k): the module's predictive distribution.
@@ -78,6 +69,7 @@ def nb_pvalue(count: np.ndarray, total: np.ndarray, k: int,
     >>> [round(float(v), 4) for v in p], float(m[0])
     ([0.0572, 0.0048], 0.0625)
     """
+    k = np.asarray(k, float)
     m = (np.asarray(total, float) + 0.5) / k
     var = (m + phi * m ** 2) * (1.0 + 1.0 / k)
     size = m ** 2 / (var - m)
@@ -103,21 +95,42 @@ def bh_qvalues(p: np.ndarray) -> np.ndarray:
     return out
 
 
+def _fit(x: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Baseline of ``x`` (K weeks, S slots, T topics; slot 0 is the tested day's): per topic
+    (same-slot sum, same-slot weeks kept, φ, mean of the kept cells). Cells more than
+    :data:`OUTLIER_Z` predictive standard deviations above their slot's mean leave the
+    baseline, refitted until none does (Noufaily et al. 2013 down-weight such residuals):
+    a surge must not teach the baseline that surges are normal."""
+    keep = np.ones(x.shape, bool)
+    for _ in range(5):
+        k = keep.sum(axis=0)  # (S, T)
+        mu = np.where(k > 0, (x * keep).sum(axis=0) / np.maximum(k, 1), 0.0)
+        excess = (np.where(keep, (x - mu) ** 2, 0.0).sum(axis=0)
+                  * np.where(k > 1, k / np.maximum(k - 1, 1), 0.0) - mu * k).sum(axis=0)
+        scale = (mu ** 2 * k).sum(axis=0)
+        phi = np.where(scale > 0, np.maximum(excess, 0.0) / np.where(scale > 0, scale, 1.0), 0.0)
+        sd = np.sqrt(np.maximum(mu + phi * mu ** 2, 0.25))
+        again = keep & ~((x - mu) / sd > OUTLIER_Z)
+        if (again == keep).all():
+            break
+        keep = again
+    total = (x[:, 0] * keep[:, 0]).sum(axis=0)
+    base = (x * keep).sum(axis=(0, 1)) / np.maximum(keep.sum(axis=(0, 1)), 1)
+    return total, np.maximum(keep[:, 0].sum(axis=0), 1), phi, base
+
+
 def _daily(c: np.ndarray, d: int, weeks: int) -> tuple[np.ndarray, ...]:
-    """Per topic on day index ``d``: (same-weekday sum, φ, baseline mean a day)."""
-    window = c[d - 7 * weeks:d].reshape(weeks, 7, -1)  # row i, slot 0: d's weekday
-    means = np.broadcast_to(window.mean(axis=0), window.shape).reshape(7 * weeks, -1)
-    phi = overdispersion(window.reshape(7 * weeks, -1), means, weeks)
-    return window[:, 0].sum(axis=0), phi, window.mean(axis=(0, 1))
+    """Per topic on day index ``d``: :func:`_fit` of the ``weeks`` weeks before it."""
+    return _fit(c[d - 7 * weeks:d].reshape(weeks, 7, -1))  # slot 0: d's weekday
 
 
 def _weekly(c: np.ndarray, d: int, weeks: int) -> tuple[np.ndarray, ...]:
-    """Per topic for the week ending on day index ``d``: (its sum, the K weekly sums' total,
-    φ, baseline mean a day)."""
+    """Per topic for the week ending on day index ``d``: (its sum, :func:`_fit` of the K
+    weekly sums before it, its mean a day)."""
     now = c[d - 6:d + 1].sum(axis=0)
     sums = c[d - 6 - 7 * weeks:d - 6].reshape(weeks, 7, -1).sum(axis=1)
-    phi = overdispersion(sums, np.broadcast_to(sums.mean(axis=0), sums.shape), weeks)
-    return now, sums.sum(axis=0), phi, sums.mean(axis=0) / 7
+    total, k, phi, base = _fit(sums[:, None, :])
+    return now, total, k, phi, base / 7
 
 
 def detect(counts: pd.DataFrame, *, weeks: int, fdr: float, weekly_below: float,
@@ -137,14 +150,14 @@ def detect(counts: pd.DataFrame, *, weeks: int, fdr: float, weekly_below: float,
         first = max(first, int((pd.Timestamp(start) - index[0]) / DAY))
     rows = []
     for d in range(first, len(index)):
-        total, phi, base = _daily(c, d, weeks)
+        total, k, phi, base = _daily(c, d, weeks)
         daily = base >= weekly_below
-        p, m = nb_pvalue(c[d], total, weeks, phi)
+        p, m = nb_pvalue(c[d], total, k, phi)
         tests = [(t, "day", index[d], index[d], c[d, t], m[t], base[t], phi[t], p[t])
                  for t in np.flatnonzero(daily)]
         if index[d].day_of_week == 6 and d >= 7 * weeks + 6:
-            now, wtotal, wphi, wbase = _weekly(c, d, weeks)
-            wp, wm = nb_pvalue(now, wtotal, weeks, wphi)
+            now, wtotal, wk, wphi, wbase = _weekly(c, d, weeks)
+            wp, wm = nb_pvalue(now, wtotal, wk, wphi)
             tests += [(t, "week", index[d - 6], index[d], now[t], wm[t], wbase[t], wphi[t],
                        wp[t]) for t in np.flatnonzero(wbase < weekly_below)]
         q = bh_qvalues(np.array([r[-1] for r in tests]))
