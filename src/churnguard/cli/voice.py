@@ -84,12 +84,14 @@ def voice(as_of: dt.date | None, days: int | None, as_json: bool, alert_id: str 
     the customers who wrote those texts with their newest risk tier; alert ids look like
     d20250501-en03 (a day) or w20250505-zh02+zh07 (the week from that Monday).
 
+    \b
     churnguard voice --days 14
     churnguard voice --json > voice.json
     churnguard voice --audience d20250501-en03 --out audience.csv
+    churnguard uplift score --users audience.csv --out uplift.csv
 
-    (then: churnguard uplift score --users audience.csv --out uplift.csv)
-    Exit code 0 whether or not anything alerted.
+    The audience file (user_id, risk_tier, p_churn, ...) is what `uplift score --users`
+    reads. Exit code 0 whether or not anything alerted.
     """
     from churnguard.voice.surges import alert_audience, voice_alerts
 

@@ -29,7 +29,8 @@ from churnguard.store import Store
 from churnguard.voice.alerts import detect
 from churnguard.voice.shop import shop_codebook, voice_texts
 
-__all__ = ["AUDIENCE_COLUMNS", "VoiceAlerts", "VoiceError", "alert_audience", "voice_alerts"]
+__all__ = ["AUDIENCE_COLUMNS", "VoiceAlerts", "VoiceError", "alert_audience", "voice_alerts",
+           "voice_fingerprint"]
 
 AUDIENCE_COLUMNS = ["user_id", "risk_tier", "p_churn", "scored_as_of", "texts", "alert_id"]
 _ID = re.compile(r"^(?P<period>[dw])(?P<date>\d{8})-(?P<keys>[A-Za-z0-9_+]+)$")
@@ -228,3 +229,12 @@ def alert_audience(store: Store, config: ProjectConfig, alert_id: str) -> pd.Dat
     frame["scored_as_of"] = [risk.at[u, "as_of"] for u in frame["user_id"]] if rows else []
     frame["alert_id"] = alert_id
     return frame[AUDIENCE_COLUMNS].astype({"texts": np.int64})
+
+
+def voice_fingerprint(store: Store) -> tuple:
+    """What a stored report depends on: the texts, the codebooks and the scores (a service
+    keeps a report while this is unchanged)."""
+    return tuple(store.con.execute(
+        "SELECT (SELECT count(*) FROM events WHERE type IN ('review', 'support_ticket')), "
+        "(SELECT max(batch_id) FROM events), (SELECT count(*) FROM topic_codebooks), "
+        "(SELECT max(scored_at) FROM scores), (SELECT count(*) FROM scores)").fetchall()[0])

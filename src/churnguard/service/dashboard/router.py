@@ -30,6 +30,7 @@ from churnguard.service.dashboard import (
     operations,
     overview,
     quality,
+    voice,
 )
 from churnguard.service.dashboard.assets import LONG_CACHE, STATIC_PREFIX, Assets
 from churnguard.service.dashboard.i18n import lang_of, t
@@ -42,6 +43,7 @@ from churnguard.service.errors import ApiError
 from churnguard.service.monitor_reports import monitor_document, report_cache
 from churnguard.service.operations import cycles_out, decisions_out
 from churnguard.service.state import ServiceState, service_of
+from churnguard.service.voice_reports import voice_document
 from churnguard.store import Store
 
 log = logging.getLogger("churnguard.service")
@@ -239,6 +241,22 @@ def _page_routes(router: APIRouter, board: Dashboard) -> None:
             return monitor.render(ctx, document)
 
         return read_page(request, service, draw)
+
+    @router.get("/voice", response_class=HTMLResponse)
+    def voice_page(request: Request, service: Service) -> Response:
+        ctx = board.context(request, service)
+        if isinstance(ctx, Response):
+            return ctx
+        # The first report fits and stores the topic codebook: a write.
+        with service.pool.writing() as store:
+            try:
+                document = voice_document(request.app.state, store, service.project.config,
+                                          as_of=None, days=None)
+            except ChurnguardError as exc:
+                if not exc.bad_input:
+                    raise
+                return _html(voice.render_failure(ctx, str(exc)))
+            return _html(voice.render(ctx, document))
 
     @router.get("/operations", response_class=HTMLResponse)
     def operations_page(request: Request, service: Service) -> Response:
