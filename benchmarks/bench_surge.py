@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from results import write_section  # noqa: E402
+from results import DATA, write_section  # noqa: E402
 
 from churnguard.config import VoiceConfig  # noqa: E402
 from churnguard.simulate import Surge  # noqa: E402
@@ -64,11 +64,18 @@ def one_run(*, users: int, days: int, seed: int, topic: str, size: float, surge_
     rng = np.random.default_rng([seed, SURGE_TOPICS.index(topic)])
     first = int(rng.integers(days // 2, days - surge_days - 2))
     surge = Surge(topic=topic, start=START + dt.timedelta(days=first), size=size, days=surge_days)
-    out = work / f"s{seed}-{topic}"
-    simulate(n_users=users, days=days, seed=seed, out_dir=out, surge=surge)
-    truth = json.loads((out / "truth" / "surge.json").read_text())
-    counts = negative_counts(out, days)
-    shutil.rmtree(out)
+    # The counts are cached (benchmarks/.data/surge): simulating a shop is the slow part.
+    cached = DATA / "surge" / (f"u{users}-d{days}-s{seed}-{topic}-x{size:g}-n{surge_days}-"
+                               f"{surge.start:%Y%m%d}")
+    if not (cached / "counts.parquet").exists():
+        out = work / f"s{seed}-{topic}"
+        simulate(n_users=users, days=days, seed=seed, out_dir=out, surge=surge)
+        cached.mkdir(parents=True, exist_ok=True)
+        negative_counts(out, days).to_parquet(cached / "counts.parquet")
+        shutil.copy(out / "truth" / "surge.json", cached / "surge.json")
+        shutil.rmtree(out)
+    truth = json.loads((cached / "surge.json").read_text())
+    counts = pd.read_parquet(cached / "counts.parquet")
     v = VoiceConfig()
     tests = detect(counts, weeks=v.baseline_weeks, fdr=v.alert_fdr, weekly_below=v.weekly_below)
     s0, s1 = pd.Timestamp(surge.start), pd.Timestamp(surge.end)  # s1 exclusive
@@ -122,7 +129,7 @@ def render(runs: pd.DataFrame, summary: dict, args: argparse.Namespace) -> str:
     for r in runs.itertuples():
         lines.append(f"| {r.seed} | {r.topic} | {r.start} | {r.baseline_per_day:.1f} | "
                      f"{r.first_day_count} | {'yes' if r.found_within_a_day else 'no'} | "
-                     f"{'—' if r.first_alert_day is None else r.first_alert_day + 1} | "
+                     f"{'—' if pd.isna(r.first_alert_day) else int(r.first_alert_day) + 1} | "
                      f"{r.alert_days_in_surge} | {r.false_alerts} |")
     return "\n".join(lines)
 

@@ -79,7 +79,7 @@ def voice(as_of: dt.date | None, days: int | None, as_json: bool, alert_id: str 
     shop's rated reviews). Negative mentions per topic per day are tested against the same
     weekday of the [voice] baseline_weeks (8) weeks before, with a negative binomial model
     fitted there; the p-values of one day's topics are corrected by Benjamini-Hochberg, and a
-    q-value at or below [voice] alert_fdr (0.0025) is an alert. Topics with fewer than [voice]
+    q-value at or below [voice] alert_fdr (0.001) is an alert. Topics with fewer than [voice]
     weekly_below (5) negative mentions a day are tested per week (on Sundays). Each alert lists
     the customers who wrote those texts with their newest risk tier; alert ids look like
     d20250501-en03 (a day) or w20250505-zh02+zh07 (the week from that Monday).
