@@ -163,6 +163,7 @@ def dashboard_router() -> APIRouter:
     board = Dashboard()
     router = APIRouter(include_in_schema=False)
     _page_routes(router, board)
+    _voice_routes(router, board)
     _sign_in_routes(router, board)
     _planner_routes(router, board)
     _static_routes(router, board)
@@ -242,22 +243,6 @@ def _page_routes(router: APIRouter, board: Dashboard) -> None:
 
         return read_page(request, service, draw)
 
-    @router.get("/voice", response_class=HTMLResponse)
-    def voice_page(request: Request, service: Service) -> Response:
-        ctx = board.context(request, service)
-        if isinstance(ctx, Response):
-            return ctx
-        # The first report fits and stores the topic codebook: a write.
-        with service.pool.writing() as store:
-            try:
-                document = voice_document(request.app.state, store, service.project.config,
-                                          as_of=None, days=None)
-            except ChurnguardError as exc:
-                if not exc.bad_input:
-                    raise
-                return _html(voice.render_failure(ctx, str(exc)))
-            return _html(voice.render(ctx, document))
-
     @router.get("/operations", response_class=HTMLResponse)
     def operations_page(request: Request, service: Service) -> Response:
         def draw(ctx: PageContext, store: Store) -> str:
@@ -282,6 +267,26 @@ def _page_routes(router: APIRouter, board: Dashboard) -> None:
             run = latest_run(store)
             return _html(campaigns.render(ctx, store, service.project.config, state,
                                           run.population if run else 0))
+
+
+def _voice_routes(router: APIRouter, board: Dashboard) -> None:
+    """The voice page: topics and surge alerts of reviews and tickets."""
+
+    @router.get("/voice", response_class=HTMLResponse)
+    def voice_page(request: Request, service: Service) -> Response:
+        ctx = board.context(request, service)
+        if isinstance(ctx, Response):
+            return ctx
+        # The first report fits and stores the topic codebook: a write.
+        with service.pool.writing() as store:
+            try:
+                document = voice_document(request.app.state, store, service.project.config,
+                                          as_of=None, days=None)
+            except ChurnguardError as exc:
+                if not exc.bad_input:
+                    raise
+                return _html(voice.render_failure(ctx, str(exc)))
+            return _html(voice.render(ctx, document))
 
 
 def _sign_in_routes(router: APIRouter, board: Dashboard) -> None:
