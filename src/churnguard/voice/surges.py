@@ -29,7 +29,7 @@ from churnguard.store import Store
 from churnguard.voice.alerts import detect
 from churnguard.voice.shop import shop_codebook, voice_texts
 
-__all__ = ["AUDIENCE_COLUMNS", "VoiceAlerts", "VoiceError", "alert_audience", "voice_alerts",
+__all__ = ["AUDIENCE_COLUMNS", "NoTextsError", "VoiceAlerts", "VoiceError", "alert_audience", "voice_alerts",
            "voice_fingerprint"]
 
 AUDIENCE_COLUMNS = ["user_id", "risk_tier", "p_churn", "scored_as_of", "texts", "alert_id"]
@@ -45,6 +45,12 @@ class VoiceError(ChurnguardError, ValueError):
     """A request the voice alerts cannot answer: an unknown alert, a window without texts."""
 
     code = "voice_error"
+
+
+class NoTextsError(VoiceError):
+    """The store has no review or ticket text to watch."""
+
+    code = "no_texts"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -88,7 +94,7 @@ def _last_day(store: Store) -> dt.date:
         "SELECT max(ts) FROM events WHERE type IN ('review', 'support_ticket') "
         "AND text IS NOT NULL").fetchall()[0][0]
     if row is None:
-        raise VoiceError("no review or ticket texts in the store to watch", code="no_texts")
+        raise NoTextsError("no review or ticket texts in the store to watch")
     return pd.Timestamp(row).date()
 
 
