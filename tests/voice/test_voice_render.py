@@ -58,3 +58,20 @@ def test_the_report_has_a_voice_section_only_with_a_voice_document() -> None:
     assert '<section id="voice">' in html and "d20250420-zh01+zh04" in html
     assert "<td>u 7/x</td>" in html and "<td>u8</td>" not in html  # at-risk authors only
     assert "voice" not in [s[0] for s in page_sections(synthetic_report_data())]
+
+
+def test_a_project_without_texts_answers_409_and_the_page_says_why(tmp_path) -> None:
+    from fastapi.testclient import TestClient
+
+    from churnguard.project import init_project
+    from churnguard.service import create_app
+    from service.helpers import READ, error, headers, settings
+
+    project, _ = init_project(tmp_path / "empty")
+    with TestClient(create_app(project, settings(warm_on_start=False)),
+                    raise_server_exceptions=False) as client:
+        assert error(client.get("/v1/voice", headers=headers(READ))) == (409, "no_texts")
+        assert client.post("/dashboard/session", headers=headers(READ)).status_code == 200
+        page = client.get("/voice")
+        assert page.status_code == 200
+        assert "No voice report: no review or ticket texts in the store to watch" in page.text
