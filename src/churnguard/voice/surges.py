@@ -30,7 +30,7 @@ from churnguard.voice.alerts import detect
 from churnguard.voice.shop import shop_codebook, voice_texts
 
 __all__ = ["AUDIENCE_COLUMNS", "NoTextsError", "VoiceAlerts", "VoiceError", "alert_audience", "voice_alerts",
-           "voice_fingerprint"]
+           "last_text_day", "voice_fingerprint"]
 
 AUDIENCE_COLUMNS = ["user_id", "risk_tier", "p_churn", "scored_as_of", "texts", "alert_id"]
 _ID = re.compile(r"^(?P<period>[dw])(?P<date>\d{8})-(?P<keys>[A-Za-z0-9_+]+)$")
@@ -89,7 +89,7 @@ def _day(ts: pd.Series) -> pd.Series:
     return t.dt.normalize()
 
 
-def _last_day(store: Store) -> dt.date:
+def last_text_day(store: Store) -> dt.date:
     row = store.con.execute(
         "SELECT max(ts) FROM events WHERE type IN ('review', 'support_ticket') "
         "AND text IS NOT NULL").fetchall()[0][0]
@@ -189,7 +189,7 @@ def voice_alerts(store: Store, config: ProjectConfig, *, as_of: dt.date | None =
     days = v.alert_days if days is None else days
     if days < 1:
         raise VoiceError(f"days must be at least 1, got {days}", code="invalid_days")
-    as_of = as_of or _last_day(store) + dt.timedelta(days=1)
+    as_of = as_of or last_text_day(store) + dt.timedelta(days=1)
     start = pd.Timestamp(as_of) - pd.Timedelta(days=days)
     first = start - pd.Timedelta(days=7 * v.baseline_weeks + 6)  # a weekly test's baseline too
     texts = voice_texts(store, config, start=first.to_pydatetime(),

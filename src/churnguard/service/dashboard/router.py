@@ -277,16 +277,13 @@ def _voice_routes(router: APIRouter, board: Dashboard) -> None:
         ctx = board.context(request, service)
         if isinstance(ctx, Response):
             return ctx
-        # The first report fits and stores the topic codebook: a write.
-        with service.pool.writing() as store:
-            try:
-                document = voice_document(request.app.state, store, service.project.config,
-                                          as_of=None, days=None)
-            except ChurnguardError as exc:
-                if not exc.bad_input:
-                    raise
-                return _html(voice.render_failure(ctx, str(exc)))
-            return _html(voice.render(ctx, document))
+        try:
+            document = voice_document(request.app.state, service, as_of=None, days=None)
+        except ChurnguardError as exc:
+            if not exc.bad_input:
+                raise
+            return _html(voice.render_failure(ctx, str(exc)))
+        return _html(voice.render(ctx, document))
 
 
 def _sign_in_routes(router: APIRouter, board: Dashboard) -> None:

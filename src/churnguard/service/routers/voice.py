@@ -32,7 +32,4 @@ def get_voice(request: Request,
     baseline, Benjamini–Hochberg across topics) with its count, expected count, p- and q-value
     and the customers who wrote those texts with their newest risk tier. docs/voice.md explains
     every field."""
-    # The first call fits and stores the topic codebook: a write.
-    with service.pool.writing() as store:
-        return voice_document(request.app.state, store, service.project.config, as_of=as_of,
-                              days=days)
+    return voice_document(request.app.state, service, as_of=as_of, days=days)
