@@ -20,7 +20,7 @@ simulator's texts with their true topic and sentiment (truth/texts.parquet): thi
 statistical detector on the simulator's texts and surges, not the codebook's and the sentiment
 model's errors (docs/voice.md gives their F1; a misread text moves a count by one).
 
-    python benchmarks/bench_surge.py --users 70000 --days 182 --seeds 1,2,3
+    python benchmarks/bench_surge.py --users 85000 --days 182 --seeds 1,2,3 --product 20000
 """
 
 from __future__ import annotations
@@ -98,6 +98,62 @@ def one_run(*, users: int, days: int, seed: int, topic: str, size: float, surge_
             "topic_days": n_days * len(SURGE_TOPICS) - surge_topic_days}
 
 
+def product_run(*, users: int, days: int, seed: int, topic: str, size: float, surge_days: int,
+                work: Path) -> dict:
+    """One shop through the product's own reading of texts: the stored topic codebook and the
+    sentiment model (:func:`churnguard.voice.shop.voice_texts`), each codebook cluster named
+    after the true topic of most of its texts (what a person does reading its keyphrases,
+    ``[voice.topic_names]``), then the detector at the default settings."""
+    from churnguard.ingest import ingest_files
+    from churnguard.project import init_project
+    from churnguard.voice.shop import voice_texts
+
+    rng = np.random.default_rng([seed, SURGE_TOPICS.index(topic)])
+    first = int(rng.integers(days // 2, days - surge_days - 2))
+    surge = Surge(topic=topic, start=START + dt.timedelta(days=first), size=size, days=surge_days)
+    sim = simulate(n_users=users, days=days, seed=seed, out_dir=work / "product-sim", surge=surge)
+    project, _ = init_project(work / "product")
+    truth = pd.read_parquet(work / "product-sim" / "truth" / "texts.parquet",
+                            columns=["event_id", "topic", "sentiment"])
+    with project.open_store() as store:
+        for kind in ("users", "events"):
+            ingest_files(store, kind=kind, files=[sim.paths[kind]])
+        t0 = time.perf_counter()
+        texts = voice_texts(store, project.config)
+        read_s = time.perf_counter() - t0
+    texts = texts.merge(truth.rename(columns={"topic": "true_topic",
+                                              "sentiment": "true_sentiment"}), on="event_id")
+    names = texts.dropna(subset=["topic"]).groupby("topic")["true_topic"].agg(
+        lambda v: v.value_counts().index[0])
+    texts["named"] = texts["topic"].map(names)
+    neg = texts[(texts["sentiment"] == "negative") & texts["named"].notna()]
+    day = pd.to_datetime(neg["ts"]).dt.tz_localize(None).dt.normalize()
+    counts = pd.crosstab(day, neg["named"]).reindex(
+        index=pd.date_range(pd.Timestamp(START), periods=days, freq="D"),
+        columns=list(SURGE_TOPICS), fill_value=0).fillna(0)
+    v = VoiceConfig()
+    tests = detect(counts, weeks=v.baseline_weeks, fdr=v.alert_fdr, weekly_below=v.weekly_below)
+    s0, s1 = pd.Timestamp(surge.start), pd.Timestamp(surge.end)
+    mine = tests["topic"] == topic
+    in_surge = mine & (tests["end"] >= s0) & (tests["start"] < s1)
+    found = tests[mine & tests["alert"] & (tests["end"] >= s0)
+                  & (tests["end"] <= s0 + pd.Timedelta(days=1))]
+    tested = counts.index[7 * v.baseline_weeks:]
+    topic_days = len(tested) * len(SURGE_TOPICS) - int(((tested >= s0) & (tested < s1)).sum())
+    agree = (texts["sentiment"] == texts["true_sentiment"]).mean()
+    named_right = (texts["named"] == texts["true_topic"]).mean()
+    shutil.rmtree(work / "product-sim")
+    shutil.rmtree(work / "product")
+    return {"users": users, "seed": seed, "topic": topic, "start": surge.start.isoformat(),
+            "texts": len(texts), "read_s": read_s,
+            "counted_baseline_per_day": float(counts.loc[
+                s0 - pd.Timedelta(days=28):s0 - pd.Timedelta(days=1), topic].mean()),
+            "found_within_a_day": not found.empty,
+            "alert_days_in_surge": int((in_surge & tests["alert"]).sum()),
+            "false_alerts": int((tests["alert"] & ~in_surge).sum()), "topic_days": topic_days,
+            "sentiment_agreement": float(agree), "topic_agreement": float(named_right)}
+
+
 def summarise(runs: pd.DataFrame, min_per_day: float) -> dict:
     big = runs["baseline_per_day"] >= min_per_day
     per_quarter = runs["false_alerts"].sum() / runs["topic_days"].sum() * 91
@@ -107,6 +163,23 @@ def summarise(runs: pd.DataFrame, min_per_day: float) -> dict:
             "topic_days": int(runs["topic_days"].sum()), "per_quarter": float(per_quarter)}
 
 
+def render_product(r: dict) -> str:
+    per_quarter = r["false_alerts"] / r["topic_days"] * 91
+    return (f"**Through the product's own reading of texts** (`--product`: one shop of "
+            f"{r['users']:,} customers, seed {r['seed']}, a 2× {r['topic']} surge from "
+            f"{r['start']}; its {r['texts']:,} reviews and tickets read by the topic codebook "
+            f"and the sentiment model in {r['read_s']:.0f} s, each cluster named after the true "
+            "topic of most of its texts, as a person names clusters from their keyphrases): "
+            f"sentiment agrees with the truth on {r['sentiment_agreement']:.1%} of texts, the "
+            f"named topic on {r['topic_agreement']:.1%} (abstentions count as wrong); the "
+            f"surged topic's baseline is {r['counted_baseline_per_day']:.1f} negative mentions a "
+            f"day as the product counts them; surge found within a day: "
+            f"**{'yes' if r['found_within_a_day'] else 'no'}** "
+            f"({r['alert_days_in_surge']} alert days in the surge); false alerts: "
+            f"{r['false_alerts']} on {r['topic_days']:,} topic-days = {per_quarter:.3f} per "
+            "topic per quarter.")
+
+
 def render(runs: pd.DataFrame, summary: dict, args: argparse.Namespace) -> str:
     b, s = summary["big"], summary["small"]
     share = lambda f, n: f"{f}/{n} ({f / n:.0%})" if n else "none"  # noqa: E731
@@ -114,7 +187,7 @@ def render(runs: pd.DataFrame, summary: dict, args: argparse.Namespace) -> str:
     lines = [
         f"Shops of {args.users:,} customers over {args.days} days, seeds {args.seeds}; in each, "
         f"one surge of {args.size:g}× for {args.surge_days} days of one of the four topics "
-        "(12 shops). Counts: negative mentions per topic per day from the simulator's truth "
+        f"({len(runs)} shops). Counts: negative mentions per topic per day from the simulator's truth "
         "of its texts (the counts path: bench_surge.py's docstring says why); detector "
         f"`churnguard.voice.alerts.detect` at the default settings (BH {v.alert_fdr} a day, "
         f"{v.baseline_weeks} baseline weeks, weekly tests below {v.weekly_below:g} a day).", "",
@@ -143,10 +216,19 @@ def main() -> None:
     parser.add_argument("--size", type=float, default=2.0)
     parser.add_argument("--surge-days", type=int, default=14)
     parser.add_argument("--min-per-day", type=float, default=80.0)
+    parser.add_argument("--product", type=int, default=0, metavar="USERS",
+                        help="Also run one shop of USERS customers (seed: the first, topic "
+                             "delivery) through the product's codebook and sentiment model.")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     rows = []
+    product = None
     with tempfile.TemporaryDirectory(prefix="bench_surge_") as work:
+        if args.product:
+            product = product_run(users=args.product, days=args.days,
+                                  seed=int(args.seeds.split(",")[0]), topic="delivery",
+                                  size=args.size, surge_days=args.surge_days, work=Path(work))
+            print(product, flush=True)
         for seed in (int(s) for s in args.seeds.split(",")):
             for topic in args.topics.split(","):
                 t0 = time.perf_counter()
@@ -155,6 +237,8 @@ def main() -> None:
                 print(rows[-1], f"{time.perf_counter() - t0:.0f}s", flush=True)
     runs = pd.DataFrame(rows)
     body = render(runs, summarise(runs, args.min_per_day), args)
+    if product is not None:
+        body += "\n\n" + render_product(product)
     print(body)
     if not args.no_write:
         write_section("surge", body, command="python benchmarks/bench_surge.py " + " ".join(
