@@ -187,8 +187,8 @@ def render(runs: pd.DataFrame, summary: dict, args: argparse.Namespace) -> str:
     lines = [
         f"Shops of {args.users:,} customers over {args.days} days, seeds {args.seeds}; in each, "
         f"one surge of {args.size:g}× for {args.surge_days} days of one of the four topics "
-        f"({len(runs)} shops). Counts: negative mentions per topic per day from the simulator's truth "
-        "of its texts (the counts path: bench_surge.py's docstring says why); detector "
+        f"({len(runs)} shops). Counts: negative mentions per topic per day from the simulator's "
+        "truth of its texts (the counts path: bench_surge.py's docstring says why); detector "
         f"`churnguard.voice.alerts.detect` at the default settings (BH {v.alert_fdr} a day, "
         f"{v.baseline_weeks} baseline weeks, weekly tests below {v.weekly_below:g} a day).", "",
         f"- Surges found within a day, topics with ≥ {args.min_per_day:g} negative mentions a "

@@ -20,9 +20,9 @@ day. For a day ``d`` and a topic:
   about 1.6 times the level). So φ = φ̂ + √(2/n)(1/μ + φ̂), n the baseline days kept: the
   delta-method standard error of the moment estimator (Var(s²) ≈ 2σ⁴/n).
 - **Predictive distribution** of the day's count: a negative binomial with mean
-  m = (S + ½)/K, S the same-weekday sum (K: the weeks kept), and variance (m + φm²)(1 + 1/K), which adds the
-  uncertainty of m (fitted on K weeks) to the count's own. With φ = 0 this is exactly the
-  Poisson–gamma predictive under Jeffreys' prior, NB(S + ½, K/(K + 1)); a topic never mentioned
+  m = (S + ½)/K, S the same-weekday sum (K: the weeks kept), and variance (m + φm²)(1 + 1/K),
+  which adds the uncertainty of m (fitted on K weeks) to the count's own. With φ = 0 this is
+  exactly the Poisson–gamma predictive under Jeffreys' prior, NB(S + ½, K/(K + 1)); a topic never mentioned
   before is not infinitely surprising at its first mention. The same idea as Farrington et al.
   (1996, J. R. Stat. Soc. A 159, 547–563: same-season baseline of past periods, an overdispersed
   count model, a prediction interval that carries the baseline's estimation error), with the

@@ -29,8 +29,8 @@ from churnguard.store import Store
 from churnguard.voice.alerts import detect
 from churnguard.voice.shop import shop_codebook, voice_texts
 
-__all__ = ["AUDIENCE_COLUMNS", "NoTextsError", "VoiceAlerts", "VoiceError", "alert_audience", "voice_alerts",
-           "last_text_day", "voice_fingerprint"]
+__all__ = ["AUDIENCE_COLUMNS", "NoTextsError", "VoiceAlerts", "VoiceError", "alert_audience",
+           "last_text_day", "voice_alerts", "voice_fingerprint"]
 
 AUDIENCE_COLUMNS = ["user_id", "risk_tier", "p_churn", "scored_as_of", "texts", "alert_id"]
 _ID = re.compile(r"^(?P<period>[dw])(?P<date>\d{8})-(?P<keys>[A-Za-z0-9_+]+)$")
