@@ -378,6 +378,24 @@ class VoiceConfig(_Section):
     # Names of topics by key (e.g. zh03 = "物流慢"); unnamed topics show their keyphrases. Two
     # keys with the same name are one topic.
     topic_names: dict[str, str] = {}
+    # Alerts on negative surges (churnguard.voice.alerts; docs/voice.md "Alerts"). The
+    # Benjamini-Hochberg level across the topics tested on one day: on a day with no surge at
+    # all, the chance of any alert is about this at most, so a topic alone in its day sees about
+    # 91 x this false alerts a quarter. 0.001, not 0.0025 (= 0.25 / 91, the issue's line):
+    # on overdispersed negative binomial series the tests' p-values run up to about twice too
+    # small (the dispersion is estimated on 8 weeks), measured in tests/voice/test_alerts.py.
+    alert_fdr: float = Field(0.001, gt=0, lt=1)
+    # The baseline: the same weekday in each of this many weeks before the day (the dispersion
+    # is fitted on all days of those weeks).
+    baseline_weeks: int = Field(8, ge=2, le=52)
+    # A "small" topic has fewer negative mentions a day than this in its baseline: it is tested
+    # per week (Monday to Sunday, on the Sunday) against the weekly sums of its baseline weeks,
+    # not per day (a day of 2 against 1 says little; a week of 14 against 7 says more).
+    weekly_below: float = Field(5.0, ge=0)
+    # Alerts are listed for the days of this window ending on the as-of day.
+    alert_days: int = Field(28, ge=1, le=3660)
+    # The alert's audience: its authors whose newest risk tier is one of these.
+    audience_tiers: tuple[Literal["high", "medium", "low"], ...] = ("high", "medium")
 
 
 # -- [assistant] (issue 20 item 5; docs/assistant.md) ---------------------------------------------

@@ -16,7 +16,7 @@ import pandas as pd
 
 from churnguard import backtests
 from churnguard.backtests import backtest_document, model_details, save_backtest
-from churnguard.config import ChurnDefinition
+from churnguard.config import ChurnDefinition, ProjectConfig
 from churnguard.customers import MAX_SEGMENT_VALUES
 from churnguard.errors import ChurnguardError
 from churnguard.evaluate import ORACLE
@@ -181,9 +181,29 @@ def _champion_scores(store: Store, version: str) -> pd.DataFrame:
         "WHERE model_version = ?) ORDER BY p_churn DESC", [version, version]).df()
 
 
-def build_report_data(store: Store, *, title: str, definition: ChurnDefinition) -> ReportData:
+def voice_section(store: Store, config: ProjectConfig, notes: list[str]) -> dict:
+    """The voice report (:func:`churnguard.voice.surges.voice_alerts`) once a topic codebook
+    is stored (``churnguard voice`` fits it; the report only reads); else empty, said in
+    ``notes`` when the store has texts."""
+    from churnguard.voice.surges import voice_alerts
+
+    if not store.con.execute("SELECT count(*) FROM topic_codebooks").fetchall()[0][0]:
+        if store.con.execute("SELECT count(*) FROM events WHERE type IN ('review', "
+                             "'support_ticket') AND text IS NOT NULL").fetchall()[0][0]:
+            notes.append("No voice section: run `churnguard voice` once to fit the topics.")
+        return {}
+    try:
+        return voice_alerts(store, config).to_dict()
+    except ChurnguardError as exc:
+        notes.append(f"No voice section: {exc}")
+        return {}
+
+
+def build_report_data(store: Store, *, title: str, definition: ChurnDefinition,
+                      config: ProjectConfig | None = None) -> ReportData:
     """Everything the report shows, from the latest backtest, the champion's latest scores and
-    the intervention tables (plans, plan_rows, measurements).
+    the intervention tables (plans, plan_rows, measurements); with ``config``, the voice
+    report too (:func:`voice_section`).
 
     What has not been computed yet (no backtest, no champion, no scores) is named in
     ``ReportData.missing``, its fields left empty: the page says which command makes it and
@@ -246,10 +266,11 @@ def build_report_data(store: Store, *, title: str, definition: ChurnDefinition) 
         measurements=measurements,
         cycles=recent_cycles(store),
         decisions=gate_decisions(store),
+        voice={} if config is None else voice_section(store, config, notes),
         missing=tuple(missing),
     )
 
 
 __all__ = ["ReportError", "backtest_document", "build_report_data", "feature_importance",
            "gate_decisions", "latest_backtest", "latest_measurements", "latest_plan",
-           "model_details", "recent_cycles", "save_backtest"]
+           "model_details", "recent_cycles", "save_backtest", "voice_section"]

@@ -135,6 +135,8 @@ def _domain_classes() -> dict[str, type]:
     from churnguard.reporting import ReportError
     from churnguard.scoring import ScoringError
     from churnguard.service.settings import SettingsError
+    from churnguard.voice.shop import CodebookStale
+    from churnguard.voice.surges import NoTextsError, VoiceError
     from churnguard.store import StoreBusyError, StoreError
     from churnguard.assistant import DecisionError, TicketNotOpenError, UnknownTemplateError
 
@@ -142,7 +144,8 @@ def _domain_classes() -> dict[str, type]:
         DecisionError, TicketNotOpenError, UnknownTemplateError,
         ConfigError, UnknownCustomerError, ErasureError, BacktestError, FeatureError, IngestError,
         DeliveryError, MeasurementError, PlanError, UpliftError, LabelError, MonitorError,
-        RegistryError, ReportError, ScoringError, SettingsError, StoreError, StoreBusyError)}
+        RegistryError, ReportError, ScoringError, SettingsError, StoreError, StoreBusyError,
+        CodebookStale, NoTextsError, VoiceError)}
 
 
 def test_every_domain_error_has_the_one_base_and_its_own_code() -> None:

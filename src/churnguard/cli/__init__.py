@@ -4,7 +4,7 @@ One module per command group: ``base`` (the group and the options every command 
 ``data`` (init, simulate, ingest, churn preview, status), ``models`` (train, backtest, score,
 explain, report, models), ``scale`` (features; score --engine spark), ``behaviour`` (pretrain), ``campaigns`` (uplift, plan, deliver,
 measure), ``customers`` (erase), ``monitor`` (monitor), ``service`` (serve), ``operate`` (run,
-cycles) and ``demo``. Each imports ``base`` and registers its commands on :data:`cli`; this module
+cycles), ``voice`` (voice) and ``demo``. Each imports ``base`` and registers its commands on :data:`cli`; this module
 imports them all and maps failures to the exit codes in one place (:func:`main`).
 
 Exit codes (DESIGN.md): 0 success, 2 bad usage or bad input (the message names file, row, column
@@ -31,6 +31,7 @@ from churnguard.cli import (  # noqa: F401
     operate,
     scale,
     service,
+    voice,
 )
 from churnguard.cli.base import BadInput, cli, console
 from churnguard.errors import EXIT_FAILURE, EXIT_OK, ChurnguardError, exit_code

@@ -312,7 +312,7 @@ def report(out_path: Path, project_dir: Path | None) -> None:
     project = load_project(project_dir)
     with project.open_store(read_only=True) as store:
         data = build_report_data(store, title=f"Churn report — {project.root.name}",
-                                 definition=project.config.churn)
+                                 definition=project.config.churn, config=project.config)
     path = render_report(data, out_path)
     click.echo(f"Report written to {path}")
     for key in data.missing:

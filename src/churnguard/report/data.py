@@ -88,6 +88,8 @@ class ReportData:
     # outcome, trigger, champion_version, champion_after, cohort_cutoff, n_customers, delta_auc,
     # delta_auc_lower, champion_ece, challenger_ece, reason...
     decisions: list[dict] = field(default_factory=list)
+    # The voice report (``churnguard voice --json``: surge alerts and topics); empty: no section.
+    voice: dict = field(default_factory=dict)
     missing: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:

@@ -21,6 +21,7 @@ from churnguard.report import (
     cycle_sections,
     intervention_sections,
     model_sections,
+    voice_sections,
 )
 from churnguard.report.data import ReportData
 from churnguard.report.formatting import count, finite, formatted, money, num, pct, pp, signed
@@ -66,6 +67,9 @@ SECTIONS: tuple[tuple[str, str, str], ...] = (
      "Each measured campaign against its control group, in the order they ran, and each "
      "action's effect as known after each campaign: the interval narrows as campaigns add "
      "randomised evidence."),
+    ("voice", "Voice of the customer",
+     "Did complaints about a topic surge? Negative mentions per topic and day in reviews and "
+     "tickets against their usual level, and the at-risk customers who wrote them."),
     ("cycles", "Operating cycles",
      "What the newest cycles of `churnguard run` and the service's schedule did, step by step, "
      "and why; and every decision of the champion/challenger gate with its evidence."),
@@ -91,6 +95,7 @@ def page_sections(data: ReportData) -> tuple[tuple[str, str, str], ...]:
     taught only when a campaign was measured."""
     sections = tuple(s for s in SECTIONS
                      if (s[0] != "cycles" or data.cycles or data.decisions)
+                     and (s[0] != "voice" or data.voice)
                      and (s[0] != "learning" or data.measurements))
     if "backtest" not in data.missing:
         return sections
@@ -102,7 +107,8 @@ def page_sections(data: ReportData) -> tuple[tuple[str, str, str], ...]:
 def build_html(data: ReportData) -> str:
     """The whole page as one string."""
     bodies = {**model_sections.bodies(data), **customer_sections.bodies(data),
-              **intervention_sections.bodies(data), **cycle_sections.bodies(data)}
+              **intervention_sections.bodies(data), **cycle_sections.bodies(data),
+              **voice_sections.bodies(data)}
     shown = page_sections(data)
     nav = "".join(f'<li><a href="#{sid}">{_e(title)}</a></li>' for sid, title, _ in shown)
     sections = "\n".join(

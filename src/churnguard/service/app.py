@@ -33,6 +33,7 @@ from churnguard.service.routers import (
     monitor,
     score,
     users,
+    voice,
 )
 from churnguard.service.schemas import field_names
 from churnguard.service.settings import ServiceSettings, SettingsError
@@ -120,7 +121,7 @@ def create_app(project: Project | Path | str, settings: ServiceSettings | None =
     install_error_handlers(app, field_names())
     for router in (events.router, users.router, score.router, decisions.router, models.router,
                    campaigns.router, monitor.router, cycles.router, health.router,
-                   assist.router):
+                   assist.router, voice.router):
         app.include_router(router)
     # The dashboard (pages at /, static files under /dashboard/static), after the API.
     app.include_router(dashboard_router())

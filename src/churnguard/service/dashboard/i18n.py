@@ -494,6 +494,42 @@ EN: dict[str, str] = {
     "assist_log_hint": "Report what you did with it (accepted, edited, rejected): "
                        "POST /v1/users/{user}/tickets/{ticket}/assist.",
     "assist_more": "{n} more open tickets not shown.",
+    # voice
+    "nav_voice": "Voice",
+    "voice_title": "Voice of the customer",
+    "voice_lead": "What reviews and tickets complain about, and whether a topic's complaints "
+                  "surged: who wrote them, and how at risk they are.",
+    "voice_window": "Window",
+    "voice_window_sub": "days with their alerts listed (the last one excluded)",
+    "voice_alerts": "Alerts",
+    "voice_alerts_sub": "of {n} tests in the window",
+    "voice_sources": "Sentiment sources",
+    "voice_sources_sub": "texts read by each sentiment model",
+    "voice_method": "Negative mentions of each topic per day against the same weekday of the "
+                    "{weeks} weeks before (a negative binomial model fitted there); the topics "
+                    "of one day are corrected together by Benjamini–Hochberg, and a q-value at "
+                    "or below {fdr} is an alert. Topics with fewer than {small} negative "
+                    "mentions a day are tested per week.",
+    "voice_week": "week {start} to {end}",
+    "voice_alert_head": "{topic}, {when}: {count} negative mentions, {expected} expected "
+                        "(p {p}, q {q})",
+    "voice_alert_sub": "{authors} customers wrote them, {at_risk} at risk; alert {id} "
+                       "(churnguard voice --audience {id} --out FILE: a campaign's audience)",
+    "voice_no_alerts": "No alerts in the window.",
+    "voice_no_topics": "No topics: the codebook is empty.",
+    "voice_tested_day": "per day",
+    "voice_tested_week": "per week",
+    "voice_failed": "No voice report: {message}",
+    "section_voice_alerts": "Surge alerts",
+    "section_voice_topics": "Topics in the window",
+    "col_topic": "Topic",
+    "col_keys": "Codebook keys",
+    "col_texts": "Texts",
+    "col_negative": "Negative",
+    "col_negative_share": "Negative share",
+    "col_tested": "Tested",
+    "col_baseline_day": "Baseline a day",
+    "col_alerts": "Alerts",
 }
 
 ZH: dict[str, str] = {
@@ -925,6 +961,38 @@ ZH: dict[str, str] = {
     "assist_alternatives": "其他可填写的模板",
     "assist_log_hint": "请反馈处理结果（采用、修改、拒绝）：POST /v1/users/{user}/tickets/{ticket}/assist。",
     "assist_more": "另有 {n} 个未解决工单未显示。",
+    # voice
+    "nav_voice": "客户之声",
+    "voice_title": "客户之声",
+    "voice_lead": "评价和工单在抱怨什么，某个话题的抱怨是否激增：是谁写的，他们的流失风险有多高。",
+    "voice_window": "时间窗口",
+    "voice_window_sub": "列出告警的日期（不含最后一天）",
+    "voice_alerts": "告警",
+    "voice_alerts_sub": "窗口内共 {n} 次检验",
+    "voice_sources": "情感来源",
+    "voice_sources_sub": "各情感模型读取的文本数",
+    "voice_method": "每个话题每天的负面提及数，与之前 {weeks} 周的同一星期几相比（在其上拟合负二项模型）；"
+                    "同一天的各话题一起做 Benjamini–Hochberg 校正，q 值不超过 {fdr} 即告警。"
+                    "每天负面提及少于 {small} 次的话题按周检验。",
+    "voice_week": "{start} 至 {end} 这一周",
+    "voice_alert_head": "{topic}，{when}：负面提及 {count} 次，预期 {expected} 次（p {p}，q {q}）",
+    "voice_alert_sub": "{authors} 位客户写了这些文本，其中 {at_risk} 位有流失风险；告警 {id}"
+                       "（churnguard voice --audience {id} --out FILE：作为活动受众）",
+    "voice_no_alerts": "窗口内没有告警。",
+    "voice_no_topics": "没有话题：话题码本为空。",
+    "voice_tested_day": "按天",
+    "voice_tested_week": "按周",
+    "voice_failed": "无法生成客户之声报告：{message}",
+    "section_voice_alerts": "激增告警",
+    "section_voice_topics": "窗口内的话题",
+    "col_topic": "话题",
+    "col_keys": "码本键",
+    "col_texts": "文本数",
+    "col_negative": "负面",
+    "col_negative_share": "负面占比",
+    "col_tested": "检验方式",
+    "col_baseline_day": "每日基线",
+    "col_alerts": "告警",
 }
 
 STRINGS: dict[str, dict[str, str]] = {"en": EN, "zh": ZH}

@@ -33,7 +33,8 @@ __all__ = ["NAV", "PageContext", "bare_page", "cards", "chart", "count", "day", 
            "section", "signed", "table", "tier_badge"]
 
 NAV = (("overview", "/"), ("customers", "/customers"), ("quality", "/model"),
-       ("monitor", "/monitor"), ("operations", "/operations"), ("campaigns", "/campaigns"))
+       ("monitor", "/monitor"), ("voice", "/voice"), ("operations", "/operations"),
+       ("campaigns", "/campaigns"))
 
 
 def e(value: object) -> str:

@@ -30,6 +30,7 @@ from churnguard.service.dashboard import (
     operations,
     overview,
     quality,
+    voice,
 )
 from churnguard.service.dashboard.assets import LONG_CACHE, STATIC_PREFIX, Assets
 from churnguard.service.dashboard.i18n import lang_of, t
@@ -42,6 +43,7 @@ from churnguard.service.errors import ApiError
 from churnguard.service.monitor_reports import monitor_document, report_cache
 from churnguard.service.operations import cycles_out, decisions_out
 from churnguard.service.state import ServiceState, service_of
+from churnguard.service.voice_reports import voice_document
 from churnguard.store import Store
 
 log = logging.getLogger("churnguard.service")
@@ -161,6 +163,7 @@ def dashboard_router() -> APIRouter:
     board = Dashboard()
     router = APIRouter(include_in_schema=False)
     _page_routes(router, board)
+    _voice_routes(router, board)
     _sign_in_routes(router, board)
     _planner_routes(router, board)
     _static_routes(router, board)
@@ -264,6 +267,23 @@ def _page_routes(router: APIRouter, board: Dashboard) -> None:
             run = latest_run(store)
             return _html(campaigns.render(ctx, store, service.project.config, state,
                                           run.population if run else 0))
+
+
+def _voice_routes(router: APIRouter, board: Dashboard) -> None:
+    """The voice page: topics and surge alerts of reviews and tickets."""
+
+    @router.get("/voice", response_class=HTMLResponse)
+    def voice_page(request: Request, service: Service) -> Response:
+        ctx = board.context(request, service)
+        if isinstance(ctx, Response):
+            return ctx
+        try:
+            document = voice_document(request.app.state, service, as_of=None, days=None)
+        except ChurnguardError as exc:
+            if not exc.bad_input:
+                raise
+            return _html(voice.render_failure(ctx, str(exc)))
+        return _html(voice.render(ctx, document))
 
 
 def _sign_in_routes(router: APIRouter, board: Dashboard) -> None:
