@@ -18,9 +18,13 @@ in the top 10/20/30% (see ``metrics``); the chooser prefers the simpler learner 
 one is better beyond noise (a paired bootstrap over customers, :func:`_choose`), and the chosen
 one is refitted on everything.
 
-Campaigns are pooled (:func:`fit_uplift`): the campaign and its date are features, and older
-campaigns are down-weighted by a half-life (``[uplift] half_life_days``), so every campaign adds
-to what is known. Effects on retention are bounded by what there is to save
+Campaigns are pooled (:func:`fit_uplift`): the randomisation context (the campaign, or a plan's
+per-action stratum: :attr:`UpliftData.contexts`) and its date are features, each action is
+learned against its matched control rows only (a plan holds its control out per action), and
+older campaigns are down-weighted by a half-life (``[uplift] half_life_days``), so every
+campaign adds to what is known. A customer scored now gets, per action, the weighted mean of
+its predictions over the contexts that randomised the action (rows x half-life weights:
+:class:`CampaignContext`), the effect in a typical recent campaign. Effects on retention are bounded by what there is to save
 (:func:`bounded_effects`). With no usable campaign history, :func:`prior_uplift` gives
 configured effects by risk tier, and the plan says so.
 """
