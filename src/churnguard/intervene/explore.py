@@ -7,8 +7,8 @@ giving what already looks best and learns little about the rest. ``[intervene] e
 
 1. **What is known, per segment.** A segment is a risk tier. Each action's campaign-wide
    average effect (treated minus matched-control outcome rate within each randomisation
-   context, pooled by precision: :func:`action_beliefs`) with its standard error ``s_a`` is the prior of that action's effect in every segment, widened by
-   ``SEGMENT_SPREAD`` (segments differ around the average: a hierarchical normal model with the
+   context, pooled by precision: :func:`action_beliefs`) with its standard error ``s_a`` is
+   the prior of that action's effect in every segment, widened by ``SEGMENT_SPREAD`` (segments differ around the average: a hierarchical normal model with the
    between-segment spread fixed, Gelman et al., *Bayesian Data Analysis*, 3rd ed., sec. 5.4).
    The rows of churnguard's own plans carry the segment they were planned in, so each (segment,
    action) is updated with its own treated-vs-matched-control difference (normal approximation,
@@ -50,6 +50,7 @@ import numpy as np
 import pandas as pd
 
 from churnguard.config import NO_ACTION
+from churnguard.intervene.learners import matched_control
 
 __all__ = ["Belief", "PRIOR_SD", "SEGMENT_SPREAD", "Z95", "action_beliefs", "explore_rng",
            "expected_sd", "neyman_counts", "segment_beliefs", "thompson_choice"]
@@ -113,8 +114,6 @@ def action_beliefs(action: np.ndarray, y: np.ndarray, actions: Sequence[str], *,
     >>> round(action_beliefs(act, y, ["a"], contexts=ctx)["a"].mean, 2)  # +0.05 in each
     0.05
     """
-    from churnguard.intervene.learners import matched_control
-
     action = np.asarray(action, dtype=object)
     y = np.asarray(y, dtype=float)
     contexts = (np.zeros(len(y), dtype=object) if contexts is None

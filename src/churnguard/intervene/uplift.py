@@ -24,8 +24,8 @@ learned against its matched control rows only (a plan holds its control out per 
 older campaigns are down-weighted by a half-life (``[uplift] half_life_days``), so every
 campaign adds to what is known. A customer scored now gets, per action, the weighted mean of
 its predictions over the contexts that randomised the action (rows x half-life weights:
-:class:`CampaignContext`), the effect in a typical recent campaign. Effects on retention are bounded by what there is to save
-(:func:`bounded_effects`). With no usable campaign history, :func:`prior_uplift` gives
+:class:`CampaignContext`), the effect in a typical recent campaign. Effects on retention are
+bounded by what there is to save (:func:`bounded_effects`). With no usable campaign history, :func:`prior_uplift` gives
 configured effects by risk tier, and the plan says so.
 """
 
