@@ -8,8 +8,9 @@ giving what already looks best and learns little about the rest. ``[intervene] e
 1. **What is known, per segment.** A segment is a risk tier. Each action's campaign-wide
    average effect (treated minus matched-control outcome rate within each randomisation
    context, pooled by precision: :func:`action_beliefs`) with its standard error ``s_a`` is
-   the prior of that action's effect in every segment, widened by ``SEGMENT_SPREAD`` (segments differ around the average: a hierarchical normal model with the
-   between-segment spread fixed, Gelman et al., *Bayesian Data Analysis*, 3rd ed., sec. 5.4).
+   the prior of that action's effect in every segment, widened by ``SEGMENT_SPREAD``
+   (segments differ around the average: a hierarchical normal model with the between-segment
+   spread fixed, Gelman et al., *Bayesian Data Analysis*, 3rd ed., sec. 5.4).
    The rows of churnguard's own plans carry the segment they were planned in, so each (segment,
    action) is updated with its own treated-vs-matched-control difference (normal approximation,
    precision-weighted). An action without any campaign row has the prior ``N(0, PRIOR_SD^2)``.
