@@ -148,3 +148,29 @@ def test_neyman_counts_add_up_and_never_exceed_a_pool() -> None:
     counts = neyman_counts({"a": 5, "b": 100, "c": 0}, {"a": 1.0, "b": 0.01, "c": 1.0}, 20)
     assert counts == {"a": 5, "b": 15, "c": 0}
     assert neyman_counts({"a": 3}, {"a": 0.1}, 10) == {"a": 3}
+
+
+def test_the_prior_compares_each_action_with_its_own_control_rows_within_campaigns() -> None:
+    """A plan gave 'a' to risky customers (outcome rate 0.2) and 'b' to safe ones (0.7), each
+    with its own held-out control rows; an older A/B test gave both at random. Both truly lift
+    the rate by +0.05: the belief says so, where set against every control row 'a' would look
+    harmful and 'b' very good."""
+    from churnguard.intervene.explore import action_beliefs
+
+    rng = np.random.default_rng(3)
+    n = 20000
+    plan = np.arange(n) < n // 2
+    risky = plan & (np.arange(n) < n // 4)
+    planned = np.where(plan, np.where(risky, "a", "b"), "none").astype(object)
+    control = np.where(plan, rng.random(n) < 0.1, rng.random(n) < 1 / 3)
+    action = np.where(control, "none",
+                      np.where(plan, planned, rng.choice(["a", "b"], n))).astype(object)
+    base = np.where(risky, 0.2, np.where(plan, 0.7, 0.45))
+    y = (rng.random(n) < base + 0.05 * ~control).astype(float)
+    contexts = np.where(plan, np.char.add("plan|", planned.astype(str)), "ab").astype(object)
+    fair = action_beliefs(action, y, ["a", "b"], strata=planned, contexts=contexts)
+    naive = action_beliefs(action, y, ["a", "b"])
+    for a in ("a", "b"):
+        assert fair[a].mean == pytest.approx(0.05, abs=2.5 * fair[a].sd)
+        assert fair[a].sd < 0.015
+    assert naive["a"].mean < -0.05 and naive["b"].mean > 0.15

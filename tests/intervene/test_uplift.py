@@ -115,6 +115,33 @@ def test_dataset_takes_observed_randomised_campaigns_with_exact_outcomes() -> No
     assert data.features["days_since_last_order"].tolist() == [27.0, 26.0]
 
 
+def test_dataset_knows_which_action_a_plans_control_row_was_held_out_from() -> None:
+    """A plan records each control row with the action it was held out from: those rows are a
+    comparison for that action only (stratum), while a campaign whose control rows carry
+    'none' randomised across every action (stratum 'none' for all its rows)."""
+    store = _store()
+    store.con.execute("""
+        INSERT INTO campaigns (campaign_id, user_id, action, assigned_at, is_control, cost,
+                               batch_id) VALUES
+          ('plan', 'a', 'coupon_10', '2025-02-01', false, 1, 'b'),
+          ('plan', 'b', 'coupon_10', '2025-02-01', true, 0, 'b'),
+          ('plan', 'c', 'cs_outreach', '2025-02-01', true, 0, 'b')""")
+    data = uplift_dataset(store, actions=["coupon_10", "cs_outreach"], window_days=30,
+                          definition=ChurnDefinition())
+    got = {(c, u): (a, s, x) for c, u, a, s, x in zip(
+        data.campaign_id, data.user_id, data.action, data.stratum, data.contexts, strict=True)}
+    assert got == {("old", "a"): ("coupon_10", "none", "old"),
+                   ("old", "b"): ("none", "none", "old"),
+                   ("plan", "a"): ("coupon_10", "coupon_10", "plan|coupon_10"),
+                   ("plan", "b"): ("none", "coupon_10", "plan|coupon_10"),
+                   ("plan", "c"): ("none", "cs_outreach", "plan|cs_outreach")}
+    order = list(zip(data.campaign_id, data.user_id, strict=True))
+    matched = {a: {order[i] for i in np.flatnonzero(data.matched(a))}
+               for a in ("coupon_10", "cs_outreach")}
+    assert matched["coupon_10"] == {("old", "a"), ("old", "b"), ("plan", "a"), ("plan", "b")}
+    assert matched["cs_outreach"] == {("old", "b"), ("plan", "c")}
+
+
 def test_dataset_errors_say_what_is_missing() -> None:
     with pytest.raises(UpliftError, match="no events"):
         uplift_dataset(Store.in_memory(), actions=["x"])

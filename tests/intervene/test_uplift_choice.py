@@ -235,12 +235,88 @@ def test_the_dr_learner_uses_each_campaigns_propensity() -> None:
     assert naive.predict(x)["coupon"].mean() > 0.25
 
 
-def test_the_campaign_is_a_feature_so_the_estimate_is_for_the_newest_campaign() -> None:
-    """Without down-weighting (no half-life), the campaign as a feature alone keeps the old
-    campaign (coupon did nothing) from halving the new one's effect (0.4 x x1, 0.2 on average
-    over the grid): each arm's model tells the campaigns apart, and scoring is for the newest."""
-    old = _campaign(4000, 3, "winter", "2025-01-01", 0.0)
-    new = _campaign(4000, 4, "spring", "2025-04-01", 0.4)
-    pooled = fit_uplift(_both(old, new), "t_logistic", actions=["coupon"],
-                        half_life_days=None).predict(GRID)
-    assert pooled["coupon"].mean() == pytest.approx(0.2, abs=0.05)
+def _three(*parts: UpliftData) -> UpliftData:
+    out = parts[0]
+    for p in parts[1:]:
+        out = _both(out, p)
+    return out
+
+
+def test_the_estimate_is_the_weighted_mean_over_the_campaigns() -> None:
+    """The old campaign's coupon did nothing, the new one's works (0.4 x x1, 0.2 on average
+    over the grid). A customer scored now is in no campaign: the estimate is the mean over the
+    campaigns weighted by rows x the half-life weights, the pooling's own weights, so 6,000 old
+    rows against 2,000 new ones give 0.25 x 0.2 = 0.05 without a half-life, and with a 90-day
+    half-life (the old rows at half weight: 3,000 against 2,000) 0.4 x 0.2 = 0.08."""
+    old = _campaign(6000, 3, "winter", "2025-01-01", 0.0)
+    new = _campaign(2000, 4, "spring", "2025-04-01", 0.4)
+    both = _both(old, new)
+    flat = fit_uplift(both, "t_logistic", actions=["coupon"], half_life_days=None)
+    halved = fit_uplift(both, "t_logistic", actions=["coupon"], half_life_days=90)
+    assert flat.context.for_action("coupon") == pytest.approx({"spring": 0.25, "winter": 0.75})
+    assert halved.context.for_action("coupon") == pytest.approx({"spring": 0.4, "winter": 0.6})
+    # Exactly the weighted mean of the predictions in each campaign's context.
+    per = {c: halved.learner.predict(halved.context.add(GRID, c))["coupon"]
+           for c in ("winter", "spring")}
+    assert halved.predict(GRID)["coupon"].to_numpy() == pytest.approx(
+        (0.6 * per["winter"] + 0.4 * per["spring"]).to_numpy())
+    assert flat.predict(GRID)["coupon"].mean() == pytest.approx(0.05, abs=0.03)
+    assert halved.predict(GRID)["coupon"].mean() == pytest.approx(0.08, abs=0.03)
+
+
+def test_a_tiny_newest_campaign_does_not_set_every_estimate() -> None:
+    """Two large campaigns agree (0.3 x x1, 0.15 over the grid); the newest is tiny (150 rows)
+    and noisy (there the coupon happened to hurt: -0.3 x x1). Its 150 rows are a small part of
+    what is known, and the estimate stays near the large campaigns' (the weighted mean, about
+    0.14), where predicting in the newest campaign's context alone would follow its noise."""
+    big1 = _campaign(5000, 11, "jan", "2025-01-01", 0.3)
+    big2 = _campaign(5000, 12, "feb", "2025-02-01", 0.3)
+    tiny = _campaign(150, 13, "mar", "2025-03-01", -0.3)
+    for learner in ("t_logistic", "s_learner"):
+        fitted = fit_uplift(_three(big1, big2, tiny), learner, actions=["coupon"],
+                            half_life_days=180)
+        assert fitted.context.for_action("coupon")["mar"] < 0.02
+        assert fitted.predict(GRID)["coupon"].mean() == pytest.approx(0.14, abs=0.04)
+
+
+# -- a plan holds its control group out per action: matched controls only ------------------------
+
+
+def _targeted(n: int, seed: int) -> UpliftData:
+    """A plan's campaign: 'coupon' went to risky customers (P(y) 0.2), 'call' to safe ones
+    (0.7), a risk the features do not show; each stratum's control rows (10%) were held out
+    from its own action. Both actions truly lift P(y) by +0.05."""
+    rng = np.random.default_rng(seed)
+    risky = np.arange(n) < n // 2
+    planned = np.where(risky, "coupon", "call").astype(object)
+    control = rng.random(n) < 0.1
+    y = (rng.random(n) < np.where(risky, 0.2, 0.7) + 0.05 * ~control).astype(float)
+    return UpliftData(features=pd.DataFrame({"x1": rng.random(n)}),
+                      action=np.where(control, "none", planned).astype(object), y=y, revenue=y,
+                      user_id=np.array([f"p{i}" for i in range(n)], dtype=object),
+                      campaign_id=np.full(n, "plan-01", dtype=object), outcome_type="order",
+                      window_days=30, assigned_at=np.full(n, np.datetime64("2025-03-01", "us")),
+                      stratum=planned)
+
+
+@pytest.mark.parametrize("learner", sorted(LEARNERS))
+def test_each_action_is_learned_against_its_own_control_rows(learner: str) -> None:
+    """Set against every control row, 'coupon' (risky customers) would look harmful (about
+    -0.2) and 'call' (safe ones) very good (+0.3); against the rows held out from each, both
+    come out near their true +0.05."""
+    data = _targeted(12000, 21)
+    assert set(data.contexts) == {"plan-01|coupon", "plan-01|call"}
+    tau = fit_uplift(data, learner, actions=["coupon", "call"]).predict(data.features)
+    assert tau["coupon"].mean() == pytest.approx(0.05, abs=0.04)
+    assert tau["call"].mean() == pytest.approx(0.05, abs=0.04)
+
+
+def test_the_out_of_fold_average_effect_compares_matched_rows_only() -> None:
+    """The recalibration's average effect (which a plan falls back to when the ranking carries
+    no signal) is the randomised comparison, not risky treated against all controls."""
+    from churnguard.intervene.uplift import evaluate_learners
+
+    data = _targeted(12000, 22)
+    result = evaluate_learners(data, actions=["coupon", "call"], folds=3, replicates=20)
+    assert result.calibration["coupon"]["ate"] == pytest.approx(0.05, abs=0.03)
+    assert result.calibration["call"]["ate"] == pytest.approx(0.05, abs=0.03)

@@ -6,10 +6,11 @@ giving what already looks best and learns little about the rest. ``[intervene] e
 "Exploration"):
 
 1. **What is known, per segment.** A segment is a risk tier. Each action's campaign-wide
-   average effect (treated minus control outcome rate over every randomised campaign row) with
-   its standard error ``s_a`` is the prior of that action's effect in every segment, widened by
-   ``SEGMENT_SPREAD`` (segments differ around the average: a hierarchical normal model with the
-   between-segment spread fixed, Gelman et al., *Bayesian Data Analysis*, 3rd ed., sec. 5.4).
+   average effect (treated minus matched-control outcome rate within each randomisation
+   context, pooled by precision: :func:`action_beliefs`) with its standard error ``s_a`` is
+   the prior of that action's effect in every segment, widened by ``SEGMENT_SPREAD``
+   (segments differ around the average: a hierarchical normal model with the between-segment
+   spread fixed, Gelman et al., *Bayesian Data Analysis*, 3rd ed., sec. 5.4).
    The rows of churnguard's own plans carry the segment they were planned in, so each (segment,
    action) is updated with its own treated-vs-matched-control difference (normal approximation,
    precision-weighted). An action without any campaign row has the prior ``N(0, PRIOR_SD^2)``.
@@ -50,6 +51,7 @@ import numpy as np
 import pandas as pd
 
 from churnguard.config import NO_ACTION
+from churnguard.intervene.learners import matched_control
 
 __all__ = ["Belief", "PRIOR_SD", "SEGMENT_SPREAD", "Z95", "action_beliefs", "explore_rng",
            "expected_sd", "neyman_counts", "segment_beliefs", "thompson_choice"]
@@ -91,22 +93,51 @@ def _difference(y_t: np.ndarray, y_c: np.ndarray) -> tuple[float, float]:
     return float(y_t.mean() - y_c.mean()), float(se)
 
 
-def action_beliefs(action: np.ndarray, y: np.ndarray, actions: Sequence[str]
+def action_beliefs(action: np.ndarray, y: np.ndarray, actions: Sequence[str], *,
+                   strata: np.ndarray | None = None, contexts: np.ndarray | None = None
                    ) -> dict[str, Belief]:
     """Each action's campaign-wide average effect (treated minus control outcome rate) with its
-    standard error; ``N(0, PRIOR_SD^2)`` for an action without treated or control rows."""
+    standard error; ``N(0, PRIOR_SD^2)`` for an action without treated or control rows.
+
+    Only randomised comparisons count: an action's treated rows against its matched control
+    rows (``strata``: the action each row's randomisation belongs to, see
+    ``learners.matched_control``), and with ``contexts`` (``UpliftData.contexts``) within each
+    context, the contexts' differences pooled by their precision. A plan gives each action to
+    the customers it suits, so the treated of one action set against the control rows of
+    another would compare unlike customers.
+
+    >>> ctx = np.repeat(np.array(["risky", "safe"], dtype=object), 400)
+    >>> act = np.array((["a"] * 360 + ["none"] * 40) + (["a"] * 40 + ["none"] * 360), dtype=object)
+    >>> y = np.r_[np.ones(90), np.zeros(270), np.ones(8), np.zeros(32),
+    ...           np.ones(30), np.zeros(10), np.ones(252), np.zeros(108)]
+    >>> round(action_beliefs(act, y, ["a"])["a"].mean, 2)  # unlike customers compared
+    -0.35
+    >>> round(action_beliefs(act, y, ["a"], contexts=ctx)["a"].mean, 2)  # +0.05 in each
+    0.05
+    """
     action = np.asarray(action, dtype=object)
     y = np.asarray(y, dtype=float)
-    control = y[action == NO_ACTION]
+    contexts = (np.zeros(len(y), dtype=object) if contexts is None
+                else np.asarray(contexts, dtype=object))
     out = {}
     for a in actions:
-        treated = y[action == a]
-        if treated.size == 0 or control.size == 0:
+        treated = action == a
+        control = matched_control(action == NO_ACTION, strata, a)
+        diffs, variances, n_t, n_c = [], [], 0, 0
+        for c in pd.unique(contexts[treated | control]):
+            here = contexts == c
+            if not (treated & here).any() or not (control & here).any():
+                continue
+            mean, se = _difference(y[treated & here], y[control & here])
+            diffs.append(mean)
+            variances.append(se ** 2)
+            n_t, n_c = n_t + int((treated & here).sum()), n_c + int((control & here).sum())
+        if not diffs:
             out[a] = Belief(mean=0.0, sd=PRIOR_SD)
             continue
-        mean, se = _difference(treated, control)
-        out[a] = Belief(mean=mean, sd=se, n_treated=int(treated.size),
-                        n_control=int(control.size))
+        precision = 1.0 / np.asarray(variances)
+        out[a] = Belief(mean=float(np.sum(precision * np.asarray(diffs)) / precision.sum()),
+                        sd=float(np.sqrt(1.0 / precision.sum())), n_treated=n_t, n_control=n_c)
     return out
 
 

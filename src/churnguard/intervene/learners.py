@@ -3,7 +3,13 @@
 Each estimates tau_a(x) = P(Y=1 | x, a) - P(Y=1 | x, none) for every action a from randomised
 campaign rows, and takes per-row ``sample_weight`` (older campaigns count less, see
 ``uplift.campaign_weights``) and ``groups`` (the campaign of each row: the DR-learner's known
-propensity is the action's share in that campaign).
+propensity is the action's share in that campaign) and ``strata``: the action whose
+randomisation each row belongs to. A plan holds its control group out per action (and tier), so a
+customer held out from ``coupon_20`` is a comparison for ``coupon_20``'s customers only, who were
+chosen for it, and not for ``cs_outreach``'s, who were chosen otherwise; a campaign that
+randomised across every action (its control rows carry no action) has the stratum ``none`` and
+its controls serve every action. Each action's effect is learned against its matched control rows
+(``_MetaLearner.matched_control``).
 
 Regularised linear learners (small, noisy effects are where they often beat trees):
 
@@ -25,7 +31,8 @@ cross-validation (log loss for the logistic models, leave-one-out error for the 
 
 Gradient-boosted trees (LightGBM), as before:
 
-* ``s_learner``: one outcome model over every arm with the action as a categorical input;
+* ``s_learner``: per action, one outcome model over its treated and matched control rows with
+  the action as an input;
 * ``t_learner``: one outcome model per arm, subtracted;
 * ``x_learner`` (Kuenzel, Sekhon, Bickel & Yu 2019, "Metalearners for estimating heterogeneous
   treatment effects using machine learning", PNAS 116(10), eqs. 5-9): effects imputed from the
@@ -62,6 +69,7 @@ from churnguard.errors import ChurnguardError
 
 __all__ = [
     "DRLearner",
+    "matched_control",
     "LEARNERS",
     "SLearner",
     "SLogistic",
@@ -115,6 +123,22 @@ def _rate(y: np.ndarray, w: np.ndarray) -> float:
     return float(np.average(y, weights=w)) if w.sum() > 0 else float(y.mean())
 
 
+def matched_control(control: np.ndarray, strata: np.ndarray | None, a: str) -> np.ndarray:
+    """The control rows that are a randomised comparison for action ``a``: those held out from
+    ``a`` itself (stratum ``a``) or from a campaign randomised across every action (stratum
+    ``none``); every control row when ``strata`` is None.
+
+    >>> control = np.array([True, True, True, False])
+    >>> matched_control(control, np.array(["a", "b", "none", "a"], dtype=object), "a").tolist()
+    [True, False, True, False]
+    """
+    control = np.asarray(control, dtype=bool)
+    if strata is None:
+        return control
+    strata = np.asarray(strata, dtype=object)
+    return control & ((strata == a) | (strata == NO_ACTION))
+
+
 class _MetaLearner:
     name: ClassVar[str]
 
@@ -127,9 +151,13 @@ class _MetaLearner:
 
     def fit(self, features: pd.DataFrame, action: np.ndarray, y: np.ndarray,
             actions: Sequence[str], *, sample_weight: np.ndarray | None = None,
-            groups: np.ndarray | None = None) -> _MetaLearner:
-        """Learn each of ``actions`` against the control rows (action ``none``); rows may carry
-        a ``sample_weight`` and a campaign (``groups``)."""
+            groups: np.ndarray | None = None, strata: np.ndarray | None = None
+            ) -> _MetaLearner:
+        """Learn each of ``actions`` against its matched control rows (action ``none``, see
+        :func:`matched_control`); rows may carry a ``sample_weight``, a campaign (``groups``)
+        and the action whose randomisation they belong to (``strata``; None: every row was
+        randomised across every action). An action without a treated row, or without a control
+        row matched to it, is not fitted (effect 0, listed in ``missing_actions_``)."""
         action = np.asarray(action, dtype=object)
         y = np.asarray(y, dtype=float)
         w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
@@ -138,7 +166,8 @@ class _MetaLearner:
             raise UpliftError("the training rows hold no control customers; uplift needs a "
                               "randomised control group")
         self.features_ = list(features.columns)
-        self.actions_ = [a for a in actions if (action == a).any()]
+        matched = {a: matched_control(control, strata, a) for a in actions}
+        self.actions_ = [a for a in actions if (action == a).any() and matched[a].any()]
         self.missing_actions_ = [a for a in actions if a not in self.actions_]
         self.base_rate_ = _rate(y[control], w[control])
         # One BLAS thread: the linear learners make tens of thousands of small matrix-vector
@@ -149,7 +178,7 @@ class _MetaLearner:
             self._fit_shared(features, action, y, w, control, groups)
             self.arms_ = {}
             for k, a in enumerate(self.actions_):
-                self.arms_[a] = self._fit_action(features, y, w, action == a, control,
+                self.arms_[a] = self._fit_action(features, y, w, action == a, matched[a],
                                                  self.random_state + k, a, groups)
         return self
 
@@ -191,13 +220,13 @@ class XLearner(_MetaLearner):
     name: ClassVar[str] = "x_learner"
 
     def fit(self, features, action, y, actions, *, sample_weight=None, groups=None,
-            outcome_models: TLearner | None = None):
+            strata=None, outcome_models: TLearner | None = None):
         """``outcome_models``: a T-learner fitted on the same rows (and weights), whose per-arm
         outcome models are the X-learner's first stage (saves refitting them)."""
         self._stage1 = outcome_models
         try:
             return super().fit(features, action, y, actions, sample_weight=sample_weight,
-                               groups=groups)
+                               groups=groups, strata=strata)
         finally:
             del self._stage1
 
@@ -231,24 +260,27 @@ def _with_arm(x: pd.DataFrame, arm: object, categories: list[str]) -> pd.DataFra
 
 
 class SLearner(_MetaLearner):
-    """tau_a(x) = mu(x, a) - mu(x, none) from one gradient-boosted outcome model over every arm
-    with the action as an input (Kuenzel et al. 2019, the S-learner): sample-efficient, but the
-    trees may ignore a weak action input."""
+    """tau_a(x) = mu(x, a) - mu(x, none) from a gradient-boosted outcome model with the action
+    as an input (Kuenzel et al. 2019, the S-learner), one per action over its treated and
+    matched control rows (``matched_control``): sample-efficient, but the trees may ignore a weak
+    action input. (One model over every arm would set the customers a plan chose for one action
+    against the control rows held out from another, and trees do not reliably separate the
+    strata.)"""
 
     name: ClassVar[str] = "s_learner"
 
-    def _fit_shared(self, x, action, y, w, control, groups):
-        self.arm_levels_ = [NO_ACTION, *self.actions_]
-        keep = np.isin(action, self.arm_levels_)
-        self.pooled_ = _classifier(self.random_state).fit(
-            _with_arm(x[keep], action[keep], self.arm_levels_), y[keep], sample_weight=w[keep])
-
     def _fit_action(self, x, y, w, treated, control, seed, a, groups):
-        return {}
+        levels = [NO_ACTION, a]
+        rows = treated | control
+        arm = np.where(treated[rows], a, NO_ACTION).astype(object)
+        return {"levels": levels, "model": _classifier(seed).fit(
+            _with_arm(x[rows], arm, levels), y[rows], sample_weight=w[rows])}
 
     def _predict_action(self, x, a):
-        def prob(arm):
-            return self.pooled_.predict_proba(_with_arm(x, arm, self.arm_levels_))[:, 1]
+        arm = self.arms_[a]
+
+        def prob(level):
+            return arm["model"].predict_proba(_with_arm(x, level, arm["levels"]))[:, 1]
 
         return prob(a) - prob(NO_ACTION)
 
@@ -374,10 +406,11 @@ class TLogistic(_MetaLearner):
         self._X = self.design_.transform(x)
         self.mu0_ = _logistic(self._X[control], y[control], w[control], self.random_state)
 
-    def fit(self, features, action, y, actions, *, sample_weight=None, groups=None):
+    def fit(self, features, action, y, actions, *, sample_weight=None, groups=None,
+            strata=None):
         try:
             return super().fit(features, action, y, actions, sample_weight=sample_weight,
-                               groups=groups)
+                               groups=groups, strata=strata)
         finally:
             self.__dict__.pop("_X", None)
 
@@ -459,10 +492,11 @@ class DRLearner(_MetaLearner):
             self._mu0[out] = _prob(m0, self._X[out], _rate(y[fit_on], w[fit_on])
                                    if fit_on.any() else self.base_rate_)
 
-    def fit(self, features, action, y, actions, *, sample_weight=None, groups=None):
+    def fit(self, features, action, y, actions, *, sample_weight=None, groups=None,
+            strata=None):
         try:
             return super().fit(features, action, y, actions, sample_weight=sample_weight,
-                               groups=groups)
+                               groups=groups, strata=strata)
         finally:
             for scratch in ("_X", "_half", "_mu0"):
                 self.__dict__.pop(scratch, None)

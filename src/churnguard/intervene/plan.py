@@ -153,7 +153,8 @@ def _beliefs(store: Store, data: UpliftData | None, actions: list[str], tiers: n
     if data is None:
         overall = {a: Belief(mean=0.0, sd=PRIOR_SD) for a in actions}
         return segment_beliefs(overall, pd.DataFrame(), segments)
-    overall = action_beliefs(data.action, data.y, actions)
+    overall = action_beliefs(data.action, data.y, actions, strata=data.stratum,
+                             contexts=data.contexts)
     rows = pd.DataFrame({"campaign_id": data.campaign_id.astype(str),
                          "user_id": data.user_id.astype(str), "y": data.y,
                          "is_control": data.action == NO_ACTION})

@@ -18,10 +18,14 @@ in the top 10/20/30% (see ``metrics``); the chooser prefers the simpler learner 
 one is better beyond noise (a paired bootstrap over customers, :func:`_choose`), and the chosen
 one is refitted on everything.
 
-Campaigns are pooled (:func:`fit_uplift`): the campaign and its date are features, and older
-campaigns are down-weighted by a half-life (``[uplift] half_life_days``), so every campaign adds
-to what is known. Effects on retention are bounded by what there is to save
-(:func:`bounded_effects`). With no usable campaign history, :func:`prior_uplift` gives
+Campaigns are pooled (:func:`fit_uplift`): the randomisation context (the campaign, or a plan's
+per-action stratum: :attr:`UpliftData.contexts`) and its date are features, each action is
+learned against its matched control rows only (a plan holds its control out per action), and
+older campaigns are down-weighted by a half-life (``[uplift] half_life_days``), so every
+campaign adds to what is known. A customer scored now gets, per action, the weighted mean of
+its predictions over the contexts that randomised the action (rows x half-life weights:
+:class:`CampaignContext`), the effect in a typical recent campaign. Effects on retention are
+bounded by what there is to save (:func:`bounded_effects`). With no usable campaign history, :func:`prior_uplift` gives
 configured effects by risk tier, and the plan says so.
 """
 
@@ -49,6 +53,7 @@ from churnguard.intervene.learners import (
     TLogistic,
     UpliftError,
     XLearner,
+    matched_control,
 )
 from churnguard.intervene.metrics import qini_replicates, uplift_metrics
 from churnguard.scoring import unscorable_customers
@@ -97,6 +102,11 @@ class UpliftData:
     left_out: dict[str, str] = field(default_factory=dict)
     # When each row was assigned (datetime64); None: one date for every row.
     assigned_at: np.ndarray | None = None
+    # The action whose randomisation each row belongs to (learners.matched_control): in a
+    # campaign whose control rows each carry the action they were held out from (a plan's), that
+    # action; NO_ACTION where the campaign randomised across every action (its control rows
+    # carry none). None: every row is of the latter kind.
+    stratum: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.y)
@@ -105,6 +115,39 @@ class UpliftData:
     def actions(self) -> list[str]:
         """The actions the rows received (the control group's NO_ACTION aside), sorted."""
         return sorted({str(a) for a in self.action} - {NO_ACTION})
+
+    @property
+    def strata(self) -> np.ndarray:
+        """:attr:`stratum`, NO_ACTION for every row when it is None."""
+        if self.stratum is None:
+            return np.full(len(self), NO_ACTION, dtype=object)
+        return np.asarray(self.stratum, dtype=object)
+
+    @property
+    def contexts(self) -> np.ndarray:
+        """The randomisation each row belongs to: its campaign, and in a campaign that held its
+        control group out per action, the campaign and that action (``campaign|action``).
+        Within a context treated and control rows were assigned at random, so a context is what
+        the learners tell apart (:class:`CampaignContext`).
+
+        >>> d = UpliftData(features=pd.DataFrame({"x": [0, 1, 2, 3]}),
+        ...     action=np.array(["a", "none", "a", "none"], dtype=object), y=np.zeros(4),
+        ...     revenue=np.zeros(4), user_id=np.array(list("uvwz"), dtype=object),
+        ...     campaign_id=np.array(["sim", "sim", "plan", "plan"], dtype=object),
+        ...     outcome_type="order", window_days=30,
+        ...     stratum=np.array(["none", "none", "a", "a"], dtype=object))
+        >>> d.contexts.tolist()
+        ['sim', 'sim', 'plan|a', 'plan|a']
+        """
+        ids = np.asarray(self.campaign_id, dtype=object).astype(str)
+        strata = self.strata.astype(str)
+        return np.where(strata == NO_ACTION, ids, np.char.add(np.char.add(ids, "|"), strata)
+                        ).astype(object)
+
+    def matched(self, a: str) -> np.ndarray:
+        """The rows that compare action ``a`` with its randomised control: treated with ``a``,
+        or in control and matched to ``a`` (:func:`learners.matched_control`)."""
+        return (self.action == a) | matched_control(self.action == NO_ACTION, self.stratum, a)
 
 
 def uncatalogued(found: Sequence[str], catalogue: Sequence[str]) -> list[str]:
@@ -156,10 +199,18 @@ def uplift_dataset(store: Store, *, actions: Sequence[str] | None = None,
         f"""
         WITH usable AS ({measurable_campaigns_sql(window_days)})
         SELECT c.campaign_id, c.user_id, c.assigned_at,
-               CASE WHEN c.is_control THEN '{NO_ACTION}' ELSE c.action END AS action
+               CASE WHEN c.is_control THEN '{NO_ACTION}' ELSE c.action END AS action,
+               coalesce(c.action, '{NO_ACTION}') AS planned,
+               bool_or(c.is_control AND coalesce(c.action, '{NO_ACTION}') <> '{NO_ACTION}')
+                   OVER (PARTITION BY c.campaign_id) AS per_action
         FROM campaigns c JOIN usable USING (campaign_id)
         ORDER BY c.campaign_id, c.user_id
         """, [last]).df()
+    # A campaign whose control rows carry the action they were held out from (a plan's) was
+    # randomised per action: each action's rows and its own control rows form a stratum.
+    rows["stratum"] = np.where(rows.pop("per_action").to_numpy(dtype=bool),
+                               rows["planned"].to_numpy(dtype=object), NO_ACTION)
+    rows = rows.drop(columns="planned")
     if rows.empty:
         horizon = ("the newest event" if as_of is None else "as_of" if last >= as_of
                    else "the end of the data (the newest event or ingestion of events)")
@@ -225,6 +276,7 @@ def _dataset(store: Store, rows: pd.DataFrame, *, outcome_type: str, window_days
         outcome_type=outcome_type, window_days=int(window_days), skipped_actions=skipped,
         left_out=dict(left_out or {}),
         assigned_at=pd.to_datetime(rows["assigned_at"]).to_numpy(dtype="datetime64[us]"),
+        stratum=rows["stratum"].to_numpy(dtype=object),
     )
 
 
@@ -265,28 +317,67 @@ def campaign_weights(data: UpliftData, half_life_days: float | None) -> np.ndarr
 
 @dataclass(frozen=True, kw_only=True)
 class CampaignContext:
-    """The campaign and its date as features, so that one model learns from every campaign
-    while each campaign keeps its own baseline and effect (shrunk toward the others by the
-    learners' regularisation). Rows are predicted in their own campaign's context when it is
-    known (out-of-fold evaluation) and in the newest campaign's otherwise (scoring now: the
-    conditions closest to today's). With a single campaign there is nothing to tell apart and
-    no column is added."""
+    """The randomisation context of a row (its campaign, or a campaign's per-action stratum:
+    :attr:`UpliftData.contexts`) and the campaign's date as features, so that one model learns
+    from every campaign while each context keeps its own baseline and effect (shrunk toward the
+    others by the learners' regularisation).
 
-    ages: dict[str, float]
+    Rows are predicted in their own context when it is known (out-of-fold evaluation). A
+    customer scored now has no campaign: each action's effect is the weighted mean of its
+    predictions in the contexts that randomised that action (a campaign randomised across every
+    action, or the action's own stratum), each context weighing its rows x the half-life
+    down-weighting of its campaign (``weights``, the pooling's own weights): the expected effect
+    in a typical recent campaign. (Predicting in the newest context alone would carry that one,
+    often small, campaign's noise into every estimate.) With a single context there is nothing
+    to tell apart and no column is added."""
+
+    ages: dict[str, float]  # context -> age of its campaign in days
+    weights: dict[str, float] = field(default_factory=dict)  # context -> sum of row weights
+    strata: dict[str, str] = field(default_factory=dict)  # context -> its stratum's action
 
     @classmethod
-    def of(cls, data: UpliftData) -> CampaignContext:
-        return cls(ages=_campaign_ages(data))
+    def of(cls, data: UpliftData, half_life_days: float | None = None) -> CampaignContext:
+        contexts = data.contexts.astype(str)
+        by_campaign = _campaign_ages(data)
+        ids = np.asarray(data.campaign_id, dtype=object).astype(str)
+        ages = {c: by_campaign[i] for c, i in zip(contexts, ids, strict=True)}
+        w = pd.Series(campaign_weights(data, half_life_days)).groupby(contexts).sum()
+        strata = dict(zip(contexts, data.strata.astype(str), strict=True))
+        return cls(ages=dict(sorted(ages.items())),
+                   weights={str(c): float(v) for c, v in w.items()},
+                   strata={c: strata[c] for c in sorted(ages)})
 
     @property
     def newest(self) -> str:
         return min(sorted(self.ages), key=lambda c: self.ages[c])
 
-    def add(self, features: pd.DataFrame, campaign_id: np.ndarray | None = None) -> pd.DataFrame:
+    def for_action(self, a: str) -> dict[str, float]:
+        """The contexts that randomised ``a`` and their shares of its weight (summing to 1);
+        every context by weight when none did (the learner then has no effect for ``a``).
+
+        >>> ctx = CampaignContext(ages={"sim": 90.0, "plan|a": 0.0, "plan|b": 0.0},
+        ...     weights={"sim": 300.0, "plan|a": 100.0, "plan|b": 50.0},
+        ...     strata={"sim": "none", "plan|a": "a", "plan|b": "b"})
+        >>> ctx.for_action("a")
+        {'plan|a': 0.25, 'sim': 0.75}
+        """
+        mine = {c: w for c, w in sorted(self.weights.items())
+                if self.strata.get(c, NO_ACTION) in (a, NO_ACTION) and w > 0}
+        if not mine:
+            mine = {c: w for c, w in sorted(self.weights.items()) if w > 0}
+        total = sum(mine.values())
+        return {c: w / total for c, w in mine.items()}
+
+    def add(self, features: pd.DataFrame, contexts: np.ndarray | str | None = None
+            ) -> pd.DataFrame:
+        """``features`` with the context columns: ``contexts`` per row, one context for every
+        row, or (None) the newest."""
         if len(self.ages) < 2:
             return features
-        ids = (np.full(len(features), self.newest, dtype=object) if campaign_id is None
-               else np.asarray(campaign_id, dtype=object).astype(str))
+        if contexts is None or isinstance(contexts, str):
+            ids = np.full(len(features), contexts or self.newest, dtype=object)
+        else:
+            ids = np.asarray(contexts, dtype=object).astype(str)
         return features.assign(**{
             CAMPAIGN_FEATURE: pd.Categorical(ids, categories=sorted(self.ages)),
             CAMPAIGN_AGE_FEATURE: np.array([self.ages[c] for c in ids], dtype=float)})
@@ -294,7 +385,8 @@ class CampaignContext:
 
 @dataclass(frozen=True, kw_only=True)
 class FittedUplift:
-    """A learner fitted on every campaign row, predicting in the newest campaign's context."""
+    """A learner fitted on every campaign row; a customer's effect of each action is the
+    weighted mean over the contexts that randomised it (:class:`CampaignContext`)."""
 
     learner: object
     context: CampaignContext
@@ -304,21 +396,36 @@ class FittedUplift:
         return self.learner.missing_actions_
 
     def predict(self, features: pd.DataFrame) -> pd.DataFrame:
-        return self.learner.predict(self.context.add(features))
+        if len(self.context.ages) < 2 or not self.context.weights:
+            return self.learner.predict(self.context.add(features))
+        shares = {a: self.context.for_action(a)
+                  for a in [*self.learner.actions_, *self.learner.missing_actions_]}
+        out = None
+        for c in sorted({c for s in shares.values() for c in s}):
+            part = self.learner.predict(self.context.add(features, c))
+            if out is None:
+                out = pd.DataFrame(0.0, index=part.index, columns=part.columns)
+            for a, share in shares.items():
+                if c in share:
+                    out[a] += share[c] * part[a].to_numpy()
+        return out
 
 
 def fit_uplift(data: UpliftData, learner: str, *, actions: Sequence[str], seed: int = 0,
                half_life_days: float | None = None) -> FittedUplift:
     """``learner`` (a name of ``LEARNERS``) fitted on all of ``data``, pooled across campaigns:
-    the campaign and its date as features (:class:`CampaignContext`), older campaigns
-    down-weighted (:func:`campaign_weights`)."""
+    the randomisation context and its date as features (:class:`CampaignContext`), older
+    campaigns down-weighted (:func:`campaign_weights`), each action against its matched control
+    rows (``UpliftData.stratum``)."""
     if learner not in LEARNERS:
         raise UpliftError(f"unknown learner {learner!r}; choose auto or one of "
                           f"{', '.join(LEARNERS)}")
-    context = CampaignContext.of(data)
+    context = CampaignContext.of(data, half_life_days)
+    contexts = data.contexts
     model = LEARNERS[learner](random_state=seed).fit(
-        context.add(data.features, data.campaign_id), data.action, data.y, actions,
-        sample_weight=campaign_weights(data, half_life_days), groups=data.campaign_id)
+        context.add(data.features, contexts), data.action, data.y, actions,
+        sample_weight=campaign_weights(data, half_life_days), groups=contexts,
+        strata=data.stratum)
     return FittedUplift(learner=model, context=context)
 
 
@@ -406,7 +513,8 @@ def _out_of_fold(data: UpliftData, acts: list[str], *, folds: int, seed: int,
     """Each learner's cross-fitted effects: every row is predicted by models that never saw
     its customer, in the context of its own campaign (:class:`CampaignContext`)."""
     fold = _folds(data.user_id, folds, seed)
-    x = CampaignContext.of(data).add(data.features, data.campaign_id)
+    contexts = data.contexts
+    x = CampaignContext.of(data).add(data.features, contexts)
     weight = campaign_weights(data, half_life_days)
     oof = {name: pd.DataFrame(0.0, index=range(len(data)), columns=acts) for name in LEARNERS}
     for k in range(folds):
@@ -417,7 +525,8 @@ def _out_of_fold(data: UpliftData, acts: list[str], *, folds: int, seed: int,
             extra = {"outcome_models": fitted["t_learner"]} if cls is XLearner else {}
             fitted[name] = cls(random_state=seed).fit(
                 x[train], data.action[train], data.y[train], acts,
-                sample_weight=weight[train], groups=data.campaign_id[train], **extra)
+                sample_weight=weight[train], groups=contexts[train],
+                strata=None if data.stratum is None else data.strata[train], **extra)
             oof[name].loc[np.flatnonzero(test), acts] = \
                 fitted[name].predict(x[test])[acts].to_numpy()
     return oof
@@ -434,12 +543,11 @@ def _choose(data: UpliftData, oof: dict[str, pd.DataFrame], acts: list[str], *,
     lower ``1 - confidence`` quantile of that gap is <= 0, i.e. the best does not beat it in at
     least ``confidence`` of the replicates. The chosen learner is the first within noise in
     ``LEARNERS``' order, simplest first (the best itself always is)."""
-    control = data.action == NO_ACTION
     weights = {a: int((data.action == a).sum()) for a in acts}
     total = sum(weights.values())
-    point = {name: sum(uplift_metrics(oof[name][a].to_numpy()[(data.action == a) | control],
-                                      treated=data.action[(data.action == a) | control] == a,
-                                      y=data.y[(data.action == a) | control])["qini"]
+    point = {name: sum(uplift_metrics(oof[name][a].to_numpy()[data.matched(a)],
+                                      treated=data.action[data.matched(a)] == a,
+                                      y=data.y[data.matched(a)])["qini"]
                        * weights[a] for a in acts) / total for name in LEARNERS}
     best = max(LEARNERS, key=lambda name: point[name])
     users, inverse = np.unique(data.user_id.astype(str), return_inverse=True)
@@ -450,7 +558,7 @@ def _choose(data: UpliftData, oof: dict[str, pd.DataFrame], acts: list[str], *,
         for name in LEARNERS:
             q = sum(qini_replicates(oof[name][a].to_numpy()[rows], treated=data.action[rows] == a,
                                     y=data.y[rows], weights=w[:, rows]) * weights[a]
-                    for a in acts for rows in [(data.action == a) | control]) / total
+                    for a in acts for rows in [data.matched(a)]) / total
             reps[name].append(q)
     reps = {name: np.concatenate(r) for name, r in reps.items()}
     lower = {name: float(np.quantile(reps[best] - reps[name], 1.0 - confidence))
@@ -485,14 +593,13 @@ def evaluate_learners(data: UpliftData, *, actions: Sequence[str] | None = None,
                           f"{', '.join(data.actions)}")
     oof = _out_of_fold(data, acts, folds=folds, seed=seed, half_life_days=half_life_days,
                        say=say)
-    control = data.action == NO_ACTION
     weights = {a: int((data.action == a).sum()) for a in acts}
     rng = np.random.default_rng(seed)
     learners, curves = [], {}
     for name in LEARNERS:
         per_action, curves[name] = {}, {}
         for a in acts:
-            rows = (data.action == a) | control
+            rows = data.matched(a)
             m = uplift_metrics(oof[name][a].to_numpy()[rows], treated=data.action[rows] == a,
                                y=data.y[rows])
             curves[name][a] = {"x": m.pop("curve_x"), "qini": m.pop("curve_qini")}
@@ -500,7 +607,7 @@ def evaluate_learners(data: UpliftData, *, actions: Sequence[str] | None = None,
         learners.append(_summary(name, per_action, weights))
     per_action = {}
     for a in acts:
-        rows = (data.action == a) | control
+        rows = data.matched(a)
         runs = [uplift_metrics(rng.random(int(rows.sum())), treated=data.action[rows] == a,
                                y=data.y[rows]) for _ in range(20)]
         per_action[a] = {key: float(np.mean([r[key] for r in runs]))
@@ -510,7 +617,9 @@ def evaluate_learners(data: UpliftData, *, actions: Sequence[str] | None = None,
     say("choosing the learner (paired bootstrap)")
     choice = _choose(data, oof, acts, confidence=confidence, replicates=replicates, seed=seed)
     chosen = choice["chosen"]
-    calibration = {a: _calibration(oof[chosen][a].to_numpy(), data.action == a, control, data.y)
+    weight = campaign_weights(data, half_life_days)
+    calibration = {a: _calibration(oof[chosen][a].to_numpy(), data.action == a, data.matched(a),
+                                   data.y, contexts=data.contexts, weight=weight)
                    for a in acts}
     return UpliftEvaluation(n_rows=len(data), n_campaigns=int(np.unique(data.campaign_id).size),
                             folds=folds, outcome_type=data.outcome_type,
@@ -518,19 +627,45 @@ def evaluate_learners(data: UpliftData, *, actions: Sequence[str] | None = None,
                             curves=curves, oof=oof, calibration=calibration, choice=choice)
 
 
-def _calibration(estimate: np.ndarray, treated: np.ndarray, control: np.ndarray,
-                 y: np.ndarray) -> dict[str, float]:
-    """Least squares y ~ 1 + e + T + T e on the action's and the control rows (e: the estimate
-    centred on its mean): the coefficient of T is the average effect, that of T e the slope of
-    the true effect on the estimate (1 for a calibrated learner, 0 for pure noise)."""
-    rows = treated | control
+def _calibration(estimate: np.ndarray, treated: np.ndarray, rows: np.ndarray, y: np.ndarray,
+                 *, contexts: np.ndarray | None = None, weight: np.ndarray | None = None
+                 ) -> dict[str, float]:
+    """Weighted least squares y ~ context + e + T + T e on the action's ``rows`` (its treated
+    rows and their matched controls; e: the estimate centred on its mean; one intercept per
+    randomisation context, ``UpliftData.contexts``; ``weight``: the pooling's row weights): the
+    coefficient of T is the average effect within contexts, that of T e the slope of the true
+    effect on the estimate (1 for a calibrated learner, 0 for pure noise).
+
+    Within a context treated and control rows were randomised, so the comparison is fair; across
+    contexts it is not (a plan gives coupon_20 to customers unlike those it holds out from
+    cs_outreach, and campaigns differ in baseline and treated share), hence the intercepts.
+
+    >>> rng = np.random.default_rng(0)
+    >>> ctx = np.repeat(np.array(["risky", "safe"], dtype=object), 20000)
+    >>> t = np.r_[rng.random(20000) < 0.9, rng.random(20000) < 0.1]  # the risky mostly treated
+    >>> y = (rng.random(40000) < np.where(ctx == "risky", 0.2, 0.7) + 0.05 * t).astype(float)
+    >>> e, rows = np.zeros(40000), np.ones(40000, bool)
+    >>> round(_calibration(e, t, rows, y)["ate"], 2)  # unlike customers compared
+    -0.35
+    >>> abs(_calibration(e, t, rows, y, contexts=ctx)["ate"] - 0.05) < 0.015  # true: +0.05
+    True
+    """
+    rows = np.asarray(rows, dtype=bool)
     e = estimate[rows]
-    centre = float(e.mean())
+    w = np.ones(rows.sum()) if weight is None else np.asarray(weight, dtype=float)[rows]
+    centre = float(np.average(e, weights=w)) if w.sum() > 0 else float(e.mean())
     e = e - centre
     t = treated[rows].astype(float)
-    design = np.column_stack([np.ones_like(e), e, t, t * e])
-    coef, *_ = np.linalg.lstsq(design, y[rows], rcond=None)
-    return {"ate": float(coef[2]), "slope": float(np.clip(coef[3], 0.0, 1.0)), "centre": centre}
+    if contexts is None:
+        fixed = np.ones((len(e), 1))
+    else:
+        fixed = pd.get_dummies(pd.Series(np.asarray(contexts, dtype=object)[rows]).astype(str)
+                               ).to_numpy(dtype=float)
+    design = np.column_stack([fixed, e, t, t * e])
+    root = np.sqrt(w)[:, None]
+    coef, *_ = np.linalg.lstsq(design * root, y[rows] * root[:, 0], rcond=None)
+    return {"ate": float(coef[-2]), "slope": float(np.clip(coef[-1], 0.0, 1.0)),
+            "centre": centre}
 
 
 def prior_uplift(risk_tier: np.ndarray, priors: dict[str, dict[str, float]],
