@@ -404,6 +404,7 @@ ARGS: dict[str, Callable[[Shop], tuple[list[str], int]]] = {
     "monitor": lambda s: (["--json", *_p(s)], 0),
     "run": lambda s: (["--steps", "ingest,score,monitor", *_p(s)], 0),
     "cycles": lambda s: (["--json", *_p(s)], 0),
+    "voice": lambda s: (["--json", "--days", "30", *_p(s)], 0),
     # The template's shop again (service/conftest.py: 300 customers, 420 days, seed 5), so
     # the simulator's truth matches the store's data.
     "demo": lambda s: (["--users", "300", "--days", "420", "--seed", "5", "--no-behaviour",
