@@ -25,7 +25,6 @@ ranking. The Done-when check: ``auto``'s choice at least the logistic T-learner 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime as dt
 import json
 import subprocess
@@ -62,15 +61,6 @@ def load_project() -> Path:
     for kind in ("users", "campaigns", "events"):
         _cli("ingest", kind, str(paths[kind]), "--project", str(project))
     return project
-
-
-def _subset(data, rows):
-    """The UpliftData of the boolean ``rows``."""
-    return dataclasses.replace(
-        data, features=data.features[rows].reset_index(drop=True), action=data.action[rows],
-        y=data.y[rows], revenue=data.revenue[rows], user_id=data.user_id[rows],
-        campaign_id=data.campaign_id[rows],
-        assigned_at=None if data.assigned_at is None else data.assigned_at[rows])
 
 
 def _plain_logistic_t(train, test, actions):
@@ -166,7 +156,7 @@ def run(seed: int, share: float, folds: int) -> dict:
     users = np.unique(data.user_id.astype(str))
     held = set(np.random.default_rng(seed).permutation(users)[: int(round(share * users.size))])
     is_test = np.array([u in held for u in data.user_id.astype(str)])
-    train, test = _subset(data, ~is_test), _subset(data, is_test)
+    train, test = data.subset(~is_test), data.subset(is_test)
     actions = data.actions
     weights = {a: int((test.action == a).sum()) for a in actions}
     up = UpliftConfig()
