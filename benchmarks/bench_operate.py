@@ -851,7 +851,8 @@ def verdicts(runs: list[dict[str, Any]]) -> list[str]:
                    f"that week on: {ceiling_text or 'not measured'}.")
     out.append("- Cycle time on 20,000 customers, p99 of the risk endpoint during cycles, "
                "real-time answers, kill -9 and CLI-while-serving: not measured here (this replay "
-               "runs smaller shops and no service; the crash and CLI lines are tests).")
+               "runs no service and plans nothing: benchmarks/bench_cycle.py and "
+               "bench_service.py measure those; the crash and CLI lines are tests).")
     return out
 
 
