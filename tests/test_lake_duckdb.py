@@ -20,15 +20,11 @@ import pandas as pd
 import pytest
 
 from churnguard.cli import main
-from churnguard.config import ChurnDefinition
-from churnguard.ingest import ingest_files
-from churnguard.models.gbdt import GBDTChurnModel
 from churnguard.project import init_project
-from churnguard.simulate import simulate
-from churnguard.training import train_model
+
+from lake_shop import build_lake_shop, lake_options
 
 TOLERANCE = 1e-9
-SUPPLIED = [("u_supplied_new", False), (None, True)]  # a new customer; one member flipped
 
 
 def _run(args: list[str]) -> tuple[int, str]:
@@ -44,56 +40,10 @@ def _ok(args: list[str]) -> str:
     return text
 
 
-def _export(store, folder: Path) -> dict[str, str]:  # noqa: ANN001
-    """The store's tables as a lake's Parquet files (the events in two files of one folder, one
-    with naive UTC times, one with zone-aware instants as Spark writes them)."""
-    (folder / "events").mkdir(parents=True)
-    columns = "event_id, user_id, {ts}, type, item_id, category, amount, rating, session_id, text"
-    for part, ts in ((0, "ts"), (1, "CAST(ts AS TIMESTAMPTZ) AS ts")):
-        store.con.execute(f"COPY (SELECT {columns.format(ts=ts)} FROM events "
-                          f"WHERE hash(user_id) % 2 = {part}) "
-                          f"TO '{folder}/events/part-{part}.parquet' (FORMAT parquet)")
-    paths = {"events": str(folder / "events" / "*.parquet"), "events_folder": str(folder / "events")}
-    for table, columns in (("users", "user_id, signup_ts"), ("items", "item_id, category"),
-                           ("user_attributes", "user_id, name, value"),
-                           ("labels", "user_id, as_of, churned")):
-        store.con.execute(f"COPY (SELECT {columns} FROM {table}) TO '{folder}/{table}.parquet' "
-                          "(FORMAT parquet)")
-        paths[table] = str(folder / f"{table}.parquet")
-    return paths
-
-
-def _lake(paths: dict[str, str], events: str = "events") -> list[str]:
-    return ["--events", paths[events], "--users", paths["users"], "--items", paths["items"],
-            "--user-attributes", paths["user_attributes"], "--labels", paths["labels"]]
-
-
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """A project with a GBDT champion on a 300-customer shop, supplied labels at the validation
-    cutoff, and its tables exported to Parquet."""
-    root = tmp_path_factory.mktemp("duckdb_lake")
-    sim = simulate(n_users=300, days=400, seed=11, out_dir=root / "sim")
-    project, _ = init_project(root / "project")
-    with project.open_store() as store:
-        for kind in ("items", "users", "events"):
-            ingest_files(store, kind=kind, files=[sim.paths[kind]])
-        trained = train_model(store, definition=ChurnDefinition(),
-                              model=GBDTChurnModel(n_estimators=60, early_stopping_rounds=20,
-                                                   n_jobs=1))
-        older = trained.validation_cutoff
-        member = store.con.execute(
-            "SELECT min(user_id) FROM events WHERE type = 'order' AND ts < ? AND ts >= ? - "
-            "INTERVAL 365 DAY", [older, older]).fetchall()[0][0]
-        store.con.executemany("INSERT INTO labels (user_id, as_of, churned, batch_id) "
-                              "VALUES (?, ?, ?, 't')",
-                              [(user or member, older, churned) for user, churned in SUPPLIED])
-        attributes = store.con.execute("SELECT count(*) FROM user_attributes").fetchall()[0][0]
-        paths = _export(store, root / "lake")
-    return {"root": root, "project": ["--project", str(project.root)], "open": project.open_store,
-            "paths": paths, "older": older, "member": member, "version": trained.version,
-            "attributes": attributes,
-            "last": pd.read_parquet(sim.paths["events"])["ts"].dt.tz_convert(None).max()}
+    """The shop and its lake (tests/lake_shop.py), one events file with zone-aware instants."""
+    return build_lake_shop(tmp_path_factory.mktemp("duckdb_lake"), zone_aware=True)
 
 
 def test_scores_from_the_lake_equal_the_stores_with_the_same_reasons(shop: dict) -> None:
@@ -101,7 +51,7 @@ def test_scores_from_the_lake_equal_the_stores_with_the_same_reasons(shop: dict)
     _ok(["score", *base, "--out", str(root / "store_scores.parquet")])
     with shop["open"](read_only=True) as store:
         kept = store.con.execute("SELECT count(*), max(scored_at) FROM scores").fetchall()
-    text = _ok(["score", *base, "--engine", "duckdb", *_lake(shop["paths"]),
+    text = _ok(["score", *base, "--engine", "duckdb", *lake_options(shop["paths"]),
                 "--out", str(root / "lake_scores.parquet")])
     store = pd.read_parquet(root / "store_scores.parquet")
     lake = pd.read_parquet(root / "lake_scores.parquet")
@@ -130,7 +80,7 @@ def test_features_from_the_lake_equal_the_stores(shop: dict) -> None:
     cutoffs = f"{shop['older']:%Y-%m-%d},{unobserved:%Y-%m-%d}"
     _ok(["features", *base, "--cutoffs", cutoffs, "--out", str(root / "store_f.parquet")])
     # no --engine: DuckDB is the default; the events given as a folder
-    text = _ok(["features", *base, *_lake(shop["paths"], "events_folder"), "--cutoffs", cutoffs,
+    text = _ok(["features", *base, *lake_options(shop["paths"], "events_folder"), "--cutoffs", cutoffs,
                 "--out", str(root / "lake_f.parquet")])
     store = pd.read_parquet(root / "store_f.parquet")
     lake = pd.read_parquet(root / "lake_f.parquet")

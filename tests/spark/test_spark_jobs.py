@@ -21,12 +21,8 @@ import pandas as pd
 import pytest
 
 from churnguard.cli import main
-from churnguard.config import ChurnDefinition
-from churnguard.ingest import ingest_files
-from churnguard.models.gbdt import GBDTChurnModel
-from churnguard.project import init_project
-from churnguard.simulate import simulate
-from churnguard.training import train_model
+
+from lake_shop import build_lake_shop, lake_options
 
 pytestmark = [pytest.mark.spark,
               pytest.mark.filterwarnings("ignore:PySpark does not yet fully support:FutureWarning")]
@@ -34,31 +30,6 @@ pytestmark = [pytest.mark.spark,
 TOLERANCE = 1e-9
 # as in test_spark_features.py: a standard deviation summed in another order
 APPROXIMATE = {"order_gap_std_days": 1e-12}
-SUPPLIED = [("u_supplied_new", False), (None, True)]  # a new customer; one flipped (filled in)
-
-
-def _export(store, folder: Path) -> dict[str, str]:  # noqa: ANN001
-    """The store's tables as a lake's Parquet files (events split in two files)."""
-    (folder / "events").mkdir(parents=True)
-    store.con.execute(f"""COPY (SELECT event_id, user_id, ts, type, item_id, category, amount,
-                                      rating, session_id, text FROM events WHERE hash(user_id) % 2 = 0)
-                          TO '{folder}/events/part-0.parquet' (FORMAT parquet)""")
-    store.con.execute(f"""COPY (SELECT event_id, user_id, ts, type, item_id, category, amount,
-                                      rating, session_id, text FROM events WHERE hash(user_id) % 2 = 1)
-                          TO '{folder}/events/part-1.parquet' (FORMAT parquet)""")
-    paths = {"events": str(folder / "events" / "*.parquet")}
-    for table, columns in (("users", "user_id, signup_ts"), ("items", "item_id, category"),
-                           ("user_attributes", "user_id, name, value"),
-                           ("labels", "user_id, as_of, churned")):
-        store.con.execute(f"COPY (SELECT {columns} FROM {table}) TO '{folder}/{table}.parquet' "
-                          "(FORMAT parquet)")
-        paths[table] = str(folder / f"{table}.parquet")
-    return paths
-
-
-def _lake_options(paths: dict[str, str]) -> list[str]:
-    return ["--events", paths["events"], "--users", paths["users"], "--items", paths["items"],
-            "--user-attributes", paths["user_attributes"], "--labels", paths["labels"]]
 
 
 def _run(args: list[str]) -> str:
@@ -72,28 +43,9 @@ def _run(args: list[str]) -> str:
 
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """The project (a GBDT champion on a 300-customer shop, supplied labels at the validation
-    cutoff) and its tables exported to Parquet."""
-    root = tmp_path_factory.mktemp("lake_shop")
-    sim = simulate(n_users=300, days=400, seed=11, out_dir=root / "sim")
-    project, _ = init_project(root / "project")
-    with project.open_store() as store:
-        for kind in ("items", "users", "events"):
-            ingest_files(store, kind=kind, files=[sim.paths[kind]])
-        trained = train_model(store, definition=ChurnDefinition(),
-                              model=GBDTChurnModel(n_estimators=60, early_stopping_rounds=20,
-                                                   n_jobs=1))
-        # supplied labels at the older cutoff: one customer the rule does not see, one member
-        older = trained.validation_cutoff
-        member = store.con.execute(
-            "SELECT min(user_id) FROM events WHERE type = 'order' AND ts < ? AND ts >= ? - "
-            "INTERVAL 365 DAY", [older, older]).fetchall()[0][0]
-        store.con.executemany("INSERT INTO labels (user_id, as_of, churned, batch_id) "
-                              "VALUES (?, ?, ?, 't')",
-                              [(user or member, older, churned) for user, churned in SUPPLIED])
-        paths = _export(store, root / "lake")
-    return {"root": root, "sim": sim, "project": ["--project", str(project.root)],
-            "paths": paths, "older": older, "member": member, "version": trained.version}
+    """The shop and its lake (tests/lake_shop.py: a GBDT champion on 300 customers, supplied
+    labels at the validation cutoff, its tables in Parquet)."""
+    return build_lake_shop(tmp_path_factory.mktemp("lake_shop"), zone_aware=False)
 
 
 @pytest.fixture(scope="module")
@@ -104,9 +56,9 @@ def scores(spark, shop: dict) -> dict:  # noqa: ANN001
            "lake": root / "lake_scores.parquet"}
     _run(["score", *base, "--out", str(out["duck"])])
     # the third way, cheap (no Spark): DuckDB over the same lake (tests/test_lake_duckdb.py)
-    _run(["score", *base, "--engine", "duckdb", *_lake_options(shop["paths"]),
+    _run(["score", *base, "--engine", "duckdb", *lake_options(shop["paths"]),
           "--out", str(out["lake"])])
-    out["text"] = _run(["score", *base, "--engine", "spark", *_lake_options(shop["paths"]),
+    out["text"] = _run(["score", *base, "--engine", "spark", *lake_options(shop["paths"]),
                         "--out", str(out["spark"])])
     return out
 
@@ -118,7 +70,7 @@ def snapshots(spark, shop: dict) -> dict:  # noqa: ANN001
     cutoffs = f"{shop['older']:%Y-%m-%d},{sim_last_day(shop['sim']):%Y-%m-%d}"
     out = {"duck": root / "duck_features.parquet", "spark": root / "spark_features"}
     _run(["features", *base, "--cutoffs", cutoffs, "--out", str(out["duck"])])
-    out["text"] = _run(["features", *base, "--engine", "spark", *_lake_options(shop["paths"]),
+    out["text"] = _run(["features", *base, "--engine", "spark", *lake_options(shop["paths"]),
                         "--cutoffs", cutoffs, "--out", str(out["spark"])])
     return out
 
