@@ -52,10 +52,9 @@ def lake_options(paths: dict[str, str], events: str = "events") -> list[str]:
 
 def build_lake_shop(root: Path, *, zone_aware: bool) -> dict:
     """The project and its lake under ``root``: ``sim`` (the simulation), ``project`` (the
-    --project option), ``open`` (its
-    store), ``paths`` (:func:`export_lake`), ``older`` (the validation cutoff of the supplied
-    labels), ``member``, ``version`` (the champion), ``attributes`` (user attribute rows) and
-    ``last`` (the newest event, naive UTC)."""
+    --project option), ``open`` (its store), ``paths`` (:func:`export_lake`), ``older`` (the
+    validation cutoff of the supplied labels), ``member``, ``version`` (the champion),
+    ``attributes`` (user attribute rows) and ``last`` (the newest event, naive UTC)."""
     sim = simulate(n_users=300, days=400, seed=11, out_dir=root / "sim")
     project, _ = init_project(root / "project")
     with project.open_store() as store:
