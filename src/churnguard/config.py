@@ -324,6 +324,16 @@ class MonitorConfig(_Section):
     # grow with the shop's age and season really move (docs/operate.md, "The monitor").
     reference: Literal["champion", "lag"] = "lag"
     reference_lag_days: int = Field(7, gt=0)
+    # "last_year": where the store holds the same weeks a year earlier, ask whether the batch
+    # moved beyond how those weeks moved then (a festival season moves the inputs every year:
+    # 4.3% of the weekly checks alarmed in November and December on a stable 20,000-customer
+    # shop without it; docs/monitor.md, "The season"); "off": the plain check always.
+    season: Literal["last_year", "off"] = "last_year"
+    # Days of events the store must hold before last year's earliest cutoff, so that last
+    # year's features read as full a history as this year's: the longest window of the built-in
+    # features is 360 days (orders_prev_180d). With 180, a 20,000-customer replay alarmed in
+    # the first weeks it applied, on the 180-day windows (docs/monitor.md, "The season").
+    season_history_days: int = Field(365, ge=0)
     # At most this many reference rows (a seeded sample), to bound the feature computation.
     reference_rows: int = Field(20_000, ge=100)
     # A campaign assignment this many days before a cohort's cutoff can still change its

@@ -83,6 +83,36 @@ def test_a_lag_reference_can_be_chosen_with_a_champion(monitor_project: Path) ->
     assert found.score_drift is not None and found.estimate is not None
 
 
+def test_changes_are_compared_with_the_same_weeks_a_year_earlier_when_the_store_has_them(
+        monitor_project: Path) -> None:
+    """The shop's events begin 2025-01-01 and its scoring cutoff is 2026-05-16: the same weeks a
+    year earlier (2025-05-09 to 2025-05-16) have 128 days of history before them. With the
+    default 365 days required there is no seasonal check and a note says why; with 90 the
+    check compares with them and says so."""
+    project = Project.load(monitor_project)
+    with project.open_store(read_only=True) as store:
+        plain = run_monitor(store, config=MonitorConfig(bootstrap=100))
+        seasonal = run_monitor(store, config=MonitorConfig(bootstrap=100,
+                                                           season_history_days=90))
+        off = run_monitor(store, config=MonitorConfig(bootstrap=100, season="off",
+                                                      season_history_days=90))
+    assert plain.reference.season is None
+    assert any("season_history_days" in note for note in plain.notes)
+    window = seasonal.reference.season
+    assert window is not None and not any("seasonal" in note for note in seasonal.notes)
+    assert [f"{c:%Y-%m-%d}" for c in window.reference_cutoffs] == ["2025-05-09"]
+    assert f"{window.batch_cutoff:%Y-%m-%d}" == "2025-05-16" and seasonal.as_of.year == 2026
+    assert window.reference_rows > 100 and window.batch_rows > 100
+    assert "a year earlier" in seasonal.reference.description
+    assert json.loads(json.dumps(seasonal.to_dict()))["reference"]["season"]["batch_rows"] \
+        == window.batch_rows
+    # The same checks, answered differently: the seasonal p-values are not the plain ones.
+    assert [f.name for f in seasonal.features] == [f.name for f in plain.features]
+    assert [f.p_value for f in seasonal.features] != [f.p_value for f in plain.features]
+    assert off.reference.season is None and not off.notes
+    assert [f.p_value for f in off.features] == [f.p_value for f in plain.features]
+
+
 def test_the_command_prints_the_report_as_json_and_as_tables(
         project_copy: Project, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["monitor", "--project", str(project_copy.root), "--json"]) == 0

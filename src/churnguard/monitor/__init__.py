@@ -16,7 +16,7 @@
 docs/monitor.md explains the method and its figures.
 """
 
-from churnguard.monitor.drift import FeatureDrift, benjamini_hochberg, drift_test
+from churnguard.monitor.drift import FeatureDrift, Season, benjamini_hochberg, drift_test
 from churnguard.monitor.estimate import LIMIT, Estimate, estimate, expected_auc
 from churnguard.monitor.psi import (
     Drift,
@@ -36,7 +36,7 @@ from churnguard.monitor.realized import Cohort, matured_cohorts, scores_mark
 from churnguard.monitor.run import SCORE, MonitorError, MonitorReport, Reference, run_monitor
 
 __all__ = ["LIMIT", "SCORE", "Cohort", "Drift", "Estimate", "FeatureDrift", "FeaturePsi",
-           "LabelCheck", "MonitorError", "MonitorReport", "Reference", "benjamini_hochberg",
+           "LabelCheck", "MonitorError", "MonitorReport", "Reference", "Season", "benjamini_hochberg",
            "drift", "drift_test", "estimate", "events_mark", "expected_auc", "feature_drift",
            "important_features", "label_check", "label_test", "matured_cohorts", "median", "psi",
            "run_monitor", "scores_at", "scores_mark", "scoring_dates", "stability"]

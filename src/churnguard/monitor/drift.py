@@ -34,12 +34,38 @@ threshold comes from the data:
    a feature alarms when its adjusted p-value (q-value) is at most the FDR. On unchanged data
    every alarm is false, and the chance of any alarm in a batch is at most the FDR.
 
+**The season** (``season=``, :class:`Season`): a shop's inputs move every year at the same time
+(a festival, the weeks before it), so "has anything moved since last week" is answered yes there
+every year, rightly and uselessly. Given the same two moments a year earlier (the reference's
+and the batch's dates one year back, binned with this reference's bins), the question becomes
+"has anything moved beyond how it moved at this time last year". The batch's expected shares
+are the reference's times last year's change, bin by bin (a difference in differences on the
+log shares, with every share smoothed by half a row):
+
+    expected_b = reference_b * (last_batch_b / last_reference_b), renormalised,
+
+and the statistic compares the batch with them. The null draws all four samples (the reference,
+last year's two, the batch from the expected shares) at their own sizes and recomputes the
+expected shares from the drawn three, so last year's sampling noise is in the threshold too: a
+seasonal check needs a larger shift than a plain one to alarm, and it compares only changes, so
+whatever differs between the two years alike in both of last year's moments (the shop is
+older, has more customers) cancels.
+
 >>> rng = np.random.default_rng(1)
 >>> reference = pd.DataFrame({"x": rng.normal(size=20_000), "y": rng.normal(size=20_000)})
 >>> batch = pd.DataFrame({"x": rng.normal(0.3, 1, size=2_000), "y": rng.normal(size=2_000)})
 >>> result = drift_test(reference, batch, bootstrap=300, seed=0)
 >>> [(row.name, row.alarm) for row in result]
 [('x', True), ('y', False)]
+
+Had ``x`` moved the same way between the same dates last year, it is no news:
+
+>>> last_ref = pd.DataFrame({"x": rng.normal(0.0, 1, 20_000), "y": rng.normal(size=20_000)})
+>>> last_batch = pd.DataFrame({"x": rng.normal(0.3, 1, 2_000), "y": rng.normal(size=2_000)})
+>>> season = Season(reference=last_ref, batch=last_batch)
+>>> [(row.name, row.alarm) for row in drift_test(reference, batch, bootstrap=300, seed=0,
+...                                              season=season)]
+[('x', False), ('y', False)]
 """
 
 from __future__ import annotations
@@ -53,7 +79,7 @@ import pandas as pd
 from scipy.stats import gamma
 
 __all__ = ["EMPTY_SHARE", "MAX_CATEGORIES", "MAX_LEVELS", "TAIL_DRAWS", "Binning",
-           "FeatureDrift", "PreparedReference", "Statistic", "benjamini_hochberg", "bin_feature",
+           "FeatureDrift", "PreparedReference", "Season", "Statistic", "benjamini_hochberg", "bin_feature",
            "drift_test", "js_divergence", "prepare_reference", "psi_shares"]
 
 Statistic = Literal["psi", "js"]
@@ -280,6 +306,65 @@ def _null(ref_counts: np.ndarray, n_bins: np.ndarray, *, batch_size: int, draws:
     return out
 
 
+def _smooth(counts: np.ndarray, real: np.ndarray) -> np.ndarray:
+    """Shares over the last axis with half a row added to each real bin (Jeffreys); 0 elsewhere."""
+    smoothed = np.where(real, counts + 0.5, 0.0)
+    return smoothed / smoothed.sum(axis=-1, keepdims=True)
+
+
+def _expected(reference: np.ndarray, last_reference: np.ndarray, last_batch: np.ndarray,
+              real: np.ndarray) -> np.ndarray:
+    """The batch's expected shares given last year's change (the module docstring, "The
+    season"): the reference's smoothed shares times last year's batch over last year's
+    reference, bin by bin, renormalised. Counts over the last axis; any leading axes.
+
+    >>> real = np.array([[True, True, False]])
+    >>> e = _expected(np.array([[50, 50, 0]]), np.array([[50, 50, 0]]), np.array([[80, 20, 0]]),
+    ...               real)
+    >>> [round(float(v), 3) for v in e[0]]
+    [0.797, 0.203, 0.0]
+    """
+    ratio = np.divide(_smooth(last_batch, real), _smooth(last_reference, real),
+                      out=np.zeros(np.broadcast_shapes(last_batch.shape, real.shape)),
+                      where=real)
+    expected = _smooth(reference, real) * ratio
+    return expected / expected.sum(axis=-1, keepdims=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Season:
+    """The same two moments a year earlier, for a seasonal check (module docstring, "The
+    season"): ``reference`` and ``batch`` hold the checked features at the reference's and the
+    batch's dates one year back; ``reference_size`` is the former's number of independent rows
+    (default: its rows), as for the reference."""
+
+    reference: pd.DataFrame
+    batch: pd.DataFrame
+    reference_size: int | None = None
+
+
+def _season_null(ref_counts: np.ndarray, last_ref: np.ndarray, last_batch: np.ndarray,
+                 n_bins: np.ndarray, *, sizes: tuple[int, int, int, int], draws: int,
+                 statistic: Statistic, rng: np.random.Generator) -> np.ndarray:
+    """(draws, F) statistics of a seasonal check on unchanged data: the reference and last
+    year's two samples drawn from their own smoothed shares, the batch from the expected
+    shares, each at its size (``sizes``: reference, last reference, last batch, batch)."""
+    measure = _STATISTICS[statistic]
+    m, m_last, n_last, n = sizes
+    real = np.arange(ref_counts.shape[1])[None, :] < n_bins[:, None]
+    shares = [_smooth(c, real) for c in (ref_counts, last_ref, last_batch)]
+    expected = _expected(ref_counts, last_ref, last_batch, real)
+    out = np.empty((draws, len(ref_counts)))
+    for start in range(0, len(ref_counts), _CHUNK):
+        part = slice(start, start + _CHUNK)
+        size = (draws, len(ref_counts[part]))
+        ref, lref, lbatch = (rng.multinomial(k, s[part], size=size)
+                             for k, s in zip((m, m_last, n_last), shares))
+        batch = rng.multinomial(n, expected[part], size=size) / n
+        out[:, part] = measure(batch, _expected(ref, lref, lbatch, real[part]))
+    return out
+
+
 @dataclass(frozen=True, kw_only=True)
 class PreparedReference:
     """A reference window reduced to what the checks need: per feature its bins, its counts
@@ -309,10 +394,22 @@ def prepare_reference(reference: pd.DataFrame,
                              medians=[_median(reference[n]) for n in names])
 
 
+def _season_counts(frame: pd.DataFrame, binnings: list[Binning], names: list[str], width: int,
+                   which: str) -> np.ndarray:
+    """Last year's counts per bin of this reference's bins (``which``: for the error)."""
+    missing = [n for n in names if n not in frame.columns]
+    if missing:
+        raise ValueError(f"the season's {which} lacks the checked features {missing[:5]}")
+    if len(frame) == 0:
+        raise ValueError(f"the season's {which} needs at least one row")
+    return _counts(np.column_stack([b.codes(frame[n]) for b, n in zip(binnings, names)]), width)
+
+
 def drift_test(reference: pd.DataFrame | PreparedReference, batch: pd.DataFrame, *,
                features: Sequence[str] | None = None, statistic: Statistic = "psi",
                fdr: float = 0.01, bootstrap: int = 500, seed: int = 0,
-               reference_size: int | None = None) -> list[FeatureDrift]:
+               reference_size: int | None = None,
+               season: Season | None = None) -> list[FeatureDrift]:
     """The drift check of every feature of ``batch`` against ``reference`` (a frame, or one
     :func:`prepare_reference` made; module docstring).
 
@@ -322,6 +419,9 @@ def drift_test(reference: pd.DataFrame | PreparedReference, batch: pd.DataFrame,
     redraws take in the null (default: its rows). A reference that holds the same customers at
     several cutoffs has fewer independent rows than rows, and its shares vary more than its row
     count says; giving the number of distinct customers keeps the null honest (conservative).
+    ``season``: the same two moments a year earlier (:class:`Season`); each feature's batch is
+    then compared with its expected shares given last year's change. Every checked feature
+    must be in both of its frames.
     """
     if statistic not in _STATISTICS:
         raise ValueError(f"statistic must be one of {sorted(_STATISTICS)}, got {statistic!r}")
@@ -345,10 +445,23 @@ def drift_test(reference: pd.DataFrame | PreparedReference, batch: pd.DataFrame,
     cur_codes = np.column_stack([b.codes(batch[n]) for b, n in zip(binnings, names)])
     cur_counts = _counts(cur_codes, width)
     measure = _STATISTICS[statistic]
-    observed = measure(cur_counts / len(batch), ref_counts / reference.rows)
-    null = _null(ref_counts, n_bins, batch_size=len(batch), draws=bootstrap,
-                 reference_size=reference_size,
-                 statistic=statistic, rng=np.random.default_rng(seed))
+    rng = np.random.default_rng(seed)
+    if season is None:
+        observed = measure(cur_counts / len(batch), ref_counts / reference.rows)
+        null = _null(ref_counts, n_bins, batch_size=len(batch), draws=bootstrap,
+                     reference_size=reference_size, statistic=statistic, rng=rng)
+    else:
+        last_ref, last_batch = (_season_counts(frame, binnings, names, width, which)
+                                for frame, which in ((season.reference, "reference"),
+                                                     (season.batch, "batch")))
+        real = np.arange(width)[None, :] < n_bins[:, None]
+        observed = measure(cur_counts / len(batch),
+                           _expected(ref_counts, last_ref, last_batch, real))
+        sizes = (int(reference_size or reference.rows),
+                 int(season.reference_size or len(season.reference)), len(season.batch),
+                 len(batch))
+        null = _season_null(ref_counts, last_ref, last_batch, n_bins, sizes=sizes,
+                            draws=bootstrap, statistic=statistic, rng=rng)
     p = _p_values(observed, null)
     q = benjamini_hochberg(p)
     p99 = np.quantile(null, 0.99, axis=0)

@@ -11,6 +11,11 @@
   reference and the batch are scored the same way), less those ``[monitor] ignore`` names.
   A customer in the reference at several cutoffs counts once in the null's redraws of the
   reference (its distinct customers are its independent rows).
+* **The season** (``[monitor] season = "last_year"``, the default): when the store holds the
+  same moments a year earlier (the reference's cutoffs and the batch's, one calendar year back)
+  with at least ``season_history_days`` of events before the earliest of them, every check asks
+  whether the batch moved beyond how the same weeks moved last year (:class:`.drift.Season`);
+  otherwise the plain check, with a note that says why.
 * Drift of every feature and of the scores (:mod:`.drift`), the label-free estimate of the
   batch (:mod:`.estimate`), the realized figures of matured cohorts (:mod:`.realized`) and the
   label alarm on the newest of them (:mod:`.performance`).
@@ -23,18 +28,18 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 
 from churnguard.config import ChurnDefinition, MonitorConfig
-from churnguard.cutoffs import LabelError, resolve_as_of, to_cutoff
+from churnguard.cutoffs import LabelError, event_span, resolve_as_of, to_cutoff
 from churnguard.errors import ChurnguardError
 from churnguard.features import build_features
 from churnguard.labels import population_and_labels
 from churnguard.models.base import ChurnModel
-from churnguard.monitor.drift import FeatureDrift, drift_test
+from churnguard.monitor.drift import FeatureDrift, Season, drift_test
 from churnguard.monitor.estimate import LIMIT, Estimate, estimate
 from churnguard.monitor.performance import LabelCheck, label_check
 from churnguard.monitor.realized import Cohort, matured_cohorts
@@ -50,7 +55,8 @@ from churnguard.sequences import SequenceCache
 from churnguard.snapshots import Snapshot, order_histories
 from churnguard.store import Store
 
-__all__ = ["SCORE", "MonitorError", "MonitorReport", "Reference", "run_monitor"]
+__all__ = ["SCORE", "MonitorError", "MonitorReport", "Reference", "SeasonWindow", "run_monitor",
+           "year_earlier"]
 
 #: The name the scores' drift check carries among the features' (one more hypothesis of the
 #: Benjamini–Hochberg family).
@@ -73,6 +79,7 @@ class Reference:
     rows: int
     population: int  # rows before sampling
     model_version: str | None
+    season: SeasonWindow | None = None
 
     @property
     def description(self) -> str:
@@ -81,12 +88,38 @@ class Reference:
                 else "the population one reference lag before the batch")
         sampled = f" (a sample of {self.rows:,} of {self.population:,})" \
             if self.rows < self.population else ""
-        return f"{what}: {self.rows:,} rows at {days}{sampled}"
+        text = f"{what}: {self.rows:,} rows at {days}{sampled}"
+        return text if self.season is None else f"{text}; {self.season.description}"
 
     def to_dict(self) -> dict:
         return {"source": self.source, "cutoffs": [c.isoformat() for c in self.cutoffs],
                 "rows": self.rows, "population": self.population,
-                "model_version": self.model_version, "description": self.description}
+                "model_version": self.model_version, "description": self.description,
+                "season": None if self.season is None else self.season.to_dict()}
+
+
+@dataclass(frozen=True, kw_only=True)
+class SeasonWindow:
+    """The same moments a year earlier that a seasonal check compares changes with: the
+    reference's cutoffs and the batch's cutoff one year back, and their rows."""
+
+    reference_cutoffs: list[dt.datetime]
+    batch_cutoff: dt.datetime
+    reference_rows: int
+    batch_rows: int
+
+    @property
+    def description(self) -> str:
+        days = ", ".join(f"{c:%Y-%m-%d}" for c in self.reference_cutoffs)
+        return (f"changes compared with the same weeks a year earlier ({days} to "
+                f"{self.batch_cutoff:%Y-%m-%d}: {self.reference_rows:,} and "
+                f"{self.batch_rows:,} rows)")
+
+    def to_dict(self) -> dict:
+        return {"reference_cutoffs": [c.isoformat() for c in self.reference_cutoffs],
+                "batch_cutoff": self.batch_cutoff.isoformat(),
+                "reference_rows": self.reference_rows, "batch_rows": self.batch_rows,
+                "description": self.description}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -199,6 +232,44 @@ def _reference(store: Store, champion: _Champion | None, definition: ChurnDefini
                      model_version=champion.version.version if champion else None), rows
 
 
+def year_earlier(when: dt.datetime) -> dt.datetime:
+    """The same calendar date and time a year earlier (29 February: the 28th).
+
+    >>> year_earlier(dt.datetime(2026, 11, 12)), year_earlier(dt.datetime(2028, 2, 29))
+    (datetime.datetime(2025, 11, 12, 0, 0), datetime.datetime(2027, 2, 28, 0, 0))
+    """
+    if when.month == 2 and when.day == 29:
+        return when.replace(year=when.year - 1, day=28)
+    return when.replace(year=when.year - 1)
+
+
+def _season(store: Store, definition: ChurnDefinition, reference: Reference,
+            when: dt.datetime, config: MonitorConfig
+            ) -> tuple[pd.DataFrame, pd.DataFrame, str | None]:
+    """Last year's reference and batch rows for a seasonal check, or empty frames and the
+    reason there is none (module docstring)."""
+    none = pd.DataFrame(columns=["user_id", "cutoff"])
+    if config.season == "off":
+        return none, none, None
+    cutoffs = [year_earlier(c) for c in reference.cutoffs]
+    batch_cutoff = year_earlier(when)
+    first, _ = event_span(store)
+    needed = min(cutoffs) - dt.timedelta(days=config.season_history_days)
+    if first is None or first > needed:
+        return none, none, (
+            f"no seasonal check: the same weeks a year earlier ({min(cutoffs):%Y-%m-%d}) need "
+            f"{config.season_history_days} days of events before them ([monitor] "
+            "season_history_days), and the store's begin later")
+    last_ref, _ = _population(store, definition, cutoffs, most=config.reference_rows,
+                              seed=config.seed)
+    last_batch, _ = _population(store, definition, [batch_cutoff], most=config.reference_rows,
+                                seed=config.seed)
+    if last_ref.empty or last_batch.empty:
+        return none, none, ("no seasonal check: nobody is in the population at the same weeks "
+                            "a year earlier")
+    return last_ref, last_batch, None
+
+
 def run_monitor(store: Store, *, as_of: dt.datetime | None = None,
                 config: MonitorConfig | None = None,
                 progress: Callable[[str], None] | None = None,
@@ -224,27 +295,41 @@ def run_monitor(store: Store, *, as_of: dt.datetime | None = None,
     batch_rows, _ = _population(store, used, [when], most=None, seed=config.seed)
     if batch_rows.empty:
         raise MonitorError(f"nobody is in the population at {when:%Y-%m-%d}: nothing to monitor")
-    say(f"building features: reference {len(ref_rows):,} rows, batch {len(batch_rows):,}")
-    ref_frame = _features(store, ref_rows, used, names)
-    batch_frame = _features(store, batch_rows, used, names)
-    checked = [c for c in ref_frame.columns if c in batch_frame.columns]
-    ref_table = ref_frame[checked].reset_index(drop=True)
-    batch_table = batch_frame[checked].reset_index(drop=True)
+    last_ref_rows, last_batch_rows, no_season = _season(store, used, reference, when, config)
+    seasonal = not last_ref_rows.empty
+    say(f"building features: reference {len(ref_rows):,} rows, batch {len(batch_rows):,}"
+        + (f", a year earlier {len(last_ref_rows):,} and {len(last_batch_rows):,}"
+           if seasonal else ""))
+    frames = [_features(store, rows, used, names)
+              for rows in ([ref_rows, batch_rows, last_ref_rows, last_batch_rows] if seasonal
+                           else [ref_rows, batch_rows])]
+    checked = [c for c in frames[0].columns if all(c in f.columns for f in frames[1:])]
+    tables = [f[checked].reset_index(drop=True) for f in frames]
     p_batch = None
     if champion is not None:
-        say(f"scoring both with {champion.version.version}")
-        ref_table[SCORE] = _scores(store, champion, ref_frame, ref_rows, used)
-        p_batch = _scores(store, champion, batch_frame, batch_rows, used)
-        batch_table[SCORE] = p_batch
+        say(f"scoring {'all' if seasonal else 'both'} with {champion.version.version}")
+        for table, frame, rows in zip(tables, frames,
+                                      [ref_rows, batch_rows, last_ref_rows, last_batch_rows]):
+            table[SCORE] = _scores(store, champion, frame, rows, used)
+        p_batch = tables[1][SCORE].to_numpy()
+    ref_table, batch_table = tables[:2]
+    season = None
+    if seasonal:
+        season = Season(reference=tables[2], batch=tables[3],
+                        reference_size=int(last_ref_rows["user_id"].nunique()))
+        reference = replace(reference, season=SeasonWindow(
+            reference_cutoffs=sorted(set(last_ref_rows["cutoff"])),
+            batch_cutoff=year_earlier(when), reference_rows=len(last_ref_rows),
+            batch_rows=len(last_batch_rows)))
     say(f"drift of {len(checked)} features{' and the scores' if champion else ''} "
-        f"({config.bootstrap} bootstrap draws)")
+        f"({config.bootstrap} bootstrap draws{', against last year' if seasonal else ''})")
     ignored = set(config.ignore)
     # The same customer at several cutoffs of the window is not several independent rows: the
     # null redraws the reference at its number of distinct customers (module docstring).
     tests = drift_test(ref_table, batch_table, statistic=config.statistic, fdr=config.fdr,
                        bootstrap=config.bootstrap, seed=config.seed,
                        features=[c for c in ref_table.columns if c not in ignored],
-                       reference_size=int(ref_rows["user_id"].nunique()))
+                       reference_size=int(ref_rows["user_id"].nunique()), season=season)
     features = [t for t in tests if t.name != SCORE]
     score = next((t for t in tests if t.name == SCORE), None)
     say("realized metrics of matured cohorts")
@@ -255,6 +340,8 @@ def run_monitor(store: Store, *, as_of: dt.datetime | None = None,
                         champion=champion.version.version if champion else None)
     notes = [] if champion else ["no champion: no score drift and no estimate; the reference "
                                  "is the population one reference lag before the batch"]
+    if no_season:
+        notes.append(no_season)
     return MonitorReport(
         as_of=when, reference=reference, batch_size=len(batch_table),
         model_version=champion.version.version if champion else None,
