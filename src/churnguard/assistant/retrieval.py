@@ -22,7 +22,9 @@ similarity of an open ticket to a resolved one blends both (``[assistant] reply_
 
     similarity = (1 - w) * cos(open ticket, resolved ticket) + w * cos(open ticket, its reply)
 
-so a complaint worded like no resolved ticket still finds the tickets whose replies answer it.
+so a complaint worded like no resolved ticket still finds the tickets whose replies answer it
+(hit@3 on unseen sentences, the worst of 3 splits: 0.915 in Chinese with USE, 0.957 in English
+with MiniLM, from 0.842 and 0.918 with the ticket texts alone).
 Replies are written with care (no typos, no mixed language) and each says its case plainly, so
 they generalise to new wordings better than the customers' own texts. ``w = 0`` is the ticket
 text alone (the method before). The default, :data:`REPLY_WEIGHT`, was chosen on nested splits
@@ -32,9 +34,9 @@ The blend ranks; it does not decide whether to answer. The abstain threshold is 
 cosine of the nearest resolved ticket *text* (:attr:`Lookup.best_text_similarity`,
 :meth:`TicketIndex.threshold`), exactly as before: blended with replies, whose wording every
 ticket of a topic shares, the similarities crowd together and a remark about nothing a ticket is
-about would get through far more often (benchmarks/RESULTS.md "assistant").
+about would get through far more often (measured: docs/assistant.md, "The abstain threshold").
 
-The vectors of the resolved tickets are computed once per store content (keyed by
+The vectors of the resolved tickets and of their replies are computed once per store content (keyed by
 :func:`~churnguard.assistant.tickets.fingerprint` and the encoders) and kept in memory, so a
 second question about the same store costs one encoding.
 """
