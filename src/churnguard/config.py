@@ -420,6 +420,11 @@ class AssistantConfig(_Section):
     # "assistant": the higher hit@3 on tickets written with sentences the base never saw).
     encoder_en: Literal["use", "bilingual"] = "bilingual"
     encoder_zh: Literal["use", "bilingual"] = "use"
+    # A resolved ticket's similarity blends its text's and its reply's: (1 - reply_weight) x
+    # cosine to the ticket + reply_weight x cosine to the reply that resolved it (0: the ticket
+    # text alone, as before). 0.75: the pick of nested held-out phrasings inside the bases of
+    # benchmarks/bench_assistant.py, not of its test queries (docs/assistant.md).
+    reply_weight: float = Field(0.75, ge=0, le=1)
     # Abstain when the most similar resolved ticket is less similar (cosine) than the route's
     # threshold (on the route's encoder's scale). Unset, it
     # is chosen from the store's own resolved tickets: the similarity that answer_share of them

@@ -1,6 +1,11 @@
 """Help for an agent answering an open ticket: similar resolved tickets with the replies that
 resolved them, a recommended reply from the reviewed templates, or an abstention.
 
+The similar tickets are ranked by a similarity that blends each resolved ticket's text and the
+reply that resolved it (``[assistant] reply_weight``,
+:meth:`~churnguard.assistant.retrieval.TicketIndex.similarities`); the abstention compares the
+cosine of the nearest resolved ticket *text* with the threshold, as it did before the blend.
+
 The recommendation's topic is the ticket's own (by the review-topic keywords of
 :mod:`churnguard.explain.topics`), else the one most of the similar resolved tickets share; its
 slots come from the store (:func:`~churnguard.assistant.facts.slot_values`). When the most
@@ -54,7 +59,7 @@ class Assistance:
     risk: Risk
     at_risk: bool
     threshold: float
-    top_similarity: float | None
+    top_similarity: float | None  # the cosine of the nearest resolved ticket text (abstain rule)
     abstained: bool
     similar: list[Match]  # empty when abstained
     recommendation: Suggestion | None
@@ -108,8 +113,9 @@ def assist(store: Store, stored: str, ticket_id: str, *, config: AssistantConfig
     index = ticket_index(store, {"en": config.encoder_en, "zh": config.encoder_zh})
     fixed = config.min_similarity_zh if lang == "zh" else config.min_similarity_en
     threshold = fixed if fixed is not None else index.threshold(lang, config.answer_share)
-    similar = index.similar(ticket.text or "", k=config.k, exclude=frozenset({ticket_id}))
-    top = similar[0].similarity if similar else None
+    found = index.lookup(ticket.text or "", k=config.k, exclude=frozenset({ticket_id}),
+                         reply_weight=config.reply_weight)
+    similar, top = found.matches, found.best_text_similarity
     abstained = top is None or top < threshold
     risk = latest_risk(store, stored)
     values = slot_values(store, stored, ticket_at=ticket.opened_at, actions=actions)[lang]

@@ -407,7 +407,8 @@ class SimilarTicketOut(_Out):
     text: str
     resolved_at: UtcDatetime
     reply: str  # the reply that resolved it
-    similarity: float
+    similarity: float  # the ranking: the blend of text_similarity and the cosine to the reply
+    text_similarity: float  # the cosine to the ticket's text alone
 
 
 class SuggestionOut(_Out):

@@ -42,7 +42,8 @@ def assist_out(user_id: str, help_: assistant.Assistance) -> AssistOut:
         top_similarity=help_.top_similarity, abstained=help_.abstained,
         similar=[SimilarTicketOut(ticket_id=m.ticket.ticket_id, opened_at=m.ticket.opened_at,
                                   text=m.ticket.text, resolved_at=m.ticket.resolved_at,
-                                  reply=m.ticket.reply, similarity=m.similarity)
+                                  reply=m.ticket.reply, similarity=m.similarity,
+                                  text_similarity=m.text_similarity)
                  for m in help_.similar],
         recommendation=None if help_.recommendation is None
         else suggestion(help_.recommendation),
