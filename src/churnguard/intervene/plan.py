@@ -202,7 +202,8 @@ def _learn_uplift(store: Store, config: ProjectConfig, features: pd.DataFrame,
         evaluation = evaluate_learners(data, actions=actions, folds=3, seed=seed,
                                        half_life_days=up.half_life_days,
                                        confidence=up.choice_confidence,
-                                       replicates=up.bootstrap_replicates, progress=say)
+                                       replicates=up.bootstrap_replicates,
+                                       shrinkage=up.shrinkage, progress=say)
     except UpliftError as exc:
         return (f"prior effects by risk tier from churnguard.toml, because no campaign history "
                 f"can be used: {exc}")
