@@ -107,12 +107,15 @@ def test_the_done_when_verdicts() -> None:
     margins = {bench_learning.LEARNING: [0, 0, 50, 60], bench_learning.FROZEN: [0, 0, 30, 40],
                bench_learning.ORACLE: [100, 100, 100, 100],
                bench_learning.USUAL: [-10, -10, -10, -10],
-               bench_learning.RANDOM: [40, 40, 40, 40], bench_learning.AVERAGE: [0, 0, 0, 0]}
+               bench_learning.RANDOM: [40, 40, 40, 40], bench_learning.AVERAGE: [0, 0, 0, 0],
+               bench_learning.EXACT: [0, 0, 70, 80]}
     # Later half = cycles 3-4: learning 55 >= 0.5 x 100 and 55 >= 1.5 x 35; cumulative 110
     # above the usual practice's -40 and below random targeting's 160.
     body, checks = bench_learning.summarise(_runs(margins), args)
     assert list(checks.values()) == [True, True, True, False]
     assert "needs ≥ 0.5: met" in body and "random targeting 160 (NOT met)" in body
+    # What the data allows: the exact-effects loop's 75 a cycle is 0.75 of the oracle's 100.
+    assert "the loop told its contacts' true effects 0.75" in body
     margins[bench_learning.FROZEN] = [0, 0, 40, 40]  # 55 < 1.5 x 40
     margins[bench_learning.ORACLE] = [100, 100, 120, 120]  # 55 < 0.5 x 120
     _, checks = bench_learning.summarise(_runs(margins), args)

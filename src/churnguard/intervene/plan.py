@@ -126,6 +126,8 @@ class PlanInputs:
     learned: LearnedUplift | None = None  # the learned uplift, None for prior effects
     # What is known of each (risk tier, action) effect, for exploration (explore.py).
     beliefs: dict[tuple[str, str], Belief] = field(default_factory=dict)
+    # The point-in-time features the uplift was predicted from, rows as ``customers``.
+    features: pd.DataFrame | None = None
 
     @property
     def actions(self) -> list[str]:
@@ -325,7 +327,8 @@ def plan_inputs(store: Store, *, config: ProjectConfig, as_of: object = None, se
                       .reset_index(drop=True), capacity=capacity, uplift_source=source,
                       value_source=value_source, evaluation=evaluation,
                       model_version=str(scores["model_version"].iloc[0]), left_out=left_out,
-                      notes=notes, learned=learned, beliefs=beliefs)
+                      notes=notes, learned=learned, beliefs=beliefs,
+                      features=features.reset_index(drop=True))
 
 
 def choose_actions(inputs: PlanInputs, *, config: ProjectConfig, budget: float,
