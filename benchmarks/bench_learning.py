@@ -27,14 +27,17 @@ population of the first cycle, every cycle):
   budget ends;
 * ``ceiling: true average effects``: every customer gets the true mean effect of each action at
   the cycle's cutoff (a perfect A/B readout), allocated like churnguard's plan;
-* ``ceiling: loop told its contacts' true effects``: the learning loop with perfect measurement.
-  Cycle 1 is churnguard's plan (learning's); from then on, every customer it contacted in any
-  earlier cycle comes back at once with the exact change the contact made (the shop's truth)
-  instead of a noisy 0/1 outcome 90 days later, and a gradient-boosted regressor per action
-  (the features churnguard's plan sees -> the true effect) predicts every customer's effects;
-  the plan allocates on them with the same exploration share (no control group: it needs
-  none). Its only limits are the contacts the loop makes and the features: whether 0.5 of the
-  oracle can be reached from what the loop can observe;
+* ``ceiling: loop told its contacts' true effects``: a learning loop with perfect measurement,
+  to say whether 0.5 of the oracle can be reached from what a loop at this budget can observe.
+  Cycle 1 contacts random eligible customers with random eligible actions until the budget
+  ends (a fully randomised campaign). From then on every customer it contacted in any earlier
+  cycle comes back at once with the exact change the contact made (the shop's truth) instead
+  of a noisy 0/1 outcome 90 days later; a gradient-boosted regressor per action (the features
+  churnguard's plan sees -> the true effect) predicts every customer's effects, and churnguard's
+  allocation spends the budget on them, except the exploration share (``[intervene]
+  explore_share`` of the budget), spent at random as in cycle 1. No control group: it needs
+  none. Its only limits are the number of contacts, which customers the features tell apart,
+  and the shop's drift from month to month;
 * ``oracle``: the allocation on the true effects of each action per customer.
 
 Every allocation uses its own store's values, expected costs, eligibility (cooldown, coupon
@@ -242,8 +245,8 @@ class Seed:
             for strategy in STRATEGIES:
                 record = self.done(strategy, cycle)
                 if record is None:
-                    if strategy in (FROZEN, EXACT) and cycle == 1:
-                        record = self.clone_learning_cycle_1(strategy)
+                    if strategy == FROZEN and cycle == 1:
+                        record = self.clone_learning_cycle_1()
                     else:
                         record = self.cycle(strategy, cycle)
                     self.say(f"cycle {cycle} {strategy}: true net margin "
@@ -254,15 +257,13 @@ class Seed:
         return {"seed": self.seed, "records": records, "explore": self.explore,
                 "peak_rss_mib": peak_rss_mib()}
 
-    def clone_learning_cycle_1(self, strategy: str) -> dict:
-        """Frozen's and the exact ceiling's cycle 1 is learning's: the same plan, delivered to
-        the same shop (with the true effects of its contacts, for the ceiling)."""
-        src, dst = self.cycle_dir(LEARNING, 1), self.cycle_dir(strategy, 1)
+    def clone_learning_cycle_1(self) -> dict:
+        """Frozen's cycle 1 is learning's: the same plan, delivered to the same shop."""
+        src, dst = self.cycle_dir(LEARNING, 1), self.cycle_dir(FROZEN, 1)
         shutil.rmtree(dst, ignore_errors=True)
         dst.mkdir(parents=True)
         shutil.copy2(src / "store.duckdb", dst / "store.duckdb")
         shutil.copytree(src / "shop", dst / "shop")
-        shutil.copy2(src / "exact_rows.parquet", dst / "exact_rows.parquet")
         shutil.copy2(src / "record.json", dst / "record.json")
         return json.loads((dst / "record.json").read_text())
 
@@ -386,7 +387,8 @@ class Seed:
             else:
                 if strategy == EXACT:
                     choice, pred = self.exact_choice(inputs, budget, config, cycle)
-                    extra["estimates"] = self.estimates(replace(inputs, uplift=pred), true)
+                    if cycle > 1:
+                        extra["estimates"] = self.estimates(replace(inputs, uplift=pred), true)
                 else:
                     choice = self.baseline_choice(strategy, inputs, budget, true, config, cycle)
                 picked = np.flatnonzero(choice >= 0)
@@ -402,7 +404,7 @@ class Seed:
                 ingest_files(store, kind="campaigns", files=[path],
                              config=IngestConfig(future_events="allow"))
             lap("plan")
-            if strategy == EXACT or (strategy == LEARNING and cycle == 1):
+            if strategy == EXACT:
                 self.keep_exact_rows(here, inputs, choice, true)
             result = account(choice, true=true.to_numpy(),
                              value=inputs.customers["value"].to_numpy(dtype=float),
@@ -473,16 +475,19 @@ class Seed:
         rows.to_parquet(here / "exact_rows.parquet")
 
     def exact_choice(self, inputs, budget: float, config, cycle: int):  # noqa: ANN001, ANN201
-        """The exact ceiling's plan: per action a regressor of the true effects of every
-        customer it contacted in earlier cycles on their features, then churnguard's allocation
-        with its exploration share on the predictions (no control group)."""
+        """The exact ceiling's plan (the module docstring): in cycle 1 random contacts until
+        the budget ends; then per action a regressor of the true effects of every customer it
+        contacted in earlier cycles on their features, churnguard's allocation on the
+        predictions, and ``explore_share`` of the budget spent at random first."""
         import lightgbm as lgb
         import numpy as np
         import pandas as pd
 
-        from churnguard.intervene.explore import explore_rng
-        from churnguard.intervene.plan import choose_with_exploration
+        from churnguard.intervene.plan import choose_actions
 
+        rng = np.random.default_rng([self.seed, cycle, 0xE7])
+        if cycle == 1:
+            return random_targeting(inputs, budget, rng), inputs.uplift * np.nan
         rows = pd.concat([pd.read_parquet(self.cycle_dir(EXACT, c) / "exact_rows.parquet")
                           for c in range(1, cycle)], ignore_index=True)
         features = inputs.features.reset_index(drop=True)
@@ -503,10 +508,15 @@ class Seed:
                 pred[a] = model.predict(features[columns])
             elif len(mine):
                 pred[a] = float(mine["__effect"].mean())
+        share = config.intervene.explore_share
         config = with_settings(config, "intervene", control_share=0.0)
-        choice, _, _ = choose_with_exploration(
-            replace(inputs, uplift=pred), config=config, budget=budget,
-            rng=explore_rng(self.seed, f"exact-{inputs.as_of.isoformat()}"))
+        explored = random_targeting(inputs, share * budget, rng)
+        cost = inputs.cost[inputs.actions].to_numpy()
+        picked = np.flatnonzero(explored >= 0)
+        left = budget - float(cost[picked, explored[picked]].sum())
+        rest = replace(inputs, uplift=pred, eligible=inputs.eligible.mul(explored < 0, axis=0))
+        choice = choose_actions(rest, config=config, budget=left)
+        choice[picked] = explored[picked]
         return choice, pred
 
     def baseline_choice(self, strategy: str, inputs, budget: float, true,  # noqa: ANN001

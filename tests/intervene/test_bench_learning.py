@@ -154,3 +154,32 @@ def test_the_exact_ceiling_learns_who_responds_from_its_contacts_true_effects(
     assert len(given) == 60 and (choice[given] == ACTIONS.index("coupon_20")).all()
     assert (x[given] > 0.5).all()  # 0.2 x 100 x 0.4 - 1 = +7 there, -1 elsewhere
     assert (pred["recommendation"] == 0.0).all()  # never given, never learned: 0
+
+
+def test_the_exact_ceiling_starts_with_a_randomised_campaign_and_keeps_exploring(
+        tmp_path: Path) -> None:
+    from churnguard.config import ProjectConfig
+    from churnguard.intervene.plan import PlanInputs
+
+    n = 400
+    seed = object.__new__(bench_learning.Seed)
+    seed.folder, seed.seed = tmp_path, 0
+    inputs = PlanInputs(
+        as_of=dt.datetime(2025, 6, 1),
+        customers=pd.DataFrame({"user_id": [f"u{i}" for i in range(n)], "p_churn": 0.5,
+                                "risk_tier": "high", "value": 100.0}),
+        uplift=pd.DataFrame(0.0, index=range(n), columns=ACTIONS),
+        cost=pd.DataFrame(1.0, index=range(n), columns=ACTIONS),
+        eligible=pd.DataFrame(True, index=range(n), columns=ACTIONS),
+        capacity=[None] * len(ACTIONS), uplift_source="test",
+        features=pd.DataFrame({"x": np.linspace(0, 1, n)}))
+    first, _ = seed.exact_choice(inputs, 100.0, ProjectConfig(), cycle=1)
+    assert (first >= 0).sum() == 100 and len(set(first[first >= 0])) == len(ACTIONS)
+    here = seed.cycle_dir(bench_learning.EXACT, 1)
+    here.mkdir(parents=True)
+    true = pd.DataFrame(0.0, index=range(n), columns=ACTIONS)  # nothing works
+    seed.keep_exact_rows(here, inputs, first, true)
+    # Cycle 2: every learned effect is 0 (margin -1), so only the explored 10% of the budget
+    # is spent, at random.
+    second, pred = seed.exact_choice(inputs, 100.0, ProjectConfig(), cycle=2)
+    assert (second >= 0).sum() == 10 and (pred.to_numpy() == 0.0).all()
