@@ -737,10 +737,14 @@ def empirical_bayes(estimates: Sequence[float], se: Sequence[float]
     Clinical Trials 7(3), eq. (3)-(5)): tau^2 = max(0, (Q - (K - 1)) / (S1 - S2 / S1)) with
     Q = sum w_k (y_k - y_w)^2, w_k = 1 / se_k^2, S1 = sum w_k, S2 = sum w_k^2; mu is the mean
     weighted by 1 / (se_k^2 + tau^2). The posterior mean of effect k is
-    mu + B_k (y_k - mu) with B_k = tau^2 / (tau^2 + se_k^2), its variance B_k se_k^2 (the
-    normal-normal model; Efron & Morris 1975, "Data analysis using Stein's estimator and its
-    generalizations", JASA 70(350)). A noisy estimate moves toward the others; a precise one
-    stays. An effect without a finite error (nothing measured) gets mu and sd sqrt(tau^2); with
+    mu + B_k (y_k - mu) with B_k = tau^2 / (tau^2 + se_k^2) (the normal-normal model; Efron &
+    Morris 1975, "Data analysis using Stein's estimator and its
+    generalizations", JASA 70(350)), its variance B_k se_k^2 + (1 - B_k)^2 / sum_j 1 / (se_j^2 +
+    tau^2), the second term for having estimated mu (as in Morris 1983, "Parametric empirical
+    Bayes inference", JASA 78(381); the term for having estimated tau^2 is left out, so the sd
+    is a little narrow when few effects are pooled). A noisy estimate moves toward
+    the others; a precise one stays. An effect without a finite error (nothing measured) gets mu
+    and sd sqrt(tau^2 + 1 / sum_j 1 / (se_j^2 + tau^2)); with
     fewer than two measured effects nothing is pooled and the estimates stand.
 
     Returns (posterior means, posterior sds, mu, tau).
@@ -764,11 +768,12 @@ def empirical_bayes(estimates: Sequence[float], se: Sequence[float]
     tau2 = max(0.0, (q - (known.sum() - 1)) / (s1 - s2 / s1)) if s1 > s2 / s1 else 0.0
     w_star = 1.0 / (s[known] ** 2 + tau2)
     mu = float(np.sum(w_star * y[known]) / w_star.sum())
+    mu_var = 1.0 / w_star.sum()
     mean = np.full(len(y), mu)
-    sd = np.full(len(y), np.sqrt(tau2))
+    sd = np.full(len(y), np.sqrt(tau2 + mu_var))
     b = tau2 / (tau2 + s[known] ** 2)
     mean[known] = mu + b * (y[known] - mu)
-    sd[known] = np.sqrt(b * s[known] ** 2)
+    sd[known] = np.sqrt(b * s[known] ** 2 + (1 - b) ** 2 * mu_var)
     return mean, sd, mu, float(np.sqrt(tau2))
 
 
