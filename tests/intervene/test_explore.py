@@ -91,12 +91,16 @@ def test_exploration_gives_only_eligible_actions_that_could_pay() -> None:
 
 
 def test_a_plan_whose_estimates_say_nothing_pays_still_explores_part_of_the_budget() -> None:
-    """Effects shrunk to +0.001 (nothing is worth its cost) but uncertain (sd 0.03): the greedy
+    """Effects shrunk to -0.001 (nothing is worth its cost) but uncertain (sd 0.03): the greedy
     plan contacts nobody, and would never learn; exploring spends up to explore_share of the
-    budget on actions that could pay, and nothing on those that could not."""
+    budget on actions that could pay, and nothing on those that could not. Some coupons cost
+    nothing (no redemption expected): they do not stop the budget's share from being spent."""
     inputs = _inputs(beliefs={(t, a): Belief(mean=0.0, sd=0.03) for t in ("high", "low")
                               for a in ACTIONS})
-    inputs = PlanInputs(**{**inputs.__dict__, "uplift": inputs.uplift * 0 + 0.001})
+    cost = inputs.cost.copy()
+    cost.loc[::5, "coupon"] = 0.0
+    inputs = PlanInputs(**{**inputs.__dict__, "uplift": inputs.uplift * 0 - 0.001,
+                           "cost": cost})
     config = _config(0.2)
     assert (choose_actions(inputs, config=config, budget=800.0) < 0).all()
     choice, explored, report = _explore(inputs, 0.2, budget=800.0)

@@ -436,9 +436,11 @@ def choose_with_exploration(inputs: PlanInputs, *, config: ProjectConfig, budget
     # The budget the model leaves unspent, up to the share: what exploration may spend anyway.
     left = min(share * budget_s, budget_s - _spend(cost, greedy))
     could = _could_pay(inputs, config)
-    cheapest = float(np.where(could, cost, np.inf).min(initial=np.inf))
-    by_budget = int(min(could.any(axis=1).sum(), np.ceil(left / cheapest))) \
-        if left > 0 and np.isfinite(cheapest) and cheapest > 0 else 0
+    # Enough explored candidates to spend it (a coupon nobody redeems may cost nothing).
+    cheapest = float(np.where(could & (cost > 0), cost, np.inf).min(initial=np.inf))
+    pool = int(could.any(axis=1).sum())
+    by_budget = 0 if left <= 0 else pool if not np.isfinite(cheapest) \
+        else int(min(pool, np.ceil(left / cheapest)))
     who, what = _explored(inputs, config,
                           max(int(np.ceil(ratio * (greedy >= 0).sum())), by_budget), budget_s,
                           capacity, rng)
