@@ -184,9 +184,9 @@ class Seed:
             self.config = with_settings(self.config, key[0], **{key[1]: args.explore_share})
         if key is not None:
             self.explore = f"[{key[0]}] {key[1]} = {getattr(getattr(self.config, key[0]), key[1])}"
+        shrinkage = getattr(self.config.uplift, "shrinkage", "none (not in this churnguard)")
         self.explore += (f"; [intervene] control_share = {self.config.intervene.control_share}"
-                         f"; [uplift] shrinkage = "
-                         f"{getattr(self.config.uplift, 'shrinkage', 'none (not in this churnguard)')}")
+                         f"; [uplift] shrinkage = {shrinkage}")
         self.started = time.perf_counter()
         self.inputs_1 = None  # cycle 1's plan inputs, the same for every strategy
 

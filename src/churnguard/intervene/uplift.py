@@ -609,9 +609,9 @@ def evaluate_learners(data: UpliftData, *, actions: Sequence[str] | None = None,
     best learner's does not beat beyond noise (:func:`_choose` states the rule). A random
     ranking is reported alongside as the floor. ``actions`` (default: every action of ``data``)
     are the actions evaluated; ``half_life_days`` down-weights older campaigns
-    (:func:`campaign_weights`). The chosen learner's out-of-fold recalibration (:func:`_calibration`)
-    is then shrunk across the actions by ``shrinkage`` (:func:`shrunk_calibration`;
-    ``"empirical_bayes"`` or ``"none"``)."""
+    (:func:`campaign_weights`). The chosen learner's out-of-fold recalibration
+    (:func:`_calibration`) is then shrunk across the actions by ``shrinkage``
+    (:func:`shrunk_calibration`; ``"empirical_bayes"`` or ``"none"``)."""
     say = progress or (lambda message: None)
     if shrinkage not in SHRINKAGE:
         raise UpliftError(f"unknown shrinkage {shrinkage!r}; choose one of "
