@@ -27,6 +27,17 @@ population of the first cycle, every cycle):
   budget ends;
 * ``ceiling: true average effects``: every customer gets the true mean effect of each action at
   the cycle's cutoff (a perfect A/B readout), allocated like churnguard's plan;
+* ``ceiling: loop told its contacts' true effects``: a learning loop with perfect measurement,
+  to say whether 0.5 of the oracle can be reached from what a loop at this budget can observe.
+  Cycle 1 contacts random eligible customers with random eligible actions until the budget
+  ends (a fully randomised campaign). From then on every customer it contacted in any earlier
+  cycle comes back at once with the exact change the contact made (the shop's truth) instead
+  of a noisy 0/1 outcome 90 days later; a gradient-boosted regressor per action (the features
+  churnguard's plan sees -> the true effect) predicts every customer's effects, and churnguard's
+  allocation spends the budget on them, except the exploration share (``[intervene]
+  explore_share`` of the budget), spent at random as in cycle 1. No control group: it needs
+  none. Its only limits are the number of contacts, which customers the features tell apart,
+  and the shop's drift from month to month;
 * ``oracle``: the allocation on the true effects of each action per customer.
 
 Every allocation uses its own store's values, expected costs, eligibility (cooldown, coupon
@@ -55,6 +66,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+from dataclasses import replace
 import json
 import math
 import pickle
@@ -75,11 +87,16 @@ FROZEN = "churnguard frozen"
 USUAL = "usual practice"
 RANDOM = "random targeting"
 AVERAGE = "ceiling: true average effects"
+EXACT = "ceiling: loop told its contacts' true effects"
 ORACLE = "oracle"
-STRATEGIES = (LEARNING, FROZEN, USUAL, RANDOM, AVERAGE, ORACLE)
+STRATEGIES = (LEARNING, FROZEN, USUAL, RANDOM, AVERAGE, EXACT, ORACLE)
 MONTH = 30
 DEFAULTS = {"customers": 20_000, "seeds": "0,1,2", "cycles": 12, "scenario": "default",
-            "days": 720, "budget_per_customer": 0.25, "explore_share": None}
+            "days": 720, "budget_per_customer": 0.25, "explore_share": None,
+            "control_share": None, "shrinkage": None}
+# The exact-effects ceiling fits an action's effects once this many of its contacts are known
+# (else it uses their mean, and 0 for an action it never gave).
+EXACT_MIN_ROWS = 30
 
 
 def slug(strategy: str) -> str:
@@ -147,19 +164,29 @@ class Seed:
         from churnguard.config import ProjectConfig
 
         self.args, self.seed = args, seed
-        self.folder = DATA / f"learning_{args.scenario}_{args.customers}_{args.days}_{seed}"
+        # Runs with other settings of churnguard's plan keep their own checkpoints.
+        tag = "".join(f"_{name}{getattr(args, name)}" for name in
+                      ("explore_share", "control_share", "shrinkage")
+                      if getattr(args, name, None) is not None)
+        self.folder = DATA / f"learning_{args.scenario}_{args.customers}_{args.days}_{seed}{tag}"
         self.t1 = START + dt.timedelta(days=args.days)
         self.config = ProjectConfig()
         key = explore_key(ProjectConfig)
         self.explore = "not in this churnguard's plan yet"
+        for option, section, name in (("control_share", "intervene", "control_share"),
+                                      ("shrinkage", "uplift", "shrinkage")):
+            if getattr(args, option) is not None:
+                self.config = with_settings(self.config, section, **{name: getattr(args, option)})
         if args.explore_share is not None:
             if key is None:
                 raise SystemExit("--explore-share: this churnguard's plan has no exploration "
                                  "share yet (config key explore_share); leave the option out")
-            self.config = ProjectConfig.model_validate(
-                {key[0]: {key[1]: args.explore_share}})
+            self.config = with_settings(self.config, key[0], **{key[1]: args.explore_share})
         if key is not None:
             self.explore = f"[{key[0]}] {key[1]} = {getattr(getattr(self.config, key[0]), key[1])}"
+        shrinkage = getattr(self.config.uplift, "shrinkage", "none (not in this churnguard)")
+        self.explore += (f"; [intervene] control_share = {self.config.intervene.control_share}"
+                         f"; [uplift] shrinkage = {shrinkage}")
         self.started = time.perf_counter()
         self.inputs_1 = None  # cycle 1's plan inputs, the same for every strategy
 
@@ -318,7 +345,7 @@ class Seed:
         extra: dict[str, object] = {}
         say = lambda m: self.say(f"cycle {cycle} {strategy}: {m}")  # noqa: E731
         with Store.open(db) as store:
-            if cycle > 1 and strategy in (LEARNING, USUAL):
+            if cycle > 1 and strategy in (LEARNING, USUAL, EXACT):
                 say("retraining the champion")
                 # On the newest labelled cutoffs of the data so far (it ends at this cutoff).
                 train_model(store, definition=config.churn, model="gbdt", promote=True)
@@ -358,7 +385,12 @@ class Seed:
                                  "control": int(rows["is_control"].sum()),
                                  "uplift_source": inputs.uplift_source}
             else:
-                choice = self.baseline_choice(strategy, inputs, budget, true, config, cycle)
+                if strategy == EXACT:
+                    choice, pred = self.exact_choice(inputs, budget, config, cycle)
+                    if cycle > 1:
+                        extra["estimates"] = self.estimates(replace(inputs, uplift=pred), true)
+                else:
+                    choice = self.baseline_choice(strategy, inputs, budget, true, config, cycle)
                 picked = np.flatnonzero(choice >= 0)
                 delivered = pd.DataFrame({
                     "campaign_id": f"{slug(strategy)}-{cycle:02d}",
@@ -372,6 +404,8 @@ class Seed:
                 ingest_files(store, kind="campaigns", files=[path],
                              config=IngestConfig(future_events="allow"))
             lap("plan")
+            if strategy == EXACT:
+                self.keep_exact_rows(here, inputs, choice, true)
             result = account(choice, true=true.to_numpy(),
                              value=inputs.customers["value"].to_numpy(dtype=float),
                              cost=inputs.cost[inputs.actions].to_numpy(),
@@ -428,6 +462,62 @@ class Seed:
         if truth.empty:
             raise RuntimeError(f"the shop in {shop} has no truth at {when}")
         return truth.set_index(truth["user_id"].astype(str))
+
+    @staticmethod
+    def keep_exact_rows(here: Path, inputs, choice, true) -> None:  # noqa: ANN001
+        """The contacted customers' features, action and TRUE effect (for the exact ceiling)."""
+        import numpy as np
+
+        picked = np.flatnonzero(choice >= 0)
+        rows = inputs.features.iloc[picked].reset_index(drop=True).copy()
+        rows["__action"] = np.asarray(inputs.actions, dtype=object)[choice[picked]]
+        rows["__effect"] = true.to_numpy()[picked, choice[picked]]
+        rows.to_parquet(here / "exact_rows.parquet")
+
+    def exact_choice(self, inputs, budget: float, config, cycle: int):  # noqa: ANN001, ANN201
+        """The exact ceiling's plan (the module docstring): in cycle 1 random contacts until
+        the budget ends; then per action a regressor of the true effects of every customer it
+        contacted in earlier cycles on their features, churnguard's allocation on the
+        predictions, and ``explore_share`` of the budget spent at random first."""
+        import lightgbm as lgb
+        import numpy as np
+        import pandas as pd
+
+        from churnguard.intervene.plan import choose_actions
+
+        rng = np.random.default_rng([self.seed, cycle, 0xE7])
+        if cycle == 1:
+            return random_targeting(inputs, budget, rng), inputs.uplift * np.nan
+        rows = pd.concat([pd.read_parquet(self.cycle_dir(EXACT, c) / "exact_rows.parquet")
+                          for c in range(1, cycle)], ignore_index=True)
+        features = inputs.features.reset_index(drop=True)
+        columns = list(features.columns)
+        for c in columns:  # LightGBM takes numbers and categories
+            if features[c].dtype == object:
+                features[c] = features[c].astype("category")
+                rows[c] = pd.Categorical(rows[c], categories=features[c].cat.categories)
+        pred = pd.DataFrame(0.0, index=features.index, columns=inputs.actions)
+        for a in inputs.actions:
+            mine = rows[rows["__action"] == a]
+            if len(mine) >= EXACT_MIN_ROWS:
+                model = lgb.LGBMRegressor(n_estimators=300, learning_rate=0.03, num_leaves=15,
+                                          min_child_samples=10, subsample=0.8, subsample_freq=1,
+                                          colsample_bytree=0.8, random_state=self.seed,
+                                          n_jobs=1, verbose=-1)
+                model.fit(mine[columns], mine["__effect"].to_numpy())
+                pred[a] = model.predict(features[columns])
+            elif len(mine):
+                pred[a] = float(mine["__effect"].mean())
+        share = config.intervene.explore_share
+        config = with_settings(config, "intervene", control_share=0.0)
+        explored = random_targeting(inputs, share * budget, rng)
+        cost = inputs.cost[inputs.actions].to_numpy()
+        picked = np.flatnonzero(explored >= 0)
+        left = budget - float(cost[picked, explored[picked]].sum())
+        rest = replace(inputs, uplift=pred, eligible=inputs.eligible.mul(explored < 0, axis=0))
+        choice = choose_actions(rest, config=config, budget=left)
+        choice[picked] = explored[picked]
+        return choice, pred
 
     def baseline_choice(self, strategy: str, inputs, budget: float, true,  # noqa: ANN001
                         config, cycle: int):  # noqa: ANN001, ANN201
@@ -552,7 +642,8 @@ def summarise(runs: list[dict], args: argparse.Namespace) -> tuple[str, dict]:
     lines.append(f"| mean of cycles {judged[0]}–{judged[-1]} | " + " | ".join(
         f"{mean_std(list(late[s]))[0]:,.0f} ± {mean_std(list(late[s]))[1]:,.0f}"
         for s in STRATEGIES) + " |")
-    lr, fr, orc = (float(late[s].mean()) for s in (LEARNING, FROZEN, ORACLE))
+    lr, fr, orc, ex, av = (float(late[s].mean()) for s in (LEARNING, FROZEN, ORACLE, EXACT,
+                                                            AVERAGE))
     checks = {
         "learning >= 0.5 x oracle (cycles later half)": lr >= 0.5 * orc,
         "learning >= 1.5 x frozen (cycles later half)": lr >= 1.5 * fr,
@@ -572,7 +663,10 @@ def summarise(runs: list[dict], args: argparse.Namespace) -> tuple[str, dict]:
               f"{cum[LEARNING].mean():,.0f}, usual practice {cum[USUAL].mean():,.0f} ("
               f"{'met' if checks['cumulative learning > usual practice'] else 'NOT met'}), random "
               f"targeting {cum[RANDOM].mean():,.0f} ("
-              f"{'met' if checks['cumulative learning > random targeting'] else 'NOT met'})."]
+              f"{'met' if checks['cumulative learning > random targeting'] else 'NOT met'}).",
+              "", f"What the loop's data allows (cycles {judged[0]}–{judged[-1]}, ratio to the "
+              f"oracle): the loop told its contacts' true effects {ratio(ex, orc)}, the true "
+              f"average effects {ratio(av, orc)}, churnguard learning {ratio(lr, orc)}."]
     lines += ["", "What the learning learns, per cycle (seed " + str(runs[0]["seed"]) + "): the "
               "uplift learner and the campaign rows it learned from; the correlation of the "
               "estimated effects with the true ones over the population per action (in brackets "
@@ -636,6 +730,12 @@ def main() -> int:
                         help="the plan's exploration share for the learning strategy (only "
                              "where churnguard's config has explore_share; default: the "
                              "config's own)")
+    parser.add_argument("--control-share", type=float, default=None,
+                        help="the control share of churnguard's own plans ([intervene] "
+                             "control_share; default: the config's own)")
+    parser.add_argument("--shrinkage", choices=("empirical_bayes", "none"), default=None,
+                        help="how churnguard shrinks its effect estimates ([uplift] shrinkage; "
+                             "default: the config's own)")
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--load", default="", help=argparse.SUPPRESS)
     parser.add_argument("--step", type=int, default=None, help=argparse.SUPPRESS)
@@ -649,8 +749,9 @@ def main() -> int:
     options = ["--customers", str(args.customers), "--cycles", str(args.cycles), "--scenario",
                args.scenario, "--days", str(args.days), "--budget-per-customer",
                str(args.budget_per_customer)]
-    if args.explore_share is not None:
-        options += ["--explore-share", str(args.explore_share)]
+    for name in ("explore_share", "control_share", "shrinkage"):
+        if getattr(args, name) is not None:
+            options += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
     load = [Path("/proc/loadavg").read_text().split()[:3]] if Path("/proc/loadavg").exists() \
         else []
     runs = run_seeds(__file__, seeds, options, summary=lambda run: "\n".join(

@@ -192,6 +192,10 @@ class UpliftConfig(_Section):
     # paired bootstrap replicates over customers.
     choice_confidence: float = Field(0.95, ge=0.5, lt=1)
     bootstrap_replicates: int = Field(200, ge=20)
+    # How the recalibrated effects are shrunk across the actions before a plan uses them:
+    # empirical Bayes posterior means (each action's average effect and slope pulled toward the
+    # actions' pooled ones by its standard error), or none (docs/intervene.md, "Shrinkage").
+    shrinkage: Literal["empirical_bayes", "none"] = "empirical_bayes"
 
 
 class SimulationConfig(_Section):

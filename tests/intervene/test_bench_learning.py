@@ -107,13 +107,79 @@ def test_the_done_when_verdicts() -> None:
     margins = {bench_learning.LEARNING: [0, 0, 50, 60], bench_learning.FROZEN: [0, 0, 30, 40],
                bench_learning.ORACLE: [100, 100, 100, 100],
                bench_learning.USUAL: [-10, -10, -10, -10],
-               bench_learning.RANDOM: [40, 40, 40, 40], bench_learning.AVERAGE: [0, 0, 0, 0]}
+               bench_learning.RANDOM: [40, 40, 40, 40], bench_learning.AVERAGE: [0, 0, 0, 0],
+               bench_learning.EXACT: [0, 0, 70, 80]}
     # Later half = cycles 3-4: learning 55 >= 0.5 x 100 and 55 >= 1.5 x 35; cumulative 110
     # above the usual practice's -40 and below random targeting's 160.
     body, checks = bench_learning.summarise(_runs(margins), args)
     assert list(checks.values()) == [True, True, True, False]
     assert "needs ≥ 0.5: met" in body and "random targeting 160 (NOT met)" in body
+    # What the data allows: the exact-effects loop's 75 a cycle is 0.75 of the oracle's 100.
+    assert "the loop told its contacts' true effects 0.75" in body
     margins[bench_learning.FROZEN] = [0, 0, 40, 40]  # 55 < 1.5 x 40
     margins[bench_learning.ORACLE] = [100, 100, 120, 120]  # 55 < 0.5 x 120
     _, checks = bench_learning.summarise(_runs(margins), args)
     assert list(checks.values()) == [False, False, True, False]
+
+
+def test_the_exact_ceiling_learns_who_responds_from_its_contacts_true_effects(
+        tmp_path: Path) -> None:
+    """Told the true effect of each earlier contact, the ceiling's loop finds the customers an
+    action works for (coupon_20 lifts only customers with x > 0.5) and gives it to them."""
+    from churnguard.config import ProjectConfig
+    from churnguard.intervene.plan import PlanInputs
+
+    rng = np.random.default_rng(0)
+    n = 400
+    x = rng.random(n)
+    seed = object.__new__(bench_learning.Seed)
+    seed.folder, seed.seed = tmp_path, 0
+    first = seed.cycle_dir(bench_learning.EXACT, 1)
+    first.mkdir(parents=True)
+    told = pd.DataFrame({"x": x[:200], "__action": "coupon_20",
+                         "__effect": np.where(x[:200] > 0.5, 0.2, 0.0)})
+    told.to_parquet(first / "exact_rows.parquet")
+    inputs = PlanInputs(
+        as_of=dt.datetime(2025, 6, 1),
+        customers=pd.DataFrame({"user_id": [f"u{i}" for i in range(n)], "p_churn": 0.5,
+                                "risk_tier": "high", "value": 100.0}),
+        uplift=pd.DataFrame(0.0, index=range(n), columns=ACTIONS),
+        cost=pd.DataFrame(1.0, index=range(n), columns=ACTIONS),
+        eligible=pd.DataFrame(True, index=range(n), columns=ACTIONS),
+        capacity=[None] * len(ACTIONS), uplift_source="test",
+        features=pd.DataFrame({"x": x}))
+    config = bench_learning.with_settings(ProjectConfig(), "intervene", explore_share=0.0)
+    choice, pred = seed.exact_choice(inputs, 60.0, config, cycle=2)
+    given = np.flatnonzero(choice >= 0)
+    assert len(given) == 60 and (choice[given] == ACTIONS.index("coupon_20")).all()
+    assert (x[given] > 0.5).all()  # 0.2 x 100 x 0.4 - 1 = +7 there, -1 elsewhere
+    assert (pred["recommendation"] == 0.0).all()  # never given, never learned: 0
+
+
+def test_the_exact_ceiling_starts_with_a_randomised_campaign_and_keeps_exploring(
+        tmp_path: Path) -> None:
+    from churnguard.config import ProjectConfig
+    from churnguard.intervene.plan import PlanInputs
+
+    n = 400
+    seed = object.__new__(bench_learning.Seed)
+    seed.folder, seed.seed = tmp_path, 0
+    inputs = PlanInputs(
+        as_of=dt.datetime(2025, 6, 1),
+        customers=pd.DataFrame({"user_id": [f"u{i}" for i in range(n)], "p_churn": 0.5,
+                                "risk_tier": "high", "value": 100.0}),
+        uplift=pd.DataFrame(0.0, index=range(n), columns=ACTIONS),
+        cost=pd.DataFrame(1.0, index=range(n), columns=ACTIONS),
+        eligible=pd.DataFrame(True, index=range(n), columns=ACTIONS),
+        capacity=[None] * len(ACTIONS), uplift_source="test",
+        features=pd.DataFrame({"x": np.linspace(0, 1, n)}))
+    first, _ = seed.exact_choice(inputs, 100.0, ProjectConfig(), cycle=1)
+    assert (first >= 0).sum() == 100 and len(set(first[first >= 0])) == len(ACTIONS)
+    here = seed.cycle_dir(bench_learning.EXACT, 1)
+    here.mkdir(parents=True)
+    true = pd.DataFrame(0.0, index=range(n), columns=ACTIONS)  # nothing works
+    seed.keep_exact_rows(here, inputs, first, true)
+    # Cycle 2: every learned effect is 0 (margin -1), so only the explored 10% of the budget
+    # is spent, at random.
+    second, pred = seed.exact_choice(inputs, 100.0, ProjectConfig(), cycle=2)
+    assert (second >= 0).sum() == 10 and (pred.to_numpy() == 0.0).all()

@@ -77,13 +77,42 @@ def test_budget_and_capacities_hold_with_exploration() -> None:
     assert explored.any() and (choice[~explored] >= 0).any()
 
 
-def test_exploration_gives_only_eligible_actions_worth_their_cost() -> None:
-    inputs = _inputs()
+def test_exploration_gives_only_eligible_actions_that_could_pay() -> None:
+    """Worth the cost at the upper end of the 95% interval of the tier's belief: never an
+    action that would lose money even then."""
+    beliefs = {(t, a): Belief(mean=0.05, sd=0.01) for t in ("high", "low") for a in ACTIONS}
+    inputs = _inputs(beliefs=beliefs)
     choice, explored, _ = _explore(inputs, 0.5, budget=800.0)
-    margin = inputs.margin(_config(0.5))
+    optimistic = inputs.margin(_config(0.5), inputs.uplift + 1.959964 * 0.01)
     rows = np.flatnonzero(explored)
-    assert inputs.eligible[ACTIONS].to_numpy()[rows, choice[rows]].all()
-    assert (margin[rows, choice[rows]] > 0).all()
+    assert rows.size and inputs.eligible[ACTIONS].to_numpy()[rows, choice[rows]].all()
+    assert (optimistic[rows, choice[rows]] > 0).all()
+    assert (inputs.margin(_config(0.5))[rows, choice[rows]] <= 0).any()  # not known to pay yet
+
+
+def test_a_plan_whose_estimates_say_nothing_pays_still_explores_part_of_the_budget() -> None:
+    """Effects shrunk to -0.001 (nothing is worth its cost) but uncertain (sd 0.03): the greedy
+    plan contacts nobody, and would never learn; exploring spends up to explore_share of the
+    budget on actions that could pay, and nothing on those that could not. Some coupons cost
+    nothing (no redemption expected): they do not stop the budget's share from being spent."""
+    inputs = _inputs(beliefs={(t, a): Belief(mean=0.0, sd=0.03) for t in ("high", "low")
+                              for a in ACTIONS})
+    cost = inputs.cost.copy()
+    cost.loc[::5, "coupon"] = 0.0
+    inputs = PlanInputs(**{**inputs.__dict__, "uplift": inputs.uplift * 0 - 0.001,
+                           "cost": cost})
+    config = _config(0.2)
+    assert (choose_actions(inputs, config=config, budget=800.0) < 0).all()
+    choice, explored, report = _explore(inputs, 0.2, budget=800.0)
+    rows = np.flatnonzero(choice >= 0)
+    spend = inputs.cost[ACTIONS].to_numpy()[rows, choice[rows]].sum()
+    scale = 1 / (1 - config.intervene.control_share)
+    assert explored[rows].all() and report["explored"] == rows.size > 0
+    assert 0.19 * 800.0 * scale <= spend <= 0.2 * 800.0 * scale + 1e-9
+    # 'mail' (cost 0.2) pays at +0.06 for most; 'call' (2.0) only for the most valuable.
+    assert set(choice[rows]) <= {0, 1, 2}
+    optimistic = inputs.margin(config, inputs.uplift + 1.959964 * 0.03)
+    assert (optimistic[rows, choice[rows]] > 0).all()
 
 
 def test_the_same_seed_and_campaign_give_the_same_exploration() -> None:

@@ -73,7 +73,9 @@ def test_plan_respects_budget_capacity_consent_and_holds_out_a_control(project: 
     treated, control = rows[~rows["is_control"]], rows[rows["is_control"]]
     assert len(treated) > 20
     assert treated["expected_cost"].sum() <= 300 + 1e-6
-    assert (treated["expected_margin"] > 0).all()
+    # The model's picks are each worth their cost; explored ones may not be known to pay yet.
+    model = treated[treated["assignment"] == "model"]
+    assert len(model) > 20 and (model["expected_margin"] > 0).all()
     assert treated["message_en"].notna().all() and treated["message_zh"].notna().all()
     assert control["message_en"].isna().all()
     # About 10% held out within each (tier, action) stratum.

@@ -78,7 +78,8 @@ def uplift_evaluate(outcome_type: str | None, window: int | None, folds: int,
         up = project.config.uplift
         result = evaluate_learners(data, folds=folds, half_life_days=up.half_life_days,
                                    confidence=up.choice_confidence,
-                                   replicates=up.bootstrap_replicates, progress=say)
+                                   replicates=up.bootstrap_replicates,
+                                   shrinkage=up.shrinkage, progress=say)
     table = Table(title=f"Uplift learners, out of fold ({result.n_rows:,} rows of "
                         f"{result.n_campaigns} campaigns; outcome: {outcome_type} within "
                         f"{window} days)")
@@ -151,7 +152,7 @@ def uplift_score(users_path: Path | None, outcome_type: str | None, window: int 
                               as_of=when, user_ids=user_ids, outcome_type=outcome_type,
                               window_days=window, learner=learner,
                               half_life_days=project.config.uplift.half_life_days,
-                              progress=say)
+                              shrinkage=project.config.uplift.shrinkage, progress=say)
     frame = result.effects
     write_table(frame, out_path)
     for note in result.notes:

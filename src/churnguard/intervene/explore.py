@@ -23,9 +23,12 @@ giving what already looks best and learns little about the rest. ``[intervene] e
    Chapelle & Li 2011, "An empirical evaluation of Thompson sampling"): for each explored
    customer one effect per action is drawn from the segment's posterior, the customer's own
    estimate is shifted by the draw's distance from the segment's mean estimate, and the action
-   with the largest sampled margin is given. Only actions the customer is eligible for and
-   whose *estimated* margin is positive are candidates: exploring never gives an action the
-   model expects to lose money on, it varies which worthwhile action and which customers.
+   with the largest sampled margin is given. Only actions the customer is eligible for and that
+   could pay (worth their cost at the upper end of the 95% interval of the segment's belief,
+   ``plan._could_pay``) are candidates: exploring never gives an action that would lose money
+   even then, but tries those not yet known to pay.
+4. **How many.** ``explore_share`` of the plan's contacts; and when the model's own picks leave
+   budget unspent, up to ``explore_share`` of the budget (``plan.choose_with_exploration``).
 
 Explored customers keep their own control group (the plan's control share, drawn per
 ``tier|action|explore`` stratum), so their rows are randomised data: ``measure`` compares each

@@ -41,6 +41,7 @@ from churnguard.intervene.allocate import allocate
 from churnguard.intervene.control import control_key, control_mask
 from churnguard.intervene.explore import (
     PRIOR_SD,
+    Z95,
     Belief,
     action_beliefs,
     expected_sd,
@@ -126,6 +127,8 @@ class PlanInputs:
     learned: LearnedUplift | None = None  # the learned uplift, None for prior effects
     # What is known of each (risk tier, action) effect, for exploration (explore.py).
     beliefs: dict[tuple[str, str], Belief] = field(default_factory=dict)
+    # The point-in-time features the uplift was predicted from, rows as ``customers``.
+    features: pd.DataFrame | None = None
 
     @property
     def actions(self) -> list[str]:
@@ -202,7 +205,8 @@ def _learn_uplift(store: Store, config: ProjectConfig, features: pd.DataFrame,
         evaluation = evaluate_learners(data, actions=actions, folds=3, seed=seed,
                                        half_life_days=up.half_life_days,
                                        confidence=up.choice_confidence,
-                                       replicates=up.bootstrap_replicates, progress=say)
+                                       replicates=up.bootstrap_replicates,
+                                       shrinkage=up.shrinkage, progress=say)
     except UpliftError as exc:
         return (f"prior effects by risk tier from churnguard.toml, because no campaign history "
                 f"can be used: {exc}")
@@ -324,7 +328,8 @@ def plan_inputs(store: Store, *, config: ProjectConfig, as_of: object = None, se
                       .reset_index(drop=True), capacity=capacity, uplift_source=source,
                       value_source=value_source, evaluation=evaluation,
                       model_version=str(scores["model_version"].iloc[0]), left_out=left_out,
-                      notes=notes, learned=learned, beliefs=beliefs)
+                      notes=notes, learned=learned, beliefs=beliefs,
+                      features=features.reset_index(drop=True))
 
 
 def choose_actions(inputs: PlanInputs, *, config: ProjectConfig, budget: float,
@@ -354,11 +359,10 @@ def _explored(inputs: PlanInputs, config: ProjectConfig, n_explore: int, budget:
               ) -> tuple[np.ndarray, np.ndarray]:
     """Up to ``n_explore`` explored contacts in a random order (customer, action index), each
     prefix within ``budget`` and ``capacity`` (explore.py: Neyman allocation over risk tiers,
-    customers at random within a tier, Thompson sampling among the actions worth their cost)."""
+    customers at random within a tier, Thompson sampling among the actions that could pay)."""
     acts = inputs.actions
-    margin = inputs.margin(config)
     cost = inputs.cost[acts].to_numpy()
-    candidates = inputs.eligible[acts].to_numpy(dtype=bool) & (margin > 0)
+    candidates = _could_pay(inputs, config)
     tiers = inputs.customers["risk_tier"].astype(str).to_numpy()
     segments = sorted(set(tiers))
 
@@ -394,6 +398,19 @@ def _explored(inputs: PlanInputs, config: ProjectConfig, n_explore: int, budget:
     return picked[keep], action[keep]
 
 
+def _could_pay(inputs: PlanInputs, config: ProjectConfig) -> np.ndarray:
+    """Customers x actions: eligible, and worth the cost if the effect is at the upper end of
+    the 95% interval of its (risk tier, action) belief (the customer's estimate + 1.96 sd).
+    Exploration gives only such actions: never one that would lose money even then, but also
+    ones whose estimated margin is negative only because their effect is not yet known."""
+    acts = inputs.actions
+    tiers = inputs.customers["risk_tier"].astype(str).to_numpy()
+    sd = np.array([[(inputs.beliefs.get((t, a)) or Belief(mean=0.0, sd=PRIOR_SD)).sd
+                    for a in acts] for t in tiers]).reshape(len(tiers), len(acts))
+    optimistic = inputs.uplift[acts] + Z95 * sd
+    return inputs.eligible[acts].to_numpy(dtype=bool) & (inputs.margin(config, optimistic) > 0)
+
+
 def choose_with_exploration(inputs: PlanInputs, *, config: ProjectConfig, budget: float,
                             rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, dict]:
     """Action index per customer (-1: none), whether it was explored, and what exploring costs
@@ -403,18 +420,30 @@ def choose_with_exploration(inputs: PlanInputs, *, config: ProjectConfig, budget
     allocates what is left of the budget and capacities to the other customers, so both still
     hold. The number explored is the largest whose share of the contacts does not pass the
     configured one (explored contacts may cost more or less than the model's picks, which moves
-    the model's count, so it is found by bisection). With a share of 0 this is
-    :func:`choose_actions` exactly."""
+    the model's count, so it is found by bisection). When the model finds too few contacts worth
+    their cost to spend the budget, exploration may also spend what it leaves, up to
+    ``explore_share`` of the budget: a plan whose estimates say nothing pays yet (small effects
+    measured on little data, shrunk toward zero) still learns, instead of contacting nobody and
+    never finding out. With a share of 0 this is :func:`choose_actions` exactly."""
     share = config.intervene.explore_share
     greedy = choose_actions(inputs, config=config, budget=budget)
     if share <= 0:
         return greedy, np.zeros(len(greedy), dtype=bool), {}
     budget_s, capacity = _scaled(inputs, config, budget)
     ratio = share / (1.0 - share)  # explored per model contact
-    who, what = _explored(inputs, config, int(np.ceil(ratio * (greedy >= 0).sum())), budget_s,
-                          capacity, rng)
     acts = inputs.actions
     cost = inputs.cost[acts].to_numpy()
+    # The budget the model leaves unspent, up to the share: what exploration may spend anyway.
+    left = min(share * budget_s, budget_s - _spend(cost, greedy))
+    could = _could_pay(inputs, config)
+    # Enough explored candidates to spend it (a coupon nobody redeems may cost nothing).
+    cheapest = float(np.where(could & (cost > 0), cost, np.inf).min(initial=np.inf))
+    pool = int(could.any(axis=1).sum())
+    by_budget = 0 if left <= 0 else pool if not np.isfinite(cheapest) \
+        else int(min(pool, np.ceil(left / cheapest)))
+    who, what = _explored(inputs, config,
+                          max(int(np.ceil(ratio * (greedy >= 0).sum())), by_budget), budget_s,
+                          capacity, rng)
     margin = inputs.margin(config)
     eligible = inputs.eligible[acts].to_numpy(dtype=bool)
 
@@ -434,6 +463,8 @@ def choose_with_exploration(inputs: PlanInputs, *, config: ProjectConfig, budget
 
     # The explored share k / contacts grows with k (each explored contact leaves the model less
     # budget): bisect for the largest k whose share does not pass the configured one.
+    floor = int(np.searchsorted(np.cumsum(cost[who, what]), left, side="right")) if left > 0 \
+        else 0
     lo, hi = 0, len(who)
     while lo < hi:
         mid = (lo + hi + 1) // 2
@@ -443,8 +474,13 @@ def choose_with_exploration(inputs: PlanInputs, *, config: ProjectConfig, budget
             lo = mid
         else:
             hi = mid - 1
-    choice, is_explored = plan_with(lo)
+    choice, is_explored = plan_with(max(lo, floor))
     return choice, is_explored, _exploration_report(inputs, config, greedy, choice, is_explored)
+
+
+def _spend(cost: np.ndarray, choice: np.ndarray) -> float:
+    rows = np.flatnonzero(choice >= 0)
+    return float(cost[rows, choice[rows]].sum())
 
 
 def _total(margin: np.ndarray, choice: np.ndarray) -> float:

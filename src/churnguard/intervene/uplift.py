@@ -73,12 +73,15 @@ __all__ = [
     "UpliftEvaluation",
     "UpliftScores",
     "XLearner",
+    "SHRINKAGE",
     "bounded_effects",
     "campaign_weights",
+    "empirical_bayes",
     "evaluate_learners",
     "fit_uplift",
     "prior_uplift",
     "score_uplift",
+    "shrunk_calibration",
     "uncatalogued",
     "uncatalogued_note",
     "uplift_dataset",
@@ -480,7 +483,9 @@ class UpliftEvaluation:
     chosen: str
     curves: dict[str, dict[str, dict[str, list[float]]]]  # learner -> action -> {x, qini}
     oof: dict[str, pd.DataFrame]  # learner -> out-of-fold effects, rows of the data
-    # The chosen learner's out-of-fold calibration per action: {"ate", "slope", "centre"}.
+    # The chosen learner's out-of-fold calibration per action: {"ate", "slope", "centre"} as
+    # used (shrunk across the actions unless shrinkage is "none"), "ate_raw", "slope_raw" and
+    # their standard errors "ate_se", "slope_se", the average effect's posterior sd "ate_sd".
     calibration: dict[str, dict[str, float]] = field(default_factory=dict)
     # How the chosen learner was chosen (_choose): best, confidence, gap_lower per learner, rule.
     choice: dict = field(default_factory=dict)
@@ -508,7 +513,9 @@ class UpliftEvaluation:
             "n_rows": self.n_rows, "n_campaigns": self.n_campaigns, "folds": self.folds,
             "outcome_type": self.outcome_type, "window_days": self.window_days,
             "learners": self.learners, "chosen": self.chosen,
-            "calibration": self.calibration, "choice": self.choice,
+            "calibration": {a: {k: (v if np.isfinite(v) else None) for k, v in c.items()}
+                            for a, c in self.calibration.items()},
+            "choice": self.choice,
         }
 
 
@@ -595,14 +602,20 @@ def _choose(data: UpliftData, oof: dict[str, pd.DataFrame], acts: list[str], *,
 def evaluate_learners(data: UpliftData, *, actions: Sequence[str] | None = None,
                       folds: int = 5, seed: int = 0, half_life_days: float | None = None,
                       confidence: float = 0.95, replicates: int = 200,
+                      shrinkage: str = "empirical_bayes",
                       progress: Callable[[str], None] | None = None) -> UpliftEvaluation:
     """Cross-fitted effects of every learner; Qini, AUUC and uplift@k per action on the rows of
     that action and the control group; the chosen learner is the simplest one whose Qini the
     best learner's does not beat beyond noise (:func:`_choose` states the rule). A random
     ranking is reported alongside as the floor. ``actions`` (default: every action of ``data``)
     are the actions evaluated; ``half_life_days`` down-weights older campaigns
-    (:func:`campaign_weights`)."""
+    (:func:`campaign_weights`). The chosen learner's out-of-fold recalibration
+    (:func:`_calibration`) is then shrunk across the actions by ``shrinkage``
+    (:func:`shrunk_calibration`; ``"empirical_bayes"`` or ``"none"``)."""
     say = progress or (lambda message: None)
+    if shrinkage not in SHRINKAGE:
+        raise UpliftError(f"unknown shrinkage {shrinkage!r}; choose one of "
+                          f"{', '.join(SHRINKAGE)}")
     actions = data.actions if actions is None else actions
     acts = [a for a in actions if (data.action == a).any()]
     if not acts:
@@ -642,6 +655,7 @@ def evaluate_learners(data: UpliftData, *, actions: Sequence[str] | None = None,
     calibration = {a: _calibration(oof[chosen][a].to_numpy(), data.action == a, data.matched(a),
                                    data.y, contexts=data.contexts, weight=weight)
                    for a in acts}
+    calibration = shrunk_calibration(calibration, shrinkage)
     return UpliftEvaluation(n_rows=len(data), n_campaigns=int(np.unique(data.campaign_id).size),
                             folds=folds, outcome_type=data.outcome_type,
                             window_days=data.window_days, learners=learners, chosen=chosen,
@@ -685,8 +699,130 @@ def _calibration(estimate: np.ndarray, treated: np.ndarray, rows: np.ndarray, y:
     design = np.column_stack([fixed, e, t, t * e])
     root = np.sqrt(w)[:, None]
     coef, *_ = np.linalg.lstsq(design * root, y[rows] * root[:, 0], rcond=None)
+    se = _robust_se(design, y[rows], w, coef, columns=[-2, -1])
     return {"ate": float(coef[-2]), "slope": float(np.clip(coef[-1], 0.0, 1.0)),
-            "centre": centre}
+            "centre": centre, "ate_se": se[0], "slope_raw": float(coef[-1]),
+            "slope_se": se[1]}
+
+
+def _robust_se(design: np.ndarray, y: np.ndarray, w: np.ndarray, coef: np.ndarray, *,
+               columns: Sequence[int]) -> list[float]:
+    """Heteroskedasticity-robust standard errors (HC1: White 1980, Econometrica 48(4), eq. (4),
+    with MacKinnon & White's 1985 n / (n - p) correction) of the weighted least squares
+    coefficients ``columns``; inf where the rows cannot tell a coefficient (too few rows, or
+    none in one arm)."""
+    n, p = design.shape
+    if n <= p:
+        return [float("inf")] * len(columns)
+    resid = y - design @ coef
+    bread = np.linalg.pinv(design.T @ (design * w[:, None]))
+    meat = (design * (w * resid)[:, None]).T @ (design * (w * resid)[:, None])
+    cov = bread @ meat @ bread * n / (n - p)
+    out = []
+    for c in columns:
+        v = float(cov[c, c])
+        # A coefficient the design cannot identify (an empty arm) has no finite error.
+        identified = np.abs(design[:, c]).sum() > 0 and v > 0
+        out.append(float(np.sqrt(v)) if identified and np.isfinite(v) else float("inf"))
+    return out
+
+
+def empirical_bayes(estimates: Sequence[float], se: Sequence[float]
+                    ) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """Posterior means and standard deviations of K effects measured with standard errors
+    ``se``, each shrunk toward their pooled mean in proportion to its noise.
+
+    The effects are taken as drawn from N(mu, tau^2); tau^2 is the DerSimonian-Laird moment
+    estimate (DerSimonian & Laird 1986, "Meta-analysis in clinical trials", Controlled
+    Clinical Trials 7(3), eq. (3)-(5)): tau^2 = max(0, (Q - (K - 1)) / (S1 - S2 / S1)) with
+    Q = sum w_k (y_k - y_w)^2, w_k = 1 / se_k^2, S1 = sum w_k, S2 = sum w_k^2; mu is the mean
+    weighted by 1 / (se_k^2 + tau^2). The posterior mean of effect k is
+    mu + B_k (y_k - mu) with B_k = tau^2 / (tau^2 + se_k^2) (the normal-normal model; Efron &
+    Morris 1975, "Data analysis using Stein's estimator and its
+    generalizations", JASA 70(350)), its variance B_k se_k^2 + (1 - B_k)^2 / sum_j 1 / (se_j^2 +
+    tau^2), the second term for having estimated mu (as in Morris 1983, "Parametric empirical
+    Bayes inference", JASA 78(381); the term for having estimated tau^2 is left out, so the sd
+    is a little narrow when few effects are pooled). A noisy estimate moves toward
+    the others; a precise one stays. An effect without a finite error (nothing measured) gets mu
+    and sd sqrt(tau^2 + 1 / sum_j 1 / (se_j^2 + tau^2)); with
+    fewer than two measured effects nothing is pooled and the estimates stand.
+
+    Returns (posterior means, posterior sds, mu, tau).
+
+    >>> m, s, mu, tau = empirical_bayes([0.06, 0.01, 0.02], [0.05, 0.005, 0.01])
+    >>> round(mu, 3), round(tau, 3), np.round(m, 3).tolist()  # no spread beyond the noise
+    (0.012, 0.0, [0.012, 0.012, 0.012])
+    >>> m, s, mu, tau = empirical_bayes([0.10, 0.01, 0.05], [0.005, 0.005, 0.05])
+    >>> np.round(m, 3).tolist()  # precise, different effects stay apart
+    [0.1, 0.01, 0.051]
+    """
+    y = np.asarray(estimates, dtype=float)
+    s = np.asarray(se, dtype=float)
+    known = np.isfinite(s) & (s > 0) & np.isfinite(y)
+    if known.sum() < 2:
+        return y.copy(), np.where(np.isfinite(s), s, np.inf), float("nan"), float("nan")
+    w = 1.0 / s[known] ** 2
+    pooled = float(np.sum(w * y[known]) / w.sum())
+    q = float(np.sum(w * (y[known] - pooled) ** 2))
+    s1, s2 = float(w.sum()), float(np.sum(w ** 2))
+    tau2 = max(0.0, (q - (known.sum() - 1)) / (s1 - s2 / s1)) if s1 > s2 / s1 else 0.0
+    w_star = 1.0 / (s[known] ** 2 + tau2)
+    mu = float(np.sum(w_star * y[known]) / w_star.sum())
+    mu_var = 1.0 / w_star.sum()
+    mean = np.full(len(y), mu)
+    sd = np.full(len(y), np.sqrt(tau2 + mu_var))
+    b = tau2 / (tau2 + s[known] ** 2)
+    mean[known] = mu + b * (y[known] - mu)
+    sd[known] = np.sqrt(b * s[known] ** 2 + (1 - b) ** 2 * mu_var)
+    return mean, sd, mu, float(np.sqrt(tau2))
+
+
+SHRINKAGE = ("empirical_bayes", "none")
+
+
+def shrunk_calibration(calibration: dict[str, dict[str, float]], shrinkage: str
+                       ) -> dict[str, dict[str, float]]:
+    """The recalibration with each action's average effect and slope replaced by their
+    empirical Bayes posterior means across the actions (:func:`empirical_bayes`), the raw
+    ones kept as ``ate_raw`` and ``slope_raw``, the posterior sd as ``ate_sd``.
+
+    Why: a budgeted plan gives most to the actions and customers whose *estimated* margin is
+    largest, and with small effects measured on small control groups those are mostly the most
+    over-estimated (the winner's curse). Shrinking every estimate toward what the actions have
+    in common by its own noise makes the plan optimise posterior means: an action measured on a
+    few dozen control rows no longer outbids one measured on thousands. ``"none"`` keeps the raw
+    recalibration (``ate_sd`` is then the raw standard error).
+
+    >>> cal = {"a": {"ate": 0.08, "slope": 0.5, "centre": 0.0, "ate_se": 0.06,
+    ...              "slope_raw": 0.5, "slope_se": 0.5},
+    ...        "b": {"ate": 0.01, "slope": 0.0, "centre": 0.0, "ate_se": 0.004,
+    ...              "slope_raw": -0.2, "slope_se": 0.4}}
+    >>> out = shrunk_calibration(cal, "empirical_bayes")
+    >>> round(out["a"]["ate"], 3), out["a"]["ate_raw"], round(out["a"]["slope"], 2)
+    (0.029, 0.08, 0.14)
+    >>> shrunk_calibration(cal, "none")["a"]["ate"]
+    0.08
+    """
+    if shrinkage not in SHRINKAGE:
+        raise UpliftError(f"unknown shrinkage {shrinkage!r}; choose one of "
+                          f"{', '.join(SHRINKAGE)}")
+    acts = list(calibration)
+    out = {a: dict(calibration[a]) for a in acts}
+    for a in acts:
+        out[a].setdefault("ate_raw", out[a]["ate"])
+        out[a].setdefault("slope_raw", out[a]["slope"])
+        out[a]["ate_sd"] = out[a].get("ate_se", float("inf"))
+    if shrinkage == "none" or not acts:
+        return out
+    ate, ate_sd, *_ = empirical_bayes([out[a]["ate_raw"] for a in acts],
+                                      [out[a].get("ate_se", float("inf")) for a in acts])
+    slope, *_ = empirical_bayes([out[a]["slope_raw"] for a in acts],
+                                [out[a].get("slope_se", float("inf")) for a in acts])
+    for k, a in enumerate(acts):
+        out[a]["ate"] = float(ate[k])
+        out[a]["ate_sd"] = float(ate_sd[k])
+        out[a]["slope"] = float(np.clip(slope[k], 0.0, 1.0))
+    return out
 
 
 def prior_uplift(risk_tier: np.ndarray, priors: dict[str, dict[str, float]],
@@ -710,6 +846,7 @@ def score_uplift(store: Store, *, actions: Sequence[str], definition: ChurnDefin
                  as_of: dt.datetime, user_ids: Sequence[str] | None = None,
                  outcome_type: str = "order", window_days: int = 90, learner: str = "auto",
                  seed: int = 0, half_life_days: float | None = None,
+                 shrinkage: str = "empirical_bayes",
                  progress: Callable[[str], None] | None = None) -> UpliftScores:
     """Estimated effect of each action per customer (every customer in the users table, or
     ``user_ids``) at ``as_of``: user_id plus one column per action: the catalogue's ``actions``
@@ -756,7 +893,7 @@ def score_uplift(store: Store, *, actions: Sequence[str], definition: ChurnDefin
     evaluation = None
     if learner == "auto":
         evaluation = evaluate_learners(data, seed=seed, half_life_days=half_life_days,
-                                       progress=say)
+                                       shrinkage=shrinkage, progress=say)
         learner = evaluation.chosen
     say(f"fitting the {learner} on {len(data):,} campaign rows")
     model = fit_uplift(data, learner, actions=columns, seed=seed, half_life_days=half_life_days)
