@@ -122,12 +122,28 @@ def test_the_done_when_verdicts() -> None:
     assert list(checks.values()) == [False, False, True, False]
 
 
+def _plan_inputs(x: np.ndarray):  # noqa: ANN202
+    """Plan inputs for len(x) alike high-risk customers (value 100, every action costing 1,
+    no estimated uplift) whose one feature is ``x``."""
+    from churnguard.intervene.plan import PlanInputs
+
+    n = len(x)
+    return PlanInputs(
+        as_of=dt.datetime(2025, 6, 1),
+        customers=pd.DataFrame({"user_id": [f"u{i}" for i in range(n)], "p_churn": 0.5,
+                                "risk_tier": "high", "value": 100.0}),
+        uplift=pd.DataFrame(0.0, index=range(n), columns=ACTIONS),
+        cost=pd.DataFrame(1.0, index=range(n), columns=ACTIONS),
+        eligible=pd.DataFrame(True, index=range(n), columns=ACTIONS),
+        capacity=[None] * len(ACTIONS), uplift_source="test",
+        features=pd.DataFrame({"x": x}))
+
+
 def test_the_exact_ceiling_learns_who_responds_from_its_contacts_true_effects(
         tmp_path: Path) -> None:
     """Told the true effect of each earlier contact, the ceiling's loop finds the customers an
     action works for (coupon_20 lifts only customers with x > 0.5) and gives it to them."""
     from churnguard.config import ProjectConfig
-    from churnguard.intervene.plan import PlanInputs
 
     rng = np.random.default_rng(0)
     n = 400
@@ -139,15 +155,7 @@ def test_the_exact_ceiling_learns_who_responds_from_its_contacts_true_effects(
     told = pd.DataFrame({"x": x[:200], "__action": "coupon_20",
                          "__effect": np.where(x[:200] > 0.5, 0.2, 0.0)})
     told.to_parquet(first / "exact_rows.parquet")
-    inputs = PlanInputs(
-        as_of=dt.datetime(2025, 6, 1),
-        customers=pd.DataFrame({"user_id": [f"u{i}" for i in range(n)], "p_churn": 0.5,
-                                "risk_tier": "high", "value": 100.0}),
-        uplift=pd.DataFrame(0.0, index=range(n), columns=ACTIONS),
-        cost=pd.DataFrame(1.0, index=range(n), columns=ACTIONS),
-        eligible=pd.DataFrame(True, index=range(n), columns=ACTIONS),
-        capacity=[None] * len(ACTIONS), uplift_source="test",
-        features=pd.DataFrame({"x": x}))
+    inputs = _plan_inputs(x)
     config = bench_learning.with_settings(ProjectConfig(), "intervene", explore_share=0.0)
     choice, pred = seed.exact_choice(inputs, 60.0, config, cycle=2)
     given = np.flatnonzero(choice >= 0)
@@ -159,20 +167,11 @@ def test_the_exact_ceiling_learns_who_responds_from_its_contacts_true_effects(
 def test_the_exact_ceiling_starts_with_a_randomised_campaign_and_keeps_exploring(
         tmp_path: Path) -> None:
     from churnguard.config import ProjectConfig
-    from churnguard.intervene.plan import PlanInputs
 
     n = 400
     seed = object.__new__(bench_learning.Seed)
     seed.folder, seed.seed = tmp_path, 0
-    inputs = PlanInputs(
-        as_of=dt.datetime(2025, 6, 1),
-        customers=pd.DataFrame({"user_id": [f"u{i}" for i in range(n)], "p_churn": 0.5,
-                                "risk_tier": "high", "value": 100.0}),
-        uplift=pd.DataFrame(0.0, index=range(n), columns=ACTIONS),
-        cost=pd.DataFrame(1.0, index=range(n), columns=ACTIONS),
-        eligible=pd.DataFrame(True, index=range(n), columns=ACTIONS),
-        capacity=[None] * len(ACTIONS), uplift_source="test",
-        features=pd.DataFrame({"x": np.linspace(0, 1, n)}))
+    inputs = _plan_inputs(np.linspace(0, 1, n))
     first, _ = seed.exact_choice(inputs, 100.0, ProjectConfig(), cycle=1)
     assert (first >= 0).sum() == 100 and len(set(first[first >= 0])) == len(ACTIONS)
     here = seed.cycle_dir(bench_learning.EXACT, 1)
