@@ -108,7 +108,7 @@ def test_the_done_when_verdicts() -> None:
                bench_learning.ORACLE: [100, 100, 100, 100],
                bench_learning.USUAL: [-10, -10, -10, -10],
                bench_learning.RANDOM: [40, 40, 40, 40], bench_learning.AVERAGE: [0, 0, 0, 0],
-               bench_learning.EXACT: [0, 0, 70, 80]}
+               bench_learning.EXACT: [0, 0, 70, 80], bench_learning.NOISY: [0, 0, 30, 50]}
     # Later half = cycles 3-4: learning 55 >= 0.5 x 100 and 55 >= 1.5 x 35; cumulative 110
     # above the usual practice's -40 and below random targeting's 160.
     body, checks = bench_learning.summarise(_runs(margins), args)
@@ -116,10 +116,29 @@ def test_the_done_when_verdicts() -> None:
     assert "needs ≥ 0.5: met" in body and "random targeting 160 (NOT met)" in body
     # What the data allows: the exact-effects loop's 75 a cycle is 0.75 of the oracle's 100.
     assert "the loop told its contacts' true effects 0.75" in body
+    assert "the loop told its contacts' 0/1 outcomes and true baselines 0.40" in body
     margins[bench_learning.FROZEN] = [0, 0, 40, 40]  # 55 < 1.5 x 40
     margins[bench_learning.ORACLE] = [100, 100, 120, 120]  # 55 < 0.5 x 120
     _, checks = bench_learning.summarise(_runs(margins), args)
     assert list(checks.values()) == [False, False, True, False]
+
+
+
+def test_a_run_of_some_strategies_reports_them_and_judges_nothing() -> None:
+    args = argparse.Namespace(cycles=4, scenario="default", customers=10, days=10,
+                              budget_per_customer=0.25)
+    runs = _runs({s: [0, 0, 40, 60] for s in bench_learning.STRATEGIES})
+    runs[0]["records"] = {s: runs[0]["records"][s] for s in
+                          (bench_learning.EXACT, bench_learning.NOISY, bench_learning.ORACLE)}
+    runs[0]["records"][bench_learning.ORACLE] = runs[0]["records"][bench_learning.ORACLE][:2] + [
+        {**r, "truth": {**r["truth"], "true_net_margin": 100.0}}
+        for r in runs[0]["records"][bench_learning.ORACLE][2:]]
+    body, checks = bench_learning.summarise(runs, args)
+    assert checks == {}
+    assert "Done-when: not judged (run without churnguard learning, churnguard frozen" in body
+    header = next(line for line in body.splitlines() if line.startswith("| cycle |"))
+    assert header.count("|") == 5  # cycle and the three strategies run
+    assert "the loop told its contacts' true effects 0.50" in body
 
 
 def _plan_inputs(x: np.ndarray):  # noqa: ANN202
@@ -161,6 +180,40 @@ def test_the_exact_ceiling_learns_who_responds_from_its_contacts_true_effects(
     given = np.flatnonzero(choice >= 0)
     assert len(given) == 60 and (choice[given] == ACTIONS.index("coupon_20")).all()
     assert (x[given] > 0.5).all()  # 0.2 x 100 x 0.4 - 1 = +7 there, -1 elsewhere
+    assert (pred["recommendation"] == 0.0).all()  # never given, never learned: 0
+
+
+def test_the_outcome_ceiling_learns_who_responds_from_noisy_0_1_outcomes(tmp_path: Path) -> None:
+    """Told each earlier contact's true baseline and a 0/1 outcome drawn from its chance with
+    the action (kept by keep_exact_rows), the 0/1-outcome ceiling still finds the customers
+    coupon_20 works for, once there are enough contacts to see it through the noise."""
+    from churnguard.config import ProjectConfig
+
+    rng = np.random.default_rng(0)
+    n = 8000
+    x = rng.random(n)
+    seed = object.__new__(bench_learning.Seed)
+    seed.folder, seed.seed = tmp_path, 0
+    first = seed.cycle_dir(bench_learning.NOISY, 1)
+    first.mkdir(parents=True)
+    inputs = _plan_inputs(x)
+    choice = np.full(n, -1)
+    choice[:6000] = ACTIONS.index("coupon_20")
+    true = pd.DataFrame(0.0, index=range(n), columns=ACTIONS)
+    true["coupon_20"] = np.where(x > 0.5, 0.3, 0.0)
+    seed.keep_exact_rows(first, inputs, choice, true, baseline=np.full(n, 0.4),
+                         rng=np.random.default_rng(1))
+    kept = pd.read_parquet(first / "exact_rows.parquet")
+    high = kept["x"] > 0.5
+    assert set(kept["__outcome"]) == {0.0, 1.0}
+    assert abs(kept.loc[high, "__outcome"].mean() - 0.7) < 0.03
+    assert abs(kept.loc[~high, "__outcome"].mean() - 0.4) < 0.03
+    config = bench_learning.with_settings(ProjectConfig(), "intervene", explore_share=0.0)
+    choice, pred = seed.exact_choice(inputs, 60.0, config, cycle=2,
+                                     strategy=bench_learning.NOISY)
+    given = np.flatnonzero(choice >= 0)
+    assert len(given) == 60 and (choice[given] == ACTIONS.index("coupon_20")).all()
+    assert (x[given] > 0.5).mean() >= 0.9
     assert (pred["recommendation"] == 0.0).all()  # never given, never learned: 0
 
 
