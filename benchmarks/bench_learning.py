@@ -49,6 +49,13 @@ population of the first cycle, every cycle):
   better by 5-fold out-of-fold squared error of their mean and a strongly regularised
   gradient-boosted regressor. A real loop knows less (it must estimate the baseline, waits 90
   days, holds out controls), so what this loop keeps bounds what one with these learners can;
+* ``ceiling: loop told its contacts' 0/1 outcomes and true baselines 90 days late``: that loop told each contact's outcome only when a
+  real loop could read it, 90 days (three cycles) after the contact;
+* ``loop reading 0/1 outcomes 90 days late against the champion's baseline``: no longer a
+  ceiling but the design it suggests: the same loop, its baseline now the churn champion's
+  own estimate (1 - p_churn at the contact's cutoff) instead of the truth, so it uses nothing a
+  shop does not have (the 0/1 outcome is drawn from the shop's true chance, as the shop itself
+  would draw it);
 * ``oracle``: the allocation on the true effects of each action per customer.
 
 Every allocation uses its own store's values, expected costs, eligibility (cooldown, coupon
@@ -100,11 +107,19 @@ RANDOM = "random targeting"
 AVERAGE = "ceiling: true average effects"
 EXACT = "ceiling: loop told its contacts' true effects"
 NOISY = "ceiling: loop told its contacts' 0/1 outcomes and true baselines"
+NOISY_LATE = "ceiling: loop told its contacts' 0/1 outcomes and true baselines 90 days late"
+MODEL = "loop reading 0/1 outcomes 90 days late against the champion's baseline"
 ORACLE = "oracle"
-STRATEGIES = (LEARNING, FROZEN, USUAL, RANDOM, AVERAGE, EXACT, NOISY, ORACLE)
+STRATEGIES = (LEARNING, FROZEN, USUAL, RANDOM, AVERAGE, EXACT, NOISY, NOISY_LATE, MODEL, ORACLE)
 # ``--strategies`` names them by these words.
 SHORT = {"learning": LEARNING, "frozen": FROZEN, "usual": USUAL, "random": RANDOM,
-         "average": AVERAGE, "exact": EXACT, "noisy": NOISY, "oracle": ORACLE}
+         "average": AVERAGE, "exact": EXACT, "noisy": NOISY, "noisy_late": NOISY_LATE,
+         "model": MODEL, "oracle": ORACLE}
+# The loops that learn from their own contacts (``Seed.exact_choice``): what each is told of a
+# contact (its exact effect, or its 0/1 outcome less the true or the champion's chance of buying
+# without a contact) and how many cycles after the contact.
+LOOPS = {EXACT: ("__effect", None, 1), NOISY: ("__outcome", "__baseline", 1),
+         NOISY_LATE: ("__outcome", "__baseline", 3), MODEL: ("__outcome", "__model_baseline", 3)}
 MONTH = 30
 DEFAULTS = {"customers": 20_000, "seeds": "0,1,2", "cycles": 12, "scenario": "default",
             "days": 720, "budget_per_customer": 0.25, "explore_share": None,
@@ -406,7 +421,7 @@ class Seed:
         extra: dict[str, object] = {}
         say = lambda m: self.say(f"cycle {cycle} {strategy}: {m}")  # noqa: E731
         with Store.open(db) as store:
-            if cycle > 1 and strategy in (LEARNING, USUAL, EXACT, NOISY):
+            if cycle > 1 and strategy in (LEARNING, USUAL, *LOOPS):
                 say("retraining the champion")
                 # On the newest labelled cutoffs of the data so far (it ends at this cutoff).
                 train_model(store, definition=config.churn, model="gbdt", promote=True)
@@ -446,7 +461,7 @@ class Seed:
                                  "control": int(rows["is_control"].sum()),
                                  "uplift_source": inputs.uplift_source}
             else:
-                if strategy in (EXACT, NOISY):
+                if strategy in LOOPS:
                     choice, pred = self.exact_choice(inputs, budget, config, cycle, strategy)
                     if cycle > 1:
                         extra["estimates"] = self.estimates(replace(inputs, uplift=pred), true)
@@ -465,7 +480,7 @@ class Seed:
                 ingest_files(store, kind="campaigns", files=[path],
                              config=IngestConfig(future_events="allow"))
             lap("plan")
-            if strategy in (EXACT, NOISY):
+            if strategy in LOOPS:
                 self.keep_exact_rows(here, inputs, choice, true,
                                      baseline=1.0 - truth["p_churn"].reindex(ids).fillna(1.0),
                                      rng=np.random.default_rng([self.seed, cycle, 0x01]))
@@ -539,6 +554,7 @@ class Seed:
         rows = inputs.features.iloc[picked].reset_index(drop=True).copy()
         rows["__action"] = np.asarray(inputs.actions, dtype=object)[choice[picked]]
         rows["__effect"] = true.to_numpy()[picked, choice[picked]]
+        rows["__model_baseline"] = 1.0 - inputs.customers["p_churn"].to_numpy(dtype=float)[picked]
         if baseline is not None:
             rows["__baseline"] = np.asarray(baseline, dtype=float)[picked]
             chance = np.clip(rows["__baseline"] + rows["__effect"], 0.0, 1.0)
@@ -547,11 +563,11 @@ class Seed:
 
     def exact_choice(self, inputs, budget: float, config, cycle: int,  # noqa: ANN001, ANN201
                      strategy: str = EXACT):
-        """The plan of the exact ceiling or, with ``strategy=NOISY``, of the 0/1-outcome one
-        (the module docstring): in cycle 1 random contacts until the budget ends; then per
-        action a regressor of the true effects (NOISY: outcome minus baseline) of every
-        customer it contacted in earlier cycles on their features, churnguard's allocation on
-        the predictions, and ``explore_share`` of the budget spent at random first."""
+        """The plan of one of the ``LOOPS`` (the module docstring): in cycle 1 random contacts
+        until the budget ends; then per action a regressor, on their features, of what the loop
+        is told of every customer it contacted early enough (the true effect, or the 0/1
+        outcome less a baseline), churnguard's allocation on the predictions, and
+        ``explore_share`` of the budget spent at random first."""
         import lightgbm as lgb
         import numpy as np
         import pandas as pd
@@ -561,10 +577,13 @@ class Seed:
         rng = np.random.default_rng([self.seed, cycle, 0xE7])
         if cycle == 1:
             return random_targeting(inputs, budget, rng), inputs.uplift * np.nan
-        rows = pd.concat([pd.read_parquet(self.cycle_dir(strategy, c) / "exact_rows.parquet")
-                          for c in range(1, cycle)], ignore_index=True)
-        target = (rows["__effect"] if strategy == EXACT
-                  else rows["__outcome"] - rows["__baseline"]).to_numpy()
+        told, baseline, late = LOOPS[strategy]
+        kept = [pd.read_parquet(self.cycle_dir(strategy, c) / "exact_rows.parquet")
+                for c in range(1, cycle)]
+        # A cycle's contacts are told ``late`` cycles on. Before any is, every effect is 0
+        # (none learned), so only the exploration is spent.
+        rows = pd.concat(kept[:max(cycle - late, 0)] or [kept[0].iloc[:0]], ignore_index=True)
+        target = (rows[told] - (rows[baseline] if baseline else 0.0)).to_numpy()
         features = inputs.features.reset_index(drop=True)
         columns = list(features.columns)
         for c in columns:  # LightGBM takes numbers and categories
@@ -574,7 +593,7 @@ class Seed:
         pred = pd.DataFrame(0.0, index=features.index, columns=inputs.actions)
         for a in inputs.actions:
             mine = (rows["__action"] == a).to_numpy()
-            if strategy == NOISY and mine.any():
+            if baseline is not None and mine.any():
                 pred[a] = noisy_effects(rows.loc[mine, columns], target[mine],
                                         features[columns], seed=self.seed)
             elif mine.sum() >= EXACT_MIN_ROWS:
@@ -728,7 +747,8 @@ def summarise(runs: list[dict], args: argparse.Namespace) -> tuple[str, dict]:
         lines += ["", f"What the loop's data allows (cycles {judged[0]}–{judged[-1]}, ratio to "
                   "the oracle): " + ", ".join(
                       f"{s.replace('ceiling: ', 'the ')} {ratio(float(late[s].mean()), orc)}"
-                      for s in (EXACT, NOISY, AVERAGE, LEARNING) if s in late) + "."]
+                      for s in (EXACT, NOISY, NOISY_LATE, MODEL, AVERAGE, LEARNING)
+                      if s in late) + "."]
     needed = (LEARNING, FROZEN, USUAL, RANDOM, ORACLE)
     if not all(s in late for s in needed):
         lines += ["", "Done-when: not judged (run without "

@@ -98,7 +98,7 @@ def _runs(margins: dict[str, list[float]]) -> list[dict]:
                 "contacts_check": {"max_abs_diff": 0.0}, "seconds": {"plan": 1.0}}
     return [{"seed": 0, "explore": "none", "peak_rss_mib": 1.0,
              "records": {s: [record(c, m) for c, m in enumerate(margins[s])]
-                         for s in bench_learning.STRATEGIES}}]
+                         for s in margins}}]
 
 
 def test_the_done_when_verdicts() -> None:
@@ -235,3 +235,32 @@ def test_the_exact_ceiling_starts_with_a_randomised_campaign_and_keeps_exploring
     # is spent, at random.
     second, pred = seed.exact_choice(inputs, 100.0, ProjectConfig(), cycle=2)
     assert (second >= 0).sum() == 10 and (pred.to_numpy() == 0.0).all()
+
+
+def test_the_late_loops_read_only_what_a_real_loop_could_have_read(tmp_path: Path) -> None:
+    """Told 90 days (three cycles) late, a loop learns nothing before cycle 4, then only from
+    cycle 1's contacts; the champion's loop measures outcomes against the champion's baseline
+    (1 - p_churn), the other against the true one."""
+    from churnguard.config import ProjectConfig
+
+    n = 3000
+    rng = np.random.default_rng(0)
+    seed = object.__new__(bench_learning.Seed)
+    seed.folder, seed.seed = tmp_path, 0
+    inputs = _plan_inputs(rng.random(n))  # p_churn 0.5: the champion's baseline is 0.5
+    for strategy in (bench_learning.NOISY_LATE, bench_learning.MODEL):
+        for cycle, rate in ((1, 0.6), (2, 0.1), (3, 0.1)):
+            here = seed.cycle_dir(strategy, cycle)
+            here.mkdir(parents=True)
+            pd.DataFrame({"x": rng.random(n), "__action": "coupon_20",
+                          "__outcome": (rng.random(n) < rate).astype(float),
+                          "__baseline": 0.4, "__model_baseline": 0.5,
+                          "__effect": 0.0}).to_parquet(here / "exact_rows.parquet")
+    config = ProjectConfig()  # explore_share 0.1: 10 of a budget of 100 at cost 1
+    told = {bench_learning.NOISY_LATE: 0.6 - 0.4, bench_learning.MODEL: 0.6 - 0.5}
+    for strategy, effect in told.items():
+        choice, pred = seed.exact_choice(inputs, 100.0, config, cycle=3, strategy=strategy)
+        assert (pred.to_numpy() == 0.0).all() and (choice >= 0).sum() == 10
+        choice, pred = seed.exact_choice(inputs, 100.0, config, cycle=4, strategy=strategy)
+        assert abs(pred["coupon_20"].mean() - effect) < 0.03  # cycle 1's outcomes only
+        assert (pred.drop(columns="coupon_20").to_numpy() == 0.0).all()
