@@ -49,8 +49,9 @@ population of the first cycle, every cycle):
   better by 5-fold out-of-fold squared error of their mean and a strongly regularised
   gradient-boosted regressor. A real loop knows less (it must estimate the baseline, waits 90
   days, holds out controls), so what this loop keeps bounds what one with these learners can;
-* ``ceiling: loop told its contacts' 0/1 outcomes and true baselines 90 days late``: that loop told each contact's outcome only when a
-  real loop could read it, 90 days (three cycles) after the contact;
+* ``ceiling: loop told its contacts' 0/1 outcomes and true baselines 90 days late``: that loop,
+  told each contact's outcome only when a real loop could read it, 90 days (three cycles) after
+  the contact;
 * ``loop reading 0/1 outcomes 90 days late against the champion's baseline``: no longer a
   ceiling but the design it suggests: the same loop, its baseline now the churn champion's
   own estimate (1 - p_churn at the contact's cutoff) instead of the truth, so it uses nothing a
