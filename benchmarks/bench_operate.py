@@ -625,13 +625,14 @@ def summarize(runs: list[dict[str, Any]], *, args: argparse.Namespace, command: 
              "other jobs (load averages up to about 13): noisy, upper figures.", ""]
     for run in runs:
         rows, truth = run["rows"], run["truth"]
-        walls = np.array([r["wall_s"] for r in rows])
+        timed = timed_rows(rows)
+        walls = np.array([r["wall_s"] for r in timed])
         setup = ", ".join(f"{k} {v:.0f} s" for k, v in run["setup"].items())
-        challenge = np.array([r["step_s"].get("challenge", 0.0) for r in rows])
+        challenge = np.array([r["step_s"].get("challenge", 0.0) for r in timed])
         # Cycles that trained a model: the first, and every challenge that was judged (kept or
         # promoted: its twin, and for a promotion the refit); no-evidence trains nothing.
         trained = np.array([(r["decision"] or {}).get("outcome") in ("first", "kept", "promoted")
-                            for r in rows])
+                            for r in timed])
         steps = sorted({s for r in rows for s in r["step_s"]},
                        key=["ingest", "score", "monitor", "challenge", "plan", "deliver",
                             "measure"].index)
@@ -653,7 +654,7 @@ def summarize(runs: list[dict[str, Any]], *, args: argparse.Namespace, command: 
                 f"| {r['date']} | {r['alarms']}/{r['checks']} | {_label_cell(r, lt)} | {gate} | "
                 f"{(r['champion'] or '')[-8:]} | {t['champion']:.4f} | {t['every_cycle']:.4f} | "
                 f"{t['never']:.4f} | {_round(t['oracle'])}"
-                f" | {r['wall_s']:.1f} | "
+                f" | {r['wall_s']:.1f}{' (paused)' if r.get('paused') else ''} | "
                 + " | ".join(f"{r['step_s'].get(s, 0):.1f}" for s in steps) + " |")
         lines.append("")
         pre = [r for r in rows
@@ -705,7 +706,11 @@ def summarize(runs: list[dict[str, Any]], *, args: argparse.Namespace, command: 
                      f"{_median(walls - challenge)} (a cycle without retraining). "
                      f"Setup: {setup or 'cached'}"
                      f"; all cycles {walls.sum():,.0f} s; the truth phase's every-cycle fits "
-                     f"{sum(t['fit_s'] for t in truth):,.0f} s.")
+                     f"{sum(t['fit_s'] for t in truth):,.0f} s."
+                     + (f" Left out of these times: {len(rows) - len(timed)} cycle(s) whose "
+                        f"process was paused while they ran (" + ", ".join(
+                            f"{r['date']}: {r['paused']}" for r in rows if r.get("paused"))
+                        + ")." if len(timed) < len(rows) else ""))
         if run["scenario"] == "drift":
             det, rec = run["detection"], run["recovery"]
             lines.append(
@@ -767,6 +772,16 @@ def _label_cell(row: dict[str, Any], truth: dict[str, Any] | None) -> str:
 
 def _round(value: float | None) -> str:
     return "—" if value is None else f"{value:.4f}"
+
+
+def timed_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The cycles whose wall time counts: all but those marked ``"paused"`` in cycles.jsonl
+    (their process was stopped while they ran; the value says why). Their other figures stand.
+
+    >>> [r["date"] for r in timed_rows([{"date": "a"}, {"date": "b", "paused": "SIGSTOP"}])]
+    ['a']
+    """
+    return [r for r in rows if not r.get("paused")]
 
 
 def _median(values: Any) -> str:
