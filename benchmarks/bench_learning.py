@@ -188,7 +188,8 @@ def random_targeting(inputs, budget: float, rng) -> "np.ndarray":  # noqa: ANN00
     return choice
 
 
-def noisy_effects(x, y, features, *, seed: int, folds: int = 5) -> "np.ndarray":  # noqa: ANN001, F821
+def noisy_effects(x, y, features, *, seed: int,  # noqa: ANN001
+                  folds: int = 5) -> "np.ndarray":  # noqa: F821
     """Effects for ``features`` learned from noisy unbiased readings ``y`` at ``x`` (the
     0/1-outcome ceiling): their mean, or a strongly regularised gradient-boosted regressor
     where its ``folds``-fold out-of-fold squared error is lower (with too few rows for folds,
