@@ -321,6 +321,10 @@ class Seed:
                 if strategy not in chosen and not (cycle == 1 and strategy == LEARNING):
                     continue
                 record = self.done(strategy, cycle)
+                if record is not None and self.start_lost(strategy, cycle, chosen):
+                    self.say("cycle 1 of churnguard learning again: its store, where learning "
+                             "and frozen go on from, was removed by an earlier run")
+                    record = None
                 if record is None:
                     if strategy == FROZEN and cycle == 1:
                         record = self.clone_learning_cycle_1()
@@ -345,11 +349,28 @@ class Seed:
         shutil.copy2(src / "record.json", dst / "record.json")
         return json.loads((dst / "record.json").read_text())
 
+    def start_lost(self, strategy: str, cycle: int, chosen: list[str]) -> bool:
+        """Whether this is learning's cycle 1, done, but without the store and shop that a
+        chosen learning or frozen strategy still has to go on from (runs before the fix in
+        ``tidy`` removed them; recomputing the cycle gives the same record)."""
+        if (strategy, cycle) != (LEARNING, 1):
+            return False
+        here = self.cycle_dir(LEARNING, 1)
+        if (here / "store.duckdb").exists() and (here / "shop").exists():
+            return False
+        return ((FROZEN in chosen and self.done(FROZEN, 1) is None)
+                or (LEARNING in chosen and self.args.cycles > 1
+                    and self.done(LEARNING, 2) is None))
+
     def tidy(self, cycle: int) -> None:
-        """Drop the stores and shops a finished cycle no longer needs (its records stay)."""
+        """Drop the stores and shops a finished cycle no longer needs (its records stay): a
+        strategy's cycle before ``cycle`` once ``cycle`` is done, except learning's cycle 1,
+        which frozen starts from (and a run of other strategies may not have run frozen)."""
         if cycle < 2:
             return
         for strategy in STRATEGIES:
+            if (strategy, cycle - 1) == (LEARNING, 1) or self.done(strategy, cycle) is None:
+                continue
             old = self.cycle_dir(strategy, cycle - 1)
             (old / "store.duckdb").unlink(missing_ok=True)
             shutil.rmtree(old / "shop", ignore_errors=True)

@@ -264,3 +264,31 @@ def test_the_late_loops_read_only_what_a_real_loop_could_have_read(tmp_path: Pat
         choice, pred = seed.exact_choice(inputs, 100.0, config, cycle=4, strategy=strategy)
         assert abs(pred["coupon_20"].mean() - effect) < 0.03  # cycle 1's outcomes only
         assert (pred.drop(columns="coupon_20").to_numpy() == 0.0).all()
+
+
+def test_tidying_keeps_what_a_later_run_of_other_strategies_goes_on_from(tmp_path: Path) -> None:
+    """A run of some strategies must not remove learning's cycle 1 (frozen starts from it) nor
+    a cycle whose successor has not run; a lost start is recomputed when it is needed."""
+    L, F, O = bench_learning.LEARNING, bench_learning.FROZEN, bench_learning.ORACLE
+    seed = object.__new__(bench_learning.Seed)
+    seed.folder, seed.seed = tmp_path, 0
+    seed.args = argparse.Namespace(cycles=12)
+
+    def make(strategy: str, cycle: int, *, record: bool = True) -> Path:
+        here = seed.cycle_dir(strategy, cycle)
+        (here / "shop").mkdir(parents=True)
+        (here / "store.duckdb").write_text("store")
+        if record:
+            (here / "record.json").write_text("{}")
+        return here
+
+    l1, o1, o2 = make(L, 1), make(O, 1), make(O, 2)
+    seed.tidy(2)  # after cycle 2 of the oracle alone
+    assert (l1 / "store.duckdb").exists() and (l1 / "shop").exists()
+    assert not (o1 / "store.duckdb").exists() and not (o1 / "shop").exists()
+    assert (o2 / "store.duckdb").exists()  # cycle 3 has not run
+    assert not seed.start_lost(L, 1, [O])
+    (l1 / "store.duckdb").unlink()  # as runs before this fix left it
+    assert not seed.start_lost(L, 1, [O])  # nothing chosen goes on from it
+    assert seed.start_lost(L, 1, [L, F, O])
+    assert not seed.start_lost(O, 1, [L, F, O])
