@@ -225,6 +225,11 @@ def replay(folder: Path, *, cycles: list[int], say: Any = print) -> list[dict[st
                 # Written under a .part name and renamed: the inbox leaves such files alone.
                 week.to_parquet(inbox / (name + ".part"), index=False)
                 (inbox / (name + ".part")).rename(inbox / name)
+        # A cycle an earlier process began and did not finish resumes where it stopped, so its
+        # wall time is not a cycle's: the marker says so, and its row is marked "paused".
+        begun = folder / f"begun_{day}"
+        resumed = begun.exists()
+        begun.touch()
         t0 = time.perf_counter()
         with project.open_store() as store:
             record = run_cycle(OneStore(store), project=project, now=day_time(day))
@@ -236,9 +241,12 @@ def replay(folder: Path, *, cycles: list[int], say: Any = print) -> list[dict[st
         row = {"day": day, "date": f"{day_time(day):%Y-%m-%d}",
                "refit_validation": f"{validation:%Y-%m-%d}",
                **cycle_figures(record, wall=wall, champion=champion)}
+        if resumed:
+            row["paused"] = "resumed after its process was stopped mid-cycle"
         if record.status != "done":
             raise RuntimeError(f"the cycle at {row['date']} failed: {record.error}")
         _append(log, row)
+        begun.unlink()
         d = row["decision"] or {}
         say(f"   cycle {row['date']}: {row['wall_s']:.1f} s "
             f"({', '.join(f'{s} {v:.1f}' for s, v in row['step_s'].items() if v >= 0.05)}); "
