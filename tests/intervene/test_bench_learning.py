@@ -158,6 +158,13 @@ def _plan_inputs(x: np.ndarray):  # noqa: ANN202
         features=pd.DataFrame({"x": x}))
 
 
+def _bare_seed(folder: Path) -> "bench_learning.Seed":
+    """A Seed with only its checkpoint folder and seed 0, for the loops' planning alone."""
+    seed = object.__new__(bench_learning.Seed)
+    seed.folder, seed.seed = folder, 0
+    return seed
+
+
 def test_the_exact_ceiling_learns_who_responds_from_its_contacts_true_effects(
         tmp_path: Path) -> None:
     """Told the true effect of each earlier contact, the ceiling's loop finds the customers an
@@ -167,8 +174,7 @@ def test_the_exact_ceiling_learns_who_responds_from_its_contacts_true_effects(
     rng = np.random.default_rng(0)
     n = 400
     x = rng.random(n)
-    seed = object.__new__(bench_learning.Seed)
-    seed.folder, seed.seed = tmp_path, 0
+    seed = _bare_seed(tmp_path)
     first = seed.cycle_dir(bench_learning.EXACT, 1)
     first.mkdir(parents=True)
     told = pd.DataFrame({"x": x[:200], "__action": "coupon_20",
@@ -192,8 +198,7 @@ def test_the_outcome_ceiling_learns_who_responds_from_noisy_0_1_outcomes(tmp_pat
     rng = np.random.default_rng(0)
     n = 8000
     x = rng.random(n)
-    seed = object.__new__(bench_learning.Seed)
-    seed.folder, seed.seed = tmp_path, 0
+    seed = _bare_seed(tmp_path)
     first = seed.cycle_dir(bench_learning.NOISY, 1)
     first.mkdir(parents=True)
     inputs = _plan_inputs(x)
@@ -222,8 +227,7 @@ def test_the_exact_ceiling_starts_with_a_randomised_campaign_and_keeps_exploring
     from churnguard.config import ProjectConfig
 
     n = 400
-    seed = object.__new__(bench_learning.Seed)
-    seed.folder, seed.seed = tmp_path, 0
+    seed = _bare_seed(tmp_path)
     inputs = _plan_inputs(np.linspace(0, 1, n))
     first, _ = seed.exact_choice(inputs, 100.0, ProjectConfig(), cycle=1)
     assert (first >= 0).sum() == 100 and len(set(first[first >= 0])) == len(ACTIONS)
@@ -245,8 +249,7 @@ def test_the_late_loops_read_only_what_a_real_loop_could_have_read(tmp_path: Pat
 
     n = 3000
     rng = np.random.default_rng(0)
-    seed = object.__new__(bench_learning.Seed)
-    seed.folder, seed.seed = tmp_path, 0
+    seed = _bare_seed(tmp_path)
     inputs = _plan_inputs(rng.random(n))  # p_churn 0.5: the champion's baseline is 0.5
     for strategy in (bench_learning.NOISY_LATE, bench_learning.MODEL):
         for cycle, rate in ((1, 0.6), (2, 0.1), (3, 0.1)):
@@ -270,8 +273,7 @@ def test_tidying_keeps_what_a_later_run_of_other_strategies_goes_on_from(tmp_pat
     """A run of some strategies must not remove learning's cycle 1 (frozen starts from it) nor
     a cycle whose successor has not run; a lost start is recomputed when it is needed."""
     L, F, O = bench_learning.LEARNING, bench_learning.FROZEN, bench_learning.ORACLE
-    seed = object.__new__(bench_learning.Seed)
-    seed.folder, seed.seed = tmp_path, 0
+    seed = _bare_seed(tmp_path)
     seed.args = argparse.Namespace(cycles=12)
 
     def make(strategy: str, cycle: int, *, record: bool = True) -> Path:
