@@ -36,6 +36,12 @@ Issue 18, item 6. Per scenario and seed:
    change.json``) to the first monitor alarm and to the first promotion.
 
 Writes the section "operate" of RESULTS.md.
+
+At 20,000 customers one scenario and seed takes one to two hours on 2 cores, more than the whole
+benchmark fits in one sitting. So a finished run (its figures, not its stores) is also kept in
+``benchmarks/runs/operate/``, which is committed: a later invocation with the same settings reads
+it instead of replaying, so the benchmark can be completed one run at a time on several
+machines; ``--fresh`` replays it again.
 """
 
 from __future__ import annotations
@@ -58,6 +64,7 @@ GAP = 0.01  # the Done-when lines' tolerances
 MARGIN = 0.02
 LAG = 4
 STALE = 4  # weeks: every-cycle models this old at most score each cohort too (the ceiling)
+FINISHED = HERE / "runs" / "operate"  # finished runs' figures, committed (module docstring)
 
 
 # -- the calendar ---------------------------------------------------------------------------------
@@ -883,10 +890,14 @@ def run_one(*, scenario: str, seed: int, args: argparse.Namespace) -> dict[str, 
     cal = calendar(start_day=args.start_day, weeks=args.weeks, days=args.days)
     folder = DATA / (f"operate_{scenario}_{args.users}_{cal['days']}_{args.change_day}_"
                      f"{args.start_day}_{args.retrain_every_days}_{seed}")
+    finished = FINISHED / f"{folder.name}.json"
     if args.fresh and folder.exists():
         import shutil
 
         shutil.rmtree(folder)
+    if finished.exists() and not args.fresh:
+        print(f"== {scenario}, seed {seed}: the finished run in {finished}", flush=True)
+        return json.loads(finished.read_text())
     folder.mkdir(parents=True, exist_ok=True)
     print(f"== {scenario}, seed {seed}: {folder}", flush=True)
     setup = prepare(folder, scenario=scenario, users=args.users, days=cal["days"],
@@ -910,6 +921,10 @@ def run_one(*, scenario: str, seed: int, args: argparse.Namespace) -> dict[str, 
         run["detection"] = detection(rows, change)
         run["recovery"] = recovery(truth, change_date=change["change_date"])
         run["ceiling"] = staleness_ceiling(truth, since=run["recovery"].get("recovered"))
+    FINISHED.mkdir(parents=True, exist_ok=True)
+    tmp = finished.with_suffix(".part")
+    tmp.write_text(json.dumps(run, default=str, indent=None, separators=(",", ":")) + "\n")
+    tmp.rename(finished)
     return run
 
 
