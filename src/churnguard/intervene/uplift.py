@@ -53,6 +53,7 @@ from churnguard.intervene.learners import (
     TLogistic,
     UpliftError,
     XLearner,
+    _fit_arm,
     matched_control,
 )
 from churnguard.intervene.metrics import qini_replicates, uplift_metrics
@@ -535,18 +536,31 @@ def _summary(name: str, per_action: dict[str, dict], weights: dict[str, int]) ->
     return out
 
 
+BASELINE = "__baseline"  # _out_of_fold's key of the cross-fitted outcome baseline
+
+
 def _out_of_fold(data: UpliftData, acts: list[str], *, folds: int, seed: int,
                  half_life_days: float | None, say: Callable[[str], None]
                  ) -> dict[str, pd.DataFrame]:
     """Each learner's cross-fitted effects: every row is predicted by models that never saw
-    its customer, in the context of its own campaign (:class:`CampaignContext`)."""
+    its customer, in the context of its own campaign (:class:`CampaignContext`); under
+    ``BASELINE``, each row's outcome predicted from its features and context alone (the
+    calibration's covariate, :func:`_calibration`)."""
     fold = _folds(data.user_id, folds, seed)
     contexts = data.contexts
     x = CampaignContext.of(data).add(data.features, contexts)
     weight = campaign_weights(data, half_life_days)
     oof = {name: pd.DataFrame(0.0, index=range(len(data)), columns=acts) for name in LEARNERS}
+    oof[BASELINE] = pd.DataFrame(0.0, index=range(len(data)), columns=["p"])
     for k in range(folds):
         train, test = fold != k, fold == k
+        say(f"fold {k + 1}/{folds}: the outcome's baseline")
+        # The outcome predicted from what was known before the contact, whatever the action
+        # (_calibration's covariate): cross-fitted, so no row's own outcome enters its value.
+        baseline = _fit_arm(x[train], data.y[train], weight[train], seed)
+        oof[BASELINE].loc[np.flatnonzero(test), "p"] = (
+            baseline.predict_proba(x[test])[:, 1] if baseline is not None
+            else float(np.average(data.y[train], weights=weight[train])))
         fitted: dict[str, object] = {}
         for name, cls in LEARNERS.items():
             say(f"fold {k + 1}/{folds}: {name}")
@@ -652,8 +666,10 @@ def evaluate_learners(data: UpliftData, *, actions: Sequence[str] | None = None,
     choice = _choose(data, oof, acts, confidence=confidence, replicates=replicates, seed=seed)
     chosen = choice["chosen"]
     weight = campaign_weights(data, half_life_days)
+    covariate = oof.pop(BASELINE)["p"].to_numpy()
     calibration = {a: _calibration(oof[chosen][a].to_numpy(), data.action == a, data.matched(a),
-                                   data.y, contexts=data.contexts, weight=weight)
+                                   data.y, contexts=data.contexts, weight=weight,
+                                   covariate=covariate)
                    for a in acts}
     calibration = shrunk_calibration(calibration, shrinkage)
     return UpliftEvaluation(n_rows=len(data), n_campaigns=int(np.unique(data.campaign_id).size),
@@ -663,8 +679,8 @@ def evaluate_learners(data: UpliftData, *, actions: Sequence[str] | None = None,
 
 
 def _calibration(estimate: np.ndarray, treated: np.ndarray, rows: np.ndarray, y: np.ndarray,
-                 *, contexts: np.ndarray | None = None, weight: np.ndarray | None = None
-                 ) -> dict[str, float]:
+                 *, contexts: np.ndarray | None = None, weight: np.ndarray | None = None,
+                 covariate: np.ndarray | None = None) -> dict[str, float]:
     """Weighted least squares y ~ context + e + T + T e on the action's ``rows`` (its treated
     rows and their matched controls; e: the estimate centred on its mean; one intercept per
     randomisation context, ``UpliftData.contexts``; ``weight``: the pooling's row weights): the
@@ -675,6 +691,14 @@ def _calibration(estimate: np.ndarray, treated: np.ndarray, rows: np.ndarray, y:
     contexts it is not (a plan gives coupon_20 to customers unlike those it holds out from
     cs_outreach, and campaigns differ in baseline and treated share), hence the intercepts.
 
+    ``covariate``: each row's outcome as predicted before the contact (cross-fitted, from the
+    features alone: :func:`_out_of_fold`), added centred with its interaction with T (Lin 2013,
+    "Agnostic notes on regression adjustments to experimental data", Ann. Appl. Stat. 7(1); with
+    a machine-learned covariate, Guo et al. 2021, "Machine learning for variance reduction in
+    online experiments", NeurIPS). Randomisation keeps the average effect unbiased; the part of
+    the outcome's noise the covariate explains leaves its standard error, about 20% less on the
+    simulated shop's campaigns (out-of-fold R^2 about 0.37), worth half as many rows again.
+
     >>> rng = np.random.default_rng(0)
     >>> ctx = np.repeat(np.array(["risky", "safe"], dtype=object), 20000)
     >>> t = np.r_[rng.random(20000) < 0.9, rng.random(20000) < 0.1]  # the risky mostly treated
@@ -684,6 +708,12 @@ def _calibration(estimate: np.ndarray, treated: np.ndarray, rows: np.ndarray, y:
     -0.35
     >>> abs(_calibration(e, t, rows, y, contexts=ctx)["ate"] - 0.05) < 0.015  # true: +0.05
     True
+    >>> g = rng.random(40000)  # a baseline that explains a fifth of the outcome's variance
+    >>> y = (rng.random(40000) < 0.1 + 0.8 * g + 0.05 * t).astype(float)
+    >>> plain, adjusted = (_calibration(e, t, rows, y, contexts=ctx, covariate=c)
+    ...                    for c in (None, g))
+    >>> round(adjusted["ate_se"] / plain["ate_se"], 2), abs(adjusted["ate"] - 0.05) < 0.01
+    (0.88, True)
     """
     rows = np.asarray(rows, dtype=bool)
     e = estimate[rows]
@@ -696,7 +726,12 @@ def _calibration(estimate: np.ndarray, treated: np.ndarray, rows: np.ndarray, y:
     else:
         fixed = pd.get_dummies(pd.Series(np.asarray(contexts, dtype=object)[rows]).astype(str)
                                ).to_numpy(dtype=float)
-    design = np.column_stack([fixed, e, t, t * e])
+    if covariate is None:
+        design = np.column_stack([fixed, e, t, t * e])
+    else:
+        g = np.asarray(covariate, dtype=float)[rows]
+        g = g - (float(np.average(g, weights=w)) if w.sum() > 0 else float(g.mean()))
+        design = np.column_stack([fixed, g, t * g, e, t, t * e])
     root = np.sqrt(w)[:, None]
     coef, *_ = np.linalg.lstsq(design * root, y[rows] * root[:, 0], rcond=None)
     se = _robust_se(design, y[rows], w, coef, columns=[-2, -1])
