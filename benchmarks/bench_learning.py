@@ -672,9 +672,15 @@ class Seed:
             out[a] = {"corr": float(np.corrcoef(est, tru)[0, 1]) if est.std() > 0 else None,
                       "mean_estimate": float(est.mean()), "mean_true": float(tru.mean())}
         if inputs.evaluation is not None:
+            # Each action's average effect as the plan used it and as measured, with the
+            # measurement's standard error (the intervals that should narrow cycle by cycle).
             out["_learner"] = {"chosen": inputs.evaluation.chosen,
                                "rows": inputs.evaluation.n_rows,
-                               "campaigns": inputs.evaluation.n_campaigns}
+                               "campaigns": inputs.evaluation.n_campaigns,
+                               "calibration": {
+                                   a: {k: c[k] for k in ("ate", "ate_raw", "ate_se", "ate_sd")
+                                       if k in c and np.isfinite(c[k])}
+                                   for a, c in inputs.evaluation.calibration.items()}}
         return out
 
     @staticmethod
