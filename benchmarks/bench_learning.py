@@ -724,6 +724,9 @@ class Seed:
         return {"campaign": campaign, "n_treated": m.n_treated, "n_control": m.n_control,
                 "incremental_retention": g.incremental_retention,
                 "ci": list(g.incremental_retention_ci) if g.incremental_retention_ci else None,
+                "adjusted": g.incremental_retention_adjusted,
+                "adjusted_ci": (list(g.incremental_retention_adjusted_ci)
+                                if g.incremental_retention_adjusted_ci else None),
                 "true_mean_uplift": (record or {}).get("contacts_check", {})
                 .get("true_mean_uplift")}
 
@@ -831,6 +834,9 @@ def summarise(runs: list[dict], args: argparse.Namespace) -> tuple[str, dict]:
             tm = m["true_mean_uplift"]
             measured = (f"{m['campaign']}: {m['incremental_retention']:+.3f} {ci} vs "
                         + (f"{tm:+.3f}" if tm is not None else "?"))
+            if m.get("adjusted_ci"):  # adjusted for the plan's churn score (measure)
+                measured += (f"; adjusted {m['adjusted']:+.3f} [{m['adjusted_ci'][0]:+.3f}, "
+                             f"{m['adjusted_ci'][1]:+.3f}]")
         t, ft = r["truth"], f["truth"]
         lines.append(f"| {c + 1} | {learner} | {corr} | {t['estimated_saves']:.1f} / "
                      f"{t['true_saves']:.1f} | {ft['estimated_saves']:.1f} / "

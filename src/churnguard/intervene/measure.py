@@ -22,6 +22,14 @@ Because assignment is random, each difference estimates the average effect of th
 customers of the campaign who received it. Totals scale the every-action difference by the number
 of treated customers.
 
+A churnguard plan's campaign also knows each customer's churn score at planning time (``plan_rows
+.p_churn``, before any contact), which predicts much of who keeps buying whatever the action. So
+its groups also get **incremental_retention_adjusted**: the same difference with the score as a
+covariate (least squares of retained on T, 1 - p_churn centred on the group's mean, and their
+product: Lin 2013, "Agnostic notes on regression adjustments to experimental data", Ann. Appl.
+Stat. 7(1)), with a heteroskedasticity-robust (HC1) normal interval. Randomisation keeps it
+unbiased; the part of the outcome the score explains leaves its interval (:func:`adjusted_difference`).
+
 >>> import datetime as dt
 >>> from churnguard.store import Store
 >>> store, day = Store.in_memory(), dt.datetime(2025, 3, 1, 9)
@@ -62,7 +70,7 @@ from churnguard.errors import ChurnguardError
 from churnguard.store import Store
 
 __all__ = ["ALL", "CampaignMeasurement", "GroupMeasurement", "MeasurementError",
-           "campaign_outcomes", "latest_measurement", "measure_campaign", "newcombe_interval",
+           "adjusted_difference", "campaign_outcomes", "latest_measurement", "measure_campaign", "newcombe_interval",
            "save_measurement", "welch_interval", "wilson_interval"]
 
 # Label of a group pooled over every action or every tier.
@@ -181,6 +189,10 @@ class GroupMeasurement:
     incremental_net_revenue_total: float | None
     incremental_net_revenue_total_ci: Interval | None
     note: str | None = None
+    # The difference adjusted for the plan's churn score (module docstring); None for a campaign
+    # without plan rows or a group below the minimum size.
+    incremental_retention_adjusted: float | None = None
+    incremental_retention_adjusted_ci: Interval | None = None
 
 
 def _of_overall(name: str) -> property:
@@ -283,15 +295,17 @@ def _as_list(interval: Interval | None) -> list[float] | None:
 
 
 # -- outcomes (SQL) -------------------------------------------------------------------------------
-def _outcome_sql(*, campaign_filter: str, control_action: str, tier: str, plan_join: str) -> str:
+def _outcome_sql(*, campaign_filter: str, control_action: str, tier: str, plan_join: str,
+                 score: str = "NULL") -> str:
     """Per campaign row: the assignment and the outcome in its window. Customers with no event in
-    the window are kept (not retained, revenue 0)."""
+    the window are kept (not retained, revenue 0). ``score``: the plan's churn score column
+    (``p_churn`` of the result), NULL without a plan."""
     return f"""
     WITH assigned AS (
         SELECT c.campaign_id, c.user_id, c.is_control, c.assigned_at,
                coalesce(c.cost, 0.0) AS cost,
                CASE WHEN c.is_control THEN {control_action} ELSE c.action END AS action,
-               {tier} AS tier
+               {tier} AS tier, CAST({score} AS DOUBLE) AS p_churn
         FROM campaigns c {plan_join}
         WHERE {campaign_filter}),
     outcomes AS (
@@ -304,7 +318,7 @@ def _outcome_sql(*, campaign_filter: str, control_action: str, tier: str, plan_j
         WHERE e.type IN ($outcome_type, 'order')
         GROUP BY a.campaign_id, a.user_id)
     SELECT a.campaign_id, a.user_id, a.is_control, a.action, a.tier, a.assigned_at, a.cost,
-           coalesce(o.retained, false) AS retained,
+           a.p_churn, coalesce(o.retained, false) AS retained,
            coalesce(o.revenue, 0.0) AS revenue,
            coalesce(o.revenue, 0.0) - a.cost AS net
     FROM assigned a LEFT JOIN outcomes o USING (campaign_id, user_id)"""
@@ -326,7 +340,7 @@ def campaign_outcomes(store: Store, *, campaign_ids: list[str] | None = None,
     if campaign_ids is not None:
         params["ids"] = list(campaign_ids)
     frame = store.con.execute(sql + " ORDER BY a.campaign_id, a.user_id", params).df()
-    return frame.drop(columns="tier")
+    return frame.drop(columns=["tier", "p_churn"])
 
 
 def _check_window(window_days: int) -> None:
@@ -409,10 +423,11 @@ def measure_campaign(store: Store, *, campaign_id: str, outcome_type: str = "ord
             f"{reach} is at {_fmt(observed_until)}; measure it from {_fmt(window_end)} on, "
             f"once the events up to then are ingested")
     design = _design(store, campaign_id, untreated=facts["untreated"])
-    aggregates = _group_aggregates(store, campaign_id, design, outcome_type=outcome_type,
-                                   window_days=int(window_days))
+    aggregates, customers = _group_aggregates(store, campaign_id, design,
+                                              outcome_type=outcome_type,
+                                              window_days=int(window_days))
     groups = _compare(aggregates, control=design.control, confidence=confidence,
-                      min_group_size=min_group_size)
+                      min_group_size=min_group_size, customers=customers)
     overall = next(g for g in groups if g.action == ALL and g.tier == ALL)
     return CampaignMeasurement(
         campaign_id=campaign_id, measured_at=dt.datetime.now(dt.UTC).replace(tzinfo=None),
@@ -510,7 +525,7 @@ def _group_aggregates(store: Store, campaign_id: str, design: _Design, *, outcom
                         f"'{NO_ACTION}')",
         control_action="p.action" if design.control == "matched" else "NULL",
         tier="coalesce(p.risk_tier, 'unknown')" if planned else f"'{ALL}'",
-        plan_join=plan_join)
+        plan_join=plan_join, score="p.p_churn" if planned else "NULL")
     # One tier only: its rows would repeat the every-tier rows, so only those are kept.
     multi_tier = bool(planned) and store.con.execute(
         "SELECT count(DISTINCT coalesce(risk_tier, 'unknown')) > 1 FROM plan_rows "
@@ -528,10 +543,73 @@ def _group_aggregates(store: Store, campaign_id: str, design: _Design, *, outcom
                            (is_control, action), (is_control))
     HAVING (grouping(action) = 1 OR action IS NOT NULL)
        AND (grouping(tier) = 1 OR $multi_tier)"""
-    return store.con.execute(aggregate, {"campaign_id": campaign_id,
-                                         "outcome_type": outcome_type,
-                                         "window_days": window_days,
-                                         "multi_tier": multi_tier}).df()
+    params = {"campaign_id": campaign_id, "outcome_type": outcome_type,
+              "window_days": window_days}
+    customers = (store.con.execute(
+        f"WITH per_customer AS ({sql}) SELECT is_control, action, tier, p_churn, retained "
+        "FROM per_customer", params).df() if planned else None)
+    return store.con.execute(aggregate, {**params, "multi_tier": multi_tier}).df(), customers
+
+
+def adjusted_difference(retained: np.ndarray, treated: np.ndarray, p_churn: np.ndarray, *,
+                        confidence: float = 0.95) -> tuple[float, Interval] | None:
+    """Treated minus control retention adjusted for the churn score (module docstring): the
+    coefficient of T in the least squares of ``retained`` on 1, T, g and T g, with g = 1 -
+    ``p_churn`` centred on its mean, and its HC1 normal interval. None when an arm is empty or a
+    score is missing.
+
+    >>> rng = np.random.default_rng(0)
+    >>> p = rng.random(4000)  # the score explains much of who keeps buying
+    >>> t = rng.random(4000) < 0.5
+    >>> y = rng.random(4000) < 1.0 - p + 0.04 * t * p
+    >>> est, (low, high) = adjusted_difference(y, t, p)
+    >>> plain = y[t].mean() - y[~t].mean()
+    >>> plain_half = 1.96 * np.sqrt(y[t].var() / t.sum() + y[~t].var() / (~t).sum())
+    >>> round(est, 3), round(float((high - low) / 2 / plain_half), 2)  # true: +0.02
+    (0.018, 0.83)
+    """
+    y = np.asarray(retained, dtype=float)
+    t = np.asarray(treated, dtype=bool)
+    g = 1.0 - np.asarray(p_churn, dtype=float)
+    n = len(y)
+    if t.all() or not t.any() or not np.isfinite(g).all() or n < 5:
+        return None
+    g = g - g.mean()
+    design = np.column_stack([np.ones(n), t, g, t * g])
+    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+    resid = y - design @ coef
+    bread = np.linalg.pinv(design.T @ design)
+    meat = (design * resid[:, None]).T @ (design * resid[:, None])
+    se = float(np.sqrt(max((bread @ meat @ bread)[1, 1] * n / (n - design.shape[1]), 0.0)))
+    half = _z(confidence) * se
+    return float(coef[1]), (float(coef[1] - half), float(coef[1] + half))
+
+
+def _adjusted_groups(customers: pd.DataFrame | None, *, control: str, confidence: float
+                     ) -> dict[tuple[str, str], tuple[float, Interval]]:
+    """:func:`adjusted_difference` of every (action, tier) group ``_compare`` forms, ``all``
+    included, each treated group against the control rows it is compared with there."""
+    if customers is None or customers.empty or customers["p_churn"].isna().any():
+        return {}
+    treated = customers[~customers["is_control"]]
+    controls = customers[customers["is_control"]]
+    out = {}
+    for action in [ALL, *sorted(treated["action"].dropna().unique())]:
+        for tier in [ALL, *sorted(treated["tier"].dropna().unique())]:
+            t = treated[((treated["action"] == action) | (action == ALL))
+                        & ((treated["tier"] == tier) | (tier == ALL))]
+            c = controls[((controls["action"] == action) | (action == ALL) | (control != "matched"))
+                         & ((controls["tier"] == tier) | (tier == ALL))]
+            if t.empty or c.empty:
+                continue
+            rows = pd.concat([t, c])
+            found = adjusted_difference(rows["retained"].to_numpy(dtype=float),
+                                        ~rows["is_control"].to_numpy(dtype=bool),
+                                        rows["p_churn"].to_numpy(dtype=float),
+                                        confidence=confidence)
+            if found is not None:
+                out[(action, tier)] = found
+    return out
 
 
 def _num(value: Any) -> float | None:
@@ -546,9 +624,12 @@ def _interval(lo: float, hi: float, ok: bool) -> Interval | None:
 
 
 def _compare(frame: pd.DataFrame, *, control: str, confidence: float,
-             min_group_size: int) -> list[GroupMeasurement]:
+             min_group_size: int, customers: pd.DataFrame | None = None
+             ) -> list[GroupMeasurement]:
     """Pair each treated group with its control group and compute the differences and intervals
-    (vectorised over the handful of groups; the per-customer work was done in SQL)."""
+    (vectorised over the handful of groups; the per-customer work was done in SQL); with a
+    plan's ``customers`` (their scores), also the adjusted differences."""
+    adjusted = _adjusted_groups(customers, control=control, confidence=confidence)
     treated = frame[~frame["is_control"]].drop(columns="is_control")
     controls = frame[frame["is_control"]].drop(columns="is_control")
     # Matched: control customers of the same planned action and tier. Pooled: every control
@@ -601,7 +682,13 @@ def _compare(frame: pd.DataFrame, *, control: str, confidence: float,
             incremental_net_revenue_total=_num(d_net * n_t) if d_net is not None else None,
             incremental_net_revenue_total_ci=(net_ci[0] * n_t, net_ci[1] * n_t) if net_ci
             else None,
-            note=note))
+            note=note,
+            incremental_retention_adjusted=(adjusted[(row.action, row.tier)][0]
+                                            if big[j] and (row.action, row.tier) in adjusted
+                                            else None),
+            incremental_retention_adjusted_ci=(adjusted[(row.action, row.tier)][1]
+                                               if big[j] and (row.action, row.tier) in adjusted
+                                               else None)))
     # Reports read best in a fixed order: actions by name with "all" last, tiers likewise.
     return sorted(out, key=lambda g: (g.action == ALL, g.action, g.tier == ALL, g.tier))
 

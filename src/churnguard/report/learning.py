@@ -12,6 +12,10 @@ them), figures out; the HTML report and the dashboard's campaigns page both draw
   Meta-Analysis*, ch. 11, eqs. 11.3-11.5), whose standard error is each interval's half-width
   divided by z. Every measured campaign narrows it, which is what the learning loop is for.
 
+Where ``measure`` also adjusted a group's difference for the plan's churn score
+(``incremental_retention_adjusted``: a churnguard plan's campaigns), the adjusted figure and
+its narrower interval are the ones shown and pooled.
+
 >>> doc = lambda cid, day, effect: {"campaign_id": cid, "assigned_to": day, "confidence": 0.95,
 ...     "n_treated": 100, "n_control": 100, "totals": {}, "groups": [{"action": "call",
 ...     "tier": "all", "incremental_retention": effect,
@@ -82,6 +86,16 @@ def _interval(value: object) -> tuple[float | None, float | None]:
     return None, None
 
 
+def _retention(group: dict) -> tuple[float | None, float | None, float | None]:
+    """A group's incremental retention and interval: adjusted for the churn score when
+    ``measure`` could, else the plain difference."""
+    adjusted = _finite(group.get("incremental_retention_adjusted"))
+    if adjusted is not None:
+        return (adjusted, *_interval(group.get("incremental_retention_adjusted_ci")))
+    return (_finite(group.get("incremental_retention")),
+            *_interval(group.get("incremental_retention_ci")))
+
+
 def _overall(doc: dict) -> dict:
     for g in doc.get("groups") or []:
         if isinstance(g, dict) and g.get("action") == "all" and g.get("tier") == "all":
@@ -100,22 +114,21 @@ def learning_history(measurements: list[dict]) -> LearningHistory:
     for m in docs:
         z = NormalDist().inv_cdf(0.5 + float(m.get("confidence", 0.95)) / 2)
         overall, totals = _overall(m), m.get("totals") or {}
-        low, high = _interval(overall.get("incremental_retention_ci"))
+        retention, low, high = _retention(overall)
         net_low, net_high = _interval(totals.get("incremental_net_revenue_ci"))
         campaigns.append(CampaignPoint(
             campaign_id=str(m.get("campaign_id")), assigned_to=str(m.get("assigned_to", ""))[:10],
             n_treated=m.get("n_treated"), n_control=m.get("n_control"),
-            retention=_finite(overall.get("incremental_retention")), retention_low=low,
+            retention=retention, retention_low=low,
             retention_high=high, net_revenue=_finite(totals.get("incremental_net_revenue")),
             net_revenue_low=net_low, net_revenue_high=net_high))
         for g in m.get("groups") or []:
             if not isinstance(g, dict) or g.get("tier") != "all" or g.get("action") == "all":
                 continue
-            effect = _finite(g.get("incremental_retention"))
+            effect, low, high = _retention(g)
             if effect is None:
                 continue
             action = str(g.get("action"))
-            low, high = _interval(g.get("incremental_retention_ci"))
             acc = sums.setdefault(action, [0.0, 0.0, 0])
             if low is not None and high > low:
                 weight = (2 * z / (high - low)) ** 2  # 1 / se^2

@@ -338,6 +338,9 @@ class GroupResultOut(_Out):
     incremental_net_revenue: float | None
     incremental_net_revenue_ci: list[float] | None
     note: str | None = None
+    # Adjusted for the plan's churn score (a churnguard plan's campaign; docs/intervene.md)
+    incremental_retention_adjusted: float | None = None
+    incremental_retention_adjusted_ci: list[float] | None = None
 
 
 class CampaignResultsOut(_Out):

@@ -98,6 +98,8 @@ def campaign_results(campaign_id: str = _ID, _role: str = Depends(require("read"
         incremental_net_revenue=g.incremental_net_revenue,
         incremental_net_revenue_ci=list(g.incremental_net_revenue_ci)
         if g.incremental_net_revenue_ci else None,
-        note=g.note) for g in m.groups]
+        note=g.note, incremental_retention_adjusted=g.incremental_retention_adjusted,
+        incremental_retention_adjusted_ci=list(g.incremental_retention_adjusted_ci)
+        if g.incremental_retention_adjusted_ci else None) for g in m.groups]
     return CampaignResultsOut(campaign_id=campaign_id, outcome_type=iv.outcome_type,
                               window_days=iv.window_days, groups=groups, notes=list(m.notes))
