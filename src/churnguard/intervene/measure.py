@@ -67,6 +67,7 @@ from churnguard.campaigns import observed_until as data_horizon
 from churnguard.config import NO_ACTION
 from churnguard.cutoffs import LabelError, label_window_end, to_cutoff
 from churnguard.errors import ChurnguardError
+from churnguard.intervene.metrics import robust_se
 from churnguard.store import Store
 
 __all__ = ["ALL", "CampaignMeasurement", "GroupMeasurement", "MeasurementError",
@@ -555,8 +556,8 @@ def adjusted_difference(retained: np.ndarray, treated: np.ndarray, p_churn: np.n
                         confidence: float = 0.95) -> tuple[float, Interval] | None:
     """Treated minus control retention adjusted for the churn score (module docstring): the
     coefficient of T in the least squares of ``retained`` on 1, T, g and T g, with g = 1 -
-    ``p_churn`` centred on its mean, and its HC1 normal interval. None when an arm is empty or a
-    score is missing.
+    ``p_churn`` centred on its mean, and its HC1 normal interval (``metrics.robust_se``). None
+    when an arm is empty, a score is missing or the rows cannot tell the coefficient.
 
     >>> rng = np.random.default_rng(0)
     >>> p = rng.random(4000)  # the score explains much of who keeps buying
@@ -577,10 +578,9 @@ def adjusted_difference(retained: np.ndarray, treated: np.ndarray, p_churn: np.n
     g = g - g.mean()
     design = np.column_stack([np.ones(n), t, g, t * g])
     coef, *_ = np.linalg.lstsq(design, y, rcond=None)
-    resid = y - design @ coef
-    bread = np.linalg.pinv(design.T @ design)
-    meat = (design * resid[:, None]).T @ (design * resid[:, None])
-    se = float(np.sqrt(max((bread @ meat @ bread)[1, 1] * n / (n - design.shape[1]), 0.0)))
+    (se,) = robust_se(design, y, np.ones(n), coef, columns=[1])
+    if not np.isfinite(se):
+        return None
     half = _z(confidence) * se
     return float(coef[1]), (float(coef[1] - half), float(coef[1] + half))
 

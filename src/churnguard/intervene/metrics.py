@@ -25,9 +25,11 @@ control customers and y_t(k), y_c(k) of them with the outcome:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
-__all__ = ["qini_replicates", "uplift_metrics"]
+__all__ = ["qini_replicates", "robust_se", "uplift_metrics"]
 
 GRID = np.arange(1, 101) / 100.0
 
@@ -100,3 +102,25 @@ def qini_replicates(score: np.ndarray, *, treated: np.ndarray, y: np.ndarray,
         qini = np.where(n_c > 0, y_t - y_c * n_t / np.where(n_c > 0, n_c, 1), y_t)
         qini = np.where(total > 0, qini / np.where(total > 0, total, 1), 0.0)
     return np.mean(qini - GRID * qini[:, -1:], axis=1)
+
+
+def robust_se(design: np.ndarray, y: np.ndarray, w: np.ndarray, coef: np.ndarray, *,
+               columns: Sequence[int]) -> list[float]:
+    """Heteroskedasticity-robust standard errors (HC1: White 1980, Econometrica 48(4), eq. (4),
+    with MacKinnon & White's 1985 n / (n - p) correction) of the weighted least squares
+    coefficients ``columns``; inf where the rows cannot tell a coefficient (too few rows, or
+    none in one arm)."""
+    n, p = design.shape
+    if n <= p:
+        return [float("inf")] * len(columns)
+    resid = y - design @ coef
+    bread = np.linalg.pinv(design.T @ (design * w[:, None]))
+    meat = (design * (w * resid)[:, None]).T @ (design * (w * resid)[:, None])
+    cov = bread @ meat @ bread * n / (n - p)
+    out = []
+    for c in columns:
+        v = float(cov[c, c])
+        # A coefficient the design cannot identify (an empty arm) has no finite error.
+        identified = np.abs(design[:, c]).sum() > 0 and v > 0
+        out.append(float(np.sqrt(v)) if identified and np.isfinite(v) else float("inf"))
+    return out

@@ -56,7 +56,7 @@ from churnguard.intervene.learners import (
     _fit_arm,
     matched_control,
 )
-from churnguard.intervene.metrics import qini_replicates, uplift_metrics
+from churnguard.intervene.metrics import qini_replicates, robust_se, uplift_metrics
 from churnguard.scoring import unscorable_customers
 from churnguard.store import Store
 
@@ -734,32 +734,10 @@ def _calibration(estimate: np.ndarray, treated: np.ndarray, rows: np.ndarray, y:
         design = np.column_stack([fixed, g, t * g, e, t, t * e])
     root = np.sqrt(w)[:, None]
     coef, *_ = np.linalg.lstsq(design * root, y[rows] * root[:, 0], rcond=None)
-    se = _robust_se(design, y[rows], w, coef, columns=[-2, -1])
+    se = robust_se(design, y[rows], w, coef, columns=[-2, -1])
     return {"ate": float(coef[-2]), "slope": float(np.clip(coef[-1], 0.0, 1.0)),
             "centre": centre, "ate_se": se[0], "slope_raw": float(coef[-1]),
             "slope_se": se[1]}
-
-
-def _robust_se(design: np.ndarray, y: np.ndarray, w: np.ndarray, coef: np.ndarray, *,
-               columns: Sequence[int]) -> list[float]:
-    """Heteroskedasticity-robust standard errors (HC1: White 1980, Econometrica 48(4), eq. (4),
-    with MacKinnon & White's 1985 n / (n - p) correction) of the weighted least squares
-    coefficients ``columns``; inf where the rows cannot tell a coefficient (too few rows, or
-    none in one arm)."""
-    n, p = design.shape
-    if n <= p:
-        return [float("inf")] * len(columns)
-    resid = y - design @ coef
-    bread = np.linalg.pinv(design.T @ (design * w[:, None]))
-    meat = (design * (w * resid)[:, None]).T @ (design * (w * resid)[:, None])
-    cov = bread @ meat @ bread * n / (n - p)
-    out = []
-    for c in columns:
-        v = float(cov[c, c])
-        # A coefficient the design cannot identify (an empty arm) has no finite error.
-        identified = np.abs(design[:, c]).sum() > 0 and v > 0
-        out.append(float(np.sqrt(v)) if identified and np.isfinite(v) else float("inf"))
-    return out
 
 
 def empirical_bayes(estimates: Sequence[float], se: Sequence[float]
