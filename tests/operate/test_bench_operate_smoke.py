@@ -115,3 +115,22 @@ def test_the_staleness_ceiling_counts_cohorts_where_an_older_retrain_is_within_0
     assert found[2] == {"judged": 2, "within": 1}
     assert found[4] == {"judged": 1, "within": 0}
     assert bench_operate.staleness_ceiling(truth, since=None)[1] == {"judged": 0, "within": 0}
+
+
+def test_a_finished_run_committed_in_benchmarks_runs_is_read_not_replayed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import argparse
+    import json
+
+    monkeypatch.setattr(bench_operate, "FINISHED", tmp_path / "runs")
+    monkeypatch.setattr(bench_operate, "DATA", tmp_path / "data")
+    args = argparse.Namespace(users=20000, start_day=757, weeks=104, change_day=785, days=None,
+                              retrain_every_days=28, fresh=False)
+    cal = bench_operate.calendar(start_day=757, weeks=104)
+    name = f"operate_drift_20000_{cal['days']}_785_757_28_0.json"
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / name).write_text(json.dumps({"scenario": "drift", "seed": 0,
+                                                      "rows": [{"day": 757}]}))
+    run = bench_operate.run_one(scenario="drift", seed=0, args=args)
+    assert run == {"scenario": "drift", "seed": 0, "rows": [{"day": 757}]}
+    assert not (tmp_path / "data").exists()  # nothing simulated, nothing replayed
