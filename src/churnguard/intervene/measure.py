@@ -515,7 +515,7 @@ def _design(store: Store, campaign_id: str, *, untreated: int) -> _Design:
 
 
 def _group_aggregates(store: Store, campaign_id: str, design: _Design, *, outcome_type: str,
-                      window_days: int) -> pd.DataFrame:
+                      window_days: int) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """Per arm (control or not), action and tier, and pooled over actions and tiers: the counts
     and means that :func:`_compare` turns into differences and intervals."""
     planned = design.planned
@@ -531,25 +531,29 @@ def _group_aggregates(store: Store, campaign_id: str, design: _Design, *, outcom
     multi_tier = bool(planned) and store.con.execute(
         "SELECT count(DISTINCT coalesce(risk_tier, 'unknown')) > 1 FROM plan_rows "
         "WHERE campaign_id = ?", [campaign_id]).fetchall()[0][0]
-    aggregate = f"""
-    WITH per_customer AS ({sql})
-    SELECT is_control,
-           CASE WHEN grouping(action) = 1 THEN '{ALL}' ELSE action END AS action,
-           CASE WHEN grouping(tier) = 1 THEN '{ALL}' ELSE tier END AS tier,
-           count(*) AS n, count_if(retained) AS retained,
-           avg(revenue) AS revenue, avg(cost) AS cost, avg(net) AS net,
-           coalesce(var_samp(net), 0.0) AS net_var
-    FROM per_customer
-    GROUP BY GROUPING SETS ((is_control, action, tier), (is_control, tier),
-                           (is_control, action), (is_control))
-    HAVING (grouping(action) = 1 OR action IS NOT NULL)
-       AND (grouping(tier) = 1 OR $multi_tier)"""
     params = {"campaign_id": campaign_id, "outcome_type": outcome_type,
               "window_days": window_days}
-    customers = (store.con.execute(
-        f"WITH per_customer AS ({sql}) SELECT is_control, action, tier, p_churn, retained "
-        "FROM per_customer", params).df() if planned else None)
-    return store.con.execute(aggregate, {**params, "multi_tier": multi_tier}).df(), customers
+    # The per-customer outcomes once: the group aggregates and the score-adjusted figures
+    # (_adjusted_groups) both read them.
+    rows = store.con.sql(
+        f"SELECT is_control, action, tier, p_churn, retained, revenue, cost, net FROM ({sql})",
+        params=params).to_arrow_table()
+    with store.registered(rows, "measured_rows") as view:
+        groups = store.con.execute(f"""
+            SELECT is_control,
+                   CASE WHEN grouping(action) = 1 THEN '{ALL}' ELSE action END AS action,
+                   CASE WHEN grouping(tier) = 1 THEN '{ALL}' ELSE tier END AS tier,
+                   count(*) AS n, count_if(retained) AS retained,
+                   avg(revenue) AS revenue, avg(cost) AS cost, avg(net) AS net,
+                   coalesce(var_samp(net), 0.0) AS net_var
+            FROM {view}
+            GROUP BY GROUPING SETS ((is_control, action, tier), (is_control, tier),
+                                   (is_control, action), (is_control))
+            HAVING (grouping(action) = 1 OR action IS NOT NULL)
+               AND (grouping(tier) = 1 OR $multi_tier)""", {"multi_tier": multi_tier}).df()
+    customers = (rows.select(["is_control", "action", "tier", "p_churn", "retained"]).to_pandas()
+                 if planned else None)
+    return groups, customers
 
 
 def adjusted_difference(retained: np.ndarray, treated: np.ndarray, p_churn: np.ndarray, *,
