@@ -7,6 +7,7 @@ import json
 import pickle
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -454,3 +455,51 @@ def test_pareto_nbd_parameters_are_recovered_from_simulated_customers() -> None:
     assert model.conditional_expected_purchases(holdout, x, t_x, T).mean() == pytest.approx(
         later.mean(), rel=0.1
     )
+
+
+def _exact_expected_if_alive(r: float, alpha: float, a: float, b_post: float, x: float,
+                             T: float, t: float) -> float:
+    """E[(1/p) (1 - (1 + p t/(alpha+T))**-(r+x))] over p ~ Beta(a, b_post), by mpmath's
+    adaptive quadrature at 30 digits, with breakpoints around the Beta's mode."""
+    mpmath = pytest.importorskip("mpmath")
+    mpmath.mp.dps = 30
+    k, s = r + x, mpmath.mpf(t) / (alpha + T)
+    log_beta = mpmath.log(mpmath.beta(a, b_post))
+
+    def integrand(p: Any) -> Any:
+        if p >= 1:  # b_post < 1 puts an integrable pole at 1; the rule may touch the endpoint
+            return mpmath.mpf(0)
+        density = mpmath.exp((a - 1) * mpmath.log(p) + (b_post - 1) * mpmath.log1p(-p) - log_beta)
+        return -mpmath.expm1(-k * mpmath.log1p(p * s)) / p * density
+
+    mode = mpmath.mpf(a) / (a + b_post)
+    sd = mpmath.sqrt(a * b_post / ((a + b_post) ** 2 * (a + b_post + 1)))
+    near = [min(max(mode + j * sd, mpmath.mpf(1e-30)), 1 - mpmath.mpf(1e-12))
+            for j in (-12, -4, -1, 0, 1, 4, 12)]
+    points = sorted({mpmath.mpf(0), mpmath.mpf(1), *near,
+                     *(mpmath.mpf(10) ** -e for e in range(1, 12))})
+    return float(mpmath.quad(integrand, points))
+
+
+# (a, b): ordinary fits, a = 1 (the closed form is 0/0 there), and the boundary an MBG/NBD fit
+# reached on a drifting simulated shop (a ~ 1.4e5, b ~ 1.5e7: dropout almost homogeneous), where
+# the closed form alone gave NaN for every customer.
+@pytest.mark.parametrize("a, b", [(0.3, 0.5), (1.0, 50.0), (3.0, 0.5), (300.0, 50.0),
+                                  (0.3, 14765494.459), (138402.105, 14765494.459)])
+def test_expected_purchases_match_the_exact_mean_where_the_closed_form_fails(
+        a: float, b: float) -> None:
+    r, alpha = 1.009, 5.092
+    x = np.array([0.0, 1.0, 5.0, 200.0, 200.0])
+    T = np.array([0.1, 10.0, 100.0, 0.1, 10.0])
+    t_x = T / 2 * (x > 0)
+    for model in ("mbg", "bg"):
+        fitted = BetaGeoModel(model=model)
+        fitted.params_ = {"r": r, "alpha": alpha, "a": a, "b": b}
+        for t in (1.0, 52.0, 1000.0):
+            with np.errstate(all="raise"):  # no NaN or overflow warning on the way
+                got = fitted.conditional_expected_purchases(t, x, t_x, T)
+            alive = fitted.probability_alive(x, t_x, T)
+            b_post = b + x + (model == "mbg")
+            want = [_exact_expected_if_alive(r, alpha, a, bp, xi, Ti, t)
+                    for bp, xi, Ti in zip(b_post, x, T, strict=True)]
+            np.testing.assert_allclose(got / alive, want, rtol=2e-6, err_msg=f"{model}, t={t}")
