@@ -264,7 +264,9 @@ def _errors(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
         "mae": float(np.mean(np.abs(pred - y))),
         "rmse": float(np.sqrt(np.mean((pred - y) ** 2))),
         "total_ratio": float(pred.sum() / y.sum()) if y.sum() > 0 else float("nan"),
-        "spearman": float(spearmanr(pred, y).statistic) if y.size > 2 else float("nan"),
+        # Undefined (NaN) with fewer than three customers or a constant side, as scipy says.
+        "spearman": (float(spearmanr(pred, y).statistic)
+                     if y.size > 2 and np.ptp(y) > 0 and np.ptp(pred) > 0 else float("nan")),
     }
 
 
