@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import doctest
+import itertools
 import json
 import pickle
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -503,3 +505,46 @@ def test_expected_purchases_match_the_exact_mean_where_the_closed_form_fails(
             want = [_exact_expected_if_alive(r, alpha, a, bp, xi, Ti, t)
                     for bp, xi, Ti in zip(b_post, x, T, strict=True)]
             np.testing.assert_allclose(got / alive, want, rtol=2e-6, err_msg=f"{model}, t={t}")
+
+
+# Every parameter from a ten-thousandth to a thousand times the usual scale (weeks): fits on
+# odd data land at such corners (the MBG/NBD boundary above; Pareto/NBD with r ~ 50 and
+# alpha ~ 0.05), and there scipy's hyp2f1 returned inf or NaN for customers in
+# (x, t_x, T) below. Predictions must stay finite, in range, and quiet.
+_CORNERS = (0.01, 0.05, 1.0, 50.0, 1000.0)
+_X = np.array([0.0, 1.0, 5.0, 50.0, 300.0])
+_T = np.array([0.1, 1.0, 10.0, 100.0, 300.0])
+
+
+@pytest.mark.parametrize("make", [lambda: BetaGeoModel(model="mbg"), lambda: BetaGeoModel(),
+                                  ParetoNBDModel], ids=["mbg", "bg", "pareto"])
+def test_predictions_stay_finite_at_the_corners_of_the_parameter_space(make: Any) -> None:
+    model = make()
+    x, T = (v.ravel() for v in np.meshgrid(_X, _T))
+    t_x = np.where(x > 0, 0.7 * T, 0.0)
+    failed = []
+    for params in itertools.product(_CORNERS, repeat=4):
+        model.params_ = dict(zip(model._param_names, params, strict=True))
+        with np.errstate(all="raise", under="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("error")
+            try:
+                alive = model.probability_alive(x, t_x, T)
+                expected = model.conditional_expected_purchases(52.0, x, t_x, T)
+                none = model.probability_no_purchase(13.0, x, t_x, T)
+            except (FloatingPointError, RuntimeWarning) as error:
+                failed.append((params, repr(error)))
+                continue
+        if not (np.all((alive >= 0) & (alive <= 1)) and np.all((none >= 0) & (none <= 1))
+                and np.all(np.isfinite(expected) & (expected >= 0))):
+            failed.append((params, "out of range"))
+    assert not failed, f"{len(failed)} parameter sets fail, e.g. {failed[:3]}"
+
+
+@pytest.mark.parametrize("b, c, z", [(1.05, 101.05, 0.97633136), (300.05, 301.1, 0.99760336),
+                                     (2.0, 5.5, 0.3), (50.05, 51.1, 0.999)])
+def test_the_pareto_hypergeometric_term_matches_mpmath_where_scipy_fails(
+        b: float, c: float, z: float) -> None:
+    mpmath = pytest.importorskip("mpmath")
+    mpmath.mp.dps = 30
+    got = btyd._hyp2f1_one(np.array(b), np.array(c), np.array(z))
+    assert float(got) == pytest.approx(float(mpmath.hyp2f1(1, b, c, z)), rel=1e-9)

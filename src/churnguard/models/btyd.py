@@ -593,7 +593,12 @@ def _expected_by_quadrature(a: float, b_post: np.ndarray, k: np.ndarray,
     for value in np.unique(b_post):
         rows = b_post == value
         p = betaincinv(a, value, _QUAD_NODES)[None, :]
-        h = -np.expm1(-k[rows, None] * np.log1p(p * s[rows, None])) / p
+        kr, u = k[rows, None], p * s[rows, None]
+        with np.errstate(invalid="ignore", divide="ignore", under="ignore"):
+            h = -np.expm1(-kr * np.log1p(u)) / p
+        # Where p s is tiny (a << 1 piles the Beta at p ~ 1e-308, and p s is then subnormal)
+        # the quotient loses its digits: two terms of h's series in p s are exact there.
+        h = np.where(u < 1e-8, kr * s[rows, None] * (1.0 - 0.5 * (kr + 1.0) * u), h)
         out[rows] = h @ _QUAD_WEIGHTS
     return out
 
@@ -644,10 +649,42 @@ def _log_tail_integral(p: Any, q: Any, alpha: float, beta: float, t: Any) -> np.
         m, k, j = alpha, p, q
     else:
         m, k, j = beta, q, p
-    z = abs(alpha - beta) / (m + t)
+    z = np.broadcast_to(abs(alpha - beta) / (m + t), p.shape)
     total = p + q
-    log_hyp = (1.0 - j) * np.log1p(-z) + np.log(hyp2f1(1.0, k, total, z))
-    return -(total - 1.0) * np.log(m + t) - np.log(total - 1.0) + log_hyp
+    return -(total - 1.0) * np.log(m + t) - np.log(total - 1.0) + (1.0 - j) * np.log1p(-z) + (
+        np.log(_hyp2f1_one(k, total, z)))
+
+
+def _hyp2f1_one(b: np.ndarray, c: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """2F1(1, b; c; z) for 0 <= z < 1, c > b > 0: by Euler's integral, the mean of 1 / (1 - z U)
+    over U ~ Beta(b, c - b), so it lies in [1, 1 / (1 - z)].
+
+    scipy's hyp2f1 leaves that range in two places met with real parameters (scipy 1.17): where
+    c - 1 - b is an integer and z > 0.9 its 1 - z transformation degenerates (2F1(1, 1.05; 101.05;
+    0.976) gives inf, mpmath 1.0103), and where c - b is small and z near 1 it gives NaN
+    (2F1(1, 300.05; 301.1; 0.9976), mpmath 216.59). The first is smooth in c, so the mean at
+    c +- 1e-7 c stands in (exact to ~1e-14); what still fails is integrated over the Beta's
+    quantiles (:func:`_quantile_rule`).
+    """
+    shape = np.shape(c)
+    b, c, z = (np.ravel(np.broadcast_to(v, shape)).astype(float) for v in (b, c, z))
+    with np.errstate(all="ignore"):
+        upper = 1.0 / (1.0 - z)
+
+        def fails(value: np.ndarray) -> np.ndarray:
+            return ~(np.isfinite(value) & (value >= 1.0 - 1e-12) & (value <= upper * (1 + 1e-12)))
+
+        value = hyp2f1(1.0, b, c, z)
+        bad = fails(value)
+        if bad.any():
+            nudge = 1e-7 * c[bad]
+            value[bad] = 0.5 * (hyp2f1(1.0, b[bad], c[bad] + nudge, z[bad])
+                                + hyp2f1(1.0, b[bad], c[bad] - nudge, z[bad]))
+            bad = fails(value)
+    for i in np.flatnonzero(bad):
+        u = betaincinv(b[i], c[i] - b[i], _QUAD_NODES)
+        value[i] = (1.0 / (1.0 - z[i] * u)) @ _QUAD_WEIGHTS
+    return np.clip(value, 1.0, upper).reshape(shape)
 
 
 def _log_diff_exp(upper: np.ndarray, lower: np.ndarray) -> np.ndarray:
