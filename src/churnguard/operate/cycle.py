@@ -73,18 +73,26 @@ def fault(point: str) -> None:
     if wanted == f"{point}:hang":
         marker = os.environ.get(FAULT_MARKER_ENV)
         if marker:
-            Path(marker).write_text(str(os.getpid()), encoding="utf-8")
+            _write_marker(Path(marker))
         while True:  # until the test kills the process
             time.sleep(3600)
     if wanted == f"{point}:wait":
         # A pause (a cycle the service runs in a child process holds the store meanwhile):
         # write the marker, go on once the test deletes it.
         marker = Path(os.environ[FAULT_MARKER_ENV])
-        marker.write_text(str(os.getpid()), encoding="utf-8")
+        _write_marker(marker)
         while marker.exists():
             time.sleep(0.05)
     if FAULT_HOOK is not None:
         FAULT_HOOK(point)
+
+
+def _write_marker(marker: Path) -> None:
+    """The marker appears with this process's id in it, never empty: a test that sees the file
+    reads the pid (written aside, then renamed into place)."""
+    part = marker.with_name(marker.name + ".part")
+    part.write_text(str(os.getpid()), encoding="utf-8")
+    os.replace(part, marker)
 
 
 def fingerprint(inputs: dict[str, Any]) -> str:
