@@ -562,8 +562,7 @@ def _expected_if_alive(
     failed = ~fits(expected)
     if failed.any():
         expected[failed] = _expected_by_quadrature(a, b_post[failed], k[failed], s[failed])
-    expected = np.where(t == 0, 0.0, expected)
-    if not np.all(fits(expected) | (t == 0)):
+    if not np.all(fits(expected)):
         raise FloatingPointError(
             f"E[purchases | alive] left its bounds for r={r}, alpha={alpha}, a={a}; please "
             "report the parameters and the (x, T, t) it failed on.")
@@ -668,12 +667,12 @@ def _hyp2f1_one(b: np.ndarray, c: np.ndarray, z: np.ndarray) -> np.ndarray:
     """
     shape = np.shape(c)
     b, c, z = (np.ravel(np.broadcast_to(v, shape)).astype(float) for v in (b, c, z))
+    upper = 1.0 / (1.0 - z)
+
+    def fails(value: np.ndarray) -> np.ndarray:
+        return ~(np.isfinite(value) & (value >= 1.0 - 1e-12) & (value <= upper * (1 + 1e-12)))
+
     with np.errstate(all="ignore"):
-        upper = 1.0 / (1.0 - z)
-
-        def fails(value: np.ndarray) -> np.ndarray:
-            return ~(np.isfinite(value) & (value >= 1.0 - 1e-12) & (value <= upper * (1 + 1e-12)))
-
         value = hyp2f1(1.0, b, c, z)
         bad = fails(value)
         if bad.any():
