@@ -235,10 +235,13 @@ def test_fit_is_deterministic_pure_and_order_free(
     assert BetaGeoModel().fit_rfm(x[order], t_x[order], T[order]).params_ == bg.params_
 
 
-def test_the_polish_stops_once_the_optimum_is_reached(monkeypatch: pytest.MonkeyPatch) -> None:
-    # A simulated shop's RFM rows on which the Nelder-Mead polish used to spend its whole
-    # 20,000-evaluation budget without moving (see tests/data/README.md).
-    rfm = pd.read_csv(Path(__file__).resolve().parents[1] / "data" / "mbg_slow_polish_rfm.csv.gz")
+@pytest.mark.parametrize("rows", ["mbg_slow_polish_rfm.csv.gz", "mbg_pooled_rows_rfm.csv.gz"])
+def test_the_polish_stops_once_the_optimum_is_reached(monkeypatch: pytest.MonkeyPatch,
+                                                     rows: str) -> None:
+    # Simulated shops' RFM rows on which the Nelder-Mead polish used to spend its whole
+    # 20,000-evaluation budget without moving (see tests/data/README.md): one cutoff's
+    # customers, and rows pooled over a model's training cutoffs.
+    rfm = pd.read_csv(Path(__file__).resolve().parents[1] / "data" / rows)
     calls = []
     likelihood = btyd._log_likelihood
     monkeypatch.setattr(btyd, "_log_likelihood", lambda *a, **k: calls.append(1) or
