@@ -37,8 +37,8 @@ Issue 18, item 6. Per scenario and seed:
 
 Writes the section "operate" of RESULTS.md.
 
-At 20,000 customers one scenario and seed takes one to two hours on 2 cores, more than the whole
-benchmark fits in one sitting. So a finished run (its figures, not its stores) is also kept in
+At 20,000 customers one scenario and seed takes two to three and a half hours on 2 cores, more
+than the whole benchmark fits in one sitting. So a finished run (its figures, not its stores) is also kept in
 ``benchmarks/runs/operate/``, which is committed: a later invocation with the same settings reads
 it instead of replaying, so the benchmark can be completed one run at a time on several
 machines; ``--fresh`` replays it again.
@@ -898,7 +898,7 @@ def run_one(*, scenario: str, seed: int, args: argparse.Namespace) -> dict[str, 
         shutil.rmtree(folder)
     if finished.exists() and not args.fresh:
         print(f"== {scenario}, seed {seed}: the finished run in {finished}", flush=True)
-        return json.loads(finished.read_text())
+        return {**json.loads(finished.read_text()), "read_from": str(finished.relative_to(HERE.parent))}
     folder.mkdir(parents=True, exist_ok=True)
     print(f"== {scenario}, seed {seed}: {folder}", flush=True)
     setup = prepare(folder, scenario=scenario, users=args.users, days=cal["days"],
@@ -959,8 +959,15 @@ def main() -> int:
         ("--lag-check", args.lag_check, 0)) if v != d)
     command = f"python benchmarks/bench_operate.py{flags}"
     body = summarize(runs, args=args, command=command)
+    read = [r["read_from"] for r in runs if "read_from" in r]
     body += (f"\nThis invocation took {time.perf_counter() - started:,.0f} s (what was cached "
-             "under benchmarks/.data is read, not rerun; the times per scenario are above).\n")
+             "under benchmarks/.data is read, not rerun; the times per scenario are above).")
+    if read:
+        body += (f" {len(read)} of the {len(runs)} runs were not replayed by it but read from "
+                 "the finished runs committed by earlier invocations with the same settings "
+                 "(`git log -- benchmarks/runs/operate` says when): "
+                 + ", ".join(f"`{Path(r).name}`" for r in read) + ".")
+    body += "\n"
     print()
     print(body)
     (DATA / "bench_operate_runs.json").write_text(json.dumps(runs, default=str, indent=1))
