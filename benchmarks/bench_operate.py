@@ -898,7 +898,7 @@ def run_one(*, scenario: str, seed: int, args: argparse.Namespace) -> dict[str, 
         shutil.rmtree(folder)
     if finished.exists() and not args.fresh:
         print(f"== {scenario}, seed {seed}: the finished run in {finished}", flush=True)
-        return {**json.loads(finished.read_text()), "read_from": str(finished.relative_to(HERE.parent))}
+        return {**json.loads(finished.read_text()), "read_from": finished.name}
     folder.mkdir(parents=True, exist_ok=True)
     print(f"== {scenario}, seed {seed}: {folder}", flush=True)
     setup = prepare(folder, scenario=scenario, users=args.users, days=cal["days"],
@@ -966,7 +966,7 @@ def main() -> int:
         body += (f" {len(read)} of the {len(runs)} runs were not replayed by it but read from "
                  "the finished runs committed by earlier invocations with the same settings "
                  "(`git log -- benchmarks/runs/operate` says when): "
-                 + ", ".join(f"`{Path(r).name}`" for r in read) + ".")
+                 + ", ".join(f"`{r}`" for r in read) + ".")
     body += "\n"
     print()
     print(body)

@@ -132,5 +132,6 @@ def test_a_finished_run_committed_in_benchmarks_runs_is_read_not_replayed(
     (tmp_path / "runs" / name).write_text(json.dumps({"scenario": "drift", "seed": 0,
                                                       "rows": [{"day": 757}]}))
     run = bench_operate.run_one(scenario="drift", seed=0, args=args)
-    assert run == {"scenario": "drift", "seed": 0, "rows": [{"day": 757}]}
+    # The section names the runs it read rather than replayed.
+    assert run == {"scenario": "drift", "seed": 0, "rows": [{"day": 757}], "read_from": name}
     assert not (tmp_path / "data").exists()  # nothing simulated, nothing replayed
