@@ -192,6 +192,10 @@ class UpliftConfig(_Section):
     # paired bootstrap replicates over customers.
     choice_confidence: float = Field(0.95, ge=0.5, lt=1)
     bootstrap_replicates: int = Field(200, ge=20)
+    # A plan keeps the learner an earlier plan chose (out of fold, among all six) for this many
+    # days and cross-fits only that one, for the recalibration; the choice is most of a plan's
+    # cost and grows with the campaign history. 0: choose again at every plan.
+    choose_every_days: int = Field(28, ge=0)
     # How the recalibrated effects are shrunk across the actions before a plan uses them:
     # empirical Bayes posterior means (each action's average effect and slope pulled toward the
     # actions' pooled ones by its standard error), or none (docs/intervene.md, "Shrinkage").

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 
 from churnguard.cli import main
 from churnguard.config import ProjectConfig
+from churnguard.cutoffs import scoring_cutoff
 from churnguard.intervene.control import control_key, control_mask
 from churnguard.intervene.plan import choose_actions, make_plan, plan_inputs, save_plan
 from churnguard.project import Project
@@ -257,3 +259,49 @@ def test_a_plan_applies_a_kept_uplift_model_instead_of_learning_again(project: P
     pd.testing.assert_frame_equal(again.cost, learned.cost)
     assert again.uplift_source == learned.uplift_source
     assert again.evaluation is learned.evaluation
+
+
+def test_a_plan_keeps_a_recent_choice_of_learner_and_chooses_again_when_it_is_old(
+        project: Path) -> None:
+    """``[uplift] choose_every_days``: a plan within that many days of the plan that chose the
+    uplift learner among all six keeps its choice and cross-fits only that learner (for the
+    recalibration); a plan that many days later, or with 0, chooses among all of them again."""
+    config = Project.load(project).config
+    assert config.uplift.choose_every_days == 28
+    every = ["s_logistic", "t_logistic", "dr_learner", "s_learner", "t_learner", "x_learner"]
+
+    def evaluated(inputs: object) -> list[str]:
+        return [learner["name"] for learner in inputs.evaluation.learners]
+
+    with _store(project) as store:
+        t = scoring_cutoff(store)
+        # Before every plan the other tests store (they plan at T): none of theirs is older.
+        chooses = plan_inputs(store, config=config, as_of=t - dt.timedelta(days=35))
+        save_plan(store, make_plan(store, config=config, budget=200.0, inputs=chooses,
+                                   campaign_id="chooses"), config=config)
+        assert evaluated(chooses) == [*every, "random"]
+        chosen = chooses.evaluation.chosen
+        said: list[str] = []
+        week_later = plan_inputs(store, config=config, as_of=t - dt.timedelta(days=28),
+                                 progress=said.append)
+        assert evaluated(week_later) == [chosen, "random"]
+        assert week_later.evaluation.chosen == chosen
+        assert week_later.evaluation.choice["kept_from"] == "chooses"
+        assert week_later.evaluation.choice["chosen_at"][:10] == f"{t - dt.timedelta(days=35):%F}"
+        assert f"kept from the choice of {t - dt.timedelta(days=35):%F}" in \
+            week_later.uplift_source
+        folds = [m for m in said if m.startswith("fold ")]
+        fitted = {m.split(": ", 1)[1] for m in folds} - {"the outcome's baseline"}
+        assert fitted == ({chosen, "t_learner"} if chosen == "x_learner" else {chosen}), folds
+        # Its recalibrated effects are estimated afresh on the same campaigns: the same as a
+        # plan that chose again finds for the same learner.
+        every_plan = config.model_copy(update={"uplift": config.uplift.model_copy(
+            update={"choose_every_days": 0})})
+        again = plan_inputs(store, config=every_plan, as_of=t - dt.timedelta(days=28))
+        assert evaluated(again) == [*every, "random"]
+        if again.evaluation.chosen == chosen:
+            pd.testing.assert_frame_equal(again.uplift, week_later.uplift)
+        # 28 days after the choice, a plan chooses again.
+        later = plan_inputs(store, config=config, as_of=t - dt.timedelta(days=7))
+        assert evaluated(later) == [*every, "random"]
+        assert later.evaluation.choice["kept_from"] is None

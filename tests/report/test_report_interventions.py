@@ -275,3 +275,18 @@ def test_plan_sample_without_expected_margin_is_a_precise_error() -> None:
     with pytest.raises(ValueError, match=r"ReportData.plan_sample lacks the column\(s\) "
                                          r"\['expected_margin'\]"):
         light_report_data(plan_sample=pd.DataFrame({"user_id": ["u1"], "action": ["coupon_10"]}))
+
+
+def test_a_plan_that_kept_an_earlier_choice_of_learner_says_which_plan_chose(page: str) -> None:
+    from churnguard.report.intervention_sections import _uplift_learners
+
+    assert "kept the learner chosen" not in page  # the fixture's plan chose among them all
+    learner = {"name": "s_logistic", "qini": 0.01, "auuc": 0.02, "uplift_at_10": 0.03,
+               "uplift_at_20": 0.02, "uplift_at_30": 0.02}
+    html = _uplift_learners({"uplift_evaluation": {
+        "learners": [learner, {**learner, "name": "random"}], "chosen": "s_logistic",
+        "folds": 3, "n_rows": 900, "n_campaigns": 2, "outcome_type": "order", "window_days": 90,
+        "choice": {"chosen_at": "2026-03-01T00:00:00", "kept_from": "cg-<0301>"}}})
+    assert ("This plan kept the learner chosen among all of them by the plan cg-&lt;0301&gt; "
+            "(as of 2026-03-01; <code>[uplift] choose_every_days</code>), so it cross-fitted "
+            "only that one") in html

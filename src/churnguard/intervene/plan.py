@@ -51,6 +51,7 @@ from churnguard.intervene.explore import (
     thompson_choice,
 )
 from churnguard.intervene.uplift import (
+    LEARNERS,
     FittedUplift,
     UpliftData,
     UpliftError,
@@ -202,11 +203,19 @@ def _learn_uplift(store: Store, config: ProjectConfig, features: pd.DataFrame,
                               features=list(features.columns), as_of=as_of)
         # Three folds: honest, and a plan stays quick enough to make on demand.
         up = config.uplift
+        kept = recent_choice(store, as_of=as_of, days=up.choose_every_days,
+                             outcome_type=iv.outcome_type, window_days=iv.window_days)
+        if kept:
+            say(f"keeping the {kept['chosen']} chosen at {kept['chosen_at'][:10]} "
+                f"([uplift] choose_every_days = {up.choose_every_days})")
         evaluation = evaluate_learners(data, actions=actions, folds=3, seed=seed,
                                        half_life_days=up.half_life_days,
                                        confidence=up.choice_confidence,
                                        replicates=up.bootstrap_replicates,
-                                       shrinkage=up.shrinkage, progress=say)
+                                       shrinkage=up.shrinkage,
+                                       learners=[kept["chosen"]] if kept else None,
+                                       progress=say)
+        evaluation.choice.update(kept or {"chosen_at": as_of.isoformat(), "kept_from": None})
     except UpliftError as exc:
         return (f"prior effects by risk tier from churnguard.toml, because no campaign history "
                 f"can be used: {exc}")
@@ -223,12 +232,43 @@ def _learn_uplift(store: Store, config: ProjectConfig, features: pd.DataFrame,
     say(f"fitting the {evaluation.chosen} on {len(data):,} campaign rows")
     learner = fit_uplift(data, evaluation.chosen, actions=actions, seed=seed,
                          half_life_days=config.uplift.half_life_days)
+    how = (f"kept from the choice of {evaluation.choice['chosen_at'][:10]}" if kept
+           else "chosen by out-of-fold Qini")
     source = (f"{evaluation.chosen} fitted on {len(data):,} rows of {evaluation.n_campaigns} "
-              f"randomised campaigns (chosen by out-of-fold Qini, recalibrated out of fold)")
+              f"randomised campaigns ({how}, recalibrated out of fold)")
     if learner.missing_actions_:
         source += f"; no history for {', '.join(learner.missing_actions_)} (effect 0)"
     return LearnedUplift(learner=learner, evaluation=evaluation, source=source, notes=notes,
                          data=data)
+
+
+def recent_choice(store: Store, *, as_of: dt.datetime, days: int, outcome_type: str,
+                  window_days: int) -> dict | None:
+    """The uplift learner a stored plan chose among all of them, when that choice was made less
+    than ``days`` before ``as_of`` for the same outcome: {"chosen", "chosen_at" (the as-of of
+    the plan that chose), "kept_from" (that plan's campaign id)}; None otherwise, or when
+    ``days`` is 0. The newest plan at or before ``as_of`` says: one that kept a choice names
+    when it was made, so a choice is kept at most ``days``, however often plans are made."""
+    if days <= 0:
+        return None
+    row = store.con.execute(
+        "SELECT campaign_id, as_of, summary FROM plans WHERE as_of <= ? "
+        "ORDER BY as_of DESC, created_at DESC LIMIT 1", [as_of]).fetchone()
+    if row is None:
+        return None
+    campaign_id, plan_as_of, summary = row
+    evaluation = (json.loads(summary) or {}).get("uplift_evaluation") or {}
+    choice = evaluation.get("choice") or {}
+    chosen = evaluation.get("chosen")
+    if (chosen not in LEARNERS or evaluation.get("outcome_type") != outcome_type
+            or evaluation.get("window_days") != window_days):
+        return None
+    # A plan stored before choices were kept made its choice at its own as-of.
+    chosen_at = dt.datetime.fromisoformat(choice.get("chosen_at") or plan_as_of.isoformat())
+    if as_of - chosen_at >= dt.timedelta(days=days):
+        return None
+    return {"chosen": chosen, "chosen_at": chosen_at.isoformat(),
+            "kept_from": choice.get("kept_from") or campaign_id}
 
 
 def _value(store: Store, config: ProjectConfig, scoring: Snapshot, say: Callable[[str], None]
@@ -676,9 +716,11 @@ def plan_summary(rows: pd.DataFrame, inputs: PlanInputs, *, budget: float,
         "value_model": inputs.value_source,
         "model_version": inputs.model_version,
         "uplift_evaluation": inputs.evaluation.to_json() if inputs.evaluation else None,
-        # Qini curves of the chosen learner and the T-learner, for the report.
+        # Qini curves of the chosen learner and the T-learner (where this plan evaluated it: one
+        # that keeps an earlier choice evaluates the kept learner only), for the report.
         "uplift_curves": ({name: inputs.evaluation.curves[name]
-                           for name in {inputs.evaluation.chosen, "t_learner"}}
+                           for name in {inputs.evaluation.chosen, "t_learner"}
+                           if name in inputs.evaluation.curves}
                           if inputs.evaluation else None),
     }
 

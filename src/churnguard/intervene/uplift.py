@@ -540,17 +540,20 @@ BASELINE = "__baseline"  # _out_of_fold's key of the cross-fitted outcome baseli
 
 
 def _out_of_fold(data: UpliftData, acts: list[str], *, folds: int, seed: int,
-                 half_life_days: float | None, say: Callable[[str], None]
-                 ) -> dict[str, pd.DataFrame]:
-    """Each learner's cross-fitted effects: every row is predicted by models that never saw
-    its customer, in the context of its own campaign (:class:`CampaignContext`); under
-    ``BASELINE``, each row's outcome predicted from its features and context alone (the
-    calibration's covariate, :func:`_calibration`)."""
+                 half_life_days: float | None, say: Callable[[str], None],
+                 names: Sequence[str] = tuple(LEARNERS)) -> dict[str, pd.DataFrame]:
+    """The cross-fitted effects of each learner in ``names``: every row is predicted by models
+    that never saw its customer, in the context of its own campaign (:class:`CampaignContext`);
+    under ``BASELINE``, each row's outcome predicted from its features and context alone (the
+    calibration's covariate, :func:`_calibration`). The X-learner's fit reuses the T-learner's
+    outcome models, so it brings the T-learner along."""
+    fit = set(names) | ({"t_learner"} if "x_learner" in names else set())
     fold = _folds(data.user_id, folds, seed)
     contexts = data.contexts
     x = CampaignContext.of(data).add(data.features, contexts)
     weight = campaign_weights(data, half_life_days)
-    oof = {name: pd.DataFrame(0.0, index=range(len(data)), columns=acts) for name in LEARNERS}
+    oof = {name: pd.DataFrame(0.0, index=range(len(data)), columns=acts)
+           for name in LEARNERS if name in fit}
     oof[BASELINE] = pd.DataFrame(0.0, index=range(len(data)), columns=["p"])
     for k in range(folds):
         train, test = fold != k, fold == k
@@ -563,6 +566,8 @@ def _out_of_fold(data: UpliftData, acts: list[str], *, folds: int, seed: int,
             else float(np.average(data.y[train], weights=weight[train])))
         fitted: dict[str, object] = {}
         for name, cls in LEARNERS.items():
+            if name not in fit:
+                continue
             say(f"fold {k + 1}/{folds}: {name}")
             extra = {"outcome_models": fitted["t_learner"]} if cls is XLearner else {}
             fitted[name] = cls(random_state=seed).fit(
@@ -575,7 +580,8 @@ def _out_of_fold(data: UpliftData, acts: list[str], *, folds: int, seed: int,
 
 
 def _choose(data: UpliftData, oof: dict[str, pd.DataFrame], acts: list[str], *,
-            confidence: float, replicates: int, seed: int) -> dict:
+            confidence: float, replicates: int, seed: int,
+            names: Sequence[str] = tuple(LEARNERS)) -> dict:
     """The simplest learner that the best is not better than beyond noise.
 
     The rule: ``best`` has the highest out-of-fold Qini (the mean over actions, weighted by
@@ -584,31 +590,33 @@ def _choose(data: UpliftData, oof: dict[str, pd.DataFrame], acts: list[str], *,
     distribution of Qini(best) - Qini(learner); a learner is *within noise* of the best when the
     lower ``1 - confidence`` quantile of that gap is <= 0, i.e. the best does not beat it in at
     least ``confidence`` of the replicates. The chosen learner is the first within noise in
-    ``LEARNERS``' order, simplest first (the best itself always is)."""
+    ``LEARNERS``' order, simplest first (the best itself always is). ``names``: the candidates
+    (default: every learner), in that order."""
+    names = [name for name in LEARNERS if name in names]
     weights = {a: int((data.action == a).sum()) for a in acts}
     total = sum(weights.values())
     point = {name: sum(uplift_metrics(oof[name][a].to_numpy()[data.matched(a)],
                                       treated=data.action[data.matched(a)] == a,
                                       y=data.y[data.matched(a)])["qini"]
-                       * weights[a] for a in acts) / total for name in LEARNERS}
-    best = max(LEARNERS, key=lambda name: point[name])
+                       * weights[a] for a in acts) / total for name in names}
+    best = max(names, key=lambda name: point[name])
     users, inverse = np.unique(data.user_id.astype(str), return_inverse=True)
     rng = np.random.default_rng(seed + 7919)
-    reps = {name: [] for name in LEARNERS}
+    reps = {name: [] for name in names}
     for start in range(0, replicates, 25):  # blocks keep the weight matrices small
         w = rng.poisson(1.0, (min(25, replicates - start), users.size))[:, inverse]
-        for name in LEARNERS:
+        for name in names:
             q = sum(qini_replicates(oof[name][a].to_numpy()[rows], treated=data.action[rows] == a,
                                     y=data.y[rows], weights=w[:, rows]) * weights[a]
                     for a in acts for rows in [data.matched(a)]) / total
             reps[name].append(q)
     reps = {name: np.concatenate(r) for name, r in reps.items()}
     lower = {name: float(np.quantile(reps[best] - reps[name], 1.0 - confidence))
-             for name in LEARNERS}
-    chosen = next(name for name in LEARNERS if lower[name] <= 0.0)
+             for name in names}
+    chosen = next(name for name in names if lower[name] <= 0.0)
     return {"best": best, "chosen": chosen, "confidence": confidence, "replicates": replicates,
-            "order": list(LEARNERS), "gap_lower": lower,
-            "rule": (f"the simplest learner (order: {', '.join(LEARNERS)}) whose out-of-fold Qini "
+            "order": names, "gap_lower": lower,
+            "rule": (f"the simplest learner (order: {', '.join(names)}) whose out-of-fold Qini "
                      f"the best ({best}) does not beat in {confidence:.0%} of {replicates} "
                      "paired bootstrap replicates over customers")}
 
@@ -617,8 +625,10 @@ def evaluate_learners(data: UpliftData, *, actions: Sequence[str] | None = None,
                       folds: int = 5, seed: int = 0, half_life_days: float | None = None,
                       confidence: float = 0.95, replicates: int = 200,
                       shrinkage: str = "empirical_bayes",
+                      learners: Sequence[str] | None = None,
                       progress: Callable[[str], None] | None = None) -> UpliftEvaluation:
-    """Cross-fitted effects of every learner; Qini, AUUC and uplift@k per action on the rows of
+    """Cross-fitted effects of every learner (or of ``learners``, the candidates: a plan that
+    keeps an earlier choice cross-fits only the learner it keeps, for the recalibration); Qini, AUUC and uplift@k per action on the rows of
     that action and the control group; the chosen learner is the simplest one whose Qini the
     best learner's does not beat beyond noise (:func:`_choose` states the rule). A random
     ranking is reported alongside as the floor. ``actions`` (default: every action of ``data``)
@@ -630,6 +640,11 @@ def evaluate_learners(data: UpliftData, *, actions: Sequence[str] | None = None,
     if shrinkage not in SHRINKAGE:
         raise UpliftError(f"unknown shrinkage {shrinkage!r}; choose one of "
                           f"{', '.join(SHRINKAGE)}")
+    unknown = sorted(set(learners or ()) - set(LEARNERS))
+    if unknown or (learners is not None and not learners):
+        raise UpliftError(f"unknown learner(s) {', '.join(unknown) or '(none given)'}; choose "
+                          f"from {', '.join(LEARNERS)}")
+    names = [name for name in LEARNERS if learners is None or name in learners]
     actions = data.actions if actions is None else actions
     acts = [a for a in actions if (data.action == a).any()]
     if not acts:
@@ -640,11 +655,11 @@ def evaluate_learners(data: UpliftData, *, actions: Sequence[str] | None = None,
                           f"({', '.join(actions)}); the campaigns gave "
                           f"{', '.join(data.actions)}")
     oof = _out_of_fold(data, acts, folds=folds, seed=seed, half_life_days=half_life_days,
-                       say=say)
+                       say=say, names=names)
     weights = {a: int((data.action == a).sum()) for a in acts}
     rng = np.random.default_rng(seed)
-    learners, curves = [], {}
-    for name in LEARNERS:
+    summaries, curves = [], {}
+    for name in names:
         per_action, curves[name] = {}, {}
         for a in acts:
             rows = data.matched(a)
@@ -652,7 +667,7 @@ def evaluate_learners(data: UpliftData, *, actions: Sequence[str] | None = None,
                                y=data.y[rows])
             curves[name][a] = {"x": m.pop("curve_x"), "qini": m.pop("curve_qini")}
             per_action[a] = m
-        learners.append(_summary(name, per_action, weights))
+        summaries.append(_summary(name, per_action, weights))
     per_action = {}
     for a in acts:
         rows = data.matched(a)
@@ -661,9 +676,11 @@ def evaluate_learners(data: UpliftData, *, actions: Sequence[str] | None = None,
         per_action[a] = {key: float(np.mean([r[key] for r in runs]))
                          for key in ("qini", "auuc", "uplift_at_10", "uplift_at_20",
                                      "uplift_at_30")}
-    learners.append(_summary("random", per_action, weights))
-    say("choosing the learner (paired bootstrap)")
-    choice = _choose(data, oof, acts, confidence=confidence, replicates=replicates, seed=seed)
+    summaries.append(_summary("random", per_action, weights))
+    if len(names) > 1:
+        say("choosing the learner (paired bootstrap)")
+    choice = _choose(data, oof, acts, confidence=confidence, replicates=replicates, seed=seed,
+                     names=names)
     chosen = choice["chosen"]
     weight = campaign_weights(data, half_life_days)
     covariate = oof.pop(BASELINE)["p"].to_numpy()
@@ -674,7 +691,7 @@ def evaluate_learners(data: UpliftData, *, actions: Sequence[str] | None = None,
     calibration = shrunk_calibration(calibration, shrinkage)
     return UpliftEvaluation(n_rows=len(data), n_campaigns=int(np.unique(data.campaign_id).size),
                             folds=folds, outcome_type=data.outcome_type,
-                            window_days=data.window_days, learners=learners, chosen=chosen,
+                            window_days=data.window_days, learners=summaries, chosen=chosen,
                             curves=curves, oof=oof, calibration=calibration, choice=choice)
 
 

@@ -202,6 +202,12 @@ def _uplift_learners(summary: dict) -> str:
              f"{_e(evaluation.get('window_days', '—'))} days) and scored on the rows it did not "
              "see. The learner with the highest Qini is chosen; the random ranking is the floor "
              "every learner must beat. pp = percentage points.</p>")
+    choice = evaluation.get("choice") or {}
+    if choice.get("kept_from"):
+        about += (f"<p>This plan kept the learner chosen among all of them by the plan "
+                  f"{_e(choice['kept_from'])} (as of {_e(str(choice.get('chosen_at', ''))[:10])}"
+                  "; <code>[uplift] choose_every_days</code>), so it cross-fitted only that "
+                  "one, for its recalibration; that plan's report compares them all.</p>")
     return ("<h4>Uplift learners</h4>" + about
             + _table(["Learner"] + [h for _, h, _ in UPLIFT_METRICS], rows, cls="learners")
             + f'<dl class="metrics">{legend}</dl>' + _qini_curves(summary, evaluation))
