@@ -35,7 +35,8 @@ Parquet file per week.
    during it; ``--rest`` s after. When the cycle ran comes from its record; the 1-minute load
    average is sampled every 2 s.
 
-Writes the sections "cycle" (1) and "cycle_serve" (2) of benchmarks/RESULTS.md. Timing on a
+Writes the sections "cycle" (1) and "cycle_serve" (2) of benchmarks/RESULTS.md (with a
+non-default ``--users``, ``--days`` or ``--seed``, e.g. "cycle_1200d" for ``--days 1200``). Timing on a
 shared machine is noisy: the load average is reported beside every figure.
 """
 
@@ -581,8 +582,13 @@ def main() -> int:
              ("--rest", args.rest, 30.0), ("--lead-min", args.lead_min, 6))
             if value != default) + (" --skip-serve" if args.skip_serve else "") + \
             (" --skip-cycles" if args.skip_cycles else "")
+        # The default shop owns the sections; another size or history writes beside them
+        # (e.g. "cycle_1200d": a shop three years on, with its campaigns' history).
+        tag = "".join(f"_{value}{unit}" for value, default, unit in (
+            (args.users, 20_000, "u"), (args.days, 400, "d"), (args.seed, 0, "s"))
+            if value != default)
         for name, body in sections:
-            write_section(name, body, command=command)
+            write_section(name + tag, body, command=command)
     return 0
 
 
