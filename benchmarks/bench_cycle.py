@@ -20,8 +20,8 @@ Parquet file per week.
    challenger due: the champion is a week old, the monitor compares with last week; the plan
    keeps the uplift learner the template's plan chose a week before), once with every model
    chosen again (``retrain_every_days = 1``: a challenger is trained, shadow-scored, gated;
-   ``[uplift] choose_every_days = 1``: the plan chooses its uplift learner among all six). ``--repeats``
-   times, alternating. Per step: the seconds the cycle's record says; per run: the command's
+   ``[uplift] choose_every_days = 1``: the plan chooses its uplift learner among all six).
+   ``--repeats`` times, alternating. Per step: the seconds the cycle's record says; per run: the command's
    wall time (Python start and imports included), its peak RSS and the 1-minute load average.
 2. **Serving through a scheduled cycle.** A copy of the template is served by a real
    ``churnguard serve`` (clock = the data's), its ``[operate] schedule`` set to fire
@@ -36,8 +36,8 @@ Parquet file per week.
    average is sampled every 2 s.
 
 Writes the sections "cycle" (1) and "cycle_serve" (2) of benchmarks/RESULTS.md (with a
-non-default ``--users``, ``--days`` or ``--seed``, e.g. "cycle_1200d" for ``--days 1200``). Timing on a
-shared machine is noisy: the load average is reported beside every figure.
+non-default ``--users``, ``--days`` or ``--seed``, e.g. "cycle_1200d" for ``--days 1200``).
+Timing on a shared machine is noisy: the load average is reported beside every figure.
 """
 
 from __future__ import annotations

@@ -38,10 +38,10 @@ Issue 18, item 6. Per scenario and seed:
 Writes the section "operate" of RESULTS.md.
 
 At 20,000 customers one scenario and seed takes two to three and a half hours on 2 cores, more
-than the whole benchmark fits in one sitting. So a finished run (its figures, not its stores) is also kept in
-``benchmarks/runs/operate/``, which is committed: a later invocation with the same settings reads
-it instead of replaying, so the benchmark can be completed one run at a time on several
-machines; ``--fresh`` replays it again.
+than the whole benchmark fits in one sitting. So a finished run (its figures, not its stores) is
+also kept in ``benchmarks/runs/operate/``, which is committed: a later invocation with the same
+settings reads it instead of replaying, so the benchmark can be completed one run at a time on
+several machines; ``--fresh`` replays it again.
 """
 
 from __future__ import annotations

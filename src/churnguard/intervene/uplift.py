@@ -600,6 +600,12 @@ def _choose(data: UpliftData, oof: dict[str, pd.DataFrame], acts: list[str], *,
                                       y=data.y[data.matched(a)])["qini"]
                        * weights[a] for a in acts) / total for name in names}
     best = max(names, key=lambda name: point[name])
+    rule = (f"the simplest learner (order: {', '.join(names)}) whose out-of-fold Qini the best "
+            f"({best}) does not beat in {confidence:.0%} of {replicates} paired bootstrap "
+            "replicates over customers")
+    if len(names) == 1:  # its gap to itself is 0 in every replicate: nothing to resample
+        return {"best": best, "chosen": best, "confidence": confidence,
+                "replicates": replicates, "order": names, "gap_lower": {best: 0.0}, "rule": rule}
     users, inverse = np.unique(data.user_id.astype(str), return_inverse=True)
     rng = np.random.default_rng(seed + 7919)
     reps = {name: [] for name in names}
@@ -615,10 +621,7 @@ def _choose(data: UpliftData, oof: dict[str, pd.DataFrame], acts: list[str], *,
              for name in names}
     chosen = next(name for name in names if lower[name] <= 0.0)
     return {"best": best, "chosen": chosen, "confidence": confidence, "replicates": replicates,
-            "order": names, "gap_lower": lower,
-            "rule": (f"the simplest learner (order: {', '.join(names)}) whose out-of-fold Qini "
-                     f"the best ({best}) does not beat in {confidence:.0%} of {replicates} "
-                     "paired bootstrap replicates over customers")}
+            "order": names, "gap_lower": lower, "rule": rule}
 
 
 def evaluate_learners(data: UpliftData, *, actions: Sequence[str] | None = None,
@@ -628,8 +631,8 @@ def evaluate_learners(data: UpliftData, *, actions: Sequence[str] | None = None,
                       learners: Sequence[str] | None = None,
                       progress: Callable[[str], None] | None = None) -> UpliftEvaluation:
     """Cross-fitted effects of every learner (or of ``learners``, the candidates: a plan that
-    keeps an earlier choice cross-fits only the learner it keeps, for the recalibration); Qini, AUUC and uplift@k per action on the rows of
-    that action and the control group; the chosen learner is the simplest one whose Qini the
+    keeps an earlier choice cross-fits only the learner it keeps, for the recalibration); Qini,
+    AUUC and uplift@k per action on the rows of that action and the control group; the chosen learner is the simplest one whose Qini the
     best learner's does not beat beyond noise (:func:`_choose` states the rule). A random
     ranking is reported alongside as the floor. ``actions`` (default: every action of ``data``)
     are the actions evaluated; ``half_life_days`` down-weights older campaigns
